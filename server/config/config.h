@@ -1,0 +1,111 @@
+/* config.h - every setting of ei-relay, defined once in a table (config.c) that serves the JSON
+ * file, the EI_RELAY_* environment, the command-line flags, --print-config and --help alike.
+ *
+ * Precedence: defaults < file (--config) < environment < flags. Seed keys of the Edge Impulse
+ * Greengrass recipes are accepted verbatim, as strings or numbers; "__none__" means unset; keys
+ * ei-relay does not act on are accepted and reported once as ignored; an unknown key or a bad
+ * value fails with a message naming the key and what it accepts. */
+#ifndef EI_CONFIG_CONFIG_H
+#define EI_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/rc.h"
+
+typedef enum config_role { CONFIG_ROLE_READ = 1, CONFIG_ROLE_INGEST, CONFIG_ROLE_ADMIN } config_role;
+
+typedef struct config_token {
+    char *token; /* owned */
+    config_role role;
+} config_token;
+
+typedef enum config_sync { CONFIG_SYNC_FULL = 0, CONFIG_SYNC_NORMAL } config_sync;
+typedef enum config_criteria {
+    CONFIG_CRIT_GT = 0,
+    CONFIG_CRIT_GE,
+    CONFIG_CRIT_EQ,
+    CONFIG_CRIT_LE,
+    CONFIG_CRIT_LT
+} config_criteria;
+
+/* The effective configuration. Strings are owned (NULL = unset); sizes in bytes, durations in
+ * milliseconds. Read-only after config_load: threads share it without locks. */
+typedef struct config {
+    /* service */
+    int http_port;
+    int ws_port;
+    char *bind;
+    char *db_path;
+    config_sync db_synchronous;
+    char *web_root;     /* directory of the dashboard's static files */
+    int log_level;      /* log_level from core/log.h */
+    int http_threads;
+    int64_t max_body_bytes;
+    bool demo;
+    int64_t demo_interval_ms;
+    /* access */
+    config_token *tokens; /* owned array */
+    size_t n_tokens;
+    char *token_file;
+    /* cache */
+    int64_t cache_max_rows;
+    int64_t cache_max_bytes;
+    int64_t cache_max_age_ms;
+    int commit_batch_max;
+    int thumbnail_px;
+    /* forwarder (MQTT) */
+    char *mqtt_endpoint;
+    int mqtt_port;
+    char *mqtt_ca;
+    char *mqtt_cert;
+    char *mqtt_key;
+    char *mqtt_client_id;
+    /* sources: JSON text of the validated "sources" array (owned), "[]" when none */
+    char *sources_json;
+    /* Edge Impulse seed keys that ei-relay acts on */
+    char *device_name;
+    bool device_mac_suffix;
+    int iotcore_backoff;
+    int iotcore_qos;
+    bool publish_inference_base64_image;
+    bool enable_threshold_limit;
+    double default_threshold; /* normalized to 0..1 (50.0 means 0.50) */
+    config_criteria threshold_criteria;
+    int64_t metrics_sleeptime_ms;
+    char *s3_bucket;
+    /* Seed keys accepted for compatibility but not acted on; names of those that were set,
+     * comma-separated, for the one-time report (owned, NULL if none). */
+    char *ignored_keys;
+} config;
+
+/* What the command line asked for besides settings. Pointers borrow argv. */
+typedef struct config_cli {
+    const char *command;     /* "run" (default), "export", "import" */
+    const char *config_file; /* --config FILE or NULL */
+    const char *dir;         /* --dir DIR for export/import */
+    bool print_config;
+    bool help;
+    bool version;
+} config_cli;
+
+/* Fills c from defaults, the file named by --config, envp (NULL-terminated "K=V" list) and
+ * argv. On failure err names the key and the accepted values; c is left freed. */
+er_rc config_load(config *c, int argc, char **argv, char **envp, config_cli *cli, er_err *err);
+
+/* Same pipeline from a JSON text only (tests, fuzzing): defaults < json. */
+er_rc config_load_json(config *c, const char *json, size_t len, er_err *err);
+
+void config_free(config *c);
+
+/* Writes the effective configuration as a JSON object, secrets masked ("***"). */
+void config_print(const config *c, FILE *out);
+
+/* Writes usage and one line per setting (flag, environment name, default, help). */
+void config_usage(FILE *out);
+
+/* Logs, once, the seed keys that were set but that ei-relay does not act on. */
+void config_report_ignored(const config *c);
+
+#endif

@@ -1,0 +1,51 @@
+/* util.h - small pure helpers shared by modules: clocks, uuid v4, base64, constant-time
+ * compare, strict number parsing, a growable byte buffer. */
+#ifndef EI_CORE_UTIL_H
+#define EI_CORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rc.h"
+
+#define UTIL_UUID_LEN 36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" without NUL */
+
+int64_t util_now_ms(void);  /* wall clock, epoch milliseconds */
+int64_t util_mono_ms(void); /* monotonic milliseconds, for intervals */
+
+/* Fills buf (n bytes) from the kernel CSPRNG. */
+er_rc util_random(void *buf, size_t n);
+/* Writes a random (v4) uuid plus NUL into out (at least UTIL_UUID_LEN + 1 bytes). */
+er_rc util_uuid4(char *out);
+/* True if s is a uuid in canonical 8-4-4-4-12 hex form (any version, any case). */
+bool util_is_uuid(const char *s);
+
+/* Compares two NUL-terminated secrets in time independent of where they differ. */
+bool util_ct_equal(const char *a, const char *b);
+
+/* Base64 (RFC 4648, standard alphabet, padding optional on decode, whitespace rejected).
+ * util_b64_decoded_max gives a bound for the output buffer. */
+size_t util_b64_encoded_len(size_t n);
+void util_b64_encode(const void *src, size_t n, char *out); /* out gets len+1 with NUL */
+size_t util_b64_decoded_max(size_t n);
+er_rc util_b64_decode(const char *src, size_t n, uint8_t *out, size_t *out_len);
+
+/* Strict parsing: the whole string must be the number, no overflow. */
+er_rc util_parse_i64(const char *s, int64_t *out);
+er_rc util_parse_double(const char *s, double *out);
+/* Epoch ms or RFC 3339 UTC ("2026-11-24T10:00:00Z", optional .fff and +hh:mm). */
+er_rc util_parse_time_ms(const char *s, int64_t *out);
+
+/* Growable byte buffer; data is always NUL-terminated for convenience. */
+typedef struct util_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} util_buf;
+
+er_rc util_buf_append(util_buf *b, const void *p, size_t n);
+er_rc util_buf_printf(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void util_buf_free(util_buf *b);
+
+#endif

@@ -1,0 +1,32 @@
+/* auth.h - bearer tokens with roles for the LAN API (and the WebSocket, later).
+ * Tokens come from configuration and token_file; when none is configured an admin token is
+ * generated on first start, stored next to the database with mode 0600 and logged once.
+ * Comparison is constant-time. Read-only after creation: any thread may call auth_check. */
+#ifndef EI_HTTP_AUTH_H
+#define EI_HTTP_AUTH_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "core/rc.h"
+
+typedef enum auth_role {
+    AUTH_NONE = 0, /* missing or unknown token */
+    AUTH_READ = CONFIG_ROLE_READ,
+    AUTH_INGEST = CONFIG_ROLE_INGEST,
+    AUTH_ADMIN = CONFIG_ROLE_ADMIN,
+} auth_role;
+
+typedef struct auth auth;
+
+er_rc auth_create(const config *cfg, auth **out, er_err *err);
+void auth_destroy(auth *a);
+
+/* Role of an "Authorization: Bearer <token>" header value (NULL allowed). */
+auth_role auth_check(const auth *a, const char *authorization);
+/* Role of a bare token (WebSocket auth message). */
+auth_role auth_check_token(const auth *a, const char *token);
+/* read: GET; ingest: POST inferences; admin: everything. */
+bool auth_allows(auth_role have, auth_role need);
+
+#endif

@@ -1,0 +1,30 @@
+/* http.h - the LAN HTTP server (libmicrohttpd): REST API under /api/v1/, /metrics, and the
+ * dashboard's static files at /. Ingest requests are suspended while their inference waits for
+ * the store's group commit and resumed from the commit callback, so no HTTP thread blocks. */
+#ifndef EI_HTTP_HTTP_H
+#define EI_HTTP_HTTP_H
+
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/rc.h"
+#include "http/auth.h"
+#include "store/store.h"
+
+typedef struct http_server http_server;
+
+/* Borrowed by the server for its whole life: they must outlive http_server_destroy. */
+typedef struct http_deps {
+    const config *cfg;
+    store *st;
+    const auth *au;
+    const char *device; /* effective device name (with MAC suffix) */
+    int64_t started_ms; /* wall clock at start, for uptime */
+} http_deps;
+
+er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err);
+/* The port actually bound (useful with http_port 0). */
+uint16_t http_server_port(const http_server *h);
+void http_server_destroy(http_server *h);
+
+#endif

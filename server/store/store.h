@@ -1,0 +1,134 @@
+/* store.h - the SQLite cache: inferences, images, per-label scores and the outbox.
+ *
+ * One writer thread owns the write connection and commits queued puts in groups (one
+ * transaction and one fsync for many requests); each request's callback runs only after its
+ * commit. An inference, its image, its label rows and its outbox row commit together or not at
+ * all. Readers use their own connections from a small pool (WAL mode), so reads never wait for
+ * the writer. After every commit the writer calls the subscribers (live hub, forwarder) with the
+ * committed inferences: that is the only hand-off between threads.
+ *
+ * Retention (cache_max_rows / cache_max_bytes / cache_max_age) deletes the oldest rows in the
+ * writer thread, never a row that still has an outbox entry, and gives pages back to the file
+ * system (incremental vacuum). */
+#ifndef EI_STORE_STORE_H
+#define EI_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rc.h"
+#include "model/inference.h"
+
+typedef struct store store;
+
+typedef struct store_opts {
+    const char *path;       /* database file; its directory is created if missing */
+    bool sync_full;         /* synchronous=FULL (default) or NORMAL */
+    bool outbox;            /* write an outbox row with each inference (forwarding enabled) */
+    int64_t max_rows;       /* 0 = no limit */
+    int64_t max_bytes;      /* 0 = no limit */
+    int64_t max_age_ms;     /* 0 = no limit */
+    int batch_max;          /* most puts in one transaction; 0 = default (256) */
+    int readers;            /* reader connections in the pool; 0 = default (4) */
+} store_opts;
+
+er_rc store_create(const store_opts *opts, store **out, er_err *err);
+/* Stops the writer after draining queued puts (their callbacks run), closes connections. */
+void store_destroy(store *s);
+
+typedef struct store_put_result {
+    er_rc rc;        /* ER_OK, or ER_FULL / ER_DB / ER_CLOSED ... */
+    bool duplicate;  /* the guid was already stored: seq/ts are the stored row's */
+    int64_t seq;
+    int64_t ts;
+    char guid[UTIL_UUID_LEN + 1];
+} store_put_result;
+
+/* Called on the writer thread after the put's transaction committed (or failed). Must not
+ * block; res is valid only during the call. */
+typedef void (*store_done_fn)(void *arg, const store_put_result *res);
+
+/* Queues inf for the next group commit. The store takes ownership of inf in every case
+ * (on error it is destroyed before return). done may be NULL. */
+er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg);
+/* Queues and waits for the commit. Takes ownership of inf. */
+er_rc store_put(store *s, inference *inf, store_put_result *res);
+
+/* Subscriber called on the writer thread after each commit with the inferences it committed
+ * (borrowed for the call; image data included). Must not block. Subscribe before traffic. */
+typedef void (*store_commit_fn)(void *arg, inference *const *committed, size_t n);
+er_rc store_subscribe(store *s, store_commit_fn fn, void *arg);
+
+/* ---- reads (any thread; each call borrows a reader connection from the pool) ---- */
+
+typedef struct store_filter {
+    const char *label;   /* only inferences with this label; NULL = any */
+    const char *source;  /* NULL = any */
+    bool has_min_score;  /* with label: that label's score >= min; else top_score >= min */
+    double min_score;
+    bool has_since;      /* ts >= since_ms */
+    int64_t since_ms;
+    bool has_until;      /* ts < until_ms */
+    int64_t until_ms;
+    int64_t before_seq;  /* keyset cursor: only seq < before_seq; 0 = start at the newest */
+    int limit;           /* 1..1000 */
+} store_filter;
+
+typedef struct store_page {
+    inference **items; /* owned; newest first; image metadata filled, image data NULL */
+    size_t n;
+    int64_t next_seq;  /* cursor for the next page (pass as before_seq); 0 when no more */
+} store_page;
+
+er_rc store_list(store *s, const store_filter *f, store_page *out);
+void store_page_free(store_page *p);
+
+/* One inference by guid, image metadata but no image bytes. ER_NOTFOUND if absent. */
+er_rc store_get(store *s, const char *guid, inference **out);
+/* Image bytes and metadata; caller frees out->data. ER_NOTFOUND if no inference or no image. */
+er_rc store_get_image(store *s, const char *guid, inference_image *out);
+/* Cached thumbnail (JPEG); caller frees *data. ER_NOTFOUND if none cached yet. */
+er_rc store_get_thumbnail(store *s, const char *guid, uint8_t **data, size_t *len);
+/* Caches a thumbnail (copied); written by the writer thread, waits for the commit. */
+er_rc store_set_thumbnail(store *s, const char *guid, const uint8_t *data, size_t len);
+/* Deletes an inference with its image, labels and outbox row; waits for the commit. */
+er_rc store_delete(store *s, const char *guid);
+
+typedef struct store_stats_row {
+    char *label;       /* owned */
+    int64_t bucket_ms; /* bucket start, epoch ms */
+    int64_t count;
+    double mean_score;
+} store_stats_row;
+
+/* Per label per bucket counts and mean score for ts in [since, until). */
+er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
+                  store_stats_row **rows, size_t *n);
+void store_stats_free(store_stats_row *rows, size_t n);
+
+typedef struct store_info {
+    int64_t rows;           /* inferences in the cache */
+    int64_t bytes;          /* their accounted footprint */
+    int64_t images;
+    int64_t outbox;         /* outbox rows waiting */
+    int64_t db_file_bytes;  /* main file + WAL on disk */
+    int64_t newest_seq;
+    int64_t oldest_ts;      /* 0 if empty */
+    int64_t newest_ts;
+    int64_t commits;        /* transactions committed since start */
+    int64_t puts;           /* inferences committed since start */
+    int64_t duplicates;     /* puts answered with an existing row */
+    int64_t put_errors;     /* puts that failed */
+    int64_t retention_deleted; /* rows removed by retention since start */
+    int64_t queue_depth;    /* puts waiting for the writer */
+} store_info;
+
+er_rc store_get_info(store *s, store_info *out);
+
+/* Calls fn for every inference, oldest first, with image bytes (borrowed for the call).
+ * Stops at the first non-OK return and returns it. */
+typedef er_rc (*store_each_fn)(void *arg, const inference *inf);
+er_rc store_foreach(store *s, store_each_fn fn, void *arg);
+
+#endif
