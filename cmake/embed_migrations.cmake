@@ -1,5 +1,5 @@
 # Turns schema/NNN_name.sql files into a C array {version, name, sql} for store/migrate.
-set(body "/* generated from schema/*.sql: do not edit */\n#include \"store/migrations.h\"\n")
+set(body "/* generated from the schema directory: do not edit */\n#include \"store/migrations.h\"\n")
 set(entries "")
 set(count 0)
 foreach(f ${FILES})

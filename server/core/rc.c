@@ -7,21 +7,36 @@
 const char *er_rc_name(er_rc rc)
 {
     switch (rc) {
-    case ER_OK: return "ok";
-    case ER_NOMEM: return "out_of_memory";
-    case ER_INVALID: return "invalid";
-    case ER_SHAPE: return "unprocessable";
-    case ER_NOTFOUND: return "not_found";
-    case ER_EXISTS: return "exists";
-    case ER_TOOBIG: return "too_large";
-    case ER_UNSUPPORTED: return "unsupported_media_type";
-    case ER_FULL: return "storage_full";
-    case ER_IO: return "io_error";
-    case ER_DB: return "database_error";
-    case ER_AGAIN: return "again";
-    case ER_CLOSED: return "closed";
-    case ER_CONFIG: return "config";
-    case ER_INTERNAL: return "internal";
+    case ER_OK:
+        return "ok";
+    case ER_NOMEM:
+        return "out_of_memory";
+    case ER_INVALID:
+        return "invalid";
+    case ER_SHAPE:
+        return "unprocessable";
+    case ER_NOTFOUND:
+        return "not_found";
+    case ER_EXISTS:
+        return "exists";
+    case ER_TOOBIG:
+        return "too_large";
+    case ER_UNSUPPORTED:
+        return "unsupported_media_type";
+    case ER_FULL:
+        return "storage_full";
+    case ER_IO:
+        return "io_error";
+    case ER_DB:
+        return "database_error";
+    case ER_AGAIN:
+        return "again";
+    case ER_CLOSED:
+        return "closed";
+    case ER_CONFIG:
+        return "config";
+    case ER_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }

@@ -35,7 +35,6 @@ typedef struct er_err {
 } er_err;
 
 /* Formats into err (if not NULL) and returns rc, so `return er_fail(err, ER_SHAPE, "...")`. */
-er_rc er_fail(er_err *err, er_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+er_rc er_fail(er_err *err, er_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

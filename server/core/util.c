@@ -125,7 +125,8 @@ static int b64_value(char c)
 
 er_rc util_b64_decode(const char *src, size_t n, uint8_t *out, size_t *out_len)
 {
-    while (n > 0 && src[n - 1] == '=') n--;
+    while (n > 0 && src[n - 1] == '=')
+        n--;
     if (n % 4 == 1) return ER_INVALID;
     size_t o = 0;
     uint32_t acc = 0;
@@ -202,8 +203,7 @@ er_rc util_parse_time_ms(const char *s, int64_t *out)
     if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' ||
         !take_digits(&p, 2, &sec))
         return ER_INVALID;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return ER_INVALID;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return ER_INVALID;
     if (*p == '.') {
         p++;
         int digits = 0;
@@ -213,15 +213,15 @@ er_rc util_parse_time_ms(const char *s, int64_t *out)
             p++;
         }
         if (digits == 0) return ER_INVALID;
-        for (; digits < 3; digits++) ms *= 10;
+        for (; digits < 3; digits++)
+            ms *= 10;
     }
     int offset_min = 0;
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om))
-            return ER_INVALID;
+        if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om)) return ER_INVALID;
         offset_min = sign * (oh * 60 + om);
     } else {
         return ER_INVALID;
@@ -237,7 +237,8 @@ er_rc util_buf_append(util_buf *b, const void *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) return ER_NOMEM;
         b->data = d;

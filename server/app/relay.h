@@ -1,0 +1,25 @@
+/* relay.h - assembles the running service from its modules: store, auth, HTTP server and
+ * sources (demo), in dependency order, and tears them down in reverse. main.c stays thin and
+ * in-process tests can run a whole relay. */
+#ifndef EI_APP_RELAY_H
+#define EI_APP_RELAY_H
+
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/rc.h"
+#include "store/store.h"
+
+typedef struct relay relay;
+
+/* cfg is borrowed and must outlive the relay. media_init must have run. */
+er_rc relay_create(const config *cfg, relay **out, er_err *err);
+uint16_t relay_http_port(const relay *r);
+store *relay_store(relay *r);
+const char *relay_device(const relay *r);
+void relay_destroy(relay *r);
+
+/* Opens only the store (for export/import), with the same options the service uses. */
+er_rc relay_open_store(const config *cfg, store **out, er_err *err);
+
+#endif

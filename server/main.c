@@ -1,0 +1,100 @@
+/* main.c - command-line entry: parse configuration, then run the service (default), export
+ * the cache as guid files, or import guid files. Signals are handled here, synchronously. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/relay.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "media/image.h"
+#include "tools/guidfiles.h"
+
+static int run_service(const config *cfg)
+{
+    /* Block the stop signals before any thread exists so only sigwait below sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    er_err err = {{0}};
+    relay *r = NULL;
+    if (relay_create(cfg, &r, &err)) {
+        log_error("main", "cannot start: %s", err.msg);
+        return 1;
+    }
+    int sig = 0;
+    do {
+        sigwait(&stop, &sig);
+        if (sig == SIGHUP)
+            log_info("main", "SIGHUP: configuration reload is not supported; "
+                             "restart the service to apply changes");
+    } while (sig == SIGHUP);
+    log_info("main", "signal %d: stopping", sig);
+    relay_destroy(r);
+    log_info("main", "stopped");
+    return 0;
+}
+
+static int run_tool(const config *cfg, const config_cli *cli)
+{
+    if (!cli->dir) {
+        fprintf(stderr, "ei-relay %s: --dir DIR is required\n", cli->command);
+        return 2;
+    }
+    er_err err = {{0}};
+    store *st = NULL;
+    if (relay_open_store(cfg, &st, &err)) {
+        fprintf(stderr, "ei-relay: cannot open %s: %s\n", cfg->db_path, err.msg);
+        return 1;
+    }
+    guidfiles_stats stats = {0};
+    er_rc rc;
+    if (strcmp(cli->command, "export") == 0)
+        rc = guidfiles_export(st, cli->dir, cfg, &stats, &err);
+    else
+        rc = guidfiles_import(st, cli->dir, cfg, &stats, &err);
+    store_destroy(st);
+    printf("%s: %lld written, %lld skipped, %lld failed\n", cli->command, (long long)stats.done,
+           (long long)stats.skipped, (long long)stats.failed);
+    if (rc) fprintf(stderr, "ei-relay %s: %s\n", cli->command, err.msg);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv, char **envp)
+{
+    config cfg;
+    config_cli cli;
+    er_err err = {{0}};
+    if (config_load(&cfg, argc, argv, envp, &cli, &err)) {
+        fprintf(stderr, "ei-relay: %s\n", err.msg);
+        fprintf(stderr, "ei-relay: see 'ei-relay --help'\n");
+        return 2;
+    }
+    int status = 0;
+    if (cli.help) {
+        config_usage(stdout);
+    } else if (cli.version) {
+        printf("ei-relay %s\n", EI_RELAY_VERSION);
+    } else if (cli.print_config) {
+        config_print(&cfg, stdout);
+    } else {
+        log_set_level((log_level)cfg.log_level);
+        config_report_ignored(&cfg);
+        if (media_init(argv[0])) {
+            fprintf(stderr, "ei-relay: cannot start libvips\n");
+            status = 1;
+        } else {
+            status = strcmp(cli.command, "run") == 0 ? run_service(&cfg) : run_tool(&cfg, &cli);
+            media_shutdown();
+        }
+    }
+    config_free(&cfg);
+    return status;
+}
