@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# deps.sh - installs the Debian 12 packages a step needs, only those missing (idempotent).
+# Usage: scripts/deps.sh build|test
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libwebsockets-dev libsqlite3-dev
+            libcjson-dev libpaho-mqtt-dev libvips-dev)
+test_pkgs=(clang libclang-rt-14-dev python3 sqlite3 curl openssl mosquitto)
+
+want=("${build_pkgs[@]}")
+[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
