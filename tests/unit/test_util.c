@@ -1,0 +1,140 @@
+/* test_util.c - core helpers: base64, uuid, time parsing, constant-time compare, device iface. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/device.h"
+#include "core/util.h"
+
+static void test_base64(void)
+{
+    static const struct {
+        const char *plain, *b64;
+    } v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+             {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char enc[32];
+        util_b64_encode(v[i].plain, strlen(v[i].plain), enc);
+        CHECK_EQ_STR(enc, v[i].b64);
+        uint8_t dec[32];
+        size_t n = 0;
+        CHECK_EQ_INT(util_b64_decode(v[i].b64, strlen(v[i].b64), dec, &n), ER_OK);
+        CHECK_EQ_INT(n, strlen(v[i].plain));
+        CHECK(memcmp(dec, v[i].plain, n) == 0);
+    }
+    uint8_t out[16];
+    size_t n;
+    CHECK_EQ_INT(util_b64_decode("Zm9vYmFy", 8, out, &n), ER_OK); /* padding optional */
+    CHECK_EQ_INT(util_b64_decode("Zm9v YmFy", 9, out, &n), ER_INVALID);
+    CHECK_EQ_INT(util_b64_decode("Z", 1, out, &n), ER_INVALID);
+    CHECK_EQ_INT(util_b64_decode("Zm9*", 4, out, &n), ER_INVALID);
+    /* every byte value survives a round trip */
+    uint8_t all[256], back[256 + 3];
+    char enc[400];
+    for (int i = 0; i < 256; i++) all[i] = (uint8_t)i;
+    util_b64_encode(all, 256, enc);
+    CHECK_EQ_INT(strlen(enc), util_b64_encoded_len(256));
+    CHECK_EQ_INT(util_b64_decode(enc, strlen(enc), back, &n), ER_OK);
+    CHECK(n == 256 && memcmp(all, back, 256) == 0);
+}
+
+static void test_uuid(void)
+{
+    char a[UTIL_UUID_LEN + 1], b[UTIL_UUID_LEN + 1];
+    CHECK_EQ_INT(util_uuid4(a), ER_OK);
+    CHECK_EQ_INT(util_uuid4(b), ER_OK);
+    CHECK(util_is_uuid(a));
+    CHECK(strcmp(a, b) != 0);
+    CHECK(a[14] == '4');
+    CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(util_is_uuid("2F7C8A34-5D4E-4B5A-9D7E-0C1F2A3B4C5D"));
+    CHECK(!util_is_uuid("2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5"));
+    CHECK(!util_is_uuid("2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5dd"));
+    CHECK(!util_is_uuid("2f7c8a34x5d4e-4b5a-9d7e-0c1f2a3b4c5d"));
+    CHECK(!util_is_uuid("' OR 1=1 --"));
+}
+
+static void test_time(void)
+{
+    int64_t t = 0;
+    CHECK_EQ_INT(util_parse_time_ms("1764000000000", &t), ER_OK);
+    CHECK_EQ_INT(t, 1764000000000LL);
+    CHECK_EQ_INT(util_parse_time_ms("1970-01-01T00:00:00Z", &t), ER_OK);
+    CHECK_EQ_INT(t, 0);
+    CHECK_EQ_INT(util_parse_time_ms("2026-11-24T10:00:00.250Z", &t), ER_OK);
+    CHECK_EQ_INT(t, 1795514400250LL);
+    CHECK_EQ_INT(util_parse_time_ms("2026-11-24T12:00:00+02:00", &t), ER_OK);
+    CHECK_EQ_INT(t, 1795514400000LL);
+    CHECK_EQ_INT(util_parse_time_ms("2000-02-29T00:00:00Z", &t), ER_OK);
+    CHECK_EQ_INT(t, 951782400000LL);
+    CHECK_EQ_INT(util_parse_time_ms("2026-13-01T00:00:00Z", &t), ER_INVALID);
+    CHECK_EQ_INT(util_parse_time_ms("2026-11-24", &t), ER_INVALID);
+    CHECK_EQ_INT(util_parse_time_ms("2026-11-24T10:00:00", &t), ER_INVALID);
+    CHECK_EQ_INT(util_parse_time_ms("yesterday", &t), ER_INVALID);
+    CHECK_EQ_INT(util_parse_time_ms("", &t), ER_INVALID);
+}
+
+static void test_numbers(void)
+{
+    int64_t i = 0;
+    double d = 0;
+    CHECK_EQ_INT(util_parse_i64("-42", &i), ER_OK);
+    CHECK_EQ_INT(i, -42);
+    CHECK_EQ_INT(util_parse_i64("42x", &i), ER_INVALID);
+    CHECK_EQ_INT(util_parse_i64("99999999999999999999", &i), ER_INVALID);
+    CHECK_EQ_INT(util_parse_double("0.5", &d), ER_OK);
+    CHECK(d == 0.5);
+    CHECK_EQ_INT(util_parse_double("nan", &d), ER_INVALID);
+    CHECK_EQ_INT(util_parse_double("1e999", &d), ER_INVALID);
+}
+
+static void test_ct_equal(void)
+{
+    CHECK(util_ct_equal("secret-token", "secret-token"));
+    CHECK(!util_ct_equal("secret-token", "secret-tokeN"));
+    CHECK(!util_ct_equal("secret-token", "secret-token2"));
+    CHECK(!util_ct_equal("secret", ""));
+    CHECK(!util_ct_equal("", ""));
+}
+
+static void test_buf(void)
+{
+    util_buf b = {0};
+    CHECK_EQ_INT(util_buf_printf(&b, "%d-%s", 7, "x"), ER_OK);
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK_EQ_INT(util_buf_printf(&b, "%s", big), ER_OK);
+    CHECK_EQ_INT(b.len, 3 + 1999);
+    CHECK(strncmp(b.data, "7-xaaa", 6) == 0);
+    util_buf_free(&b);
+}
+
+static void test_default_iface(void)
+{
+    const char *route = "Iface\tDestination\tGateway \tFlags\n"
+                        "eth1\t0011A8C0\t00000000\t0001\n"
+                        "eth0\t00000000\t0100A8C0\t0003\n";
+    char iface[32];
+    CHECK_EQ_INT(device_default_iface(route, iface, sizeof iface), ER_OK);
+    CHECK_EQ_STR(iface, "eth0");
+    CHECK_EQ_INT(device_default_iface("Iface\tDestination\n", iface, sizeof iface), ER_NOTFOUND);
+    char name[64];
+    CHECK_EQ_INT(device_name_resolve("Dev", false, name, sizeof name), ER_OK);
+    CHECK_EQ_STR(name, "Dev");
+    CHECK_EQ_INT(device_name_resolve("Dev", true, name, sizeof name), ER_OK);
+    CHECK(strncmp(name, "Dev", 3) == 0);
+}
+
+int main(void)
+{
+    test_base64();
+    test_uuid();
+    test_time();
+    test_numbers();
+    test_ct_equal();
+    test_buf();
+    test_default_iface();
+    return check_summary();
+}
