@@ -1,0 +1,525 @@
+/* normalize.c - one JSON document (Edge Impulse result, runner message or IoT Core message) to a
+ * canonical inference. See normalize.h for the accepted shapes.
+ *
+ * Ownership: the cJSON trees built here are local and freed before returning; on success the
+ * caller owns *out (an inference, released with inference_destroy). */
+#include "ingest/normalize.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NORM_LABEL_MAX 128   /* bytes in one label */
+#define NORM_ITEMS_MAX 10000 /* classification labels plus boxes plus grid cells */
+#define NORM_DEVICE_MAX 128  /* bytes in a device name */
+#define NORM_MODEL_PX_MAX 65535
+
+/* Where the pieces of a result live in the document and what to call them in errors: the two
+ * input shapes differ only in key names, so one code path validates both. */
+typedef struct result_src {
+    const cJSON *cls, *boxes, *grid, *vmax, *vmean, *anomaly, *freeform;
+    const char *cls_name, *boxes_name, *grid_name, *vmax_name, *vmean_name, *anomaly_name,
+        *freeform_name;
+} result_src;
+
+typedef struct norm_ctx {
+    inference *inf;
+    cJSON *res;     /* canonical result object being built; owned here */
+    size_t n_items; /* labels, boxes and cells seen, against NORM_ITEMS_MAX */
+    er_err *err;
+} norm_ctx;
+
+static const char shape_hint[] = "expected an Edge Impulse result ({\"result\":{...}}) or IoT "
+                                 "Core message (c|box|grid|freeform)";
+
+/* A member that is absent or JSON null reads as absent: senders write null for "unknown". */
+static const cJSON *member(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNull(it) ? NULL : it;
+}
+
+static er_rc take_number(const cJSON *it, const char *field, double *out, er_err *err)
+{
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return er_fail(err, ER_SHAPE, "%s must be a finite number", field);
+    *out = it->valuedouble;
+    return ER_OK;
+}
+
+static er_rc check_label(const char *label, const char *field, er_err *err)
+{
+    size_t n = strlen(label);
+    if (n == 0 || n > NORM_LABEL_MAX)
+        return er_fail(err, ER_SHAPE, "%s: label must be 1..%d bytes", field, NORM_LABEL_MAX);
+    return ER_OK;
+}
+
+static er_rc count_item(norm_ctx *c, const char *field)
+{
+    if (++c->n_items > NORM_ITEMS_MAX)
+        return er_fail(c->err, ER_SHAPE, "%s: more than %d labels, boxes and cells in total", field,
+                       NORM_ITEMS_MAX);
+    return ER_OK;
+}
+
+/* label -> score map; copied into the canonical result under "classification". */
+static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name)
+{
+    er_rc rc = ER_OK;
+    char field[200];
+    cJSON *out = NULL;
+    if (!cJSON_IsObject(map)) {
+        rc = er_fail(c->err, ER_SHAPE, "%s must be an object of label: score", name);
+        goto fail;
+    }
+    out = cJSON_CreateObject();
+    if (!out) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    for (const cJSON *it = map->child; it; it = it->next) {
+        double v;
+        snprintf(field, sizeof field, "%s.%.64s", name, it->string);
+        if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
+            (rc = take_number(it, field, &v, c->err)))
+            goto fail;
+        if (!cJSON_AddNumberToObject(out, it->string, v) ||
+            inference_add_label(c->inf, it->string, v)) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+    }
+    cJSON_AddItemToObject(c->res, "classification", out);
+    out = NULL;
+fail:
+    cJSON_Delete(out);
+    return rc;
+}
+
+/* One box or grid cell {label, value, x, y, width, height} to its canonical copy. */
+static er_rc norm_box(norm_ctx *c, const cJSON *box, const char *name, size_t i, cJSON *arr,
+                      double *value)
+{
+    static const char *const coords[] = {"x", "y", "width", "height"};
+    er_rc rc = ER_OK;
+    char field[200];
+    cJSON *out = NULL;
+    const cJSON *label = member(box, "label");
+    if (!cJSON_IsObject(box)) {
+        rc = er_fail(c->err, ER_SHAPE, "%s[%zu] must be an object", name, i);
+        goto fail;
+    }
+    snprintf(field, sizeof field, "%s[%zu].label", name, i);
+    if (!cJSON_IsString(label)) {
+        rc = er_fail(c->err, ER_SHAPE, "%s must be a string", field);
+        goto fail;
+    }
+    if ((rc = check_label(label->valuestring, field, c->err))) goto fail;
+    snprintf(field, sizeof field, "%s[%zu].value", name, i);
+    if ((rc = take_number(member(box, "value"), field, value, c->err))) goto fail;
+    out = cJSON_CreateObject();
+    if (!out || !cJSON_AddStringToObject(out, "label", label->valuestring) ||
+        !cJSON_AddNumberToObject(out, "value", *value)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    for (size_t k = 0; k < sizeof coords / sizeof coords[0]; k++) {
+        double v;
+        snprintf(field, sizeof field, "%s[%zu].%s", name, i, coords[k]);
+        if ((rc = take_number(member(box, coords[k]), field, &v, c->err))) goto fail;
+        if (!cJSON_AddNumberToObject(out, coords[k], v)) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+    }
+    if (inference_add_label(c->inf, label->valuestring, *value)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    cJSON_AddItemToArray(arr, out);
+    out = NULL;
+fail:
+    cJSON_Delete(out);
+    return rc;
+}
+
+/* An array of boxes (or grid cells) into the canonical result under key; *n gets the count
+ * and *max the best value (left alone when the array is empty). */
+static er_rc norm_boxes(norm_ctx *c, const cJSON *arr, const char *name, const char *key, size_t *n,
+                        double *max)
+{
+    er_rc rc = ER_OK;
+    cJSON *out = NULL;
+    size_t i = 0;
+    if (!cJSON_IsArray(arr)) {
+        rc = er_fail(c->err, ER_SHAPE, "%s must be an array of boxes", name);
+        goto fail;
+    }
+    out = cJSON_CreateArray();
+    if (!out) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        double v;
+        if ((rc = count_item(c, name)) || (rc = norm_box(c, it, name, i, out, &v))) goto fail;
+        if (i == 0 || v > *max) *max = v;
+    }
+    *n = i;
+    cJSON_AddItemToObject(c->res, key, out);
+    out = NULL;
+fail:
+    cJSON_Delete(out);
+    return rc;
+}
+
+static er_rc add_number(norm_ctx *c, const cJSON *it, const char *name, const char *key,
+                        double *out)
+{
+    if (take_number(it, name, out, c->err)) return ER_SHAPE;
+    return cJSON_AddNumberToObject(c->res, key, *out) ? ER_OK : ER_NOMEM;
+}
+
+/* Builds the canonical result object and fills kind, labels and anomaly. Keys are written in
+ * one fixed order so both input shapes print the same text. */
+static er_rc norm_result(norm_ctx *c, const result_src *s)
+{
+    er_rc rc = ER_OK;
+    inference *inf = c->inf;
+    size_t n_boxes = 0, n_cells = 0;
+    double best = 0, vmax = 0, vmean = 0, anomaly = 0;
+    bool has_vmax = false;
+    if (!s->cls && !s->boxes && !s->grid && !s->anomaly && !s->freeform) {
+        rc = er_fail(c->err, ER_SHAPE, "%s", shape_hint);
+        goto fail;
+    }
+    c->res = cJSON_CreateObject();
+    if (!c->res) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if (s->cls && (rc = norm_classification(c, s->cls, s->cls_name))) goto fail;
+    if (s->boxes) {
+        if ((rc = norm_boxes(c, s->boxes, s->boxes_name, "bounding_boxes", &n_boxes, &best)))
+            goto fail;
+        /* Visual anomaly models also send an empty box list; the grid is the result then. */
+        if (n_boxes == 0 && s->grid)
+            cJSON_DeleteItemFromObjectCaseSensitive(c->res, "bounding_boxes");
+    }
+    if (s->grid) {
+        if ((rc = norm_boxes(c, s->grid, s->grid_name, "visual_anomaly_grid", &n_cells, &best)))
+            goto fail;
+        if (s->vmax) {
+            if ((rc = add_number(c, s->vmax, s->vmax_name, "visual_anomaly_max", &vmax))) goto fail;
+            has_vmax = true;
+        }
+        if (s->vmean &&
+            (rc = add_number(c, s->vmean, s->vmean_name, "visual_anomaly_mean", &vmean)))
+            goto fail;
+    }
+    if (s->anomaly && (rc = add_number(c, s->anomaly, s->anomaly_name, "anomaly", &anomaly)))
+        goto fail;
+    if (s->freeform) {
+        cJSON *copy;
+        if (!cJSON_IsArray(s->freeform)) {
+            rc = er_fail(c->err, ER_SHAPE, "%s must be an array", s->freeform_name);
+            goto fail;
+        }
+        copy = cJSON_Duplicate(s->freeform, 1);
+        if (!copy) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+        cJSON_AddItemToObject(c->res, "freeform", copy);
+    }
+
+    if (s->cls)
+        inf->kind = INFERENCE_CLASSIFICATION;
+    else if (s->grid)
+        inf->kind = INFERENCE_VISUAL_ANOMALY;
+    else if (n_boxes > 0)
+        inf->kind = INFERENCE_OBJECT_DETECTION;
+    else if (s->freeform)
+        inf->kind = INFERENCE_FREEFORM;
+    else if (s->anomaly)
+        inf->kind = INFERENCE_ANOMALY;
+    else
+        inf->kind = INFERENCE_EMPTY; /* an empty box list: "No objects found" */
+
+    if (s->anomaly) {
+        inf->has_anomaly = 1;
+        inf->anomaly = anomaly;
+    } else if (has_vmax) {
+        inf->has_anomaly = 1;
+        inf->anomaly = vmax;
+    }
+    inf->result_json = cJSON_PrintUnformatted(c->res);
+    if (!inf->result_json) rc = ER_NOMEM;
+fail:
+    return rc;
+}
+
+/* "timing" keeps its numeric members; a bare timeMs / time_ms becomes the classification time
+ * (the runner and the IoT message report only that one figure). */
+static er_rc norm_timing(norm_ctx *c, const cJSON *root)
+{
+    er_rc rc = ER_OK;
+    cJSON *t = NULL;
+    const cJSON *timing = member(root, "timing");
+    const char *single_name = member(root, "timeMs") ? "timeMs" : "time_ms";
+    const cJSON *single = member(root, single_name);
+    if (!timing && !single) goto fail;
+    t = cJSON_CreateObject();
+    if (!t) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if (timing) {
+        if (!cJSON_IsObject(timing)) {
+            rc = er_fail(c->err, ER_SHAPE, "timing must be an object of numbers");
+            goto fail;
+        }
+        for (const cJSON *it = timing->child; it; it = it->next) {
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) continue;
+            if (strlen(it->string) > 64) continue;
+            if (!cJSON_AddNumberToObject(t, it->string, it->valuedouble)) {
+                rc = ER_NOMEM;
+                goto fail;
+            }
+        }
+    } else {
+        double v;
+        if ((rc = take_number(single, single_name, &v, c->err))) goto fail;
+        if (!cJSON_AddNumberToObject(t, "classification", v)) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+    }
+    if (!t->child) goto fail; /* nothing numeric: no timing */
+    c->inf->timing_json = cJSON_PrintUnformatted(t);
+    if (!c->inf->timing_json) rc = ER_NOMEM;
+fail:
+    cJSON_Delete(t);
+    return rc;
+}
+
+/* Decodes a base64 image, with or without a data: URL prefix, bounding the size first. */
+static er_rc norm_image(norm_ctx *c, const cJSON *img, size_t max)
+{
+    er_rc rc = ER_OK;
+    uint8_t *buf = NULL;
+    const char *s;
+    size_t n, got = 0;
+    if (!cJSON_IsString(img)) {
+        rc = er_fail(c->err, ER_SHAPE, "image must be a base64 string");
+        goto fail;
+    }
+    s = img->valuestring;
+    if (strncmp(s, "data:", 5) == 0) {
+        const char *comma = strchr(s, ',');
+        if (!comma || comma - s < 12 || strncmp(comma - 7, ";base64", 7) != 0) {
+            rc = er_fail(c->err, ER_INVALID, "image is not valid base64");
+            goto fail;
+        }
+        s = comma + 1;
+    }
+    n = strlen(s);
+    if (n == 0) goto fail; /* "" means no image */
+    /* 4 characters carry 3 bytes; padding adds at most 2 more characters. */
+    if (max && n / 4 * 3 > max + 3) {
+        rc = er_fail(c->err, ER_TOOBIG, "image is larger than %zu bytes", max);
+        goto fail;
+    }
+    buf = malloc(util_b64_decoded_max(n));
+    if (!buf) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if (util_b64_decode(s, n, buf, &got)) {
+        rc = er_fail(c->err, ER_INVALID, "image is not valid base64");
+        goto fail;
+    }
+    if (max && got > max) {
+        rc = er_fail(c->err, ER_TOOBIG, "image is larger than %zu bytes", max);
+        goto fail;
+    }
+    if (got == 0) goto fail;
+    c->inf->image.data = buf;
+    c->inf->image.len = got;
+    buf = NULL;
+fail:
+    free(buf);
+    return rc;
+}
+
+static er_rc norm_model(norm_ctx *c, const cJSON *model)
+{
+    static const char *const keys[] = {"width", "height"};
+    int *dst[] = {&c->inf->model_width, &c->inf->model_height};
+    if (!cJSON_IsObject(model))
+        return er_fail(c->err, ER_SHAPE, "model must be an object {\"width\",\"height\"}");
+    for (int k = 0; k < 2; k++) {
+        const cJSON *it = member(model, keys[k]);
+        if (!it) continue;
+        double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
+        if (v != floor(v) || v < 1 || v > NORM_MODEL_PX_MAX)
+            return er_fail(c->err, ER_SHAPE, "model.%s must be an integer 1..%d", keys[k],
+                           NORM_MODEL_PX_MAX);
+        *dst[k] = (int)v;
+    }
+    return ER_OK;
+}
+
+/* Everything around the result: id, ts, device, source, info, timing, model, image. */
+static er_rc norm_meta(norm_ctx *c, const cJSON *root, const normalize_opts *o)
+{
+    er_rc rc = ER_OK;
+    inference *inf = c->inf;
+    const cJSON *id = member(root, "id"), *ts = member(root, "ts");
+    const cJSON *device = member(root, "device"), *model = member(root, "model");
+    const cJSON *info = member(root, "info"), *image = member(root, "image");
+    const char *dev = o->device;
+    if (!info) info = member(root, "additionalInfo");
+
+    if (id) {
+        if (!cJSON_IsString(id) || !util_is_uuid(id->valuestring)) {
+            rc = er_fail(c->err, ER_SHAPE, "id must be a uuid");
+            goto fail;
+        }
+        for (int i = 0; i < UTIL_UUID_LEN; i++)
+            inf->guid[i] = (char)tolower((unsigned char)id->valuestring[i]);
+        inf->guid[UTIL_UUID_LEN] = '\0';
+    } else if ((rc = util_uuid4(inf->guid))) {
+        goto fail;
+    }
+
+    inf->ts = o->now_ms;
+    if (cJSON_IsNumber(ts) && ts->valuedouble > 0 && ts->valuedouble < 9007199254740992.0 &&
+        ts->valuedouble == floor(ts->valuedouble))
+        inf->ts = (int64_t)ts->valuedouble;
+
+    if (device) {
+        if (!cJSON_IsString(device) || strlen(device->valuestring) > NORM_DEVICE_MAX) {
+            rc = er_fail(c->err, ER_SHAPE, "device must be a string of at most %d bytes",
+                         NORM_DEVICE_MAX);
+            goto fail;
+        }
+        if (device->valuestring[0]) dev = device->valuestring;
+    }
+    if ((rc = inference_set_str(&inf->device, dev)) ||
+        (rc = inference_set_str(&inf->source, o->source)))
+        goto fail;
+
+    if (info) {
+        inf->info_json = cJSON_PrintUnformatted(info);
+        if (!inf->info_json) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+    }
+    if ((rc = norm_timing(c, root))) goto fail;
+    if (model && (rc = norm_model(c, model))) goto fail;
+    if (image && (rc = norm_image(c, image, o->max_image_bytes))) goto fail;
+fail:
+    return rc;
+}
+
+/* Finds the result pieces of either shape; ER_SHAPE when the document is neither. */
+static er_rc locate_result(const cJSON *root, result_src *s, er_err *err)
+{
+    static const char *const iot_keys[] = {"c", "box", "grid", "freeform"};
+    const cJSON *result = member(root, "result");
+    int n_iot = 0;
+    memset(s, 0, sizeof *s);
+    if (result) {
+        if (!cJSON_IsObject(result))
+            return er_fail(err, ER_SHAPE, "result must be an object; %s", shape_hint);
+        s->cls = member(result, "classification");
+        s->boxes = member(result, "bounding_boxes");
+        s->grid = member(result, "visual_anomaly_grid");
+        s->vmax = member(result, "visual_anomaly_max");
+        s->vmean = member(result, "visual_anomaly_mean");
+        s->anomaly = member(result, "anomaly");
+        s->freeform = member(result, "freeform");
+        s->cls_name = "result.classification";
+        s->boxes_name = "result.bounding_boxes";
+        s->grid_name = "result.visual_anomaly_grid";
+        s->vmax_name = "result.visual_anomaly_max";
+        s->vmean_name = "result.visual_anomaly_mean";
+        s->anomaly_name = "result.anomaly";
+        s->freeform_name = "result.freeform";
+        return ER_OK;
+    }
+    for (size_t k = 0; k < sizeof iot_keys / sizeof iot_keys[0]; k++)
+        n_iot += member(root, iot_keys[k]) != NULL;
+    if (n_iot == 0) return er_fail(err, ER_SHAPE, "%s", shape_hint);
+    if (n_iot > 1)
+        return er_fail(err, ER_SHAPE,
+                       "an IoT Core message has exactly one of c, box, grid, "
+                       "freeform");
+    s->cls = member(root, "c");
+    s->boxes = member(root, "box");
+    s->grid = member(root, "grid");
+    s->vmax = member(root, "visual_anomaly_max");
+    s->vmean = member(root, "visual_anomaly_mean");
+    s->anomaly = member(root, "anomaly");
+    s->freeform = member(root, "freeform");
+    s->cls_name = "c";
+    s->boxes_name = "box";
+    s->grid_name = "grid";
+    s->vmax_name = "visual_anomaly_max";
+    s->vmean_name = "visual_anomaly_mean";
+    s->anomaly_name = "anomaly";
+    s->freeform_name = "freeform";
+    return ER_OK;
+}
+
+er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, inference **out,
+                     er_err *err)
+{
+    er_rc rc = ER_OK;
+    const char *end = json;
+    cJSON *root = NULL;
+    result_src src;
+    norm_ctx c = {.err = err};
+    *out = NULL;
+    if (!json || len == 0) {
+        rc = er_fail(err, ER_INVALID, "malformed JSON at byte 0");
+        goto fail;
+    }
+    /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (root) {
+        while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+            end++;
+    }
+    if (!root || end != json + len) {
+        rc = er_fail(err, ER_INVALID, "malformed JSON at byte %zu",
+                     end ? (size_t)(end - json) : (size_t)0);
+        goto fail;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = er_fail(err, ER_SHAPE, "%s", shape_hint);
+        goto fail;
+    }
+    if ((rc = locate_result(root, &src, err))) goto fail;
+    c.inf = inference_create();
+    if (!c.inf) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if ((rc = norm_result(&c, &src)) || (rc = norm_meta(&c, root, o))) goto fail;
+    *out = c.inf;
+    c.inf = NULL;
+fail:
+    if (rc == ER_NOMEM) er_fail(err, rc, "out of memory");
+    inference_destroy(c.inf);
+    cJSON_Delete(c.res);
+    cJSON_Delete(root);
+    return rc;
+}
