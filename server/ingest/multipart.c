@@ -87,12 +87,25 @@ static bool delim_at(const uint8_t *body, size_t len, size_t at, const char *b, 
            memcmp(body + at + 2, b, blen) == 0;
 }
 
-/* Offset of the first "--boundary" at or after from that starts a line (offset 0 counts as a
+/* True when the delimiter at at ends like one: "--" (close) or padding and a line end. Text
+ * that merely starts with the boundary is content. */
+static bool delim_tail_ok(const uint8_t *body, size_t len, size_t at)
+{
+    if (len - at >= 2 && body[at] == '-' && body[at + 1] == '-') return true;
+    while (at < len && is_ws((char)body[at]))
+        at++;
+    if (at < len && body[at] == '\r') at++;
+    return at < len && body[at] == '\n';
+}
+
+/* Offset of the first delimiter at or after from that starts a line (offset 0 counts as a
  * line start), or len when there is none. */
 static size_t find_delim(const uint8_t *body, size_t len, size_t from, const char *b, size_t blen)
 {
     for (size_t i = from; i < len; i++) {
-        if ((i == 0 || body[i - 1] == '\n') && delim_at(body, len, i, b, blen)) return i;
+        if ((i == 0 || body[i - 1] == '\n') && delim_at(body, len, i, b, blen) &&
+            delim_tail_ok(body, len, i + 2 + blen))
+            return i;
         const uint8_t *nl = memchr(body + i, '\n', len - i);
         if (!nl) break;
         i = (size_t)(nl - body); /* loop's ++ moves to the byte after the newline */
