@@ -1,0 +1,424 @@
+/* http.c - the libmicrohttpd daemon, the request lifecycle and routing, and the reply helpers.
+ *
+ * Lifecycle of one request (one http_req per request, in con_cls, freed when MHD reports the
+ * request completed): on the first call the route, method and token are decided and any
+ * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
+ * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
+ * connection until the store's commit callback resumes it. */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "http/http_internal.h"
+
+#define HTTP_CONN_LIMIT 1024
+#define HTTP_CONN_TIMEOUT_S 30
+#define HTTP_STOP_WAIT_MS 10000
+
+static void count_status(http_req *r, unsigned status)
+{
+    if (status >= HTTP_STATUS_MAX) return;
+    atomic_fetch_add_explicit(&r->srv->by_status[status], 1, memory_order_relaxed);
+    if (r->route.id == HTTP_ROUTE_INFERENCES && r->route.method == HTTP_M_POST)
+        atomic_fetch_add_explicit(&r->srv->ingest_by_status[status], 1, memory_order_relaxed);
+}
+
+enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) {
+        log_error("http", "%s %s: out of memory building the response", r->method, r->path);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->state = HTTP_REQ_ANSWERED;
+    count_status(r, status);
+    return ret;
+}
+
+enum MHD_Result http_reply_json(http_req *r, unsigned status, char *json)
+{
+    if (!json) {
+        log_error("http", "%s %s: out of memory rendering JSON", r->method, r->path);
+        return MHD_NO;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(json);
+        return http_reply(r, status, NULL);
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    return http_reply(r, status, resp);
+}
+
+enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
+{
+    char *text = cjson ? cJSON_PrintUnformatted(cjson) : NULL;
+    cJSON_Delete(cjson);
+    return http_reply_json(r, status, text);
+}
+
+enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
+                                 ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    /* One line per error answer, without headers (no token can reach the log). */
+    log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
+            r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
+    if (!e || !cJSON_AddStringToObject(e, "code", code) ||
+        !cJSON_AddStringToObject(e, "message", message)) {
+        cJSON_Delete(o);
+        return http_reply_json(r, status, NULL);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return http_reply_json(r, status, NULL);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return http_reply(r, status, NULL);
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (status == 405 && r->route.allow) MHD_add_response_header(resp, "Allow", r->route.allow);
+    return http_reply(r, status, resp);
+}
+
+enum MHD_Result http_reply_rc(http_req *r, er_rc rc, const char *message)
+{
+    const char *m = message && *message ? message : er_rc_name(rc);
+    switch (rc) {
+    case ER_INVALID:
+        return http_reply_error(r, 400, "bad_request", "%s", m);
+    case ER_SHAPE:
+        return http_reply_error(r, 422, "unprocessable", "%s", m);
+    case ER_NOTFOUND:
+        return http_reply_error(r, 404, "not_found", "%s", m);
+    case ER_TOOBIG:
+        return http_reply_error(r, 413, "payload_too_large", "%s", m);
+    case ER_UNSUPPORTED:
+        return http_reply_error(r, 415, "unsupported_media_type", "%s", m);
+    case ER_FULL:
+        return http_reply_error(r, 507, "storage_full", "the disk is full: %s", m);
+    case ER_CLOSED:
+        return http_reply_error(r, 503, "unavailable", "the service is shutting down");
+    default:
+        return http_reply_error(r, 500, "internal", "internal error: %s", m);
+    }
+}
+
+/* ---- query strings ---- */
+
+typedef struct query_scan {
+    const char *const *allowed;
+    char bad[128]; /* first offending name */
+    bool repeated; /* bad names a repeated parameter (else an unknown one) */
+    const char *seen[16];
+    size_t n_seen;
+} query_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    query_scan *q = cls;
+    if (q->bad[0]) return MHD_NO;
+    if (!http_query_name_ok(key, q->allowed)) {
+        snprintf(q->bad, sizeof q->bad, "%s", key ? key : "");
+        if (!q->bad[0]) snprintf(q->bad, sizeof q->bad, "(empty)");
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < q->n_seen; i++) {
+        if (strcmp(q->seen[i], key) == 0) {
+            snprintf(q->bad, sizeof q->bad, "%s", key);
+            q->repeated = true;
+            return MHD_NO;
+        }
+    }
+    /* allowed names are few (< 16), so seen cannot overflow for names that passed */
+    if (q->n_seen < sizeof q->seen / sizeof q->seen[0]) q->seen[q->n_seen++] = key;
+    return MHD_YES;
+}
+
+bool http_query_check(http_req *r, const char *const *allowed, enum MHD_Result *ret)
+{
+    query_scan q = {.allowed = allowed};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, scan_query, &q);
+    if (!q.bad[0]) return true;
+    if (q.repeated)
+        *ret = http_reply_error(r, 400, "bad_request", "query parameter '%.100s' is given twice",
+                                q.bad);
+    else
+        *ret = http_reply_error(r, 400, "bad_request", "unknown query parameter '%.100s'", q.bad);
+    return false;
+}
+
+const char *http_query(http_req *r, const char *name)
+{
+    const char *v = NULL;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      NULL) != MHD_YES)
+        return NULL;
+    return v ? v : "";
+}
+
+/* ---- request lifecycle ---- */
+
+/* Dispatches a request whose body (if any) is complete. */
+static enum MHD_Result dispatch(http_req *r)
+{
+    switch (r->route.id) {
+    case HTTP_ROUTE_INFERENCES:
+        return r->route.method == HTTP_M_POST ? http_api_ingest(r) : http_api_list(r);
+    case HTTP_ROUTE_INFERENCE:
+        return r->route.method == HTTP_M_DELETE ? http_api_delete(r) : http_api_get(r);
+    case HTTP_ROUTE_IMAGE:
+        return http_api_image(r);
+    case HTTP_ROUTE_THUMBNAIL:
+        return http_api_thumbnail(r);
+    case HTTP_ROUTE_STATS:
+        return http_api_stats(r);
+    case HTTP_ROUTE_HEALTH:
+        return http_api_health(r);
+    case HTTP_ROUTE_METRICS:
+        return http_api_metrics(r);
+    case HTTP_ROUTE_STATIC:
+        return http_static(r);
+    default:
+        return http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
+    }
+}
+
+/* Everything decided before any body byte is read. Returns true if an answer was queued. */
+static bool first_call(http_req *r, enum MHD_Result *ret)
+{
+    http_server *s = r->srv;
+    if (atomic_load(&s->stopping)) {
+        *ret = http_reply_error(r, 503, "unavailable", "the service is shutting down");
+        return true;
+    }
+    http_route_match(r->method, r->path, &r->route);
+    if (r->route.status == 404) {
+        *ret = http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
+        return true;
+    }
+    if (r->route.status == 405) {
+        *ret =
+            http_reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+                             r->method, r->path, r->route.allow);
+        return true;
+    }
+    if (r->route.need != AUTH_NONE) {
+        const char *authz =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        auth_role have = auth_check(s->deps.au, authz);
+        if (have == AUTH_NONE) {
+            *ret = http_reply_error(r, 401, "unauthorized",
+                                    authz ? "the bearer token is not valid"
+                                          : "an Authorization: Bearer token is required");
+            return true;
+        }
+        if (!auth_allows(have, r->route.need)) {
+            *ret = http_reply_error(r, 403, "forbidden", "this token's role may not %s %s",
+                                    r->method, r->path);
+            return true;
+        }
+    }
+    if ((r->route.id == HTTP_ROUTE_INFERENCE || r->route.id == HTTP_ROUTE_IMAGE ||
+         r->route.id == HTTP_ROUTE_THUMBNAIL) &&
+        !r->route.id_ok) {
+        *ret = http_reply_error(r, 400, "bad_request", "id '%s' is not a uuid", r->route.guid);
+        return true;
+    }
+    if (r->route.method == HTTP_M_POST) {
+        const char *cl =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t len = 0;
+        int64_t max = s->deps.cfg->max_body_bytes;
+        if (cl && util_parse_i64(cl, &len) == ER_OK && max > 0 && len > max) {
+            *ret = http_reply_error(r, 413, "payload_too_large",
+                                    "the body has %lld bytes; the limit is %lld", (long long)len,
+                                    (long long)max);
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    enum MHD_Result ret = MHD_YES;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO; /* MHD closes the connection */
+        r->srv = s;
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        *con_cls = r;
+        if (first_call(r, &ret)) return ret;
+        r->state = HTTP_REQ_BODY;
+        return MHD_YES;
+    }
+    switch (r->state) {
+    case HTTP_REQ_BODY:
+        if (*upload_data_size > 0) {
+            size_t n = *upload_data_size;
+            *upload_data_size = 0;
+            atomic_fetch_add_explicit(&s->bytes_received, n, memory_order_relaxed);
+            if (r->route.method != HTTP_M_POST) return MHD_YES; /* bodies of GETs are ignored */
+            int64_t max = s->deps.cfg->max_body_bytes;
+            if (max > 0 && (r->body.len > (size_t)max || n > (size_t)max - r->body.len)) {
+                /* A chunked (or lying) body grew past the limit: answer now; MHD closes the
+                 * connection instead of reading the rest. */
+                util_buf_free(&r->body);
+                return http_reply_error(r, 413, "payload_too_large",
+                                        "the body is larger than the limit of %lld bytes",
+                                        (long long)max);
+            }
+            if (util_buf_append(&r->body, upload_data, n) != ER_OK)
+                return http_reply_error(r, 500, "internal", "out of memory for the body");
+            return MHD_YES;
+        }
+        return dispatch(r);
+    case HTTP_REQ_WAIT_PUT:
+        if (*upload_data_size > 0) {
+            *upload_data_size = 0; /* cannot happen: the body was complete before suspending */
+            return MHD_YES;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->suspended--;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return http_api_ingest_finish(r);
+    case HTTP_REQ_ANSWERED:
+        *upload_data_size = 0; /* discard whatever is still arriving */
+        return MHD_YES;
+    default:
+        return MHD_NO;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_req *r = *con_cls;
+    if (!r) return;
+    util_buf_free(&r->body);
+    http_req_free_ingest(r);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_warn("http", "libmicrohttpd: %s", line);
+}
+
+er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
+{
+    er_rc rc = ER_NOMEM;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) goto fail;
+    s->deps = *deps;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    const config *cfg = deps->cfg;
+
+    struct sockaddr_in a4 = {0};
+    struct sockaddr_in6 a6 = {0};
+    const struct sockaddr *addr;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    const char *bind = cfg->bind && *cfg->bind ? cfg->bind : "0.0.0.0";
+    if (cfg->http_port < 0 || cfg->http_port > 65535) {
+        rc = er_fail(err, ER_CONFIG, "http_port %d is not a port number", cfg->http_port);
+        goto fail;
+    }
+    if (inet_pton(AF_INET, bind, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)cfg->http_port);
+        addr = (const struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, bind, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)cfg->http_port);
+        addr = (const struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        rc = er_fail(err, ER_CONFIG, "bind '%s' is not an IP address", bind);
+        goto fail;
+    }
+    unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s)", bind, cfg->http_port,
+                     strerror(errno));
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : (uint16_t)cfg->http_port;
+    *out = s;
+    return ER_OK;
+fail:
+    http_server_destroy(s);
+    return rc;
+}
+
+uint16_t http_server_port(const http_server *h)
+{
+    return h ? h->port : 0;
+}
+
+void http_server_destroy(http_server *h)
+{
+    if (!h) return;
+    atomic_store(&h->stopping, true);
+    if (h->daemon) {
+        /* Let suspended ingest requests finish (the store is still running) before stopping:
+         * stopping with suspended connections is not allowed in libmicrohttpd 0.9.75. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += HTTP_STOP_WAIT_MS / 1000;
+        pthread_mutex_lock(&h->mu);
+        while (h->suspended > 0)
+            if (pthread_cond_timedwait(&h->cv, &h->mu, &until) == ETIMEDOUT) break;
+        int left = h->suspended;
+        pthread_mutex_unlock(&h->mu);
+        if (left > 0) log_warn("http", "stopping with %d ingest request(s) still waiting", left);
+        MHD_stop_daemon(h->daemon);
+    }
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,95 @@
+/* http_internal.h - what the HTTP server's files share: the server and per-request structs, the
+ * reply helpers (http.c) and the handlers (api_inferences.c, api_status.c, static_files.c).
+ * Not for other modules. */
+#ifndef EI_HTTP_HTTP_INTERNAL_H
+#define EI_HTTP_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "http/http.h"
+#include "http/http_parse.h"
+#include "store/store.h"
+
+#define HTTP_STATUS_MAX 600
+
+struct http_server {
+    http_deps deps; /* borrowed pointers, see http.h */
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    atomic_bool stopping; /* set by destroy: new requests get 503 */
+    /* Suspended ingest connections not yet re-entered; destroy waits for zero because
+     * libmicrohttpd 0.9.75 must not be stopped with suspended connections. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int suspended;
+    /* counters for /metrics (relaxed atomics: only ever added to and read) */
+    atomic_uint_fast64_t by_status[HTTP_STATUS_MAX];
+    atomic_uint_fast64_t ingest_by_status[HTTP_STATUS_MAX];
+    atomic_uint_fast64_t bytes_received;
+};
+
+typedef enum http_req_state {
+    HTTP_REQ_NEW = 0,  /* first call: route and auth decided */
+    HTTP_REQ_BODY,     /* receiving the upload */
+    HTTP_REQ_WAIT_PUT, /* suspended, waiting for the store's commit */
+    HTTP_REQ_ANSWERED, /* a response is queued */
+} http_req_state;
+
+/* One request, owned by the connection (con_cls), freed in the completion callback. */
+typedef struct http_req {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* borrowed from libmicrohttpd, valid for the request */
+    const char *path;
+    http_route route;
+    http_req_state state;
+    util_buf body; /* ingest upload, bounded by max_body_bytes */
+    /* ingest: the view rendered before the inference went to the store (owned cJSON) */
+    void *view;
+    atomic_bool put_done; /* set once by the store callback or a synchronous failure */
+    store_put_result put;
+} http_req;
+
+/* ---- replies (http.c); each returns the MHD_queue_response result ---- */
+/* Queues resp (destroyed here) with X-Content-Type-Options and counts it. */
+enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *resp);
+/* {"error":{"code","message"}}; logs one line (info for 4xx, warn for 5xx). */
+enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
+                                 ...) __attribute__((format(printf, 4, 5)));
+/* Takes ownership of json (malloc'd, NUL-terminated). */
+enum MHD_Result http_reply_json(http_req *r, unsigned status, char *json);
+/* Serializes and frees the cJSON value (void * to keep cJSON out of this header). */
+enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson);
+/* Maps a store/ingest rc to the matching error answer. */
+enum MHD_Result http_reply_rc(http_req *r, er_rc rc, const char *message);
+
+/* Checks the query string against allowed names: 400 for an unknown or repeated name.
+ * Returns true when fine; otherwise an error reply has been queued (*ret holds its result). */
+bool http_query_check(http_req *r, const char *const *allowed, enum MHD_Result *ret);
+/* A query value or NULL; "?x" without '=' gives "". */
+const char *http_query(http_req *r, const char *name);
+
+/* ---- handlers: each answers the request (or, for ingest, may suspend it) ---- */
+enum MHD_Result http_api_list(http_req *r);
+enum MHD_Result http_api_get(http_req *r);
+enum MHD_Result http_api_image(http_req *r);
+enum MHD_Result http_api_thumbnail(http_req *r);
+enum MHD_Result http_api_delete(http_req *r);
+/* Called with the complete body; parses, suspends and submits to the store. */
+enum MHD_Result http_api_ingest(http_req *r);
+/* Called when the suspended ingest connection is resumed after the commit. */
+enum MHD_Result http_api_ingest_finish(http_req *r);
+void http_req_free_ingest(http_req *r);
+
+enum MHD_Result http_api_health(http_req *r);
+enum MHD_Result http_api_stats(http_req *r);
+enum MHD_Result http_api_metrics(http_req *r);
+
+enum MHD_Result http_static(http_req *r);
+
+#endif

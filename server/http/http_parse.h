@@ -1,0 +1,77 @@
+/* http_parse.h - the pure pieces of the HTTP server: route matching, the list cursor codec,
+ * stats bucket parsing, query-name checks, static path safety and content types by extension.
+ * No I/O and no libmicrohttpd here, so they are unit-tested on their own (test_http_parse.c). */
+#ifndef EI_HTTP_HTTP_PARSE_H
+#define EI_HTTP_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rc.h"
+#include "core/util.h"
+#include "http/auth.h"
+
+typedef enum http_route_id {
+    HTTP_ROUTE_NONE = 0,   /* unknown path: 404 */
+    HTTP_ROUTE_INFERENCES, /* /api/v1/inferences */
+    HTTP_ROUTE_INFERENCE,  /* /api/v1/inferences/{id} */
+    HTTP_ROUTE_IMAGE,      /* /api/v1/inferences/{id}/image */
+    HTTP_ROUTE_THUMBNAIL,  /* /api/v1/inferences/{id}/thumbnail */
+    HTTP_ROUTE_STATS,      /* /api/v1/stats */
+    HTTP_ROUTE_HEALTH,     /* /api/v1/health */
+    HTTP_ROUTE_METRICS,    /* /metrics */
+    HTTP_ROUTE_STATIC,     /* anything outside /api/ and /metrics: the dashboard */
+} http_route_id;
+
+typedef enum http_method {
+    HTTP_M_OTHER = 0,
+    HTTP_M_GET,
+    HTTP_M_HEAD,
+    HTTP_M_POST,
+    HTTP_M_DELETE,
+} http_method;
+
+/* The outcome of matching one request line. status is 0 when the route and method match,
+ * 404 for an unknown path and 405 for a known path with a method it does not take (allow then
+ * lists the methods). need is the role the request needs (AUTH_NONE: no token needed). For the
+ * {id} routes, id holds the raw segment (truncated to fit) and id_ok says whether it is a uuid:
+ * the server answers a bad id with 400 only after authentication. */
+typedef struct http_route {
+    http_route_id id;
+    http_method method;
+    int status;
+    const char *allow;
+    auth_role need;
+    bool id_ok;
+    char guid[UTIL_UUID_LEN + 1];
+} http_route;
+
+http_method http_method_parse(const char *method);
+/* path: the decoded URL path without the query string. */
+void http_route_match(const char *method, const char *path, http_route *out);
+
+/* The list cursor: an opaque token "c<seq>" carrying the store's next_seq (the keyset bound
+ * passed back as before_seq). Clients must treat it as opaque. */
+#define HTTP_CURSOR_MAX 24
+void http_cursor_encode(int64_t seq, char out[HTTP_CURSOR_MAX]);
+/* Strict: exactly "c" and a positive decimal without sign or leading zero. */
+er_rc http_cursor_decode(const char *s, int64_t *seq);
+
+/* Stats bucket: milliseconds ("60000") or a count with a unit s|m|h|d ("1h"); > 0. */
+er_rc http_parse_bucket(const char *s, int64_t *ms);
+
+/* True if name is one of the NULL-terminated allowed names. */
+bool http_query_name_ok(const char *name, const char *const *allowed);
+
+/* A request path that may be looked up under web_root: starts with "/", at most 1024 bytes,
+ * no "." or ".." segment, no empty segment ("//"), no backslash, '%' or control byte.
+ * libmicrohttpd already percent-decoded the path once, so "%2e%2e" arrives as "..". */
+bool http_static_path_safe(const char *path);
+
+/* Content type and Cache-Control for a file name by its extension (case-insensitive);
+ * unknown extensions are application/octet-stream. */
+const char *http_static_mime(const char *name);
+const char *http_static_cache_control(const char *name);
+
+#endif

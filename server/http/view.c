@@ -1,0 +1,80 @@
+/* view.c - see view.h. Stored JSON fragments (result, timing, info) are the normalizer's
+ * output, so they are inserted raw rather than parsed again. */
+#include "http/view.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+static bool add_raw_or_null(cJSON *o, const char *name, const char *raw)
+{
+    cJSON *v = raw && *raw ? cJSON_CreateRaw(raw) : cJSON_CreateNull();
+    if (!v) return false;
+    cJSON_AddItemToObject(o, name, v);
+    return true;
+}
+
+static bool add_str_or_null(cJSON *o, const char *name, const char *s)
+{
+    cJSON *v = s ? cJSON_CreateString(s) : cJSON_CreateNull();
+    if (!v) return false;
+    cJSON_AddItemToObject(o, name, v);
+    return true;
+}
+
+static bool add_image(cJSON *o, const inference *inf)
+{
+    if (inf->image.mime[0] == '\0' && inf->image.len == 0) return cJSON_AddNullToObject(o, "image");
+    cJSON *img = cJSON_AddObjectToObject(o, "image");
+    if (!img) return false;
+    char url[96];
+    bool ok = cJSON_AddStringToObject(img, "mime", inf->image.mime) &&
+              cJSON_AddNumberToObject(img, "width", inf->image.width) &&
+              cJSON_AddNumberToObject(img, "height", inf->image.height) &&
+              cJSON_AddNumberToObject(img, "bytes", (double)inf->image.len);
+    snprintf(url, sizeof url, "/api/v1/inferences/%s/image", inf->guid);
+    ok = ok && cJSON_AddStringToObject(img, "url", url);
+    snprintf(url, sizeof url, "/api/v1/inferences/%s/thumbnail", inf->guid);
+    ok = ok && cJSON_AddStringToObject(img, "thumbnail_url", url);
+    return ok;
+}
+
+cJSON *http_view(const inference *inf)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) goto fail;
+    bool ok = cJSON_AddStringToObject(o, "id", inf->guid) &&
+              cJSON_AddNumberToObject(o, "seq", (double)inf->seq) &&
+              cJSON_AddNumberToObject(o, "ts", (double)inf->ts) &&
+              add_str_or_null(o, "device", inf->device) &&
+              add_str_or_null(o, "source", inf->source) &&
+              cJSON_AddStringToObject(o, "kind", inference_kind_name(inf->kind)) &&
+              add_raw_or_null(o, "result", inf->result_json ? inf->result_json : "{}") &&
+              add_raw_or_null(o, "timing", inf->timing_json) &&
+              add_raw_or_null(o, "info", inf->info_json) &&
+              add_str_or_null(o, "top_label", inf->top_label);
+    if (!ok) goto fail;
+    ok = inf->top_label ? cJSON_AddNumberToObject(o, "top_score", inf->top_score) != NULL
+                        : cJSON_AddNullToObject(o, "top_score") != NULL;
+    ok = ok && (inf->has_anomaly ? cJSON_AddNumberToObject(o, "anomaly", inf->anomaly) != NULL
+                                 : cJSON_AddNullToObject(o, "anomaly") != NULL);
+    if (!ok) goto fail;
+    if (inf->model_width > 0 && inf->model_height > 0) {
+        cJSON *m = cJSON_AddObjectToObject(o, "model");
+        if (!m || !cJSON_AddNumberToObject(m, "width", inf->model_width) ||
+            !cJSON_AddNumberToObject(m, "height", inf->model_height))
+            goto fail;
+    } else if (!cJSON_AddNullToObject(o, "model")) {
+        goto fail;
+    }
+    if (!add_image(o, inf)) goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+void http_view_set_stored(cJSON *view, int64_t seq, int64_t ts)
+{
+    cJSON_ReplaceItemInObject(view, "seq", cJSON_CreateNumber((double)seq));
+    cJSON_ReplaceItemInObject(view, "ts", cJSON_CreateNumber((double)ts));
+}
