@@ -1,0 +1,210 @@
+# test_config.py - black-box: the configuration surface of the binary: --print-config with
+# secrets masked, precedence file < environment < flags, unknown keys and bad values refused
+# with a message naming the key, Edge Impulse seed keys accepted as strings, ignored seed keys
+# reported once.
+import json
+import os
+import subprocess
+import tempfile
+import shutil
+
+from relay_test import (ADMIN_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq, free_port,
+                        relay_bin, run_tests, SANITIZER_MARKERS)
+
+
+class Run:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+        self.text = out + err
+
+
+def run_bin(cfg=None, args=(), env=None, timeout=20):
+    """Runs the binary to completion (e.g. --print-config, or a config it must refuse)."""
+    d = tempfile.mkdtemp(prefix="ei-bb-cfg-")
+    try:
+        argv = [relay_bin()]
+        if cfg is not None:
+            path = os.path.join(d, "config.json")
+            with open(path, "w") as f:
+                f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))
+            argv += ["--config", path]
+        e = {k: v for k, v in os.environ.items() if not k.startswith("EI_RELAY_")}
+        e.update(env or {})
+        p = subprocess.run(argv + list(args), capture_output=True, timeout=timeout, cwd=d,
+                           env=e, stdin=subprocess.DEVNULL)
+        res = Run(p.returncode, p.stdout.decode("utf-8", "replace"),
+                  p.stderr.decode("utf-8", "replace"))
+        for m in SANITIZER_MARKERS:
+            check(m not in res.text, "sanitizer report:\n" + res.text)
+        return res
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def base_cfg(**kw):
+    d = tempfile.gettempdir()
+    cfg = {"http_port": free_port(), "ws_port": free_port(), "bind": "127.0.0.1",
+           "db_path": os.path.join(d, "ei-bb-never-created", "x.db"), "log_level": "debug",
+           "tokens": [{"token": ADMIN_TOKEN, "role": "admin"},
+                      {"token": READ_TOKEN, "role": "read"}]}
+    cfg.update(kw)
+    return cfg
+
+
+def printed(res):
+    eq(res.code, 0, "--print-config exit code (output: %s)" % res.text[:2000])
+    try:
+        return json.loads(res.out)
+    except ValueError:
+        raise TestFailure("--print-config output is not JSON: %r" % res.out[:2000])
+
+
+def test_print_config_masks_secrets():
+    cfg = base_cfg(mqtt_endpoint="example.iot.eu-west-1.amazonaws.com")
+    res = run_bin(cfg, ["--print-config"])
+    doc = printed(res)
+    eq(doc["http_port"], cfg["http_port"], "http_port from the file")
+    eq(doc["bind"], "127.0.0.1", "bind")
+    eq(doc["db_path"], cfg["db_path"], "db_path")
+    eq(doc["mqtt_endpoint"], cfg["mqtt_endpoint"], "mqtt_endpoint")
+    check(ADMIN_TOKEN not in res.text and READ_TOKEN not in res.text, "token printed in clear")
+    check("***" in res.out, "no masked value in --print-config")
+    check("tokens" in doc, "tokens key shown (masked)")
+    check(not os.path.exists(os.path.dirname(cfg["db_path"])), "--print-config created the db")
+    # defaults are printed too
+    check("ws_port" in doc and "max_body_bytes" in doc and "thumbnail_px" in doc,
+          "defaults missing from --print-config: %r" % sorted(doc))
+
+
+def test_precedence_file_env_flag():
+    cfg = base_cfg(http_port=1111)
+    doc = printed(run_bin(cfg, ["--print-config"]))
+    eq(doc["http_port"], 1111, "file")
+    doc = printed(run_bin(cfg, ["--print-config"], env={"EI_RELAY_HTTP_PORT": "2222"}))
+    eq(doc["http_port"], 2222, "environment over file")
+    doc = printed(run_bin(cfg, ["--print-config", "--http-port", "3333"],
+                          env={"EI_RELAY_HTTP_PORT": "2222"}))
+    eq(doc["http_port"], 3333, "flag over environment")
+    doc = printed(run_bin(cfg, ["--print-config", "--thumbnail-px=96"],
+                          env={"EI_RELAY_LOG_LEVEL": "warn"}))
+    eq(doc["thumbnail_px"], 96, "--flag=value form")
+    check(doc["log_level"] in ("warn", 2), "log_level from env: %r" % doc["log_level"])
+
+
+def test_unknown_key_refused():
+    res = run_bin(base_cfg(no_such_setting=1))
+    check(res.code != 0, "unknown key accepted (exit 0)")
+    check("no_such_setting" in res.text, "message does not name the key: %r" % res.text)
+    res = run_bin(None, ["--print-config", "--no-such-flag", "1"])
+    check(res.code != 0, "unknown flag accepted")
+    check("no-such-flag" in res.text, "message does not name the flag: %r" % res.text)
+    res = run_bin(None, ["--print-config"], env={"EI_RELAY_NO_SUCH_KEY": "1"})
+    # an unknown environment variable may be ignored or refused, but never crash
+    check(res.code in (0, 1, 2), "unknown env: exit %d" % res.code)
+
+
+def test_bad_values_refused():
+    cases = [
+        ({"log_level": "loud"}, "log_level", ["debug", "info", "warn", "error"]),
+        ({"threshold_criteria": "between"}, "threshold_criteria", ["gt", "ge", "eq", "le", "lt"]),
+        ({"http_port": "not-a-port"}, "http_port", []),
+        ({"http_port": 70000}, "http_port", []),
+        ({"iotcore_qos": 2}, "iotcore_qos", []),
+        ({"publish_inference_base64_image": "maybe"}, "publish_inference_base64_image", []),
+        ({"tokens": [{"token": "abcdefghijklmnop", "role": "superuser"}]}, "role",
+         ["read", "ingest", "admin"]),
+        ({"tokens": "abc"}, "tokens", []),
+    ]
+    for over, key, accepted in cases:
+        res = run_bin(base_cfg(**over), ["--print-config"])
+        check(res.code != 0, "bad value %r accepted" % over)
+        check(key in res.text, "message for %r does not name %s: %r" % (over, key, res.text))
+        for a in accepted:
+            check(a in res.text, "message for %r does not list %r: %r" % (over, key, res.text))
+    res = run_bin(None, ["--print-config"], env={"EI_RELAY_HTTP_PORT": "eighty"})
+    check(res.code != 0 and "http_port" in res.text.lower().replace("-", "_"),
+          "bad env value: %r" % res.text)
+    res = run_bin('{"http_port": 1,', ["--print-config"])
+    check(res.code != 0, "malformed config file accepted")
+    res = run_bin(None, ["--config", "/nonexistent/ei-relay.json", "--print-config"])
+    check(res.code != 0 and "/nonexistent/ei-relay.json" in res.text,
+          "missing config file: %r" % res.text)
+
+
+SEED = {
+    # acted on, given as strings as the Greengrass recipes do
+    "device_name": "BbDevice",
+    "iotcore_backoff": "5",
+    "iotcore_qos": "1",
+    "publish_inference_base64_image": "yes",
+    "enable_threshold_limit": "no",
+    "default_threshold": "50.0",
+    "threshold_criteria": "ge",
+    "metrics_sleeptime_ms": "30000",
+    "s3_bucket": "__none__",
+    # accepted but not acted on
+    "enable_cache_to_file": "false",
+    "cache_file_directory": "__none__",
+    "ei_bindir": "/usr/local/bin",
+    "node_version": "18.20.1",
+    "gst_args": "__none__",
+    "eiparams": "--greengrass",
+    "ei_sm_secret_name": "my-secret",
+    "launch": "container",
+    "lock_filename": "/tmp/ei-lock",
+}
+IGNORED_SET = ["enable_cache_to_file", "ei_bindir", "node_version", "eiparams",
+               "ei_sm_secret_name", "launch", "lock_filename"]
+
+
+def test_seed_keys_as_strings():
+    doc = printed(run_bin(base_cfg(**SEED), ["--print-config"]))
+    eq(doc["iotcore_backoff"], 5, "iotcore_backoff from string")
+    eq(doc["iotcore_qos"], 1, "iotcore_qos")
+    eq(doc["publish_inference_base64_image"], True, "'yes' is true")
+    eq(doc["enable_threshold_limit"], False, "'no' is false")
+    check(abs(doc["default_threshold"] - 0.5) < 1e-9, "50.0 -> 0.5: %r" % doc["default_threshold"])
+    eq(doc["threshold_criteria"], "ge", "criteria")
+    eq(doc["metrics_sleeptime_ms"], 30000, "metrics_sleeptime_ms")
+    check(doc.get("s3_bucket") in (None, ""), "__none__ is unset: %r" % doc.get("s3_bucket"))
+    eq(doc["device_name"], "BbDevice", "device_name")
+    # numbers work too
+    doc = printed(run_bin(base_cfg(iotcore_backoff=3, default_threshold=0.7),
+                          ["--print-config"]))
+    eq(doc["iotcore_backoff"], 3, "iotcore_backoff as a number")
+    check(abs(doc["default_threshold"] - 0.7) < 1e-9, "0.7 stays 0.7")
+
+
+def test_seed_keys_running_and_ignored_reported_once():
+    with Relay(dict(SEED)) as r:
+        h = r.health()
+        check(h["device"].startswith("BbDevice"), "device name %r" % h["device"])
+        v = r.ingest({"result": {"classification": {"seed": 0.5}}}).json()
+        eq(v["device"], h["device"], "inference device")
+        log = r.log()
+        lines = [ln for ln in log.splitlines() if "ei_bindir" in ln]
+        eq(len(lines), 1, "ignored keys reported once (lines naming ei_bindir: %r)" % lines)
+        for k in IGNORED_SET:
+            check(k in lines[0], "ignored key %s not in the report %r" % (k, lines[0]))
+        for k in ("iotcore_backoff", "device_name", "publish_inference_base64_image"):
+            check(k not in lines[0], "acted-on key %s reported as ignored: %r" % (k, lines[0]))
+        for k in ("gst_args", "cache_file_directory"):
+            check(k not in lines[0], "__none__ key %s reported as set: %r" % (k, lines[0]))
+
+
+def test_help_and_version():
+    res = run_bin(None, ["--help"])
+    eq(res.code, 0, "--help exit code")
+    for name in ("--http-port", "EI_RELAY_HTTP_PORT", "--config", "--db-path", "--print-config"):
+        check(name in res.text, "--help lacks %s" % name)
+    res = run_bin(None, ["--version"])
+    eq(res.code, 0, "--version exit code")
+    check("0.1.0" in res.text, "--version: %r" % res.text)
+
+
+TESTS = [test_print_config_masks_secrets, test_precedence_file_env_flag,
+         test_unknown_key_refused, test_bad_values_refused, test_seed_keys_as_strings,
+         test_seed_keys_running_and_ignored_reported_once, test_help_and_version]
+
+if __name__ == "__main__":
+    run_tests(TESTS)
