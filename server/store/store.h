@@ -23,14 +23,14 @@
 typedef struct store store;
 
 typedef struct store_opts {
-    const char *path;       /* database file; its directory is created if missing */
-    bool sync_full;         /* synchronous=FULL (default) or NORMAL */
-    bool outbox;            /* write an outbox row with each inference (forwarding enabled) */
-    int64_t max_rows;       /* 0 = no limit */
-    int64_t max_bytes;      /* 0 = no limit */
-    int64_t max_age_ms;     /* 0 = no limit */
-    int batch_max;          /* most puts in one transaction; 0 = default (256) */
-    int readers;            /* reader connections in the pool; 0 = default (4) */
+    const char *path;   /* database file; its directory is created if missing */
+    bool sync_full;     /* synchronous=FULL (default) or NORMAL */
+    bool outbox;        /* write an outbox row with each inference (forwarding enabled) */
+    int64_t max_rows;   /* 0 = no limit */
+    int64_t max_bytes;  /* 0 = no limit */
+    int64_t max_age_ms; /* 0 = no limit */
+    int batch_max;      /* most puts in one transaction; 0 = default (256) */
+    int readers;        /* reader connections in the pool; 0 = default (4) */
 } store_opts;
 
 er_rc store_create(const store_opts *opts, store **out, er_err *err);
@@ -38,8 +38,8 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err);
 void store_destroy(store *s);
 
 typedef struct store_put_result {
-    er_rc rc;        /* ER_OK, or ER_FULL / ER_DB / ER_CLOSED ... */
-    bool duplicate;  /* the guid was already stored: seq/ts are the stored row's */
+    er_rc rc;       /* ER_OK, or ER_FULL / ER_DB / ER_CLOSED ... */
+    bool duplicate; /* the guid was already stored: seq/ts are the stored row's */
     int64_t seq;
     int64_t ts;
     char guid[UTIL_UUID_LEN + 1];
@@ -63,22 +63,22 @@ er_rc store_subscribe(store *s, store_commit_fn fn, void *arg);
 /* ---- reads (any thread; each call borrows a reader connection from the pool) ---- */
 
 typedef struct store_filter {
-    const char *label;   /* only inferences with this label; NULL = any */
-    const char *source;  /* NULL = any */
-    bool has_min_score;  /* with label: that label's score >= min; else top_score >= min */
+    const char *label;  /* only inferences with this label; NULL = any */
+    const char *source; /* NULL = any */
+    bool has_min_score; /* with label: that label's score >= min; else top_score >= min */
     double min_score;
-    bool has_since;      /* ts >= since_ms */
+    bool has_since; /* ts >= since_ms */
     int64_t since_ms;
-    bool has_until;      /* ts < until_ms */
+    bool has_until; /* ts < until_ms */
     int64_t until_ms;
-    int64_t before_seq;  /* keyset cursor: only seq < before_seq; 0 = start at the newest */
-    int limit;           /* 1..1000 */
+    int64_t before_seq; /* keyset cursor: only seq < before_seq; 0 = start at the newest */
+    int limit;          /* 1..1000 */
 } store_filter;
 
 typedef struct store_page {
     inference **items; /* owned; newest first; image metadata filled, image data NULL */
     size_t n;
-    int64_t next_seq;  /* cursor for the next page (pass as before_seq); 0 when no more */
+    int64_t next_seq; /* cursor for the next page (pass as before_seq); 0 when no more */
 } store_page;
 
 er_rc store_list(store *s, const store_filter *f, store_page *out);
@@ -108,20 +108,20 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
 void store_stats_free(store_stats_row *rows, size_t n);
 
 typedef struct store_info {
-    int64_t rows;           /* inferences in the cache */
-    int64_t bytes;          /* their accounted footprint */
+    int64_t rows;  /* inferences in the cache */
+    int64_t bytes; /* their accounted footprint */
     int64_t images;
-    int64_t outbox;         /* outbox rows waiting */
-    int64_t db_file_bytes;  /* main file + WAL on disk */
+    int64_t outbox;        /* outbox rows waiting */
+    int64_t db_file_bytes; /* main file + WAL on disk */
     int64_t newest_seq;
-    int64_t oldest_ts;      /* 0 if empty */
+    int64_t oldest_ts; /* 0 if empty */
     int64_t newest_ts;
-    int64_t commits;        /* transactions committed since start */
-    int64_t puts;           /* inferences committed since start */
-    int64_t duplicates;     /* puts answered with an existing row */
-    int64_t put_errors;     /* puts that failed */
+    int64_t commits;           /* transactions committed since start */
+    int64_t puts;              /* inferences committed since start */
+    int64_t duplicates;        /* puts answered with an existing row */
+    int64_t put_errors;        /* puts that failed */
     int64_t retention_deleted; /* rows removed by retention since start */
-    int64_t queue_depth;    /* puts waiting for the writer */
+    int64_t queue_depth;       /* puts waiting for the writer */
 } store_info;
 
 er_rc store_get_info(store *s, store_info *out);
@@ -130,5 +130,19 @@ er_rc store_get_info(store *s, store_info *out);
  * Stops at the first non-OK return and returns it. */
 typedef er_rc (*store_each_fn)(void *arg, const inference *inf);
 er_rc store_foreach(store *s, store_each_fn fn, void *arg);
+
+/* ---- maintenance and diagnostics ---- */
+
+/* Runs a retention pass on the writer thread now and waits for it (admin "clear old rows",
+ * tests). Retention also runs by itself at most every second or every 1000 puts. */
+er_rc store_retain(store *s);
+
+/* The query plan (EXPLAIN QUERY PLAN details, one per line) of store_list's statement without
+ * or with a label filter; caller frees *plan. For tests and diagnostics. */
+er_rc store_explain_list(store *s, bool with_label, char **plan);
+
+/* Test hook: sets PRAGMA max_page_count on the writer connection (SQLite answers SQLITE_FULL
+ * past it), so the disk-full path can be exercised without filling a real disk. */
+er_rc store_debug_max_pages(store *s, int64_t pages);
 
 #endif
