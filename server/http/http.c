@@ -22,6 +22,7 @@
 #define HTTP_CONN_LIMIT 1024
 #define HTTP_CONN_TIMEOUT_S 30
 #define HTTP_STOP_WAIT_MS 10000
+#define HTTP_DISCARD_MAX (64u * 1024 * 1024) /* most bytes drained after a 413 decision */
 
 static void count_status(http_req *r, unsigned status)
 {
@@ -291,18 +292,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (r->route.method != HTTP_M_POST) return MHD_YES; /* bodies of GETs are ignored */
             int64_t max = s->deps.cfg->max_body_bytes;
             if (max > 0 && (r->body.len > (size_t)max || n > (size_t)max - r->body.len)) {
-                /* A chunked (or lying) body grew past the limit: answer now; MHD closes the
-                 * connection instead of reading the rest. */
+                /* A chunked (or lying) body grew past the limit. libmicrohttpd 0.9.75 cannot
+                 * queue a response in the middle of an upload, so drain the rest and answer
+                 * 413 at its end (see HTTP_REQ_DISCARD). */
                 util_buf_free(&r->body);
-                return http_reply_error(r, 413, "payload_too_large",
-                                        "the body is larger than the limit of %lld bytes",
-                                        (long long)max);
+                r->state = HTTP_REQ_DISCARD;
+                return MHD_YES;
             }
             if (util_buf_append(&r->body, upload_data, n) != ER_OK)
                 return http_reply_error(r, 500, "internal", "out of memory for the body");
             return MHD_YES;
         }
         return dispatch(r);
+    case HTTP_REQ_DISCARD:
+        if (*upload_data_size > 0) {
+            r->discarded += *upload_data_size;
+            atomic_fetch_add_explicit(&s->bytes_received, *upload_data_size, memory_order_relaxed);
+            *upload_data_size = 0;
+            /* Draining is bounded too: a sender that keeps going past this is cut off. */
+            if (r->discarded > HTTP_DISCARD_MAX) {
+                log_info("http", "%s %s: body far over the limit, connection closed", r->method,
+                         r->path);
+                count_status(r, 413);
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        return http_reply_error(r, 413, "payload_too_large",
+                                "the body is larger than the limit of %lld bytes",
+                                (long long)s->deps.cfg->max_body_bytes);
     case HTTP_REQ_WAIT_PUT:
         if (*upload_data_size > 0) {
             *upload_data_size = 0; /* cannot happen: the body was complete before suspending */
@@ -375,12 +393,13 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
         goto fail;
     }
     unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
+    /* the logger must be the first option so MHD's own start-up messages use it too */
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
+                                 addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s)", bind, cfg->http_port,
                      strerror(errno));

@@ -36,6 +36,7 @@ struct http_server {
 typedef enum http_req_state {
     HTTP_REQ_NEW = 0,  /* first call: route and auth decided */
     HTTP_REQ_BODY,     /* receiving the upload */
+    HTTP_REQ_DISCARD,  /* a chunked body passed the limit: drain it, then answer 413 */
     HTTP_REQ_WAIT_PUT, /* suspended, waiting for the store's commit */
     HTTP_REQ_ANSWERED, /* a response is queued */
 } http_req_state;
@@ -48,7 +49,8 @@ typedef struct http_req {
     const char *path;
     http_route route;
     http_req_state state;
-    util_buf body; /* ingest upload, bounded by max_body_bytes */
+    util_buf body;      /* ingest upload, bounded by max_body_bytes */
+    uint64_t discarded; /* bytes drained in HTTP_REQ_DISCARD */
     /* ingest: the view rendered before the inference went to the store (owned cJSON) */
     void *view;
     atomic_bool put_done; /* set once by the store callback or a synchronous failure */
