@@ -755,6 +755,9 @@ static er_rc set_default(loader *ld, const opt *o, er_err *err)
 
 static er_rc out_of_range(er_err *err, const opt *o, int64_t v, const char *unit)
 {
+    if (o->max == INT64_MAX) /* "no upper bound" reads better than 9223372036854775807 */
+        return er_fail(err, ER_CONFIG, "%s: %lld%s is out of range, must be >= %lld%s", o->name,
+                       (long long)v, unit, (long long)o->min, unit);
     return er_fail(err, ER_CONFIG, "%s: %lld%s is out of range %lld..%lld%s", o->name, (long long)v,
                    unit, (long long)o->min, (long long)o->max, unit);
 }
@@ -1293,12 +1296,14 @@ void config_usage(FILE *out)
         upper_name(o->name, upper, sizeof upper);
         snprintf(flag, sizeof flag, "--%s %s", kebab, metavar(o));
         snprintf(env, sizeof env, "EI_RELAY_%s", upper);
-        if (o->type == OT_INT || o->type == OT_SIZE || o->type == OT_DURATION ||
-            o->type == OT_DOUBLE)
+        const char *unit = o->type == OT_SIZE ? " bytes" : o->type == OT_DURATION ? " ms" : "";
+        bool ranged = o->type == OT_INT || o->type == OT_SIZE || o->type == OT_DURATION ||
+                      o->type == OT_DOUBLE;
+        if (ranged && o->max == INT64_MAX)
+            snprintf(range, sizeof range, " [>= %lld%s]", (long long)o->min, unit);
+        else if (ranged)
             snprintf(range, sizeof range, " [%lld..%lld%s]", (long long)o->min, (long long)o->max,
-                     o->type == OT_SIZE       ? " bytes"
-                     : o->type == OT_DURATION ? " ms"
-                                              : "");
+                     unit);
         fprintf(out, "  %-38s %-40s (default %s)  %s%s\n", flag, env, o->def ? o->def : "unset",
                 o->help, range);
     }

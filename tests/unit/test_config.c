@@ -212,6 +212,8 @@ static void test_errors_name_the_key(void)
     CHECK(fails_with("{\"metrics_sleeptime_ms\": 999}",
                      "metrics_sleeptime_ms: 999 ms is out of range 1000..86400000 ms"));
     CHECK(fails_with("{\"bind\": \"\"}", "bind: must not be empty"));
+    CHECK(
+        fails_with("{\"cache_max_rows\": -1}", "cache_max_rows: -1 is out of range, must be >= 0"));
     CHECK(fails_with("{\"http_port\": [1]}", "http_port: expected a string or number"));
     CHECK(fails_mentioning("{\"http_port\": 99999999999999999999999}",
                            "\" is not an integer (0..65535)"));
