@@ -7,7 +7,7 @@
 import { Api, ApiError } from './api.js';
 import { Detail } from './detail.js';
 import { Feed } from './feed.js';
-import { formatBytes, formatDuration } from './util.js';
+import { el, formatBytes, formatDuration } from './util.js';
 
 const TOKEN_KEY = 'ei-relay.token';
 const HEALTH_MS = 5000;
@@ -136,7 +136,7 @@ function loginMessage(e) {
 
 function handleError(e) {
   if (e instanceof ApiError && e.status === 401) {
-    showLogin('The service no longer accepts this token. Sign in again.');
+    showLogin('The service did not accept this token (401). Sign in with a valid token.');
     return;
   }
   if (e instanceof ApiError && e.status === 403) {
@@ -178,7 +178,10 @@ async function refreshHealth() {
     if (typeof h.queue_depth === 'number' && h.queue_depth > 0) {
       parts.push(`outbox ${h.queue_depth}`);
     }
-    ui.status.textContent = parts.filter(Boolean).join(' · ');
+    // One span per fact, so a narrow screen wraps between facts rather than inside them.
+    ui.status.replaceChildren(
+      ...parts.filter(Boolean).map((text) => el('span', { class: 'fact', text })),
+    );
     ui.status.title = db.path ? `database ${db.path}` : '';
     setConnection(h.status === 'ok');
   } catch (e) {

@@ -105,8 +105,9 @@ export class Detail {
         frame.append(el('span', { text: `Image unavailable: ${e.message}` }));
       });
     if (regions.length > 0) {
-      const what = regions[0].cell ? 'anomaly cells' : 'boxes';
-      figure.append(el('figcaption', { text: `${regions.length} ${what} in model coordinates` }));
+      const n = regions.length;
+      const what = regions[0].cell ? `anomaly cell${n === 1 ? '' : 's'}` : `box${n === 1 ? '' : 'es'}`;
+      figure.append(el('figcaption', { text: `${n} ${what}, drawn from model coordinates` }));
     }
     return figure;
   }

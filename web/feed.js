@@ -25,6 +25,7 @@ export class Feed {
     this.timer = null;
     this.running = false;
     this.loadingMore = false;
+    this.extended = false; // true once "Load more" added older pages
     this.opts.more.addEventListener('click', () => this.loadMore());
   }
 
@@ -43,6 +44,7 @@ export class Feed {
 
   // Drops everything shown (and its blob URLs), e.g. on logout.
   clear() {
+    this.extended = false;
     this.items = [];
     this.next = null;
     this.render();
@@ -51,6 +53,7 @@ export class Feed {
   setFilter(filter) {
     this.filter = filter;
     this.generation++;
+    this.extended = false;
     this.items = [];
     this.next = null;
     this.render();
@@ -86,14 +89,18 @@ export class Feed {
     }
   }
 
-  // The newest page replaces the head of the list. If its oldest item is one we already show,
-  // the older items after it stay (and so does the cursor); otherwise more than a page arrived
-  // since the last poll, and the list restarts from this page.
+  // The newest page replaces the head of the list. Once older pages were loaded: if the page's
+  // oldest item is one we already show, the older items after it stay (and so does the cursor);
+  // otherwise more than a page arrived since the last poll, and the list restarts from this page.
   mergeNewest(page) {
     const fresh = Array.isArray(page.items) ? page.items : [];
     if (fresh.length === 0) {
       this.items = [];
       this.next = null;
+    } else if (!this.extended) {
+      // Nothing older was asked for: show exactly the newest page, so the list stays bounded.
+      this.items = fresh;
+      this.next = page.next || null;
     } else {
       const oldestId = fresh[fresh.length - 1].id;
       const at = this.items.findIndex((it) => it.id === oldestId);
@@ -119,6 +126,7 @@ export class Feed {
       const older = (page.items || []).filter((it) => !seen.has(it.id));
       this.items = this.items.concat(older);
       this.next = page.next || null;
+      this.extended = true;
       this.render();
     } catch (e) {
       if (gen === this.generation) this.opts.onError(e);
