@@ -22,62 +22,76 @@ static bool word_eq(const char *s, size_t n, const char *word)
     return strlen(word) == n && strncasecmp(s, word, n) == 0;
 }
 
+static const char *skip_ws(const char *p)
+{
+    while (is_ws(*p))
+        p++;
+    return p;
+}
+
+/* Reads one parameter value (token or quoted-string) at *pp; copies it into out when out is
+ * not NULL. False when it is unterminated or longer than the boundary limit. */
+static bool param_value(const char **pp, char *out, size_t *n)
+{
+    const char *p = *pp;
+    bool ok = true;
+    *n = 0;
+    if (*p == '"') {
+        /* quoted-string: a backslash escapes the next character */
+        for (p++; *p && *p != '"'; p++) {
+            if (*p == '\\' && p[1]) p++;
+            if (out && *n >= MULTIPART_BOUNDARY_MAX)
+                ok = false;
+            else if (out)
+                out[(*n)++] = *p;
+        }
+        if (*p == '"')
+            p++;
+        else
+            ok = false;
+    } else {
+        for (; *p && *p != ';' && !is_ws(*p); p++) {
+            if (out && *n >= MULTIPART_BOUNDARY_MAX)
+                ok = false;
+            else if (out)
+                out[(*n)++] = *p;
+        }
+    }
+    *pp = p;
+    return ok;
+}
+
 er_rc multipart_boundary(const char *content_type, char *out)
 {
     static const char type[] = "multipart/form-data";
-    const char *p = content_type;
-    if (!p) return ER_UNSUPPORTED;
-    while (is_ws(*p))
-        p++;
-    if (strncasecmp(p, type, sizeof type - 1) != 0) return ER_UNSUPPORTED;
+    er_rc rc = ER_UNSUPPORTED;
+    const char *p = content_type ? skip_ws(content_type) : NULL;
+    size_t n = 0;
+    if (!p || strncasecmp(p, type, sizeof type - 1) != 0) goto fail;
     p += sizeof type - 1;
-    if (*p && *p != ';' && !is_ws(*p)) return ER_UNSUPPORTED;
+    if (*p && *p != ';' && !is_ws(*p)) goto fail;
+    rc = ER_INVALID; /* from here on: the right type without a usable boundary */
     for (;;) {
-        const char *name;
-        size_t name_len, n = 0;
-        while (is_ws(*p))
-            p++;
-        if (*p != ';') return ER_INVALID; /* end of value (or junk): no boundary */
-        p++;
-        while (is_ws(*p))
-            p++;
-        name = p;
+        p = skip_ws(p);
+        if (*p != ';') goto fail; /* end of the value (or junk): no boundary */
+        const char *name = skip_ws(p + 1);
+        p = name;
         while (*p && *p != '=' && *p != ';' && !is_ws(*p))
             p++;
-        name_len = (size_t)(p - name);
-        while (is_ws(*p))
-            p++;
+        bool want = word_eq(name, (size_t)(p - name), "boundary");
+        p = skip_ws(p);
         if (*p != '=') continue; /* a parameter without value: skip it */
-        p++;
-        while (is_ws(*p))
-            p++;
-        bool want = word_eq(name, name_len, "boundary");
-        if (*p == '"') {
-            /* quoted-string: backslash escapes one character */
-            for (p++; *p && *p != '"'; p++) {
-                if (*p == '\\' && p[1]) p++;
-                if (want) {
-                    if (n >= MULTIPART_BOUNDARY_MAX) return ER_INVALID;
-                    out[n++] = *p;
-                }
-            }
-            if (*p != '"') return ER_INVALID;
-            p++;
-        } else {
-            for (; *p && *p != ';' && !is_ws(*p); p++) {
-                if (want) {
-                    if (n >= MULTIPART_BOUNDARY_MAX) return ER_INVALID;
-                    out[n++] = *p;
-                }
-            }
-        }
-        if (!want) continue;
-        out[n] = '\0';
-        if (n == 0 || out[n - 1] == ' ') return ER_INVALID;
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e) return ER_INVALID;
-        return ER_OK;
+        p = skip_ws(p + 1);
+        if (!param_value(&p, want ? out : NULL, &n)) goto fail;
+        if (want) break;
     }
+    out[n] = '\0';
+    if (n == 0 || out[n - 1] == ' ') goto fail;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e) goto fail;
+    rc = ER_OK;
+fail:
+    return rc;
 }
 
 /* True when body[at..] holds "--" boundary. */
@@ -178,21 +192,20 @@ static void trim(const char **s, size_t *n)
 /* Parses header lines from *at up to and including the blank line; *at moves past it. */
 static er_rc parse_headers(const uint8_t *body, size_t len, size_t *at, multipart_part *part)
 {
+    er_rc rc = ER_INVALID;
     size_t start = *at, p = *at;
     for (;;) {
-        size_t avail = len - p, line_len;
-        const uint8_t *nl = memchr(body + p, '\n', avail);
-        if (!nl) return ER_INVALID; /* truncated inside the headers */
-        size_t next = (size_t)(nl - body) + 1;
-        if (next - start > MULTIPART_HEADERS_MAX) return ER_INVALID;
-        line_len = (size_t)(nl - body) - p;
+        const uint8_t *nl = memchr(body + p, '\n', len - p);
+        if (!nl) goto fail; /* truncated inside the headers */
+        size_t next = (size_t)(nl - body) + 1, line_len = (size_t)(nl - body) - p;
+        if (next - start > MULTIPART_HEADERS_MAX) goto fail;
         if (line_len > 0 && body[p + line_len - 1] == '\r') line_len--;
         const char *line = (const char *)body + p;
         p = next;
         if (line_len == 0) break;
         if (is_ws(line[0])) continue; /* obsolete folding: ignored */
         const char *colon = memchr(line, ':', line_len);
-        if (!colon) return ER_INVALID;
+        if (!colon) goto fail;
         size_t name_len = (size_t)(colon - line);
         const char *val = colon + 1;
         size_t val_len = line_len - name_len - 1;
@@ -205,7 +218,9 @@ static er_rc parse_headers(const uint8_t *body, size_t len, size_t *at, multipar
         }
     }
     *at = p;
-    return ER_OK;
+    rc = ER_OK;
+fail:
+    return rc;
 }
 
 er_rc multipart_next(const uint8_t *body, size_t len, const char *boundary, size_t *pos,

@@ -361,18 +361,24 @@ static er_rc norm_model(norm_ctx *c, const cJSON *model)
 {
     static const char *const keys[] = {"width", "height"};
     int *dst[] = {&c->inf->model_width, &c->inf->model_height};
-    if (!cJSON_IsObject(model))
-        return er_fail(c->err, ER_SHAPE, "model must be an object {\"width\",\"height\"}");
+    er_rc rc = ER_SHAPE;
+    if (!cJSON_IsObject(model)) {
+        er_fail(c->err, rc, "model must be an object {\"width\",\"height\"}");
+        goto fail;
+    }
     for (int k = 0; k < 2; k++) {
         const cJSON *it = member(model, keys[k]);
         if (!it) continue;
         double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
-        if (v != floor(v) || v < 1 || v > NORM_MODEL_PX_MAX)
-            return er_fail(c->err, ER_SHAPE, "model.%s must be an integer 1..%d", keys[k],
-                           NORM_MODEL_PX_MAX);
+        if (v != floor(v) || v < 1 || v > NORM_MODEL_PX_MAX) {
+            er_fail(c->err, rc, "model.%s must be an integer 1..%d", keys[k], NORM_MODEL_PX_MAX);
+            goto fail;
+        }
         *dst[k] = (int)v;
     }
-    return ER_OK;
+    rc = ER_OK;
+fail:
+    return rc;
 }
 
 /* Everything around the result: id, ts, device, source, info, timing, model, image. */
@@ -433,50 +439,43 @@ fail:
 static er_rc locate_result(const cJSON *root, result_src *s, er_err *err)
 {
     static const char *const iot_keys[] = {"c", "box", "grid", "freeform"};
-    const cJSON *result = member(root, "result");
+    er_rc rc = ER_SHAPE;
+    const cJSON *result = member(root, "result"), *o;
     int n_iot = 0;
+    bool ei = result != NULL;
     memset(s, 0, sizeof *s);
-    if (result) {
-        if (!cJSON_IsObject(result))
-            return er_fail(err, ER_SHAPE, "result must be an object; %s", shape_hint);
-        s->cls = member(result, "classification");
-        s->boxes = member(result, "bounding_boxes");
-        s->grid = member(result, "visual_anomaly_grid");
-        s->vmax = member(result, "visual_anomaly_max");
-        s->vmean = member(result, "visual_anomaly_mean");
-        s->anomaly = member(result, "anomaly");
-        s->freeform = member(result, "freeform");
-        s->cls_name = "result.classification";
-        s->boxes_name = "result.bounding_boxes";
-        s->grid_name = "result.visual_anomaly_grid";
-        s->vmax_name = "result.visual_anomaly_max";
-        s->vmean_name = "result.visual_anomaly_mean";
-        s->anomaly_name = "result.anomaly";
-        s->freeform_name = "result.freeform";
-        return ER_OK;
+    if (ei && !cJSON_IsObject(result)) {
+        er_fail(err, rc, "result must be an object; %s", shape_hint);
+        goto fail;
     }
-    for (size_t k = 0; k < sizeof iot_keys / sizeof iot_keys[0]; k++)
+    for (size_t k = 0; !ei && k < sizeof iot_keys / sizeof iot_keys[0]; k++)
         n_iot += member(root, iot_keys[k]) != NULL;
-    if (n_iot == 0) return er_fail(err, ER_SHAPE, "%s", shape_hint);
-    if (n_iot > 1)
-        return er_fail(err, ER_SHAPE,
-                       "an IoT Core message has exactly one of c, box, grid, "
-                       "freeform");
-    s->cls = member(root, "c");
-    s->boxes = member(root, "box");
-    s->grid = member(root, "grid");
-    s->vmax = member(root, "visual_anomaly_max");
-    s->vmean = member(root, "visual_anomaly_mean");
-    s->anomaly = member(root, "anomaly");
-    s->freeform = member(root, "freeform");
-    s->cls_name = "c";
-    s->boxes_name = "box";
-    s->grid_name = "grid";
-    s->vmax_name = "visual_anomaly_max";
-    s->vmean_name = "visual_anomaly_mean";
-    s->anomaly_name = "anomaly";
-    s->freeform_name = "freeform";
-    return ER_OK;
+    if (!ei && n_iot != 1) {
+        if (n_iot == 0)
+            er_fail(err, rc, "%s", shape_hint);
+        else
+            er_fail(err, rc, "an IoT Core message has exactly one of c, box, grid, freeform");
+        goto fail;
+    }
+    /* The IoT message keeps the result keys at top level under short names. */
+    o = ei ? result : root;
+    s->cls = member(o, ei ? "classification" : "c");
+    s->boxes = member(o, ei ? "bounding_boxes" : "box");
+    s->grid = member(o, ei ? "visual_anomaly_grid" : "grid");
+    s->vmax = member(o, "visual_anomaly_max");
+    s->vmean = member(o, "visual_anomaly_mean");
+    s->anomaly = member(o, "anomaly");
+    s->freeform = member(o, "freeform");
+    s->cls_name = ei ? "result.classification" : "c";
+    s->boxes_name = ei ? "result.bounding_boxes" : "box";
+    s->grid_name = ei ? "result.visual_anomaly_grid" : "grid";
+    s->vmax_name = ei ? "result.visual_anomaly_max" : "visual_anomaly_max";
+    s->vmean_name = ei ? "result.visual_anomaly_mean" : "visual_anomaly_mean";
+    s->anomaly_name = ei ? "result.anomaly" : "anomaly";
+    s->freeform_name = ei ? "result.freeform" : "freeform";
+    rc = ER_OK;
+fail:
+    return rc;
 }
 
 er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, inference **out,
