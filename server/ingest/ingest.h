@@ -12,7 +12,8 @@
 /* content_type: the request's Content-Type header value (NULL = application/json).
  * application/json: normalize_json on the body. multipart/form-data: the part named "json" or
  * "inference" (or the first part with an application/json type) is the document; the part named
- * "image" (or the first part with an image/* type) is the image, overriding any base64 one.
+ * "image" (or else the first part whose type starts with "image/") is the image, overriding any
+ * base64 one (copied; over max_image_bytes is ER_TOOBIG).
  * Any image is probed with the media module: ER_UNSUPPORTED unless it is a JPEG or PNG. */
 er_rc ingest_parse(const char *content_type, const uint8_t *body, size_t len,
                    const normalize_opts *o, inference **out, er_err *err);

@@ -11,7 +11,7 @@
 #define MULTIPART_BOUNDARY_MAX 70 /* RFC 2046 limit */
 
 typedef struct multipart_part {
-    const char *name; /* form field name (not NUL-terminated) */
+    const char *name; /* form field name (not NUL-terminated); NULL if the part has none */
     size_t name_len;
     const char *filename; /* NULL if none */
     size_t filename_len;
@@ -27,7 +27,9 @@ typedef struct multipart_part {
 er_rc multipart_boundary(const char *content_type, char *out);
 
 /* Returns the next part after *pos (start with *pos = 0) and advances *pos. ER_NOTFOUND after
- * the closing delimiter, ER_INVALID when the body is malformed or truncated. */
+ * the closing delimiter, ER_INVALID when the body is malformed or truncated. A part is only
+ * returned once the delimiter after it has been seen; quoted header values are returned raw
+ * (backslash escapes left in place); a part's header block is limited to 8 KiB. */
 er_rc multipart_next(const uint8_t *body, size_t len, const char *boundary, size_t *pos,
                      multipart_part *part);
 

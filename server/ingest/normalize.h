@@ -8,6 +8,14 @@
  *  - the Edge Impulse IoT Core message shape: time_ms, info, inference_count, total_inferences,
  *    id, ts, image (base64 JPEG), one of c | box | grid | freeform, s3_bucket, s3_prefix.
  *
+ * The runner's message {"type":"classification","result":{..},"timeMs":n,"additionalInfo":..}
+ * is accepted too. A bare timeMs / time_ms becomes timing {"classification": n}; additionalInfo
+ * is the info. Both shapes give the same canonical result_json, keys in the fixed order
+ * classification, bounding_boxes, visual_anomaly_grid, visual_anomaly_max, visual_anomaly_mean,
+ * anomaly, freeform (an empty bounding_boxes next to a grid is dropped; box objects keep only
+ * label, value, x, y, width, height). Labels are 1..128 bytes, at most 10000 labels + boxes +
+ * cells per document. A ts that is not a positive integer means "receive time" (now_ms).
+ *
  * Pure: no I/O. A base64 image is decoded into inf->image.data but not validated here (the
  * media module probes it). Errors: ER_INVALID for malformed JSON or base64, ER_SHAPE for valid
  * JSON of the wrong shape or type (err names the field), ER_TOOBIG for an image over the limit. */

@@ -49,16 +49,19 @@ er_rc media_probe(const uint8_t *data, size_t len, inference_image *img, er_err 
 {
     er_rc rc = ER_OK;
     VipsImage *im = NULL;
-    const char *loader, *mime;
+    const char *loader, *expect, *mime;
     bool jpeg = data && magic_jpeg(data, len);
     if (!jpeg && !(data && magic_png(data, len))) {
         rc = er_fail(err, ER_UNSUPPORTED, "image is not a JPEG or PNG");
         goto fail;
     }
+    /* libvips must agree with the magic bytes; then its loader reads the header only. */
     loader = vips_foreign_find_load_buffer(data, len);
-    if (!loader ||
-        strcmp(loader, jpeg ? "VipsForeignLoadJpegBuffer" : "VipsForeignLoadPngBuffer") != 0 ||
-        !(im = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL))) {
+    expect = jpeg ? "VipsForeignLoadJpegBuffer" : "VipsForeignLoadPngBuffer";
+    if (!loader || strcmp(loader, expect) != 0 ||
+        (jpeg ? vips_jpegload_buffer((void *)data, len, &im, "access", VIPS_ACCESS_SEQUENTIAL, NULL)
+              : vips_pngload_buffer((void *)data, len, &im, "access", VIPS_ACCESS_SEQUENTIAL,
+                                    NULL))) {
         rc = er_fail(err, ER_UNSUPPORTED, "image is not a JPEG or PNG (unreadable %s header)",
                      jpeg ? "JPEG" : "PNG");
         goto fail;

@@ -13,11 +13,12 @@ er_rc media_init(const char *argv0);
 void media_shutdown(void);
 
 /* Checks that data is a JPEG or PNG libvips can read and fills img->mime, width, height
- * (img->data/len untouched). ER_UNSUPPORTED otherwise, with err saying what it was. */
+ * (img->data/len untouched). Reads the header only. ER_UNSUPPORTED otherwise, with err saying
+ * what it was; ER_TOOBIG over 100 megapixels (decompression-bomb guard). err may be NULL. */
 er_rc media_probe(const uint8_t *data, size_t len, inference_image *img, er_err *err);
 
-/* A JPEG no larger than max_px on its longer side; caller frees *out with g_free-compatible
- * free(). */
+/* A JPEG (quality 75, metadata stripped) no larger than max_px on its longer side, never
+ * enlarged; caller frees *out with free(). Only JPEG and PNG input is accepted. */
 er_rc media_thumbnail(const uint8_t *data, size_t len, int max_px, uint8_t **out,
                       size_t *out_len);
 
