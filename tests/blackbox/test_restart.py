@@ -3,9 +3,10 @@
 # after a clean SIGTERM restart, on the same database.
 import threading
 
-from relay_test import (INGEST_TOKEN, HttpConn, Relay, check, eq, free_port, new_id,
-                        run_tests)
 import json
+
+from relay_test import (INGEST_TOKEN, HttpConn, Relay, check, eq, free_port, new_id, now_ms,
+                        run_tests)
 
 N = 60
 
@@ -18,8 +19,11 @@ def relisten(relay):
     relay.cfg["ws_port"] = relay.ws_port
 
 
+T0 = now_ms()
+
+
 def ingest_on(conn, ident, i):
-    body = json.dumps({"id": ident, "ts": 1_764_000_000_000 + i,
+    body = json.dumps({"id": ident, "ts": T0 + i,
                        "result": {"classification": {"dur": 0.5, "other": 0.25}}}).encode()
     return conn.request("POST", "/api/v1/inferences", body,
                         {"Authorization": "Bearer " + INGEST_TOKEN,
