@@ -12,7 +12,17 @@
 #include <string.h>
 #include <vips/vips.h>
 
+#include "core/log.h"
+
 #define MEDIA_MAX_PIXELS (100LL * 1000 * 1000) /* decompression-bomb guard */
+
+/* libvips reports decoder trouble in client images (truncated JPEGs...) as GLib warnings; they
+ * are the client's problem, already answered with an error, so they go to the debug log. */
+static void vips_log_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+                             gpointer user)
+{
+    log_debug("media", "%s: %s", domain ? domain : "glib", msg);
+}
 
 er_rc media_init(const char *argv0)
 {
@@ -23,6 +33,8 @@ er_rc media_init(const char *argv0)
     /* A small device: one worker per pipeline. The operation cache stays off because buffer
      * loaders are cached by the buffer's address, and request buffers get reused: a cache hit
      * would answer with the previous request's image. */
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+                      vips_log_handler, NULL);
     vips_concurrency_set(1);
     vips_cache_set_max(0);
     vips_cache_set_max_mem(0);
