@@ -18,10 +18,23 @@ def make_relay():
     return Relay({"max_body_bytes": MAX_BODY})
 
 
+BASE_ROWS = None  # stored rows when the current test took its snapshot
+
+
 def snapshot():
     """(ids of all stored inferences, health db rows) to compare before/after bad input."""
+    global BASE_ROWS
     ids = sorted(it["id"] for it in R.list_all())
-    return ids, R.health()["db"]["rows"]
+    BASE_ROWS = R.health()["db"]["rows"]
+    eq(BASE_ROWS, len(ids), "health db.rows vs listed inferences")
+    return ids, BASE_ROWS
+
+
+def refused(resp, status, code=None):
+    """error_of, then: the relay still answers health and stored nothing."""
+    out = error_of(resp, status, code)
+    eq(R.health()["db"]["rows"], BASE_ROWS, "rows after a refused request")
+    return out
 
 
 def unchanged(before):
@@ -45,7 +58,7 @@ def test_malformed_json():
     before = snapshot()
     for body in (b'{"result": ', b"{result: 1}", b"", b"\xff\xfe{}", b'{"result":{}}}',
                  b"nul", b'{"result":{"classification":{"a":0.5}}} trailing'):
-        code, msg = error_of(post(body), 400, "bad_request")
+        code, msg = refused(post(body), 400, "bad_request")
     unchanged(before)
 
 
@@ -74,7 +87,7 @@ def test_wrong_shape_422():
     for body, field in cases:
         r = post(body)
         try:
-            code, msg = error_of(r, 422, "unprocessable")
+            code, msg = refused(r, 422, "unprocessable")
             if field:
                 check(field in msg, "message %r does not name %r" % (msg, field))
         except TestFailure as e:
@@ -91,7 +104,7 @@ def test_bad_id_in_body():
     r = post(json.dumps({"id": "not-a-uuid'; DROP TABLE inferences; --",
                          "result": {"classification": {"a": 0.5}}}).encode())
     check(r.status in (400, 422), "bad id in body: %d" % r.status)
-    code, msg = error_of(r, r.status)
+    code, msg = refused(r, r.status)
     check("id" in msg, "message %r names id" % msg)
     unchanged(before)
 
@@ -110,7 +123,7 @@ def test_413_content_length_refused_before_body():
                     "Content-Length: %d\r\n\r\n" % (INGEST_TOKEN, 100 * MAX_BODY)).encode())
         # no body sent: the answer must come from the headers alone
         check(read_ready(c.sock, 10), "no answer to an oversized Content-Length within 10 s")
-        error_of(c.read_response("POST"), 413, "payload_too_large")
+        refused(c.read_response("POST"), 413, "payload_too_large")
     # just over the limit, with Expect: 100-continue (curl's way): refused, no 100
     with HttpConn(R.http_port, timeout=10) as c:
         c.send_raw(("POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\n"
@@ -121,7 +134,7 @@ def test_413_content_length_refused_before_body():
         line = c._read_line()
         check(not line.startswith(b"HTTP/1.1 100"), "100 Continue for an oversized body")
         c.buf = line + b"\r\n" + c.buf
-        error_of(c.read_response("POST"), 413, "payload_too_large")
+        refused(c.read_response("POST"), 413, "payload_too_large")
     unchanged(before)
     R.health()
 
@@ -150,7 +163,7 @@ def test_413_chunked_body_too_large():
         except (ConnectionClosed, ConnectionResetError):
             resp = None
     check(resp is not None, "connection dropped without a 413 answer (sent %d bytes)" % sent)
-    error_of(resp, 413, "payload_too_large")
+    refused(resp, 413, "payload_too_large")
     unchanged(before)
     R.health()
 
@@ -167,18 +180,18 @@ def test_body_at_limit_accepted():
 def test_415_media_types():
     ensure_rows()
     before = snapshot()
-    error_of(post(b"hello", ctype="text/plain"), 415, "unsupported_media_type")
-    error_of(post(b'{"result":{"classification":{"a":0.5}}}', ctype="application/xml"), 415,
+    refused(post(b"hello", ctype="text/plain"), 415, "unsupported_media_type")
+    refused(post(b'{"result":{"classification":{"a":0.5}}}', ctype="application/xml"), 415,
              "unsupported_media_type")
     # non-image bytes as the image part
     ctype, body = multipart_body([
         ("json", None, "application/json", b'{"result":{"classification":{"a":0.5}}}'),
         ("image", "x.jpg", "image/jpeg", b"this is not a JPEG at all" * 10)])
-    error_of(post(body, ctype=ctype), 415, "unsupported_media_type")
+    refused(post(body, ctype=ctype), 415, "unsupported_media_type")
     # non-image base64 in JSON
     doc = {"result": {"classification": {"a": 0.5}},
            "image": base64.b64encode(b"GIF89a not supported either").decode()}
-    error_of(post(json.dumps(doc).encode()), 415, "unsupported_media_type")
+    refused(post(json.dumps(doc).encode()), 415, "unsupported_media_type")
     # a truncated JPEG (header only) is not an image either
     jpg = make_jpeg(32, 32)
     ctype, body = multipart_body([
@@ -186,7 +199,7 @@ def test_415_media_types():
         ("image", "t.jpg", "image/jpeg", jpg[:40])])
     r = post(body, ctype=ctype)
     check(r.status in (415, 422), "truncated JPEG: %d" % r.status)
-    error_of(r, r.status)
+    refused(r, r.status)
     unchanged(before)
 
 
@@ -197,29 +210,29 @@ def test_bad_multipart():
     ctype, body = multipart_body([("image", "x.jpg", "image/jpeg", make_jpeg(8, 8))])
     r = post(body, ctype=ctype)
     check(r.status in (400, 422), "multipart without json part: %d" % r.status)
-    error_of(r, r.status)
+    refused(r, r.status)
     # no boundary
-    error_of(post(b"--x\r\n\r\n--x--\r\n", ctype="multipart/form-data"), 400, "bad_request")
+    refused(post(b"--x\r\n\r\n--x--\r\n", ctype="multipart/form-data"), 400, "bad_request")
     # unterminated
     ctype, body = multipart_body([("json", None, "application/json", b'{"result":{}}')])
     r = post(body[:-30], ctype=ctype)
-    error_of(r, 400, "bad_request")
+    refused(r, 400, "bad_request")
     # malformed JSON inside the part
     ctype, body = multipart_body([("json", None, "application/json", b'{"result":')])
-    error_of(post(body, ctype=ctype), 400, "bad_request")
+    refused(post(body, ctype=ctype), 400, "bad_request")
     unchanged(before)
 
 
 def test_404():
     ensure_rows()
     before = snapshot()
-    error_of(R.get("/api/v1/inferences/" + new_id()), 404, "not_found")
-    error_of(R.get("/api/v1/inferences/%s/image" % new_id()), 404, "not_found")
-    error_of(R.get("/api/v1/inferences/%s/thumbnail" % new_id()), 404, "not_found")
-    error_of(R.get("/api/v1/nothing-here"), 404, "not_found")
-    error_of(R.get("/api/v2/inferences"), 404, "not_found")
-    error_of(R.get("/api/v1/inferences/%s/extra/path" % new_id()), 404)
-    error_of(R.request("DELETE", "/api/v1/inferences/" + new_id(), token=ADMIN_TOKEN), 404,
+    refused(R.get("/api/v1/inferences/" + new_id()), 404, "not_found")
+    refused(R.get("/api/v1/inferences/%s/image" % new_id()), 404, "not_found")
+    refused(R.get("/api/v1/inferences/%s/thumbnail" % new_id()), 404, "not_found")
+    refused(R.get("/api/v1/nothing-here"), 404, "not_found")
+    refused(R.get("/api/v2/inferences"), 404, "not_found")
+    refused(R.get("/api/v1/inferences/%s/extra/path" % new_id()), 404)
+    refused(R.request("DELETE", "/api/v1/inferences/" + new_id(), token=ADMIN_TOKEN), 404,
              "not_found")
     r = R.get("/no-such-file.html")
     eq(r.status, 404, "unknown static file")
@@ -231,8 +244,8 @@ def test_400_non_uuid_id():
     before = snapshot()
     for bad in ("not-a-uuid", "12345", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
                 new_id() + "0", "%27%20OR%20%271%27%3D%271"):
-        error_of(R.get("/api/v1/inferences/" + bad), 400, "bad_request")
-    error_of(R.request("DELETE", "/api/v1/inferences/not-a-uuid", token=ADMIN_TOKEN), 400,
+        refused(R.get("/api/v1/inferences/" + bad), 400, "bad_request")
+    refused(R.request("DELETE", "/api/v1/inferences/not-a-uuid", token=ADMIN_TOKEN), 400,
              "bad_request")
     unchanged(before)
 
@@ -247,21 +260,21 @@ def test_405_with_allow():
     ensure_rows()
     before = snapshot()
     r = R.request("DELETE", "/api/v1/health", token=ADMIN_TOKEN)
-    error_of(r, 405, "method_not_allowed")
+    refused(r, 405, "method_not_allowed")
     check("GET" in allow_set(r), "Allow for health: %r" % r.headers.get("allow"))
     r = R.request("PUT", "/api/v1/inferences", b"{}", {"Content-Type": "application/json"},
                   token=ADMIN_TOKEN)
-    error_of(r, 405, "method_not_allowed")
+    refused(r, 405, "method_not_allowed")
     check({"GET", "POST"} <= allow_set(r), "Allow for inferences: %r" % r.headers.get("allow"))
     any_id = R.list_all()[0]["id"]
     r = R.request("POST", "/api/v1/inferences/" + any_id, b"{}",
                   {"Content-Type": "application/json"}, token=ADMIN_TOKEN)
-    error_of(r, 405, "method_not_allowed")
+    refused(r, 405, "method_not_allowed")
     check({"GET", "DELETE"} <= allow_set(r), "Allow for one inference: %r" %
           r.headers.get("allow"))
     r = R.request("POST", "/api/v1/stats", b"{}", {"Content-Type": "application/json"},
                   token=ADMIN_TOKEN)
-    error_of(r, 405, "method_not_allowed")
+    refused(r, 405, "method_not_allowed")
     check("GET" in allow_set(r), "Allow for stats")
     unchanged(before)
 
@@ -321,7 +334,7 @@ def test_sql_metacharacters():
         if r.status == 200:
             eq(r.json()["items"], [], "label filter %r matched rows" % label)
         else:
-            error_of(r, 400, "bad_request")
+            refused(r, 400, "bad_request")
     q = "/api/v1/inferences?" + urllib.parse.urlencode({"label": evil})
     items = R.get_json(q)["items"]
     eq([it["id"] for it in items], [ident], "exact label with metacharacters")
@@ -332,10 +345,10 @@ def test_sql_metacharacters():
         if r.status == 200:
             eq(r.json()["items"], [], "source filter %r matched rows" % src)
         else:
-            error_of(r, 400)
+            refused(r, 400)
     for bad in ("1%20OR%201=1", "%27%3B%20DROP%20TABLE%20inferences%3B--"):
-        error_of(R.get("/api/v1/inferences/" + bad), 400)
-        error_of(R.request("DELETE", "/api/v1/inferences/" + bad, token=ADMIN_TOKEN), 400)
+        refused(R.get("/api/v1/inferences/" + bad), 400)
+        refused(R.request("DELETE", "/api/v1/inferences/" + bad, token=ADMIN_TOKEN), 400)
     unchanged(before)
 
 
@@ -400,15 +413,16 @@ def test_lying_content_length():
     r = R.raw(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (len(doc) - 10) + doc,
               method="POST")
     check(r is not None, "no answer to a short Content-Length")
-    error_of(r, 400, "bad_request")
+    refused(r, 400, "bad_request")
     unchanged(before)
     R.health()
 
 
 def test_error_content_type_and_shape_for_auth():
+    snapshot()
     # 401/403 are errors too: same body shape
-    error_of(R.get("/api/v1/inferences", token=None), 401, "unauthorized")
-    error_of(R.request("DELETE", "/api/v1/inferences/" + new_id(), token=READ_TOKEN), 403,
+    refused(R.get("/api/v1/inferences", token=None), 401, "unauthorized")
+    refused(R.request("DELETE", "/api/v1/inferences/" + new_id(), token=READ_TOKEN), 403,
              "forbidden")
 
 
