@@ -14,13 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "core/log.h"
 #include "http/http_internal.h"
 
 #define HTTP_CONN_LIMIT 1024
-#define HTTP_CONN_TIMEOUT_S 30
+#define HTTP_CONN_TIMEOUT_S 30  /* idle limit once a request has started (bodies, keep-alive) */
+#define HTTP_HEADER_TIMEOUT_S 5 /* a new connection's first request head must arrive by then */
 #define HTTP_STOP_WAIT_MS 10000
 #define HTTP_DISCARD_MAX (64u * 1024 * 1024) /* most bytes drained after a 413 decision */
 
@@ -70,6 +72,51 @@ enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
     return http_reply_json(r, status, text);
 }
 
+/* Logs the error answer and renders its body {"error":{"code","message"}} (malloc'd). */
+static char *error_text(http_req *r, unsigned status, const char *code, const char *message)
+{
+    /* One line per error answer, without headers (no token can reach the log). */
+    log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
+            r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
+    char *text = NULL;
+    if (e && cJSON_AddStringToObject(e, "code", code) &&
+        cJSON_AddStringToObject(e, "message", message))
+        text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* libmicrohttpd 0.9.75 cannot queue a response while an upload is still arriving, yet a
+ * chunked sender that went past the limit must hear 413 without sending everything. So the
+ * answer is written straight to the socket (plain HTTP only; the server has no TLS) and the
+ * connection is closed once the rest of the body is drained or HTTP_DISCARD_MAX is reached. */
+static void raw_reply_413(http_req *r)
+{
+    char message[128];
+    snprintf(message, sizeof message, "the body is larger than the limit of %lld bytes",
+             (long long)r->srv->deps.cfg->max_body_bytes);
+    char *text = error_text(r, 413, "payload_too_large", message);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    count_status(r, 413);
+    r->state = HTTP_REQ_DISCARD;
+    if (!text || !ci) goto done;
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n\r\n",
+                     strlen(text));
+    /* A few hundred bytes on an idle socket: the send buffer takes them at once. */
+    if (n > 0 && (size_t)n < sizeof head &&
+        send(ci->connect_fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+        (void)!send(ci->connect_fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+done:
+    free(text);
+}
+
 enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
                                  ...)
 {
@@ -78,18 +125,7 @@ enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code,
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    /* One line per error answer, without headers (no token can reach the log). */
-    log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
-            r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
-    if (!e || !cJSON_AddStringToObject(e, "code", code) ||
-        !cJSON_AddStringToObject(e, "message", message)) {
-        cJSON_Delete(o);
-        return http_reply_json(r, status, NULL);
-    }
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    char *text = error_text(r, status, code, message);
     if (!text) return http_reply_json(r, status, NULL);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -279,6 +315,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->path = url;
         *con_cls = r;
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)HTTP_CONN_TIMEOUT_S);
         if (first_call(r, &ret)) return ret;
         r->state = HTTP_REQ_BODY;
         return MHD_YES;
@@ -293,10 +331,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             int64_t max = s->deps.cfg->max_body_bytes;
             if (max > 0 && (r->body.len > (size_t)max || n > (size_t)max - r->body.len)) {
                 /* A chunked (or lying) body grew past the limit. libmicrohttpd 0.9.75 cannot
-                 * queue a response in the middle of an upload, so drain the rest and answer
-                 * 413 at its end (see HTTP_REQ_DISCARD). */
+                 * queue a response in the middle of an upload (see raw_reply_413). */
                 util_buf_free(&r->body);
-                r->state = HTTP_REQ_DISCARD;
+                raw_reply_413(r);
                 return MHD_YES;
             }
             if (util_buf_append(&r->body, upload_data, n) != ER_OK)
@@ -310,17 +347,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             atomic_fetch_add_explicit(&s->bytes_received, *upload_data_size, memory_order_relaxed);
             *upload_data_size = 0;
             /* Draining is bounded too: a sender that keeps going past this is cut off. */
-            if (r->discarded > HTTP_DISCARD_MAX) {
-                log_info("http", "%s %s: body far over the limit, connection closed", r->method,
-                         r->path);
-                count_status(r, 413);
-                return MHD_NO;
-            }
-            return MHD_YES;
+            return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
         }
-        return http_reply_error(r, 413, "payload_too_large",
-                                "the body is larger than the limit of %lld bytes",
-                                (long long)s->deps.cfg->max_body_bytes);
+        return MHD_NO; /* the 413 went out already: close */
     case HTTP_REQ_WAIT_PUT:
         if (*upload_data_size > 0) {
             *upload_data_size = 0; /* cannot happen: the body was complete before suspending */
@@ -348,6 +377,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req_free_ingest(r);
     free(r);
     *con_cls = NULL;
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return http_unescape(s);
+}
+
+/* A new connection has HTTP_HEADER_TIMEOUT_S to send its request head: libmicrohttpd waits
+ * for a line end forever otherwise (binary garbage, a TLS hello on the plain port). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)HTTP_HEADER_TIMEOUT_S);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -394,12 +438,13 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     }
     unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
     /* the logger must be the first option so MHD's own start-up messages use it too */
-    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-                                 addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_END);
     if (!s->daemon) {
         rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s)", bind, cfg->http_port,
                      strerror(errno));

@@ -61,6 +61,12 @@ er_rc http_cursor_decode(const char *s, int64_t *seq);
 /* Stats bucket: milliseconds ("60000") or a count with a unit s|m|h|d ("1h"); > 0. */
 er_rc http_parse_bucket(const char *s, int64_t *ms);
 
+/* In-place percent-decoding of a URL path or query value (the server's unescape callback):
+ * "%HH" becomes its byte, except "%00", which stays as is so no NUL can cut a path short
+ * ("/%00/../x" must not turn into "/"). Malformed escapes stay as they are. Returns the new
+ * length. */
+size_t http_unescape(char *s);
+
 /* True if name is one of the NULL-terminated allowed names. */
 bool http_query_name_ok(const char *name, const char *const *allowed);
 
