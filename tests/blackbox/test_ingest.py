@@ -5,7 +5,7 @@ import json
 import os
 
 from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq,
-                        fixtures_dir, make_jpeg, make_png, new_id, run_tests)
+                        fixtures_dir, make_jpeg, make_jpeg_of_size, make_png, new_id, run_tests)
 
 VIEW_KEYS = {"id", "seq", "ts", "device", "source", "kind", "result", "timing", "info",
              "top_label", "top_score", "anomaly", "model", "image"}
@@ -187,6 +187,17 @@ def test_multipart_jpeg():
     eq(R.get_json("/api/v1/inferences/" + v["id"]), v, "GET equals the 201 view")
 
 
+def test_multipart_50k_jpeg():
+    # the benchmark's image size: a noisy ~50 KB JPEG
+    jpg, w, h = make_jpeg_of_size(50_000, seed=11)
+    check(45_000 <= len(jpg) <= 55_000, "generator size %d" % len(jpg))
+    v = check_view(R.ingest_multipart({"result": {"classification": {"big": 0.9}}}, jpg,
+                                      "image/jpeg").json(), "classification")
+    eq(check_image(v, "image/jpeg", w, h, len(jpg)), jpg, "50 KB JPEG bytes")
+    th = R.get(v["image"]["thumbnail_url"])
+    eq(th.status, 200, "thumbnail of the 50 KB JPEG")
+
+
 def test_multipart_png():
     png = make_png(77, 33, seed=4)
     r = R.ingest_multipart({"result": {"bounding_boxes": [
@@ -321,7 +332,7 @@ def test_runner_fixture_results():
 TESTS = [test_classification, test_classification_with_anomaly, test_object_detection,
          test_object_detection_with_model_size, test_empty_boxes, test_visual_anomaly_grid,
          test_anomaly_only, test_freeform, test_iotcore_c, test_iotcore_box, test_iotcore_grid,
-         test_iotcore_freeform, test_multipart_jpeg, test_multipart_png,
+         test_iotcore_freeform, test_multipart_jpeg, test_multipart_50k_jpeg, test_multipart_png,
          test_multipart_iotcore_message, test_base64_image_in_json,
          test_base64_png_in_iotcore_message, test_data_url_image, test_source_query,
          test_admin_may_ingest, test_idempotent_retry, test_seq_increases,
