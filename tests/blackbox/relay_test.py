@@ -531,6 +531,18 @@ class Relay:
             json.dump(self.cfg, f, indent=1)
 
     def start(self):
+        """Starts the relay; if a port picked by free_port was taken meanwhile (parallel
+        tests), picks new ports and tries again (the only retry: any other exit fails)."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except RelayExited:
+                if attempt == 2 or "Address already in use" not in self.log():
+                    raise
+                self.http_port = self.cfg["http_port"] = free_port()
+                self.ws_port = self.cfg["ws_port"] = free_port()
+
+    def _start_once(self):
         self.write_config()
         self.starts += 1
         self.log_path = os.path.join(self.dir, "relay-%d.log" % self.starts)
