@@ -100,9 +100,7 @@ enum MHD_Result http_api_ingest(http_req *r)
 
     /* Suspend before submitting: the done callback may run (and resume) before
      * store_put_async even returns. */
-    pthread_mutex_lock(&s->mu);
-    s->suspended++;
-    pthread_mutex_unlock(&s->mu);
+    http_req_count_suspended(r);
     r->state = HTTP_REQ_WAIT_PUT;
     MHD_suspend_connection(r->conn);
     rc = store_put_async(s->deps.st, inf, on_put_done, r);

@@ -23,7 +23,7 @@
 #define HTTP_CONN_LIMIT 1024
 #define HTTP_CONN_TIMEOUT_S 30  /* idle limit once a request has started (bodies, keep-alive) */
 #define HTTP_HEADER_TIMEOUT_S 5 /* a new connection's first request head must arrive by then */
-#define HTTP_STOP_WAIT_MS 10000
+#define HTTP_STOP_WAIT_MS 10000 /* period of the warning while stopping waits */
 #define HTTP_DISCARD_MAX (64u * 1024 * 1024) /* most bytes drained after a 413 decision */
 
 static void count_status(http_req *r, unsigned status)
@@ -219,6 +219,24 @@ const char *http_query(http_req *r, const char *name)
 
 /* ---- request lifecycle ---- */
 
+void http_req_count_suspended(http_req *r)
+{
+    pthread_mutex_lock(&r->srv->mu);
+    r->srv->suspended++;
+    r->counted = true;
+    pthread_mutex_unlock(&r->srv->mu);
+}
+
+static void uncount_suspended(http_req *r)
+{
+    if (!r->counted) return;
+    pthread_mutex_lock(&r->srv->mu);
+    r->srv->suspended--;
+    r->counted = false;
+    pthread_cond_broadcast(&r->srv->cv);
+    pthread_mutex_unlock(&r->srv->mu);
+}
+
 /* Dispatches a request whose body (if any) is complete. */
 static enum MHD_Result dispatch(http_req *r)
 {
@@ -355,10 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0; /* cannot happen: the body was complete before suspending */
             return MHD_YES;
         }
-        pthread_mutex_lock(&s->mu);
-        s->suspended--;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
+        uncount_suspended(r);
         return http_api_ingest_finish(r);
     case HTTP_REQ_ANSWERED:
         *upload_data_size = 0; /* discard whatever is still arriving */
@@ -373,6 +388,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     http_req *r = *con_cls;
     if (!r) return;
+    /* a resumed connection whose client went away completes without another handler call */
+    uncount_suspended(r);
     util_buf_free(&r->body);
     http_req_free_ingest(r);
     free(r);
@@ -394,7 +411,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                                   (unsigned)HTTP_HEADER_TIMEOUT_S);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* MHD's format strings are its own, so the printf-style check is satisfied by the attribute */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
@@ -469,17 +487,19 @@ void http_server_destroy(http_server *h)
     if (!h) return;
     atomic_store(&h->stopping, true);
     if (h->daemon) {
-        /* Let suspended ingest requests finish (the store is still running) before stopping:
-         * stopping with suspended connections is not allowed in libmicrohttpd 0.9.75. */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += HTTP_STOP_WAIT_MS / 1000;
+        /* Let suspended ingest requests finish (the store is still running and calls back
+         * every queued put) before stopping: libmicrohttpd 0.9.75 must not be stopped with
+         * suspended connections, and their request structs are still the callbacks' args, so
+         * there is no safe timeout here, only a warning while it takes long. */
         pthread_mutex_lock(&h->mu);
-        while (h->suspended > 0)
-            if (pthread_cond_timedwait(&h->cv, &h->mu, &until) == ETIMEDOUT) break;
-        int left = h->suspended;
+        while (h->suspended > 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += HTTP_STOP_WAIT_MS / 1000;
+            if (pthread_cond_timedwait(&h->cv, &h->mu, &until) == ETIMEDOUT)
+                log_warn("http", "stopping: still waiting for %d ingest commit(s)", h->suspended);
+        }
         pthread_mutex_unlock(&h->mu);
-        if (left > 0) log_warn("http", "stopping with %d ingest request(s) still waiting", left);
         MHD_stop_daemon(h->daemon);
     }
     pthread_cond_destroy(&h->cv);

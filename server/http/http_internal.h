@@ -54,6 +54,7 @@ typedef struct http_req {
     /* ingest: the view rendered before the inference went to the store (owned cJSON) */
     void *view;
     atomic_bool put_done; /* set once by the store callback or a synchronous failure */
+    bool counted;         /* counted in srv->suspended (MHD threads only) */
     store_put_result put;
 } http_req;
 
@@ -75,6 +76,10 @@ enum MHD_Result http_reply_rc(http_req *r, er_rc rc, const char *message);
 bool http_query_check(http_req *r, const char *const *allowed, enum MHD_Result *ret);
 /* A query value or NULL; "?x" without '=' gives "". */
 const char *http_query(http_req *r, const char *name);
+
+/* Counts r in srv->suspended before it is suspended; http.c uncounts it when the request is
+ * re-entered after resume or completes, whichever comes first. */
+void http_req_count_suspended(http_req *r);
 
 /* ---- handlers: each answers the request (or, for ingest, may suspend it) ---- */
 enum MHD_Result http_api_list(http_req *r);
