@@ -97,7 +97,7 @@ er_rc ingest_parse(const char *content_type, const uint8_t *body, size_t len,
 {
     er_rc rc = ER_OK;
     inference *inf = NULL;
-    multipart_part doc, img;
+    multipart_part doc = {0}, img = {0};
     bool has_img = false;
     *out = NULL;
     if (!content_type || media_type_is(content_type, "application/json")) {

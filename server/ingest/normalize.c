@@ -83,7 +83,7 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
         goto fail;
     }
     for (const cJSON *it = map->child; it; it = it->next) {
-        double v;
+        double v = 0;
         snprintf(field, sizeof field, "%s.%.64s", name, it->string);
         if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
             (rc = take_number(it, field, &v, c->err)))
@@ -129,7 +129,7 @@ static er_rc norm_box(norm_ctx *c, const cJSON *box, const char *name, size_t i,
         goto fail;
     }
     for (size_t k = 0; k < sizeof coords / sizeof coords[0]; k++) {
-        double v;
+        double v = 0;
         snprintf(field, sizeof field, "%s[%zu].%s", name, i, coords[k]);
         if ((rc = take_number(member(box, coords[k]), field, &v, c->err))) goto fail;
         if (!cJSON_AddNumberToObject(out, coords[k], v)) {
@@ -166,7 +166,7 @@ static er_rc norm_boxes(norm_ctx *c, const cJSON *arr, const char *name, const c
         goto fail;
     }
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        double v;
+        double v = 0;
         if ((rc = count_item(c, name)) || (rc = norm_box(c, it, name, i, out, &v))) goto fail;
         if (i == 0 || v > *max) *max = v;
     }
@@ -293,7 +293,7 @@ static er_rc norm_timing(norm_ctx *c, const cJSON *root)
             }
         }
     } else {
-        double v;
+        double v = 0;
         if ((rc = take_number(single, single_name, &v, c->err))) goto fail;
         if (!cJSON_AddNumberToObject(t, "classification", v)) {
             rc = ER_NOMEM;
