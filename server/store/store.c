@@ -223,7 +223,10 @@ struct store {
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;
     int64_t ret_puts;
-    bool ret_more;
+    bool ret_more;                    /* the last pass stopped early: run again soon */
+    bool ret_in_pass;                 /* a pass is under way; the fields below are its cursor */
+    bool ret_age_done, ret_size_done; /* phases of the current pass */
+    int64_t ret_cutoff, ret_cur_ts, ret_cur_seq;
 };
 
 /* ---- small helpers ---- */
@@ -319,6 +322,7 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
     /* journal_mode is checked separately below: it answers the mode it ended up in. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=%d;"
+             " PRAGMA temp_store=MEMORY;"
              " PRAGMA cache_size=%d;%s",
              s->sync_full ? "FULL" : "NORMAL", BUSY_TIMEOUT_MS, writer ? -4096 : -1024,
              writer ? " PRAGMA journal_size_limit=67108864;" : "");
@@ -709,20 +713,37 @@ fail:
     return rc;
 }
 
-/* Deletes old rows until the limits hold or this pass's budget is used (then *more). Each
- * chunk is its own transaction so queued puts wait at most one chunk. */
-static er_rc retention_pass(store *s, bool *more)
+static bool puts_waiting(store *s)
 {
-    int64_t deleted = 0, cur_ts = INT64_MIN, cur_seq = 0;
-    int scanned_total = 0, scanned = 0;
-    bool satisfied = false, age_done = s->max_age_ms <= 0;
-    bool size_done = s->max_rows <= 0 && s->max_bytes <= 0;
-    int64_t cutoff = util_now_ms() - s->max_age_ms;
+    pthread_mutex_lock(&s->mu);
+    bool waiting = s->q_head != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return waiting;
+}
+
+/* Deletes old rows until the limits hold. A pass is resumable: it stops (setting *more) when
+ * puts are waiting or its budget is used, keeps its cursors in the store, and the next pass
+ * goes on from there, so a long stretch of outbox-protected rows is not rescanned every time.
+ * Each chunk is its own transaction, so queued puts wait at most one chunk. */
+static er_rc retention_pass(store *s, bool yield, bool *more)
+{
+    int64_t deleted = 0, deleted_total = 0; /* in this chunk / this pass */
+    int scanned_total = 0, scanned = 0, chunks = 0;
+    bool satisfied = false;
     er_rc rc = ER_OK;
     *more = false;
-    while (!age_done || !size_done) {
-        if (deleted >= RET_DELETE_BUDGET || scanned_total >= RET_SCAN_BUDGET) {
-            *more = deleted >= RET_DELETE_BUDGET;
+    if (!s->ret_in_pass) {
+        s->ret_in_pass = true;
+        s->ret_age_done = s->max_age_ms <= 0;
+        s->ret_size_done = s->max_rows <= 0 && s->max_bytes <= 0;
+        s->ret_cutoff = util_now_ms() - s->max_age_ms;
+        s->ret_cur_ts = INT64_MIN;
+        s->ret_cur_seq = 0;
+    }
+    while (!s->ret_age_done || !s->ret_size_done) {
+        if (deleted_total >= RET_DELETE_BUDGET || scanned_total >= RET_SCAN_BUDGET ||
+            (yield && chunks > 0 && puts_waiting(s))) {
+            *more = scanned_total < RET_SCAN_BUDGET; /* else resume at the next tick */
             break;
         }
         int src = step_once(s->wst[WS_BEGIN]);
@@ -730,15 +751,16 @@ static er_rc retention_pass(store *s, bool *more)
             rc = db_error(s->wdb, src, "retention begin");
             goto fail;
         }
-        if (!age_done) {
-            rc = ret_age_chunk(s, cutoff, &cur_ts, &cur_seq, &scanned, &deleted);
+        if (!s->ret_age_done) {
+            rc = ret_age_chunk(s, s->ret_cutoff, &s->ret_cur_ts, &s->ret_cur_seq, &scanned,
+                               &deleted);
             if (!rc && scanned < RET_CHUNK) {
-                age_done = true;
-                cur_seq = 0; /* the size phase starts at the oldest seq */
+                s->ret_age_done = true;
+                s->ret_cur_seq = 0; /* the size phase starts at the oldest seq */
             }
         } else {
-            rc = ret_size_chunk(s, &cur_seq, &scanned, &deleted, &satisfied);
-            if (!rc && (satisfied || scanned < RET_CHUNK)) size_done = true;
+            rc = ret_size_chunk(s, &s->ret_cur_seq, &scanned, &deleted, &satisfied);
+            if (!rc && (satisfied || scanned < RET_CHUNK)) s->ret_size_done = true;
         }
         if (!rc) {
             src = step_once(s->wst[WS_COMMIT]);
@@ -748,31 +770,46 @@ static er_rc retention_pass(store *s, bool *more)
             if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WS_ROLLBACK]);
             goto fail;
         }
-        scanned_total += scanned;
-    }
-    if (deleted > 0) {
         atomic_fetch_add(&s->retention_deleted, deleted);
+        deleted_total += deleted;
+        deleted = 0;
+        scanned_total += scanned;
+        chunks++;
+    }
+    if (s->ret_age_done && s->ret_size_done) s->ret_in_pass = false;
+    if (deleted_total > 0) {
+        /* Give freed pages back to the file system (auto_vacuum=INCREMENTAL). */
         int src = step_once(s->wst[WS_VACUUM]);
         if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "incremental vacuum");
-        log_debug("store", "retention deleted %" PRId64 " rows", deleted);
     }
 fail:
+    if (rc) s->ret_in_pass = false; /* start over next time */
     return rc;
 }
 
-static er_rc run_retention(store *s)
+/* full: run passes until the limits hold (store_retain); else one yielding pass. */
+static er_rc run_retention(store *s, bool full)
 {
     bool more = false;
-    er_rc rc = retention_pass(s, &more);
+    er_rc rc;
+    do
+        rc = retention_pass(s, !full, &more);
+    while (!rc && full && (more || s->ret_in_pass));
     s->ret_more = more;
     s->ret_last_ms = util_mono_ms();
     s->ret_puts = 0;
     return rc;
 }
 
-static bool has_limits(const store *s)
+/* When retention should run next: -1 not scheduled, 0 now, else in that many ms. Age limits
+ * need a tick even without traffic; size limits only after puts or an unfinished pass. */
+static int64_t ret_wait_ms(const store *s)
 {
-    return s->max_rows > 0 || s->max_bytes > 0 || s->max_age_ms > 0;
+    if (s->max_rows <= 0 && s->max_bytes <= 0 && s->max_age_ms <= 0) return -1;
+    if (s->ret_more || s->ret_puts >= RET_EVERY_PUTS) return 0;
+    if (s->max_age_ms <= 0 && s->ret_puts == 0 && !s->ret_in_pass) return -1;
+    int64_t wait = s->ret_last_ms + RET_INTERVAL_MS - util_mono_ms();
+    return wait > 0 ? wait : 0;
 }
 
 /* ---- the writer: batches ---- */
@@ -862,7 +899,7 @@ static void run_batch(store *s, job *list)
     /* Control jobs run after the commit, outside any transaction. */
     for (j = list; j; j = j->next) {
         if (j->kind == JOB_RETAIN)
-            j->res.rc = run_retention(s);
+            j->res.rc = run_retention(s, true);
         else if (j->kind == JOB_MAX_PAGES)
             j->res.rc = exec_max_pages(s, j->value);
         else
@@ -893,15 +930,12 @@ static void *writer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->q_head && !s->stopping) {
-            /* Age retention needs a tick even without traffic; size retention only after
-             * puts or when the previous pass ran out of budget. */
-            bool due = has_limits(s) && (s->max_age_ms > 0 || s->ret_puts > 0 || s->ret_more);
-            if (!due) {
+            int64_t wait = ret_wait_ms(s);
+            if (wait < 0) {
                 pthread_cond_wait(&s->has_work, &s->mu);
                 continue;
             }
-            int64_t wait = s->ret_more ? 0 : s->ret_last_ms + RET_INTERVAL_MS - util_mono_ms();
-            if (wait <= 0) break;
+            if (wait == 0) break;
             struct timespec dl;
             deadline_after(&dl, wait);
             pthread_cond_timedwait(&s->has_work, &s->mu, &dl);
@@ -926,10 +960,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         if (list) run_batch(s, list);
-        if (has_limits(s) && (s->ret_more || s->ret_puts >= RET_EVERY_PUTS ||
-                              ((s->ret_puts > 0 || s->max_age_ms > 0) &&
-                               util_mono_ms() - s->ret_last_ms >= RET_INTERVAL_MS)))
-            run_retention(s);
+        if (!stop && ret_wait_ms(s) == 0) run_retention(s, false);
         if (stop) break;
     }
     return NULL;

@@ -684,6 +684,22 @@ static void test_retention_rows_and_outbox(void)
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
+/* Without store_retain: the writer runs retention by itself after 1000 committed puts. */
+static void test_retention_background(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.max_rows = 100, .batch_max = 16};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < 1100; i++)
+        put_ok(s, make_inf(i, "http", "a", 0.5));
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK(info.rows >= 100 && info.rows < 200);
+    CHECK_EQ_INT(info.rows + info.retention_deleted, 1100);
+    store_destroy(s);
+}
+
 static void test_retention_bytes(void)
 {
     char path[512];
@@ -898,6 +914,7 @@ int main(void)
     test_bad_put_alone();
     test_delete();
     test_retention_rows_and_outbox();
+    test_retention_background();
     test_retention_bytes();
     test_retention_age();
     test_reopen();
