@@ -1,7 +1,8 @@
 /* mhd_empty.c - the libmicrohttpd "empty handler" ceiling for the ingest benchmark (run.sh).
  *
  * A server with the same daemon flags as ei-relay's HTTP module (server/http/http.c): internal
- * polling thread with epoll, a thread pool of 2, suspend/resume allowed. Every request's body
+ * polling thread (MHD_USE_AUTO: epoll on Linux), a thread pool of 2, suspend/resume allowed,
+ * connection limit 1024, timeout 30 s. Every request's body
  * is read (and counted, so it cannot be optimised away) and answered 201 with a small JSON
  * body. Nothing else is done, so its rate is what the HTTP layer alone can reach on this
  * machine; ei-relay's ingest rate is reported as a fraction of it.
@@ -84,12 +85,12 @@ int main(int argc, char **argv)
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    struct MHD_Daemon *d =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    /* As server/http/http.c: MHD_USE_AUTO picks epoll on Linux; same pool, limit, timeout. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mhd_empty: cannot start on port %d\n", port);
         return 1;

@@ -49,6 +49,8 @@ die() {
     exit 1
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # ---- tools: wrk and the vips CLI from Debian packages ----
 apt_install() {
     local sudo=""
@@ -87,7 +89,7 @@ JPEG=$WORK/image.jpg
 for c in r g b; do vips gaussnoise "$WORK/$c.v" 640 480 --mean 128 --sigma 12; done
 vips bandjoin "$WORK/r.v $WORK/g.v $WORK/b.v" "$WORK/rgb.v"
 vips cast "$WORK/rgb.v" "$WORK/u8.v" uchar
-vips copy "$WORK/u8.v" "$JPEG[Q=75,strip]"
+vips copy "$WORK/u8.v" "${JPEG}[Q=75,strip]"
 rm -f "$WORK"/*.v
 JPEG_BYTES=$(stat -c %s "$JPEG")
 BOUNDARY=----eirelaybench7d3f9a
@@ -121,10 +123,10 @@ wait_http() { # url seconds
     done
     return 1
 }
-# run_wrk NAME URL BODY CTYPE PID -> sets W_RPS W_REQ W_ERR W_P50 W_P99 W_SRV_CPU W_ALL_CPU
+# run_wrk NAME URL BODY CTYPE PID -> sets W_RPS W_ERR W_P50 W_P99 W_SRV_CPU W_ALL_CPU
 run_wrk() {
     local name=$1 url=$2 body=$3 ctype=$4 pid=$5 out=$WORK/wrk-$1.txt
-    local t0 m0 t1 m1
+    local t0 t1 mb0 mt0 mb1 mt1
     t0=$(proc_ticks "$pid")
     read -r mb0 mt0 < <(machine_ticks)
     BENCH_BODY=$body BENCH_CTYPE=$ctype BENCH_TOKEN=$TOKEN \
@@ -135,7 +137,6 @@ run_wrk() {
     local line
     line=$(grep '^BENCH ' "$out") || { cat "$out" >&2; die "no result from wrk for $name"; }
     W_RPS=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
-    W_REQ=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
     W_ERR=$(awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="status_errors"||a[1]=="socket_errors"||a[1]=="timeouts") s+=a[2]}} END{print s+0}' <<<"$line")
     W_P50=$(sed -E 's/.* p50_us=([0-9]+).*/\1/' <<<"$line")
     W_P99=$(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")
@@ -188,8 +189,17 @@ EOF
     wait_http "$RELAY_URL/api/v1/health" 10 ||
         { tail -n 20 "$dir/relay.log" >&2; die "ei-relay did not answer /api/v1/health"; }
 }
-relay_rows() { # rows stored, from /api/v1/health
-    curl -s "$RELAY_URL/api/v1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["db"]["rows"])' 2>/dev/null || echo "?"
+relay_rows() { # "rows R, C commits (avg batch B)" from /api/v1/health and /metrics
+    local rows commits
+    rows=$(curl -s "$RELAY_URL/api/v1/health" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["db"]["rows"])' 2>/dev/null) || rows="?"
+    commits=$(curl -s -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
+        awk '$1=="ei_relay_commits_total"{print $2}')
+    if [[ $rows =~ ^[0-9]+$ && ${commits:-0} =~ ^[0-9]+$ && ${commits:-0} -gt 0 ]]; then
+        echo "rows $rows, $commits commits (avg batch $((rows / commits)))"
+    else
+        echo "rows $rows"
+    fi
 }
 probe_ingest() { # url body ctype: one request must give 201
     local code
@@ -208,7 +218,7 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     HWM=$(status_kb "$RELAY_PID" VmHWM)
     ((HWM > PEAK_KB)) && PEAK_KB=$HWM
     row "2. ei-relay ingest, ${JSON_LEN} B JSON, durable" "$(printf '%.0f req/s' "$W_RPS")" \
-        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, rows $(relay_rows)" \
+        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, $(relay_rows)" \
         "server ${W_SRV_CPU}% CPU, machine ${W_ALL_CPU}%, peak RSS $((HWM / 1024)) MB"
     JSON_ERR=$W_ERR
     stop_pid "$RELAY_PID"
@@ -222,7 +232,7 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     ((HWM > PEAK_KB)) && PEAK_KB=$HWM
     row "3. ei-relay ingest, JSON + $((JPEG_BYTES / 1024)) KB JPEG (multipart), durable" \
         "$(printf '%.0f req/s' "$W_RPS")" \
-        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, rows $(relay_rows)" \
+        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, $(relay_rows)" \
         "server ${W_SRV_CPU}% CPU, machine ${W_ALL_CPU}%, peak RSS $((HWM / 1024)) MB"
     IMG_ERR=$W_ERR
     stop_pid "$RELAY_PID"
@@ -248,6 +258,7 @@ done
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN{ok = dir == "ge" ? v >= t : v < t; print ok ? "PASS" : "BELOW"}'; }
 echo
 echo "ei-relay ingest benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"
+echo "load average before the run: $LOAD0 (other work on the machine skews the rates)"
 echo "wrk -t$WRK_THREADS -c$CONNS -d${SECS}s keep-alive on loopback; wrk and the server share the same $(nproc) cores"
 echo
 echo "| run | rate | latency / errors | CPU, memory |"
