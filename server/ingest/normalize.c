@@ -404,10 +404,17 @@ static er_rc norm_meta(norm_ctx *c, const cJSON *root, const normalize_opts *o)
         goto fail;
     }
 
+    /* ts is epoch milliseconds; 0 (some runners send it before their clock is set) means
+     * "now", anything that is not a whole non-negative number is the sender's mistake. */
     inf->ts = o->now_ms;
-    if (cJSON_IsNumber(ts) && ts->valuedouble > 0 && ts->valuedouble < 9007199254740992.0 &&
-        ts->valuedouble == floor(ts->valuedouble))
-        inf->ts = (int64_t)ts->valuedouble;
+    if (ts) {
+        if (!cJSON_IsNumber(ts) || ts->valuedouble < 0 || ts->valuedouble >= 9007199254740992.0 ||
+            ts->valuedouble != floor(ts->valuedouble)) {
+            rc = er_fail(c->err, ER_SHAPE, "ts must be epoch milliseconds (a whole number)");
+            goto fail;
+        }
+        if (ts->valuedouble > 0) inf->ts = (int64_t)ts->valuedouble;
+    }
 
     if (device) {
         if (!cJSON_IsString(device) || strlen(device->valuestring) > NORM_DEVICE_MAX) {

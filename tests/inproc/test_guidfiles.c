@@ -56,9 +56,9 @@ static void put_sample(store *st, int i, bool with_image)
     if (!inf) return;
     if (with_image) {
         synth_rect r = {4, 4, 8, 8, 200, 10, 10};
-        CHECK_EQ_INT(synth_jpeg(32, 24, &r, 1, (uint32_t)i + 1, 80, &inf->image.data,
-                                &inf->image.len),
-                     ER_OK);
+        CHECK_EQ_INT(
+            synth_jpeg(32, 24, &r, 1, (uint32_t)i + 1, 80, &inf->image.data, &inf->image.len),
+            ER_OK);
         CHECK_EQ_INT(media_probe(inf->image.data, inf->image.len, &inf->image, &err), ER_OK);
     }
     store_put_result res;
@@ -72,10 +72,12 @@ int main(void)
     CHECK_EQ_INT(media_init("test"), ER_OK);
     config cfg;
     er_err err;
-    CHECK_EQ_INT(config_load_json(&cfg, "{\"device_mac_suffix\":false}", 26, &err), ER_OK);
+    const char *cfg_json = "{\"device_mac_suffix\":false}";
+    CHECK_EQ_INT(config_load_json(&cfg, cfg_json, strlen(cfg_json), &err), ER_OK);
 
     store *src = open_store("src.db");
-    for (int i = 0; i < 6; i++) put_sample(src, i, i % 2 == 0);
+    for (int i = 0; i < 6; i++)
+        put_sample(src, i, i % 2 == 0);
     char out[512];
     snprintf(out, sizeof out, "%s/export", tmpdir);
     guidfiles_stats st = {0};

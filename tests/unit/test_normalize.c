@@ -90,17 +90,24 @@ static void test_defaults(void)
     CHECK(inf->info_json == NULL);
     CHECK_EQ_INT(inf->n_labels, 0);
     CHECK(inf->top_label == NULL);
-    CHECK_EQ_INT(parse("{\"result\":{\"anomaly\":2.5},\"ts\":\"soon\"}", &inf2, &err), ER_OK);
+    CHECK_EQ_INT(parse("{\"result\":{\"anomaly\":2.5},\"ts\":0}", &inf2, &err), ER_OK);
     if (inf2) {
         CHECK(strcmp(inf->guid, inf2->guid) != 0); /* fresh uuids */
-        CHECK_EQ_INT(inf2->ts, opts.now_ms);       /* a ts that is not a number: receive time */
+        CHECK_EQ_INT(inf2->ts, opts.now_ms);       /* ts 0: the sender had no clock */
         CHECK_EQ_STR(inf2->device, "dev1");
     }
     inference_destroy(inf2);
     inference_destroy(inf);
-    CHECK_EQ_INT(parse("{\"result\":{\"anomaly\":1},\"ts\":-5,\"id\":null}", &inf, &err), ER_OK);
-    if (inf) CHECK_EQ_INT(inf->ts, opts.now_ms);
-    inference_destroy(inf);
+    /* a ts that is not epoch ms is the sender's mistake, named in the error */
+    static const char *const bad_ts[] = {"\"soon\"", "-5", "1.5", "true", "[]"};
+    for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
+        char doc[128];
+        snprintf(doc, sizeof doc, "{\"result\":{\"anomaly\":1},\"ts\":%s}", bad_ts[i]);
+        inf = NULL;
+        CHECK_EQ_INT(parse(doc, &inf, &err), ER_SHAPE);
+        CHECK(inf == NULL);
+        CHECK(strstr(err.msg, "ts") != NULL);
+    }
 }
 
 static void test_boxes(void)
