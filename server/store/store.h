@@ -50,7 +50,11 @@ typedef struct store_put_result {
 typedef void (*store_done_fn)(void *arg, const store_put_result *res);
 
 /* Queues inf for the next group commit. The store takes ownership of inf in every case
- * (on error it is destroyed before return). done may be NULL. */
+ * (on error it is destroyed before return). done may be NULL. The queue is bounded (4 x
+ * batch_max jobs, 32 MB of images): when it is full the caller waits for room, except on the
+ * writer thread itself (a done callback or subscriber may queue without waiting). Returns
+ * ER_CLOSED once store_destroy has begun. A put that fails alone (e.g. a NOT NULL field left
+ * NULL) answers ER_DB in res; disk full answers ER_FULL for every put of that transaction. */
 er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* Queues and waits for the commit. Takes ownership of inf. */
 er_rc store_put(store *s, inference *inf, store_put_result *res);
