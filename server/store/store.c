@@ -677,7 +677,7 @@ static er_rc ret_size_chunk(store *s, int64_t *cur_seq, int *scanned, int64_t *d
                             bool *satisfied)
 {
     sqlite3_stmt *st = s->wst[WS_RET_OLD];
-    int64_t seqs[RET_CHUNK], rows, bytes;
+    int64_t seqs[RET_CHUNK], rows = 0, bytes = 0;
     int n = 0, got = 0, src;
     er_rc rc = ret_counters(s, &rows, &bytes);
     if (rc) goto fail;
@@ -1523,7 +1523,7 @@ fail:
 er_rc store_get_info(store *s, store_info *out)
 {
     memset(out, 0, sizeof *out);
-    int64_t c[4], e[3], pages[1];
+    int64_t c[4] = {0}, e[3] = {0}, pages[1] = {0};
     reader *r = reader_get(s);
     er_rc rc = read_row(r, RS_COUNTERS, c, 4);
     if (rc) goto fail;
