@@ -30,26 +30,15 @@ static bool source_name_ok(const char *s)
     return true;
 }
 
-/* Answers a view (cJSON, consumed) with an optional Location header. */
+/* Answers a view (cJSON, consumed) with a Location header when guid is given. */
 static enum MHD_Result reply_view(http_req *r, unsigned status, cJSON *view, const char *guid)
 {
     char *text = view ? cJSON_PrintUnformatted(view) : NULL;
     cJSON_Delete(view);
     if (!text) return http_reply_error(r, 500, "internal", "out of memory rendering the view");
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return http_reply(r, status, NULL);
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (guid) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/api/v1/inferences/%s", guid);
-        MHD_add_response_header(resp, "Location", loc);
-    }
-    return http_reply(r, status, resp);
+    char loc[64];
+    if (guid) snprintf(loc, sizeof loc, "/api/v1/inferences/%s", guid);
+    return http_reply_json_at(r, status, text, guid ? loc : NULL);
 }
 
 /* ---- ingest ---- */

@@ -50,6 +50,11 @@ enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *re
 
 enum MHD_Result http_reply_json(http_req *r, unsigned status, char *json)
 {
+    return http_reply_json_at(r, status, json, NULL);
+}
+
+enum MHD_Result http_reply_json_at(http_req *r, unsigned status, char *json, const char *location)
+{
     if (!json) {
         log_error("http", "%s %s: out of memory rendering JSON", r->method, r->path);
         return MHD_NO;
@@ -62,6 +67,7 @@ enum MHD_Result http_reply_json(http_req *r, unsigned status, char *json)
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (location) MHD_add_response_header(resp, "Location", location);
     return http_reply(r, status, resp);
 }
 

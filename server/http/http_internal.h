@@ -66,6 +66,8 @@ enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code,
                                  ...) __attribute__((format(printf, 4, 5)));
 /* Takes ownership of json (malloc'd, NUL-terminated). */
 enum MHD_Result http_reply_json(http_req *r, unsigned status, char *json);
+/* The same with a Location header (NULL for none; copied). */
+enum MHD_Result http_reply_json_at(http_req *r, unsigned status, char *json, const char *location);
 /* Serializes and frees the cJSON value (void * to keep cJSON out of this header). */
 enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson);
 /* Maps a store/ingest rc to the matching error answer. */
