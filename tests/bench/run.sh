@@ -62,6 +62,7 @@ apt_install() {
 command -v wrk >/dev/null || apt_install wrk
 command -v vips >/dev/null || apt_install libvips-tools
 command -v curl >/dev/null || apt_install curl
+[[ -x /usr/bin/time ]] || apt_install time
 
 # ---- build: the helpers directly with cc, ei-relay with CMake (Release) ----
 TOOLS=$WORK/bin
@@ -123,14 +124,14 @@ wait_http() { # url seconds
     done
     return 1
 }
-# run_wrk NAME URL BODY CTYPE PID -> sets W_RPS W_ERR W_P50 W_P99 W_SRV_CPU W_ALL_CPU
+# run_wrk NAME URL BODY CTYPE PID -> sets W_RPS W_ERR W_P50 W_P99 W_CPU (CPU split, in % of one core)
 run_wrk() {
     local name=$1 url=$2 body=$3 ctype=$4 pid=$5 out=$WORK/wrk-$1.txt
     local t0 t1 mb0 mt0 mb1 mt1
     t0=$(proc_ticks "$pid")
     read -r mb0 mt0 < <(machine_ticks)
     BENCH_BODY=$body BENCH_CTYPE=$ctype BENCH_TOKEN=$TOKEN \
-        wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$url" >"$out" 2>&1 ||
+        /usr/bin/time -o "$WORK/wrk-$name.time" -f '%U %S' wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; die "wrk failed for $name"; }
     t1=$(proc_ticks "$pid")
     read -r mb1 mt1 < <(machine_ticks)
@@ -145,7 +146,11 @@ run_wrk() {
     W_SRV_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$SECS" 'BEGIN{printf "%.0f", (b-a)/hz/s*100}')
     W_ALL_CPU=$(awk -v b0="$mb0" -v b1="$mb1" -v t0="$mt0" -v t1="$mt1" -v n="$(nproc)" \
         'BEGIN{printf "%.0f", (t1>t0)?(b1-b0)/(t1-t0)*100*n:0}')
-    log "$name: $line (server CPU ${W_SRV_CPU}%, machine ${W_ALL_CPU}% of $(($(nproc) * 100))%)"
+    W_WRK_CPU=$(awk -v s="$SECS" 'NF==2{printf "%.0f", ($1+$2)/s*100}' "$WORK/wrk-$name.time")
+    W_OTHER_CPU=$((W_ALL_CPU - W_SRV_CPU - W_WRK_CPU))
+    ((W_OTHER_CPU < 0)) && W_OTHER_CPU=0
+    W_CPU="server ${W_SRV_CPU}%, wrk ${W_WRK_CPU}%, other ${W_OTHER_CPU}% CPU"
+    log "$name: $line ($W_CPU, machine ${W_ALL_CPU}% of $(($(nproc) * 100))%)"
 }
 stop_pid() { # pid: SIGTERM and wait, then forget it
     kill -TERM "$1" 2>/dev/null || true
@@ -171,7 +176,7 @@ measure_ceiling() { # label -> appends CEILS
     CEILS+=("$W_RPS")
     row "1$1. libmicrohttpd empty handler (ceiling), ${JSON_LEN} B JSON" \
         "$(printf '%.0f req/s' "$W_RPS")" "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}" \
-        "server ${W_SRV_CPU}% CPU, machine ${W_ALL_CPU}%"
+        "$W_CPU"
     stop_pid "$pid"
 }
 CEILS=()
@@ -228,7 +233,7 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     ((HWM > PEAK_KB)) && PEAK_KB=$HWM
     row "2. ei-relay ingest, ${JSON_LEN} B JSON, durable" "$(printf '%.0f req/s' "$W_RPS")" \
         "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, $(relay_rows)" \
-        "server ${W_SRV_CPU}% CPU, machine ${W_ALL_CPU}%, peak RSS $((HWM / 1024)) MB"
+        "$W_CPU; peak RSS $((HWM / 1024)) MB"
     JSON_ERR=$W_ERR
     stop_pid "$RELAY_PID"
 
@@ -242,7 +247,7 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     row "3. ei-relay ingest, JSON + $((JPEG_BYTES / 1024)) KB JPEG (multipart), durable" \
         "$(printf '%.0f req/s' "$W_RPS")" \
         "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}, $(relay_rows)" \
-        "server ${W_SRV_CPU}% CPU, machine ${W_ALL_CPU}%, peak RSS $((HWM / 1024)) MB"
+        "$W_CPU; peak RSS $((HWM / 1024)) MB"
     IMG_ERR=$W_ERR
     stop_pid "$RELAY_PID"
 fi
