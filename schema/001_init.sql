@@ -33,16 +33,17 @@ CREATE TABLE image (
 );
 
 -- One row per label of an inference with that label's best score, so "newest N with label X"
--- and "score >= s" are index range scans rather than JSON scans.
+-- and "score >= s" are index range scans rather than JSON scans. Clustered by seq, so an insert
+-- appends at the end of the table and retention deletes a contiguous range; the covering
+-- (label, seq) index serves the label queries without touching the table.
 CREATE TABLE label_score (
-    label TEXT    NOT NULL,
     seq   INTEGER NOT NULL REFERENCES inference(seq) ON DELETE CASCADE,
+    label TEXT    NOT NULL,
     ts    INTEGER NOT NULL,
     score REAL    NOT NULL,
-    PRIMARY KEY (label, seq)
+    PRIMARY KEY (seq, label)
 ) WITHOUT ROWID;
-CREATE INDEX label_score_seq ON label_score(seq);
-CREATE INDEX label_score_ts ON label_score(ts, label);
+CREATE INDEX label_score_label ON label_score(label, seq, score, ts);
 
 -- Messages waiting for the forwarder, written in the same transaction as their inference.
 CREATE TABLE outbox (

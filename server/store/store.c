@@ -109,7 +109,7 @@ static const char *const writer_sql[WS__N] = {
     " AND (?4 IS NULL OR i.ts >= ?4) AND (?5 IS NULL OR i.ts < ?5)"                                \
     " ORDER BY i.seq DESC LIMIT ?6"
 
-/* With a label: a range scan of label_score's (label, seq) primary key drives the query
+/* With a label: a range scan of the covering (label, seq, score, ts) index drives the query
  * (CROSS JOIN pins that loop order), so "newest N with label X" never scans. */
 #define SQL_LIST_LABEL                                                                             \
     "SELECT " INF_COLS " FROM label_score l CROSS JOIN inference i ON i.seq = l.seq"               \
@@ -145,8 +145,11 @@ static const char *const reader_sql[RS__N] = {
                  " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
     [RS_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
                  " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
-    [RS_STATS] = "SELECT label, (ts / ?3) * ?3 AS bucket, count(*), avg(score) FROM label_score"
-                 " WHERE ts >= ?1 AND ts < ?2 GROUP BY bucket, label ORDER BY bucket, label",
+    /* The ts index finds the range; each inference's labels are a prefix lookup by seq. */
+    [RS_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
+                 " FROM inference i JOIN label_score l ON l.seq = i.seq"
+                 " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
+                 " ORDER BY bucket, l.label",
     [RS_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
     /* Separate sub-selects so each min/max is one index probe. */
     [RS_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"
