@@ -59,6 +59,7 @@ typedef struct inference {
     int model_width;              /* model input resolution for box coordinates; 0 unknown */
     int model_height;
     inference_image image;
+    int publish; /* store_publish decision, filled by the store when read; 0 before */
 } inference;
 
 /* Allocates a zeroed inference. */

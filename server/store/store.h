@@ -31,6 +31,12 @@ typedef struct store_opts {
     int64_t max_age_ms; /* 0 = no limit */
     int batch_max;      /* most puts in one transaction; 0 = default (256) */
     int readers;        /* reader connections in the pool; 0 = default (4) */
+    /* outbox bounds (forwarding): 0 = no limit; on full drop the oldest pending row or refuse
+     * to queue the new one (the inference is stored either way) */
+    int64_t outbox_max_rows;
+    int64_t outbox_max_bytes;
+    bool outbox_reject_new;
+    int max_attempts; /* publish attempts before a row is dead-lettered; 0 = default (10) */
 } store_opts;
 
 er_rc store_create(const store_opts *opts, store **out, er_err *err);
@@ -148,5 +154,66 @@ er_rc store_explain_list(store *s, bool with_label, char **plan);
 /* Test hook: sets PRAGMA max_page_count on the writer connection (SQLite answers SQLITE_FULL
  * past it), so the disk-full path can be exercised without filling a real disk. */
 er_rc store_debug_max_pages(store *s, int64_t pages);
+
+
+/* ---- publish policy and outbox (the forwarder's side) ----
+ *
+ * Whether an inference is to be published is decided at ingest, in the writer thread, in seq
+ * order, by the policy callback (forward/policy), and recorded on the inference row; only a
+ * STORE_PUBLISH_PENDING decision writes an outbox row, in the same transaction. */
+typedef enum store_publish {
+    STORE_PUBLISH_NONE = 0,   /* forwarding off: no decision ("disabled" in the API) */
+    STORE_PUBLISH_PENDING,    /* in the outbox, waiting for the broker */
+    STORE_PUBLISH_PUBLISHED,  /* acknowledged by the broker (PUBACK, or sent at QoS 0) */
+    STORE_PUBLISH_FILTERED,   /* below the threshold filter */
+    STORE_PUBLISH_SKIPPED,    /* empty result, or not the N-th under iotcore_backoff */
+    STORE_PUBLISH_DROPPED,    /* the outbox was full */
+    STORE_PUBLISH_DEAD,       /* failed permanently or too often: dead letter */
+} store_publish;
+
+/* "pending", "published", ... ("disabled" for NONE). */
+const char *store_publish_name(store_publish p);
+
+/* Called on the writer thread for each new (non-duplicate) inference before it is inserted.
+ * Must not block. Returns the decision to record. */
+typedef store_publish (*store_policy_fn)(void *arg, const inference *inf);
+/* Installs the policy; NULL means "every inference pending" when opts.outbox is set. Call
+ * before traffic. */
+void store_set_policy(store *s, store_policy_fn fn, void *arg);
+
+/* Up to limit pending outbox rows with seq > after_seq, in seq order, with image bytes.
+ * *items is an owned array of owned inferences (free with store_page_free on a store_page,
+ * or inference_destroy each + free). Dead rows are not returned. */
+er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out);
+
+/* Marks rows published: deletes their outbox rows and records PUBLISHED (writer, batched;
+ * returns after commit). */
+er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n);
+
+/* Records a failed attempt; permanent (or attempts reaching max_attempts) moves the row to the
+ * dead-letter state with reason, so it no longer blocks the queue. *dead tells which. */
+er_rc store_outbox_fail(store *s, int64_t seq, bool permanent, const char *reason, bool *dead);
+
+typedef struct store_outbox_stats {
+    int64_t pending;        /* rows waiting */
+    int64_t pending_bytes;
+    int64_t dead;           /* dead-lettered rows */
+    int64_t dropped;        /* rows dropped because the outbox was full, since start */
+    int64_t rejected;       /* inferences not queued because the outbox was full, since start */
+    int64_t oldest_pending_ts; /* ts of the oldest pending row; 0 if none */
+} store_outbox_stats;
+er_rc store_outbox_stats_get(store *s, store_outbox_stats *out);
+
+/* Dead letters, newest first, paginated like store_list (image data NULL). */
+er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out);
+
+/* clear_cache: deletes every cached inference that is not waiting in the outbox; waits for the
+ * commit. */
+er_rc store_clear(store *s, int64_t *deleted);
+
+/* Small persistent key/value state (settings changed by command survive restarts). *value is
+ * malloc'ed; ER_NOTFOUND if unset. store_meta_set waits for the commit. */
+er_rc store_meta_get(store *s, const char *key, char **value);
+er_rc store_meta_set(store *s, const char *key, const char *value);
 
 #endif
