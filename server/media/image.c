@@ -119,7 +119,7 @@ fail:
 static er_rc load_scaled(const uint8_t *data, size_t len, int max_px, VipsImage **im)
 {
     er_rc rc = ER_OK;
-    inference_image probe;
+    inference_image probe = {0};
     if ((rc = media_probe(data, len, &probe, NULL))) goto fail;
     if (max_px > 0) {
         if (vips_thumbnail_buffer((void *)data, len, im, max_px, "height", max_px, "size",
