@@ -82,6 +82,7 @@ typedef struct opt {
 /* Enum fields are stored through an int. */
 _Static_assert(sizeof(config_sync) == sizeof(int), "enum fields must be int-sized");
 _Static_assert(sizeof(config_criteria) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(config_outbox_full) == sizeof(int), "enum fields must be int-sized");
 
 static const opt opts[] = {
     /* service */
@@ -239,6 +240,79 @@ static const opt opts[] = {
      FIELD(mqtt_client_id),
      .flags = OF_NONEMPTY,
      .help = "MQTT client id (under Greengrass: <thing>-ei-relay)"},
+    {.name = "mqtt_keepalive_s",
+     .type = OT_INT,
+     FIELD(mqtt_keepalive_s),
+     .def = "60",
+     .min = 30,
+     .max = 1200,
+     .help = "MQTT keep-alive in seconds (IoT Core accepts 30..1200)"},
+    {.name = "mqtt_inflight",
+     .type = OT_INT,
+     FIELD(mqtt_inflight),
+     .def = "10",
+     .min = 1,
+     .max = 100,
+     .help = "most unacknowledged QoS 1 publishes at once"},
+    {.name = "publish_rate_max",
+     .type = OT_INT,
+     FIELD(publish_rate_max),
+     .def = "100",
+     .min = 0,
+     .max = 100,
+     .help = "most publishes per second (IoT Core: 100); 0 = unpaced (local brokers, tests)"},
+    {.name = "publish_bytes_max",
+     .type = OT_SIZE,
+     FIELD(publish_bytes_max),
+     .def = "512KiB",
+     .min = 0,
+     .max = 524288,
+     .help = "most payload bytes per second (IoT Core: 512KiB); 0 = unpaced"},
+    {.name = "reconnect_min_ms",
+     .type = OT_DURATION,
+     FIELD(reconnect_min_ms),
+     .def = "1000",
+     .min = 100,
+     .max = 3600000,
+     .unit_ms = 1,
+     .help = "shortest wait before reconnecting to the broker (CONNECTs stay >= 1 s apart)"},
+    {.name = "reconnect_max_ms",
+     .type = OT_DURATION,
+     FIELD(reconnect_max_ms),
+     .def = "60000",
+     .min = 1000,
+     .max = 3600000,
+     .unit_ms = 1,
+     .help = "longest wait before reconnecting (exponential backoff with full jitter)"},
+    {.name = "max_attempts",
+     .type = OT_INT,
+     FIELD(max_attempts),
+     .def = "10",
+     .min = 1,
+     .max = 1000,
+     .help = "publish attempts before a message is dead-lettered"},
+    {.name = "outbox_max_rows",
+     .type = OT_INT,
+     FIELD(outbox_max_rows),
+     .def = "1000000",
+     .min = 0,
+     .max = INT64_MAX,
+     .help = "most messages waiting for the broker; 0 = unlimited"},
+    {.name = "outbox_max_bytes",
+     .type = OT_SIZE,
+     FIELD(outbox_max_bytes),
+     .def = "1GiB",
+     .min = 0,
+     .max = INT64_MAX,
+     .help = "most bytes waiting for the broker; 0 = unlimited"},
+    {.name = "outbox_on_full",
+     .type = OT_ENUM,
+     FIELD(outbox_on_full),
+     .def = "drop_oldest",
+     .choices = "drop_oldest|reject_new",
+     .base = CONFIG_OUTBOX_DROP_OLDEST,
+     .help = "when the outbox is full: drop its oldest message or do not queue the new one "
+             "(the inference is cached either way)"},
     /* sources */
     {.name = "sources",
      .type = OT_SOURCES,
@@ -1102,6 +1176,9 @@ static er_rc finish(loader *ld, er_err *err)
     config *c = ld->c;
     if (c->http_port != 0 && c->http_port == c->ws_port)
         return er_fail(err, ER_CONFIG, "ws_port: %d is the same as http_port", c->ws_port);
+    if (c->reconnect_min_ms > c->reconnect_max_ms)
+        return er_fail(err, ER_CONFIG, "reconnect_max_ms: %lld is below reconnect_min_ms (%lld)",
+                       (long long)c->reconnect_max_ms, (long long)c->reconnect_min_ms);
     size_t len = 0;
     for (size_t i = 0; i < N_OPTS; i++)
         if (ld->ignored_set[i]) len += strlen(opts[i].name) + 1;

@@ -14,7 +14,11 @@
 
 #include "core/rc.h"
 
-typedef enum config_role { CONFIG_ROLE_READ = 1, CONFIG_ROLE_INGEST, CONFIG_ROLE_ADMIN } config_role;
+typedef enum config_role {
+    CONFIG_ROLE_READ = 1,
+    CONFIG_ROLE_INGEST,
+    CONFIG_ROLE_ADMIN
+} config_role;
 
 typedef struct config_token {
     char *token; /* owned */
@@ -29,6 +33,10 @@ typedef enum config_criteria {
     CONFIG_CRIT_LE,
     CONFIG_CRIT_LT
 } config_criteria;
+typedef enum config_outbox_full {
+    CONFIG_OUTBOX_DROP_OLDEST = 0,
+    CONFIG_OUTBOX_REJECT_NEW
+} config_outbox_full;
 
 /* The effective configuration. Strings are owned (NULL = unset); sizes in bytes, durations in
  * milliseconds. Read-only after config_load: threads share it without locks. */
@@ -39,8 +47,8 @@ typedef struct config {
     char *bind;
     char *db_path;
     config_sync db_synchronous;
-    char *web_root;     /* directory of the dashboard's static files */
-    int log_level;      /* log_level from core/log.h */
+    char *web_root; /* directory of the dashboard's static files */
+    int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
     bool demo;
@@ -62,6 +70,16 @@ typedef struct config {
     char *mqtt_cert;
     char *mqtt_key;
     char *mqtt_client_id;
+    int mqtt_keepalive_s;      /* IoT Core accepts 30..1200 */
+    int mqtt_inflight;         /* unacknowledged QoS 1 publishes at once (IoT Core: <= 100) */
+    int publish_rate_max;      /* publishes per second; 0 = unpaced */
+    int64_t publish_bytes_max; /* payload bytes per second; 0 = unpaced */
+    int64_t reconnect_min_ms;  /* reconnect backoff bounds (exponential, full jitter) */
+    int64_t reconnect_max_ms;
+    int max_attempts;         /* publish attempts before a row is dead-lettered */
+    int64_t outbox_max_rows;  /* 0 = no limit */
+    int64_t outbox_max_bytes; /* 0 = no limit */
+    config_outbox_full outbox_on_full;
     /* sources: JSON text of the validated "sources" array (owned), "[]" when none */
     char *sources_json;
     /* Edge Impulse seed keys that ei-relay acts on */
