@@ -1,5 +1,10 @@
 /* store.c - the SQLite cache behind store.h: connection setup and migrations, the writer thread
- * with its bounded job queue and group commit, retention, and the reader pool.
+ * with its bounded job queue and group commit, retention, the reader pool, and the outbox the
+ * forwarder drains (publish decisions, bounds, ack/fail/dead letters, clear, meta).
+ *
+ * Retention and dead letters: only a PENDING outbox row protects its inference. A dead letter
+ * keeps its inference (visible in the API and in store_outbox_dead) like any cached row, until
+ * retention removes it by age or size, oldest first; so a poison message never pins the cache.
  *
  * Ownership: the store owns one writer connection (used only by the writer thread once it runs,
  * and by create/destroy around it) and `readers` reader connections, each with its own prepared
@@ -21,9 +26,11 @@
 
 #include "core/log.h"
 #include "store/migrations.h"
+#include "store/schema_extra.h"
 
 #define DEFAULT_BATCH 256
 #define DEFAULT_READERS 4
+#define DEFAULT_MAX_ATTEMPTS 10
 #define MAX_SUBSCRIBERS 16
 #define BUSY_TIMEOUT_MS 5000
 /* The queue holds at most this many jobs / image bytes (beyond one job) before producers wait:
@@ -60,6 +67,16 @@ enum {
     WS_RET_OLD,
     WS_DEL_SEQ,
     WS_VACUUM,
+    WS_VACUUM_ALL,
+    WS_OB_COUNTERS,
+    WS_OB_OLDEST,
+    WS_OB_DELETE,
+    WS_SET_PUBLISH,
+    WS_OB_TALLY,
+    WS_OB_FAIL,
+    WS_OB_KILL,
+    WS_META_SET,
+    WS_CLEAR_SCAN,
     WS__N
 };
 
@@ -73,33 +90,55 @@ static const char *const writer_sql[WS__N] = {
     [WS_FIND_GUID] = "SELECT seq, ts FROM inference WHERE guid = ?1",
     [WS_INS_INFERENCE] =
         "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result, timing, info,"
-        " top_label, top_score, anomaly, model_width, model_height, has_image, bytes)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [WS_INS_IMAGE] =
         "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     [WS_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
-    [WS_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms) VALUES (?1, ?2)",
+    [WS_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
     [WS_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
     [WS_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
                      " WHERE seq = (SELECT seq FROM inference WHERE guid = ?1)",
     [WS_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
-    [WS_RET_AGE] = "SELECT i.seq, i.ts, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq)"
+    /* Only pending outbox rows protect an inference: a dead letter is an ordinary cached row
+     * for retention (see store_outbox_dead). */
+    [WS_RET_AGE] = "SELECT i.seq, i.ts,"
+                   " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                    " FROM inference i WHERE i.ts < ?1 AND (i.ts, i.seq) > (?2, ?3)"
                    " ORDER BY i.ts, i.seq LIMIT ?4",
-    [WS_RET_OLD] = "SELECT i.seq, i.bytes, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq)"
+    [WS_RET_OLD] = "SELECT i.seq, i.bytes,"
+                   " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                    " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     /* The NOT EXISTS re-check makes "never delete a row with an outbox entry" hold even if
      * another connection added one between the scan and the delete. */
     [WS_DEL_SEQ] = "DELETE FROM inference WHERE seq = ?1"
-                   " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1)",
+                   " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1 AND state = 0)",
     [WS_VACUUM] = "PRAGMA incremental_vacuum(" RET_VACUUM_PAGES ")",
+    [WS_VACUUM_ALL] = "PRAGMA incremental_vacuum",
+    [WS_OB_COUNTERS] = "SELECT outbox, outbox_bytes FROM counters WHERE id = 1",
+    /* INDEXED BY: the partial index of pending rows, so dead rows are never walked over. */
+    [WS_OB_OLDEST] = "SELECT seq, bytes FROM outbox INDEXED BY outbox_pending WHERE state = 0"
+                     " ORDER BY seq LIMIT ?1",
+    [WS_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [WS_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
+    [WS_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
+                    " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
+    [WS_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"
+                   " WHERE seq = ?1 AND state = 0 RETURNING attempts",
+    [WS_OB_KILL] = "UPDATE outbox SET state = 1, dead_ms = ?2 WHERE seq = ?1",
+    [WS_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [WS_CLEAR_SCAN] = "SELECT i.seq,"
+                      " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                      " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
 };
 
-/* Columns 0..18 shared by list, get and foreach (see row_to_inference). */
+/* Columns 0..19 shared by list, get, foreach and the outbox reads (see row_to_inference). */
 #define INF_COLS                                                                                   \
     "i.seq, i.guid, i.ts, i.device, i.source, i.kind, i.result, i.timing, i.info, i.top_label,"    \
     " i.top_score, i.anomaly, i.model_width, i.model_height, i.has_image, m.mime, m.width,"        \
-    " m.height, length(m.data)"
+    " m.height, length(m.data), i.publish"
+#define COL_DATA 20 /* m.data after INF_COLS, where a statement selects image bytes */
 
 /* Newest first by seq; each optional filter is `?n IS NULL OR ...` so one static statement
  * serves every combination. */
@@ -132,6 +171,11 @@ enum {
     RS_FOREACH,
     RS_EXPLAIN_LIST,
     RS_EXPLAIN_LABEL,
+    RS_OB_FETCH,
+    RS_OB_DEAD,
+    RS_OB_COUNTERS,
+    RS_OB_OLDEST,
+    RS_META_GET,
     RS__N
 };
 
@@ -159,21 +203,53 @@ static const char *const reader_sql[RS__N] = {
                    " ON m.seq = i.seq WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [RS_EXPLAIN_LIST] = "EXPLAIN QUERY PLAN " SQL_LIST,
     [RS_EXPLAIN_LABEL] = "EXPLAIN QUERY PLAN " SQL_LIST_LABEL,
+    /* The drain: a range scan of the pending index in seq order (no sort, no COUNT), each row
+     * then one primary-key probe into inference and image. CROSS JOIN pins that loop order. */
+    [RS_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
+                    " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                    " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    [RS_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
+                   " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                   " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
+    [RS_OB_COUNTERS] = "SELECT outbox, outbox_bytes, outbox_dead FROM counters WHERE id = 1",
+    [RS_OB_OLDEST] = "SELECT i.ts FROM outbox o INDEXED BY outbox_pending"
+                     " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
+                     " ORDER BY o.seq LIMIT 1",
+    [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 };
 
 /* ---- types ---- */
 
-typedef enum job_kind { JOB_PUT, JOB_DELETE, JOB_THUMB, JOB_RETAIN, JOB_MAX_PAGES } job_kind;
+/* Data jobs (put, delete, thumb, ack, fail, meta) run inside the group-commit transaction, each
+ * in its own savepoint; control jobs (retain, max pages, clear) run after the commit. */
+typedef enum job_kind {
+    JOB_PUT,
+    JOB_DELETE,
+    JOB_THUMB,
+    JOB_ACK,
+    JOB_FAIL,
+    JOB_META,
+    JOB_RETAIN,
+    JOB_MAX_PAGES,
+    JOB_CLEAR
+} job_kind;
 
+/* For JOB_FAIL res.seq answers 1 when the row was dead-lettered; for JOB_CLEAR it answers the
+ * number of inferences deleted (store_put_result is the one result every job carries). */
 typedef struct job {
     job_kind kind;
     inference *inf; /* JOB_PUT: owned until the job is freed */
-    char *guid;     /* JOB_DELETE / JOB_THUMB: owned copy */
+    char *guid;     /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
+    char *text;     /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
     uint8_t *data;  /* JOB_THUMB: owned copy */
     size_t len;
-    int64_t value;      /* JOB_MAX_PAGES: page limit */
-    size_t cost;        /* bytes accounted in the queue */
-    store_done_fn done; /* may be NULL */
+    int64_t *seqs; /* JOB_ACK: owned array of n_seqs */
+    size_t n_seqs;
+    bool permanent;            /* JOB_FAIL */
+    int64_t dropped, rejected; /* JOB_PUT: outbox-full effects, counted after the commit */
+    int64_t value;             /* JOB_MAX_PAGES: page limit; JOB_FAIL: the seq */
+    size_t cost;               /* bytes accounted in the queue */
+    store_done_fn done;        /* may be NULL */
     void *arg;
     store_put_result res;
     struct job *next;
@@ -195,6 +271,13 @@ struct store {
     bool outbox;
     int64_t max_rows, max_bytes, max_age_ms;
     int batch_max;
+    int64_t ob_max_rows, ob_max_bytes;
+    bool ob_reject_new;
+    int max_attempts;
+    /* publish policy: set under mu before traffic, read by the writer (which takes mu for every
+     * batch, so it sees the latest) */
+    store_policy_fn policy_fn;
+    void *policy_arg;
 
     /* writer side: the connection and statements belong to the writer thread */
     sqlite3 *wdb;
@@ -222,6 +305,7 @@ struct store {
 
     /* counters: written by the writer, read by anyone */
     atomic_llong commits, puts, duplicates, put_errors, retention_deleted;
+    atomic_llong ob_dropped, ob_rejected; /* outbox full, since start */
 
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;
@@ -375,6 +459,18 @@ fail:
     return rc;
 }
 
+/* The embedded schema/ migrations followed by the store's own (schema_extra.h), as one list. */
+static size_t migrations_count(void)
+{
+    return store_migrations_count + store_migrations_extra_count;
+}
+
+static const store_migration *migration_at(size_t i)
+{
+    return i < store_migrations_count ? &store_migrations[i]
+                                      : &store_migrations_extra[i - store_migrations_count];
+}
+
 /* Applies every embedded migration newer than user_version, each in its own transaction
  * together with the user_version bump; refuses a database from a newer binary. */
 static er_rc migrate(store *s, er_err *err)
@@ -385,13 +481,12 @@ static er_rc migrate(store *s, er_err *err)
     int known = 0;
     er_rc rc = pragma_int(db, "PRAGMA user_version", &have, err);
     if (rc) goto fail;
-    for (size_t i = 0; i < store_migrations_count; i++) {
-        if (store_migrations[i].version <= known) {
-            rc =
-                er_fail(err, ER_INTERNAL, "migration %s is out of order", store_migrations[i].name);
+    for (size_t i = 0; i < migrations_count(); i++) {
+        if (migration_at(i)->version <= known) {
+            rc = er_fail(err, ER_INTERNAL, "migration %s is out of order", migration_at(i)->name);
             goto fail;
         }
-        known = store_migrations[i].version;
+        known = migration_at(i)->version;
     }
     if (have > known) {
         rc = er_fail(err, ER_DB,
@@ -409,8 +504,8 @@ static er_rc migrate(store *s, er_err *err)
     }
     rc = set_wal(db, s->path, err);
     if (rc) goto fail;
-    for (size_t i = 0; i < store_migrations_count; i++) {
-        const store_migration *m = &store_migrations[i];
+    for (size_t i = 0; i < migrations_count(); i++) {
+        const store_migration *m = migration_at(i);
         char bump[64];
         if (m->version <= have) continue;
         snprintf(bump, sizeof bump, "PRAGMA user_version=%d", m->version);
@@ -473,11 +568,95 @@ static void reader_put(store *s, reader *r)
 
 /* ---- the writer: job execution ---- */
 
+static er_rc set_publish(store *s, int64_t seq, store_publish p)
+{
+    sqlite3_stmt *st = s->wst[WS_SET_PUBLISH];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int(st, 2, (int)p);
+    int src = step_once(st);
+    return src == SQLITE_DONE ? ER_OK : db_error(s->wdb, src, "recording publish state");
+}
+
+static er_rc outbox_delete(store *s, int64_t seq)
+{
+    sqlite3_stmt *st = s->wst[WS_OB_DELETE];
+    sqlite3_bind_int64(st, 1, seq);
+    int src = step_once(st);
+    return src == SQLITE_DONE ? ER_OK : db_error(s->wdb, src, "deleting outbox row");
+}
+
+static bool outbox_fits(const store *s, int64_t rows, int64_t bytes, int64_t add)
+{
+    return (s->ob_max_rows <= 0 || rows + 1 <= s->ob_max_rows) &&
+           (s->ob_max_bytes <= 0 || bytes + add <= s->ob_max_bytes);
+}
+
+/* Before a new pending row of `add` bytes: if the outbox bounds would be exceeded, either
+ * refuse the new row (reject_new, or a row larger than the whole byte bound) or drop the
+ * oldest pending rows until it fits. Changes *decision to DROPPED when the new row is refused;
+ * counts into j->dropped / j->rejected. The counters row is one primary-key read per put. */
+#define DROP_CHUNK 64
+static er_rc outbox_make_room(store *s, job *j, int64_t add, store_publish *decision)
+{
+    sqlite3_stmt *st = s->wst[WS_OB_COUNTERS];
+    int64_t rows = 0, bytes = 0;
+    er_rc rc = ER_OK;
+    int src;
+    if (s->ob_max_rows <= 0 && s->ob_max_bytes <= 0) goto fail;
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rows = sqlite3_column_int64(st, 0);
+        bytes = sqlite3_column_int64(st, 1);
+    }
+    stmt_done(st);
+    if (src != SQLITE_ROW) {
+        rc = db_error(s->wdb, src, "reading outbox counters");
+        goto fail;
+    }
+    if (outbox_fits(s, rows, bytes, add)) goto fail;
+    if (s->ob_reject_new || (s->ob_max_bytes > 0 && add > s->ob_max_bytes)) {
+        *decision = STORE_PUBLISH_DROPPED;
+        j->rejected++;
+        goto fail;
+    }
+    while (!outbox_fits(s, rows, bytes, add) && rows > 0) {
+        int64_t seqs[DROP_CHUNK], sizes[DROP_CHUNK];
+        int n = 0;
+        st = s->wst[WS_OB_OLDEST];
+        sqlite3_bind_int(st, 1, DROP_CHUNK);
+        while (n < DROP_CHUNK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            seqs[n] = sqlite3_column_int64(st, 0);
+            sizes[n++] = sqlite3_column_int64(st, 1);
+        }
+        stmt_done(st);
+        if (src != SQLITE_ROW && src != SQLITE_DONE) {
+            rc = db_error(s->wdb, src, "finding the oldest outbox rows");
+            goto fail;
+        }
+        if (n == 0) break; /* the counters say rows, the table has none: stop, don't spin */
+        for (int i = 0; i < n && !outbox_fits(s, rows, bytes, add); i++) {
+            if ((rc = outbox_delete(s, seqs[i]))) goto fail;
+            if ((rc = set_publish(s, seqs[i], STORE_PUBLISH_DROPPED))) goto fail;
+            rows--;
+            bytes -= sizes[i];
+            j->dropped++;
+        }
+    }
+    if (!outbox_fits(s, rows, bytes, add)) {
+        *decision = STORE_PUBLISH_DROPPED;
+        j->rejected++;
+    }
+fail:
+    return rc;
+}
+
 static er_rc exec_put(store *s, job *j, int64_t now)
 {
     sqlite3 *db = s->wdb;
     inference *inf = j->inf;
     sqlite3_stmt *st = s->wst[WS_FIND_GUID];
+    store_publish decision = STORE_PUBLISH_NONE;
+    int64_t footprint = (int64_t)inference_footprint(inf);
     er_rc rc = ER_OK;
     int src;
     snprintf(j->res.guid, sizeof j->res.guid, "%s", inf->guid);
@@ -494,6 +673,14 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     if (src != SQLITE_DONE) {
         rc = db_error(db, src, "looking up guid");
         goto fail;
+    }
+    /* The decision comes before the insert so it is recorded on the row in the same txn. */
+    if (s->outbox) {
+        decision = s->policy_fn ? s->policy_fn(s->policy_arg, inf) : STORE_PUBLISH_PENDING;
+        if (decision == STORE_PUBLISH_PENDING) {
+            rc = outbox_make_room(s, j, footprint, &decision);
+            if (rc) goto fail;
+        }
     }
 
     st = s->wst[WS_INS_INFERENCE];
@@ -515,7 +702,8 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     sqlite3_bind_int(st, 13, inf->model_width);
     sqlite3_bind_int(st, 14, inf->model_height);
     sqlite3_bind_int(st, 15, inf->image.data ? 1 : 0);
-    sqlite3_bind_int64(st, 16, (sqlite3_int64)inference_footprint(inf));
+    sqlite3_bind_int64(st, 16, footprint);
+    sqlite3_bind_int(st, 17, (int)decision);
     src = step_once(st);
     if (src != SQLITE_DONE) {
         rc = db_error(db, src, "inserting inference");
@@ -548,16 +736,28 @@ static er_rc exec_put(store *s, job *j, int64_t now)
             goto fail;
         }
     }
-    if (s->outbox) {
+    if (decision == STORE_PUBLISH_PENDING) {
         st = s->wst[WS_INS_OUTBOX];
         sqlite3_bind_int64(st, 1, seq);
         sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, footprint);
         src = step_once(st);
         if (src != SQLITE_DONE) {
             rc = db_error(db, src, "inserting outbox row");
             goto fail;
         }
     }
+    if (j->dropped || j->rejected) {
+        st = s->wst[WS_OB_TALLY];
+        sqlite3_bind_int64(st, 1, j->dropped);
+        sqlite3_bind_int64(st, 2, j->rejected);
+        src = step_once(st);
+        if (src != SQLITE_DONE) {
+            rc = db_error(db, src, "counting outbox drops");
+            goto fail;
+        }
+    }
+    inf->publish = (int)decision;
     j->res.seq = seq;
     j->res.ts = inf->ts;
 fail:
@@ -581,6 +781,87 @@ fail:
     return rc;
 }
 
+/* Broker acknowledged: the outbox rows go, the inferences say PUBLISHED (also for a row the
+ * outbox dropped meanwhile: the broker has it, so that is the truth). */
+static er_rc exec_ack(store *s, job *j)
+{
+    er_rc rc = ER_OK;
+    for (size_t i = 0; i < j->n_seqs; i++) {
+        if ((rc = outbox_delete(s, j->seqs[i]))) goto fail;
+        if ((rc = set_publish(s, j->seqs[i], STORE_PUBLISH_PUBLISHED))) goto fail;
+    }
+fail:
+    return rc;
+}
+
+static er_rc exec_fail(store *s, job *j, int64_t now)
+{
+    sqlite3_stmt *st = s->wst[WS_OB_FAIL];
+    int64_t attempts = 0;
+    er_rc rc = ER_OK;
+    sqlite3_bind_int64(st, 1, j->value);
+    bind_text(st, 2, j->text);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) attempts = sqlite3_column_int64(st, 0);
+    if (src == SQLITE_ROW) src = sqlite3_step(st);
+    stmt_done(st);
+    if (src != SQLITE_DONE) {
+        rc = db_error(s->wdb, src, "recording a failed publish");
+        goto fail;
+    }
+    if (attempts == 0) { /* no pending row with that seq (acked, dropped or already dead) */
+        rc = ER_NOTFOUND;
+        goto fail;
+    }
+    if (j->permanent || attempts >= s->max_attempts) {
+        st = s->wst[WS_OB_KILL];
+        sqlite3_bind_int64(st, 1, j->value);
+        sqlite3_bind_int64(st, 2, now);
+        src = step_once(st);
+        if (src != SQLITE_DONE) {
+            rc = db_error(s->wdb, src, "dead-lettering");
+            goto fail;
+        }
+        if ((rc = set_publish(s, j->value, STORE_PUBLISH_DEAD))) goto fail;
+        j->res.seq = 1;
+    }
+fail:
+    return rc;
+}
+
+static er_rc exec_meta(store *s, job *j)
+{
+    sqlite3_stmt *st = s->wst[WS_META_SET];
+    sqlite3_bind_text(st, 1, j->guid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->text, -1, SQLITE_STATIC);
+    int src = step_once(st);
+    return src == SQLITE_DONE ? ER_OK : db_error(s->wdb, src, "writing meta");
+}
+
+static er_rc exec_data_job(store *s, job *j, int64_t now)
+{
+    switch (j->kind) {
+    case JOB_PUT:
+        return exec_put(s, j, now);
+    case JOB_DELETE:
+    case JOB_THUMB:
+        return exec_guid_change(s, j);
+    case JOB_ACK:
+        return exec_ack(s, j);
+    case JOB_FAIL:
+        return exec_fail(s, j, now);
+    case JOB_META:
+        return exec_meta(s, j);
+    default:
+        return ER_INTERNAL;
+    }
+}
+
+static bool is_data_job(const job *j)
+{
+    return j->kind != JOB_RETAIN && j->kind != JOB_MAX_PAGES && j->kind != JOB_CLEAR;
+}
+
 /* Runs one job inside its own savepoint, so a failing job rolls back alone. Returns the job's
  * rc; *fatal is set when the whole transaction is lost (disk full, SQLite rolled back). */
 static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
@@ -592,7 +873,7 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
         rc = db_error(s->wdb, src, "savepoint");
         goto fail;
     }
-    rc = j->kind == JOB_PUT ? exec_put(s, j, now) : exec_guid_change(s, j);
+    rc = exec_data_job(s, j, now);
     if (rc == ER_FULL || sqlite3_get_autocommit(s->wdb)) {
         *fatal = true;
         goto fail;
@@ -804,6 +1085,52 @@ static er_rc run_retention(store *s, bool full)
     return rc;
 }
 
+/* clear_cache: every inference without a pending outbox row goes, one chunk per transaction
+ * (queued puts wait at most one chunk each time), then the freed pages go back to the file
+ * system. Dead letters go too: clearing the cache is what the operator asked for. */
+static er_rc run_clear(store *s, int64_t *deleted)
+{
+    int64_t cursor = 0, seqs[RET_CHUNK];
+    int n, got, src;
+    er_rc rc = ER_OK;
+    *deleted = 0;
+    do {
+        sqlite3_stmt *st = s->wst[WS_CLEAR_SCAN];
+        int64_t chunk_deleted = 0;
+        n = got = 0;
+        src = step_once(s->wst[WS_BEGIN]);
+        if (src != SQLITE_DONE) {
+            rc = db_error(s->wdb, src, "clear begin");
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, cursor);
+        sqlite3_bind_int(st, 2, RET_CHUNK);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            got++;
+            cursor = sqlite3_column_int64(st, 0);
+            if (!sqlite3_column_int(st, 1)) seqs[n++] = cursor;
+        }
+        stmt_done(st);
+        if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "clear scan");
+        for (int i = 0; !rc && i < n; i++)
+            rc = ret_delete(s, seqs[i], &chunk_deleted);
+        if (!rc) {
+            src = step_once(s->wst[WS_COMMIT]);
+            if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "clear commit");
+        }
+        if (rc) {
+            if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WS_ROLLBACK]);
+            goto fail;
+        }
+        *deleted += chunk_deleted;
+    } while (got == RET_CHUNK);
+    s->ret_in_pass = false; /* retention cursors may point into what just went */
+    src = step_once(s->wst[WS_VACUUM_ALL]);
+    if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "incremental vacuum");
+fail:
+    return rc;
+}
+
 /* When retention should run next: -1 not scheduled, 0 now, else in that many ms. Age limits
  * need a tick even without traffic; size limits only after puts or an unfinished pass. */
 static int64_t ret_wait_ms(const store *s)
@@ -821,7 +1148,9 @@ static void free_job(job *j)
 {
     inference_destroy(j->inf);
     free(j->guid);
+    free(j->text);
     free(j->data);
+    free(j->seqs);
     free(j);
 }
 
@@ -835,7 +1164,7 @@ static void run_batch(store *s, job *list)
     job *j;
 
     for (j = list; j; j = j->next)
-        if (j->kind == JOB_PUT || j->kind == JOB_DELETE || j->kind == JOB_THUMB) n_data++;
+        if (is_data_job(j)) n_data++;
     if (n_data > 0) {
         int src = step_once(s->wst[WS_BEGIN]);
         if (src != SQLITE_DONE) {
@@ -843,7 +1172,7 @@ static void run_batch(store *s, job *list)
             fatal = true;
         }
         for (j = list; j && !fatal; j = j->next) {
-            if (j->kind != JOB_PUT && j->kind != JOB_DELETE && j->kind != JOB_THUMB) continue;
+            if (!is_data_job(j)) continue;
             j->res.rc = exec_in_savepoint(s, j, now, &fatal);
             if (fatal) batch_rc = j->res.rc ? j->res.rc : ER_DB;
         }
@@ -867,7 +1196,7 @@ static void run_batch(store *s, job *list)
     inference **committed = calloc(n_data ? n_data : 1, sizeof *committed);
     size_t n_committed = 0;
     for (j = list; j; j = j->next) {
-        if (j->kind != JOB_PUT && j->kind != JOB_DELETE && j->kind != JOB_THUMB) continue;
+        if (!is_data_job(j)) continue;
         if (fatal) {
             j->res.rc = batch_rc;
             j->res.duplicate = false;
@@ -880,6 +1209,8 @@ static void run_batch(store *s, job *list)
             atomic_fetch_add(&s->duplicates, 1);
         } else {
             n_put_ok++;
+            atomic_fetch_add(&s->ob_dropped, j->dropped);
+            atomic_fetch_add(&s->ob_rejected, j->rejected);
             j->inf->seq = j->res.seq;
             if (committed) committed[n_committed++] = j->inf;
         }
@@ -887,7 +1218,7 @@ static void run_batch(store *s, job *list)
     atomic_fetch_add(&s->puts, (long long)n_put_ok);
     s->ret_puts += (int64_t)n_put_ok;
     for (j = list; j; j = j->next)
-        if (j->kind != JOB_RETAIN && j->kind != JOB_MAX_PAGES && j->done) j->done(j->arg, &j->res);
+        if (is_data_job(j) && j->done) j->done(j->arg, &j->res);
     if (n_committed > 0) {
         pthread_mutex_lock(&s->mu);
         size_t n_subs = s->n_subs;
@@ -905,6 +1236,8 @@ static void run_batch(store *s, job *list)
             j->res.rc = run_retention(s, true);
         else if (j->kind == JOB_MAX_PAGES)
             j->res.rc = exec_max_pages(s, j->value);
+        else if (j->kind == JOB_CLEAR)
+            j->res.rc = run_clear(s, &j->res.seq);
         else
             continue;
         if (j->done) j->done(j->arg, &j->res);
@@ -1034,8 +1367,8 @@ static void waiter_wait(waiter *w)
     pthread_mutex_destroy(&w->mu);
 }
 
-/* Queues a control or guid job and waits for its result. Takes ownership of j. */
-static er_rc run_sync(store *s, job *j)
+/* Queues a job and waits for its result (copied to *res if not NULL). Takes ownership of j. */
+static er_rc run_sync_res(store *s, job *j, store_put_result *res)
 {
     waiter w;
     waiter_init(&w);
@@ -1047,7 +1380,13 @@ static er_rc run_sync(store *s, job *j)
         w.res.rc = rc;
     }
     waiter_wait(&w);
+    if (res) *res = w.res;
     return w.res.rc;
+}
+
+static er_rc run_sync(store *s, job *j)
+{
+    return run_sync_res(s, j, NULL);
 }
 
 /* ---- public: lifecycle ---- */
@@ -1086,6 +1425,10 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     s->max_rows = opts->max_rows;
     s->max_bytes = opts->max_bytes;
     s->max_age_ms = opts->max_age_ms;
+    s->ob_max_rows = opts->outbox_max_rows;
+    s->ob_max_bytes = opts->outbox_max_bytes;
+    s->ob_reject_new = opts->outbox_reject_new;
+    s->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_MAX_ATTEMPTS;
     s->batch_max = opts->batch_max > 0 ? opts->batch_max : DEFAULT_BATCH;
     s->q_max_len = (size_t)s->batch_max * QUEUE_JOBS_PER_BATCH;
     s->n_readers = opts->readers > 0 ? opts->readers : DEFAULT_READERS;
@@ -1281,6 +1624,7 @@ static er_rc row_to_inference(sqlite3_stmt *st, inference **out)
         inf->image.height = sqlite3_column_int(st, 17);
         inf->image.len = (size_t)sqlite3_column_int64(st, 18);
     }
+    inf->publish = sqlite3_column_int(st, 19);
     *out = inf;
     inf = NULL;
     rc = ER_OK;
@@ -1564,6 +1908,19 @@ fail:
     return rc;
 }
 
+/* Copies the image bytes of column COL_DATA (if not NULL) into inf. */
+static er_rc copy_image_data(sqlite3_stmt *st, inference *inf)
+{
+    if (sqlite3_column_type(st, COL_DATA) == SQLITE_NULL) return ER_OK;
+    size_t len = (size_t)sqlite3_column_bytes(st, COL_DATA);
+    const void *blob = sqlite3_column_blob(st, COL_DATA);
+    inf->image.data = malloc(len ? len : 1);
+    if (!inf->image.data) return ER_NOMEM;
+    if (len) memcpy(inf->image.data, blob, len);
+    inf->image.len = len;
+    return ER_OK;
+}
+
 /* Reads up to FOREACH_PAGE inferences with seq > after, image bytes included. */
 static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
 {
@@ -1579,17 +1936,8 @@ static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
         rc = row_to_inference(st, &inf);
         if (rc) goto fail;
         page[(*n)++] = inf;
-        if (sqlite3_column_type(st, 19) != SQLITE_NULL) {
-            size_t len = (size_t)sqlite3_column_bytes(st, 19);
-            const void *blob = sqlite3_column_blob(st, 19);
-            inf->image.data = malloc(len ? len : 1);
-            if (!inf->image.data) {
-                rc = ER_NOMEM;
-                goto fail;
-            }
-            if (len) memcpy(inf->image.data, blob, len);
-            inf->image.len = len;
-        }
+        rc = copy_image_data(st, inf);
+        if (rc) goto fail;
         rc = read_labels(r, inf);
         if (rc) goto fail;
     }
@@ -1646,4 +1994,191 @@ fail:
     reader_put(s, r);
     util_buf_free(&b);
     return rc;
+}
+
+/* ---- public: publish policy and outbox ---- */
+
+const char *store_publish_name(store_publish p)
+{
+    switch (p) {
+    case STORE_PUBLISH_NONE:
+        return "disabled";
+    case STORE_PUBLISH_PENDING:
+        return "pending";
+    case STORE_PUBLISH_PUBLISHED:
+        return "published";
+    case STORE_PUBLISH_FILTERED:
+        return "filtered";
+    case STORE_PUBLISH_SKIPPED:
+        return "skipped";
+    case STORE_PUBLISH_DROPPED:
+        return "dropped";
+    case STORE_PUBLISH_DEAD:
+        return "dead";
+    }
+    return "unknown";
+}
+
+void store_set_policy(store *s, store_policy_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->policy_fn = fn;
+    s->policy_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs a reader statement bound to (?1 = cursor, ?2 = limit) into a page of at most limit
+ * items; with_data copies image bytes. One extra row is asked for to know whether a next page
+ * exists (next_seq, for the dead-letter list). */
+static er_rc outbox_page(store *s, int which, int64_t cursor, int limit, bool with_data,
+                         store_page *out)
+{
+    reader *r = reader_get(s);
+    sqlite3_stmt *st = r->st[which];
+    er_rc rc = ER_OK;
+    int src;
+    out->items = calloc((size_t)limit, sizeof *out->items);
+    if (!out->items) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, cursor);
+    sqlite3_bind_int(st, 2, limit + 1);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == (size_t)limit) {
+            out->next_seq = out->items[out->n - 1]->seq;
+            src = SQLITE_DONE;
+            break;
+        }
+        rc = row_to_inference(st, &out->items[out->n]);
+        if (rc) goto fail;
+        out->n++;
+        if (with_data && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
+    }
+    if (src != SQLITE_DONE) rc = db_error(r->db, src, "reading the outbox");
+fail:
+    stmt_done(st);
+    reader_put(s, r);
+    if (rc) store_page_free(out);
+    return rc;
+}
+
+er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
+    return outbox_page(s, RS_OB_FETCH, after_seq, limit, true, out);
+}
+
+er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || before_seq < 0) return ER_INVALID;
+    return outbox_page(s, RS_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, false, out);
+}
+
+er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n)
+{
+    if (n == 0) return ER_OK;
+    if (!seqs) return ER_INVALID;
+    job *j = calloc(1, sizeof *j);
+    if (!j) return ER_NOMEM;
+    j->kind = JOB_ACK;
+    j->seqs = malloc(n * sizeof *j->seqs);
+    if (!j->seqs) {
+        free_job(j);
+        return ER_NOMEM;
+    }
+    memcpy(j->seqs, seqs, n * sizeof *seqs);
+    j->n_seqs = n;
+    return run_sync(s, j);
+}
+
+er_rc store_outbox_fail(store *s, int64_t seq, bool permanent, const char *reason, bool *dead)
+{
+    if (dead) *dead = false;
+    job *j = calloc(1, sizeof *j);
+    if (!j) return ER_NOMEM;
+    j->kind = JOB_FAIL;
+    j->value = seq;
+    j->permanent = permanent;
+    if (reason && !(j->text = strdup(reason))) {
+        free_job(j);
+        return ER_NOMEM;
+    }
+    store_put_result res;
+    er_rc rc = run_sync_res(s, j, &res);
+    if (dead && rc == ER_OK) *dead = res.seq == 1;
+    return rc;
+}
+
+er_rc store_outbox_stats_get(store *s, store_outbox_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t c[3] = {0};
+    reader *r = reader_get(s);
+    sqlite3_stmt *st = r->st[RS_OB_OLDEST];
+    er_rc rc = read_row(r, RS_OB_COUNTERS, c, 3);
+    if (rc) goto fail;
+    out->pending = c[0];
+    out->pending_bytes = c[1];
+    out->dead = c[2];
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        out->oldest_pending_ts = sqlite3_column_int64(st, 0);
+    else if (src != SQLITE_DONE)
+        rc = db_error(r->db, src, "reading the oldest pending row");
+    stmt_done(st);
+    out->dropped = atomic_load(&s->ob_dropped);
+    out->rejected = atomic_load(&s->ob_rejected);
+fail:
+    reader_put(s, r);
+    return rc;
+}
+
+er_rc store_clear(store *s, int64_t *deleted)
+{
+    if (deleted) *deleted = 0;
+    job *j = calloc(1, sizeof *j);
+    if (!j) return ER_NOMEM;
+    j->kind = JOB_CLEAR;
+    store_put_result res;
+    er_rc rc = run_sync_res(s, j, &res);
+    if (deleted && rc == ER_OK) *deleted = res.seq;
+    return rc;
+}
+
+er_rc store_meta_get(store *s, const char *key, char **value)
+{
+    *value = NULL;
+    if (!key) return ER_INVALID;
+    reader *r = reader_get(s);
+    sqlite3_stmt *st = r->st[RS_META_GET];
+    er_rc rc = ER_OK;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *value = col_strdup(st, 0);
+        if (!*value) rc = ER_NOMEM;
+    } else {
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : db_error(r->db, src, "reading meta");
+    }
+    stmt_done(st);
+    reader_put(s, r);
+    return rc;
+}
+
+er_rc store_meta_set(store *s, const char *key, const char *value)
+{
+    if (!key || !value) return ER_INVALID;
+    job *j = calloc(1, sizeof *j);
+    if (!j) return ER_NOMEM;
+    j->kind = JOB_META;
+    j->guid = strdup(key);
+    j->text = strdup(value);
+    if (!j->guid || !j->text) {
+        free_job(j);
+        return ER_NOMEM;
+    }
+    return run_sync(s, j);
 }
