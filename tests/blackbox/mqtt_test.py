@@ -609,7 +609,7 @@ class Broker:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
+        if exc_type is not None and not (exc_type is SystemExit and not exc.code):
             sys.stdout.write("---- mosquitto log (%s) ----\n%s\n---- end ----\n" %
                              (self.log_path, self.log()[-8000:]))
         self.cleanup()
@@ -698,3 +698,62 @@ def wait_publish(relay, ident, states, timeout, what=None):
             raise TestFailure("relay exited with %d\n%s" % (relay.proc.returncode, relay.log()))
         except subprocess.TimeoutExpired:
             pass
+
+
+def device_name(tag):
+    """A device name unique to this test process and tag (topics of parallel tests differ)."""
+    return "eibb-%s-%d" % (tag, os.getpid())
+
+
+def jpeg_b64_ok(s):
+    """True when s is plain base64 (no data: prefix) of a JPEG."""
+    import base64
+    import binascii
+    if not isinstance(s, str) or s.startswith("data:"):
+        return False
+    try:
+        raw = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return raw[:3] == b"\xff\xd8\xff" and raw[-2:] == b"\xff\xd9"
+
+
+def wait_text(read, pattern, n, timeout, what, proc=None):
+    """Waits until regex pattern matches at least n times in read() (a log file that grows);
+    each look is followed by a short wait on proc (ends at once if that process exits) or an
+    event that never fires. Returns the matches."""
+    import re
+    rx = re.compile(pattern, re.I | re.M)
+    deadline = time.monotonic() + timeout
+    never = threading.Event()
+    while True:
+        found = rx.findall(read())
+        if len(found) >= n:
+            return found
+        if time.monotonic() >= deadline:
+            raise TestFailure("timed out after %.1f s waiting for %d x %s (got %d)" %
+                              (timeout, n, what, len(found)))
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            never.wait(0.05)
+
+
+def first_ids(msgs):
+    """Inference ids in order of first arrival (duplicates after a reconnect removed)."""
+    seen, out = set(), []
+    for m in msgs:
+        i = m.json().get("id")
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def relisten(relay):
+    """New HTTP/WS ports for a restart (the old ones may linger after kill -9)."""
+    relay.http_port = relay.cfg["http_port"] = free_port()
+    relay.ws_port = relay.cfg["ws_port"] = free_port()
