@@ -5,6 +5,7 @@
 # lives on; the threshold confidence set by command changes publish decisions and survives a
 # restart.
 import json
+import subprocess
 
 from mqtt_test import (Broker, device_name, make_pki, relay_mqtt_config, relisten,
                        require_tools, topic, wait_publish)
@@ -159,10 +160,21 @@ def test_all_commands_reply():
             c.cmd("clear_cache")
             eq(r.get("/api/v1/inferences/" + again).status, 404, "clear_cache removed it")
 
-            c.cmd("restart")
-            res, _ = c.cmd("get_status")  # still answering after restart
-            eq(r.proc.poll(), None, "relay process alive after restart command")
-            r.health()
+            # restart (forward/commands.h): the reply goes out, then ei-relay exits with its
+            # restart code for the supervisor (Greengrass, systemd) to start it again
+            res, _ = c.cmd("restart")
+            eq(res.get("restart"), "OK", "restart reply %r" % res)
+            try:
+                code = r.proc.wait(timeout=WAIT_S)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("ei-relay did not exit after the restart command")
+            check(code > 0, "restart exit code %d (a signal or 0 is not a restart)" % code)
+            r.stop(expect_code=code)  # sanitizer check of that run's log
+            mark = c.sub.mark()
+            relisten(r)
+            r.start()  # as the supervisor would
+            c.sub.wait_since(mark, c.outp, 1, WAIT_S, pred=is_start)
+            c.cmd("get_status")
     finally:
         c.close()
 

@@ -100,6 +100,31 @@ def test_refused_message_dead_lettered_not_blocking():
             sub.close()
 
 
+def test_message_too_big_without_image_dead_lettered():
+    """A message over the limit even without an image (a huge info) cannot be sent: dead
+    letter at once, visible in the API, and the rows after it still go."""
+    name = device_name("toobig")
+    out = topic(name, "inference/output")
+    with Broker(PKI) as b:
+        sub = b.subscriber(topic(name, "#"))
+        try:
+            with Relay(overrides=relay_mqtt_config(b, name)) as r:
+                poison = new_id()
+                r.ingest({"id": poison, "info": "i" * (MQTT_PAYLOAD_MAX + 1000),
+                          "result": {"classification": {"huge": 1.0}}})
+                after = new_id()
+                r.ingest({"id": after, "result": {"classification": {"after": 1.0}}})
+                sub.wait_count(out, 1, WAIT_S, pred=lambda m: m.json().get("id") == after)
+                eq([m for m in sub.on(out) if m.json().get("id") == poison], [],
+                   "oversize message delivered")
+                eq(wait_publish(r, poison, "dead", WAIT_S), "dead", "oversize row")
+                doc = wait_forwarder(r, lambda d: d.get("queue_depth") == 0, WAIT_S, "drained")
+                eq(doc.get("dead"), 1, "dead counter")
+                eq(r.get_json("/api/v1/inferences/" + poison)["id"], poison, "still cached")
+        finally:
+            sub.close()
+
+
 def outbox_full(policy):
     name = device_name("full-" + policy)
     out = topic(name, "inference/output")
@@ -147,5 +172,6 @@ def test_outbox_full_reject_new():
 
 
 if __name__ == "__main__":
-    run_tests([test_oversize_image_shrunk_to_fit, test_refused_message_dead_lettered_not_blocking,
+    run_tests([test_oversize_image_shrunk_to_fit, test_message_too_big_without_image_dead_lettered,
+               test_refused_message_dead_lettered_not_blocking,
                test_outbox_full_drop_oldest, test_outbox_full_reject_new])
