@@ -1,0 +1,608 @@
+/* test_store_outbox.c - the store's forwarder side against real database files: publish
+ * decisions recorded per inference, only PENDING queued, fetch order and paging, ack, fail and
+ * dead letters, outbox bounds under both policies, migration 001 -> 002 on a database with
+ * data, meta across reopen, clear_cache, retention of dead letters, and start-up with a large
+ * queued outbox built directly in SQL. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/util.h"
+#include "model/inference.h"
+#include "store/store.h"
+
+static char g_dir[256];
+static int g_db_counter;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void db_path(char *out, size_t n)
+{
+    snprintf(out, n, "%s/db%d.sqlite", g_dir, ++g_db_counter);
+}
+
+static store *open_store(const char *path, store_opts *o)
+{
+    store *s = NULL;
+    er_err err = {{0}};
+    o->path = path;
+    o->sync_full = true;
+    er_rc rc = store_create(o, &s, &err);
+    if (rc) fprintf(stderr, "store_create: %s: %s\n", er_rc_name(rc), err.msg);
+    CHECK(rc == ER_OK);
+    return s;
+}
+
+static inference *make_inf(const char *label, double score, size_t image_len)
+{
+    inference *inf = inference_create();
+    char json[128];
+    util_uuid4(inf->guid);
+    inf->ts = util_now_ms();
+    inference_set_str(&inf->device, "dev_0242ac110002");
+    inference_set_str(&inf->source, "http");
+    inf->kind = INFERENCE_CLASSIFICATION;
+    snprintf(json, sizeof json, "{\"classification\":{\"%s\":%.3f}}", label, score);
+    inference_set_str(&inf->result_json, json);
+    inference_add_label(inf, label, score);
+    if (image_len) {
+        inf->image.data = malloc(image_len);
+        for (size_t i = 0; i < image_len; i++)
+            inf->image.data[i] = (uint8_t)(i * 13 + 1);
+        inf->image.len = image_len;
+        snprintf(inf->image.mime, sizeof inf->image.mime, "image/jpeg");
+        inf->image.width = 8;
+        inf->image.height = 8;
+    }
+    return inf;
+}
+
+/* Puts and returns the seq; copies the guid out if asked. */
+static int64_t put(store *s, const char *label, size_t image_len, char *guid)
+{
+    inference *inf = make_inf(label, 0.5, image_len);
+    store_put_result res;
+    if (guid) memcpy(guid, inf->guid, UTIL_UUID_LEN + 1);
+    CHECK_EQ_INT(store_put(s, inf, &res), ER_OK);
+    CHECK(!res.duplicate);
+    return res.seq;
+}
+
+static int publish_of(store *s, const char *guid)
+{
+    inference *inf = NULL;
+    int p = -1;
+    if (store_get(s, guid, &inf) == ER_OK) p = inf->publish;
+    inference_destroy(inf);
+    return p;
+}
+
+static store_outbox_stats stats(store *s)
+{
+    store_outbox_stats st;
+    CHECK_EQ_INT(store_outbox_stats_get(s, &st), ER_OK);
+    return st;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A policy by label: "skip" -> SKIPPED, "low" -> FILTERED, else PENDING; counts its calls. */
+static store_publish label_policy(void *arg, const inference *inf)
+{
+    (*(int *)arg)++;
+    if (inf->top_label && strcmp(inf->top_label, "skip") == 0) return STORE_PUBLISH_SKIPPED;
+    if (inf->top_label && strcmp(inf->top_label, "low") == 0) return STORE_PUBLISH_FILTERED;
+    return STORE_PUBLISH_PENDING;
+}
+
+static void test_decisions(void)
+{
+    char path[512], g_pend[40], g_skip[40], g_low[40], g_dup[40];
+    int calls = 0;
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    store_set_policy(s, label_policy, &calls);
+    put(s, "cat", 0, g_pend);
+    put(s, "skip", 0, g_skip);
+    put(s, "low", 0, g_low);
+    CHECK_EQ_INT(calls, 3);
+    CHECK_EQ_INT(publish_of(s, g_pend), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g_skip), STORE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(publish_of(s, g_low), STORE_PUBLISH_FILTERED);
+    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_FILTERED), "filtered");
+    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_NONE), "disabled");
+
+    /* A duplicate put asks no decision and queues nothing. */
+    inference *dup = make_inf("cat", 0.5, 0);
+    memcpy(g_dup, g_pend, sizeof g_dup);
+    memcpy(dup->guid, g_dup, sizeof dup->guid);
+    store_put_result res;
+    CHECK_EQ_INT(store_put(s, dup, &res), ER_OK);
+    CHECK(res.duplicate);
+    CHECK_EQ_INT(calls, 3);
+
+    /* Only the pending one is in the outbox. */
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.pending, 1);
+    CHECK(st.pending_bytes > 0);
+    CHECK(st.oldest_pending_ts > 0);
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 10, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 1);
+    if (page.n == 1) {
+        CHECK_EQ_STR(page.items[0]->guid, g_pend);
+        CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_PENDING);
+    }
+    store_page_free(&page);
+
+    /* The decision is visible in list reads too. */
+    store_filter f = {.limit = 10};
+    CHECK_EQ_INT(store_list(s, &f, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 3);
+    if (page.n == 3) CHECK_EQ_INT(page.items[1]->publish, STORE_PUBLISH_SKIPPED);
+    store_page_free(&page);
+    store_destroy(s);
+
+    /* Forwarding off: no decision, no outbox row, the policy is not consulted. */
+    store_opts off = {.outbox = false};
+    s = open_store(path, &off);
+    store_set_policy(s, label_policy, &calls);
+    char g_off[40];
+    put(s, "cat", 0, g_off);
+    CHECK_EQ_INT(calls, 3);
+    CHECK_EQ_INT(publish_of(s, g_off), STORE_PUBLISH_NONE);
+    CHECK_EQ_INT(stats(s).pending, 1); /* still the earlier one */
+    store_destroy(s);
+}
+
+static void test_fetch_ack(void)
+{
+    char path[512], guids[10][40];
+    int64_t seqs[10];
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < 10; i++)
+        seqs[i] = put(s, "cat", i % 2 ? 100 + (size_t)i : 0, guids[i]);
+    store_outbox_stats before = stats(s);
+    CHECK_EQ_INT(before.pending, 10);
+
+    /* Pages in seq order, resumed by after_seq, with image bytes. */
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 4, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 4);
+    for (size_t i = 0; i < page.n; i++)
+        CHECK_EQ_INT(page.items[i]->seq, seqs[i]);
+    if (page.n == 4) {
+        CHECK(page.items[0]->image.data == NULL);
+        CHECK_EQ_INT(page.items[1]->image.len, 101);
+        CHECK(page.items[1]->image.data && page.items[1]->image.data[1] == 14);
+    }
+    int64_t after = page.n ? page.items[page.n - 1]->seq : 0;
+    store_page_free(&page);
+    CHECK_EQ_INT(store_outbox_fetch(s, after, 100, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 6);
+    if (page.n) CHECK_EQ_INT(page.items[0]->seq, seqs[4]);
+    store_page_free(&page);
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 0, &page), ER_INVALID);
+
+    /* Ack deletes the rows and records PUBLISHED; the counters follow. */
+    int64_t acked[2] = {seqs[0], seqs[1]};
+    CHECK_EQ_INT(store_outbox_ack(s, acked, 2), ER_OK);
+    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[1]), STORE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[2]), STORE_PUBLISH_PENDING);
+    store_outbox_stats after_ack = stats(s);
+    CHECK_EQ_INT(after_ack.pending, 8);
+    CHECK(after_ack.pending_bytes < before.pending_bytes);
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 1, &page), ER_OK);
+    CHECK(page.n == 1 && page.items[0]->seq == seqs[2]);
+    store_page_free(&page);
+    /* Acking again is harmless. */
+    CHECK_EQ_INT(store_outbox_ack(s, acked, 2), ER_OK);
+    CHECK_EQ_INT(stats(s).pending, 8);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.outbox, 8);
+
+    /* Deleting an inference takes its outbox row and the counters along. */
+    CHECK_EQ_INT(store_delete(s, guids[9]), ER_OK);
+    CHECK_EQ_INT(stats(s).pending, 7);
+    store_destroy(s);
+
+    /* The counters match the table after all that. */
+    sqlite3 *db = raw_open(path);
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM outbox WHERE state = 0"), 7);
+    CHECK_EQ_INT(raw_int(db, "SELECT outbox_bytes = (SELECT sum(bytes) FROM outbox WHERE"
+                             " state = 0) FROM counters"),
+                 1);
+    sqlite3_close(db);
+}
+
+static void test_fail_dead(void)
+{
+    char path[512], guids[4][40];
+    int64_t seqs[4];
+    bool dead = true;
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true, .max_attempts = 3};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < 4; i++)
+        seqs[i] = put(s, "cat", 0, guids[i]);
+
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout", &dead), ER_OK);
+    CHECK(!dead);
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout", &dead), ER_OK);
+    CHECK(!dead);
+    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout again", &dead), ER_OK);
+    CHECK(dead);
+    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_DEAD);
+    /* A permanent failure is dead at once. */
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[2], true, "not authorized", &dead), ER_OK);
+    CHECK(dead);
+    /* Unknown or already dead rows. */
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[2], false, "x", &dead), ER_NOTFOUND);
+    CHECK_EQ_INT(store_outbox_fail(s, 999999, false, "x", &dead), ER_NOTFOUND);
+
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.pending, 2);
+    CHECK_EQ_INT(st.dead, 2);
+    /* Dead rows do not block the queue. */
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 10, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 2);
+    if (page.n == 2) {
+        CHECK_EQ_INT(page.items[0]->seq, seqs[1]);
+        CHECK_EQ_INT(page.items[1]->seq, seqs[3]);
+    }
+    store_page_free(&page);
+    /* Dead letters, newest first, paginated. */
+    CHECK_EQ_INT(store_outbox_dead(s, 0, 1, &page), ER_OK);
+    CHECK(page.n == 1 && page.items[0]->seq == seqs[2]);
+    CHECK_EQ_INT(page.next_seq, seqs[2]);
+    if (page.n == 1) CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_DEAD);
+    int64_t next = page.next_seq;
+    store_page_free(&page);
+    CHECK_EQ_INT(store_outbox_dead(s, next, 10, &page), ER_OK);
+    CHECK(page.n == 1 && page.items[0]->seq == seqs[0]);
+    CHECK_EQ_INT(page.next_seq, 0);
+    store_page_free(&page);
+    store_destroy(s);
+
+    sqlite3 *db = raw_open(path);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT attempts = 3 AND last_error = 'timeout again' AND dead_ms > 0 FROM outbox"
+             " WHERE seq = %lld",
+             (long long)seqs[0]);
+    CHECK_EQ_INT(raw_int(db, sql), 1);
+    sqlite3_close(db);
+}
+
+static void test_bounds(void)
+{
+    char path[512], g[6][40];
+    db_path(path, sizeof path);
+    /* drop_oldest by rows */
+    store_opts o = {.outbox = true, .outbox_max_rows = 3};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < 5; i++)
+        put(s, "cat", 0, g[i]);
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.pending, 3);
+    CHECK_EQ_INT(st.dropped, 2);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[2]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_PENDING);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 5); /* the cache keeps every inference */
+    store_destroy(s);
+
+    /* reject_new by rows */
+    db_path(path, sizeof path);
+    store_opts r = {.outbox = true, .outbox_max_rows = 3, .outbox_reject_new = true};
+    s = open_store(path, &r);
+    for (int i = 0; i < 5; i++)
+        put(s, "cat", 0, g[i]);
+    st = stats(s);
+    CHECK_EQ_INT(st.pending, 3);
+    CHECK_EQ_INT(st.dropped, 0);
+    CHECK_EQ_INT(st.rejected, 2);
+    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_DROPPED);
+    store_destroy(s);
+
+    /* drop_oldest by bytes: room for two 1000-byte images, a third pushes the first out;
+     * an image larger than the whole bound is refused, the queue left alone. */
+    inference *probe = make_inf("cat", 0.5, 1000);
+    int64_t one = (int64_t)inference_footprint(probe);
+    inference_destroy(probe);
+    db_path(path, sizeof path);
+    store_opts b = {.outbox = true, .outbox_max_bytes = one * 2 + one / 2};
+    s = open_store(path, &b);
+    put(s, "cat", 1000, g[0]);
+    put(s, "cat", 1000, g[1]);
+    CHECK_EQ_INT(stats(s).pending, 2);
+    put(s, "cat", 1000, g[2]);
+    st = stats(s);
+    CHECK_EQ_INT(st.pending, 2);
+    CHECK_EQ_INT(st.pending_bytes, one * 2);
+    CHECK_EQ_INT(st.dropped, 1);
+    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
+    put(s, "cat", 10000, g[3]);
+    st = stats(s);
+    CHECK_EQ_INT(st.pending, 2);
+    CHECK_EQ_INT(st.rejected, 1);
+    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_PENDING);
+    store_destroy(s);
+
+    /* The lifetime totals persist in the counters row. */
+    sqlite3 *db = raw_open(path);
+    CHECK_EQ_INT(raw_int(db, "SELECT outbox_dropped * 10 + outbox_rejected FROM counters"), 11);
+    sqlite3_close(db);
+}
+
+/* Builds a database as migration 001 left it, with data, then opens it with the store. */
+static void test_migration_001(void)
+{
+    char path[512], sqlpath[512];
+    const char *src = getenv("EI_TEST_SOURCE_DIR");
+    snprintf(sqlpath, sizeof sqlpath, "%s/schema/001_init.sql", src ? src : "..");
+    FILE *f = fopen(sqlpath, "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    char *sql = calloc(1, 1 << 16);
+    size_t n = fread(sql, 1, (1 << 16) - 1, f);
+    fclose(f);
+    CHECK(n > 100);
+    db_path(path, sizeof path);
+    sqlite3 *db = raw_open(path);
+    CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    free(sql);
+    CHECK(sqlite3_exec(db,
+                       "PRAGMA user_version=1;"
+                       "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result,"
+                       " top_label, top_score, bytes) VALUES"
+                       " ('g1', 1, 1, 'd', 'http', 'classification', '{\"classification\":{}}',"
+                       "  'a', 0.5, 300),"
+                       " ('g2', 2, 2, 'd', 'http', 'classification', '{\"classification\":{}}',"
+                       "  'a', 0.5, 400),"
+                       " ('g3', 3, 3, 'd', 'http', 'classification', '{\"classification\":{}}',"
+                       "  'a', 0.5, 500);"
+                       "INSERT INTO outbox (seq, created_ms) VALUES (2, 2), (3, 3);",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    CHECK_EQ_INT(raw_int(db, "SELECT outbox FROM counters"), 2);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    if (!s) return;
+    CHECK_EQ_INT(publish_of(s, "g1"), STORE_PUBLISH_NONE);
+    CHECK_EQ_INT(publish_of(s, "g2"), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, "g3"), STORE_PUBLISH_PENDING);
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.pending, 2);
+    CHECK_EQ_INT(st.pending_bytes, 900);
+    CHECK_EQ_INT(st.dead, 0);
+    CHECK_EQ_INT(st.oldest_pending_ts, 2);
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 10, &page), ER_OK);
+    CHECK(page.n == 2 && page.items[0]->seq == 2 && page.items[1]->seq == 3);
+    store_page_free(&page);
+    /* New puts go on after the migrated rows. */
+    int64_t seq = put(s, "cat", 0, NULL);
+    CHECK(seq > 3);
+    CHECK_EQ_INT(stats(s).pending, 3);
+    store_destroy(s);
+    db = raw_open(path);
+    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 2);
+    sqlite3_close(db);
+}
+
+static void test_meta(void)
+{
+    char path[512];
+    char *v = NULL;
+    db_path(path, sizeof path);
+    store_opts o = {0};
+    store *s = open_store(path, &o);
+    CHECK_EQ_INT(store_meta_get(s, "threshold", &v), ER_NOTFOUND);
+    CHECK(v == NULL);
+    CHECK_EQ_INT(store_meta_set(s, "threshold", "0.5"), ER_OK);
+    CHECK_EQ_INT(store_meta_set(s, "threshold", "0.75"), ER_OK);
+    CHECK_EQ_INT(store_meta_set(s, "criteria", "ge"), ER_OK);
+    CHECK_EQ_INT(store_meta_set(s, NULL, "x"), ER_INVALID);
+    store_destroy(s);
+    s = open_store(path, &o);
+    CHECK_EQ_INT(store_meta_get(s, "threshold", &v), ER_OK);
+    CHECK_EQ_STR(v, "0.75");
+    free(v);
+    CHECK_EQ_INT(store_meta_get(s, "criteria", &v), ER_OK);
+    CHECK_EQ_STR(v, "ge");
+    free(v);
+    store_destroy(s);
+}
+
+static void test_clear(void)
+{
+    char path[512], g[6][40];
+    int64_t seqs[6];
+    int calls = 0;
+    int64_t deleted = -1;
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    store_set_policy(s, label_policy, &calls);
+    const char *labels[6] = {"cat", "skip", "cat", "cat", "low", "cat"};
+    for (int i = 0; i < 6; i++)
+        seqs[i] = put(s, labels[i], 50, g[i]);
+    CHECK_EQ_INT(store_outbox_ack(s, &seqs[0], 1), ER_OK);                     /* published */
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[2], true, "refused", NULL), ER_OK); /* dead */
+    /* pending: 3 and 5 */
+    CHECK_EQ_INT(store_clear(s, &deleted), ER_OK);
+    CHECK_EQ_INT(deleted, 4);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 2);
+    CHECK_EQ_INT(info.images, 2);
+    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[5]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[0]), -1);
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.pending, 2);
+    CHECK_EQ_INT(st.dead, 0);
+    CHECK_EQ_INT(store_clear(s, &deleted), ER_OK);
+    CHECK_EQ_INT(deleted, 0);
+    store_destroy(s);
+}
+
+/* Dead letters do not pin the cache: size retention removes them like any old row, while
+ * pending rows stay. */
+static void test_retention_dead(void)
+{
+    char path[512];
+    int64_t seqs[4];
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true, .max_rows = 2};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < 4; i++)
+        seqs[i] = put(s, "cat", 0, NULL);
+    CHECK_EQ_INT(store_retain(s), ER_OK);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 4); /* all pending: protected */
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[0], true, "refused", NULL), ER_OK);
+    CHECK_EQ_INT(store_outbox_fail(s, seqs[1], true, "refused", NULL), ER_OK);
+    CHECK_EQ_INT(stats(s).dead, 2);
+    CHECK_EQ_INT(store_retain(s), ER_OK);
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 2);
+    store_outbox_stats st = stats(s);
+    CHECK_EQ_INT(st.dead, 0);
+    CHECK_EQ_INT(st.pending, 2);
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 10, &page), ER_OK);
+    CHECK(page.n == 2 && page.items[0]->seq == seqs[2]);
+    store_page_free(&page);
+    store_destroy(s);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A large queued outbox, built in one SQL transaction (triggers keep the counters), then
+ * opened: nothing at start-up may depend on the outbox's size. */
+#define BIG_ROWS 200000
+static void test_startup_big_outbox(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o); /* creates the schema */
+    store_destroy(s);
+    sqlite3 *db = raw_open(path);
+    double t0 = mono_s();
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "BEGIN;"
+             "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < %d)"
+             " INSERT INTO inference (guid, ts, received_ms, device, source, kind, result,"
+             " top_label, top_score, bytes, publish)"
+             " SELECT printf('00000000-0000-4000-8000-%%012d', k), 1000 + k, 1000 + k, 'd',"
+             " 'http', 'classification', '{\"classification\":{\"a\":0.5}}', 'a', 0.5, 300, 1"
+             " FROM n;"
+             "INSERT INTO outbox (seq, created_ms, bytes) SELECT seq, ts, 300 FROM inference;"
+             "COMMIT;",
+             BIG_ROWS);
+    char *errmsg = NULL;
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, &errmsg) == SQLITE_OK);
+    if (errmsg) fprintf(stderr, "%s\n", errmsg);
+    sqlite3_free(errmsg);
+    sqlite3_close(db);
+    double t1 = mono_s();
+
+    s = open_store(path, &o);
+    if (!s) return;
+    store_outbox_stats st = stats(s);
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 100, &page), ER_OK);
+    double t2 = mono_s();
+    CHECK_EQ_INT(st.pending, BIG_ROWS);
+    CHECK_EQ_INT(st.pending_bytes, (int64_t)BIG_ROWS * 300);
+    CHECK_EQ_INT(st.oldest_pending_ts, 1001);
+    CHECK_EQ_INT(page.n, 100);
+    if (page.n == 100) {
+        CHECK_EQ_INT(page.items[0]->seq, 1);
+        CHECK_EQ_INT(page.items[99]->seq, 100);
+    }
+    store_page_free(&page);
+    /* A page from deep in the queue is as direct as the first. */
+    CHECK_EQ_INT(store_outbox_fetch(s, BIG_ROWS - 10, 100, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 10);
+    store_page_free(&page);
+    printf("startup with %d queued rows: build %.2f s, open + stats + first fetch %.1f ms\n",
+           BIG_ROWS, t1 - t0, (t2 - t1) * 1000);
+    store_destroy(s);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ei-outbox-XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_decisions();
+    test_fetch_ack();
+    test_fail_dead();
+    test_bounds();
+    test_migration_001();
+    test_meta();
+    test_clear();
+    test_retention_dead();
+    test_startup_big_outbox();
+    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return check_summary();
+}
