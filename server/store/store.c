@@ -26,7 +26,6 @@
 
 #include "core/log.h"
 #include "store/migrations.h"
-#include "store/schema_extra.h"
 
 #define DEFAULT_BATCH 256
 #define DEFAULT_READERS 4
@@ -459,16 +458,14 @@ fail:
     return rc;
 }
 
-/* The embedded schema/ migrations followed by the store's own (schema_extra.h), as one list. */
 static size_t migrations_count(void)
 {
-    return store_migrations_count + store_migrations_extra_count;
+    return store_migrations_count;
 }
 
 static const store_migration *migration_at(size_t i)
 {
-    return i < store_migrations_count ? &store_migrations[i]
-                                      : &store_migrations_extra[i - store_migrations_count];
+    return &store_migrations[i];
 }
 
 /* Applies every embedded migration newer than user_version, each in its own transaction

@@ -8,7 +8,8 @@
  * committed inferences: that is the only hand-off between threads.
  *
  * Retention (cache_max_rows / cache_max_bytes / cache_max_age) deletes the oldest rows in the
- * writer thread, never a row that still has an outbox entry, and gives pages back to the file
+ * writer thread, never a row still pending in the outbox (dead letters age out like any row),
+ * and gives pages back to the file
  * system (incremental vacuum). */
 #ifndef EI_STORE_STORE_H
 #define EI_STORE_STORE_H
