@@ -1,5 +1,6 @@
-/* relay.c - see relay.h. Start order: store -> auth -> HTTP -> sources; stop in reverse so no
- * producer outlives the store it writes to. */
+/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> HTTP -> sources;
+ * stop in reverse so no producer outlives the store it writes to. The forwarder is stopped
+ * before the store but freed after it, because the store calls its commit hook until the end. */
 #include "app/relay.h"
 
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 #include "core/device.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "forward/forwarder.h"
+#include "forward/policy.h"
 #include "http/auth.h"
 #include "http/http.h"
 #include "sources/demo.h"
@@ -16,6 +19,8 @@ struct relay {
     const config *cfg;
     char device[256];
     store *st;
+    policy *pol;
+    forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
     http_server *http;
     demo_source *demo;
@@ -31,6 +36,10 @@ er_rc relay_open_store(const config *cfg, store **out, er_err *err)
         .max_bytes = cfg->cache_max_bytes,
         .max_age_ms = cfg->cache_max_age_ms,
         .batch_max = cfg->commit_batch_max,
+        .outbox_max_rows = cfg->outbox_max_rows,
+        .outbox_max_bytes = cfg->outbox_max_bytes,
+        .outbox_reject_new = cfg->outbox_on_full == CONFIG_OUTBOX_REJECT_NEW,
+        .max_attempts = cfg->max_attempts,
     };
     return store_create(&so, out, err);
 }
@@ -48,6 +57,21 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = relay_open_store(cfg, &r->st, err);
     if (rc) goto fail;
+    if (cfg->mqtt_endpoint) {
+        policy_settings ps = {.skip_empty = true,
+                              .threshold_enabled = cfg->enable_threshold_limit,
+                              .threshold = cfg->default_threshold,
+                              .criteria = cfg->threshold_criteria,
+                              .backoff = cfg->iotcore_backoff};
+        rc = policy_create(&ps, &r->pol);
+        if (rc) {
+            er_fail(err, rc, "the publish policy settings are not valid");
+            goto fail;
+        }
+        store_set_policy(r->st, policy_store_fn, r->pol);
+        rc = forwarder_create(cfg, r->st, r->pol, r->device, &r->fwd, err);
+        if (rc) goto fail;
+    }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
     http_deps deps = {
@@ -82,12 +106,20 @@ const char *relay_device(const relay *r)
     return r->device;
 }
 
+bool relay_restart_requested(const relay *r)
+{
+    return forwarder_restart_requested(r->fwd);
+}
+
 void relay_destroy(relay *r)
 {
     if (!r) return;
     demo_source_destroy(r->demo);
     http_server_destroy(r->http); /* no new requests; in-flight puts finish in store_destroy */
+    forwarder_stop(r->fwd);
     store_destroy(r->st);
+    forwarder_destroy(r->fwd); /* after the store: it held the forwarder's commit hook */
+    policy_destroy(r->pol);    /* the store's policy hook went with the store */
     auth_destroy(r->au);
     free(r);
 }

@@ -4,6 +4,7 @@
 #ifndef EI_APP_RELAY_H
 #define EI_APP_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -17,6 +18,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err);
 uint16_t relay_http_port(const relay *r);
 store *relay_store(relay *r);
 const char *relay_device(const relay *r);
+/* True once a restart command arrived over MQTT (the forwarder also sent SIGTERM); main may
+ * exit with a code its supervisor restarts on. */
+bool relay_restart_requested(const relay *r);
 void relay_destroy(relay *r);
 
 /* Opens only the store (for export/import), with the same options the service uses. */

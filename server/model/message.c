@@ -73,6 +73,7 @@ er_rc message_inference_json(const inference *inf, const message_opts *o, util_b
     cJSON_AddNumberToObject(msg, "seq", (double)inf->seq);
     cJSON_AddStringToObject(msg, "device", inf->device ? inf->device : "");
     if (inf->has_anomaly) cJSON_AddNumberToObject(msg, "anomaly", inf->anomaly);
+    if (o->image_omitted) cJSON_AddTrueToObject(msg, "image_omitted");
 
     text = cJSON_PrintUnformatted(msg);
     if (!text) goto fail;

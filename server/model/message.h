@@ -15,6 +15,8 @@
 typedef struct message_opts {
     bool include_image;    /* add "image": base64 of inf->image.data (must be a JPEG) */
     const char *s3_bucket; /* NULL -> "unset" */
+    bool image_omitted;    /* append "image_omitted": true (the forwarder left out an image that
+                              could not be shrunk to fit the 128 KB IoT Core limit) */
 } message_opts;
 
 /* Appends the message JSON to out. */

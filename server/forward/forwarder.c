@@ -1,0 +1,744 @@
+/* forwarder.c - see forwarder.h. Thread ownership: everything below "thread-only" is touched
+ * by the forwarder thread alone; paho's callbacks and the store's commit callback only queue
+ * events / add metrics under f->mu and signal f->cv; counters are relaxed atomics. */
+#include "forward/forwarder.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "forward/commands.h"
+#include "forward/metrics.h"
+#include "forward/mqtt.h"
+#include "forward/pace.h"
+#include "forward/payload.h"
+#include "forward/topics.h"
+
+#define FETCH_ROWS 64
+#define INFLIGHT_CAP 100
+#define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
+#define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
+#define REASON_MAX 320
+
+typedef enum ev_type { EV_CONNECTED, EV_DOWN, EV_DONE, EV_MESSAGE } ev_type;
+
+typedef struct event {
+    struct event *next;
+    ev_type type;
+    uint64_t gen;
+    int token;
+    bool ok, was_connected, retained;
+    char *topic, *payload; /* EV_MESSAGE, owned */
+    size_t len;
+    char reason[REASON_MAX];
+} event;
+
+typedef enum fwd_state { ST_CONNECTING = 0, ST_CONNECTED, ST_BACKOFF } fwd_state;
+static const char *const state_names[] = {"connecting", "connected", "backoff"};
+
+typedef struct inflight {
+    int token;
+    int64_t seq;
+} inflight;
+
+struct forwarder {
+    const config *cfg;
+    store *st;
+    policy *pol;
+    topics tp;
+    char client_id[256];
+    pthread_t thread;
+    bool started;
+    forwarder *next_registered;
+
+    pthread_mutex_t mu; /* guards the fields up to "thread-only" */
+    pthread_cond_t cv;
+    bool stop, wake;
+    event *ev_head, *ev_tail;
+    metrics_state metrics;
+    fwd_state state;
+    char last_error[REASON_MAX];
+    int64_t connected_since;
+
+    atomic_int_fast64_t sent, acked, reconnects, in_flight, shrunk, omitted, commands;
+    atomic_bool restart;
+
+    /* ---- thread-only ---- */
+    mqtt *mq;
+    uint64_t gen;
+    inflight fl[INFLIGHT_CAP];
+    int n_fl;
+    bool probe; /* send one at a time until an ack (after a quick death with rows in flight) */
+    store_page page;
+    size_t page_i;
+    bool page_empty; /* the last fetch found nothing: wait for a commit */
+    int64_t last_sent_seq;
+    int64_t acks[INFLIGHT_CAP * 2];
+    size_t n_acks;
+    util_buf built; /* the payload of built_seq, kept across a pacing wait */
+    int64_t built_seq;
+    pace_backoff bo;
+    pace_bucket rate, bytes;
+    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_metrics_ms, pace_until_ms;
+    bool start_sent;
+    bool up; /* CONNACK received on the current connection */
+};
+
+/* ---- registry: lets the HTTP API find the forwarder of its store ---------------------- */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static forwarder *reg_head;
+
+static void reg_add(forwarder *f)
+{
+    pthread_mutex_lock(&reg_mu);
+    f->next_registered = reg_head;
+    reg_head = f;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(forwarder *f)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (forwarder **p = &reg_head; *p; p = &(*p)->next_registered)
+        if (*p == f) {
+            *p = f->next_registered;
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+er_rc forwarder_status_for(const store *st, forwarder_status *out)
+{
+    er_rc rc = ER_NOTFOUND;
+    pthread_mutex_lock(&reg_mu);
+    for (forwarder *f = reg_head; f; f = f->next_registered)
+        if (f->st == st) {
+            forwarder_get_status(f, out);
+            rc = ER_OK;
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
+
+/* ---- hand-offs from other threads --------------------------------------------------------- */
+
+static void push(forwarder *f, event *e)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->ev_tail)
+        f->ev_tail->next = e;
+    else
+        f->ev_head = e;
+    f->ev_tail = e;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void cb_connected(void *arg, uint64_t gen)
+{
+    event *e = calloc(1, sizeof *e);
+    if (!e) return; /* out of memory: the keep-alive will notice a dead session */
+    e->type = EV_CONNECTED;
+    e->gen = gen;
+    push(arg, e);
+}
+
+static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *reason)
+{
+    event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = EV_DOWN;
+    e->gen = gen;
+    e->was_connected = was_connected;
+    snprintf(e->reason, sizeof e->reason, "%s", reason);
+    push(arg, e);
+}
+
+static void cb_done(void *arg, uint64_t gen, int token, bool ok)
+{
+    event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = EV_DONE;
+    e->gen = gen;
+    e->token = token;
+    e->ok = ok;
+    push(arg, e);
+}
+
+static void cb_message(void *arg, uint64_t gen, const char *topic, const void *payload, size_t len,
+                       bool retained)
+{
+    if (len > COMMANDS_MAX_BYTES) len = COMMANDS_MAX_BYTES + 1; /* parse refuses it */
+    event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = EV_MESSAGE;
+    e->gen = gen;
+    e->retained = retained;
+    e->topic = strdup(topic);
+    e->payload = malloc(len + 1);
+    if (!e->topic || !e->payload) {
+        free(e->topic);
+        free(e->payload);
+        free(e);
+        return;
+    }
+    memcpy(e->payload, payload, len);
+    e->payload[len] = '\0';
+    e->len = len;
+    push(arg, e);
+}
+
+/* Store writer thread: collect confidences for the metrics and wake the drain. Never blocks
+ * beyond a short mutex. */
+static void on_commit(void *arg, inference *const *committed, size_t n)
+{
+    forwarder *f = arg;
+    double conf[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof conf / sizeof conf[0]; i++)
+        if (committed[i]->result_json &&
+            policy_mean_confidence(committed[i]->result_json, &conf[k]))
+            k++;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < k; i++)
+        metrics_add(&f->metrics, conf[i]);
+    f->wake = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- thread-side helpers ---------------------------------------------------------------- */
+
+static void set_state(forwarder *f, fwd_state s, const char *err)
+{
+    pthread_mutex_lock(&f->mu);
+    f->state = s;
+    if (err) snprintf(f->last_error, sizeof f->last_error, "%s", err);
+    f->connected_since = s == ST_CONNECTED ? util_now_ms() : 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static uint32_t rnd32(void)
+{
+    uint32_t r = 0;
+    if (util_random(&r, sizeof r)) r = (uint32_t)util_mono_ms() * 2654435761u;
+    return r;
+}
+
+static void flush_acks(forwarder *f)
+{
+    if (f->n_acks == 0) return;
+    er_rc rc = store_outbox_ack(f->st, f->acks, f->n_acks);
+    if (rc)
+        log_warn("forward",
+                 "recording %zu acknowledged messages failed: %s (they will be sent "
+                 "again)",
+                 f->n_acks, er_rc_name(rc));
+    else
+        atomic_fetch_add_explicit(&f->acked, (int64_t)f->n_acks, memory_order_relaxed);
+    f->n_acks = 0;
+}
+
+/* Forget what was sent on this connection: the next one starts at the oldest unacked row. */
+static void rewind_queue(forwarder *f)
+{
+    flush_acks(f);
+    f->n_fl = 0;
+    atomic_store(&f->in_flight, 0);
+    store_page_free(&f->page);
+    memset(&f->page, 0, sizeof f->page);
+    f->page_i = 0;
+    f->page_empty = false;
+    f->last_sent_seq = 0;
+    f->built_seq = 0;
+}
+
+static void schedule_connect(forwarder *f, int64_t now)
+{
+    int64_t delay = pace_backoff_next(&f->bo, rnd32());
+    int64_t at = now + delay;
+    if (at < f->last_connect_ms + CONNECT_SPACING_MS) at = f->last_connect_ms + CONNECT_SPACING_MS;
+    f->next_connect_ms = at;
+}
+
+static void start_connect(forwarder *f, int64_t now)
+{
+    const config *c = f->cfg;
+    er_err err = {{0}};
+    if (f->last_connect_ms) atomic_fetch_add_explicit(&f->reconnects, 1, memory_order_relaxed);
+    f->last_connect_ms = now;
+    f->gen++;
+    mqtt_opts o = {.host = c->mqtt_endpoint,
+                   .port = c->mqtt_port,
+                   .ca = c->mqtt_ca,
+                   .cert = c->mqtt_cert,
+                   .key = c->mqtt_key,
+                   .client_id = f->client_id,
+                   .keepalive_s = c->mqtt_keepalive_s,
+                   .max_inflight = c->mqtt_inflight + 4, /* room for commands and metrics */
+                   .gen = f->gen};
+    mqtt_callbacks cb = {.arg = f,
+                         .connected = cb_connected,
+                         .down = cb_down,
+                         .done = cb_done,
+                         .message = cb_message};
+    if (mqtt_connect(&o, &cb, &f->mq, &err)) {
+        f->mq = NULL;
+        set_state(f, ST_BACKOFF, err.msg);
+        log_warn("forward", "%s", err.msg);
+        schedule_connect(f, now);
+        return;
+    }
+    set_state(f, ST_CONNECTING, NULL);
+}
+
+/* Publishes a non-row message (start, metrics, command reply); failures are logged only. */
+static void publish_aux(forwarder *f, const char *topic, const char *payload, size_t len,
+                        bool retained)
+{
+    int token;
+    er_err err = {{0}};
+    if (!f->mq) return;
+    if (mqtt_publish(f->mq, topic, payload, len, f->cfg->iotcore_qos, retained, &token, &err))
+        log_warn("forward", "%s: %s", topic, err.msg);
+}
+
+static void status_fill(void *arg, void *obj)
+{
+    forwarder *f = arg;
+    forwarder_status s;
+    forwarder_get_status(f, &s);
+    cJSON *o = obj;
+    cJSON_AddStringToObject(o, "connection", s.state);
+    cJSON_AddNumberToObject(o, "queue_depth", (double)s.queue_depth);
+    cJSON_AddNumberToObject(o, "oldest_pending_age_ms", (double)s.oldest_pending_age_ms);
+    cJSON_AddNumberToObject(o, "in_flight", (double)s.in_flight);
+    cJSON_AddNumberToObject(o, "dead_letters", (double)s.dead);
+    cJSON_AddNumberToObject(o, "dropped", (double)s.dropped);
+    cJSON_AddNumberToObject(o, "rejected", (double)s.rejected);
+    cJSON_AddNumberToObject(o, "sent", (double)s.sent);
+    cJSON_AddNumberToObject(o, "acked", (double)s.acked);
+}
+
+static void reset_metrics_cb(void *arg)
+{
+    forwarder *f = arg;
+    pthread_mutex_lock(&f->mu);
+    metrics_reset(&f->metrics);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void restart_cb(void *arg)
+{
+    forwarder *f = arg;
+    atomic_store(&f->restart, true);
+    log_warn("forward", "restart command: stopping so the supervisor starts ei-relay again");
+    kill(getpid(), SIGTERM); /* process-directed: main's sigwait takes it */
+}
+
+static void handle_message(forwarder *f, event *e)
+{
+    if (strcmp(e->topic, f->tp.t[TOPICS_CMD_IN]) != 0) return;
+    if (e->len == 0) return; /* our own clearing of a retained command, echoed back */
+    util_buf reply = {0};
+    commands_ctx c = {.st = f->st,
+                      .pol = f->pol,
+                      .arg = f,
+                      .status = status_fill,
+                      .reset_metrics = reset_metrics_cb,
+                      .restart = NULL};
+    bool restart = false;
+    commands_cmd cmd;
+    if (commands_parse(e->payload, e->len, &cmd, NULL) == ER_OK && cmd.verb == COMMANDS_RESTART)
+        restart = true;
+    if (commands_handle(&c, e->payload, e->len, &reply) == ER_OK)
+        publish_aux(f, f->tp.t[TOPICS_CMD_OUT], reply.data, reply.len, false);
+    atomic_fetch_add_explicit(&f->commands, 1, memory_order_relaxed);
+    util_buf_free(&reply);
+    /* the components expected commands retained: clear it so it is not handled again */
+    if (e->retained) publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+    if (restart) restart_cb(f); /* after the reply was queued */
+}
+
+static void handle_down(forwarder *f, event *e, int64_t now)
+{
+    bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
+    if (e->was_connected && !quick) pace_backoff_reset(&f->bo);
+    if (quick && f->n_fl > 0) {
+        if (f->probe && f->n_fl == 1) {
+            /* alone on the wire and the broker hung up: count it against this row */
+            bool dead = false;
+            if (store_outbox_fail(f->st, f->fl[0].seq, false, e->reason, &dead) == ER_OK && dead)
+                log_warn("forward", "message seq %lld dead-lettered: %s", (long long)f->fl[0].seq,
+                         e->reason);
+        }
+        f->probe = true;
+    }
+    mqtt_destroy(f->mq, 0);
+    f->mq = NULL;
+    f->up = false;
+    rewind_queue(f);
+    /* log a failure once per change of reason, not on every retry */
+    pthread_mutex_lock(&f->mu);
+    bool same = strcmp(f->last_error, e->reason) == 0 && f->state != ST_CONNECTED;
+    pthread_mutex_unlock(&f->mu);
+    if (!same)
+        log_warn("forward", "%s:%d: %s", f->cfg->mqtt_endpoint, f->cfg->mqtt_port, e->reason);
+    set_state(f, ST_BACKOFF, e->reason);
+    schedule_connect(f, now);
+}
+
+static void handle_connected(forwarder *f, int64_t now)
+{
+    int token;
+    f->connected_at_ms = now;
+    f->up = true;
+    set_state(f, ST_CONNECTED, NULL);
+    log_info("forward", "connected to %s:%d as %s", f->cfg->mqtt_endpoint, f->cfg->mqtt_port,
+             f->client_id);
+    if (mqtt_subscribe(f->mq, f->tp.t[TOPICS_CMD_IN], 1, &token))
+        log_warn("forward", "cannot subscribe to %s", f->tp.t[TOPICS_CMD_IN]);
+    if (!f->start_sent) {
+        char id[UTIL_UUID_LEN + 1], msg[160];
+        util_uuid4(id);
+        int n = snprintf(msg, sizeof msg,
+                         "{\"result\":{\"status\":\"started\",\"ts\":%lld,\"id\":\"%s\"}}",
+                         (long long)util_now_ms(), id);
+        publish_aux(f, f->tp.t[TOPICS_CMD_OUT], msg, (size_t)n, false);
+        f->start_sent = true;
+    }
+}
+
+static void handle_done(forwarder *f, event *e)
+{
+    for (int i = 0; i < f->n_fl; i++) {
+        if (f->fl[i].token != e->token) continue;
+        int64_t seq = f->fl[i].seq;
+        f->fl[i] = f->fl[--f->n_fl];
+        atomic_store(&f->in_flight, f->n_fl);
+        if (!e->ok) {
+            /* the client gave up on it (connection trouble): send it again */
+            rewind_queue(f);
+            return;
+        }
+        f->probe = false;
+        f->acks[f->n_acks++] = seq;
+        if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f);
+        return;
+    }
+    /* not a row (start, metrics, reply, subscribe), or from before a rewind */
+}
+
+static void dead_letter(forwarder *f, int64_t seq, const char *reason)
+{
+    bool dead = false;
+    if (store_outbox_fail(f->st, seq, true, reason, &dead))
+        log_warn("forward", "cannot dead-letter seq %lld", (long long)seq);
+    else
+        log_warn("forward", "message seq %lld dead-lettered: %s", (long long)seq, reason);
+}
+
+/* Sends rows while the window, the pacing and the queue allow. */
+static void drain(forwarder *f, int64_t now)
+{
+    const config *c = f->cfg;
+    int window = f->probe ? 1 : c->mqtt_inflight;
+    if (window > INFLIGHT_CAP) window = INFLIGHT_CAP;
+    payload_opts po = {.include_image = c->publish_inference_base64_image,
+                       .s3_bucket = c->s3_bucket};
+    while (f->mq && f->n_fl < window && now >= f->pace_until_ms) {
+        if (f->page_i >= f->page.n) {
+            if (f->page_empty) return;
+            store_page_free(&f->page);
+            memset(&f->page, 0, sizeof f->page);
+            f->page_i = 0;
+            er_rc rc = store_outbox_fetch(f->st, f->last_sent_seq, FETCH_ROWS, &f->page);
+            if (rc) {
+                log_warn("forward", "reading the outbox failed: %s", er_rc_name(rc));
+                f->pace_until_ms = now + 1000;
+                return;
+            }
+            if (f->page.n == 0) {
+                f->page_empty = true;
+                return;
+            }
+        }
+        inference *inf = f->page.items[f->page_i];
+        if (f->built_seq != inf->seq) {
+            payload_info pi;
+            er_rc rc = payload_inference(inf, &po, &f->built, &pi);
+            if (rc == ER_TOOBIG) {
+                dead_letter(f, inf->seq, "the message is over 131072 bytes even without image");
+                f->last_sent_seq = inf->seq;
+                f->page_i++;
+                continue;
+            }
+            if (rc) {
+                f->pace_until_ms = now + 1000; /* out of memory: try again in a while */
+                return;
+            }
+            if (pi.shrunk) atomic_fetch_add_explicit(&f->shrunk, 1, memory_order_relaxed);
+            if (pi.omitted) atomic_fetch_add_explicit(&f->omitted, 1, memory_order_relaxed);
+            f->built_seq = inf->seq;
+        }
+        int64_t w = pace_bucket_take(&f->rate, 1, now);
+        if (w == 0) {
+            w = pace_bucket_take(&f->bytes, (double)f->built.len, now);
+            if (w) f->rate.tokens += 1; /* give the publish token back */
+        }
+        if (w) {
+            f->pace_until_ms = now + w;
+            return;
+        }
+        int token;
+        er_err err = {{0}};
+        er_rc rc = mqtt_publish(f->mq, f->tp.t[TOPICS_INFERENCE], f->built.data, f->built.len,
+                                c->iotcore_qos, false, &token, &err);
+        if (rc == ER_INVALID) {
+            dead_letter(f, inf->seq, err.msg);
+        } else if (rc) {
+            return; /* disconnected or buffer full: the callbacks will wake us */
+        } else {
+            f->fl[f->n_fl].token = token;
+            f->fl[f->n_fl].seq = inf->seq;
+            f->n_fl++;
+            atomic_store(&f->in_flight, f->n_fl);
+            atomic_fetch_add_explicit(&f->sent, 1, memory_order_relaxed);
+        }
+        f->last_sent_seq = inf->seq;
+        f->page_i++;
+        f->built_seq = 0;
+    }
+}
+
+static void send_metrics(forwarder *f)
+{
+    util_buf b = {0};
+    char id[UTIL_UUID_LEN + 1];
+    util_uuid4(id);
+    pthread_mutex_lock(&f->mu);
+    er_rc rc = metrics_report(&f->metrics, util_now_ms(), id, &b);
+    pthread_mutex_unlock(&f->mu);
+    if (rc == ER_OK) publish_aux(f, f->tp.t[TOPICS_METRICS], b.data, b.len, false);
+    util_buf_free(&b);
+}
+
+static void wait_until(forwarder *f, int64_t mono_ms);
+
+static void free_events(event *e)
+{
+    while (e) {
+        event *n = e->next;
+        free(e->topic);
+        free(e->payload);
+        free(e);
+        e = n;
+    }
+}
+
+static void *run(void *arg)
+{
+    forwarder *f = arg;
+    int64_t now = util_mono_ms();
+    f->next_connect_ms = now;
+    f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
+    pace_bucket_init(&f->rate, f->cfg->publish_rate_max, now);
+    pace_bucket_init(&f->bytes, (double)f->cfg->publish_bytes_max, now);
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        bool stop = f->stop, woken = f->wake;
+        event *evs = f->ev_head;
+        f->ev_head = f->ev_tail = NULL;
+        f->wake = false;
+        pthread_mutex_unlock(&f->mu);
+        if (stop) {
+            free_events(evs);
+            break;
+        }
+        now = util_mono_ms();
+        if (woken) f->page_empty = false;
+        for (event *e = evs; e; e = e->next) {
+            if (e->gen != f->gen || !f->mq) continue; /* from an earlier connection */
+            switch (e->type) {
+            case EV_CONNECTED:
+                handle_connected(f, now);
+                break;
+            case EV_DOWN:
+                handle_down(f, e, now);
+                break;
+            case EV_DONE:
+                handle_done(f, e);
+                break;
+            case EV_MESSAGE:
+                handle_message(f, e);
+                break;
+            }
+        }
+        free_events(evs);
+        flush_acks(f);
+        if (!f->mq && now >= f->next_connect_ms) start_connect(f, now);
+        if (f->up) drain(f, now);
+        if (now >= f->next_metrics_ms) {
+            if (f->up) send_metrics(f); /* while down the window keeps accumulating */
+            f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
+        }
+        /* sleep until the next deadline or a hand-off */
+        int64_t until = f->next_metrics_ms;
+        if (!f->mq && f->next_connect_ms < until) until = f->next_connect_ms;
+        if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
+        wait_until(f, until);
+    }
+    return NULL;
+}
+
+static void wait_until(forwarder *f, int64_t mono_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t delta = mono_ms - util_mono_ms();
+    if (delta < 0) delta = 0;
+    ts.tv_sec += delta / 1000;
+    ts.tv_nsec += (long)(delta % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (!f->stop && !f->wake && !f->ev_head) {
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- public ------------------------------------------------------------------------------- */
+
+er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *device,
+                       forwarder **out, er_err *err)
+{
+    er_rc rc = ER_NOMEM;
+    forwarder *f = calloc(1, sizeof *f);
+    if (!f) goto fail;
+    f->cfg = cfg;
+    f->st = st;
+    f->pol = pol;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pace_backoff_init(&f->bo, cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+    rc = ER_CONFIG;
+    if (!cfg->mqtt_endpoint) {
+        er_fail(err, rc, "mqtt_endpoint is not set");
+        goto fail;
+    }
+    if ((rc = topics_build(device, &f->tp, err))) goto fail;
+    int n = cfg->mqtt_client_id
+                ? snprintf(f->client_id, sizeof f->client_id, "%s", cfg->mqtt_client_id)
+                : snprintf(f->client_id, sizeof f->client_id, "%s-ei-relay", device);
+    if (n < 0 || (size_t)n >= sizeof f->client_id) {
+        rc = er_fail(err, ER_CONFIG, "mqtt_client_id is too long");
+        goto fail;
+    }
+    commands_load_persisted(st, pol); /* settings changed by command win over the config */
+    if (pthread_create(&f->thread, NULL, run, f)) {
+        rc = er_fail(err, ER_INTERNAL, "cannot start the forwarder thread");
+        goto fail;
+    }
+    f->started = true;
+    /* last: once subscribed, f must outlive the store (see forwarder_destroy) */
+    if ((rc = store_subscribe(st, on_commit, f))) {
+        er_fail(err, rc, "cannot subscribe the forwarder to the store");
+        goto fail;
+    }
+    reg_add(f);
+    log_info("forward", "forwarding to %s:%d as %s, device %s", cfg->mqtt_endpoint, cfg->mqtt_port,
+             f->client_id, device);
+    *out = f;
+    return ER_OK;
+fail:
+    forwarder_destroy(f);
+    return rc;
+}
+
+void forwarder_stop(forwarder *f)
+{
+    if (!f) return;
+    reg_remove(f);
+    if (f->started) {
+        pthread_mutex_lock(&f->mu);
+        f->stop = true;
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thread, NULL);
+        f->started = false;
+        flush_acks(f);
+    }
+    mqtt_destroy(f->mq, 1000); /* no callback after this */
+    f->mq = NULL;
+    pthread_mutex_lock(&f->mu);
+    free_events(f->ev_head); /* queued by the last callbacks */
+    f->ev_head = f->ev_tail = NULL;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void forwarder_destroy(forwarder *f)
+{
+    if (!f) return;
+    forwarder_stop(f);
+    store_page_free(&f->page);
+    util_buf_free(&f->built);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void forwarder_get_status(forwarder *f, forwarder_status *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&f->mu);
+    out->state = state_names[f->state];
+    snprintf(out->last_error, sizeof out->last_error, "%s", f->last_error);
+    out->connected_since = f->connected_since;
+    pthread_mutex_unlock(&f->mu);
+    snprintf(out->endpoint, sizeof out->endpoint, "%s:%d", f->cfg->mqtt_endpoint,
+             f->cfg->mqtt_port);
+    snprintf(out->client_id, sizeof out->client_id, "%s", f->client_id);
+    out->in_flight = atomic_load(&f->in_flight);
+    out->sent = atomic_load(&f->sent);
+    out->acked = atomic_load(&f->acked);
+    out->reconnects = atomic_load(&f->reconnects);
+    out->shrunk = atomic_load(&f->shrunk);
+    out->omitted = atomic_load(&f->omitted);
+    out->commands = atomic_load(&f->commands);
+    out->restart_requested = atomic_load(&f->restart);
+    store_outbox_stats os;
+    if (store_outbox_stats_get(f->st, &os) == ER_OK) {
+        out->queue_depth = os.pending;
+        out->dead = os.dead;
+        out->dropped = os.dropped;
+        out->rejected = os.rejected;
+        if (os.oldest_pending_ts > 0) {
+            int64_t age = util_now_ms() - os.oldest_pending_ts;
+            out->oldest_pending_age_ms = age > 0 ? age : 0;
+        }
+    }
+}
+
+bool forwarder_restart_requested(forwarder *f)
+{
+    return f && atomic_load(&f->restart);
+}

@@ -1,0 +1,252 @@
+/* mqtt.c - see mqtt.h. */
+#include "forward/mqtt.h"
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+struct mqtt {
+    MQTTAsync client;
+    mqtt_callbacks cb;
+    uint64_t gen;
+    pthread_mutex_t mu; /* guards ssl_error (written by paho's TLS callback) */
+    char ssl_error[200];
+};
+
+/* ALPN protocol list in wire format: length byte, then the name. */
+static const unsigned char alpn_iot[] = "\x0ex-amzn-mqtt-ca";
+
+static int on_ssl_error(const char *str, size_t len, void *u)
+{
+    mqtt *m = u;
+    pthread_mutex_lock(&m->mu);
+    size_t n = len < sizeof m->ssl_error - 1 ? len : sizeof m->ssl_error - 1;
+    memcpy(m->ssl_error, str, n);
+    while (n > 0 && (m->ssl_error[n - 1] == '\n' || m->ssl_error[n - 1] == '\r'))
+        n--;
+    m->ssl_error[n] = '\0';
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static void on_connected(void *ctx, MQTTAsync_successData *d)
+{
+    mqtt *m = ctx;
+    m->cb.connected(m->cb.arg, m->gen);
+}
+
+static const char *connack_reason(int code)
+{
+    switch (code) {
+    case 1:
+        return "the broker refused the protocol version";
+    case 2:
+        return "the broker refused the client id";
+    case 3:
+        return "the broker is unavailable";
+    case 4:
+        return "bad user name or password";
+    case 5:
+        return "not authorized";
+    default:
+        return NULL;
+    }
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData *d)
+{
+    mqtt *m = ctx;
+    char reason[320];
+    char ssl[sizeof m->ssl_error];
+    pthread_mutex_lock(&m->mu);
+    memcpy(ssl, m->ssl_error, sizeof ssl);
+    pthread_mutex_unlock(&m->mu);
+    int code = d ? d->code : MQTTASYNC_FAILURE;
+    const char *why = connack_reason(code);
+    if (ssl[0])
+        snprintf(reason, sizeof reason, "TLS: %s", ssl);
+    else if (why)
+        snprintf(reason, sizeof reason, "CONNACK %d: %s", code, why);
+    else if (d && d->message)
+        snprintf(reason, sizeof reason, "%s", d->message);
+    else
+        snprintf(reason, sizeof reason, "%s (%d)", MQTTAsync_strerror(code), code);
+    m->cb.down(m->cb.arg, m->gen, false, reason);
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+    mqtt *m = ctx;
+    char reason[256];
+    snprintf(reason, sizeof reason, "connection lost%s%s", cause ? ": " : "", cause ? cause : "");
+    m->cb.down(m->cb.arg, m->gen, true, reason);
+}
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    mqtt *m = ctx;
+    /* topic_len is 0 when the topic is NUL-terminated */
+    char *t = topic;
+    char *copy = NULL;
+    if (topic_len > 0 && (copy = malloc((size_t)topic_len + 1))) {
+        memcpy(copy, topic, (size_t)topic_len);
+        copy[topic_len] = '\0';
+        t = copy;
+    }
+    m->cb.message(m->cb.arg, m->gen, t, msg->payload,
+                  msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retained != 0);
+    free(copy);
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    return 1; /* handled: paho must not redeliver */
+}
+
+static void on_sent(void *ctx, MQTTAsync_successData *d)
+{
+    mqtt *m = ctx;
+    m->cb.done(m->cb.arg, m->gen, d ? d->token : 0, true);
+}
+
+static void on_send_failed(void *ctx, MQTTAsync_failureData *d)
+{
+    mqtt *m = ctx;
+    m->cb.done(m->cb.arg, m->gen, d ? d->token : 0, false);
+}
+
+er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_err *err)
+{
+    er_rc rc = ER_NOMEM;
+    char uri[320];
+    int prc;
+    mqtt *m = calloc(1, sizeof *m);
+    if (!m) goto fail;
+    pthread_mutex_init(&m->mu, NULL);
+    m->cb = *cb;
+    m->gen = o->gen;
+    rc = ER_CONFIG;
+    if (snprintf(uri, sizeof uri, "ssl://%s:%d", o->host, o->port) >= (int)sizeof uri) {
+        er_fail(err, rc, "mqtt_endpoint is too long");
+        goto fail;
+    }
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.sendWhileDisconnected = 0;
+    prc = MQTTAsync_createWithOptions(&m->client, uri, o->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                      NULL, &co);
+    if (prc != MQTTASYNC_SUCCESS) {
+        m->client = NULL;
+        er_fail(err, rc, "cannot create the MQTT client for %s: %s", uri, MQTTAsync_strerror(prc));
+        goto fail;
+    }
+    prc = MQTTAsync_setCallbacks(m->client, m, on_lost, on_message, NULL);
+    if (prc != MQTTASYNC_SUCCESS) {
+        er_fail(err, rc, "MQTT callbacks: %s", MQTTAsync_strerror(prc));
+        goto fail;
+    }
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    ssl.trustStore = o->ca;
+    ssl.keyStore = o->cert;
+    ssl.privateKey = o->key;
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = 1; /* host name check */
+    ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+    ssl.ssl_error_cb = on_ssl_error;
+    ssl.ssl_error_context = m;
+    if (o->port == 443) {
+        ssl.protos = alpn_iot;
+        ssl.protos_len = sizeof alpn_iot - 1;
+    }
+    MQTTAsync_connectOptions co2 = MQTTAsync_connectOptions_initializer;
+    co2.keepAliveInterval = o->keepalive_s;
+    co2.cleansession = 1;
+    co2.MQTTVersion = MQTTVERSION_3_1_1;
+    co2.maxInflight = o->max_inflight > 0 ? o->max_inflight : 10;
+    co2.connectTimeout = 10;
+    co2.automaticReconnect = 0;
+    co2.ssl = &ssl;
+    co2.onSuccess = on_connected;
+    co2.onFailure = on_connect_failed;
+    co2.context = m;
+    prc = MQTTAsync_connect(m->client, &co2);
+    if (prc != MQTTASYNC_SUCCESS) {
+        rc = ER_IO;
+        er_fail(err, rc, "MQTT connect to %s: %s", uri, MQTTAsync_strerror(prc));
+        goto fail;
+    }
+    *out = m;
+    return ER_OK;
+fail:
+    mqtt_destroy(m, 0);
+    return rc;
+}
+
+er_rc mqtt_publish(mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                   bool retained, int *token, er_err *err)
+{
+    er_rc rc = ER_INVALID;
+    if (len > 268435455) {
+        er_fail(err, rc, "payload of %zu bytes is over the MQTT limit", len);
+        goto fail;
+    }
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sent;
+    ro.onFailure = on_send_failed;
+    ro.context = m;
+    int prc = MQTTAsync_send(m->client, topic, (int)len, payload, qos, retained ? 1 : 0, &ro);
+    switch (prc) {
+    case MQTTASYNC_SUCCESS:
+        *token = ro.token;
+        return ER_OK;
+    case MQTTASYNC_DISCONNECTED:
+        rc = ER_CLOSED;
+        break;
+    case MQTTASYNC_MAX_BUFFERED_MESSAGES:
+    case MQTTASYNC_MAX_MESSAGES_INFLIGHT:
+    case MQTTASYNC_NO_MORE_MSGIDS:
+        rc = ER_AGAIN;
+        break;
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_TOPICNAME_TRUNCATED:
+        rc = ER_INVALID;
+        break;
+    default:
+        rc = ER_IO;
+        break;
+    }
+    er_fail(err, rc, "publish refused by the MQTT client: %s", MQTTAsync_strerror(prc));
+fail:
+    return rc;
+}
+
+er_rc mqtt_subscribe(mqtt *m, const char *topic, int qos, int *token)
+{
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sent;
+    ro.onFailure = on_send_failed;
+    ro.context = m;
+    int prc = MQTTAsync_subscribe(m->client, topic, qos, &ro);
+    if (prc != MQTTASYNC_SUCCESS) return prc == MQTTASYNC_DISCONNECTED ? ER_CLOSED : ER_IO;
+    *token = ro.token;
+    return ER_OK;
+}
+
+void mqtt_destroy(mqtt *m, int timeout_ms)
+{
+    if (!m) return;
+    if (m->client) {
+        if (MQTTAsync_isConnected(m->client)) {
+            MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+            d.timeout = timeout_ms;
+            MQTTAsync_disconnect(m->client, &d);
+        }
+        MQTTAsync_destroy(&m->client);
+    }
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
