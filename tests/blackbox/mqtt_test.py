@@ -689,7 +689,7 @@ def wait_publish(relay, ident, states, timeout, what=None):
     while True:
         view = relay.get_json("/api/v1/inferences/" + ident)
         if "publish" not in view:
-            raise TestFailure("inference view has no \"publish\" field: %r" % view)
+            raise TestFailure("inference view has no \"publish\" field: %.300r" % view)
         v = view["publish"]
         if v in states:
             return v

@@ -32,7 +32,7 @@ def check_inference_keys(msg, result_key, image, info):
     for k in extra:
         check(k not in CONTRACT_KEYS, "contract key %r repeated or out of order: %r" % (k, keys))
     eq(len(set(keys)), len(keys), "duplicate keys in %r" % keys)
-    doc = dict(pairs)
+    doc = msg.json()
     check(isinstance(doc["time_ms"], (int, float)) and doc["time_ms"] >= 0, "time_ms %r" %
           doc["time_ms"])
     for k in ("inference_count", "total_inferences"):
