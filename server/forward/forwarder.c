@@ -205,15 +205,11 @@ static void cb_message(void *arg, uint64_t gen, const char *topic, const void *p
 static void on_commit(void *arg, inference *const *committed, size_t n)
 {
     forwarder *f = arg;
-    double conf[64];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < sizeof conf / sizeof conf[0]; i++)
-        if (committed[i]->result_json &&
-            policy_mean_confidence(committed[i]->result_json, &conf[k]))
-            k++;
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < k; i++)
-        metrics_add(&f->metrics, conf[i]);
+    /* the model's confidence in what it saw: the best score of each inference with labels (the
+     * true mean of a classification is always 1/labels, which says nothing) */
+    for (size_t i = 0; i < n; i++)
+        if (committed[i]->top_label) metrics_add(&f->metrics, committed[i]->top_score);
     f->wake = true;
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -367,8 +363,11 @@ static void handle_message(forwarder *f, event *e)
         publish_aux(f, f->tp.t[TOPICS_CMD_OUT], reply.data, reply.len, false);
     atomic_fetch_add_explicit(&f->commands, 1, memory_order_relaxed);
     util_buf_free(&reply);
-    /* the components expected commands retained: clear it so it is not handled again */
-    if (e->retained) publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+    /* The components expected senders to retain commands. A broker sets the retain flag only
+     * on delivery to a new subscription, not on live delivery of a retained PUBLISH, so the
+     * command may be retained either way: always clear it (an empty retained message; a no-op
+     * when nothing is retained) so it is not handled again on the next connection. */
+    publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
     if (restart) restart_cb(f); /* after the reply was queued */
 }
 

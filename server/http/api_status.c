@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "http/api_forwarder.h"
 #include "http/http_internal.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -196,6 +197,7 @@ enum MHD_Result http_api_metrics(http_req *r)
            info.queue_depth);
     metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
            info.newest_seq);
+    http_forwarder_metrics(r, &b);
     int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;
     metric(&b, "ei_relay_uptime_seconds", "gauge", "Seconds since the service started.",
            uptime > 0 ? uptime : 0);

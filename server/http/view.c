@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "store/store.h"
+
 static bool add_raw_or_null(cJSON *o, const char *name, const char *raw)
 {
     cJSON *v = raw && *raw ? cJSON_CreateRaw(raw) : cJSON_CreateNull();
@@ -66,6 +68,9 @@ cJSON *http_view(const inference *inf)
     } else if (!cJSON_AddNullToObject(o, "model")) {
         goto fail;
     }
+    /* what the publish policy / forwarder made of it: pending, published, filtered, ... */
+    if (!cJSON_AddStringToObject(o, "publish", store_publish_name((store_publish)inf->publish)))
+        goto fail;
     if (!add_image(o, inf)) goto fail;
     return o;
 fail:
