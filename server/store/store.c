@@ -101,10 +101,11 @@ static const char *const writer_sql[WS__N] = {
     [WS_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
     /* Only pending outbox rows protect an inference: a dead letter is an ordinary cached row
      * for retention (see store_outbox_dead). */
-    [WS_RET_AGE] = "SELECT i.seq, i.ts,"
+    /* Age is the relay's own receive time, not the sender's ts (a runner without a set clock
+     * sends ts from boot). received_ms grows with seq, so the oldest are a prefix by seq. */
+    [WS_RET_AGE] = "SELECT i.seq, i.received_ms,"
                    " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
-                   " FROM inference i WHERE i.ts < ?1 AND (i.ts, i.seq) > (?2, ?3)"
-                   " ORDER BY i.ts, i.seq LIMIT ?4",
+                   " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [WS_RET_OLD] = "SELECT i.seq, i.bytes,"
                    " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                    " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
@@ -312,7 +313,7 @@ struct store {
     bool ret_more;                    /* the last pass stopped early: run again soon */
     bool ret_in_pass;                 /* a pass is under way; the fields below are its cursor */
     bool ret_age_done, ret_size_done; /* phases of the current pass */
-    int64_t ret_cutoff, ret_cur_ts, ret_cur_seq;
+    int64_t ret_cutoff, ret_cur_seq;
 };
 
 /* ---- small helpers ---- */
@@ -921,26 +922,30 @@ static er_rc ret_delete(store *s, int64_t seq, int64_t *deleted)
     return ER_OK;
 }
 
-/* One chunk of age retention: rows with ts < cutoff, oldest ts first, after the cursor. */
-static er_rc ret_age_chunk(store *s, int64_t cutoff, int64_t *cur_ts, int64_t *cur_seq,
-                           int *scanned, int64_t *deleted)
+/* One chunk of age retention: the oldest rows by seq while their receive time is before the
+ * cutoff; *reached is set at the first row young enough (or at the end of the table). */
+static er_rc ret_age_chunk(store *s, int64_t cutoff, int64_t *cur_seq, int *scanned,
+                           int64_t *deleted, bool *reached)
 {
     sqlite3_stmt *st = s->wst[WS_RET_AGE];
     int64_t seqs[RET_CHUNK];
     int n = 0, got = 0, src;
     er_rc rc = ER_OK;
-    sqlite3_bind_int64(st, 1, cutoff);
-    sqlite3_bind_int64(st, 2, *cur_ts);
-    sqlite3_bind_int64(st, 3, *cur_seq);
-    sqlite3_bind_int(st, 4, RET_CHUNK);
+    *reached = false;
+    sqlite3_bind_int64(st, 1, *cur_seq);
+    sqlite3_bind_int(st, 2, RET_CHUNK);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) >= cutoff) {
+            *reached = true;
+            break;
+        }
         got++;
         *cur_seq = sqlite3_column_int64(st, 0);
-        *cur_ts = sqlite3_column_int64(st, 1);
         if (!sqlite3_column_int(st, 2)) seqs[n++] = *cur_seq;
     }
+    if (src == SQLITE_DONE) *reached = true;
     stmt_done(st);
-    if (src != SQLITE_DONE) {
+    if (src != SQLITE_DONE && src != SQLITE_ROW) {
         rc = db_error(s->wdb, src, "retention scan");
         goto fail;
     }
@@ -1018,7 +1023,6 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         s->ret_age_done = s->max_age_ms <= 0;
         s->ret_size_done = s->max_rows <= 0 && s->max_bytes <= 0;
         s->ret_cutoff = util_now_ms() - s->max_age_ms;
-        s->ret_cur_ts = INT64_MIN;
         s->ret_cur_seq = 0;
     }
     while (!s->ret_age_done || !s->ret_size_done) {
@@ -1033,9 +1037,9 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
             goto fail;
         }
         if (!s->ret_age_done) {
-            rc = ret_age_chunk(s, s->ret_cutoff, &s->ret_cur_ts, &s->ret_cur_seq, &scanned,
-                               &deleted);
-            if (!rc && scanned < RET_CHUNK) {
+            bool reached = false;
+            rc = ret_age_chunk(s, s->ret_cutoff, &s->ret_cur_seq, &scanned, &deleted, &reached);
+            if (!rc && reached) {
                 s->ret_age_done = true;
                 s->ret_cur_seq = 0; /* the size phase starts at the oldest seq */
             }
@@ -1503,7 +1507,7 @@ er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg)
     }
     j->kind = JOB_PUT;
     j->inf = inf;
-    j->cost = inf->image.len;
+    j->cost = inference_footprint(inf); /* JSON held in memory counts as much as images */
     j->done = done;
     j->arg = arg;
     return enqueue(s, j);

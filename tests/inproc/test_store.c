@@ -777,6 +777,8 @@ static void test_retention_bytes(void)
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
+/* Age is the relay's receive time: a sender's ts from an unset clock (boot-relative, years
+ * old) must not get an acknowledged inference deleted a moment later. */
 static void test_retention_age(void)
 {
     char path[512];
@@ -784,14 +786,30 @@ static void test_retention_age(void)
     store_opts o = {.max_age_ms = 600000};
     store *s = open_store(path, &o);
     int64_t now = util_now_ms();
-    /* Interleave old and new so age, not seq order, decides. */
+    int64_t seqs[20];
     for (int i = 0; i < 20; i++)
-        put_ok(s, make_inf(i % 2 ? now - 3600000 : now, "http", "a", 0.5));
+        seqs[i] = put_ok(s, make_inf(i % 2 ? 123456 : now, "http", "a", 0.5));
     CHECK_EQ_INT(store_retain(s), ER_OK);
     store_info info;
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 10);
-    CHECK(info.oldest_ts >= now);
+    CHECK_EQ_INT(info.rows, 20); /* old ts, just received: kept */
+
+    /* The first 8 were received an hour ago (as if the relay had run then). */
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE inference SET received_ms = %lld WHERE seq <= %lld",
+             (long long)(now - 3600000), (long long)seqs[7]);
+    raw_exec(path, sql);
+    CHECK_EQ_INT(store_retain(s), ER_OK);
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 12);
+    CHECK_EQ_INT(info.retention_deleted, 8);
+    store_filter f = {.limit = 100};
+    store_page p = {0};
+    CHECK_EQ_INT(store_list(s, &f, &p), ER_OK);
+    CHECK_EQ_INT(p.n, 12);
+    for (size_t i = 0; i < p.n; i++)
+        CHECK(p.items[i]->seq > seqs[7]);
+    store_page_free(&p);
     store_destroy(s);
 }
 
