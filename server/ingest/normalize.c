@@ -67,6 +67,36 @@ static er_rc count_item(norm_ctx *c, const char *field)
     return ER_OK;
 }
 
+/* cJSON accepts raw control bytes inside strings and turns "\u0000" into a C string that ends
+ * early, silently cutting labels and names. Strict JSON forbids the first (ER_INVALID); the
+ * second is valid JSON that cannot be stored faithfully (ER_SHAPE). Walks the text once. */
+static er_rc prescan(const char *json, size_t len, er_err *err)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)json[i];
+        if (!in_string) {
+            if (ch == '"')
+                in_string = true;
+            else if (ch == 0)
+                return er_fail(err, ER_INVALID, "malformed JSON at byte %zu", i);
+            continue;
+        }
+        if (ch < 0x20)
+            return er_fail(err, ER_INVALID,
+                           "malformed JSON at byte %zu: control character in a string", i);
+        if (ch == '"') {
+            in_string = false;
+        } else if (ch == '\\' && i + 1 < len) {
+            if (json[i + 1] == 'u' && i + 5 < len && json[i + 2] == '0' && json[i + 3] == '0' &&
+                json[i + 4] == '0' && json[i + 5] == '0')
+                return er_fail(err, ER_SHAPE, "strings must not contain \\u0000 (byte %zu)", i);
+            i++; /* the escaped character */
+        }
+    }
+    return ER_OK;
+}
+
 /* label -> score map; copied into the canonical result under "classification". */
 static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name)
 {
@@ -88,6 +118,11 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
         if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
             (rc = take_number(it, field, &v, c->err)))
             goto fail;
+        /* cJSON keeps duplicate keys; the result must hold one score per label */
+        if (cJSON_GetObjectItemCaseSensitive(out, it->string)) {
+            rc = er_fail(c->err, ER_SHAPE, "%s: label appears twice", field);
+            goto fail;
+        }
         if (!cJSON_AddNumberToObject(out, it->string, v) ||
             inference_add_label(c->inf, it->string, v)) {
             rc = ER_NOMEM;
@@ -498,6 +533,7 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
         rc = er_fail(err, ER_INVALID, "malformed JSON at byte 0");
         goto fail;
     }
+    if ((rc = prescan(json, len, err))) goto fail;
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (root) {

@@ -392,8 +392,37 @@ static void test_fixtures(void)
     CHECK(seen >= 4);
 }
 
+/* Bytes cJSON would accept but that cannot be stored faithfully. */
+static void test_strict_strings(void)
+{
+    /* a raw NUL (given with an explicit length, since it ends a C string) */
+    static const char nul_label[] = "{\"result\":{\"classification\":{\"cat\0dog\":0.5}}}";
+    inference *inf = NULL;
+    er_err err;
+    CHECK_EQ_INT(normalize_json(nul_label, sizeof nul_label - 1, &opts, &inf, &err), ER_INVALID);
+    CHECK(inf == NULL);
+    static const char nul_outside[] = "{\"result\":{\"anomaly\":1}}\0";
+    CHECK_EQ_INT(normalize_json(nul_outside, sizeof nul_outside - 1, &opts, &inf, &err),
+                 ER_INVALID);
+    expect_error("{\"result\":{\"classification\":{\"a\tb\":0.5}}}", ER_INVALID,
+                 "control character");
+    expect_error("{\"result\":{\"anomaly\":1},\"info\":\"a\nb\"}", ER_INVALID, "control character");
+    expect_error("{\"result\":{\"classification\":{\"a\\u0000x\":0.1,\"a\":0.9}}}", ER_SHAPE,
+                 "\\u0000");
+    expect_error("{\"result\":{\"anomaly\":1},\"device\":\"x\\u0000y\"}", ER_SHAPE, "\\u0000");
+    expect_error("{\"result\":{\"classification\":{\"a\":0.1,\"a\":0.9}}}", ER_SHAPE, "twice");
+    expect_error("{\"c\":{\"a\":0.1,\"a\":0.9}}", ER_SHAPE, "twice");
+    /* escapes that are fine: an escaped backslash before u0000 is the text "\u0000" */
+    CHECK_EQ_INT(
+        parse("{\"result\":{\"classification\":{\"a\\\\u0000\":0.5,\"tab\\t\":0.5}}}", &inf, &err),
+        ER_OK);
+    if (inf) CHECK_EQ_INT(inf->n_labels, 2);
+    inference_destroy(inf);
+}
+
 int main(void)
 {
+    test_strict_strings();
     test_classification();
     test_defaults();
     test_boxes();
