@@ -2,6 +2,7 @@
 #include "http/http_parse.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -40,7 +41,9 @@ static const char *take_id(http_route *r, const char *seg)
 {
     size_t n = strcspn(seg, "/");
     size_t keep = n < UTIL_UUID_LEN ? n : UTIL_UUID_LEN;
-    memcpy(r->guid, seg, keep);
+    /* ids are stored lower-case (normalize), so an upper-case spelling names the same row */
+    for (size_t i = 0; i < keep; i++)
+        r->guid[i] = (char)tolower((unsigned char)seg[i]);
     r->guid[keep] = '\0';
     r->id_ok = n == UTIL_UUID_LEN && util_is_uuid(r->guid);
     return seg + n;

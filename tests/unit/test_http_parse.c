@@ -28,6 +28,11 @@ static void test_routes(void)
     CHECK(r.id_ok);
     CHECK_EQ_STR(r.guid, GUID);
 
+    /* ids are stored lower-case: an upper-case spelling names the same inference */
+    http_route_match("GET", "/api/v1/inferences/ECC9EB01-5D4E-4B5A-9D7E-0C1F2A3B4C5D/image", &r);
+    CHECK(r.id_ok);
+    CHECK_EQ_STR(r.guid, "ecc9eb01-5d4e-4b5a-9d7e-0c1f2a3b4c5d");
+
     http_route_match("DELETE", "/api/v1/inferences/" GUID, &r);
     CHECK_EQ_INT(r.status, 0);
     CHECK_EQ_INT(r.need, AUTH_ADMIN);
