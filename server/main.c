@@ -37,9 +37,11 @@ static int run_service(const config *cfg)
                              "restart the service to apply changes");
     } while (sig == SIGHUP);
     log_info("main", "signal %d: stopping", sig);
+    /* a restart command over MQTT: exit with the code the supervisor restarts on */
+    int code = relay_restart_requested(r) ? RELAY_EXIT_RESTART : 0;
     relay_destroy(r);
     log_info("main", "stopped");
-    return 0;
+    return code;
 }
 
 static int run_tool(const config *cfg, const config_cli *cli)

@@ -21,6 +21,9 @@ const char *relay_device(const relay *r);
 /* True once a restart command arrived over MQTT (the forwarder also sent SIGTERM); main may
  * exit with a code its supervisor restarts on. */
 bool relay_restart_requested(const relay *r);
+/* main's exit status after a restart command (EX_TEMPFAIL): non-zero, so Greengrass and
+ * systemd (Restart=on-failure) start ei-relay again. */
+#define RELAY_EXIT_RESTART 75
 void relay_destroy(relay *r);
 
 /* Opens only the store (for export/import), with the same options the service uses. */

@@ -36,8 +36,8 @@ er_rc topics_build(const char *device, topics *out, er_err *err)
         int n =
             snprintf(out->t[k], sizeof out->t[k], "/edgeimpulse/device/%s/%s", device, suffix[k]);
         if (n < 0 || (size_t)n >= sizeof out->t[k] || !topics_valid(out->t[k])) {
-            er_fail(err, rc, "the device name '%s' makes topics longer than %d bytes", device,
-                    TOPICS_MAX_BYTES);
+            er_fail(err, rc, "the device name (%zu bytes) makes topics longer than %d bytes",
+                    strlen(device), TOPICS_MAX_BYTES);
             goto fail;
         }
     }
