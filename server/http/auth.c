@@ -161,6 +161,25 @@ fail:
     return rc;
 }
 
+/* Makes a new directory entry durable (best effort: some file systems refuse directory fsync). */
+static void sync_parent_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof dir) return;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    fsync(dfd);
+    close(dfd);
+}
+
 /* "<dir of db_path>/ei-relay.token" */
 static er_rc generated_path(const config *cfg, char *out, size_t size, er_err *err)
 {
@@ -178,18 +197,21 @@ static er_rc generated_path(const config *cfg, char *out, size_t size, er_err *e
     return ER_OK;
 }
 
-/* Creates the token file with a fresh admin token, exclusively and with mode 0600 from the
- * start (never a window where another user could read it). ER_EXISTS if it appeared. */
+/* Creates the token file with a fresh admin token, with mode 0600 from the start (never a
+ * window where another user could read it). It is written under a temporary name, synced, and
+ * then linked into place, so a power cut never leaves an empty token file that would lock
+ * everyone out; link() also keeps creation exclusive. ER_EXISTS if the file appeared. */
 static er_rc create_generated(auth *a, const char *path, er_err *err)
 {
     er_rc rc = ER_OK;
     uint8_t raw[32];
-    char token[65], text[160];
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST) return ER_EXISTS;
-        return er_fail(err, ER_IO, "cannot create token file %s: %s", path, strerror(errno));
-    }
+    char token[65], text[160], tmp[4200];
+    bool linked = false;
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp)
+        return er_fail(err, ER_CONFIG, "token file path %s is too long", path);
+    if (access(path, F_OK) == 0) return ER_EXISTS;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return er_fail(err, ER_IO, "cannot create token file %s: %s", tmp, strerror(errno));
     rc = util_random(raw, sizeof raw);
     if (rc) {
         er_fail(err, rc, "no random bytes for the admin token");
@@ -215,13 +237,22 @@ static er_rc create_generated(auth *a, const char *path, er_err *err)
         rc = er_fail(err, ER_IO, "cannot sync token file %s: %s", path, strerror(errno));
         goto fail;
     }
+    if (link(tmp, path) != 0) {
+        rc = errno == EEXIST
+                 ? ER_EXISTS
+                 : er_fail(err, ER_IO, "cannot create token file %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    linked = true;
+    sync_parent_dir(path);
     rc = add_token(a, token, 64, AUTH_ADMIN);
     if (rc) goto fail;
     log_warn("auth", "generated admin token (no tokens configured): %s (stored in %s)", token,
              path);
 fail:
     close(fd);
-    if (rc) unlink(path); /* a half-written file would lock everyone out next start */
+    unlink(tmp);
+    if (rc && linked) unlink(path);
     return rc;
 }
 
