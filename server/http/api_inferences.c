@@ -89,7 +89,11 @@ enum MHD_Result http_api_ingest(http_req *r)
 
     /* Suspend before submitting: the done callback may run (and resume) before
      * store_put_async even returns. */
-    http_req_count_suspended(r);
+    if (!http_req_count_suspended(r)) {
+        inference_destroy(inf);
+        return http_reply_error(r, 503, "unavailable",
+                                "the relay is shutting down; the inference was not stored");
+    }
     r->state = HTTP_REQ_WAIT_PUT;
     MHD_suspend_connection(r->conn);
     rc = store_put_async(s->deps.st, inf, on_put_done, r);

@@ -226,12 +226,18 @@ const char *http_query(http_req *r, const char *name)
 
 /* ---- request lifecycle ---- */
 
-void http_req_count_suspended(http_req *r)
+bool http_req_count_suspended(http_req *r)
 {
+    /* One step with the stopping check: http_server_destroy sets stopping under this mutex
+     * and then waits for the count, so no request can suspend after that wait saw zero. */
     pthread_mutex_lock(&r->srv->mu);
-    r->srv->suspended++;
-    r->counted = true;
+    bool ok = !atomic_load(&r->srv->stopping);
+    if (ok) {
+        r->srv->suspended++;
+        r->counted = true;
+    }
     pthread_mutex_unlock(&r->srv->mu);
+    return ok;
 }
 
 static void uncount_suspended(http_req *r)
@@ -494,7 +500,9 @@ uint16_t http_server_port(const http_server *h)
 void http_server_destroy(http_server *h)
 {
     if (!h) return;
+    pthread_mutex_lock(&h->mu);
     atomic_store(&h->stopping, true);
+    pthread_mutex_unlock(&h->mu);
     if (h->daemon) {
         /* Let suspended ingest requests finish (the store is still running and calls back
          * every queued put) before stopping: libmicrohttpd 0.9.75 must not be stopped with

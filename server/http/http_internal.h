@@ -79,9 +79,10 @@ bool http_query_check(http_req *r, const char *const *allowed, enum MHD_Result *
 /* A query value or NULL; "?x" without '=' gives "". */
 const char *http_query(http_req *r, const char *name);
 
-/* Counts r in srv->suspended before it is suspended; http.c uncounts it when the request is
+/* Counts r in srv->suspended before it is suspended (false, counting nothing, once the server
+ * is stopping: answer 503 instead); http.c uncounts it when the request is
  * re-entered after resume or completes, whichever comes first. */
-void http_req_count_suspended(http_req *r);
+bool http_req_count_suspended(http_req *r);
 
 /* ---- handlers: each answers the request (or, for ingest, may suspend it) ---- */
 enum MHD_Result http_api_list(http_req *r);
