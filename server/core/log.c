@@ -38,6 +38,17 @@ void log_msg(log_level level, const char *module, const char *fmt, ...)
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    /* Messages quote client input (paths, ids, labels): a decoded %0a must not be able to
+     * forge a second log line, so control bytes are written as \xNN. */
+    char safe[sizeof line + 64];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof safe; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(safe + o, sizeof safe - o, "\\x%02x", *p);
+        else
+            safe[o++] = (char)*p;
+    }
+    safe[o] = '\0';
     /* one call per line keeps lines from different threads whole */
-    fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s\n", safe);
 }
