@@ -296,6 +296,19 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
                              r->method, r->path, r->route.allow);
         return true;
     }
+    if (r->route.method != HTTP_M_POST) {
+        /* Only ingest takes a body; refusing one up front keeps an unauthenticated client
+         * from streaming an endless body at GET / or the health check. */
+        const char *cl =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((cl && strcmp(cl, "0") != 0) || te) {
+            *ret = http_reply_error(r, 400, "bad_request", "%s %s takes no request body",
+                                    r->method, r->path);
+            return true;
+        }
+    }
     if (r->route.need != AUTH_NONE) {
         const char *authz =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);

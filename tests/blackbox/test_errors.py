@@ -430,7 +430,23 @@ def test_error_content_type_and_shape_for_auth():
              "forbidden")
 
 
-TESTS = [test_malformed_json, test_wrong_shape_422, test_bad_id_in_body,
+def test_body_on_get_refused_before_reading():
+    """Only ingest takes a body: a GET announcing a huge one (no auth needed for health or /)
+    is answered from the headers alone, so nobody can stream an endless body at it."""
+    for path, length in (("/api/v1/health", 10 ** 9), ("/", 10 ** 9), ("/api/v1/inferences", 5)):
+        with HttpConn(R.http_port, timeout=10) as c:
+            c.send_raw(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                        "Content-Length: %d\r\n\r\n" % (path, READ_TOKEN, length)).encode())
+            check(read_ready(c.sock, 10), "no answer to GET %s with a body within 10 s" % path)
+            refused(c.read_response("GET"), 400, "bad_request")
+    with HttpConn(R.http_port, timeout=10) as c:
+        c.send_raw(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        check(read_ready(c.sock, 10), "no answer to a chunked GET within 10 s")
+        refused(c.read_response("GET"), 400, "bad_request")
+    eq(R.health()["status"], "ok", "health after refused bodies")
+
+
+TESTS = [test_malformed_json, test_body_on_get_refused_before_reading, test_wrong_shape_422, test_bad_id_in_body,
          test_413_content_length_refused_before_body, test_413_chunked_body_too_large,
          test_body_at_limit_accepted, test_415_media_types, test_bad_multipart, test_404,
          test_400_non_uuid_id, test_405_with_allow, test_static_files, test_path_traversal,
