@@ -33,6 +33,8 @@ const char *er_rc_name(er_rc rc)
         return "again";
     case ER_CLOSED:
         return "closed";
+    case ER_BUSY:
+        return "busy";
     case ER_CONFIG:
         return "config";
     case ER_INTERNAL:

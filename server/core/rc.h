@@ -22,6 +22,7 @@ typedef enum er_rc {
     ER_DB,          /* SQLite error other than disk full */
     ER_AGAIN,       /* incremental parser needs more bytes */
     ER_CLOSED,      /* the object is shutting down */
+    ER_BUSY,        /* a resource is held elsewhere for now (e.g. another writer): retry, 503 */
     ER_CONFIG,      /* bad configuration */
     ER_INTERNAL,    /* a bug: an invariant did not hold */
 } er_rc;

@@ -165,6 +165,9 @@ enum MHD_Result http_reply_rc(http_req *r, er_rc rc, const char *message)
         return http_reply_error(r, 507, "storage_full", "the disk is full: %s", m);
     case ER_CLOSED:
         return http_reply_error(r, 503, "unavailable", "the service is shutting down");
+    case ER_BUSY:
+        return http_reply_error(r, 503, "unavailable",
+                                "the database is locked by another process; retry: %s", m);
     default:
         return http_reply_error(r, 500, "internal", "internal error: %s", m);
     }
@@ -304,8 +307,8 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
         const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
         if ((cl && strcmp(cl, "0") != 0) || te) {
-            *ret = http_reply_error(r, 400, "bad_request", "%s %s takes no request body",
-                                    r->method, r->path);
+            *ret = http_reply_error(r, 400, "bad_request", "%s %s takes no request body", r->method,
+                                    r->path);
             return true;
         }
     }

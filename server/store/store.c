@@ -326,6 +326,9 @@ static er_rc map_sqlite(sqlite3 *db, int rc)
     if (primary == SQLITE_FULL) return ER_FULL;
     if (primary == SQLITE_IOERR && sqlite3_system_errno(db) == ENOSPC) return ER_FULL;
     if (primary == SQLITE_NOMEM) return ER_NOMEM;
+    /* another process (an `ei-relay import` on the live database) held the lock past the busy
+     * timeout: the request may simply be retried */
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return ER_BUSY;
     return ER_DB;
 }
 

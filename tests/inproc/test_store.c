@@ -971,6 +971,29 @@ static void test_disk_full(void)
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
+/* Another process holding the write lock past the busy timeout (an import on the live
+ * database): the put fails as ER_BUSY (503, retry), nothing is stored, and the store works
+ * again once the lock is gone. */
+static void test_busy_elsewhere(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    put_ok(s, make_inf(1, "http", "a", 0.5));
+    sqlite3 *other = raw_open(path);
+    CHECK_EQ_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    store_put_result res;
+    CHECK_EQ_INT(store_put(s, make_inf(2, "http", "a", 0.5), &res), ER_BUSY);
+    CHECK_EQ_INT(res.rc, ER_BUSY);
+    CHECK_EQ_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    CHECK(sqlite3_close(other) == SQLITE_OK);
+    put_ok(s, make_inf(3, "http", "a", 0.5));
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 2);
+    store_destroy(s);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/ei-store-XXXXXX");
@@ -979,6 +1002,7 @@ int main(void)
         return 1;
     }
     test_roundtrip();
+    test_busy_elsewhere();
     test_duplicate();
     test_list();
     test_query_plan();
