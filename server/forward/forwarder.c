@@ -29,6 +29,7 @@
 #define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
 #define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
 #define REASON_MAX 320
+#define SEND_FAIL_GRACE_MS 2000 /* wait for connectionLost before resending a failed publish */
 
 typedef enum ev_type { EV_CONNECTED, EV_DOWN, EV_DONE, EV_MESSAGE } ev_type;
 
@@ -91,7 +92,9 @@ struct forwarder {
     pace_bucket rate, bytes;
     int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_metrics_ms, pace_until_ms;
     bool start_sent;
-    bool up; /* CONNACK received on the current connection */
+    bool up;                /* CONNACK received on the current connection */
+    bool flapping;          /* the last connection died within STABLE_MS: log repeats quietly */
+    int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
 };
 
 /* ---- registry: lets the HTTP API find the forwarder of its store ---------------------- */
@@ -259,6 +262,7 @@ static void rewind_queue(forwarder *f)
     f->page_empty = false;
     f->last_sent_seq = 0;
     f->built_seq = 0;
+    f->send_failed_ms = 0;
 }
 
 static void schedule_connect(forwarder *f, int64_t now)
@@ -391,10 +395,11 @@ static void handle_down(forwarder *f, event *e, int64_t now)
     rewind_queue(f);
     /* log a failure once per change of reason, not on every retry */
     pthread_mutex_lock(&f->mu);
-    bool same = strcmp(f->last_error, e->reason) == 0 && f->state != ST_CONNECTED;
+    bool same = strcmp(f->last_error, e->reason) == 0 && (f->state != ST_CONNECTED || quick);
     pthread_mutex_unlock(&f->mu);
-    if (!same)
-        log_warn("forward", "%s:%d: %s", f->cfg->mqtt_endpoint, f->cfg->mqtt_port, e->reason);
+    log_msg(same ? LOG_DEBUG : LOG_WARN, "forward", "%s:%d: %s", f->cfg->mqtt_endpoint,
+            f->cfg->mqtt_port, e->reason);
+    f->flapping = quick;
     set_state(f, ST_BACKOFF, e->reason);
     schedule_connect(f, now);
 }
@@ -405,8 +410,8 @@ static void handle_connected(forwarder *f, int64_t now)
     f->connected_at_ms = now;
     f->up = true;
     set_state(f, ST_CONNECTED, NULL);
-    log_info("forward", "connected to %s:%d as %s", f->cfg->mqtt_endpoint, f->cfg->mqtt_port,
-             f->client_id);
+    log_msg(f->flapping ? LOG_DEBUG : LOG_INFO, "forward", "connected to %s:%d as %s",
+            f->cfg->mqtt_endpoint, f->cfg->mqtt_port, f->client_id);
     if (mqtt_subscribe(f->mq, f->tp.t[TOPICS_CMD_IN], 1, &token))
         log_warn("forward", "cannot subscribe to %s", f->tp.t[TOPICS_CMD_IN]);
     if (!f->start_sent) {
@@ -420,18 +425,20 @@ static void handle_connected(forwarder *f, int64_t now)
     }
 }
 
-static void handle_done(forwarder *f, event *e)
+static void handle_done(forwarder *f, event *e, int64_t now)
 {
     for (int i = 0; i < f->n_fl; i++) {
         if (f->fl[i].token != e->token) continue;
+        if (!e->ok) {
+            /* paho gives up on in-flight publishes when the connection drops, usually just
+             * before connectionLost: keep the row in flight so handle_down can count it; if no
+             * loss follows, the loop sends it again after a grace time */
+            if (!f->send_failed_ms) f->send_failed_ms = now;
+            return;
+        }
         int64_t seq = f->fl[i].seq;
         f->fl[i] = f->fl[--f->n_fl];
         atomic_store(&f->in_flight, f->n_fl);
-        if (!e->ok) {
-            /* the client gave up on it (connection trouble): send it again */
-            rewind_queue(f);
-            return;
-        }
         f->probe = false;
         f->acks[f->n_acks++] = seq;
         if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f);
@@ -578,7 +585,7 @@ static void *run(void *arg)
                 handle_down(f, e, now);
                 break;
             case EV_DONE:
-                handle_done(f, e);
+                handle_done(f, e, now);
                 break;
             case EV_MESSAGE:
                 handle_message(f, e);
@@ -588,6 +595,8 @@ static void *run(void *arg)
         free_events(evs);
         flush_acks(f);
         if (!f->mq && now >= f->next_connect_ms) start_connect(f, now);
+        if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
+            rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
         if (now >= f->next_metrics_ms) {
             if (f->up) send_metrics(f); /* while down the window keeps accumulating */
@@ -597,6 +606,8 @@ static void *run(void *arg)
         int64_t until = f->next_metrics_ms;
         if (!f->mq && f->next_connect_ms < until) until = f->next_connect_ms;
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
+        if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
+            until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
         wait_until(f, until);
     }
     return NULL;
