@@ -2,10 +2,12 @@
 #include "forward/mqtt.h"
 
 #include <MQTTAsync.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -13,8 +15,10 @@ struct mqtt {
     MQTTAsync client;
     mqtt_callbacks cb;
     uint64_t gen;
-    pthread_mutex_t mu; /* guards ssl_error (written by paho's TLS callback) */
+    pthread_mutex_t mu; /* guards ssl_error and disconnected (written by paho's threads) */
+    pthread_cond_t cv;
     char ssl_error[200];
+    bool disconnected;
 };
 
 /* ALPN protocol list in wire format: length byte, then the name. */
@@ -117,6 +121,24 @@ static void on_send_failed(void *ctx, MQTTAsync_failureData *d)
     m->cb.done(m->cb.arg, m->gen, d ? d->token : 0, false);
 }
 
+static void on_disconnect_done(mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->disconnected = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_disconnected(void *ctx, MQTTAsync_successData *d)
+{
+    on_disconnect_done(ctx);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *d)
+{
+    on_disconnect_done(ctx);
+}
+
 er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
@@ -125,6 +147,7 @@ er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_
     mqtt *m = calloc(1, sizeof *m);
     if (!m) goto fail;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
     m->cb = *cb;
     m->gen = o->gen;
     rc = ER_CONFIG;
@@ -241,12 +264,26 @@ void mqtt_destroy(mqtt *m, int timeout_ms)
     if (!m) return;
     if (m->client) {
         if (MQTTAsync_isConnected(m->client)) {
+            /* wait for the DISCONNECT to be done: destroying a client with commands still
+             * queued leaks them inside paho */
             MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
             d.timeout = timeout_ms;
-            MQTTAsync_disconnect(m->client, &d);
+            d.onSuccess = on_disconnected;
+            d.onFailure = on_disconnect_failed;
+            d.context = m;
+            if (MQTTAsync_disconnect(m->client, &d) == MQTTASYNC_SUCCESS) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += timeout_ms / 1000 + 2;
+                pthread_mutex_lock(&m->mu);
+                while (!m->disconnected)
+                    if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT) break;
+                pthread_mutex_unlock(&m->mu);
+            }
         }
         MQTTAsync_destroy(&m->client);
     }
+    pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
