@@ -30,7 +30,8 @@ void pace_backoff_reset(pace_backoff *b)
 void pace_bucket_init(pace_bucket *b, double rate, int64_t now_ms)
 {
     b->rate = rate > 0 ? rate : 0;
-    b->cap = b->rate;
+    /* a tenth of a second of burst: in any one-second window at most 1.1 x rate goes out */
+    b->cap = b->rate / 10 >= 1 ? b->rate / 10 : 1;
     b->tokens = b->cap;
     b->last_ms = now_ms;
 }

@@ -21,8 +21,8 @@ int64_t pace_backoff_next(pace_backoff *b, uint32_t rnd);
 /* After a connection that stayed up long enough: start again from min. */
 void pace_backoff_reset(pace_backoff *b);
 
-/* Token bucket: rate tokens per second, burst capacity of one second's worth (at least the
- * largest single take). rate 0 = unlimited. */
+/* Token bucket: rate tokens per second, burst capacity of a tenth of a second's worth (at
+ * least 1; a single larger take waits until that many tokens accrued). rate 0 = unlimited. */
 typedef struct pace_bucket {
     double rate; /* tokens per second; 0 = unlimited */
     double cap;

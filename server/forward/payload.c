@@ -28,6 +28,39 @@ static size_t with_image_len(size_t base_len, size_t img_len)
     return base_len + util_b64_encoded_len(img_len) + sizeof ",\"image\":\"\"" - 1;
 }
 
+/* The first re-encoding (quality 80, 60, 40 at full size, then again at half the size, ...)
+ * whose message fits in max; *out is malloc'ed. ER_TOOBIG if none does. */
+static er_rc shrink(const inference_image *im, size_t base, size_t max, uint8_t **out,
+                    size_t *out_len, payload_info *info)
+{
+    static const int qualities[] = {80, 60, 40};
+    er_rc rc = ER_TOOBIG;
+    int longer = im->width > im->height ? im->width : im->height;
+    int px = longer > 0 ? longer : 4096;
+    *out = NULL;
+    for (int round = 0; round < 8 && px >= 16 && rc == ER_TOOBIG; round++, px /= 2) {
+        for (size_t q = 0; q < sizeof qualities / sizeof qualities[0]; q++) {
+            uint8_t *enc = NULL;
+            size_t enc_len = 0;
+            if ((rc = media_jpeg(im->data, im->len, round == 0 ? 0 : px, qualities[q], &enc,
+                                 &enc_len)))
+                goto fail; /* libvips cannot read it: no image can be sent */
+            if (with_image_len(base, enc_len) <= max) {
+                *out = enc;
+                *out_len = enc_len;
+                info->shrunk = true;
+                info->quality = qualities[q];
+                info->max_px = round == 0 ? 0 : px;
+                break;
+            }
+            free(enc);
+            rc = ER_TOOBIG;
+        }
+    }
+fail:
+    return rc;
+}
+
 er_rc payload_inference(const inference *inf, const payload_opts *o, util_buf *out,
                         payload_info *info)
 {
@@ -37,62 +70,37 @@ er_rc payload_inference(const inference *inf, const payload_opts *o, util_buf *o
     size_t enc_len = 0;
     size_t max = o->max_bytes ? o->max_bytes : PAYLOAD_MAX_BYTES;
     const inference_image *im = &inf->image;
-    bool want = o->include_image && im->data && im->len > 0;
+    const uint8_t *img = NULL;
+    size_t img_len = 0;
 
     /* the message without image first: its size decides what room an image has */
     if ((rc = render(inf, NULL, 0, false, o, out))) goto fail;
     size_t base = out->len;
-    if (!want) {
-        rc = base > max ? ER_TOOBIG : ER_OK;
-        goto fail;
-    }
-    const uint8_t *img = im->data;
-    size_t img_len = im->len;
-    bool jpeg = strcmp(im->mime, "image/jpeg") == 0;
-    if (!jpeg) {
-        /* PNG (or unknown): the contract's image field is a JPEG */
-        if ((rc = media_jpeg(im->data, im->len, 0, 90, &enc, &enc_len))) goto omit;
-        img = enc;
-        img_len = enc_len;
-    }
-    if (with_image_len(base, img_len) <= max) goto emit;
-
-    static const int qualities[] = {80, 60, 40};
-    int longer = im->width > im->height ? im->width : im->height;
-    int px = longer > 0 ? longer : 4096;
-    for (int round = 0; round < 8 && px >= 16; round++, px /= 2) {
-        for (size_t q = 0; q < sizeof qualities / sizeof qualities[0]; q++) {
-            uint8_t *smaller = NULL;
-            size_t smaller_len = 0;
-            if (media_jpeg(im->data, im->len, round == 0 ? 0 : px, qualities[q], &smaller,
-                           &smaller_len))
-                goto omit;
+    if (o->include_image && im->data && im->len > 0) {
+        if (strcmp(im->mime, "image/jpeg") == 0) {
+            img = im->data;
+            img_len = im->len;
+        } else if (media_jpeg(im->data, im->len, 0, 90, &enc, &enc_len) == ER_OK) {
+            img = enc; /* PNG: the contract's image field is a JPEG */
+            img_len = enc_len;
+        }
+        if (img && with_image_len(base, img_len) > max) {
             free(enc);
-            enc = smaller;
-            enc_len = smaller_len;
-            if (with_image_len(base, enc_len) <= max) {
-                img = enc;
-                img_len = enc_len;
-                local.shrunk = true;
-                local.quality = qualities[q];
-                local.max_px = round == 0 ? 0 : px;
-                goto emit;
-            }
+            enc = NULL;
+            img = shrink(im, base, max, &enc, &enc_len, &local) == ER_OK ? enc : NULL;
+            img_len = enc_len;
+        }
+        if (img) {
+            if ((rc = render(inf, img, img_len, false, o, out))) goto fail;
+            if (out->len > max) img = NULL; /* the estimate was short: go without */
+        }
+        if (!img) {
+            local.omitted = true;
+            local.shrunk = false;
+            if ((rc = render(inf, NULL, 0, true, o, out))) goto fail;
         }
     }
-omit:
-    local.omitted = true;
-    if ((rc = render(inf, NULL, 0, true, o, out))) goto fail;
     rc = out->len > max ? ER_TOOBIG : ER_OK;
-    goto fail;
-emit:
-    if ((rc = render(inf, img, img_len, false, o, out))) goto fail;
-    if (out->len > max) {
-        local.omitted = true;
-        local.shrunk = false;
-        if ((rc = render(inf, NULL, 0, true, o, out))) goto fail;
-        rc = out->len > max ? ER_TOOBIG : ER_OK;
-    }
 fail:
     free(enc);
     if (info) *info = local;
