@@ -315,6 +315,14 @@ static const opt opts[] = {
      .base = CONFIG_OUTBOX_DROP_OLDEST,
      .help = "when the outbox is full: drop its oldest message or do not queue the new one "
              "(the inference is cached either way)"},
+    {.name = "batch_on_backlog",
+     .type = OT_INT,
+     FIELD(batch_on_backlog),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .help = "with more than N messages waiting, send JSON arrays of inference messages "
+             "(<= 128 KB) on .../inference/batch to catch up; 0 = off"},
     /* sources */
     {.name = "sources",
      .type = OT_SOURCES,

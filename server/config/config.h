@@ -80,6 +80,7 @@ typedef struct config {
     int64_t outbox_max_rows;  /* 0 = no limit */
     int64_t outbox_max_bytes; /* 0 = no limit */
     config_outbox_full outbox_on_full;
+    int64_t batch_on_backlog; /* > 0: with more rows waiting, pack them into batch messages */
     /* sources: JSON text of the validated "sources" array (owned), "[]" when none */
     char *sources_json;
     /* Edge Impulse seed keys that ei-relay acts on */

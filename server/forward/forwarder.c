@@ -49,7 +49,9 @@ static const char *const state_names[] = {"connecting", "connected", "backoff"};
 
 typedef struct inflight {
     int token;
-    int64_t seq;
+    int64_t seq;    /* the row (the first row of a batch) */
+    int64_t *batch; /* owned: every row of a batch message (n > 1); NULL for one row */
+    int n;
 } inflight;
 
 struct forwarder {
@@ -88,6 +90,9 @@ struct forwarder {
     size_t n_acks;
     util_buf built; /* the payload of built_seq, kept across a pacing wait */
     int64_t built_seq;
+    int built_n; /* rows in built: > 1 for a batch message */
+    int64_t built_seqs[FETCH_ROWS];
+    int64_t backlog, backlog_checked_ms; /* pending rows, refreshed at most every second */
     pace_backoff bo;
     pace_bucket rate, bytes;
     int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_metrics_ms, pace_until_ms;
@@ -250,10 +255,25 @@ static void flush_acks(forwarder *f)
     f->n_acks = 0;
 }
 
+static void add_ack(forwarder *f, int64_t seq)
+{
+    if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f);
+    f->acks[f->n_acks++] = seq;
+}
+
+static void drop_inflight(forwarder *f, int i)
+{
+    free(f->fl[i].batch);
+    f->fl[i] = f->fl[--f->n_fl];
+    atomic_store(&f->in_flight, f->n_fl);
+}
+
 /* Forget what was sent on this connection: the next one starts at the oldest unacked row. */
 static void rewind_queue(forwarder *f)
 {
     flush_acks(f);
+    while (f->n_fl > 0)
+        drop_inflight(f, f->n_fl - 1);
     f->n_fl = 0;
     atomic_store(&f->in_flight, 0);
     store_page_free(&f->page);
@@ -436,12 +456,13 @@ static void handle_done(forwarder *f, event *e, int64_t now)
             if (!f->send_failed_ms) f->send_failed_ms = now;
             return;
         }
-        int64_t seq = f->fl[i].seq;
-        f->fl[i] = f->fl[--f->n_fl];
-        atomic_store(&f->in_flight, f->n_fl);
+        if (f->fl[i].batch)
+            for (int k = 0; k < f->fl[i].n; k++)
+                add_ack(f, f->fl[i].batch[k]);
+        else
+            add_ack(f, f->fl[i].seq);
+        drop_inflight(f, i);
         f->probe = false;
-        f->acks[f->n_acks++] = seq;
-        if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f);
         return;
     }
     /* not a row (start, metrics, reply, subscribe), or from before a rewind */
@@ -454,6 +475,47 @@ static void dead_letter(forwarder *f, int64_t seq, const char *reason)
         log_warn("forward", "cannot dead-letter seq %lld", (long long)seq);
     else
         log_warn("forward", "message seq %lld dead-lettered: %s", (long long)seq, reason);
+}
+
+/* batch_on_backlog: more than N rows waiting (and not probing for a poison row). */
+static bool batching(forwarder *f, int64_t now)
+{
+    int64_t n = f->cfg->batch_on_backlog;
+    if (n <= 0 || f->probe) return false;
+    if (now - f->backlog_checked_ms >= 1000) {
+        store_outbox_stats os;
+        if (store_outbox_stats_get(f->st, &os) == ER_OK) f->backlog = os.pending;
+        f->backlog_checked_ms = now;
+    }
+    return f->backlog > n;
+}
+
+/* Turns the one message in f->built into a JSON array of the messages of the next rows of
+ * the page, as many as fit in the payload limit. Rows that do not fit stay for the next. */
+static void build_batch(forwarder *f, const payload_opts *po)
+{
+    util_buf b = {0}, one = {0};
+    int n = 1;
+    if (f->built.len + 2 > PAYLOAD_MAX_BYTES) goto done; /* alone it just fits: send it so */
+    if (util_buf_append(&b, "[", 1) || util_buf_append(&b, f->built.data, f->built.len)) goto done;
+    for (size_t i = f->page_i + 1; i < f->page.n && n < FETCH_ROWS; i++) {
+        payload_info pi;
+        if (payload_inference(f->page.items[i], po, &one, &pi)) break; /* it goes alone */
+        if (b.len + 1 + one.len + 1 > PAYLOAD_MAX_BYTES) break;
+        if (util_buf_append(&b, ",", 1) || util_buf_append(&b, one.data, one.len)) break;
+        if (pi.shrunk) atomic_fetch_add_explicit(&f->shrunk, 1, memory_order_relaxed);
+        if (pi.omitted) atomic_fetch_add_explicit(&f->omitted, 1, memory_order_relaxed);
+        f->built_seqs[n++] = f->page.items[i]->seq;
+    }
+    if (n > 1 && util_buf_append(&b, "]", 1) == ER_OK) {
+        util_buf_free(&f->built);
+        f->built = b;
+        b.data = NULL;
+        f->built_n = n;
+    }
+done:
+    util_buf_free(&b);
+    util_buf_free(&one);
 }
 
 /* Sends rows while the window, the pacing and the queue allow. */
@@ -498,6 +560,9 @@ static void drain(forwarder *f, int64_t now)
             if (pi.shrunk) atomic_fetch_add_explicit(&f->shrunk, 1, memory_order_relaxed);
             if (pi.omitted) atomic_fetch_add_explicit(&f->omitted, 1, memory_order_relaxed);
             f->built_seq = inf->seq;
+            f->built_n = 1;
+            f->built_seqs[0] = inf->seq;
+            if (batching(f, now)) build_batch(f, &po);
         }
         int64_t w = pace_bucket_take(&f->rate, 1, now);
         if (w == 0) {
@@ -510,21 +575,31 @@ static void drain(forwarder *f, int64_t now)
         }
         int token;
         er_err err = {{0}};
-        er_rc rc = mqtt_publish(f->mq, f->tp.t[TOPICS_INFERENCE], f->built.data, f->built.len,
-                                c->iotcore_qos, false, &token, &err);
+        const char *topic = f->tp.t[f->built_n > 1 ? TOPICS_BATCH : TOPICS_INFERENCE];
+        er_rc rc = mqtt_publish(f->mq, topic, f->built.data, f->built.len, c->iotcore_qos, false,
+                                &token, &err);
         if (rc == ER_INVALID) {
-            dead_letter(f, inf->seq, err.msg);
+            for (int k = 0; k < f->built_n; k++)
+                dead_letter(f, f->built_seqs[k], err.msg);
         } else if (rc) {
             return; /* disconnected or buffer full: the callbacks will wake us */
         } else {
-            f->fl[f->n_fl].token = token;
-            f->fl[f->n_fl].seq = inf->seq;
+            inflight *fl = &f->fl[f->n_fl];
+            memset(fl, 0, sizeof *fl);
+            fl->token = token;
+            fl->seq = inf->seq;
+            fl->n = f->built_n;
+            if (f->built_n > 1) {
+                /* out of memory: the rows stay pending and go again after a reconnect */
+                if ((fl->batch = malloc(sizeof(int64_t) * (size_t)f->built_n)))
+                    memcpy(fl->batch, f->built_seqs, sizeof(int64_t) * (size_t)f->built_n);
+            }
             f->n_fl++;
             atomic_store(&f->in_flight, f->n_fl);
-            atomic_fetch_add_explicit(&f->sent, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&f->sent, f->built_n, memory_order_relaxed);
         }
-        f->last_sent_seq = inf->seq;
-        f->page_i++;
+        f->last_sent_seq = f->built_seqs[f->built_n - 1];
+        f->page_i += (size_t)f->built_n;
         f->built_seq = 0;
     }
 }
@@ -709,6 +784,8 @@ void forwarder_destroy(forwarder *f)
 {
     if (!f) return;
     forwarder_stop(f);
+    while (f->n_fl > 0)
+        drop_inflight(f, f->n_fl - 1); /* they stay in the outbox */
     store_page_free(&f->page);
     util_buf_free(&f->built);
     pthread_cond_destroy(&f->cv);
