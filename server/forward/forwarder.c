@@ -98,7 +98,7 @@ struct forwarder {
     int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_metrics_ms, pace_until_ms;
     bool start_sent;
     bool up;                /* CONNACK received on the current connection */
-    bool flapping;          /* the last connection died within STABLE_MS: log repeats quietly */
+    bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
     int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
 };
 
@@ -419,7 +419,7 @@ static void handle_down(forwarder *f, event *e, int64_t now)
     pthread_mutex_unlock(&f->mu);
     log_msg(same ? LOG_DEBUG : LOG_WARN, "forward", "%s:%d: %s", f->cfg->mqtt_endpoint,
             f->cfg->mqtt_port, e->reason);
-    f->flapping = quick;
+    f->flapping = same && e->was_connected; /* connect, lose, again: reconnects logged quietly */
     set_state(f, ST_BACKOFF, e->reason);
     schedule_connect(f, now);
 }
