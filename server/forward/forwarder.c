@@ -24,7 +24,7 @@
 #include "forward/payload.h"
 #include "forward/topics.h"
 
-#define FETCH_ROWS 64
+#define FETCH_ROWS 256
 #define INFLIGHT_CAP 100
 #define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
 #define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
@@ -668,11 +668,11 @@ static void *run(void *arg)
             }
         }
         free_events(evs);
-        flush_acks(f);
         if (!f->mq && now >= f->next_connect_ms) start_connect(f, now);
         if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
+        flush_acks(f); /* after refilling the window: the broker works while we commit */
         if (now >= f->next_metrics_ms) {
             if (f->up) send_metrics(f); /* while down the window keeps accumulating */
             f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
