@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# forward.sh - forwarder benchmark: in one run on this machine, a bare paho publisher's QoS 1 rate
+# to a local TLS mosquitto (client certificates required), ei-relay's drain rate of a 100,000-row
+# outbox backlog to the same broker (IoT Core pacing lifted), and ei-relay's start-up time and
+# RSS with 1,000,000 rows queued versus an empty database. Prints a table and the verdict for
+# each target of the design brief; it reports and does not fail (exit 0 whenever it measured).
+# Loopback only; every process it starts is stopped on exit and its scratch dir removed.
+#
+# Usage: tests/bench/forward.sh        (about 2-3 minutes; see tests/bench/README.md)
+# Environment:
+#   EI_FWD_ROWS        backlog rows for the drain (default 100000)
+#   EI_FWD_START_ROWS  queued rows for the start-up measurement (default 1000000)
+#   EI_FWD_INFLIGHT    ei-relay's mqtt_inflight and the baseline's window (default 10)
+#   EI_BENCH_BUILD     build dir (default build-fwdbench, Release)
+#   EI_RELAY_BIN       use this ei-relay binary, skip the build
+#   EI_BENCH_DIR       parent of the scratch dir (default /tmp; databases are written there)
+#   EI_FWD_PERF        a directory: record the relay with `perf record -g` during the drain and
+#                      write perf.data and a text report (top symbols) there
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${EI_BENCH_BUILD:-$ROOT/build-fwdbench}
+ROWS_DRAIN=${EI_FWD_ROWS:-100000}
+ROWS_START=${EI_FWD_START_ROWS:-1000000}
+INFLIGHT=${EI_FWD_INFLIGHT:-10}
+TOKEN=bench-admin-token-0123456789
+DEVICE=bench
+TOPIC=/edgeimpulse/device/$DEVICE/inference/output
+for v in ROWS_DRAIN ROWS_START INFLIGHT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || { echo "forward.sh: $v must be a number" >&2; exit 2; }
+done
+((ROWS_DRAIN >= 1000 && ROWS_DRAIN <= 1000000)) || { echo "forward.sh: EI_FWD_ROWS must be 1000..1000000" >&2; exit 2; }
+((ROWS_START >= ROWS_DRAIN && ROWS_START <= 5000000)) || { echo "forward.sh: EI_FWD_START_ROWS must be EI_FWD_ROWS..5000000" >&2; exit 2; }
+((INFLIGHT >= 1 && INFLIGHT <= 100)) || { echo "forward.sh: EI_FWD_INFLIGHT must be 1..100" >&2; exit 2; }
+
+# ---- scratch space and cleanup: everything started here is stopped on any exit ----
+WORK=$(mktemp -d "${EI_BENCH_DIR:-/tmp}/ei-fwdbench.XXXXXX")
+STARTED=()
+cleanup() {
+    local p
+    for p in "${STARTED[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${STARTED[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[fwdbench] %s\n' "$*" >&2; }
+die() {
+    printf '[fwdbench] error: %s\n' "$*" >&2
+    exit 1
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+T_BEGIN=$(now_ms)
+
+# ---- tools (Debian packages) ----
+apt_install() {
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    log "installing $* (apt-get)"
+    $sudo apt-get install -y --no-install-recommends "$@" >/dev/null ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+[[ -x $MOSQUITTO ]] || { apt_install mosquitto; MOSQUITTO=/usr/sbin/mosquitto; }
+command -v mosquitto_sub >/dev/null || apt_install mosquitto-clients
+command -v openssl >/dev/null || apt_install openssl
+command -v wrk >/dev/null || apt_install wrk
+command -v sqlite3 >/dev/null || apt_install sqlite3
+command -v curl >/dev/null || apt_install curl
+[[ -x /usr/bin/time ]] || apt_install time
+[[ -f /usr/include/MQTTAsync.h ]] || apt_install libpaho-mqtt-dev
+
+# ---- build: the baseline publisher with cc, ei-relay with CMake (Release) ----
+TOOLS=$WORK/bin
+mkdir -p "$TOOLS"
+cc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+    -Wmissing-prototypes -Wvla "$HERE/paho_pub.c" -o "$TOOLS/paho_pub" -lpaho-mqtt3as -lpthread
+RELAY=${EI_RELAY_BIN:-}
+if [[ -z $RELAY ]]; then
+    log "building ei-relay (Release) in $BUILD"
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" --target ei-relay >"$WORK/build.log" 2>&1 ||
+        { tail -n 30 "$WORK/build.log" >&2; die "ei-relay does not build"; }
+    RELAY=$BUILD/ei-relay
+fi
+
+# ---- helpers ----
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
+pct() { awk -v t="$1" -v ms="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", (ms > 0 ? t/hz/(ms/1000)*100 : 0)}'; }
+stop_pid() { # pid: SIGTERM and wait, then forget it
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local keep=() p
+    for p in "${STARTED[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    STARTED=("${keep[@]+"${keep[@]}"}")
+}
+json_num() { # key < json: the first number value of "key"
+    sed -nE "s/.*\"$1\":(-?[0-9]+(\.[0-9]+)?).*/\1/p"
+}
+
+# ---- PKI: CA, server (localhost / 127.0.0.1), client; EC P-256 as in the black-box tests ----
+PKI=$WORK/pki
+mkdir -p "$PKI"
+ossl() { openssl "$@" >>"$PKI/openssl.log" 2>&1 || { cat "$PKI/openssl.log" >&2; die "openssl $1 failed"; }; }
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$PKI/ca.key" \
+    -out "$PKI/ca.crt" -days 2 -subj "/CN=ei-relay bench CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+leaf() { # name cn ext...
+    local name=$1 cn=$2
+    shift 2
+    ossl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$PKI/$name.key" -out "$PKI/$name.csr" -subj "/CN=$cn"
+    printf '%s\n' "basicConstraints=CA:FALSE" "$@" >"$PKI/$name.ext"
+    ossl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+        -out "$PKI/$name.crt" -days 2 -extfile "$PKI/$name.ext"
+}
+leaf server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
+    "keyUsage=critical,digitalSignature"
+leaf client ei-relay-bench-device "extendedKeyUsage=clientAuth" "keyUsage=critical,digitalSignature"
+leaf tester ei-relay-bench-tester "extendedKeyUsage=clientAuth" "keyUsage=critical,digitalSignature"
+
+# ---- broker: Debian's mosquitto, TLS, client certificate required, IoT Core payload limit ----
+MQTT_PORT=$(free_port)
+MOSQ_LOG=$WORK/mosquitto.log
+{
+    echo "per_listener_settings false"
+    echo "allow_anonymous false"
+    echo "listener $MQTT_PORT 127.0.0.1"
+    echo "cafile $PKI/ca.crt"
+    echo "certfile $PKI/server.crt"
+    echo "keyfile $PKI/server.key"
+    echo "require_certificate true"
+    echo "use_identity_as_username true"
+    echo "message_size_limit 131072"
+    echo "persistence false"
+    echo "log_dest file $MOSQ_LOG"
+    echo "log_type error"
+    echo "log_type warning"
+    echo "log_type notice"
+    echo "log_type information"
+    echo "log_type subscribe"
+    echo "log_timestamp true"
+    [[ $(id -u) -ne 0 ]] || echo "user root" # else it drops to `mosquitto`, who can't read the keys
+} >"$WORK/mosquitto.conf"
+"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.out" 2>&1 &
+MOSQ_PID=$!
+STARTED+=("$MOSQ_PID")
+printf '{"probe":true}' >"$WORK/probe.json"
+paho() { # n window -> stdout: the PAHO line
+    "$TOOLS/paho_pub" localhost "$MQTT_PORT" "$PKI/ca.crt" "$PKI/tester.crt" "$PKI/tester.key" \
+        "$TOPIC" "$3" "$1" "$2"
+}
+ready=0
+for ((i = 0; i < 100; i++)); do # up to ~10 s: ready when a TLS + CONNECT + PUBLISH round trip works
+    kill -0 "$MOSQ_PID" 2>/dev/null || { cat "$WORK/mosquitto.out" "$MOSQ_LOG" >&2 2>/dev/null; die "mosquitto exited"; }
+    if paho 1 1 "$WORK/probe.json" >/dev/null 2>&1; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+((ready)) || { cat "$MOSQ_LOG" >&2; die "mosquitto did not accept a TLS client"; }
+log "mosquitto $("$MOSQUITTO" -h 2>/dev/null | awk 'NR==1{print $3}') on 127.0.0.1:$MQTT_PORT (TLS, require_certificate)"
+
+# ---- ei-relay instances ----
+DEAD_PORT=$(free_port) # nothing listens here: the forwarder keeps failing to connect
+# start_relay NAME DB MQTT_PORT [EXTRA JSON] -> RELAY_PID RELAY_URL T_SPAWN (ms)
+start_relay() {
+    local dir=$WORK/relay-$1 port wsport
+    mkdir -p "$dir"
+    port=$(free_port)
+    wsport=$(free_port)
+    cat >"$dir/config.json" <<EOF
+{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
+ "db_path": "$2", "web_root": "$ROOT/web", "log_level": "warn",
+ "tokens": [{"token": "$TOKEN", "role": "admin"}],
+ "mqtt_endpoint": "localhost", "mqtt_port": $3, "mqtt_ca": "$PKI/ca.crt",
+ "mqtt_cert": "$PKI/client.crt", "mqtt_key": "$PKI/client.key", "mqtt_client_id": "$DEVICE-ei-relay",
+ "device_name": "$DEVICE", "device_mac_suffix": false, "iotcore_qos": 1,
+ "publish_inference_base64_image": "no", "enable_threshold_limit": "no", "iotcore_backoff": 0,
+ "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT,
+ "publish_rate_max": 0, "publish_bytes_max": 0${4:+, $4}}
+EOF
+    RELAY_URL=http://127.0.0.1:$port
+    T_SPAWN=$(now_ms)
+    (cd "$dir" && exec "$RELAY" --config "$dir/config.json") >>"$dir/relay.log" 2>&1 &
+    RELAY_PID=$!
+    STARTED+=("$RELAY_PID")
+    RELAY_LOG=$dir/relay.log
+}
+# wait_health SECONDS -> T_READY (ms): polls /api/v1/health back to back until it answers 200
+wait_health() {
+    local end=$(($(now_ms) + $1 * 1000)) code
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$RELAY_URL/api/v1/health" || true)
+        [[ $code == 200 ]] && break
+        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited"; }
+        (($(now_ms) < end)) || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay did not answer /api/v1/health in $1 s"; }
+    done
+    T_READY=$(now_ms)
+}
+fwd() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/api/v1/forwarder"; }
+
+# ---- 1. backlog: ingest ROWS_DRAIN inferences over HTTP with the broker unreachable ----
+tr -d '\n' <"$HERE/result.json" >"$WORK/result.json"
+DRAIN_DB=$WORK/drain/ei-relay.db
+mkdir -p "$WORK/drain"
+start_relay fill "$DRAIN_DB" "$DEAD_PORT"
+wait_health 10
+code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+    -H "Content-Type: application/json" --data-binary "@$WORK/result.json" "$RELAY_URL/api/v1/inferences")
+[[ $code == 201 ]] || { cat "$WORK/probe.out" >&2; die "ingest probe answered $code, not 201"; }
+log "filling the outbox: $ROWS_DRAIN inferences over HTTP (wrk, forwarder pointed at a dead port)"
+T_FILL0=$(now_ms)
+BENCH_BODY=$WORK/result.json BENCH_CTYPE=application/json BENCH_TOKEN=$TOKEN \
+    BENCH_PER_THREAD=$(((ROWS_DRAIN + 1) / 2)) \
+    wrk -t2 -c32 -d120s --timeout 5s -s "$HERE/post_count.lua" "$RELAY_URL/api/v1/inferences" \
+    >"$WORK/wrk-fill.txt" 2>&1 &
+WRK_PID=$!
+STARTED+=("$WRK_PID")
+depth=0
+while :; do # until the relay holds enough rows, wrk's threads stopped, or 120 s
+    depth=$(fwd | json_num queue_depth)
+    depth=${depth:-0}
+    ((depth >= ROWS_DRAIN)) && break
+    kill -0 "$WRK_PID" 2>/dev/null || break
+    (($(now_ms) - T_FILL0 < 125000)) || break
+    sleep 0.1
+done
+kill -INT "$WRK_PID" 2>/dev/null || true
+wait "$WRK_PID" 2>/dev/null || true
+stop_pid "$WRK_PID"
+T_FILL1=$(now_ms)
+doc=$(fwd)
+DRAIN_ROWS=$(json_num queue_depth <<<"$doc")
+grep -q '^BENCH ' "$WORK/wrk-fill.txt" && log "fill: $(grep '^BENCH ' "$WORK/wrk-fill.txt")"
+((DRAIN_ROWS >= ROWS_DRAIN)) || { cat "$WORK/wrk-fill.txt" >&2; die "only ${DRAIN_ROWS:-0} rows queued (wanted $ROWS_DRAIN)"; }
+log "backlog: $DRAIN_ROWS rows in $(((T_FILL1 - T_FILL0) / 1000)) s; state $(sed -nE 's/.*"state":"([a-z]+)".*/\1/p' <<<"$doc")"
+stop_pid "$RELAY_PID"
+# the same backlog, kept for the start-up database (copied while no process has it open)
+mkdir -p "$WORK/start"
+cp "$WORK/drain/"ei-relay.db* "$WORK/start/"
+DB_KB=$(du -sk "$WORK/drain" | awk '{print $1}')
+
+# ---- 2. drain: ei-relay restarted against the broker, unpaced; time until queue_depth is 0 ----
+# A subscriber takes one inference message (the baseline publishes the same bytes), then leaves.
+SAMPLE=$WORK/sample.json
+mosquitto_sub -h localhost -p "$MQTT_PORT" --cafile "$PKI/ca.crt" --cert "$PKI/tester.crt" \
+    --key "$PKI/tester.key" -i ei-bench-sample -q 1 -t "$TOPIC" -C 1 -N -W 120 >"$SAMPLE" 2>"$WORK/sub.err" &
+SUB_PID=$!
+STARTED+=("$SUB_PID")
+for ((i = 0; i < 100; i++)); do
+    grep -q "ei-bench-sample 1 $TOPIC" "$MOSQ_LOG" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q "ei-bench-sample 1 $TOPIC" "$MOSQ_LOG" || die "the sample subscriber did not subscribe"
+
+log "draining $DRAIN_ROWS rows to mosquitto (mqtt_inflight $INFLIGHT, pacing off)"
+MQ0=$(proc_ticks "$MOSQ_PID")
+start_relay drain "$DRAIN_DB" "$MQTT_PORT"
+DRAIN_T0=$T_SPAWN
+PERF_PID=""
+if [[ -n ${EI_FWD_PERF:-} ]]; then
+    mkdir -p "$EI_FWD_PERF"
+    perf record -q -F 999 -g -p "$RELAY_PID" -o "$EI_FWD_PERF/perf.data" >"$EI_FWD_PERF/record.log" 2>&1 &
+    PERF_PID=$!
+    STARTED+=("$PERF_PID")
+fi
+DRAIN_DONE=0
+while :; do # poll every 100 ms, bounded by 180 s
+    doc=$(fwd || true)
+    d=$(json_num queue_depth <<<"$doc")
+    if [[ -n $d && $d -eq 0 ]]; then
+        DRAIN_T1=$(now_ms)
+        DRAIN_DONE=1
+        break
+    fi
+    kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited during the drain"; }
+    (($(now_ms) - DRAIN_T0 < 180000)) || { DRAIN_T1=$(now_ms); break; }
+    sleep 0.1
+done
+RELAY_T=$(proc_ticks "$RELAY_PID")
+MQ1=$(proc_ticks "$MOSQ_PID")
+DRAIN_HWM=$(status_kb "$RELAY_PID" VmHWM)
+ACKED=$(json_num acked <<<"$doc")
+SENT=$(json_num sent <<<"$doc")
+RECONN=$(json_num reconnects <<<"$doc")
+CONN_SINCE=$(json_num connected_since <<<"$doc")
+DEAD=$(json_num dead <<<"$doc")
+LEFT=$(json_num queue_depth <<<"$doc")
+DRAIN_MS=$((DRAIN_T1 - DRAIN_T0))
+DRAINED=$((DRAIN_ROWS - ${LEFT:-0}))
+DRAIN_RATE=$(awk -v n="$DRAINED" -v ms="$DRAIN_MS" 'BEGIN{printf "%.1f", n/(ms/1000)}')
+if [[ -n $CONN_SINCE ]] && ((CONN_SINCE > DRAIN_T0)); then
+    CONN_MS=$((DRAIN_T1 - CONN_SINCE))
+    CONN_RATE=$(awk -v n="$DRAINED" -v ms="$CONN_MS" 'BEGIN{printf "%.1f", n/(ms/1000)}')
+    CONN_NOTE="$CONN_RATE msgs/s counted from CONNACK ($((CONN_SINCE - DRAIN_T0)) ms after spawn)"
+else
+    CONN_NOTE="connected_since not in the API answer"
+fi
+DRAIN_CPU="relay $(pct "$RELAY_T" "$DRAIN_MS")%, mosquitto $(pct $((MQ1 - MQ0)) "$DRAIN_MS")% CPU"
+log "drain: $DRAINED rows in $DRAIN_MS ms = $DRAIN_RATE msgs/s; sent $SENT acked $ACKED dead $DEAD reconnects $RECONN; $DRAIN_CPU"
+((DRAIN_DONE)) || log "WARNING: the drain did not finish within 180 s ($LEFT rows left)"
+if [[ -n $PERF_PID ]]; then
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    stop_pid "$PERF_PID"
+    perf report -i "$EI_FWD_PERF/perf.data" --stdio --no-children --sort comm,dso,symbol \
+        >"$EI_FWD_PERF/report.txt" 2>/dev/null || true
+    perf report -i "$EI_FWD_PERF/perf.data" --stdio --no-children --sort comm -g none \
+        >"$EI_FWD_PERF/threads.txt" 2>/dev/null || true
+    log "perf: $EI_FWD_PERF/report.txt (symbols), $EI_FWD_PERF/threads.txt (threads)"
+fi
+stop_pid "$RELAY_PID"
+wait "$SUB_PID" 2>/dev/null || true
+stop_pid "$SUB_PID"
+if [[ ! -s $SAMPLE ]]; then
+    log "WARNING: no inference message sampled; the baseline uses a 400 B stand-in"
+    head -c 400 /dev/zero | tr '\0' 'x' >"$SAMPLE"
+fi
+MSG_BYTES=$(stat -c %s "$SAMPLE")
+
+# ---- 3. bare paho baseline: the same payload and topic, QoS 1, window INFLIGHT and 100 ----
+PAHO_RATES=()
+PAHO_ROWS=()
+run_paho() { # window label
+    local m0 m1 t0 t1 line rate
+    m0=$(proc_ticks "$MOSQ_PID")
+    t0=$(now_ms)
+    line=$(/usr/bin/time -o "$WORK/paho.time" -f '%U %S' "$TOOLS/paho_pub" localhost "$MQTT_PORT" \
+        "$PKI/ca.crt" "$PKI/tester.crt" "$PKI/tester.key" "$TOPIC" "$SAMPLE" "$DRAIN_ROWS" "$1") ||
+        { echo "$line" >&2; die "paho_pub (window $1) failed"; }
+    t1=$(now_ms)
+    m1=$(proc_ticks "$MOSQ_PID")
+    rate=$(sed -E 's/.* rate=([0-9.]+).*/\1/' <<<"$line")
+    local pcpu
+    pcpu=$(awk -v ms=$((t1 - t0)) 'NF==2{printf "%.0f", ($1+$2)/(ms/1000)*100}' "$WORK/paho.time")
+    log "paho $2: $line (paho $pcpu%, mosquitto $(pct $((m1 - m0)) $((t1 - t0)))% CPU)"
+    PAHO_RATE=$rate
+    PAHO_ROWS+=("$(printf '| %s | %.0f msgs/s | %s | paho %s%%, mosquitto %s%% CPU |' "$2" "$rate" \
+        "$(sed -E 's/.* acked=([0-9]+).* publish_ms=([0-9.]+).*/\1 PUBACKs in \2 ms/' <<<"$line")" \
+        "$pcpu" "$(pct $((m1 - m0)) $((t1 - t0)))")")
+}
+log "bare paho baseline: $DRAIN_ROWS x $MSG_BYTES B at QoS 1"
+run_paho "$INFLIGHT" "1a. bare paho, window $INFLIGHT"
+PAHO_RATES+=("$PAHO_RATE")
+run_paho 100 "1b. bare paho, window 100"
+PAHO100=$PAHO_RATE
+run_paho "$INFLIGHT" "1c. bare paho, window $INFLIGHT (again)"
+PAHO_RATES+=("$PAHO_RATE")
+PAHO_MEAN=$(printf '%s\n' "${PAHO_RATES[@]}" | awk '{s+=$1} END{printf "%.1f", s/NR}')
+
+# ---- 4. start-up with ROWS_START queued rows vs an empty database, forwarder on a dead port ----
+START_DB=$WORK/start/ei-relay.db
+log "expanding the backlog copy to $ROWS_START queued rows (sqlite3, one transaction)"
+read -r LO HI CNT < <(sqlite3 -separator ' ' "$START_DB" 'SELECT min(seq), max(seq), count(*) FROM outbox WHERE state = 0')
+((HI - LO + 1 == CNT)) || die "backlog seqs are not contiguous ($LO..$HI, $CNT rows)"
+{
+    echo "PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;"
+    echo "BEGIN;"
+    have=$CNT
+    k=1
+    while ((have < ROWS_START)); do
+        take=$((ROWS_START - have < CNT ? ROWS_START - have : CNT))
+        off=$((k * HI))
+        # new guid (uuid v4 form), same content; seq shifted by k*HI keeps it unique and ordered
+        cat <<EOF
+INSERT INTO inference (seq, guid, ts, received_ms, device, source, kind, result, timing, info,
+    top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish)
+SELECT seq + $off, lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||
+    substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random() % 4), 1) ||
+    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
+    ts + $k, received_ms + $k, device, source, kind, result, timing, info, top_label, top_score,
+    anomaly, model_width, model_height, has_image, bytes, publish
+FROM inference WHERE seq BETWEEN $LO AND $((LO + take - 1)) ORDER BY seq;
+INSERT INTO label_score (seq, label, ts, score)
+SELECT seq + $off, label, ts + $k, score FROM label_score WHERE seq BETWEEN $LO AND $((LO + take - 1));
+INSERT INTO outbox (seq, state, attempts, created_ms, bytes, last_error, dead_ms)
+SELECT seq + $off, state, attempts, created_ms + $k, bytes, last_error, dead_ms
+FROM outbox WHERE seq BETWEEN $LO AND $((LO + take - 1)) ORDER BY seq;
+EOF
+        have=$((have + take))
+        k=$((k + 1))
+    done
+    echo "COMMIT;"
+    echo "PRAGMA journal_mode=WAL;"
+} >"$WORK/expand.sql"
+T_EXP0=$(now_ms)
+sqlite3 "$START_DB" <"$WORK/expand.sql" >/dev/null || die "expanding the database failed"
+T_EXP1=$(now_ms)
+read -r C_ROWS C_OUTBOX < <(sqlite3 -separator ' ' "$START_DB" 'SELECT rows, outbox FROM counters')
+((C_OUTBOX == ROWS_START)) || die "counters say $C_OUTBOX queued rows, not $ROWS_START"
+START_DB_MB=$(($(du -sk "$WORK/start" | awk '{print $1}') / 1024))
+log "start-up db: $C_ROWS inferences, $C_OUTBOX queued, $START_DB_MB MB, built in $(((T_EXP1 - T_EXP0) / 1000)) s"
+
+EMPTY_DB=$WORK/empty/ei-relay.db
+mkdir -p "$WORK/empty"
+start_relay empty-init "$EMPTY_DB" "$DEAD_PORT" # creates the schema; measured on the next starts
+wait_health 10
+stop_pid "$RELAY_PID"
+# Limits raised so retention keeps all queued rows (the defaults are exactly 1,000,000 rows).
+LIMITS='"cache_max_rows": 10000000, "cache_max_bytes": "64GiB", "outbox_max_rows": 10000000, "outbox_max_bytes": "64GiB"'
+START_RUNS=3
+measure_start() { # name db -> START_MS (list) RSS_NOW RSS_1S (kB, of the last run) QDEPTH
+    local r
+    START_MS=()
+    for ((r = 0; r < START_RUNS; r++)); do
+        start_relay "start-$1-$r" "$2" "$DEAD_PORT" "$LIMITS"
+        wait_health 30
+        RSS_NOW=$(status_kb "$RELAY_PID" VmRSS)
+        START_MS+=($((T_READY - T_SPAWN)))
+        sleep 1
+        RSS_1S=$(status_kb "$RELAY_PID" VmRSS)
+        QDEPTH=$(fwd | json_num queue_depth)
+        stop_pid "$RELAY_PID"
+    done
+    log "start-up $1: ${START_MS[*]} ms; RSS at ready ${RSS_NOW} kB, 1 s later ${RSS_1S} kB; queue_depth $QDEPTH"
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+maxof() { printf '%s\n' "$@" | sort -n | tail -n 1; }
+measure_start empty "$EMPTY_DB"
+E_MS=$(median "${START_MS[@]}") E_ALL="${START_MS[*]}" E_RSS=$RSS_NOW E_RSS1=$RSS_1S E_Q=$QDEPTH
+measure_start backlog "$START_DB"
+B_MS=$(median "${START_MS[@]}") B_MAX=$(maxof "${START_MS[@]}") B_ALL="${START_MS[*]}" B_RSS=$RSS_NOW B_RSS1=$RSS_1S B_Q=$QDEPTH
+
+# ---- report ----
+mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN{ok = dir == "ge" ? v >= t : v < t; print ok ? "PASS" : "BELOW"}'; }
+RATIO=$(awk -v a="$DRAIN_RATE" -v b="$PAHO_MEAN" 'BEGIN{printf "%.1f", a/b*100}')
+RATIO100=$(awk -v a="$DRAIN_RATE" -v b="$PAHO100" 'BEGIN{printf "%.1f", a/b*100}')
+RSS_GROWTH=$((B_RSS1 - E_RSS1))
+echo
+echo "ei-relay forwarder benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"
+echo "load average before the run: $LOAD0; mosquitto $("$MOSQUITTO" -h 2>/dev/null | awk 'NR==1{print $3}') on loopback, TLS 1.2 + client certificate, QoS 1, no subscriber"
+echo "message: $MSG_BYTES B (an ei-relay inference message, sampled from the drain) on $TOPIC"
+echo
+echo "| run | rate | detail | CPU |"
+echo "|---|---|---|---|"
+printf '%s\n' "${PAHO_ROWS[@]}"
+printf '| 2. ei-relay drain of %s queued rows, mqtt_inflight %s, unpaced | %.0f msgs/s | %s ms from spawn to queue_depth 0 (%s); sent %s, acked %s, dead %s, reconnects %s; db %s MB; peak RSS %s MB | %s |\n' \
+    "$DRAIN_ROWS" "$INFLIGHT" "$DRAIN_RATE" "$DRAIN_MS" "$CONN_NOTE" "$SENT" "$ACKED" "$DEAD" "$RECONN" \
+    "$((DB_KB / 1024))" "$(mb "$DRAIN_HWM")" "$DRAIN_CPU"
+printf '| 3a. start-up, empty database | %s ms (median; runs %s) | RSS at ready %s MB, 1 s later %s MB; queue_depth %s | - |\n' \
+    "$E_MS" "$E_ALL" "$(mb "$E_RSS")" "$(mb "$E_RSS1")" "$E_Q"
+printf '| 3b. start-up, %s queued rows (%s MB db) | %s ms (median; runs %s) | RSS at ready %s MB, 1 s later %s MB; queue_depth %s | - |\n' \
+    "$C_OUTBOX" "$START_DB_MB" "$B_MS" "$B_ALL" "$(mb "$B_RSS")" "$(mb "$B_RSS1")" "$B_Q"
+echo
+echo "| target | measured | goal | verdict |"
+echo "|---|---|---|---|"
+echo "| drain / bare paho, same window $INFLIGHT (mean of 1a, 1c) | ${RATIO} % | ≥ 80 % | $(verdict "$RATIO" 80 ge) |"
+echo "| drain / bare paho, window 100 (for reference) | ${RATIO100} % | - | - |"
+echo "| start-up with $C_OUTBOX queued rows (slowest of $START_RUNS) | ${B_MAX} ms | < 500 ms | $(verdict "$B_MAX" 500 lt) |"
+echo "| RSS 1 s after start: backlog minus empty | $((RSS_GROWTH / 1024)) MB ($(mb "$B_RSS1") vs $(mb "$E_RSS1") MB) | flat (< 4 MB more) | $(verdict "$RSS_GROWTH" 4096 lt) |"
+echo
+echo "total run time $((($(now_ms) - T_BEGIN) / 1000)) s"
