@@ -74,8 +74,12 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
-    http_deps deps = {
-        .cfg = cfg, .st = r->st, .au = r->au, .device = r->device, .started_ms = util_now_ms()};
+    http_deps deps = {.cfg = cfg,
+                      .st = r->st,
+                      .au = r->au,
+                      .fwd = r->fwd,
+                      .device = r->device,
+                      .started_ms = util_now_ms()};
     rc = http_server_create(&deps, &r->http, err);
     if (rc) goto fail;
     if (cfg->demo) {

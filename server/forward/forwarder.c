@@ -62,7 +62,6 @@ struct forwarder {
     char client_id[256];
     pthread_t thread;
     bool started;
-    forwarder *next_registered;
 
     pthread_mutex_t mu; /* guards the fields up to "thread-only" */
     pthread_cond_t cv;
@@ -101,44 +100,6 @@ struct forwarder {
     bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
     int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
 };
-
-/* ---- registry: lets the HTTP API find the forwarder of its store ---------------------- */
-
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static forwarder *reg_head;
-
-static void reg_add(forwarder *f)
-{
-    pthread_mutex_lock(&reg_mu);
-    f->next_registered = reg_head;
-    reg_head = f;
-    pthread_mutex_unlock(&reg_mu);
-}
-
-static void reg_remove(forwarder *f)
-{
-    pthread_mutex_lock(&reg_mu);
-    for (forwarder **p = &reg_head; *p; p = &(*p)->next_registered)
-        if (*p == f) {
-            *p = f->next_registered;
-            break;
-        }
-    pthread_mutex_unlock(&reg_mu);
-}
-
-er_rc forwarder_status_for(const store *st, forwarder_status *out)
-{
-    er_rc rc = ER_NOTFOUND;
-    pthread_mutex_lock(&reg_mu);
-    for (forwarder *f = reg_head; f; f = f->next_registered)
-        if (f->st == st) {
-            forwarder_get_status(f, out);
-            rc = ER_OK;
-            break;
-        }
-    pthread_mutex_unlock(&reg_mu);
-    return rc;
-}
 
 /* ---- hand-offs from other threads --------------------------------------------------------- */
 
@@ -749,7 +710,6 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
         er_fail(err, rc, "cannot subscribe the forwarder to the store");
         goto fail;
     }
-    reg_add(f);
     log_info("forward", "forwarding to %s:%d as %s, device %s", cfg->mqtt_endpoint, cfg->mqtt_port,
              f->client_id, device);
     *out = f;
@@ -762,7 +722,6 @@ fail:
 void forwarder_stop(forwarder *f)
 {
     if (!f) return;
-    reg_remove(f);
     if (f->started) {
         pthread_mutex_lock(&f->mu);
         f->stop = true;

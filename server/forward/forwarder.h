@@ -64,10 +64,6 @@ typedef struct forwarder_status {
 
 void forwarder_get_status(forwarder *f, forwarder_status *out);
 
-/* The status of the forwarder attached to st, for the HTTP API (which only knows the store).
- * ER_NOTFOUND when forwarding is off. */
-er_rc forwarder_status_for(const store *st, forwarder_status *out);
-
 /* True once a restart command was handled; the forwarder has then also sent SIGTERM to the
  * process so main shuts down cleanly and the supervisor starts it again. */
 bool forwarder_restart_requested(forwarder *f);

@@ -1,23 +1,10 @@
-/* api_forwarder.c - see api_forwarder.h. Reads the forwarder through forwarder_status_for (the
- * server only knows the store), so it works with any number of relays in one process. */
+/* api_forwarder.c - see api_forwarder.h. */
 #include "http/api_forwarder.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>
 
 #include "forward/forwarder.h"
-
-bool http_forwarder_route(const char *method, const char *path, http_route *out)
-{
-    if (!path || strcmp(path, HTTP_FORWARDER_PATH) != 0) return false;
-    memset(out, 0, sizeof *out);
-    out->id = HTTP_ROUTE_NONE; /* dispatched by path in http.c */
-    out->method = http_method_parse(method);
-    out->need = AUTH_READ;
-    out->allow = "GET, HEAD";
-    out->status = out->method == HTTP_M_GET || out->method == HTTP_M_HEAD ? 0 : 405;
-    return true;
-}
 
 enum MHD_Result http_api_forwarder(http_req *r)
 {
@@ -26,7 +13,9 @@ enum MHD_Result http_api_forwarder(http_req *r)
     if (!http_query_check(r, allowed, &ret)) return ret;
     forwarder_status s;
     const config *cfg = r->srv->deps.cfg;
-    if (forwarder_status_for(r->srv->deps.st, &s) != ER_OK) {
+    if (r->srv->deps.fwd) {
+        forwarder_get_status(r->srv->deps.fwd, &s);
+    } else {
         /* forwarding off: what the store still knows (dead letters of an earlier run) */
         memset(&s, 0, sizeof s);
         s.state = "disabled";
@@ -75,7 +64,8 @@ enum MHD_Result http_api_forwarder(http_req *r)
 void http_forwarder_metrics(http_req *r, util_buf *b)
 {
     forwarder_status s;
-    if (forwarder_status_for(r->srv->deps.st, &s) != ER_OK) return;
+    if (!r->srv->deps.fwd) return;
+    forwarder_get_status(r->srv->deps.fwd, &s);
     const struct {
         const char *name, *type, *help;
         int64_t v;

@@ -1,6 +1,5 @@
-/* api_forwarder.h - GET /api/v1/forwarder (read role): the MQTT forwarder's state and counters.
- * The route is matched here rather than in http_parse.c, so the forwarder's endpoint stays in
- * the forwarder's files; http.c asks http_forwarder_route after the table misses. */
+/* api_forwarder.h - GET /api/v1/forwarder (read role): the MQTT forwarder's state and counters,
+ * read from the forwarder in the server's deps (NULL when forwarding is off). */
 #ifndef EI_HTTP_API_FORWARDER_H
 #define EI_HTTP_API_FORWARDER_H
 
@@ -8,10 +7,6 @@
 
 #include "http/http_internal.h"
 
-#define HTTP_FORWARDER_PATH "/api/v1/forwarder"
-
-/* If path is the forwarder's, fills out (status 0, or 405 with allow) and returns true. */
-bool http_forwarder_route(const char *method, const char *path, http_route *out);
 /* {"state","endpoint","client_id","last_error","connected_since","queue_depth",
  *  "oldest_pending_age_ms","in_flight","sent","acked","dropped","rejected","dead","reconnects",
  *  ...}; state "disabled" (and zeros from the store) when forwarding is off. */

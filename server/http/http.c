@@ -271,10 +271,11 @@ static enum MHD_Result dispatch(http_req *r)
         return http_api_health(r);
     case HTTP_ROUTE_METRICS:
         return http_api_metrics(r);
+    case HTTP_ROUTE_FORWARDER:
+        return http_api_forwarder(r);
     case HTTP_ROUTE_STATIC:
         return http_static(r);
     default:
-        if (strcmp(r->path, HTTP_FORWARDER_PATH) == 0) return http_api_forwarder(r);
         return http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
     }
 }
@@ -288,7 +289,6 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
         return true;
     }
     http_route_match(r->method, r->path, &r->route);
-    if (r->route.status == 404) http_forwarder_route(r->method, r->path, &r->route);
     if (r->route.status == 404) {
         *ret = http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
         return true;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "forward/forwarder.h"
 #include "core/rc.h"
 #include "http/auth.h"
 #include "store/store.h"
@@ -18,6 +19,7 @@ typedef struct http_deps {
     const config *cfg;
     store *st;
     const auth *au;
+    forwarder *fwd;     /* NULL when forwarding is off */
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
 } http_deps;

@@ -77,6 +77,10 @@ void http_route_match(const char *method, const char *path, http_route *out)
         out->need = AUTH_NONE;
         return;
     }
+    if (strcmp(path, API_PREFIX "forwarder") == 0) {
+        take(out, HTTP_ROUTE_FORWARDER, true, false, false, "GET, HEAD");
+        return;
+    }
     if (strcmp(path, API_PREFIX "stats") == 0) {
         take(out, HTTP_ROUTE_STATS, true, false, false, "GET, HEAD");
         return;

@@ -21,6 +21,7 @@ typedef enum http_route_id {
     HTTP_ROUTE_STATS,      /* /api/v1/stats */
     HTTP_ROUTE_HEALTH,     /* /api/v1/health */
     HTTP_ROUTE_METRICS,    /* /metrics */
+    HTTP_ROUTE_FORWARDER,  /* /api/v1/forwarder */
     HTTP_ROUTE_STATIC,     /* anything outside /api/ and /metrics: the dashboard */
 } http_route_id;
 
