@@ -28,6 +28,14 @@ static void test_routes(void)
     CHECK(r.id_ok);
     CHECK_EQ_STR(r.guid, GUID);
 
+    http_route_match("GET", "/api/v1/forwarder", &r);
+    CHECK_EQ_INT(r.id, HTTP_ROUTE_FORWARDER);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(r.need, AUTH_READ);
+    http_route_match("POST", "/api/v1/forwarder", &r);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_STR(r.allow, "GET, HEAD");
+
     /* ids are stored lower-case: an upper-case spelling names the same inference */
     http_route_match("GET", "/api/v1/inferences/ECC9EB01-5D4E-4B5A-9D7E-0C1F2A3B4C5D/image", &r);
     CHECK(r.id_ok);
