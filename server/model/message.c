@@ -72,8 +72,21 @@ er_rc message_inference_json(const inference *inf, const message_opts *o, util_b
     cJSON_AddStringToObject(msg, "s3_prefix", "unset");
     cJSON_AddNumberToObject(msg, "seq", (double)inf->seq);
     cJSON_AddStringToObject(msg, "device", inf->device ? inf->device : "");
-    if (inf->has_anomaly) cJSON_AddNumberToObject(msg, "anomaly", inf->anomaly);
+    /* the model's anomaly score as the result holds it (a grid's max is not one) */
+    cJSON *anomaly = cJSON_DetachItemFromObjectCaseSensitive(result, "anomaly");
+    if (anomaly) cJSON_AddItemToObject(msg, "anomaly", anomaly);
     if (o->image_omitted) cJSON_AddTrueToObject(msg, "image_omitted");
+    if (o->full_fidelity) {
+        static const char *const extra[] = {"visual_anomaly_max", "visual_anomaly_mean"};
+        for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+            cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(result, extra[i]);
+            if (v) cJSON_AddItemToObject(msg, extra[i], v);
+        }
+        if (timing) {
+            cJSON_AddItemToObject(msg, "timing", timing);
+            timing = NULL;
+        }
+    }
 
     text = cJSON_PrintUnformatted(msg);
     if (!text) goto fail;

@@ -17,6 +17,8 @@ typedef struct message_opts {
     const char *s3_bucket; /* NULL -> "unset" */
     bool image_omitted;    /* append "image_omitted": true (the forwarder left out an image that
                               could not be shrunk to fit the 128 KB IoT Core limit) */
+    bool full_fidelity;    /* also append "timing" and visual_anomaly_max/mean, so an import
+                            * gives back what was stored (guid-file export) */
 } message_opts;
 
 /* Appends the message JSON to out. */

@@ -67,7 +67,7 @@ static er_rc export_one(void *arg, const inference *inf)
     export_ctx *x = arg;
     util_buf json = {0};
     char name[64];
-    message_opts mo = {.include_image = false, .s3_bucket = x->cfg->s3_bucket};
+    message_opts mo = {.s3_bucket = x->cfg->s3_bucket, .full_fidelity = true};
     er_rc rc = message_inference_json(inf, &mo, &json);
     if (rc) goto fail;
     snprintf(name, sizeof name, "%s.json", inf->guid);

@@ -45,10 +45,18 @@ static int count_files(const char *dir, const char *suffix)
 static void put_sample(store *st, int i, bool with_image)
 {
     char doc[512];
-    snprintf(doc, sizeof doc,
-             "{\"result\":{\"classification\":{\"a\":%.2f,\"b\":%.2f}},\"ts\":%d,"
-             "\"timing\":{\"dsp\":1,\"classification\":2,\"anomaly\":0}}",
-             i / 10.0, 1 - i / 10.0, 1000 + i);
+    if (i == 5) /* a visual-anomaly grid: its max/mean must survive the round trip too */
+        snprintf(doc, sizeof doc,
+                 "{\"result\":{\"visual_anomaly_grid\":[{\"label\":\"anomaly\",\"value\":"
+                 "0.7,\"x\":8,\"y\":8,\"width\":8,\"height\":8}],\"visual_anomaly_max\":0.7,"
+                 "\"visual_anomaly_mean\":0.2},\"ts\":%d,\"timing\":{\"dsp\":3,"
+                 "\"classification\":4,\"anomaly\":5}}",
+                 1000 + i);
+    else
+        snprintf(doc, sizeof doc,
+                 "{\"result\":{\"classification\":{\"a\":%.2f,\"b\":%.2f}},\"ts\":%d,"
+                 "\"timing\":{\"dsp\":1,\"classification\":2,\"anomaly\":0}}",
+                 i / 10.0, 1 - i / 10.0, 1000 + i);
     normalize_opts no = {.device = "dev", .source = "test", .now_ms = 1};
     inference *inf = NULL;
     er_err err;
@@ -114,6 +122,7 @@ int main(void)
         if (!y) continue;
         CHECK_EQ_INT(y->ts, x->ts);
         CHECK_EQ_STR(y->result_json, x->result_json);
+        CHECK_EQ_STR(y->timing_json, x->timing_json);
         CHECK_EQ_STR(y->kind == x->kind ? "same" : "diff", "same");
         CHECK_EQ_INT(y->image.len, x->image.len);
         if (x->image.len) {
