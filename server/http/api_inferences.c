@@ -96,7 +96,7 @@ enum MHD_Result http_api_ingest(http_req *r)
     }
     r->state = HTTP_REQ_WAIT_PUT;
     MHD_suspend_connection(r->conn);
-    rc = store_put_async(s->deps.st, inf, on_put_done, r);
+    rc = store_try_put_async(s->deps.st, inf, on_put_done, r);
     if (rc && !atomic_exchange(&r->put_done, true)) {
         r->put.rc = rc;
         MHD_resume_connection(r->conn);

@@ -42,6 +42,7 @@ enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *re
         return MHD_NO;
     }
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (status == 503) MHD_add_response_header(resp, "Retry-After", "1"); /* busy or stopping */
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->state = HTTP_REQ_ANSWERED;

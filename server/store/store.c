@@ -1308,14 +1308,21 @@ static void *writer_main(void *arg)
 
 /* Appends a job; waits while the queue is full (except on the writer thread itself, where
  * waiting would deadlock). Frees the job and returns ER_CLOSED when the store is stopping. */
-static er_rc enqueue(store *s, job *j)
+/* Queues j, waiting for room when the queue is full, or, with nowait, failing with ER_BUSY
+ * (the HTTP path: a full queue must not stall the server's threads). Takes ownership of j. */
+static er_rc enqueue(store *s, job *j, bool nowait)
 {
     er_rc rc = ER_OK;
     bool on_writer = s->writer_started && pthread_equal(pthread_self(), s->writer);
     pthread_mutex_lock(&s->mu);
     while (!s->stopping && !on_writer && s->q_len > 0 &&
-           (s->q_len >= s->q_max_len || s->q_bytes + j->cost > QUEUE_MAX_BYTES))
+           (s->q_len >= s->q_max_len || s->q_bytes + j->cost > QUEUE_MAX_BYTES)) {
+        if (nowait) {
+            rc = ER_BUSY;
+            goto fail;
+        }
         pthread_cond_wait(&s->has_room, &s->mu);
+    }
     if (s->stopping) {
         rc = ER_CLOSED;
         goto fail;
@@ -1378,7 +1385,7 @@ static er_rc run_sync_res(store *s, job *j, store_put_result *res)
     waiter_init(&w);
     j->done = waiter_done;
     j->arg = &w;
-    er_rc rc = enqueue(s, j);
+    er_rc rc = enqueue(s, j, false);
     if (rc) {
         w.done = true;
         w.res.rc = rc;
@@ -1501,7 +1508,7 @@ void store_destroy(store *s)
 
 /* ---- public: writes ---- */
 
-er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg)
+static er_rc put_async(store *s, inference *inf, store_done_fn done, void *arg, bool nowait)
 {
     job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -1513,7 +1520,17 @@ er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg)
     j->cost = inference_footprint(inf); /* JSON held in memory counts as much as images */
     j->done = done;
     j->arg = arg;
-    return enqueue(s, j);
+    return enqueue(s, j, nowait);
+}
+
+er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg)
+{
+    return put_async(s, inf, done, arg, false);
+}
+
+er_rc store_try_put_async(store *s, inference *inf, store_done_fn done, void *arg)
+{
+    return put_async(s, inf, done, arg, true);
 }
 
 er_rc store_put(store *s, inference *inf, store_put_result *res)

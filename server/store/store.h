@@ -63,6 +63,9 @@ typedef void (*store_done_fn)(void *arg, const store_put_result *res);
  * ER_CLOSED once store_destroy has begun. A put that fails alone (e.g. a NOT NULL field left
  * NULL) answers ER_DB in res; disk full answers ER_FULL for every put of that transaction. */
 er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg);
+/* The same, but when the queue is full it fails at once with ER_BUSY (inf destroyed) instead
+ * of waiting: for callers that must not block (HTTP threads answer 503, Retry-After). */
+er_rc store_try_put_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* Queues and waits for the commit. Takes ownership of inf. */
 er_rc store_put(store *s, inference *inf, store_put_result *res);
 
