@@ -277,7 +277,8 @@ if [[ -n ${EI_FWD_PERF:-} ]]; then
     # attach once every thread exists (paho's are made at connect), so all are followed
     wait_health 10
     for ((i = 0; i < 50; i++)); do
-        (($(ls "/proc/$RELAY_PID/task" | wc -l) >= 7)) && break
+        tasks=("/proc/$RELAY_PID/task/"*)
+        ((${#tasks[@]} >= 7)) && break
         sleep 0.02
     done
     mkdir -p "$EI_FWD_PERF"
