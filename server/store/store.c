@@ -2098,7 +2098,7 @@ er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out
     return outbox_page(s, RS_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, false, out);
 }
 
-er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n)
+static er_rc outbox_ack(store *s, const int64_t *seqs, size_t n, bool wait)
 {
     if (n == 0) return ER_OK;
     if (!seqs) return ER_INVALID;
@@ -2112,7 +2112,18 @@ er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n)
     }
     memcpy(j->seqs, seqs, n * sizeof *seqs);
     j->n_seqs = n;
-    return run_sync(s, j);
+    j->cost = n * sizeof *seqs;
+    return wait ? run_sync(s, j) : enqueue(s, j, false);
+}
+
+er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n)
+{
+    return outbox_ack(s, seqs, n, true);
+}
+
+er_rc store_outbox_ack_async(store *s, const int64_t *seqs, size_t n)
+{
+    return outbox_ack(s, seqs, n, false);
 }
 
 er_rc store_outbox_fail(store *s, int64_t seq, bool permanent, const char *reason, bool *dead)

@@ -159,20 +159,19 @@ er_rc store_explain_list(store *s, bool with_label, char **plan);
  * past it), so the disk-full path can be exercised without filling a real disk. */
 er_rc store_debug_max_pages(store *s, int64_t pages);
 
-
 /* ---- publish policy and outbox (the forwarder's side) ----
  *
  * Whether an inference is to be published is decided at ingest, in the writer thread, in seq
  * order, by the policy callback (forward/policy), and recorded on the inference row; only a
  * STORE_PUBLISH_PENDING decision writes an outbox row, in the same transaction. */
 typedef enum store_publish {
-    STORE_PUBLISH_NONE = 0,   /* forwarding off: no decision ("disabled" in the API) */
-    STORE_PUBLISH_PENDING,    /* in the outbox, waiting for the broker */
-    STORE_PUBLISH_PUBLISHED,  /* acknowledged by the broker (PUBACK, or sent at QoS 0) */
-    STORE_PUBLISH_FILTERED,   /* below the threshold filter */
-    STORE_PUBLISH_SKIPPED,    /* empty result, or not the N-th under iotcore_backoff */
-    STORE_PUBLISH_DROPPED,    /* the outbox was full */
-    STORE_PUBLISH_DEAD,       /* failed permanently or too often: dead letter */
+    STORE_PUBLISH_NONE = 0,  /* forwarding off: no decision ("disabled" in the API) */
+    STORE_PUBLISH_PENDING,   /* in the outbox, waiting for the broker */
+    STORE_PUBLISH_PUBLISHED, /* acknowledged by the broker (PUBACK, or sent at QoS 0) */
+    STORE_PUBLISH_FILTERED,  /* below the threshold filter */
+    STORE_PUBLISH_SKIPPED,   /* empty result, or not the N-th under iotcore_backoff */
+    STORE_PUBLISH_DROPPED,   /* the outbox was full */
+    STORE_PUBLISH_DEAD,      /* failed permanently or too often: dead letter */
 } store_publish;
 
 /* "pending", "published", ... ("disabled" for NONE). */
@@ -193,17 +192,21 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
 /* Marks rows published: deletes their outbox rows and records PUBLISHED (writer, batched;
  * returns after commit). */
 er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n);
+/* The same without waiting for the commit (the forwarder keeps its window full meanwhile): a
+ * crash before that commit only means the rows are sent again, which at-least-once allows. A
+ * later store_outbox_fetch may still return them until the commit. */
+er_rc store_outbox_ack_async(store *s, const int64_t *seqs, size_t n);
 
 /* Records a failed attempt; permanent (or attempts reaching max_attempts) moves the row to the
  * dead-letter state with reason, so it no longer blocks the queue. *dead tells which. */
 er_rc store_outbox_fail(store *s, int64_t seq, bool permanent, const char *reason, bool *dead);
 
 typedef struct store_outbox_stats {
-    int64_t pending;        /* rows waiting */
+    int64_t pending; /* rows waiting */
     int64_t pending_bytes;
-    int64_t dead;           /* dead-lettered rows */
-    int64_t dropped;        /* rows dropped because the outbox was full, since start */
-    int64_t rejected;       /* inferences not queued because the outbox was full, since start */
+    int64_t dead;              /* dead-lettered rows */
+    int64_t dropped;           /* rows dropped because the outbox was full, since start */
+    int64_t rejected;          /* inferences not queued because the outbox was full, since start */
     int64_t oldest_pending_ts; /* ts of the oldest pending row; 0 if none */
 } store_outbox_stats;
 er_rc store_outbox_stats_get(store *s, store_outbox_stats *out);
