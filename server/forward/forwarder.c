@@ -76,7 +76,8 @@ struct forwarder {
     atomic_bool restart;
 
     /* ---- thread-only ---- */
-    mqtt *mq;
+    mqtt *mq;  /* one paho client for the forwarder's life: see mqtt.h for why */
+    bool live; /* a connection attempt or a connection of gen is under way on mq */
     uint64_t gen;
     inflight fl[INFLIGHT_CAP];
     int n_fl;
@@ -275,13 +276,16 @@ static void start_connect(forwarder *f, int64_t now)
                          .down = cb_down,
                          .done = cb_done,
                          .message = cb_message};
-    if (mqtt_connect(&o, &cb, &f->mq, &err)) {
+    er_rc rc = f->mq ? mqtt_reconnect(f->mq, f->gen, &err) : mqtt_connect(&o, &cb, &f->mq, &err);
+    if (rc) {
+        mqtt_destroy(f->mq, 0); /* start over with a new client next time */
         f->mq = NULL;
         set_state(f, ST_BACKOFF, err.msg);
         log_warn("forward", "%s", err.msg);
         schedule_connect(f, now);
         return;
     }
+    f->live = true;
     set_state(f, ST_CONNECTING, NULL);
 }
 
@@ -291,7 +295,7 @@ static void publish_aux(forwarder *f, const char *topic, const char *payload, si
 {
     int token;
     er_err err = {{0}};
-    if (!f->mq) return;
+    if (!f->live) return;
     if (mqtt_publish(f->mq, topic, payload, len, f->cfg->iotcore_qos, retained, &token, &err))
         log_warn("forward", "%s: %s", topic, err.msg);
 }
@@ -370,8 +374,7 @@ static void handle_down(forwarder *f, event *e, int64_t now)
         }
         f->probe = true;
     }
-    mqtt_destroy(f->mq, 0);
-    f->mq = NULL;
+    f->live = false; /* mq is kept: its queue may still hold publishes (see mqtt.h) */
     f->up = false;
     rewind_queue(f);
     /* log a failure once per change of reason, not on every retry */
@@ -487,7 +490,7 @@ static void drain(forwarder *f, int64_t now)
     if (window > INFLIGHT_CAP) window = INFLIGHT_CAP;
     payload_opts po = {.include_image = c->publish_inference_base64_image,
                        .s3_bucket = c->s3_bucket};
-    while (f->mq && f->n_fl < window && now >= f->pace_until_ms) {
+    while (f->live && f->n_fl < window && now >= f->pace_until_ms) {
         if (f->page_i >= f->page.n) {
             if (f->page_empty) return;
             store_page_free(&f->page);
@@ -612,7 +615,7 @@ static void *run(void *arg)
         now = util_mono_ms();
         if (woken) f->page_empty = false;
         for (event *e = evs; e; e = e->next) {
-            if (e->gen != f->gen || !f->mq) continue; /* from an earlier connection */
+            if (e->gen != f->gen || !f->live) continue; /* from an earlier connection */
             switch (e->type) {
             case EV_CONNECTED:
                 handle_connected(f, now);
@@ -629,7 +632,7 @@ static void *run(void *arg)
             }
         }
         free_events(evs);
-        if (!f->mq && now >= f->next_connect_ms) start_connect(f, now);
+        if (!f->live && now >= f->next_connect_ms) start_connect(f, now);
         if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
@@ -640,7 +643,7 @@ static void *run(void *arg)
         }
         /* sleep until the next deadline or a hand-off */
         int64_t until = f->next_metrics_ms;
-        if (!f->mq && f->next_connect_ms < until) until = f->next_connect_ms;
+        if (!f->live && f->next_connect_ms < until) until = f->next_connect_ms;
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
             until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
@@ -733,6 +736,7 @@ void forwarder_stop(forwarder *f)
     }
     mqtt_destroy(f->mq, 1000); /* no callback after this */
     f->mq = NULL;
+    f->live = false;
     pthread_mutex_lock(&f->mu);
     free_events(f->ev_head); /* queued by the last callbacks */
     f->ev_head = f->ev_tail = NULL;

@@ -14,8 +14,9 @@
 struct mqtt {
     MQTTAsync client;
     mqtt_callbacks cb;
+    mqtt_opts o;        /* the caller's strings, which outlive us (see mqtt.h) */
+    pthread_mutex_t mu; /* guards gen, ssl_error and disconnected (paho's threads read/write) */
     uint64_t gen;
-    pthread_mutex_t mu; /* guards ssl_error and disconnected (written by paho's threads) */
     pthread_cond_t cv;
     char ssl_error[200];
     bool disconnected;
@@ -37,10 +38,18 @@ static int on_ssl_error(const char *str, size_t len, void *u)
     return 0;
 }
 
+static uint64_t cur_gen(mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t g = m->gen;
+    pthread_mutex_unlock(&m->mu);
+    return g;
+}
+
 static void on_connected(void *ctx, MQTTAsync_successData *d)
 {
     mqtt *m = ctx;
-    m->cb.connected(m->cb.arg, m->gen);
+    m->cb.connected(m->cb.arg, cur_gen(m));
 }
 
 static const char *connack_reason(int code)
@@ -68,6 +77,7 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *d)
     char ssl[sizeof m->ssl_error];
     pthread_mutex_lock(&m->mu);
     memcpy(ssl, m->ssl_error, sizeof ssl);
+    uint64_t gen = m->gen;
     pthread_mutex_unlock(&m->mu);
     int code = d ? d->code : MQTTASYNC_FAILURE;
     const char *why = connack_reason(code);
@@ -79,7 +89,7 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *d)
         snprintf(reason, sizeof reason, "%s", d->message);
     else
         snprintf(reason, sizeof reason, "%s (%d)", MQTTAsync_strerror(code), code);
-    m->cb.down(m->cb.arg, m->gen, false, reason);
+    m->cb.down(m->cb.arg, gen, false, reason);
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -87,7 +97,7 @@ static void on_lost(void *ctx, char *cause)
     mqtt *m = ctx;
     char reason[256];
     snprintf(reason, sizeof reason, "connection lost%s%s", cause ? ": " : "", cause ? cause : "");
-    m->cb.down(m->cb.arg, m->gen, true, reason);
+    m->cb.down(m->cb.arg, cur_gen(m), true, reason);
 }
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
@@ -101,7 +111,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         copy[topic_len] = '\0';
         t = copy;
     }
-    m->cb.message(m->cb.arg, m->gen, t, msg->payload,
+    m->cb.message(m->cb.arg, cur_gen(m), t, msg->payload,
                   msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retained != 0);
     free(copy);
     MQTTAsync_freeMessage(&msg);
@@ -112,13 +122,13 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 static void on_sent(void *ctx, MQTTAsync_successData *d)
 {
     mqtt *m = ctx;
-    m->cb.done(m->cb.arg, m->gen, d ? d->token : 0, true);
+    m->cb.done(m->cb.arg, cur_gen(m), d ? d->token : 0, true);
 }
 
 static void on_send_failed(void *ctx, MQTTAsync_failureData *d)
 {
     mqtt *m = ctx;
-    m->cb.done(m->cb.arg, m->gen, d ? d->token : 0, false);
+    m->cb.done(m->cb.arg, cur_gen(m), d ? d->token : 0, false);
 }
 
 static void on_disconnect_done(mqtt *m)
@@ -139,6 +149,46 @@ static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *d)
     on_disconnect_done(ctx);
 }
 
+/* Starts one connection attempt on the existing client; the outcome arrives as connected or
+ * down. */
+static er_rc start_attempt(mqtt *m, er_err *err)
+{
+    er_rc rc = ER_IO;
+    const mqtt_opts *o = &m->o;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    ssl.trustStore = o->ca;
+    ssl.keyStore = o->cert;
+    ssl.privateKey = o->key;
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = 1; /* host name check */
+    ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+    ssl.ssl_error_cb = on_ssl_error;
+    ssl.ssl_error_context = m;
+    if (o->port == 443) {
+        ssl.protos = alpn_iot;
+        ssl.protos_len = sizeof alpn_iot - 1;
+    }
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.keepAliveInterval = o->keepalive_s;
+    co.cleansession = 1;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.maxInflight = o->max_inflight > 0 ? o->max_inflight : 10;
+    co.connectTimeout = 10;
+    co.automaticReconnect = 0;
+    co.ssl = &ssl; /* paho copies the options */
+    co.onSuccess = on_connected;
+    co.onFailure = on_connect_failed;
+    co.context = m;
+    int prc = MQTTAsync_connect(m->client, &co);
+    if (prc != MQTTASYNC_SUCCESS) {
+        er_fail(err, rc, "MQTT connect to %s:%d: %s", o->host, o->port, MQTTAsync_strerror(prc));
+        goto fail;
+    }
+    return ER_OK;
+fail:
+    return rc;
+}
+
 er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
@@ -149,6 +199,7 @@ er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     m->cb = *cb;
+    m->o = *o;
     m->gen = o->gen;
     rc = ER_CONFIG;
     if (snprintf(uri, sizeof uri, "ssl://%s:%d", o->host, o->port) >= (int)sizeof uri) {
@@ -170,41 +221,22 @@ er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_
         er_fail(err, rc, "MQTT callbacks: %s", MQTTAsync_strerror(prc));
         goto fail;
     }
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    ssl.trustStore = o->ca;
-    ssl.keyStore = o->cert;
-    ssl.privateKey = o->key;
-    ssl.enableServerCertAuth = 1;
-    ssl.verify = 1; /* host name check */
-    ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
-    ssl.ssl_error_cb = on_ssl_error;
-    ssl.ssl_error_context = m;
-    if (o->port == 443) {
-        ssl.protos = alpn_iot;
-        ssl.protos_len = sizeof alpn_iot - 1;
-    }
-    MQTTAsync_connectOptions co2 = MQTTAsync_connectOptions_initializer;
-    co2.keepAliveInterval = o->keepalive_s;
-    co2.cleansession = 1;
-    co2.MQTTVersion = MQTTVERSION_3_1_1;
-    co2.maxInflight = o->max_inflight > 0 ? o->max_inflight : 10;
-    co2.connectTimeout = 10;
-    co2.automaticReconnect = 0;
-    co2.ssl = &ssl;
-    co2.onSuccess = on_connected;
-    co2.onFailure = on_connect_failed;
-    co2.context = m;
-    prc = MQTTAsync_connect(m->client, &co2);
-    if (prc != MQTTASYNC_SUCCESS) {
-        rc = ER_IO;
-        er_fail(err, rc, "MQTT connect to %s: %s", uri, MQTTAsync_strerror(prc));
-        goto fail;
-    }
+    rc = start_attempt(m, err);
+    if (rc) goto fail;
     *out = m;
     return ER_OK;
 fail:
     mqtt_destroy(m, 0);
     return rc;
+}
+
+er_rc mqtt_reconnect(mqtt *m, uint64_t gen, er_err *err)
+{
+    pthread_mutex_lock(&m->mu);
+    m->gen = gen;
+    m->ssl_error[0] = '\0'; /* from the last attempt */
+    pthread_mutex_unlock(&m->mu);
+    return start_attempt(m, err);
 }
 
 er_rc mqtt_publish(mqtt *m, const char *topic, const void *payload, size_t len, int qos,
@@ -265,7 +297,8 @@ void mqtt_destroy(mqtt *m, int timeout_ms)
     if (m->client) {
         if (MQTTAsync_isConnected(m->client)) {
             /* wait for the DISCONNECT to be done: destroying a client with commands still
-             * queued leaks them inside paho */
+             * queued leaks them inside paho (see mqtt.h). A client that is not connected
+             * cannot flush them: the forwarder only gets here at shutdown then. */
             MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
             d.timeout = timeout_ms;
             d.onSuccess = on_disconnected;

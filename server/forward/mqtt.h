@@ -1,7 +1,15 @@
 /* mqtt.h - one MQTT 3.1.1 connection over TLS with paho.mqtt.c's asynchronous client
- * (paho-mqtt3as), wrapped so the forwarder never sees paho types. A new mqtt object is made for
- * every connection attempt and destroyed when the connection ends, so nothing of an old session
- * (tokens, queued commands) leaks into the next; gen tells the callbacks apart.
+ * (paho-mqtt3as), wrapped so the forwarder never sees paho types. One mqtt object (one paho
+ * client) serves every connection attempt: after a down callback, mqtt_reconnect starts the next
+ * one; gen, given per attempt, tells the callbacks apart.
+ *
+ * Why not a fresh client per connection: a publish that paho has queued but not yet written when
+ * the connection drops (MQTTAsync_send raced the loss, or it waited behind a large write or the
+ * in-flight window) stays in paho's command queue, and MQTTAsync_destroy (paho 1.3.11) frees
+ * such a command without its topic and payload copies (MQTTAsync_NULLPublishCommands clears
+ * them as if the protocol layer owned them). Destroying the client at every loss leaked those
+ * bytes on each flap. Kept, the client sends them on the next connection, which frees them;
+ * their done callbacks then carry the new gen and a token no current publish has.
  *
  * TLS always verifies the server certificate and the host name; on port 443 the ALPN protocol
  * x-amzn-mqtt-ca is offered (IoT Core's MQTT over 443). Clean session, no paho reconnect:
@@ -34,6 +42,7 @@ typedef struct mqtt_callbacks {
                     bool retained);
 } mqtt_callbacks;
 
+/* Every string must outlive the mqtt object: reconnects use them again. */
 typedef struct mqtt_opts {
     const char *host;
     int port;
@@ -41,11 +50,16 @@ typedef struct mqtt_opts {
     const char *client_id;
     int keepalive_s;
     int max_inflight; /* paho's own bound on unacknowledged messages */
-    uint64_t gen;     /* passed back to every callback */
+    uint64_t gen;     /* passed back to every callback (until mqtt_reconnect) */
 } mqtt_opts;
 
 /* Creates the client and starts connecting; the outcome arrives as connected or down. */
 er_rc mqtt_connect(const mqtt_opts *o, const mqtt_callbacks *cb, mqtt **out, er_err *err);
+
+/* Starts the next connection attempt on the same client, after the down callback of the last
+ * one; callbacks from now on carry gen. Errors as mqtt_connect (the client stays usable for
+ * mqtt_destroy). */
+er_rc mqtt_reconnect(mqtt *m, uint64_t gen, er_err *err);
 
 /* Queues a publish; *token identifies it in the done callback. ER_CLOSED when not connected,
  * ER_AGAIN when paho's buffer is full, ER_INVALID when paho refuses the message itself (topic,
