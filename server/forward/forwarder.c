@@ -203,10 +203,15 @@ static uint32_t rnd32(void)
     return r;
 }
 
-static void flush_acks(forwarder *f)
+/* Records the acknowledged rows. In the drain loop the ack is queued for the store's next group
+ * commit without waiting (wait false), so the window is refilled while the writer commits; a
+ * crash before that commit only means those rows are sent again. Before a rewind and at stop it
+ * waits, so the rows are gone before the queue is read again. */
+static void flush_acks(forwarder *f, bool wait)
 {
     if (f->n_acks == 0) return;
-    er_rc rc = store_outbox_ack(f->st, f->acks, f->n_acks);
+    er_rc rc = wait ? store_outbox_ack(f->st, f->acks, f->n_acks)
+                    : store_outbox_ack_async(f->st, f->acks, f->n_acks);
     if (rc)
         log_warn("forward",
                  "recording %zu acknowledged messages failed: %s (they will be sent "
@@ -219,7 +224,7 @@ static void flush_acks(forwarder *f)
 
 static void add_ack(forwarder *f, int64_t seq)
 {
-    if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f);
+    if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f, false);
     f->acks[f->n_acks++] = seq;
 }
 
@@ -233,7 +238,7 @@ static void drop_inflight(forwarder *f, int i)
 /* Forget what was sent on this connection: the next one starts at the oldest unacked row. */
 static void rewind_queue(forwarder *f)
 {
-    flush_acks(f);
+    flush_acks(f, true);
     while (f->n_fl > 0)
         drop_inflight(f, f->n_fl - 1);
     f->n_fl = 0;
@@ -636,7 +641,7 @@ static void *run(void *arg)
         if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
-        flush_acks(f); /* after refilling the window: the broker works while we commit */
+        flush_acks(f, false); /* after refilling the window: the broker works meanwhile */
         if (now >= f->next_metrics_ms) {
             if (f->up) send_metrics(f); /* while down the window keeps accumulating */
             f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
@@ -732,7 +737,7 @@ void forwarder_stop(forwarder *f)
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
         f->started = false;
-        flush_acks(f);
+        flush_acks(f, true);
     }
     mqtt_destroy(f->mq, 1000); /* no callback after this */
     f->mq = NULL;
