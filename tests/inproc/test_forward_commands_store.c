@@ -12,18 +12,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "raw_db.h"
 #include "core/util.h"
 #include "forward/commands.h"
 #include "forward/policy.h"
 #include "store/store.h"
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int n_status, n_reset, n_restart;
 static void on_status(void *arg, void *obj)
@@ -194,6 +187,6 @@ int main(void)
     CHECK_EQ_INT(ps.criteria, CONFIG_CRIT_LT);
     store_destroy(st);
     policy_destroy(pol);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    raw_rm_tree(dir);
     return check_summary();
 }

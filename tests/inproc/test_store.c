@@ -14,20 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "raw_db.h"
 #include "core/util.h"
 #include "model/inference.h"
 #include "store/store.h"
 
 static char g_dir[256];
 static int g_db_counter;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* A fresh database path (in a subdirectory that does not exist yet, to test mkdir -p). */
 static void db_path(char *out, size_t n)
@@ -72,31 +65,6 @@ static int64_t put_ok(store *s, inference *inf)
     CHECK_EQ_INT(rc, ER_OK);
     CHECK(!res.duplicate);
     return res.seq;
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-    sqlite3 *db = NULL;
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t raw_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = raw_open(path);
-    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-    CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
 /* ---- put / get ---- */
@@ -1058,6 +1026,6 @@ int main(void)
     test_stats();
     test_foreach();
     test_disk_full();
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    raw_rm_tree(g_dir);
     return check_summary();
 }

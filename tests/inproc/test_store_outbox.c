@@ -15,20 +15,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "raw_db.h"
 #include "core/util.h"
 #include "model/inference.h"
 #include "store/store.h"
 
 static char g_dir[256];
 static int g_db_counter;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void db_path(char *out, size_t n)
 {
@@ -96,24 +89,6 @@ static store_outbox_stats stats(store *s)
     store_outbox_stats st;
     CHECK_EQ_INT(store_outbox_stats_get(s, &st), ER_OK);
     return st;
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-    sqlite3 *db = NULL;
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t raw_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* A policy by label: "skip" -> SKIPPED, "low" -> FILTERED, else PENDING; counts its calls. */
@@ -611,6 +586,6 @@ int main(void)
     test_clear();
     test_retention_dead();
     test_startup_big_outbox();
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    raw_rm_tree(g_dir);
     return check_summary();
 }
