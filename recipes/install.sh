@@ -19,7 +19,7 @@ stamp="$prefix/share/ei-relay/.installed-from"
 runtime_pkgs=(libmicrohttpd12 libsqlite3-0 libcjson1 libvips42 libwebsockets17 libpaho-mqtt1.3
               ca-certificates)
 build_pkgs=(build-essential cmake pkg-config python3 libmicrohttpd-dev libsqlite3-dev
-            libcjson-dev libvips-dev libwebsockets-dev libpaho-mqtt-dev)
+            libcjson-dev libvips-dev libwebsockets-dev libpaho-mqtt-dev libssl-dev)
 
 log() { echo "ei-relay install: $*"; }
 die() {
