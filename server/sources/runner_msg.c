@@ -265,9 +265,11 @@ static er_rc on_classification(runner_session *s, const char *msg, size_t len, r
         inf->model_width = s->model_width;
         inf->model_height = s->model_height;
     }
+    /* Only preview frames (checked in on_frame) become images; the runner puts none in a
+     * classification, so one found there is dropped rather than stored unchecked. */
+    free(inf->image.data);
+    memset(&inf->image, 0, sizeof inf->image);
     if (s->frame.data) {
-        /* The frame replaces any image the message itself carried (the runner sends none). */
-        free(inf->image.data);
         inf->image.data = s->frame.data;
         inf->image.len = s->frame.len;
         memcpy(inf->image.mime, s->frame.mime, sizeof inf->image.mime);

@@ -373,6 +373,22 @@ static void test_pairing_rules(void)
     runner_session_destroy(s);
 }
 
+/* An image inside a classification message is not a checked preview frame: dropped. */
+static void test_classification_image_dropped(void)
+{
+    runner_session *s = fresh(true, 0);
+    sink k = {0};
+    er_err err;
+    CHECK_EQ_INT(feed(s,
+                      "{\"type\":\"classification\",\"result\":{\"classification\":{\"a\":"
+                      "1}},\"image\":\"AAECAwQF\"}",
+                      &k, &err),
+                 ER_OK);
+    CHECK(k.n == 1 && k.inf[0]->image.data == NULL && k.inf[0]->image.len == 0);
+    sink_free(&k);
+    runner_session_destroy(s);
+}
+
 static void test_no_images(void)
 {
     runner_session *s = fresh(false, 0);
@@ -521,6 +537,7 @@ int main(void)
     test_object_detection_fixture();
     test_pairing_rules();
     test_no_images();
+    test_classification_image_dropped();
     test_rejects();
     test_image_size();
     return check_summary();
