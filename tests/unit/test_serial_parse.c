@@ -1,0 +1,482 @@
+/* test_serial_parse.c - the serial firmware-output parser: every fixture fed whole and in random
+ * chunks gives the same inferences, CRLF and noise do not change them, exact field values, and
+ * the less common formats (regression, visual anomaly grid, tracking). Fixtures come from
+ * $EI_FIXTURES/serial. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "sources/serial_parse.h"
+
+typedef struct sink {
+    inference *v[64];
+    size_t n;
+    size_t overflow;
+} sink;
+
+static void collect(void *arg, inference *inf)
+{
+    sink *s = arg;
+    if (s->n < sizeof s->v / sizeof s->v[0])
+        s->v[s->n++] = inf;
+    else {
+        s->overflow++;
+        inference_destroy(inf);
+    }
+}
+
+static void sink_free(sink *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        inference_destroy(s->v[i]);
+    s->n = 0;
+}
+
+static int64_t fake_clock(void)
+{
+    return 42;
+}
+
+static const serial_parser_opts test_opts = {
+    .device = "mcu", .source = "serial0", .max_line = 0, .now_ms = fake_clock};
+
+/* xorshift: reproducible chunk sizes per seed */
+static uint32_t rnd(uint32_t *st)
+{
+    uint32_t x = *st;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *st = x;
+}
+
+/* Feeds data in chunks of 1..max_chunk bytes (max_chunk 0 = all at once), then finishes. */
+static void run(const char *data, size_t len, uint32_t seed, size_t max_chunk, sink *out,
+                serial_parser_stats *stats)
+{
+    serial_parser *p = NULL;
+    er_err err;
+    uint32_t st = seed ? seed : 1;
+    size_t off = 0;
+    memset(out, 0, sizeof *out);
+    CHECK_EQ_INT(serial_parser_create(&test_opts, &p, &err), ER_OK);
+    if (!p) return;
+    while (off < len) {
+        size_t k = max_chunk ? 1 + rnd(&st) % max_chunk : len;
+        if (k > len - off) k = len - off;
+        if (serial_parser_feed(p, (const uint8_t *)data + off, k, collect, out) != ER_OK)
+            check_failed++;
+        off += k;
+    }
+    CHECK_EQ_INT(serial_parser_finish(p, collect, out), ER_OK);
+    if (stats) serial_parser_stats_get(p, stats);
+    serial_parser_destroy(p);
+}
+
+static char *read_fixture(const char *name, size_t *len)
+{
+    const char *dir = getenv("EI_FIXTURES");
+    char path[1024];
+    char *buf = NULL;
+    long n;
+    FILE *f;
+    snprintf(path, sizeof path, "%s/serial/%s", dir ? dir : "../../shared/fixtures", name);
+    f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        check_failed++;
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+            buf[n] = '\0';
+            *len = (size_t)n;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Same inferences, field by field (guid aside: fresh per inference). */
+static void check_same(const sink *a, const sink *b, const char *what)
+{
+    int before = check_failed;
+    CHECK_EQ_INT(a->n, b->n);
+    for (size_t i = 0; i < a->n && i < b->n; i++) {
+        const inference *x = a->v[i], *y = b->v[i];
+        CHECK_EQ_STR(x->result_json, y->result_json);
+        CHECK(str_eq(x->timing_json, y->timing_json));
+        CHECK_EQ_INT(x->kind, y->kind);
+        CHECK_EQ_INT(x->has_anomaly, y->has_anomaly);
+        CHECK(x->anomaly == y->anomaly);
+        CHECK_EQ_INT(x->model_width, y->model_width);
+        CHECK_EQ_INT(x->n_labels, y->n_labels);
+        for (size_t k = 0; k < x->n_labels && k < y->n_labels; k++) {
+            CHECK_EQ_STR(x->labels[k].label, y->labels[k].label);
+            CHECK(x->labels[k].score == y->labels[k].score);
+        }
+        CHECK(str_eq(x->top_label, y->top_label));
+    }
+    if (check_failed != before) fprintf(stderr, "  ... while comparing %s\n", what);
+}
+
+static size_t count_boxes(const sink *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        for (const char *p = s->v[i]->result_json; (p = strstr(p, "\"height\":")); p++)
+            n++;
+    return n;
+}
+
+/* CRLF copy of an LF text. */
+static char *to_crlf(const char *s, size_t len, size_t *out_len)
+{
+    char *o = malloc(len * 2 + 1);
+    size_t k = 0;
+    if (!o) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n') o[k++] = '\r';
+        o[k++] = s[i];
+    }
+    o[k] = '\0';
+    *out_len = k;
+    return o;
+}
+
+static void test_fixture(const char *name, size_t want, size_t want_boxes, sink *whole)
+{
+    size_t len = 0, crlf_len = 0;
+    char *data = read_fixture(name, &len), *crlf;
+    static const size_t max_chunks[] = {1, 2, 3, 7, 16, 64, 333};
+    if (!data) return;
+    run(data, len, 0, 0, whole, NULL);
+    CHECK_EQ_INT(whole->n, want);
+    if (want_boxes != (size_t)-1) CHECK_EQ_INT(count_boxes(whole), want_boxes);
+    for (size_t i = 0; i < whole->n; i++) {
+        CHECK_EQ_STR(whole->v[i]->device, "mcu");
+        CHECK_EQ_STR(whole->v[i]->source, "serial0");
+        CHECK_EQ_INT(whole->v[i]->ts, 42);
+        CHECK_EQ_INT(strlen(whole->v[i]->guid), UTIL_UUID_LEN);
+    }
+    for (size_t m = 0; m < sizeof max_chunks / sizeof max_chunks[0]; m++) {
+        for (uint32_t seed = 1; seed <= 4; seed++) {
+            sink chunked;
+            run(data, len, seed * 2654435761u, max_chunks[m], &chunked, NULL);
+            check_same(whole, &chunked, name);
+            sink_free(&chunked);
+        }
+    }
+    crlf = to_crlf(data, len, &crlf_len);
+    if (crlf) {
+        sink a, b;
+        run(crlf, crlf_len, 0, 0, &a, NULL);
+        run(crlf, crlf_len, 7, 5, &b, NULL);
+        check_same(whole, &a, "crlf whole");
+        check_same(whole, &b, "crlf chunked");
+        sink_free(&a);
+        sink_free(&b);
+    }
+    free(crlf);
+    free(data);
+}
+
+static void test_fixture_values(void)
+{
+    sink s;
+    test_fixture("sdk-print-results.txt", 3, 2, &s);
+    if (s.n == 3) {
+        CHECK_EQ_STR(s.v[0]->result_json,
+                     "{\"classification\":{\"noise\":0.01953,\"faucet\":0.97266,\"background\":0."
+                     "00781}}");
+        CHECK_EQ_STR(s.v[0]->timing_json, "{\"dsp\":5,\"classification\":12,\"anomaly\":0}");
+        CHECK_EQ_INT(s.v[0]->kind, INFERENCE_CLASSIFICATION);
+        CHECK_EQ_STR(s.v[0]->top_label, "faucet");
+        CHECK(s.v[0]->top_score == 0.97266);
+        CHECK_EQ_INT(s.v[0]->n_labels, 3);
+        CHECK_EQ_INT(s.v[0]->has_anomaly, 0);
+        CHECK_EQ_STR(s.v[1]->result_json,
+                     "{\"bounding_boxes\":[{\"label\":\"cat\",\"value\":0.91,\"x\":24,\"y\":16,"
+                     "\"width\":40,\"height\":48},{\"label\":\"dog\",\"value\":0.55,\"x\":0,"
+                     "\"y\":56,\"width\":32,\"height\":40}]}");
+        CHECK_EQ_INT(s.v[1]->kind, INFERENCE_OBJECT_DETECTION);
+        CHECK_EQ_STR(s.v[2]->result_json, "{\"anomaly\":0.871}");
+        CHECK_EQ_STR(s.v[2]->timing_json, "{\"dsp\":0.78,\"classification\":3,\"anomaly\":0}");
+        CHECK_EQ_INT(s.v[2]->kind, INFERENCE_ANOMALY);
+        CHECK_EQ_INT(s.v[2]->has_anomaly, 1);
+        CHECK(s.v[2]->anomaly == 0.871);
+    }
+    sink_free(&s);
+
+    test_fixture("classic-classification.txt", 2, 0, &s);
+    if (s.n == 2) {
+        CHECK_EQ_STR(s.v[0]->result_json,
+                     "{\"classification\":{\"idle\":0.996094,\"snake\":0,\"updown\":0,\"wave\":0."
+                     "003906},\"anomaly\":-0.183448}");
+        CHECK_EQ_STR(s.v[0]->timing_json, "{\"dsp\":17,\"classification\":0,\"anomaly\":1}");
+        CHECK_EQ_INT(s.v[0]->kind, INFERENCE_CLASSIFICATION);
+        CHECK(s.v[0]->has_anomaly && s.v[0]->anomaly == -0.183448);
+        CHECK_EQ_STR(s.v[1]->top_label, "updown");
+        CHECK(s.v[1]->anomaly == 0.412001);
+    }
+    sink_free(&s);
+
+    test_fixture("classic-object-detection.txt", 3, 3, &s);
+    if (s.n == 3) {
+        CHECK_EQ_INT(s.v[0]->kind, INFERENCE_OBJECT_DETECTION);
+        CHECK_EQ_INT(s.v[0]->n_labels, 2);
+        CHECK_EQ_STR(s.v[0]->top_label, "vehicle");
+        CHECK_EQ_STR(s.v[1]->result_json, "{\"bounding_boxes\":[]}");
+        CHECK_EQ_INT(s.v[1]->kind, INFERENCE_EMPTY);
+        CHECK_EQ_INT(s.v[1]->n_labels, 0);
+        CHECK_EQ_STR(s.v[2]->result_json,
+                     "{\"bounding_boxes\":[{\"label\":\"person\",\"value\":0.75,\"x\":64,\"y\":8,"
+                     "\"width\":16,\"height\":40}]}");
+        CHECK_EQ_STR(s.v[2]->timing_json, "{\"dsp\":10,\"classification\":259,\"anomaly\":0}");
+        /* "Image resolution: 96x96" in the runner's settings */
+        CHECK_EQ_INT(s.v[0]->model_width, 96);
+        CHECK_EQ_INT(s.v[2]->model_height, 96);
+    }
+    sink_free(&s);
+
+    test_fixture("esp32-camera.txt", 3, 1, &s);
+    if (s.n == 3) {
+        CHECK_EQ_STR(s.v[0]->result_json,
+                     "{\"bounding_boxes\":[{\"label\":\"face\",\"value\":0.78125,\"x\":16,\"y\":32,"
+                     "\"width\":8,\"height\":8}]}");
+        CHECK_EQ_INT(s.v[1]->kind, INFERENCE_EMPTY);
+        CHECK_EQ_STR(s.v[2]->result_json,
+                     "{\"classification\":{\"no-helmet\":0.08984,\"helmet\":0.91016},"
+                     "\"anomaly\":0.123}");
+        CHECK_EQ_INT(s.v[2]->kind, INFERENCE_CLASSIFICATION);
+        CHECK_EQ_STR(s.v[2]->timing_json, "{\"dsp\":11,\"classification\":88,\"anomaly\":0}");
+        CHECK_EQ_INT(s.v[0]->model_width, 0);
+    }
+    sink_free(&s);
+}
+
+/* Garbage bytes and a 100 KB line between two fixtures change neither's inferences. */
+static void test_noise_between_blocks(void)
+{
+    size_t la = 0, lb = 0, n = 0;
+    char *a = read_fixture("sdk-print-results.txt", &la);
+    char *b = read_fixture("classic-classification.txt", &lb);
+    size_t big = 100 * 1024;
+    char *all = malloc(la + lb + big + 4096);
+    sink ref_a, ref_b, got, got2;
+    serial_parser_stats st;
+    uint32_t r = 99;
+    if (!a || !b || !all) goto out;
+    memcpy(all, a, la);
+    n = la;
+    for (int i = 0; i < 300; i++)
+        all[n++] = (char)(rnd(&r) & 0xff);
+    all[n++] = '\n';
+    for (size_t i = 0; i < big; i++)
+        all[n++] = (char)('a' + i % 26);
+    all[n++] = '\n';
+    const char *boot = "\xff\xfe\x01boot: rst:0x1 (POWERON)\n\n  \n";
+    memcpy(all + n, boot, strlen(boot));
+    n += strlen(boot);
+    memcpy(all + n, b, lb);
+    n += lb;
+
+    run(a, la, 0, 0, &ref_a, NULL);
+    run(b, lb, 0, 0, &ref_b, NULL);
+    run(all, n, 0, 0, &got, &st);
+    CHECK_EQ_INT(got.n, ref_a.n + ref_b.n);
+    CHECK_EQ_INT(st.long_lines, 1);
+    CHECK_EQ_INT(st.inferences, 5);
+    if (got.n == ref_a.n + ref_b.n) {
+        sink head = {.n = ref_a.n}, tail = {.n = ref_b.n};
+        memcpy(head.v, got.v, ref_a.n * sizeof got.v[0]);
+        memcpy(tail.v, got.v + ref_a.n, ref_b.n * sizeof got.v[0]);
+        check_same(&ref_a, &head, "sdk before noise");
+        check_same(&ref_b, &tail, "classic after noise");
+    }
+    run(all, n, 5, 97, &got2, NULL);
+    check_same(&got, &got2, "noise stream chunked");
+    sink_free(&ref_a);
+    sink_free(&ref_b);
+    sink_free(&got);
+    sink_free(&got2);
+out:
+    free(a);
+    free(b);
+    free(all);
+}
+
+/* An over-long line inside a block ends it (emitted), and is never buffered. */
+static void test_long_line_in_block(void)
+{
+    const char *head = "Predictions (DSP: 1 ms., Classification: 2 ms., Anomaly: 0 ms.):\n"
+                       "#Classification results:\n    a: 0.25\n";
+    const char *next = "\n    b: 0.5\nTiming: DSP 1 ms, inference 2 ms, anomaly 0 ms\n"
+                       "Predictions:\n  c: 1\n";
+    char *buf = malloc(8192);
+    size_t n = 0;
+    sink s;
+    serial_parser_stats st;
+    if (!buf) return;
+    memcpy(buf, head, strlen(head));
+    n = strlen(head);
+    memset(buf + n, 'x', 5000);
+    n += 5000;
+    memcpy(buf + n, next, strlen(next));
+    n += strlen(next);
+    run(buf, n, 3, 11, &s, &st);
+    CHECK_EQ_INT(s.n, 2);
+    if (s.n == 2) {
+        CHECK_EQ_STR(s.v[0]->result_json, "{\"classification\":{\"a\":0.25}}");
+        CHECK_EQ_STR(s.v[1]->result_json, "{\"classification\":{\"c\":1}}");
+        CHECK_EQ_STR(s.v[1]->timing_json, "{\"dsp\":1,\"classification\":2,\"anomaly\":0}");
+    }
+    CHECK_EQ_INT(st.long_lines, 1);
+    CHECK_EQ_INT(st.noise_lines, 1); /* "b: 0.5" with no block open */
+    sink_free(&s);
+    free(buf);
+}
+
+static void test_float_timings_and_finish(void)
+{
+    /* float and unspaced timings, CRLF, and a last line without its newline */
+    const char *t = "Predictions (DSP: 1.000000 ms., Classification: 0ms., Anomaly: 250 us):\r\n"
+                    "#Classification results:\r\n    on: 0.75\r\n    off: 0.25\r\n"
+                    "Anomaly prediction: 0.5";
+    sink s;
+    run(t, strlen(t), 0, 0, &s, NULL);
+    CHECK_EQ_INT(s.n, 1);
+    if (s.n == 1) {
+        CHECK_EQ_STR(s.v[0]->timing_json, "{\"dsp\":1,\"classification\":0,\"anomaly\":0.25}");
+        CHECK_EQ_STR(s.v[0]->result_json,
+                     "{\"classification\":{\"on\":0.75,\"off\":0.25},\"anomaly\":0.5}");
+    }
+    sink_free(&s);
+}
+
+static void test_other_formats(void)
+{
+    const char *t =
+        /* regression */
+        "Predictions (DSP: 2 ms., Classification: 1 ms., Anomaly: 0 ms.):\n"
+        "#Regression results:\n    value: 21.5\n"
+        "Starting inferencing in 2 seconds...\n"
+        /* visual anomaly grid */
+        "Predictions (DSP: 3 ms., Classification: 40 ms., Anomaly: 5 ms.):\n"
+        "#Visual anomaly grid results:\n"
+        "    anomaly (7.250000) [ x: 0, y: 0, width: 16, height: 16 ]\n"
+        "    anomaly (6.5) [ x: 16, y: 0, width: 16, height: 16 ]\n"
+        "Visual anomaly values: Mean : 1.250 Max : 7.250\n"
+        "-----------------------------------------------------\n"
+        /* tracking, with and without a score */
+        "Predictions (DSP: 3 ms., Classification: 40 ms., Anomaly: 0 ms.):\n"
+        "#Object tracking results:\n"
+        "  car (ID 3) [ x: 1, y: 2, width: 3, height: 4 ]\n"
+        "  bike (ID 4) (0.5) [ x: 5, y: 6, width: 7, height: 8 ]\n"
+        "Starting inferencing in 2 seconds...\n"
+        /* newer SDK, no objects: the section header alone, then noise */
+        "Timing: DSP 1 ms, inference 2 ms, anomaly 0 ms\n"
+        "Object detection bounding boxes:\n"
+        "Starting inferencing in 2 seconds...\n"
+        /* a header with nothing after it is dropped */
+        "Predictions (DSP: 1 ms., Classification: 2 ms., Anomaly: 0 ms.):\n"
+        "Recording...\n";
+    sink s;
+    serial_parser_stats st;
+    run(t, strlen(t), 0, 0, &s, &st);
+    CHECK_EQ_INT(s.n, 4);
+    CHECK_EQ_INT(st.empty_blocks, 1);
+    if (s.n == 4) {
+        CHECK_EQ_STR(s.v[0]->result_json, "{\"classification\":{\"value\":21.5}}");
+        CHECK_EQ_INT(s.v[0]->kind, INFERENCE_CLASSIFICATION);
+        CHECK_EQ_STR(s.v[1]->result_json,
+                     "{\"visual_anomaly_grid\":[{\"label\":\"anomaly\",\"value\":7.25,\"x\":0,"
+                     "\"y\":0,\"width\":16,\"height\":16},{\"label\":\"anomaly\",\"value\":6.5,"
+                     "\"x\":16,\"y\":0,\"width\":16,\"height\":16}],\"visual_anomaly_max\":7.25,"
+                     "\"visual_anomaly_mean\":1.25}");
+        CHECK_EQ_INT(s.v[1]->kind, INFERENCE_VISUAL_ANOMALY);
+        CHECK(s.v[1]->has_anomaly && s.v[1]->anomaly == 7.25);
+        CHECK_EQ_STR(s.v[2]->result_json,
+                     "{\"bounding_boxes\":[{\"label\":\"car\",\"value\":1,\"x\":1,\"y\":2,"
+                     "\"width\":3,\"height\":4},{\"label\":\"bike\",\"value\":0.5,\"x\":5,\"y\":6,"
+                     "\"width\":7,\"height\":8}]}");
+        CHECK_EQ_INT(s.v[2]->kind, INFERENCE_OBJECT_DETECTION);
+        CHECK_EQ_STR(s.v[3]->result_json, "{\"bounding_boxes\":[]}");
+        CHECK_EQ_INT(s.v[3]->kind, INFERENCE_EMPTY);
+    }
+    sink_free(&s);
+}
+
+/* Header-less firmware: a repeated section header starts the next inference; bad result lines
+ * (garbage label bytes, broken boxes) end the block instead of joining it. */
+static void test_repeat_and_bad_lines(void)
+{
+    const char *t = "#Classification results:\n  a: 0.5\n"
+                    "#Classification results:\n  a: 0.25\n"
+                    "  \xff\xfe: 0.5\n"
+                    "  b: 0.75\n"
+                    "Predictions (DSP: 1 ms., Classification: 2 ms., Anomaly: 0 ms.):\n"
+                    "  box (0.5) [ x: 1, y: 2, width: 3 ]\n";
+    sink s;
+    serial_parser_stats st;
+    run(t, strlen(t), 0, 0, &s, &st);
+    CHECK_EQ_INT(s.n, 2);
+    if (s.n == 2) {
+        CHECK_EQ_STR(s.v[0]->result_json, "{\"classification\":{\"a\":0.5}}");
+        CHECK_EQ_STR(s.v[1]->result_json, "{\"classification\":{\"a\":0.25}}");
+        CHECK(s.v[1]->timing_json == NULL);
+    }
+    CHECK_EQ_INT(st.empty_blocks, 1);
+    sink_free(&s);
+}
+
+static void test_create_and_args(void)
+{
+    serial_parser *p = NULL;
+    er_err err = {{0}};
+    serial_parser_opts o = test_opts;
+    sink s = {.n = 0};
+    o.max_line = 10;
+    CHECK_EQ_INT(serial_parser_create(&o, &p, &err), ER_CONFIG);
+    CHECK(p == NULL);
+    CHECK(strstr(err.msg, "max line") != NULL);
+    o.max_line = SERIAL_PARSE_LINE_MIN;
+    CHECK_EQ_INT(serial_parser_create(&o, &p, &err), ER_OK);
+    CHECK_EQ_INT(serial_parser_feed(p, NULL, 3, collect, &s), ER_INVALID);
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)"x", 1, NULL, &s), ER_INVALID);
+    /* flush emits the open block without waiting for the next line; the partial line stays */
+    const char *t = "Timing: DSP 1 ms, inference 2 ms, anomaly 0 ms\nAnomaly prediction: 1.5\n  a";
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)t, strlen(t), collect, &s), ER_OK);
+    CHECK_EQ_INT(s.n, 0);
+    CHECK_EQ_INT(serial_parser_flush(p, collect, &s), ER_OK);
+    CHECK_EQ_INT(s.n, 1);
+    CHECK_EQ_INT(serial_parser_finish(p, collect, &s), ER_OK);
+    CHECK_EQ_INT(s.n, 1); /* "  a" alone is noise */
+    sink_free(&s);
+    serial_parser_destroy(p);
+    serial_parser_destroy(NULL);
+}
+
+int main(void)
+{
+    test_fixture_values();
+    test_noise_between_blocks();
+    test_long_line_in_block();
+    test_float_timings_and_finish();
+    test_other_formats();
+    test_repeat_and_bad_lines();
+    test_create_and_args();
+    return check_summary();
+}
