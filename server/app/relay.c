@@ -1,6 +1,7 @@
-/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> HTTP -> sources;
- * stop in reverse so no producer outlives the store it writes to. The forwarder is stopped
- * before the store but freed after it, because the store calls its commit hook until the end. */
+/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> sources -> HTTP
+ * (which reads the sources' state) -> demo; stop in reverse so no producer outlives the store it
+ * writes to. The forwarder is stopped before the store but freed after it, because the store calls
+ * its commit hook until the end. */
 #include "app/relay.h"
 
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "http/auth.h"
 #include "http/http.h"
 #include "sources/demo.h"
+#include "sources/sources.h"
 
 struct relay {
     const config *cfg;
@@ -23,6 +25,7 @@ struct relay {
     forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
     http_server *http;
+    sources *src; /* the configured inference sources */
     demo_source *demo;
 };
 
@@ -74,10 +77,13 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
+    rc = sources_create(cfg, r->st, r->device, &r->src, err);
+    if (rc) goto fail;
     http_deps deps = {.cfg = cfg,
                       .st = r->st,
                       .au = r->au,
                       .fwd = r->fwd,
+                      .src = r->src,
                       .device = r->device,
                       .started_ms = util_now_ms()};
     rc = http_server_create(&deps, &r->http, err);
@@ -120,6 +126,7 @@ void relay_destroy(relay *r)
     if (!r) return;
     demo_source_destroy(r->demo);
     http_server_destroy(r->http); /* no new requests; in-flight puts finish in store_destroy */
+    sources_destroy(r->src);      /* after HTTP, which reads their state; before the store */
     forwarder_stop(r->fwd);
     store_destroy(r->st);
     forwarder_destroy(r->fwd); /* after the store: it held the forwarder's commit hook */

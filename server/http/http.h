@@ -10,6 +10,7 @@
 #include "forward/forwarder.h"
 #include "core/rc.h"
 #include "http/auth.h"
+#include "sources/sources.h"
 #include "store/store.h"
 
 typedef struct http_server http_server;
@@ -20,6 +21,7 @@ typedef struct http_deps {
     store *st;
     const auth *au;
     forwarder *fwd;     /* NULL when forwarding is off */
+    sources *src;       /* the configured sources; NULL = none */
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
 } http_deps;

@@ -81,6 +81,10 @@ void http_route_match(const char *method, const char *path, http_route *out)
         take(out, HTTP_ROUTE_FORWARDER, true, false, false, "GET, HEAD");
         return;
     }
+    if (strcmp(path, API_PREFIX "sources") == 0) {
+        take(out, HTTP_ROUTE_SOURCES, true, false, false, "GET, HEAD");
+        return;
+    }
     if (strcmp(path, API_PREFIX "stats") == 0) {
         take(out, HTTP_ROUTE_STATS, true, false, false, "GET, HEAD");
         return;

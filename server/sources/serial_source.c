@@ -1,0 +1,389 @@
+/* serial_source.c - see serial_source.h. One thread per source: open the input, poll it together
+ * with the stop pipe, feed the parser, flush after a second of silence, and on end of input
+ * (EOF, EIO/ENXIO when a device goes away, child exit) close and reopen with exponential
+ * backoff. The parser and the fd belong to the thread; the slot is shared with the API. */
+#include "sources/serial_source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "sources/serial_parse.h"
+
+#define SERIAL_FLUSH_MS 1000     /* silence after which an open block is emitted */
+#define SERIAL_BACKOFF_MIN 500   /* first reopen delay, ms */
+#define SERIAL_BACKOFF_MAX 30000 /* cap, ms */
+#define SERIAL_KILL_WAIT_MS 2000 /* SIGTERM to SIGKILL for a child at stop */
+
+extern char **environ;
+
+typedef enum serial_input { SERIAL_DEVICE, SERIAL_COMMAND, SERIAL_STDIN } serial_input;
+
+struct serial_source {
+    store *st;
+    sources_slot *slot; /* shared with the API, see sources.h */
+    int stop_fd;        /* readable once the source must stop */
+    serial_input input;
+    char *path; /* device path or command */
+    speed_t speed;
+    bool restart; /* command: run again after it exits */
+    serial_parser *parser;
+    pthread_t thread;
+    bool started;
+    /* the thread's open input */
+    int fd;
+    pid_t child;
+};
+
+static const struct {
+    long baud;
+    speed_t speed;
+} baud_rates[] = {{1200, B1200},       {2400, B2400},      {4800, B4800},     {9600, B9600},
+                  {19200, B19200},     {38400, B38400},    {57600, B57600},   {115200, B115200},
+                  {230400, B230400},   {460800, B460800},  {500000, B500000}, {921600, B921600},
+                  {1000000, B1000000}, {2000000, B2000000}};
+
+/* ---- settings ---- */
+
+static er_rc parse_settings(serial_source *s, const cJSON *conf, const char *name, er_err *err)
+{
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(conf, "device");
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(conf, "command");
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(conf, "stdin");
+    const cJSON *baud = cJSON_GetObjectItemCaseSensitive(conf, "baud");
+    const cJSON *restart = cJSON_GetObjectItemCaseSensitive(conf, "restart");
+    int given = (dev != NULL) + (cmd != NULL) + (in != NULL && !cJSON_IsFalse(in));
+    if (given != 1)
+        return er_fail(err, ER_CONFIG,
+                       "sources \"%.40s\": give exactly one of \"device\", \"command\" or "
+                       "\"stdin\": true",
+                       name);
+    if (dev && (!cJSON_IsString(dev) || !dev->valuestring[0]))
+        return er_fail(err, ER_CONFIG, "sources \"%.40s\".device: expected a tty path", name);
+    if (cmd && (!cJSON_IsString(cmd) || !cmd->valuestring[0]))
+        return er_fail(err, ER_CONFIG, "sources \"%.40s\".command: expected a shell command", name);
+    if (in && !cJSON_IsBool(in))
+        return er_fail(err, ER_CONFIG, "sources \"%.40s\".stdin: expected true", name);
+    if (restart && !cJSON_IsBool(restart))
+        return er_fail(err, ER_CONFIG, "sources \"%.40s\".restart: expected true or false", name);
+    s->restart = !cJSON_IsFalse(restart);
+    s->speed = B115200;
+    if (baud) {
+        bool found = false;
+        for (size_t i = 0; cJSON_IsNumber(baud) && i < sizeof baud_rates / sizeof baud_rates[0];
+             i++) {
+            if ((double)baud_rates[i].baud == baud->valuedouble) {
+                s->speed = baud_rates[i].speed;
+                found = true;
+            }
+        }
+        if (!found)
+            return er_fail(err, ER_CONFIG,
+                           "sources \"%.40s\".baud: not a supported rate (1200, 2400, 4800, "
+                           "9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, "
+                           "1000000, 2000000)",
+                           name);
+    }
+    s->input = dev ? SERIAL_DEVICE : cmd ? SERIAL_COMMAND : SERIAL_STDIN;
+    if (s->input != SERIAL_STDIN) {
+        s->path = strdup(dev ? dev->valuestring : cmd->valuestring);
+        if (!s->path) return er_fail(err, ER_NOMEM, "out of memory");
+    }
+    return ER_OK;
+}
+
+/* ---- the input ---- */
+
+static er_rc open_device(serial_source *s, er_err *err)
+{
+    int fd = open(s->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return er_fail(err, ER_IO, "cannot open %s: %s", s->path, strerror(errno));
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0) {
+        er_fail(err, ER_IO, "%s is not a tty: %s", s->path, strerror(errno));
+        close(fd);
+        return ER_IO;
+    }
+    cfmakeraw(&t);
+    t.c_cflag |= CLOCAL | CREAD;
+    cfsetispeed(&t, s->speed);
+    cfsetospeed(&t, s->speed);
+    if (tcsetattr(fd, TCSANOW, &t) != 0) {
+        er_fail(err, ER_IO, "cannot set %s to raw mode: %s", s->path, strerror(errno));
+        close(fd);
+        return ER_IO;
+    }
+    s->fd = fd;
+    return ER_OK;
+}
+
+static er_rc open_command(serial_source *s, er_err *err)
+{
+    er_rc rc = ER_IO;
+    int p[2] = {-1, -1};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    bool fa_ok = false, attr_ok = false;
+    if (pipe(p) != 0) {
+        rc = er_fail(err, ER_IO, "cannot create a pipe: %s", strerror(errno));
+        goto fail;
+    }
+    if (fcntl(p[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(p[1], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+        rc = er_fail(err, ER_IO, "cannot set up the pipe: %s", strerror(errno));
+        goto fail;
+    }
+    fa_ok = posix_spawn_file_actions_init(&fa) == 0;
+    attr_ok = posix_spawnattr_init(&attr) == 0;
+    if (!fa_ok || !attr_ok || posix_spawn_file_actions_adddup2(&fa, p[1], 1) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
+        /* its own process group, so stop can signal the shell and what it started */
+        posix_spawnattr_setpgroup(&attr, 0) != 0 ||
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP) != 0) {
+        rc = er_fail(err, ER_NOMEM, "cannot prepare the command");
+        goto fail;
+    }
+    char *argv[] = {"sh", "-c", s->path, NULL};
+    int e = posix_spawn(&s->child, "/bin/sh", &fa, &attr, argv, environ);
+    if (e != 0) {
+        s->child = 0;
+        rc = er_fail(err, ER_IO, "cannot run \"%.80s\": %s", s->path, strerror(e));
+        goto fail;
+    }
+    s->fd = p[0];
+    p[0] = -1;
+    rc = ER_OK;
+fail:
+    if (fa_ok) posix_spawn_file_actions_destroy(&fa);
+    if (attr_ok) posix_spawnattr_destroy(&attr);
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+    return rc;
+}
+
+static er_rc open_input(serial_source *s, er_err *err)
+{
+    switch (s->input) {
+    case SERIAL_DEVICE:
+        return open_device(s, err);
+    case SERIAL_COMMAND:
+        return open_command(s, err);
+    default:
+        s->fd = dup(0);
+        if (s->fd < 0) return er_fail(err, ER_IO, "cannot use stdin: %s", strerror(errno));
+        return ER_OK;
+    }
+}
+
+/* Reaps the child; when stopping it is asked to end (SIGTERM, then SIGKILL). */
+static void close_input(serial_source *s, bool stopping)
+{
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    if (s->child <= 0) return;
+    int status = 0;
+    if (stopping) kill(-s->child, SIGTERM);
+    for (int waited = 0; waitpid(s->child, &status, WNOHANG) == 0; waited += 20) {
+        if (waited >= SERIAL_KILL_WAIT_MS) {
+            kill(-s->child, SIGKILL);
+            waitpid(s->child, &status, 0);
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    if (!stopping) {
+        if (WIFEXITED(status))
+            log_info("sources", "source \"%s\": command exited with status %d", s->slot->st.name,
+                     WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+            log_info("sources", "source \"%s\": command ended by signal %d", s->slot->st.name,
+                     WTERMSIG(status));
+    }
+    s->child = 0;
+}
+
+/* ---- parsing ---- */
+
+static void emit(void *arg, inference *inf)
+{
+    serial_source *s = arg;
+    er_rc rc = store_put_async(s->st, inf, NULL, NULL); /* takes inf */
+    if (rc)
+        log_warn("sources", "source \"%s\": cannot store an inference: %s", s->slot->st.name,
+                 er_rc_name(rc));
+}
+
+static void publish_stats(serial_source *s)
+{
+    serial_parser_stats ps;
+    serial_parser_stats_get(s->parser, &ps);
+    pthread_mutex_lock(&s->slot->mu);
+    sources_status *st = &s->slot->st;
+    st->bytes = ps.bytes;
+    st->lines = ps.lines;
+    st->inferences = ps.inferences;
+    st->long_lines = ps.long_lines;
+    st->noise_lines = ps.noise_lines;
+    st->empty_blocks = ps.empty_blocks;
+    st->dropped = ps.dropped;
+    pthread_mutex_unlock(&s->slot->mu);
+}
+
+/* Waits ms or until stop; true if stopping. */
+static bool wait_stop(serial_source *s, int ms)
+{
+    struct pollfd p = {.fd = s->stop_fd, .events = POLLIN};
+    int n;
+    do {
+        n = poll(&p, 1, ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/* Reads until the input ends or stop. Returns true if stopping; *why says how it ended. */
+static bool read_loop(serial_source *s, char *why, size_t why_len)
+{
+    uint8_t buf[4096];
+    bool pending = false; /* bytes fed since the last flush */
+    for (;;) {
+        struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
+                              {.fd = s->fd, .events = POLLIN}};
+        int n = poll(p, 2, pending ? SERIAL_FLUSH_MS : -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(why, why_len, "poll failed: %s", strerror(errno));
+            return false;
+        }
+        if (p[0].revents) return true;
+        if (n == 0) { /* silence: emit the open block */
+            serial_parser_flush(s->parser, emit, s);
+            publish_stats(s);
+            pending = false;
+            continue;
+        }
+        ssize_t r = read(s->fd, buf, sizeof buf);
+        if (r > 0) {
+            serial_parser_feed(s->parser, buf, (size_t)r, emit, s);
+            publish_stats(s);
+            pending = true;
+            continue;
+        }
+        if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (r == 0)
+            snprintf(why, why_len, "%s%s: end of input",
+                     s->input == SERIAL_DEVICE    ? ""
+                     : s->input == SERIAL_COMMAND ? "command "
+                                                  : "",
+                     s->input == SERIAL_STDIN ? "stdin" : s->path);
+        else
+            snprintf(why, why_len, "%s: %s", s->input == SERIAL_STDIN ? "stdin" : s->path,
+                     errno == EIO || errno == ENXIO ? "device gone" : strerror(errno));
+        return false;
+    }
+}
+
+static void *serial_main(void *arg)
+{
+    serial_source *s = arg;
+    const char *name = s->slot->st.name;
+    int64_t backoff = SERIAL_BACKOFF_MIN;
+    bool first = true;
+    for (;;) {
+        er_err err = {{0}};
+        if (!first) {
+            pthread_mutex_lock(&s->slot->mu);
+            s->slot->st.reconnects++;
+            pthread_mutex_unlock(&s->slot->mu);
+        }
+        first = false;
+        sources_slot_state(s->slot, "starting", NULL);
+        if (open_input(s, &err) != ER_OK) {
+            log_warn("sources", "source \"%s\": %s (retrying in %lld ms)", name, err.msg,
+                     (long long)backoff);
+            sources_slot_state(s->slot, "backoff", "%s", err.msg);
+        } else {
+            sources_slot_state(s->slot, "running", NULL);
+            log_info("sources", "source \"%s\": reading %s", name,
+                     s->input == SERIAL_STDIN ? "stdin" : s->path);
+            uint64_t before = 0;
+            serial_parser_stats ps;
+            serial_parser_stats_get(s->parser, &ps);
+            before = ps.bytes;
+            char why[SOURCES_ERROR_MAX] = "";
+            bool stopping = read_loop(s, why, sizeof why);
+            serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
+            publish_stats(s);
+            close_input(s, stopping);
+            if (stopping) break;
+            serial_parser_stats_get(s->parser, &ps);
+            if (ps.bytes > before) backoff = SERIAL_BACKOFF_MIN; /* it worked for a while */
+            if (s->input == SERIAL_STDIN || (s->input == SERIAL_COMMAND && !s->restart)) {
+                log_info("sources", "source \"%s\": %s; stopped", name, why);
+                sources_slot_state(s->slot, "stopped", "%s", why);
+                break;
+            }
+            log_warn("sources", "source \"%s\": %s (reopening in %lld ms)", name, why,
+                     (long long)backoff);
+            sources_slot_state(s->slot, "backoff", "%s", why);
+        }
+        pthread_mutex_lock(&s->slot->mu);
+        s->slot->st.backoff_ms = backoff;
+        pthread_mutex_unlock(&s->slot->mu);
+        if (wait_stop(s, (int)backoff)) break;
+        backoff = backoff * 2 > SERIAL_BACKOFF_MAX ? SERIAL_BACKOFF_MAX : backoff * 2;
+        pthread_mutex_lock(&s->slot->mu);
+        s->slot->st.backoff_ms = 0;
+        pthread_mutex_unlock(&s->slot->mu);
+    }
+    pthread_mutex_lock(&s->slot->mu);
+    if (strcmp(s->slot->st.state, "stopped") != 0) s->slot->st.state = "stopped";
+    pthread_mutex_unlock(&s->slot->mu);
+    return NULL;
+}
+
+er_rc serial_source_create(const cJSON *conf, store *st, const char *device, int stop_fd,
+                           sources_slot *slot, serial_source **out, er_err *err)
+{
+    er_rc rc = ER_NOMEM;
+    serial_source *s = calloc(1, sizeof *s);
+    if (!s) goto fail;
+    s->st = st;
+    s->slot = slot;
+    s->stop_fd = stop_fd;
+    s->fd = -1;
+    rc = parse_settings(s, conf, slot->st.name, err);
+    if (rc) goto fail;
+    serial_parser_opts po = {.device = device, .source = slot->st.name};
+    rc = serial_parser_create(&po, &s->parser, err);
+    if (rc) goto fail;
+    if (pthread_create(&s->thread, NULL, serial_main, s) != 0) {
+        rc = er_fail(err, ER_INTERNAL, "cannot start the thread of source \"%s\"", slot->st.name);
+        goto fail;
+    }
+    s->started = true;
+    *out = s;
+    return ER_OK;
+fail:
+    serial_source_destroy(s);
+    return rc;
+}
+
+void serial_source_destroy(serial_source *s)
+{
+    if (!s) return;
+    if (s->started) pthread_join(s->thread, NULL);
+    serial_parser_destroy(s->parser);
+    free(s->path);
+    free(s);
+}

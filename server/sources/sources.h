@@ -1,0 +1,54 @@
+/* sources.h - the source framework: starts the inference sources configured in `sources`
+ * (cfg->sources_json), one thread each, supervises them (reopen with backoff) and keeps each
+ * one's state and counters for GET /api/v1/sources. A failing source never fails the relay.
+ * Kinds: "serial" (serial_source.h); "runner-ws" is listed as "unsupported" in this build.
+ * Owned by the sources module. */
+#ifndef EI_SOURCES_SOURCES_H
+#define EI_SOURCES_SOURCES_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/rc.h"
+#include "store/store.h"
+
+#define SOURCES_NAME_MAX 64
+#define SOURCES_ERROR_MAX 256
+
+typedef struct sources sources; /* opaque */
+
+/* One source's state and counters as the API shows them (a copy). */
+typedef struct sources_status {
+    char name[SOURCES_NAME_MAX];
+    char kind[16];
+    const char *state;                  /* starting|running|backoff|stopped|unsupported (static) */
+    char last_error[SOURCES_ERROR_MAX]; /* "" when none */
+    uint64_t bytes, lines, inferences, reconnects;
+    uint64_t long_lines, noise_lines, empty_blocks, dropped; /* parser counters */
+    int64_t backoff_ms; /* current reopen delay (0 when running) */
+} sources_status;
+
+/* The shared, mutex-guarded record a source thread reports into (sources.c owns it). */
+typedef struct sources_slot {
+    pthread_mutex_t mu;
+    sources_status st;
+} sources_slot;
+
+/* Updates under the slot's mutex. fmt NULL leaves last_error as it is. */
+void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses cfg->sources_json and starts every source. ER_CONFIG (err filled) when a source's
+ * settings are not valid; a source that merely cannot open its input starts in backoff. */
+er_rc sources_create(const config *cfg, store *st, const char *device, sources **out, er_err *err);
+/* Stops every source promptly (blocked reads are woken) and frees. NULL is fine. */
+void sources_destroy(sources *s);
+
+/* NULL-safe: 0 sources for NULL. */
+size_t sources_count(const sources *s);
+/* Copies source i's status; ER_NOTFOUND when i is out of range. */
+er_rc sources_status_get(sources *s, size_t i, sources_status *out);
+
+#endif

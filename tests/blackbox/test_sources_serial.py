@@ -1,0 +1,115 @@
+# test_sources_serial.py - black-box tests of the "serial" source: the real binary reads Edge
+# Impulse firmware text from a pseudo-terminal standing in for the MCU's device, from a
+# command's stdout, and survives a device path that does not exist (GET /api/v1/sources).
+import json
+import os
+import time
+
+from relay_test import Relay, check, eq, run_tests
+
+WAIT_S = 20.0
+
+
+def fixture(name):
+    return os.path.abspath(os.path.join(os.environ["EI_TEST_SOURCE_DIR"], "..", "shared",
+                                        "fixtures", "serial", name))
+
+
+def sources_cfg(srcs):
+    # in the config file, "sources" is the array's JSON text
+    return {"sources": json.dumps(srcs)}
+
+
+def wait_for(what, fn, timeout=WAIT_S):
+    """Polls fn until it returns a true value (bounded); returns that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def source_status(relay, name):
+    doc = relay.get_json("/api/v1/sources")
+    check(isinstance(doc.get("sources"), list), "sources list %r" % doc)
+    for s in doc["sources"]:
+        if s["name"] == name:
+            return s
+    raise AssertionError("source %s not listed: %r" % (name, doc))
+
+
+def from_source(relay, name, n):
+    items = [i for i in relay.list_all() if i.get("source") == name]
+    return items if len(items) >= n else None
+
+
+def boxes_of(item):
+    return item["result"].get("bounding_boxes", [])
+
+
+def test_pty_device():
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        with Relay(sources_cfg([{"name": "mcu", "kind": "serial", "device": path}])) as r:
+            wait_for("source running", lambda: source_status(r, "mcu")["state"] == "running")
+            data = open(fixture("classic-object-detection.txt"), "rb").read()
+            for i in range(0, len(data), 7):  # lines arrive in pieces
+                os.write(master, data[i:i + 7])
+            items = wait_for("3 inferences from mcu", lambda: from_source(r, "mcu", 3))
+            eq(len(items), 3, "inferences from mcu")
+            items.sort(key=lambda i: i["seq"])
+            eq([i["kind"] for i in items], ["object-detection", "empty", "object-detection"],
+               "kinds")
+            eq(sum(len(boxes_of(i)) for i in items), 3, "boxes in total")
+            eq(sorted(b["label"] for b in boxes_of(items[0])), ["person", "vehicle"], "labels")
+            eq(boxes_of(items[1]), [], "No objects found")
+            st = source_status(r, "mcu")
+            eq(st["kind"], "serial", "kind")
+            eq(st["inferences"], 3, "inferences counter")
+            eq(st["bytes"], len(data), "bytes counter")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_command_once():
+    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    srcs = [{"name": "sdk", "kind": "serial", "command": cmd, "restart": False}]
+    with Relay(sources_cfg(srcs)) as r:
+        wait_for("command source stopped", lambda: source_status(r, "sdk")["state"] == "stopped")
+        items = wait_for("3 inferences from sdk", lambda: from_source(r, "sdk", 3))
+        eq(len(items), 3, "inferences from sdk (the command ran once)")
+        items.sort(key=lambda i: i["seq"])
+        eq(items[0]["kind"], "classification", "first kind")
+        eq(len(boxes_of(items[1])), 2, "boxes of the second")
+        eq(source_status(r, "sdk")["inferences"], 3, "inferences counter")
+
+
+def test_command_restarts():
+    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    with Relay(sources_cfg([{"name": "again", "kind": "serial", "command": cmd}])) as r:
+        st = wait_for("a restart", lambda: (lambda s: s if s["reconnects"] >= 1 else None)(
+            source_status(r, "again")))
+        check(st["inferences"] >= 3, "inferences before the restart: %r" % st)
+        wait_for("6 inferences", lambda: from_source(r, "again", 6))
+
+
+def test_missing_device():
+    path = "/dev/ei-relay-no-such-tty-%d" % os.getpid()
+    srcs = [{"name": "gone", "kind": "serial", "device": path},
+            {"name": "ws", "kind": "runner-ws"}]
+    with Relay(sources_cfg(srcs)) as r:
+        st = wait_for("backoff", lambda: (lambda s: s if s["state"] == "backoff" else None)(
+            source_status(r, "gone")))
+        check(st["last_error"] and path in st["last_error"], "last_error %r" % st["last_error"])
+        eq(r.health()["status"], "ok", "relay healthy with a failing source")
+        eq(source_status(r, "ws")["state"], "unsupported", "runner-ws state")
+        wait_for("a retry", lambda: source_status(r, "gone")["reconnects"] >= 1)
+
+
+if __name__ == "__main__":
+    run_tests([test_pty_device, test_command_once, test_command_restarts, test_missing_device])
