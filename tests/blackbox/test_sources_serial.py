@@ -3,6 +3,8 @@
 # command's stdout, and survives a device path that does not exist (GET /api/v1/sources).
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from relay_test import Relay, check, eq, run_tests
@@ -76,6 +78,43 @@ def test_pty_device():
         os.close(slave)
 
 
+def test_device_vanishes_and_returns():
+    """The device path is a symlink to a pty: closing the pty and removing the link is the MCU
+    unplugged; a new pty behind the same path is it plugged back in."""
+    d = tempfile.mkdtemp(prefix="ei-bb-tty-")
+    link = os.path.join(d, "ttyMCU")
+    data = open(fixture("classic-object-detection.txt"), "rb").read()
+    m1, s1 = os.openpty()
+    os.symlink(os.ttyname(s1), link)
+    m2 = s2 = None
+    try:
+        with Relay(sources_cfg([{"name": "plug", "kind": "serial", "device": link}])) as r:
+            wait_for("source running", lambda: source_status(r, "plug")["state"] == "running")
+            os.write(m1, data)
+            wait_for("3 inferences", lambda: from_source(r, "plug", 3))
+            os.close(m1)
+            os.close(s1)
+            m1 = None
+            os.unlink(link)
+            st = wait_for("backoff after unplug", lambda: (
+                lambda s: s if s["state"] == "backoff" else None)(source_status(r, "plug")))
+            check(link in st["last_error"], "last_error names the device: %r" % st["last_error"])
+            m2, s2 = os.openpty()
+            os.symlink(os.ttyname(s2), link)
+            st = wait_for("running again", lambda: (
+                lambda s: s if s["state"] == "running" and s["reconnects"] >= 1 else None)(
+                    source_status(r, "plug")))
+            os.write(m2, data)
+            items = wait_for("6 inferences", lambda: from_source(r, "plug", 6))
+            eq(len(items), 6, "inferences across the reconnect")
+            eq(source_status(r, "plug")["inferences"], 6, "inferences counter")
+    finally:
+        for fd in (m1, s1 if m1 is not None else None, m2, s2):
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_command_once():
     cmd = "cat '%s'" % fixture("sdk-print-results.txt")
     srcs = [{"name": "sdk", "kind": "serial", "command": cmd, "restart": False}]
@@ -112,4 +151,4 @@ def test_missing_device():
 
 
 if __name__ == "__main__":
-    run_tests([test_pty_device, test_command_once, test_command_restarts, test_missing_device])
+    run_tests([test_pty_device, test_device_vanishes_and_returns, test_command_once, test_command_restarts, test_missing_device])
