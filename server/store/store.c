@@ -925,6 +925,16 @@ static er_rc ret_delete(store *s, int64_t seq, int64_t *deleted)
     return ER_OK;
 }
 
+/* The end of a retention scan: a scan error fails the chunk, else the picked rows go. */
+static er_rc ret_delete_picked(store *s, int src, const int64_t *seqs, int n, int64_t *deleted)
+{
+    er_rc rc = ER_OK;
+    if (src != SQLITE_DONE && src != SQLITE_ROW) return db_error(s->wdb, src, "retention scan");
+    for (int i = 0; i < n && !rc; i++)
+        rc = ret_delete(s, seqs[i], deleted);
+    return rc;
+}
+
 /* One chunk of age retention: the oldest rows by seq while their receive time is before the
  * cutoff; *reached is set at the first row young enough (or at the end of the table). */
 static er_rc ret_age_chunk(store *s, int64_t cutoff, int64_t *cur_seq, int *scanned,
@@ -948,14 +958,8 @@ static er_rc ret_age_chunk(store *s, int64_t cutoff, int64_t *cur_seq, int *scan
     }
     if (src == SQLITE_DONE) *reached = true;
     stmt_done(st);
-    if (src != SQLITE_DONE && src != SQLITE_ROW) {
-        rc = db_error(s->wdb, src, "retention scan");
-        goto fail;
-    }
-    for (int i = 0; i < n; i++) {
-        rc = ret_delete(s, seqs[i], deleted);
-        if (rc) goto fail;
-    }
+    rc = ret_delete_picked(s, src, seqs, n, deleted);
+    if (rc) goto fail;
     *scanned = got;
 fail:
     return rc;
@@ -989,14 +993,8 @@ static er_rc ret_size_chunk(store *s, int64_t *cur_seq, int *scanned, int64_t *d
     }
     if (src == SQLITE_DONE && got == 0) *satisfied = true; /* nothing more to examine */
     stmt_done(st);
-    if (src != SQLITE_DONE && src != SQLITE_ROW) {
-        rc = db_error(s->wdb, src, "retention scan");
-        goto fail;
-    }
-    for (int i = 0; i < n; i++) {
-        rc = ret_delete(s, seqs[i], deleted);
-        if (rc) goto fail;
-    }
+    rc = ret_delete_picked(s, src, seqs, n, deleted);
+    if (rc) goto fail;
     *scanned = got;
 fail:
     return rc;
