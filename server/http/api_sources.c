@@ -2,6 +2,7 @@
 #include "http/api_sources.h"
 
 #include <cjson/cJSON.h>
+#include <string.h>
 
 #include "sources/sources.h"
 
@@ -17,20 +18,27 @@ static bool add_source(cJSON *arr, const sources_status *s)
     ok = ok && cJSON_AddStringToObject(o, "state", s->state) != NULL;
     ok = ok && (s->last_error[0] ? cJSON_AddStringToObject(o, "last_error", s->last_error) != NULL
                                  : cJSON_AddNullToObject(o, "last_error") != NULL);
+    bool serial = strcmp(s->kind, "serial") == 0, runner = strcmp(s->kind, "runner-ws") == 0;
     const struct {
         const char *name;
         uint64_t v;
-    } nums[] = {{"inferences", s->inferences},
-                {"bytes", s->bytes},
-                {"lines", s->lines},
-                {"reconnects", s->reconnects},
-                {"long_lines", s->long_lines},
-                {"noise_lines", s->noise_lines},
-                {"empty_blocks", s->empty_blocks},
-                {"dropped", s->dropped},
-                {"backoff_ms", (uint64_t)s->backoff_ms}};
+        bool shown; /* each kind shows the counters it keeps */
+    } nums[] = {{"inferences", s->inferences, true},
+                {"reconnects", s->reconnects, true},
+                {"backoff_ms", (uint64_t)s->backoff_ms, true},
+                {"bytes", s->bytes, serial},
+                {"lines", s->lines, serial},
+                {"long_lines", s->long_lines, serial},
+                {"noise_lines", s->noise_lines, serial},
+                {"empty_blocks", s->empty_blocks, serial},
+                {"dropped", s->dropped, serial},
+                {"messages", s->messages, runner},
+                {"frames", s->frames, runner},
+                {"frames_paired", s->frames_paired, runner},
+                {"unknown", s->unknown, runner},
+                {"rejected", s->rejected, runner}};
     for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
-        ok = cJSON_AddNumberToObject(o, nums[i].name, (double)nums[i].v) != NULL;
+        if (nums[i].shown) ok = cJSON_AddNumberToObject(o, nums[i].name, (double)nums[i].v) != NULL;
     return ok;
 }
 

@@ -26,7 +26,8 @@ typedef struct sources_status {
     const char *state;                  /* starting|running|backoff|stopped|unsupported (static) */
     char last_error[SOURCES_ERROR_MAX]; /* "" when none */
     uint64_t bytes, lines, inferences, reconnects;
-    uint64_t long_lines, noise_lines, empty_blocks, dropped; /* parser counters */
+    uint64_t long_lines, noise_lines, empty_blocks, dropped; /* serial parser counters */
+    uint64_t messages, frames, frames_paired, unknown, rejected; /* runner-ws counters */
     int64_t backoff_ms; /* current reopen delay (0 when running) */
 } sources_status;
 
