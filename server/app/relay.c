@@ -1,6 +1,6 @@
-/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> sources -> HTTP
- * (which reads the sources' state) -> demo; stop in reverse so no producer outlives the store it
- * writes to. The forwarder is stopped before the store but freed after it, because the store calls
+/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> wsloop -> sources
+ * (the runner-ws ones set up on the wsloop) -> wsloop thread -> HTTP (which reads the sources'
+ * state) -> demo; stop in reverse so no producer outlives the store it writes to. The forwarder is stopped before the store but freed after it, because the store calls
  * its commit hook until the end. */
 #include "app/relay.h"
 
@@ -16,6 +16,7 @@
 #include "http/http.h"
 #include "sources/demo.h"
 #include "sources/sources.h"
+#include "ws/wsloop.h"
 
 struct relay {
     const config *cfg;
@@ -25,6 +26,7 @@ struct relay {
     forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
     http_server *http;
+    wsloop *ws;   /* the libwebsockets thread: runner-ws sources */
     sources *src; /* the configured inference sources */
     demo_source *demo;
 };
@@ -77,7 +79,11 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
-    rc = sources_create(cfg, r->st, r->device, &r->src, err);
+    rc = wsloop_create(&r->ws, err);
+    if (rc) goto fail;
+    rc = sources_create(cfg, r->st, r->device, r->ws, &r->src, err);
+    if (rc) goto fail;
+    rc = wsloop_start(r->ws, err); /* setup of everything on it is done */
     if (rc) goto fail;
     http_deps deps = {.cfg = cfg,
                       .st = r->st,
@@ -126,6 +132,7 @@ void relay_destroy(relay *r)
     if (!r) return;
     demo_source_destroy(r->demo);
     http_server_destroy(r->http); /* no new requests; in-flight puts finish in store_destroy */
+    wsloop_destroy(r->ws);        /* its close callbacks still use the runner-ws sources */
     sources_destroy(r->src);      /* after HTTP, which reads their state; before the store */
     forwarder_stop(r->fwd);
     store_destroy(r->st);

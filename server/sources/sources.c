@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "sources/runner_ws.h"
 #include "sources/serial_source.h"
 
 typedef struct source_entry {
     sources_slot slot;
     serial_source *serial; /* kind "serial"; NULL otherwise */
+    runner_ws *runner;     /* kind "runner-ws"; NULL otherwise */
 } source_entry;
 
 struct sources {
@@ -38,7 +40,8 @@ void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ..
     pthread_mutex_unlock(&sl->mu);
 }
 
-er_rc sources_create(const config *cfg, store *st, const char *device, sources **out, er_err *err)
+er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop,
+                     sources **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
     cJSON *arr = NULL;
@@ -70,6 +73,17 @@ er_rc sources_create(const config *cfg, store *st, const char *device, sources *
             rc = er_fail(err, ER_CONFIG, "sources[%zu]: needs a \"name\" and a \"kind\"", s->n);
             goto fail;
         }
+        if (strlen(name) >= SOURCES_NAME_MAX || !name[0]) {
+            rc = er_fail(err, ER_CONFIG, "sources[%zu].name: 1 to %d characters", s->n,
+                         SOURCES_NAME_MAX - 1);
+            goto fail;
+        }
+        for (size_t j = 0; j < s->n; j++)
+            if (strcmp(s->e[j].slot.st.name, name) == 0) {
+                rc = er_fail(err, ER_CONFIG, "sources \"%.40s\": two sources have this name",
+                             name);
+                goto fail;
+            }
         pthread_mutex_init(&e->slot.mu, NULL);
         s->n++; /* from here destroy handles e */
         snprintf(e->slot.st.name, sizeof e->slot.st.name, "%s", name);
@@ -78,13 +92,14 @@ er_rc sources_create(const config *cfg, store *st, const char *device, sources *
         if (strcmp(kind, "serial") == 0) {
             rc = serial_source_create(it, st, device, s->stop_pipe[0], &e->slot, &e->serial, err);
             if (rc) goto fail;
+        } else if (strcmp(kind, "runner-ws") == 0) {
+            rc = runner_ws_create(it, st, device, loop, &e->slot, &e->runner, err);
+            if (rc) goto fail;
         } else {
-            log_warn("sources", "source \"%s\": kind \"%s\" is not supported yet in this build",
-                     name, kind);
-            sources_slot_state(&e->slot, "unsupported",
-                               "kind \"%.40s\" is not supported yet in "
-                               "this build",
-                               kind);
+            rc = er_fail(err, ER_CONFIG,
+                         "sources \"%.40s\".kind: unknown kind \"%.40s\" (serial, runner-ws)",
+                         name, kind);
+            goto fail;
         }
     }
     cJSON_Delete(arr);
@@ -92,6 +107,9 @@ er_rc sources_create(const config *cfg, store *st, const char *device, sources *
     return ER_OK;
 fail:
     cJSON_Delete(arr);
+    /* Still setup time: take the runners' timers off the loop, which outlives them. */
+    for (size_t i = 0; s && i < s->n; i++)
+        runner_ws_cancel(s->e[i].runner);
     sources_destroy(s);
     return rc;
 }
@@ -107,6 +125,8 @@ void sources_destroy(sources *s)
     }
     for (size_t i = 0; i < s->n; i++) {
         serial_source_destroy(s->e[i].serial);
+        runner_ws_destroy(s->e[i].runner);
+        free(s->e[i].slot.model_info);
         pthread_mutex_destroy(&s->e[i].slot.mu);
     }
     free(s->e);
@@ -128,4 +148,16 @@ er_rc sources_status_get(sources *s, size_t i, sources_status *out)
     *out = sl->st;
     pthread_mutex_unlock(&sl->mu);
     return ER_OK;
+}
+
+er_rc sources_model_info_get(sources *s, size_t i, char **out)
+{
+    *out = NULL;
+    if (!s || i >= s->n) return ER_NOTFOUND;
+    sources_slot *sl = &s->e[i].slot;
+    er_rc rc = ER_OK;
+    pthread_mutex_lock(&sl->mu);
+    if (sl->model_info && !(*out = strdup(sl->model_info))) rc = ER_NOMEM;
+    pthread_mutex_unlock(&sl->mu);
+    return rc;
 }

@@ -1,7 +1,7 @@
 /* sources.h - the source framework: starts the inference sources configured in `sources`
  * (cfg->sources_json), one thread each, supervises them (reopen with backoff) and keeps each
  * one's state and counters for GET /api/v1/sources. A failing source never fails the relay.
- * Kinds: "serial" (serial_source.h); "runner-ws" is listed as "unsupported" in this build.
+ * Kinds: "serial" (serial_source.h, a thread each) and "runner-ws" (runner_ws.h, on the wsloop).
  * Owned by the sources module. */
 #ifndef EI_SOURCES_SOURCES_H
 #define EI_SOURCES_SOURCES_H
@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/rc.h"
 #include "store/store.h"
+#include "ws/wsloop.h"
 
 #define SOURCES_NAME_MAX 64
 #define SOURCES_ERROR_MAX 256
@@ -35,21 +36,28 @@ typedef struct sources_status {
 typedef struct sources_slot {
     pthread_mutex_t mu;
     sources_status st;
+    char *model_info; /* malloc'ed JSON object text from a runner's hello; NULL before one */
 } sources_slot;
 
 /* Updates under the slot's mutex. fmt NULL leaves last_error as it is. */
 void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Parses cfg->sources_json and starts every source. ER_CONFIG (err filled) when a source's
- * settings are not valid; a source that merely cannot open its input starts in backoff. */
-er_rc sources_create(const config *cfg, store *st, const char *device, sources **out, er_err *err);
-/* Stops every source promptly (blocked reads are woken) and frees. NULL is fine. */
+/* Parses cfg->sources_json and starts every source. runner-ws sources live on loop (setup
+ * time: call before wsloop_start). ER_CONFIG (err filled) when a source's settings are not
+ * valid; a source that merely cannot open its input starts in backoff. */
+er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop,
+                     sources **out, er_err *err);
+/* Stops every source promptly (blocked reads are woken) and frees. The wsloop must have been
+ * destroyed before (its close callbacks use the runner-ws sources). NULL is fine. */
 void sources_destroy(sources *s);
 
 /* NULL-safe: 0 sources for NULL. */
 size_t sources_count(const sources *s);
 /* Copies source i's status; ER_NOTFOUND when i is out of range. */
 er_rc sources_status_get(sources *s, size_t i, sources_status *out);
+/* Source i's model info (JSON object text, malloc'ed copy) into *out, NULL when it has none;
+ * ER_NOTFOUND when i is out of range. */
+er_rc sources_model_info_get(sources *s, size_t i, char **out);
 
 #endif
