@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 
-from relay_test import Relay, check, eq, run_tests
+from relay_test import Relay, free_port, check, eq, run_tests
 
 WAIT_S = 20.0
 
@@ -140,13 +140,14 @@ def test_command_restarts():
 def test_missing_device():
     path = "/dev/ei-relay-no-such-tty-%d" % os.getpid()
     srcs = [{"name": "gone", "kind": "serial", "device": path},
-            {"name": "ws", "kind": "runner-ws"}]
+            {"name": "ws", "kind": "runner-ws", "url": "ws://127.0.0.1:%d/" % free_port()}]
     with Relay(sources_cfg(srcs)) as r:
         st = wait_for("backoff", lambda: (lambda s: s if s["state"] == "backoff" else None)(
             source_status(r, "gone")))
         check(st["last_error"] and path in st["last_error"], "last_error %r" % st["last_error"])
         eq(r.health()["status"], "ok", "relay healthy with a failing source")
-        eq(source_status(r, "ws")["state"], "unsupported", "runner-ws state")
+        wait_for("runner-ws in backoff too",
+                 lambda: source_status(r, "ws")["state"] == "backoff")
         wait_for("a retry", lambda: source_status(r, "gone")["reconnects"] >= 1)
 
 
