@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "http/api_forwarder.h"
+#include "http/api_sources.h"
 #include "http/http_internal.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -198,13 +199,14 @@ enum MHD_Result http_api_metrics(http_req *r)
     metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
            info.newest_seq);
     http_forwarder_metrics(r, &b);
+    bool sources_ok = http_sources_metrics(r, &b) == ER_OK;
     int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;
     metric(&b, "ei_relay_uptime_seconds", "gauge", "Seconds since the service started.",
            uptime > 0 ? uptime : 0);
     metric_head(&b, "ei_relay_info", "gauge", "Version and device name.");
     util_buf_printf(&b, "ei_relay_info{version=\"%s\",device=\"", EI_RELAY_VERSION);
     label_value(&b, s->deps.device);
-    if (util_buf_printf(&b, "\"} 1\n") != ER_OK || !b.data) {
+    if (util_buf_printf(&b, "\"} 1\n") != ER_OK || !b.data || !sources_ok) {
         util_buf_free(&b);
         return http_reply_error(r, 500, "internal", "out of memory rendering metrics");
     }
