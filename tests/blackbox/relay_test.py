@@ -478,10 +478,13 @@ class Relay:
     overrides: settings merged into the config (None values remove a key).
     tokens: list of {"token","role"}; default read/ingest/admin with the known tokens;
             tokens=None in overrides ("tokens": None) leaves tokens out (generated token).
-    workdir: reuse a directory (restart on the same database)."""
+    workdir: reuse a directory (restart on the same database).
+    stdin: what the process reads on its standard input: None for /dev/null, bytes (written to
+           a file in the temp dir, read from the start at every start), or anything
+           subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE)."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True):
+                 wait_ready=True, stdin=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -523,6 +526,7 @@ class Relay:
         self.starts = 0
         self.wait_ready = wait_ready
         self.admin_token = ADMIN_TOKEN
+        self.stdin = stdin
 
     # -- lifecycle --
 
@@ -556,10 +560,22 @@ class Relay:
                 del env[k]  # the test decides every setting
         if self.env:
             env.update(self.env)
-        self.proc = subprocess.Popen([relay_bin(), "--config", self.config_path] +
-                                     self.extra_args, stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.dir, env=env)
-        logf.close()
+        stdin, stdin_file = self.stdin, None
+        if stdin is None:
+            stdin = subprocess.DEVNULL
+        elif isinstance(stdin, (bytes, bytearray)):
+            path = os.path.join(self.dir, "stdin-%d" % self.starts)
+            with open(path, "wb") as f:
+                f.write(stdin)
+            stdin = stdin_file = open(path, "rb")
+        try:
+            self.proc = subprocess.Popen([relay_bin(), "--config", self.config_path] +
+                                         self.extra_args, stdout=logf, stderr=subprocess.STDOUT,
+                                         stdin=stdin, cwd=self.dir, env=env)
+        finally:
+            logf.close()
+            if stdin_file is not None:
+                stdin_file.close()  # the child has its own copy
         if self.wait_ready:
             self.wait_until_ready()
         return self
