@@ -1,5 +1,5 @@
 /* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> wsloop -> sources
- * (the runner-ws ones set up on the wsloop) -> wsloop thread -> HTTP (which reads the sources'
+ * (the runner-ws ones set up on the wsloop) -> live stream -> wsloop thread -> HTTP (which reads the sources'
  * state) -> demo; stop in reverse so no producer outlives the store it writes to. The forwarder is stopped before the store but freed after it, because the store calls
  * its commit hook until the end. */
 #include "app/relay.h"
@@ -14,6 +14,7 @@
 #include "forward/policy.h"
 #include "http/auth.h"
 #include "http/http.h"
+#include "live/live.h"
 #include "sources/demo.h"
 #include "sources/sources.h"
 #include "ws/wsloop.h"
@@ -26,7 +27,8 @@ struct relay {
     forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
     http_server *http;
-    wsloop *ws;   /* the libwebsockets thread: runner-ws sources */
+    wsloop *ws;   /* the libwebsockets thread: runner-ws sources and the live stream */
+    live *lv;     /* the live stream */
     sources *src; /* the configured inference sources */
     demo_source *demo;
 };
@@ -83,6 +85,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     if (rc) goto fail;
     rc = sources_create(cfg, r->st, r->device, r->ws, &r->src, err);
     if (rc) goto fail;
+    live_deps ld = {.cfg = cfg, .st = r->st, .au = r->au, .fwd = r->fwd, .device = r->device};
+    rc = live_create(&ld, r->ws, &r->lv, err);
+    if (rc) goto fail;
     rc = wsloop_start(r->ws, err); /* setup of everything on it is done */
     if (rc) goto fail;
     http_deps deps = {.cfg = cfg,
@@ -91,15 +96,17 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
                       .fwd = r->fwd,
                       .src = r->src,
                       .device = r->device,
-                      .started_ms = util_now_ms()};
+                      .started_ms = util_now_ms(),
+                      .ws_port = live_port(r->lv)};
     rc = http_server_create(&deps, &r->http, err);
     if (rc) goto fail;
     if (cfg->demo) {
         rc = demo_source_create(r->st, r->device, cfg->demo_interval_ms, &r->demo, err);
         if (rc) goto fail;
     }
-    log_info("relay", "ei-relay %s ready: device %s, http %s:%u, db %s", EI_RELAY_VERSION,
-             r->device, cfg->bind, (unsigned)http_server_port(r->http), cfg->db_path);
+    log_info("relay", "ei-relay %s ready: device %s, http %s:%u, ws %s:%d, db %s",
+             EI_RELAY_VERSION, r->device, cfg->bind, (unsigned)http_server_port(r->http),
+             cfg->bind, live_port(r->lv), cfg->db_path);
     *out = r;
     return ER_OK;
 fail:
@@ -132,11 +139,13 @@ void relay_destroy(relay *r)
     if (!r) return;
     demo_source_destroy(r->demo);
     http_server_destroy(r->http); /* no new requests; in-flight puts finish in store_destroy */
-    wsloop_destroy(r->ws);        /* its close callbacks still use the runner-ws sources */
+    live_stop(r->lv);             /* the commit hook stops waking the loop */
+    wsloop_destroy(r->ws);        /* its close callbacks still use the sources and clients */
     sources_destroy(r->src);      /* after HTTP, which reads their state; before the store */
     forwarder_stop(r->fwd);
     store_destroy(r->st);
     forwarder_destroy(r->fwd); /* after the store: it held the forwarder's commit hook */
+    live_destroy(r->lv);       /* likewise */
     policy_destroy(r->pol);    /* the store's policy hook went with the store */
     auth_destroy(r->au);
     free(r);

@@ -12,6 +12,7 @@
 #define UTIL_UUID_LEN 36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" without NUL */
 
 int64_t util_now_ms(void);  /* wall clock, epoch milliseconds */
+int64_t util_now_us(void);  /* wall clock, epoch microseconds (latency stamps) */
 int64_t util_mono_ms(void); /* monotonic milliseconds, for intervals */
 
 /* Fills buf (n bytes) from the kernel CSPRNG. */

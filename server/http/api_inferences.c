@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "http/http_internal.h"
-#include "http/view.h"
+#include "model/view.h"
 #include "ingest/ingest.h"
 #include "media/image.h"
 
@@ -80,7 +80,7 @@ enum MHD_Result http_api_ingest(http_req *r)
 
     /* The store owns inf from store_put_async on, so the answer is rendered now; only seq
      * and ts are filled in from the commit result. */
-    cJSON *view = http_view(inf);
+    cJSON *view = view_inference(inf);
     if (!view) {
         inference_destroy(inf);
         return http_reply_error(r, 500, "internal", "out of memory rendering the view");
@@ -121,11 +121,11 @@ enum MHD_Result http_api_ingest_finish(http_req *r)
         inference *stored = NULL;
         er_rc rc = store_get(r->srv->deps.st, p->guid, &stored);
         if (rc) return http_reply_rc(r, rc, "the stored inference could not be read");
-        view = http_view(stored);
+        view = view_inference(stored);
         inference_destroy(stored);
         return reply_view(r, 200, view, p->guid);
     }
-    http_view_set_stored(view, p->seq, p->ts);
+    view_set_stored(view, p->seq, p->ts);
     return reply_view(r, 201, view, p->guid);
 }
 
@@ -195,7 +195,7 @@ enum MHD_Result http_api_list(http_req *r)
     cJSON *items = o ? cJSON_AddArrayToObject(o, "items") : NULL;
     bool ok = items != NULL;
     for (size_t i = 0; ok && i < page.n; i++) {
-        cJSON *view = http_view(page.items[i]);
+        cJSON *view = view_inference(page.items[i]);
         ok = view != NULL;
         if (ok) cJSON_AddItemToArray(items, view);
     }
@@ -228,7 +228,7 @@ enum MHD_Result http_api_get(http_req *r)
     er_rc rc = store_get(r->srv->deps.st, r->route.guid, &inf);
     if (rc == ER_NOTFOUND) return reply_not_found(r, "no inference with id");
     if (rc) return http_reply_rc(r, rc, "the inference could not be read");
-    cJSON *view = http_view(inf);
+    cJSON *view = view_inference(inf);
     inference_destroy(inf);
     return reply_view(r, 200, view, NULL);
 }

@@ -29,6 +29,7 @@ enum MHD_Result http_api_health(http_req *r)
     bool ok = db && cJSON_AddStringToObject(o, "status", "ok") &&
               cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
               cJSON_AddNumberToObject(o, "uptime_s", (double)(uptime > 0 ? uptime : 0)) &&
+              cJSON_AddNumberToObject(o, "ws_port", d->ws_port) &&
               cJSON_AddStringToObject(db, "path", d->cfg->db_path ? d->cfg->db_path : "") &&
               cJSON_AddNumberToObject(db, "bytes", (double)info.db_file_bytes) &&
               cJSON_AddNumberToObject(db, "rows", (double)info.rows) &&

@@ -24,6 +24,7 @@ typedef struct http_deps {
     sources *src;       /* the configured sources; NULL = none */
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
+    int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
 } http_deps;
 
 er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err);

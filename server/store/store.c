@@ -176,6 +176,7 @@ enum {
     RS_OB_COUNTERS,
     RS_OB_OLDEST,
     RS_META_GET,
+    RS_AFTER,
     RS__N
 };
 
@@ -212,6 +213,9 @@ static const char *const reader_sql[RS__N] = {
                    " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
                    " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
     [RS_OB_COUNTERS] = "SELECT outbox, outbox_bytes, outbox_dead FROM counters WHERE id = 1",
+    /* The live stream's catch-up: a primary-key range, oldest first. */
+    [RS_AFTER] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
+                 " WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [RS_OB_OLDEST] = "SELECT i.ts FROM outbox o INDEXED BY outbox_pending"
                      " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
                      " ORDER BY o.seq LIMIT 1",
@@ -1751,6 +1755,40 @@ er_rc store_get(store *s, const char *guid, inference **out)
 fail:
     reader_put(s, r);
     inference_destroy(inf);
+    return rc;
+}
+
+er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
+    reader *r = reader_get(s);
+    sqlite3_stmt *st = r->st[RS_AFTER];
+    er_rc rc = ER_OK;
+    int src;
+    out->items = calloc((size_t)limit, sizeof *out->items);
+    if (!out->items) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int(st, 2, limit);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = row_to_inference(st, &out->items[out->n]);
+        if (rc) goto fail;
+        out->n++;
+    }
+    if (src != SQLITE_DONE) rc = db_error(r->db, src, "reading inferences by seq");
+    stmt_done(st);
+    /* Labels after the range read, each its own read: a row deleted by retention in between
+     * just comes without labels. */
+    for (size_t i = 0; rc == ER_OK && i < out->n; i++)
+        rc = read_labels(r, out->items[i]);
+    if (out->n == (size_t)limit) out->next_seq = out->items[out->n - 1]->seq;
+fail:
+    stmt_done(st);
+    reader_put(s, r);
+    if (rc) store_page_free(out);
     return rc;
 }
 

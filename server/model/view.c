@@ -1,6 +1,6 @@
 /* view.c - see view.h. Stored JSON fragments (result, timing, info) are the normalizer's
  * output, so they are inserted raw rather than parsed again. */
-#include "http/view.h"
+#include "model/view.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,7 +40,7 @@ static bool add_image(cJSON *o, const inference *inf)
     return ok;
 }
 
-cJSON *http_view(const inference *inf)
+cJSON *view_inference(const inference *inf)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) goto fail;
@@ -78,7 +78,7 @@ fail:
     return NULL;
 }
 
-void http_view_set_stored(cJSON *view, int64_t seq, int64_t ts)
+void view_set_stored(cJSON *view, int64_t seq, int64_t ts)
 {
     cJSON_ReplaceItemInObject(view, "seq", cJSON_CreateNumber((double)seq));
     cJSON_ReplaceItemInObject(view, "ts", cJSON_CreateNumber((double)ts));

@@ -1,0 +1,41 @@
+/* live.h - the live stream: ws://<bind>:<ws_port>/api/v1/live (docs/live.md). A vhost on the
+ * relay's wsloop. The store's commit notification only records the newest committed seq and
+ * wakes the loop; on the loop thread the hub reads what was committed (store_list_after),
+ * renders each inference once into a shared ring, and every client sends from the ring at its
+ * own pace: a client more than LIVE_CLIENT_QUEUE behind loses the oldest and is told
+ * ("missed"). Resuming clients read the cache first. Nothing here ever makes the store wait. */
+#ifndef EI_LIVE_LIVE_H
+#define EI_LIVE_LIVE_H
+
+#include "config/config.h"
+#include "core/rc.h"
+#include "forward/forwarder.h"
+#include "http/auth.h"
+#include "store/store.h"
+#include "ws/wsloop.h"
+
+#define LIVE_CLIENT_QUEUE 256 /* inferences a client may be behind before it loses some */
+#define LIVE_RESUME_MAX 1000  /* most messages replayed to a resuming client */
+
+typedef struct live live; /* opaque */
+
+typedef struct live_deps {
+    const config *cfg; /* ws_port, bind */
+    store *st;
+    const auth *au;
+    forwarder *fwd;     /* NULL when forwarding is off */
+    const char *device; /* borrowed; outlives the live stream */
+} live_deps;
+
+/* Setup time (before wsloop_start): listens on cfg->ws_port and subscribes to the store's
+ * commits (so call before traffic). ER_IO with err filled when the port is taken. */
+er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err);
+/* The port listened on (the one picked when ws_port is 0). */
+int live_port(const live *l);
+/* Before wsloop_destroy: from now on the commit hook no longer wakes the loop. NULL is fine. */
+void live_stop(live *l);
+/* After wsloop_destroy (its close callbacks use the clients) and after store_destroy (the
+ * store calls the commit hook until then), like the forwarder. NULL is fine. */
+void live_destroy(live *l);
+
+#endif
