@@ -426,6 +426,13 @@ fail:
     return rc;
 }
 
+void runner_session_reject(runner_session *s)
+{
+    s->stats.messages++;
+    s->stats.rejected++;
+    drop_frame(s);
+}
+
 er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, runner_emit_fn emit,
                                 void *arg, er_err *err)
 {

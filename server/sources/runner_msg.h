@@ -80,6 +80,11 @@ const char *runner_session_greeting(runner_session *s);
 er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, runner_emit_fn emit,
                                 void *arg, er_err *err);
 
+/* A message the transport refused before it could be parsed (a binary frame, one over the
+ * size limit): counted as received and rejected, and, like any rejected message, it drops the
+ * pending frame. */
+void runner_session_reject(runner_session *s);
+
 /* The last hello's model info as JSON object text, owned by the session, NULL before a hello:
  * {"project":{id,owner,name,deploy_version,impulse_id,impulse_name},"model_type":..,
  *  "modelParameters":{a subset: input sizes, labels, model_type, thresholds, ...}}.

@@ -40,7 +40,6 @@ struct runner_ws {
     size_t rx_len, rx_cap;
     bool rx_skip;               /* the current message is being discarded (too big, binary) */
     const char *skip_why;
-    uint64_t skip_rejected;     /* messages discarded before reaching runner_msg */
     int64_t last_warn_ms;
     uint64_t warns_suppressed;
     bool lost_reported; /* lost() ran since the last connect attempt began */
@@ -143,12 +142,12 @@ static void publish_stats(runner_ws *r)
     runner_session_stats_get(r->session, &ss);
     pthread_mutex_lock(&r->slot->mu);
     sources_status *st = &r->slot->st;
-    st->messages = ss.messages + r->skip_rejected;
+    st->messages = ss.messages;
     st->inferences = ss.inferences;
     st->frames = ss.frames;
     st->frames_paired = ss.frames_paired;
     st->unknown = ss.unknown;
-    st->rejected = ss.rejected + r->skip_rejected;
+    st->rejected = ss.rejected;
     pthread_mutex_unlock(&r->slot->mu);
 }
 
@@ -295,7 +294,7 @@ static void model_changed(runner_ws *r)
 static void message_done(runner_ws *r)
 {
     if (r->rx_skip) {
-        r->skip_rejected++;
+        runner_session_reject(r->session);
         warn_bad(r, r->skip_why);
     } else {
         er_err err = {{0}};

@@ -367,6 +367,17 @@ static void test_pairing_rules(void)
     CHECK_EQ_INT(feed(s, HELLO, &k, &err), ER_OK);
     CHECK_EQ_INT(feed(s, CLS, &k, &err), ER_OK);
     CHECK(k.n == 5 && k.inf[4]->image.data == NULL);
+    /* A message the transport refused (binary, too big) drops it too, and is counted. */
+    runner_session_stats_get(s, &st);
+    CHECK_EQ_INT(feed(s, frame, &k, &err), ER_OK);
+    runner_session_reject(s);
+    CHECK_EQ_INT(feed(s, CLS, &k, &err), ER_OK);
+    CHECK(k.n == 6 && k.inf[5]->image.data == NULL);
+    runner_session_stats st2;
+    runner_session_stats_get(s, &st2);
+    CHECK_EQ_INT(st2.rejected, st.rejected + 1);
+    CHECK_EQ_INT(st2.messages, st.messages + 3);
+    CHECK_EQ_INT(st2.frames_unpaired, st.frames_unpaired + 1);
     free(frame);
     free(pframe);
     sink_free(&k);
