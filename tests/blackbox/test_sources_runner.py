@@ -457,20 +457,25 @@ def test_rejected_message_drops_the_pending_frame():
               '{"type":"classification","result":{"classification":{"a":"x"}}}'),
              ("bad camera-preview", OP_TEXT, '{"type":"camera-preview","image":"data:x"}'),
              ("noise", OP_TEXT, "#$%^&*"),
-             ("binary frame", OP_BINARY, b"\x01\x02\x03")]
+             ("binary frame", OP_BINARY, b"\x01\x02\x03"),
+             # over the message limit (base64 of max_frame_bytes + 2 MiB)
+             ("message over the size limit", OP_TEXT,
+              '{"type":"x","pad":"%s"}' % ("z" * (3 * 1024 * 1024)))]
     with RunnerStub() as stub:
-        with Relay(sources_cfg([runner_source(stub.port)])) as r:
+        with Relay(sources_cfg([runner_source(stub.port, max_frame_bytes=1024)])) as r:
             conn = connect(stub)
             for k, (_what, op, payload) in enumerate(cases):
                 conn.send_text('{"type":"camera-preview","image":"%s"}' %
-                               runner_stub.data_url(jpeg(k)))
+                               runner_stub.data_url(make_jpeg(16, 16, seed=k)))
                 conn.send_frame(op, payload)
                 conn.send_text(stub.classification_text({"classification": scores(k)}))
             items = wait_stored(r, len(cases))
             wrong = ["after a %s" % what for (what, _o, _p), item in zip(cases, items)
                      if item["image"] is not None]
             eq(wrong, [], "classifications that got the frame sent before the rejected message")
-            eq(source_status(r)["rejected"], len(cases), "rejected")
+            st = source_status(r)
+            eq((st["rejected"], st["frames"]), (len(cases), len(cases)),
+               "rejected messages, accepted frames (each case had a good frame)")
 
 
 def test_message_and_frame_limits():
