@@ -43,6 +43,8 @@ struct runner_ws {
     int64_t last_warn_ms;
     uint64_t warns_suppressed;
     bool lost_reported; /* lost() ran since the last connect attempt began */
+    inference *held;    /* refused by a full store queue: retried before reading more */
+    lws_sorted_usec_list_t retry_sul;
     char last_why[SOURCES_ERROR_MAX]; /* the reason last logged at warn */
 };
 
@@ -194,8 +196,8 @@ static void lost(runner_ws *r, const char *why)
     if (wsloop_stopping(r->loop)) return;
     /* A runner that stays away is reported once, not every 30 s for hours. */
     log_msg(strcmp(why, r->last_why) ? LOG_WARN : LOG_DEBUG, "sources",
-            "source \"%s\": %s:%d%s: %s (reconnecting in %lld ms)", r->slot->st.name, r->host,
-            r->port, r->path, why, (long long)r->backoff_ms);
+            "source \"%s\": %s (reconnecting in %lld ms)", r->slot->st.name, why,
+            (long long)r->backoff_ms);
     snprintf(r->last_why, sizeof r->last_why, "%s", why);
     sources_slot_state(r->slot, "backoff", "%s", why);
     schedule_connect(r, r->backoff_ms);
@@ -265,13 +267,47 @@ static bool rx_append(runner_ws *r, const void *in, size_t len)
     return true;
 }
 
+#define RWS_RETRY_US (5 * LWS_US_PER_MS)
+
+static void retry_held(lws_sorted_usec_list_t *sul);
+
+/* This thread also serves the live stream and the other runners, so it must not wait for the
+ * store: when the writer's queue is full the inference is held, reading from the runner stops
+ * (TCP pushes back on the runner) and a timer offers it again. */
 static void emit(void *arg, inference *inf)
 {
     runner_ws *r = arg;
-    er_rc rc = store_put_async(r->st, inf, NULL, NULL); /* takes inf */
+    er_rc rc;
+    if (r->held) { /* a second one in the same turn: rare, wait for room */
+        rc = store_put_async(r->st, inf, NULL, NULL);
+    } else {
+        rc = store_offer_async(r->st, inf, NULL, NULL);
+        if (rc == ER_BUSY) {
+            r->held = inf;
+            if (r->wsi) lws_rx_flow_control(r->wsi, 0);
+            lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
+            return;
+        }
+    }
     if (rc)
         log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
                  er_rc_name(rc));
+}
+
+static void retry_held(lws_sorted_usec_list_t *sul)
+{
+    runner_ws *r = (runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul));
+    if (!r->held || wsloop_stopping(r->loop)) return;
+    er_rc rc = store_offer_async(r->st, r->held, NULL, NULL);
+    if (rc == ER_BUSY) {
+        lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
+        return;
+    }
+    r->held = NULL;
+    if (rc)
+        log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
+                 er_rc_name(rc));
+    if (r->wsi) lws_rx_flow_control(r->wsi, 1);
 }
 
 /* A hello changed the model: keep it for the API and for get_model_info. */
@@ -355,13 +391,13 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         if (!r) break;
         char why[SOURCES_ERROR_MAX];
-        snprintf(why, sizeof why, "cannot connect: %.*s", in ? (int)strnlen(in, 200) : 7,
-                 in ? (const char *)in : "unknown");
+        snprintf(why, sizeof why, "cannot connect to %.80s:%d%.40s: %.*s", r->host, r->port, r->path,
+                 in ? (int)strnlen(in, 120) : 7, in ? (const char *)in : "unknown");
         lost(r, why);
         break;
     }
     case LWS_CALLBACK_CLIENT_CLOSED:
-        if (r) lost(r, "connection closed by the runner");
+        if (r) lost(r, "the connection to the runner closed");
         break;
     default:
         break;
@@ -416,13 +452,16 @@ fail:
 
 void runner_ws_cancel(runner_ws *r)
 {
-    if (r) lws_sul_cancel(&r->sul);
+    if (!r) return;
+    lws_sul_cancel(&r->sul);
+    lws_sul_cancel(&r->retry_sul);
 }
 
 void runner_ws_destroy(runner_ws *r)
 {
     if (!r) return;
     runner_session_destroy(r->session);
+    inference_destroy(r->held); /* the relay stopped while the store was full */
     free(r->rx);
     free(r);
 }

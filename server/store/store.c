@@ -243,6 +243,7 @@ typedef enum job_kind {
 typedef struct job {
     job_kind kind;
     inference *inf; /* JOB_PUT: owned until the job is freed */
+    bool keep_on_busy; /* JOB_PUT offered: on ER_BUSY inf goes back to the caller */
     char *guid;     /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
     char *text;     /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
     uint8_t *data;  /* JOB_THUMB: owned copy */
@@ -1340,6 +1341,7 @@ static er_rc enqueue(store *s, job *j, bool nowait)
     pthread_cond_signal(&s->has_work);
 fail:
     pthread_mutex_unlock(&s->mu);
+    if (rc == ER_BUSY && j->keep_on_busy) j->inf = NULL;
     if (rc) free_job(j);
     return rc;
 }
@@ -1510,7 +1512,8 @@ void store_destroy(store *s)
 
 /* ---- public: writes ---- */
 
-static er_rc put_async(store *s, inference *inf, store_done_fn done, void *arg, bool nowait)
+static er_rc put_async(store *s, inference *inf, store_done_fn done, void *arg, bool nowait,
+                       bool keep)
 {
     job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -1519,6 +1522,7 @@ static er_rc put_async(store *s, inference *inf, store_done_fn done, void *arg, 
     }
     j->kind = JOB_PUT;
     j->inf = inf;
+    j->keep_on_busy = keep;
     j->cost = inference_footprint(inf); /* JSON held in memory counts as much as images */
     j->done = done;
     j->arg = arg;
@@ -1527,12 +1531,17 @@ static er_rc put_async(store *s, inference *inf, store_done_fn done, void *arg, 
 
 er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg)
 {
-    return put_async(s, inf, done, arg, false);
+    return put_async(s, inf, done, arg, false, false);
 }
 
 er_rc store_try_put_async(store *s, inference *inf, store_done_fn done, void *arg)
 {
-    return put_async(s, inf, done, arg, true);
+    return put_async(s, inf, done, arg, true, false);
+}
+
+er_rc store_offer_async(store *s, inference *inf, store_done_fn done, void *arg)
+{
+    return put_async(s, inf, done, arg, true, true);
 }
 
 er_rc store_put(store *s, inference *inf, store_put_result *res)

@@ -66,6 +66,9 @@ er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* The same, but when the queue is full it fails at once with ER_BUSY (inf destroyed) instead
  * of waiting: for callers that must not block (HTTP threads answer 503, Retry-After). */
 er_rc store_try_put_async(store *s, inference *inf, store_done_fn done, void *arg);
+/* The same, except that on ER_BUSY inf stays the caller's (to hold and offer again later);
+ * on any other result the store has taken it. For event-loop threads that must not wait. */
+er_rc store_offer_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* Queues and waits for the commit. Takes ownership of inf. */
 er_rc store_put(store *s, inference *inf, store_put_result *res);
 
