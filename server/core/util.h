@@ -49,4 +49,8 @@ er_rc util_buf_append(util_buf *b, const void *p, size_t n);
 er_rc util_buf_printf(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void util_buf_free(util_buf *b);
 
+/* True when the n bytes are well-formed UTF-8 (no overlong forms, surrogates or values past
+ * U+10FFFF): what every JSON text this service stores or sends must be. */
+bool util_utf8_valid(const void *data, size_t n);
+
 #endif

@@ -73,6 +73,10 @@ static er_rc count_item(norm_ctx *c, const char *field)
 static er_rc prescan(const char *json, size_t len, er_err *err)
 {
     bool in_string = false;
+    /* Text that is not UTF-8 would be stored and then sent to every API and live client,
+     * whose JSON and WebSocket readers must refuse it. */
+    if (!util_utf8_valid(json, len))
+        return er_fail(err, ER_INVALID, "malformed JSON: the text is not valid UTF-8");
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)json[i];
         if (!in_string) {

@@ -111,6 +111,7 @@ struct live {
     char *fwd_msg; /* the last forwarder message text (rendered on change) */
     label_stat *stats;
     size_t n_stats;
+    label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
 };
 
@@ -302,8 +303,10 @@ static void hub_pull(live *l)
             store_page_free(&page);
             break;
         }
-        for (size_t i = 0; i < page.n; i++) {
+        size_t i = 0;
+        for (; i < page.n; i++) {
             inference *inf = page.items[i];
+            if (inf->seq > target) break; /* committed after we looked: next pull, with its time */
             page.items[i] = NULL;
             while (m < n_marks && marks[m].seq < inf->seq)
                 m++;
@@ -311,6 +314,7 @@ static void hub_pull(live *l)
             stats_add(l, inf, now_ms);
             ring_append(l, inf, m < n_marks ? marks[m].ms : 0); /* takes inf */
         }
+        if (i < page.n) l->fetched_seq = target; /* the rest of the range is gone */
         store_page_free(&page);
         for (client *c = l->clients; c; c = c->next)
             enforce_queue(l, c);
@@ -417,10 +421,35 @@ static void start_resume(live *l, client *c, int64_t since)
 
 /* ---- periodic messages ---- */
 
+static void stat_count(label_stat *ls, int slot, int64_t minute, double score)
+{
+    if (ls->minute[slot] != minute) {
+        ls->minute[slot] = minute;
+        ls->count[slot] = 0;
+        ls->sum[slot] = 0;
+    }
+    ls->count[slot]++;
+    ls->sum[slot] += score;
+}
+
+/* Count and score sum of ls over the window ending at minute. */
+static int64_t stat_sum(const label_stat *ls, int64_t minute, double *sum)
+{
+    int64_t count = 0;
+    *sum = 0;
+    for (int s = 0; s < STATS_MINUTES; s++)
+        if (ls->minute[s] > minute - STATS_MINUTES) {
+            count += ls->count[s];
+            *sum += ls->sum[s];
+        }
+    return count;
+}
+
 static void stats_add(live *l, const inference *inf, int64_t now_ms)
 {
     int64_t minute = now_ms / 60000;
     int slot = (int)(minute % STATS_MINUTES);
+    stat_count(&l->total, slot, minute, inf->top_score);
     for (size_t k = 0; k < inf->n_labels; k++) {
         label_stat *ls = NULL;
         for (size_t i = 0; i < l->n_stats && !ls; i++)
@@ -435,13 +464,7 @@ static void stats_add(live *l, const inference *inf, int64_t now_ms)
             if (!(ls->label = strdup(inf->labels[k].label))) continue;
             l->n_stats++;
         }
-        if (ls->minute[slot] != minute) {
-            ls->minute[slot] = minute;
-            ls->count[slot] = 0;
-            ls->sum[slot] = 0;
-        }
-        ls->count[slot]++;
-        ls->sum[slot] += inf->labels[k].score;
+        stat_count(ls, slot, minute, inf->labels[k].score);
     }
 }
 
@@ -454,14 +477,11 @@ static cJSON *stats_json(live *l)
         !cJSON_AddNumberToObject(o, "server_time", (double)now) ||
         !cJSON_AddNumberToObject(o, "window_ms", STATS_MINUTES * 60000.0))
         goto fail;
+    double sum = 0;
+    if (!cJSON_AddNumberToObject(o, "total", (double)stat_sum(&l->total, minute, &sum)))
+        goto fail;
     for (size_t i = 0; i < l->n_stats; i++) {
-        int64_t count = 0;
-        double sum = 0;
-        for (int s = 0; s < STATS_MINUTES; s++)
-            if (l->stats[i].minute[s] > minute - STATS_MINUTES) {
-                count += l->stats[i].count[s];
-                sum += l->stats[i].sum[s];
-            }
+        int64_t count = stat_sum(&l->stats[i], minute, &sum);
         if (!count) continue;
         cJSON *e = cJSON_AddObjectToObject(labels, l->stats[i].label);
         if (!e || !cJSON_AddNumberToObject(e, "count", (double)count) ||

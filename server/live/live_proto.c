@@ -1,6 +1,8 @@
 /* live_proto.c - see live_proto.h. */
 #include "live/live_proto.h"
 
+#include "core/util.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +102,8 @@ er_rc live_msg_parse(const char *text, size_t len, live_msg *out, er_err *err)
                        LIVE_MSG_MAX_BYTES);
     if (!text || len == 0 || memchr(text, '\0', len))
         return er_fail(err, ER_INVALID, "malformed JSON: empty or contains a NUL byte");
+    if (!util_utf8_valid(text, len)) /* never echo such bytes back in a text frame */
+        return er_fail(err, ER_INVALID, "malformed JSON: the text is not valid UTF-8");
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     while (root && end < text + len && strchr(" \t\r\n", *end))

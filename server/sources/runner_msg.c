@@ -450,6 +450,10 @@ er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, 
         rc = er_fail(err, ER_INVALID, "malformed JSON: empty or contains a NUL byte");
         goto fail;
     }
+    if (!util_utf8_valid(msg, len)) { /* the runner sends JSON.stringify output: always UTF-8 */
+        rc = er_fail(err, ER_INVALID, "malformed JSON: the text is not valid UTF-8");
+        goto fail;
+    }
     root = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
     if (root)
         while (end < msg + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))

@@ -131,41 +131,7 @@ static bool lead_num(const char *s, size_t n, double *out, size_t *used)
  * the stored JSON stays valid for every reader. */
 static bool label_ok(const char *s, size_t n)
 {
-    size_t i = 0;
-    if (n == 0 || n > SP_LABEL_MAX) return false;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t more;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + more >= n) return false;
-        for (size_t k = 1; k <= more; k++) {
-            unsigned char cc = (unsigned char)s[i + k];
-            if ((cc & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        /* overlong forms, surrogates and values past U+10FFFF */
-        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += more + 1;
-    }
-    return true;
+    return n > 0 && n <= SP_LABEL_MAX && util_utf8_valid(s, n);
 }
 
 /* ---- block life cycle -------------------------------------------------------------------- */
