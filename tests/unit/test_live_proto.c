@@ -57,6 +57,7 @@ static void test_parse(void)
     refused("{\"type\":\"auth\"", ER_INVALID, "malformed");
     refused("{\"type\":\"auth\",\"token\":\"t\"} x", ER_INVALID, "malformed");
     refused("[1]", ER_SHAPE, "object");
+    refused("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}", ER_INVALID, "UTF-8");
     refused("{\"type\":7}", ER_SHAPE, "type");
     refused("{\"type\":\"hello\"}", ER_SHAPE, "unknown message type");
     refused("{\"type\":\"auth\"}", ER_SHAPE, "token");

@@ -407,6 +407,9 @@ static void test_strict_strings(void)
     expect_error("{\"result\":{\"classification\":{\"a\tb\":0.5}}}", ER_INVALID,
                  "control character");
     expect_error("{\"result\":{\"anomaly\":1},\"info\":\"a\nb\"}", ER_INVALID, "control character");
+    expect_error("{\"result\":{\"classification\":{\"caf\xc3\":0.9}}}", ER_INVALID, "UTF-8");
+    expect_error("{\"result\":{\"anomaly\":1},\"device\":\"\xed\xa0\x80\"}", ER_INVALID,
+                 "UTF-8");
     expect_error("{\"result\":{\"classification\":{\"a\\u0000x\":0.1,\"a\":0.9}}}", ER_SHAPE,
                  "\\u0000");
     expect_error("{\"result\":{\"anomaly\":1},\"device\":\"x\\u0000y\"}", ER_SHAPE, "\\u0000");

@@ -127,8 +127,32 @@ static void test_default_iface(void)
     CHECK(strncmp(name, "Dev", 3) == 0);
 }
 
+static void test_utf8(void)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+    } v[] = {{"", true},
+             {"plain ascii", true},
+             {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb1", true}, /* 2, 3 and 4 bytes */
+             {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", true},               /* U+FFFF, U+10FFFF */
+             {"\xff", false},
+             {"\x80", false},                 /* continuation first */
+             {"\xc3", false},                 /* cut short */
+             {"\xc3(", false},                /* bad continuation */
+             {"\xc0\xaf", false},             /* overlong '/' */
+             {"\xe0\x80\xaf", false},         /* overlong, 3 bytes */
+             {"\xed\xa0\x80", false},         /* surrogate U+D800 */
+             {"\xf4\x90\x80\x80", false},     /* past U+10FFFF */
+             {"ok\xe2\x82", false}};           /* cut short at the end */
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        CHECK_EQ_INT(util_utf8_valid(v[i].s, strlen(v[i].s)), v[i].ok);
+    CHECK(util_utf8_valid("a\0b", 3)); /* NUL is valid UTF-8; JSON layers refuse it */
+}
+
 int main(void)
 {
+    test_utf8();
     test_base64();
     test_uuid();
     test_time();
