@@ -293,6 +293,16 @@ def test_static_files():
     check(b"ei-relay test" in r.body, "served our index.html")
     r = R.get("/", token=None)
     eq(r.status, 200, "GET / serves the dashboard index")
+    # revalidation: the ETag answers 304 with no body; a changed file gets a new one
+    etag = r.headers.get("etag")
+    check(etag and etag.startswith('W/"'), "weak ETag on static files: %r" % etag)
+    eq(r.headers.get("cache-control"), "no-cache", "pages and scripts are revalidated")
+    r = R.request("GET", "/index.html", headers={"If-None-Match": etag})
+    eq(r.status, 304, "unchanged file with its ETag")
+    eq(r.body, b"", "304 has no body")
+    eq(r.headers.get("etag"), etag, "304 repeats the ETag")
+    r = R.request("GET", "/index.html", headers={"If-None-Match": 'W/"0-0"'})
+    eq(r.status, 200, "another ETag gets the file")
 
 
 def test_path_traversal():

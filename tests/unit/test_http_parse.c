@@ -262,7 +262,9 @@ static void test_mime(void)
     CHECK_EQ_STR(http_static_mime("/noext"), "application/octet-stream");
     CHECK_EQ_STR(http_static_mime("/dir.js/noext"), "application/octet-stream");
     CHECK_EQ_STR(http_static_cache_control("/index.html"), "no-cache");
-    CHECK_EQ_STR(http_static_cache_control("/app.js"), "max-age=3600");
+    CHECK_EQ_STR(http_static_cache_control("/app.js"), "no-cache");
+    CHECK_EQ_STR(http_static_cache_control("/app.css"), "no-cache");
+    CHECK_EQ_STR(http_static_cache_control("/icon.svg"), "max-age=3600");
 }
 
 static void unescape_case(const char *in, const char *want)
