@@ -97,7 +97,8 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
                       .src = r->src,
                       .device = r->device,
                       .started_ms = util_now_ms(),
-                      .ws_port = live_port(r->lv)};
+                      .ws_port = live_port(r->lv),
+                      .lv = r->lv};
     rc = http_server_create(&deps, &r->http, err);
     if (rc) goto fail;
     if (cfg->demo) {

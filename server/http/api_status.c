@@ -199,6 +199,17 @@ enum MHD_Result http_api_metrics(http_req *r)
            info.queue_depth);
     metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
            info.newest_seq);
+    live_stats ls;
+    live_get_stats(s->deps.lv, &ls);
+    metric(&b, "ei_relay_live_clients", "gauge", "Live stream connections now.", ls.clients);
+    metric(&b, "ei_relay_live_sent_total", "counter",
+           "Inference messages written to live stream clients.", ls.sent);
+    metric(&b, "ei_relay_live_missed_total", "counter",
+           "Inferences live clients lost (too slow, or past the resume bound).", ls.missed);
+    metric(&b, "ei_relay_live_refused_total", "counter",
+           "Live connections refused at auth (bad token or timeout).", ls.refused);
+    metric(&b, "ei_relay_live_resumes_total", "counter", "Live connections that resumed.",
+           ls.resumes);
     http_forwarder_metrics(r, &b);
     bool sources_ok = http_sources_metrics(r, &b) == ER_OK;
     int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;

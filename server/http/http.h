@@ -7,9 +7,10 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "forward/forwarder.h"
 #include "core/rc.h"
+#include "forward/forwarder.h"
 #include "http/auth.h"
+#include "live/live.h"
 #include "sources/sources.h"
 #include "store/store.h"
 
@@ -25,6 +26,7 @@ typedef struct http_deps {
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
+    const live *lv;     /* the live stream, for its counters; NULL = none */
 } http_deps;
 
 er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err);

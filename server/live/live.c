@@ -113,6 +113,8 @@ struct live {
     size_t n_stats;
     label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
+    /* written on the loop thread, read by HTTP threads */
+    atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes;
 };
 
 /* ---- messages ---- */
@@ -255,6 +257,7 @@ static void enforce_queue(live *l, client *c)
         if (live_filter_match(&c->filter, e->inf)) {
             c->missed++;
             c->missed_reason = "slow_client";
+            atomic_fetch_add(&l->n_missed, 1);
         }
     }
 }
@@ -411,6 +414,7 @@ static void start_resume(live *l, client *c, int64_t since)
         size_t over = n_match > LIVE_RESUME_MAX ? n_match - LIVE_RESUME_MAX : 0;
         c->missed = (int64_t)over + skipped;
         c->missed_reason = "resume_limit";
+        atomic_fetch_add(&l->n_missed, c->missed);
         /* the oldest kept seq is the slot after the newest one in the ring */
         int64_t oldest = n_match > LIVE_RESUME_MAX ? keep[n_match % LIVE_RESUME_MAX]
                          : n_match                 ? keep[0]
@@ -594,6 +598,7 @@ static void on_auth(live *l, client *c, live_msg *m)
 {
     auth_role role = auth_check_token(l->au, m->token);
     if (role == AUTH_NONE) {
+        atomic_fetch_add(&l->n_refused, 1);
         log_info("live", "refused a connection: the token is not valid");
         queue_error(c, "unauthorized", "the token is not valid", true);
         return;
@@ -604,6 +609,7 @@ static void on_auth(live *l, client *c, live_msg *m)
     if (m->has_filter) live_filter_move(&c->filter, &m->filter);
     send_hello(l, c);
     c->cursor = l->fetched_seq;
+    if (m->has_since) atomic_fetch_add(&l->n_resumes, 1);
     if (m->has_since && m->since_seq < l->fetched_seq) {
         start_resume(l, c, m->since_seq);
         c->in_ring = false;
@@ -737,6 +743,7 @@ static int on_writable(live *l, client *c, struct lws *wsi)
     int w = lws_write(wsi, (unsigned char *)msg + LWS_PRE, len, LWS_WRITE_TEXT);
     free(owned);
     if (w < 0) return -1;
+    atomic_fetch_add(&l->n_sent, 1);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -755,6 +762,7 @@ static void client_free(live *l, client *c)
         l->clients = c->next;
     if (c->next) c->next->prev = c->prev;
     l->n_clients--;
+    atomic_store(&l->n_clients_now, (long long)l->n_clients);
     while (c->ctrl_head) {
         out_msg *m = c->ctrl_head;
         c->ctrl_head = m->next;
@@ -798,13 +806,16 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (l->clients) l->clients->prev = c;
         l->clients = c;
         l->n_clients++;
+        atomic_store(&l->n_clients_now, (long long)l->n_clients);
         p->c = c;
         lws_set_timer_usecs(wsi, AUTH_TIMEOUT_US);
         break;
     }
     case LWS_CALLBACK_TIMER:
-        if (p && p->c && p->c->state == CS_AUTH)
+        if (l && p && p->c && p->c->state == CS_AUTH) {
+            atomic_fetch_add(&l->n_refused, 1);
             queue_error(p->c, "auth_timeout", "no auth message within 5 s", true);
+        }
         break;
     case LWS_CALLBACK_RECEIVE:
         if (l && p && p->c) on_receive(l, p->c, wsi, in, len);
@@ -899,6 +910,17 @@ fail:
 int live_port(const live *l)
 {
     return l && l->vhost ? lws_get_vhost_listen_port(l->vhost) : 0;
+}
+
+void live_get_stats(const live *l, live_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!l) return;
+    out->clients = atomic_load(&l->n_clients_now);
+    out->sent = atomic_load(&l->n_sent);
+    out->missed = atomic_load(&l->n_missed);
+    out->refused = atomic_load(&l->n_refused);
+    out->resumes = atomic_load(&l->n_resumes);
 }
 
 void live_stop(live *l)
