@@ -1,6 +1,6 @@
 // api.js - the dashboard's REST client for ei-relay (/api/v1). It adds the bearer token to
 // every request and turns error answers ({"error":{"code","message"}}) into ApiError, so views
-// only deal with data or one error type. Owned by the web module.
+// only deal with data or one error type.
 
 export class ApiError extends Error {
   // status 0 means the service could not be reached at all.
@@ -15,10 +15,11 @@ export class ApiError extends Error {
 export class Api {
   constructor(token) {
     this.token = token;
+    this.onUnauthorized = null; // called once per 401 answer to a request that carried a token
   }
 
-  // GET path with query params (empty values are left out); as: 'json' (default) or 'blob'.
-  async get(path, { params = null, as = 'json', signal = undefined } = {}) {
+  // method + path with query params (empty values are left out); as: 'json' (default) or 'blob'.
+  async request(method, path, { params = null, as = 'json', signal = undefined } = {}) {
     const url = new URL(path, window.location.origin);
     if (params) {
       for (const [key, value] of Object.entries(params)) {
@@ -31,19 +32,53 @@ export class Api {
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     let res;
     try {
-      // no-store: the feed must never be answered from the HTTP cache.
-      res = await fetch(url, { headers, signal, cache: 'no-store' });
+      // no-store for JSON: lists must never come from the HTTP cache. Images are immutable
+      // by id, so the browser may keep them.
+      res = await fetch(url, {
+        method,
+        headers,
+        signal,
+        cache: as === 'blob' ? 'default' : 'no-store',
+      });
     } catch (e) {
       if (e.name === 'AbortError') throw e;
       throw new ApiError(0, 'network', 'Cannot reach ei-relay. Is the service running?');
     }
-    if (!res.ok) throw await errorFrom(res);
+    if (!res.ok) {
+      const err = await errorFrom(res);
+      if (err.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized(err);
+      throw err;
+    }
     if (res.status === 204) return null;
     return as === 'blob' ? res.blob() : res.json();
   }
 
+  get(path, opts) {
+    return this.request('GET', path, opts);
+  }
+
   inferences(params, signal) {
     return this.get('/api/v1/inferences', { params, signal });
+  }
+
+  inference(id, signal) {
+    return this.get(`/api/v1/inferences/${encodeURIComponent(id)}`, { signal });
+  }
+
+  remove(id) {
+    return this.request('DELETE', `/api/v1/inferences/${encodeURIComponent(id)}`);
+  }
+
+  stats(params, signal) {
+    return this.get('/api/v1/stats', { params, signal });
+  }
+
+  forwarder(signal) {
+    return this.get('/api/v1/forwarder', { signal });
+  }
+
+  sources(signal) {
+    return this.get('/api/v1/sources', { signal });
   }
 
   health(signal) {

@@ -1,16 +1,21 @@
 // app.js - entry point of the ei-relay LAN dashboard (no build step, no third-party code).
-// It owns the session (the API token in sessionStorage), switches between the login form and
-// the signed-in views, keeps the health status line, and wires the filter bar to the feed.
-// Views live in their own modules (feed.js, detail.js) so later ones (live WebSocket, charts)
-// can be added the same way.
+// It owns the session (the API token in sessionStorage, for this tab only), the sign-in form,
+// the tabs (Live, History, Charts, Status; the URL fragment remembers the one shown), and the
+// live stream client, whose messages it hands to the views.
 
 import { Api, ApiError } from './api.js';
+import { Charts } from './charts.js';
 import { Detail } from './detail.js';
-import { Feed } from './feed.js';
-import { el, formatBytes, formatDuration } from './util.js';
+import { HistoryView } from './history.js';
+import { LiveClient } from './live.js';
+import { LiveView } from './liveview.js';
+import { ImageLoader } from './media.js';
+import { liveStateText, StatusView } from './status.js';
+import { el, labelScores } from './util.js';
 
 const TOKEN_KEY = 'ei-relay.token';
-const HEALTH_MS = 5000;
+const TABS = ['live', 'history', 'charts', 'status'];
+const SEED = 12;
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,30 +24,93 @@ const ui = {
   loginForm: $('login-form'),
   token: $('token'),
   loginError: $('login-error'),
+  loginNote: $('login-note'),
   loginBtn: $('login-submit'),
-  main: $('main'),
+  loginHealth: $('login-health'),
+  app: $('app'),
   logout: $('logout'),
-  status: $('status'),
-  conn: $('conn'),
-  error: $('feed-error'),
-  filter: $('filter'),
-  filterLabel: $('filter-label'),
-  filterScore: $('filter-score'),
-  filterSource: $('filter-source'),
-  filterReset: $('filter-reset'),
+  device: $('device'),
+  announce: $('announce'),
+  liveState: $('live-state'),
+  liveFilter: $('live-filter'),
+  knownLabels: $('known-labels'),
+  knownSources: $('known-sources'),
+  tablist: $('tablist'),
 };
 
-const detail = new Detail($('detail'));
-const feed = new Feed(null, {
-  list: $('cards'),
-  more: $('more'),
-  empty: $('empty'),
-  onOpen: (item) => detail.open(feed.api, item),
-  onOk: () => showFeedError(null),
-  onError: (e) => handleError(e),
+const loader = new ImageLoader(4);
+let api = null;
+let client = null;
+let currentTab = 'live';
+let tick = null;
+
+const detail = new Detail($('detail'), {
+  loader,
+  canDelete: () => Boolean(client && client.role === 'admin'),
+  onDeleted: (id) => {
+    liveView.remove(id);
+    historyView.remove(id);
+    say('Inference deleted.');
+  },
 });
 
-let healthTimer = null;
+const openDetail = (item) => detail.open(api, item);
+
+const liveView = new LiveView(
+  {
+    list: $('live-list'),
+    empty: $('live-empty'),
+    featured: $('featured'),
+    pause: $('live-pause'),
+    rate: $('live-rate'),
+    hour: $('hour-stats'),
+  },
+  { loader, onOpen: openDetail },
+);
+
+const historyView = new HistoryView(
+  {
+    form: $('history-filter'),
+    list: $('history-list'),
+    more: $('history-more'),
+    empty: $('history-empty'),
+    error: $('history-error'),
+    summary: $('history-summary'),
+    newer: $('history-new'),
+    refresh: $('history-refresh'),
+    fields: {
+      label: $('h-label'),
+      score: $('h-score'),
+      source: $('h-source'),
+      since: $('h-since'),
+      until: $('h-until'),
+    },
+  },
+  { loader, onOpen: openDetail, onError: () => {} },
+);
+
+const charts = new Charts({
+  range: $('chart-range'),
+  legend: $('chart-legend'),
+  count: $('chart-count'),
+  score: $('chart-score'),
+  table: $('chart-table'),
+  error: $('charts-error'),
+});
+
+const statusView = new StatusView(
+  {
+    fwd: $('st-fwd-body'),
+    live: $('st-live-body'),
+    store: $('st-store-body'),
+    model: $('st-model-body'),
+    sources: $('st-src-body'),
+    updated: $('status-updated'),
+    pillLive: $('pill-live'),
+    pillCloud: $('pill-cloud'),
+  },
+  { client: () => client },
+);
 
 // ---- session ------------------------------------------------------------------------------
 
@@ -63,54 +131,192 @@ function storeToken(token) {
   }
 }
 
-// Convenience for kiosks and screenshots: #token=... signs in, and the fragment is removed
-// at once so the token does not stay in the address bar or the history.
+// For kiosks: #token=... signs in, and the fragment is removed at once so the token does not
+// stay in the address bar or the history.
 function takeTokenFromFragment() {
-  if (!window.location.hash.startsWith('#')) return;
   const params = new URLSearchParams(window.location.hash.slice(1));
   const token = params.get('token');
   if (!token) return;
   storeToken(token);
-  history.replaceState(null, '', window.location.pathname + window.location.search);
+  const tab = params.get('view');
+  history.replaceState(null, '', `${window.location.pathname}${window.location.search}${TABS.includes(tab) ? `#${tab}` : ''}`);
 }
 
-function showLogin(message) {
+function showLogin(message, note) {
   stopSession();
   storeToken(null);
-  ui.main.hidden = true;
+  ui.app.hidden = true;
   ui.logout.hidden = true;
   ui.login.hidden = false;
   ui.loginError.textContent = message || '';
   ui.loginError.hidden = !message;
+  ui.loginNote.textContent = note || '';
+  ui.loginNote.hidden = !note;
   ui.token.value = '';
   ui.token.focus();
+  loginHealth();
 }
 
-function startSession(token) {
-  const api = new Api(token);
-  feed.api = api;
+async function loginHealth() {
+  try {
+    const h = await new Api(null).health();
+    ui.loginHealth.textContent = `ei-relay ${h.version ?? ''}${h.device ? ` on ${h.device}` : ''}`;
+  } catch {
+    ui.loginHealth.textContent = 'The relay is not answering right now.';
+  }
+}
+
+async function startSession(token) {
+  api = new Api(token);
+  api.onUnauthorized = () => showLogin('The relay no longer accepts this token. Sign in again.');
+  loader.api = api;
   ui.login.hidden = true;
-  ui.main.hidden = false;
+  ui.app.hidden = false;
   ui.logout.hidden = false;
-  showFeedError(null);
-  feed.start();
+  historyView.start(api);
+  charts.start(api);
+  statusView.start(api);
+  liveView.reset();
+
+  client = new LiveClient(api);
+  wireClient(client, api);
+  showTab(tabFromHash() || currentTab, { focus: false });
+  // The newest inferences from the cache first, then the stream resumes right after them.
+  const mine = client;
+  try {
+    const page = await api.inferences({ limit: SEED });
+    if (mine !== client) return;
+    const items = page.items || [];
+    learn(items);
+    liveView.seed(items);
+    client.lastSeq = items.length ? items[0].seq : 0;
+  } catch (e) {
+    if (mine !== client) return;
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      showLogin(loginMessage(e));
+      return;
+    }
+  }
+  client.start();
+  clearInterval(tick);
+  tick = setInterval(() => renderLiveState(), 1000);
 }
 
 function stopSession() {
-  feed.stop();
-  feed.clear();
-  feed.api = null;
+  clearInterval(tick);
+  tick = null;
+  if (client) client.stop();
+  client = null;
+  historyView.stop();
+  charts.stop();
+  statusView.stop();
+  liveView.reset();
   detail.close();
+  loader.api = null;
+  api = null;
+  ui.device.textContent = '';
+}
+
+function wireClient(c, theApi) {
+  let wasLive = false;
+  c.addEventListener('state', (ev) => {
+    if (c !== client) return;
+    const name = ev.detail.name;
+    if (name === 'live' && wasLive === 'lost') {
+      say('Live stream reconnected.');
+      liveView.note(`Reconnected at ${new Date().toLocaleTimeString()}; missed inferences were replayed.`);
+    }
+    if (name === 'reconnecting' && wasLive === true) {
+      say('Live stream disconnected; reconnecting.');
+      wasLive = 'lost';
+    }
+    if (name === 'live') wasLive = true;
+    renderLiveState();
+  });
+  c.addEventListener('hello', (ev) => {
+    if (c !== client) return;
+    if (ev.detail.device) ui.device.textContent = ev.detail.device;
+    statusView.onHello(ev.detail);
+  });
+  c.addEventListener('health', (ev) => {
+    if (c !== client) return;
+    if (ev.detail && ev.detail.device) ui.device.textContent = ev.detail.device;
+    statusView.setHealth(ev.detail);
+  });
+  c.addEventListener('inference', (ev) => {
+    if (c !== client) return;
+    const item = ev.detail.inference;
+    learn([item]);
+    liveView.add(item);
+    historyView.arrived(item);
+  });
+  c.addEventListener('missed', (ev) => c === client && liveView.missed(ev.detail));
+  c.addEventListener('subscribed', (ev) => c === client && showLiveFilter(ev.detail.filter || {}));
+  c.addEventListener('forwarder', (ev) => c === client && statusView.onForwarder(ev.detail));
+  c.addEventListener('stats', (ev) => {
+    if (c !== client) return;
+    liveView.renderHour(ev.detail);
+    learnLabels(Object.keys(ev.detail.labels || {}));
+    charts.onStats();
+  });
+  c.addEventListener('unauthorized', () => {
+    if (c !== client || api !== theApi) return;
+    showLogin('The live stream did not accept this token. Sign in again.');
+  });
+  c.addEventListener('error', (ev) => {
+    if (c !== client) return;
+    say(`Live stream: ${ev.detail.message || ev.detail.code}`);
+  });
+}
+
+function renderLiveState() {
+  if (!client) return;
+  const s = liveStateText(client.state);
+  ui.liveState.dataset.state = s.key;
+  ui.liveState.textContent = s.long.charAt(0).toUpperCase() + s.long.slice(1);
+  statusView.renderPills();
+  if (currentTab === 'status') statusView.renderLive();
+}
+
+// Announces a short message to screen readers.
+function say(text) {
+  ui.announce.textContent = '';
+  setTimeout(() => (ui.announce.textContent = text), 50);
+}
+
+// Labels and sources seen, offered as suggestions in the filter fields.
+const seenLabels = new Set();
+const seenSources = new Set();
+function learn(items) {
+  const labels = [];
+  for (const item of items) {
+    for (const l of labelScores(item).keys()) labels.push(l);
+    if (item.source && !seenSources.has(item.source) && seenSources.size < 200) {
+      seenSources.add(item.source);
+      ui.knownSources.append(el('option', { value: item.source }));
+    }
+  }
+  learnLabels(labels);
+}
+
+function learnLabels(labels) {
+  for (const l of labels) {
+    if (seenLabels.has(l) || seenLabels.size >= 500) continue;
+    seenLabels.add(l);
+    ui.knownLabels.append(el('option', { value: l }));
+  }
 }
 
 // Checks a typed token with a one-row read before switching views, so a wrong token gets its
-// message on the login form instead of a flash of an empty dashboard.
+// message on the sign-in form instead of a flash of an empty dashboard.
 async function login(token) {
   ui.loginBtn.disabled = true;
   ui.loginError.hidden = true;
+  ui.loginNote.hidden = true;
   try {
     await new Api(token).inferences({ limit: 1 });
     storeToken(token);
+    ui.token.value = '';
     startSession(token);
   } catch (e) {
     ui.loginError.textContent = loginMessage(e);
@@ -123,7 +329,7 @@ async function login(token) {
 
 function loginMessage(e) {
   if (e instanceof ApiError) {
-    if (e.status === 401) return 'This token was not accepted. Check it and try again.';
+    if (e.status === 401) return 'This token was not accepted (401). Check it and try again.';
     if (e.status === 403) {
       return 'This token may not read inferences (it is an ingest-only token). Use a read or admin token.';
     }
@@ -132,85 +338,95 @@ function loginMessage(e) {
   return `Sign-in failed: ${e.message}`;
 }
 
-// ---- errors and status --------------------------------------------------------------------
+// ---- tabs ---------------------------------------------------------------------------------
 
-function handleError(e) {
-  if (e instanceof ApiError && e.status === 401) {
-    showLogin('The service did not accept this token (401). Sign in with a valid token.');
-    return;
+function tabFromHash() {
+  const name = window.location.hash.slice(1);
+  return TABS.includes(name) ? name : null;
+}
+
+function showTab(name, { focus = false } = {}) {
+  currentTab = name;
+  for (const t of TABS) {
+    const tab = $(`tab-${t}`);
+    const on = t === name;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(`view-${t}`).hidden = !on;
+    if (on && focus) tab.focus();
   }
-  if (e instanceof ApiError && e.status === 403) {
-    showLogin('This token may not read inferences. Sign in with a read or admin token.');
-    return;
-  }
-  if (e instanceof ApiError && e.status === 0) {
-    setConnection(false);
-    showFeedError('Connection to ei-relay lost; retrying every 2 s.');
-    return;
-  }
-  showFeedError(e.message || String(e));
+  if (window.location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
+  if (name === 'history') historyView.shown();
+  charts.shown(name === 'charts');
+  statusView.shown(name === 'status');
 }
 
-function showFeedError(message) {
-  ui.error.textContent = message || '';
-  ui.error.hidden = !message;
-  if (!message) setConnection(true);
-}
+ui.tablist.addEventListener('click', (ev) => {
+  const tab = ev.target.closest('[role="tab"]');
+  if (tab) showTab(tab.id.slice(4));
+});
 
-function setConnection(ok) {
-  ui.conn.textContent = ok ? 'online' : 'offline';
-  ui.conn.className = ok ? 'conn ok' : 'conn down';
-}
-
-// The health endpoint needs no token, so the status line works on the login screen too.
-async function refreshHealth() {
-  clearTimeout(healthTimer);
-  try {
-    const h = await new Api(null).health();
-    const db = h.db || {};
-    const parts = [
-      `ei-relay ${h.version ?? '?'}`,
-      h.device ? `device ${h.device}` : null,
-      `${db.rows ?? '?'} inferences`,
-      `db ${formatBytes(db.bytes)}`,
-      `up ${formatDuration(h.uptime_s)}`,
-    ];
-    if (typeof h.queue_depth === 'number' && h.queue_depth > 0) {
-      parts.push(`outbox ${h.queue_depth}`);
-    }
-    // One span per fact, so a narrow screen wraps between facts rather than inside them.
-    ui.status.replaceChildren(
-      ...parts.filter(Boolean).map((text) => el('span', { class: 'fact', text })),
-    );
-    ui.status.title = db.path ? `database ${db.path}` : '';
-    setConnection(h.status === 'ok');
-  } catch (e) {
-    ui.status.textContent = 'Service status unavailable.';
-    setConnection(false);
-  }
-  healthTimer = setTimeout(refreshHealth, HEALTH_MS);
-}
-
-// ---- filter bar ---------------------------------------------------------------------------
-
-function readFilter() {
-  return {
-    label: ui.filterLabel.value.trim(),
-    minScore: ui.filterScore.value.trim(),
-    source: ui.filterSource.value.trim(),
-  };
-}
-
-ui.filter.addEventListener('submit', (ev) => {
+ui.tablist.addEventListener('keydown', (ev) => {
+  const i = TABS.indexOf(currentTab);
+  let next = null;
+  if (ev.key === 'ArrowRight') next = TABS[(i + 1) % TABS.length];
+  else if (ev.key === 'ArrowLeft') next = TABS[(i + TABS.length - 1) % TABS.length];
+  else if (ev.key === 'Home') next = TABS[0];
+  else if (ev.key === 'End') next = TABS[TABS.length - 1];
+  if (!next) return;
   ev.preventDefault();
-  if (!ui.filter.reportValidity()) return;
-  feed.setFilter(readFilter());
+  showTab(next, { focus: true });
 });
 
-ui.filterReset.addEventListener('click', () => {
-  ui.filter.reset();
-  feed.setFilter(readFilter());
+window.addEventListener('hashchange', () => {
+  const name = tabFromHash();
+  if (name && name !== currentTab && api) showTab(name);
 });
+
+$('pill-live').addEventListener('click', () => showTab('status', { focus: true }));
+$('pill-cloud').addEventListener('click', () => showTab('status', { focus: true }));
+
+// ---- live filter --------------------------------------------------------------------------
+
+function liveFilterValues() {
+  const label = $('live-label').value.trim();
+  const score = $('live-score').value.trim();
+  const source = $('live-source').value.trim();
+  return { label, score, source };
+}
+
+async function applyLiveFilter() {
+  if (!client) return;
+  const { label, score, source } = liveFilterValues();
+  client.setFilter({ labels: label ? [label] : [], min_score: score, sources: source ? [source] : [] });
+  // Over the WebSocket the summary waits for the server's `subscribed`; when polling, no wait.
+  if (client.state.name !== 'live') showLiveFilter(client.filter);
+  liveView.reset();
+  const mine = client;
+  try {
+    const page = await api.inferences({ limit: SEED, label, min_score: score, source });
+    if (mine === client) liveView.seed(page.items || []);
+  } catch {
+    // the stream still runs; the seed is a nicety
+  }
+}
+
+function showLiveFilter(f) {
+  const list = (v) => (Array.isArray(v) ? v.join(' or ') : '');
+  const parts = [
+    f.labels && f.labels.length && `label ${list(f.labels)}`,
+    typeof f.min_score === 'number' && f.min_score > 0 && `score ≥ ${f.min_score}`,
+    f.sources && f.sources.length && `source ${list(f.sources)}`,
+  ].filter(Boolean);
+  $('live-filter-summary').textContent = parts.length ? `(${parts.join(', ')})` : '(showing everything)';
+}
+
+ui.liveFilter.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (!ui.liveFilter.reportValidity()) return;
+  applyLiveFilter();
+});
+ui.liveFilter.addEventListener('reset', () => setTimeout(applyLiveFilter, 0));
 
 // ---- wiring -------------------------------------------------------------------------------
 
@@ -225,18 +441,16 @@ ui.loginForm.addEventListener('submit', (ev) => {
   login(token);
 });
 
-ui.logout.addEventListener('click', () => showLogin('Signed out.'));
+ui.logout.addEventListener('click', () => showLogin(null, 'Signed out. The token was forgotten.'));
 
-// A tab that becomes visible polls at once instead of waiting for its next tick.
+// A tab that becomes visible reconnects at once instead of waiting for its backoff.
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden && feed.running) {
-    feed.stop();
-    feed.start();
-  }
+  if (!document.hidden && client) client.retryNow();
 });
 
 takeTokenFromFragment();
-refreshHealth();
+const initialTab = tabFromHash();
+if (initialTab) currentTab = initialTab;
 const token = storedToken();
 if (token) startSession(token);
 else showLogin(null);

@@ -5,19 +5,35 @@
 // el('div', {class: 'x', 'aria-label': 'y'}, child, 'text', ...) -> HTMLElement
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('on') && typeof value === 'function') {
-      node.addEventListener(key.slice(2), value);
-    } else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children) {
+  setAttrs(node, attrs);
+  for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : String(child));
   }
   return node;
+}
+
+// The same for SVG elements (charts).
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  setAttrs(node, attrs);
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function setAttrs(node, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.setAttribute('class', value);
+    else if (key === 'text') node.textContent = value;
+    else if (key === 'style' && typeof value === 'object') Object.assign(node.style, value);
+    else if (key.startsWith('on') && typeof value === 'function') {
+      node.addEventListener(key.slice(2), value);
+    } else node.setAttribute(key, value === true ? '' : String(value));
+  }
 }
 
 export function formatScore(score) {
@@ -28,6 +44,11 @@ export function formatScore(score) {
 export function formatNumber(n, digits = 3) {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
   return Number(n.toFixed(digits)).toString();
+}
+
+export function formatCount(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+  return n.toLocaleString();
 }
 
 // Time of day for today's inferences, date and time otherwise.
@@ -41,6 +62,16 @@ export function formatTime(ms) {
 
 export function isoTime(ms) {
   return typeof ms === 'number' ? new Date(ms).toISOString() : '';
+}
+
+// "12 s ago", "3 min ago", ... for status facts.
+export function formatAgo(ms, now = Date.now()) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '—';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toLocaleString();
 }
 
 export function formatBytes(n) {
@@ -75,4 +106,81 @@ export function headline(item) {
   if (item.kind === 'empty') return { label: 'no objects', score: '' };
   if (item.kind === 'freeform') return { label: 'freeform', score: '' };
   return { label: '—', score: '' };
+}
+
+// A short phrase for what an inference holds: "3 objects", "classification", ...
+export function kindText(item) {
+  const r = item.result || {};
+  if (Array.isArray(r.bounding_boxes)) {
+    const n = r.bounding_boxes.length;
+    return n === 0 ? 'no objects' : `${n} object${n === 1 ? '' : 's'}`;
+  }
+  if (Array.isArray(r.visual_anomaly_grid)) return 'anomaly grid';
+  if (item.kind) return String(item.kind).replace('-', ' ');
+  return '';
+}
+
+// Every label an inference carries, with its best score: classification keys, boxes, cells.
+export function labelScores(item) {
+  const out = new Map();
+  const r = item && item.result;
+  if (!r || typeof r !== 'object') return out;
+  const put = (label, value) => {
+    if (typeof label !== 'string') return;
+    const v = typeof value === 'number' ? value : null;
+    const old = out.get(label);
+    if (old === undefined || (v !== null && (old === null || v > old))) out.set(label, v);
+  };
+  if (r.classification && typeof r.classification === 'object') {
+    for (const [label, value] of Object.entries(r.classification)) put(label, value);
+  }
+  for (const list of [r.bounding_boxes, r.visual_anomaly_grid]) {
+    if (Array.isArray(list)) for (const b of list) if (b) put(b.label, b.value);
+  }
+  return out;
+}
+
+// Stable colours per label, in the order labels are first seen in this page.
+const PALETTE = [
+  '#2f81f7', '#e5534b', '#2da44e', '#d4a72c', '#a371f7',
+  '#e85aad', '#1fa8b3', '#db6d28', '#7d8590', '#6c8cff',
+];
+const labelColors = new Map();
+export function colorFor(label) {
+  let c = labelColors.get(label);
+  if (!c) {
+    c = PALETTE[labelColors.size % PALETTE.length];
+    labelColors.set(label, c);
+  }
+  return c;
+}
+
+// The <input type="datetime-local"> value of an epoch ms (local time), and back.
+export function toLocalInput(ms) {
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+export function fromLocalInput(value) {
+  if (!value) return null;
+  const ms = new Date(value).getTime(); // a value without zone is local time
+  return Number.isFinite(ms) ? ms : null;
+}
+
+// The elements of a definition list: fact('Queue', 12) -> [dt, dd] (nothing for empty values).
+export function fact(name, value, attrs = {}) {
+  if (value === undefined || value === null || value === '') return [];
+  return [
+    el('dt', { text: name }),
+    el('dd', attrs, value instanceof Node ? value : String(value)),
+  ];
+}
+
+export function debounce(fn, ms) {
+  let t = null;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
 }
