@@ -5,14 +5,21 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libwebsockets-dev libsqlite3-dev
             libcjson-dev libpaho-mqtt-dev libssl-dev libvips-dev)
-test_pkgs=(clang libclang-rt-14-dev python3 sqlite3 curl openssl mosquitto)
+test_pkgs=(clang libclang-rt-14-dev python3 sqlite3 curl openssl mosquitto chromium nodejs npm)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
 
+# A package counts as present when dpkg has it installed; npm also when its command is there
+# (NodeSource's nodejs package bundles npm and conflicts with Debian's npm package).
+present() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+    [ "$1" = npm ] && command -v npm >/dev/null 2>&1
+}
+
 missing=()
 for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    present "$p" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

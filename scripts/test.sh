@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
+# Browser tests (tests/browser): playwright-core from the committed package-lock.json; the
+# browser is Debian's chromium. Reinstalled only when the lock file changed since the last `npm ci`.
+lock_sum=$(sha256sum tests/browser/package-lock.json | cut -d' ' -f1)
+if [ "$(cat tests/browser/node_modules/.ei-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
+    echo "== npm ci (tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > tests/browser/node_modules/.ei-lock.sha256
+fi
+
 jobs=$(nproc)
 status=0
 

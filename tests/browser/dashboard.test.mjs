@@ -1,0 +1,599 @@
+// dashboard.test.mjs - the ei-relay dashboard in a real browser: Debian's Chromium, headless,
+// driven by playwright-core, against the real ei-relay binary (relay.mjs).
+//
+// Steps, in order (one relay, one browser): a wrong token is refused; sign in; an inference
+// posted over REST (JPEG + bounding box) appears live within a second with its box drawn on the
+// object; history filters and cursor pages match the REST answers; a detail shows the stored
+// JSON, and an admin deletes it; status shows the forwarder off, storage and sources; charts
+// follow /api/v1/stats; the relay restarts, the page reconnects and shows what was posted
+// while it was away, without a gap; a phone-sized screen has no horizontal scroll; controls
+// have accessible names; the page loads nothing from outside the relay.
+//
+// Screenshots go to EI_ARTIFACTS_DIR (default <cwd>/artifacts/browser); their paths are printed.
+// Exit 77 (skipped) only when Chromium or node_modules are missing.
+//
+// Environment: EI_RELAY_BIN, EI_TEST_SOURCE_DIR, EI_ARTIFACTS_DIR, EI_CHROMIUM (/usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { Relay, TOKENS, freePort } from './relay.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.EI_CHROMIUM || '/usr/bin/chromium';
+const PW = path.join(here, 'node_modules', 'playwright-core', 'index.mjs');
+for (const [what, p] of [
+  ['Chromium', CHROMIUM],
+  ['playwright-core (run npm ci in tests/browser)', PW],
+]) {
+  if (!fs.existsSync(p)) {
+    console.log(`SKIP: ${what} not found at ${p}`);
+    process.exit(77);
+  }
+}
+const { chromium } = await import(PW);
+
+const ARTIFACTS = process.env.EI_ARTIFACTS_DIR || path.join(process.cwd(), 'artifacts', 'browser');
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+const LIVE_DEADLINE_MS = 1000; // an inference must be on screen this soon after its POST
+const WAIT_MS = 10000; // for anything else the page must reach
+
+// Object-detection model input of the posted inferences, and their image (twice the size):
+// box coordinates are model pixels, so a box at x=40 is drawn at 80 image pixels.
+const MODEL = { width: 160, height: 120 };
+const IMAGE = { width: 320, height: 240 };
+const LABELS = ['person', 'car', 'dog'];
+
+let relay;
+let browser;
+let context;
+let page;
+let scratch; // a blank page that paints the test JPEGs
+const pageErrors = [];
+const foreignRequests = [];
+const shots = [];
+
+// ---- helpers ------------------------------------------------------------------------------
+
+function watch(p) {
+  p.on('pageerror', (e) => pageErrors.push(`${e.message}`));
+  p.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource|ERR_INTERNET_DISCONNECTED|WebSocket connection/.test(m.text())) {
+      pageErrors.push(`console: ${m.text()}`);
+    }
+  });
+  p.on('request', (r) => {
+    const u = new URL(r.url());
+    if (!['blob:', 'data:'].includes(u.protocol) && u.hostname !== '127.0.0.1') foreignRequests.push(r.url());
+  });
+}
+
+async function shot(p, name, opts = {}) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await p.screenshot({ path: file, ...opts });
+  shots.push(file);
+}
+
+// A JPEG scene painted by the browser: a backdrop and one coloured object per box (given in
+// model pixels), so a correctly drawn box frames its object.
+async function paintJpeg(boxes, seed = 0) {
+  const dataUrl = await scratch.evaluate(
+    ({ boxes, seed, image, model }) => {
+      const c = document.createElement('canvas');
+      c.width = image.width;
+      c.height = image.height;
+      const g = c.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, image.width, image.height);
+      grad.addColorStop(0, `hsl(${(seed * 47) % 360} 35% 30%)`);
+      grad.addColorStop(1, `hsl(${(seed * 47 + 120) % 360} 35% 55%)`);
+      g.fillStyle = grad;
+      g.fillRect(0, 0, image.width, image.height);
+      const sx = image.width / model.width;
+      const sy = image.height / model.height;
+      for (const b of boxes) {
+        g.fillStyle = b.color || '#f0c419';
+        g.fillRect(b.x * sx, b.y * sy, b.width * sx, b.height * sy);
+      }
+      return c.toDataURL('image/jpeg', 0.85);
+    },
+    { boxes, seed, image: IMAGE, model: MODEL },
+  );
+  return Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64');
+}
+
+function detection(label, value, box, extra = {}) {
+  return {
+    result: { bounding_boxes: [{ label, value, ...box }] },
+    model: MODEL,
+    timing: { dsp: 2, classification: 11, anomaly: 0 },
+    ...extra,
+  };
+}
+
+// Checks that a drawn box lies on the picture where its model coordinates say.
+async function boxGeometry(p, scope, label) {
+  return p.evaluate(
+    ({ scope, label }) => {
+      const root = document.querySelector(scope);
+      if (!root) return { error: `no ${scope}` };
+      const img = root.querySelector('.frame img');
+      const box = root.querySelector(`.box[data-label="${label}"]`);
+      if (!img || !box) return { error: `img ${Boolean(img)} box ${Boolean(box)}` };
+      const r = (e) => {
+        const b = e.getBoundingClientRect();
+        return { x: b.left, y: b.top, w: b.width, h: b.height };
+      };
+      return {
+        img: r(img),
+        box: r(box),
+        natural: { w: img.naturalWidth, h: img.naturalHeight },
+        loaded: img.complete && img.naturalWidth > 0,
+        text: box.textContent,
+        border: parseFloat(getComputedStyle(box).borderLeftWidth),
+      };
+    },
+    { scope, label },
+  );
+}
+
+function assertBoxOnImage(g, box, what) {
+  assert.ok(!g.error, `${what}: ${g.error}`);
+  assert.ok(g.loaded, `${what}: image not loaded`);
+  assert.ok(g.img.w > 20 && g.img.h > 20, `${what}: image drawn ${g.img.w}x${g.img.h}`);
+  // The picture keeps its aspect (no stretching): displayed ratio = the image's ratio.
+  const shown = g.img.w / g.img.h;
+  const real = g.natural.w / g.natural.h;
+  assert.ok(Math.abs(shown - real) / real < 0.02, `${what}: aspect ${shown.toFixed(3)} vs ${real.toFixed(3)}`);
+  const sx = g.img.w / MODEL.width;
+  const sy = g.img.h / MODEL.height;
+  const want = { x: g.img.x + box.x * sx, y: g.img.y + box.y * sy, w: box.width * sx, h: box.height * sy };
+  const tol = 1.5;
+  for (const k of ['x', 'y', 'w', 'h']) {
+    assert.ok(
+      Math.abs(g.box[k] - want[k]) <= tol,
+      `${what}: box ${k} is ${g.box[k].toFixed(1)}, expected ${want[k].toFixed(1)} (image at ${JSON.stringify(g.img)})`,
+    );
+  }
+}
+
+async function liveSeqs(p) {
+  return p.$$eval('#live-list > li[data-id]', (lis) => lis.map((li) => ({ id: li.dataset.id, seq: Number(li.dataset.seq) })));
+}
+
+async function noHorizontalScroll(p, what) {
+  const m = await p.evaluate(() => ({
+    doc: document.documentElement.scrollWidth,
+    body: document.body.scrollWidth,
+    vw: window.innerWidth,
+  }));
+  assert.ok(m.doc <= m.vw && m.body <= m.vw, `${what}: content ${m.doc}/${m.body} px wide in a ${m.vw} px viewport`);
+}
+
+async function showTab(p, name) {
+  await p.click(`#tab-${name}`);
+  await p.waitForSelector(`#view-${name}:not([hidden])`, { timeout: WAIT_MS });
+}
+
+async function signIn(p, token) {
+  await p.waitForSelector('#login:not([hidden])', { timeout: WAIT_MS });
+  await p.fill('#token', token);
+  await p.click('#login-submit');
+}
+
+// ---- setup --------------------------------------------------------------------------------
+
+before(async () => {
+  const t0 = Date.now();
+  const runnerPort = await freePort(); // nothing listens: the source stays in backoff
+  relay = new Relay({ sources: [{ name: 'camera', kind: 'runner-ws', url: `ws://127.0.0.1:${runnerPort}/` }] });
+  await relay.start();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ei-chromium-'));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+      `--disk-cache-dir=${profile}`,
+    ],
+  });
+  scratch = await browser.newPage();
+
+  // The cache before the page opens: 30 inferences over the last 3 hours, every other with a
+  // picture, labels in turn (so charts and filters have something to show).
+  const now = Date.now();
+  const posts = [];
+  for (let i = 0; i < 30; i++) {
+    const label = LABELS[i % LABELS.length];
+    const box = { x: 20 + (i % 5) * 18, y: 15 + (i % 3) * 14, width: 36, height: 44 };
+    const doc = detection(label, 0.55 + ((i * 7) % 45) / 100, box, { ts: now - (30 - i) * 6 * 60000 });
+    const jpeg = i % 2 === 0 ? await paintJpeg([{ ...box, color: ['#f0c419', '#3cb4e6', '#e6573c'][i % 3] }], i) : null;
+    posts.push(relay.ingest(doc, { jpeg, source: i % 4 === 0 ? 'mcu' : 'camera' }));
+  }
+  await Promise.all(posts);
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  watch(page);
+  console.log(`# setup: relay and Chromium ${browser.version()} ready, 30 inferences seeded in ${Date.now() - t0} ms`);
+});
+
+after(async () => {
+  try {
+    if (browser) await browser.close();
+    if (relay) {
+      await relay.stop(); // throws on a non-zero exit or a sanitizer report
+      relay.cleanup();
+    }
+  } finally {
+    for (const f of shots) console.log(`# screenshot: ${f}`);
+  }
+});
+
+// ---- the steps ----------------------------------------------------------------------------
+
+test('a wrong token is refused with a clear message', async () => {
+  await page.goto(`${relay.base}/`);
+  await signIn(page, 'not-a-valid-token');
+  const err = await page.waitForSelector('#login-error:not([hidden])', { timeout: WAIT_MS });
+  assert.match(await err.textContent(), /not accepted \(401\)/);
+  assert.equal(await page.isHidden('#app'), true, 'the dashboard stays hidden');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('ei-relay.token')), null);
+  await shot(page, 'login-refused');
+
+  // An ingest-only token may not read: refused as well, with its own reason.
+  await page.fill('#token', TOKENS.ingest);
+  await page.click('#login-submit');
+  await page.waitForFunction(() => /ingest-only/.test(document.querySelector('#login-error').textContent), null, {
+    timeout: WAIT_MS,
+  });
+  assert.equal(await page.isHidden('#app'), true);
+});
+
+test('sign in with an admin token: the live stream connects', async () => {
+  await page.fill('#token', TOKENS.admin);
+  await page.click('#login-submit');
+  await page.waitForSelector('#app:not([hidden])', { timeout: WAIT_MS });
+  await page.waitForSelector('#live-state[data-state="live"]', { timeout: WAIT_MS });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('ei-relay.token')), TOKENS.admin);
+  assert.equal((await page.textContent('#pill-live .pill-text')).trim(), 'Live: live');
+  // The newest from the cache are shown before anything arrives live, newest first.
+  await page.waitForFunction(() => document.querySelectorAll('#live-list > li[data-id]').length === 12, null, {
+    timeout: WAIT_MS,
+  });
+  const newest = (await relay.getJson('/api/v1/inferences?limit=12')).items.map((it) => it.id);
+  assert.deepEqual((await liveSeqs(page)).map((c) => c.id), newest);
+  assert.equal(await page.textContent('#device'), (await relay.getJson('/api/v1/health')).device);
+});
+
+let liveId;
+const LIVE_BOX = { x: 40, y: 30, width: 50, height: 60 };
+
+test('an inference posted over REST appears live within a second, its box on the object', async () => {
+  const jpeg = await paintJpeg([{ ...LIVE_BOX, color: '#ff3b30' }], 99);
+  const t0 = Date.now();
+  const stored = await relay.ingest(detection('forklift', 0.91, LIVE_BOX), { jpeg, source: 'camera' });
+  liveId = stored.id;
+  const card = `#live-list > li[data-id="${liveId}"]`;
+  await page.waitForSelector(`${card} .media.loaded .box[data-label="forklift"]`, { timeout: 5000 });
+  const ms = Date.now() - t0;
+  console.log(`# live: POST to card with its image and box on screen in ${ms} ms`);
+  assert.ok(ms < LIVE_DEADLINE_MS, `the inference took ${ms} ms to appear (limit ${LIVE_DEADLINE_MS} ms)`);
+
+  // The card is first (newest first) and its box sits on the object in the thumbnail.
+  assert.equal((await liveSeqs(page))[0].id, liveId);
+  const g = await boxGeometry(page, card, 'forklift');
+  assertBoxOnImage(g, LIVE_BOX, 'live card');
+  assert.equal(g.text, 'forklift 91 %');
+  assert.equal(await page.textContent(`${card} .label`), 'forklift');
+  assert.equal(await page.textContent(`${card} .source`), 'camera');
+
+  // The large view shows it too, from the full-size image.
+  await page.waitForSelector(`#featured .featured-media[data-id="${liveId}"] .media.loaded`, { timeout: WAIT_MS });
+  const fg = await boxGeometry(page, '#featured .featured-media', 'forklift');
+  assertBoxOnImage(fg, LIVE_BOX, 'featured');
+  assert.deepEqual(fg.natural, { w: IMAGE.width, h: IMAGE.height });
+  assert.ok(fg.img.w > g.img.w * 1.5, 'the featured picture is the large one');
+  await shot(page, 'live');
+});
+
+test('history: label and score filters and cursor pages match the REST answers', async () => {
+  await showTab(page, 'history');
+  const all = await relay.listAll();
+  await page.waitForFunction(() => document.querySelectorAll('#history-list > li[data-id]').length === 24, null, {
+    timeout: WAIT_MS,
+  });
+  const ids = () => page.$$eval('#history-list > li[data-id]', (lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(await ids(), all.slice(0, 24).map((it) => it.id));
+  // The next page through the cursor.
+  await page.click('#history-more');
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#history-list > li[data-id]').length === n,
+    Math.min(48, all.length),
+    { timeout: WAIT_MS },
+  );
+  assert.deepEqual(await ids(), all.slice(0, 48).map((it) => it.id));
+  assert.equal(await page.isHidden('#history-more'), all.length <= 48);
+
+  // Label filter.
+  await page.fill('#h-label', 'car');
+  await page.click('#history-filter button[type="submit"]');
+  const cars = await relay.listAll('label=car');
+  assert.ok(cars.length >= 5, `seeded cars: ${cars.length}`);
+  await page.waitForFunction(
+    (n) => {
+      const lis = [...document.querySelectorAll('#history-list > li[data-id]')];
+      return lis.length === n && lis.every((li) => li.querySelector('.label').textContent === 'car');
+    },
+    Math.min(24, cars.length),
+    { timeout: WAIT_MS },
+  );
+  assert.deepEqual(await ids(), cars.slice(0, 24).map((it) => it.id));
+
+  // Label and minimum score together.
+  await page.fill('#h-score', '0.8');
+  await page.click('#history-filter button[type="submit"]');
+  const good = await relay.listAll('label=car&min_score=0.8');
+  assert.ok(good.length > 0 && good.length < cars.length, `cars >= 0.8: ${good.length} of ${cars.length}`);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#history-list > li[data-id]').length === n,
+    good.length,
+    { timeout: WAIT_MS },
+  );
+  assert.deepEqual(await ids(), good.map((it) => it.id));
+  await shot(page, 'history-filtered');
+});
+
+test('a detail shows the stored JSON and image; an admin deletes it', async () => {
+  const first = await page.$eval('#history-list > li[data-id]', (li) => li.dataset.id);
+  await page.click(`#history-list > li[data-id="${first}"] button.card`);
+  await page.waitForSelector('#detail[open] .json-text', { timeout: WAIT_MS });
+  const shown = JSON.parse(await page.textContent('#detail .json-text'));
+  const stored = await relay.getJson(`/api/v1/inferences/${first}`);
+  assert.equal(shown.id, first);
+  assert.deepEqual(shown.result, stored.result);
+  assert.equal(shown.seq, stored.seq);
+  if (stored.image) {
+    await page.waitForSelector('#detail .media.loaded', { timeout: WAIT_MS });
+    const box = stored.result.bounding_boxes[0];
+    assertBoxOnImage(await boxGeometry(page, '#detail .detail-figure', box.label), box, 'detail');
+  }
+  await shot(page, 'detail');
+
+  // Delete, with its confirmation step.
+  await page.click('#detail .delete-wrap button:has-text("Delete…")');
+  await page.click('#detail button:has-text("Delete for good")');
+  await page.waitForFunction(() => !document.querySelector('#detail').open, null, { timeout: WAIT_MS });
+  assert.equal((await relay.request('GET', `/api/v1/inferences/${first}`, { token: TOKENS.read })).status, 404);
+  await page.waitForSelector(`#history-list > li[data-id="${first}"]`, { state: 'detached', timeout: WAIT_MS });
+
+  await page.click('#history-reset');
+  await page.waitForFunction(() => document.querySelectorAll('#history-list > li[data-id]').length === 24, null, {
+    timeout: WAIT_MS,
+  });
+});
+
+test('status: forwarding off, queue and dead letters, storage, sources', async () => {
+  await showTab(page, 'status');
+  const fwd = await relay.getJson('/api/v1/forwarder');
+  assert.equal(fwd.state, 'disabled');
+  await page.waitForSelector('#fwd-state[data-state="disabled"]', { timeout: WAIT_MS });
+  assert.equal(await page.textContent('#fwd-state'), 'off');
+  assert.equal(await page.textContent('#st-fwd-body dd[data-fact="queue_depth"]'), String(fwd.queue_depth));
+  assert.equal(await page.textContent('#st-fwd-body dd[data-fact="dead"]'), String(fwd.dead));
+  assert.equal(await page.textContent('#st-fwd-body dd[data-fact="dropped"]'), String(fwd.dropped));
+  assert.equal((await page.textContent('#pill-cloud .pill-text')).trim(), 'Cloud: off');
+  assert.match(await page.textContent('#st-store-body dd[data-fact="db_bytes"]'), /^\d+(\.\d)? (KB|MB)$/);
+  // The configured runner-ws source, whose runner is absent.
+  await page.waitForSelector('#st-src-body tbody th:has-text("camera")', { timeout: WAIT_MS });
+  const src = (await relay.getJson('/api/v1/sources')).sources[0];
+  const row = await page.$$eval('#st-src-body tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+  assert.deepEqual(row[0].slice(0, 2), ['camera', 'runner-ws']);
+  assert.ok(['backoff', 'starting'].includes(row[0][2]), `source state ${row[0][2]} (REST: ${src.state})`);
+  await page.waitForSelector('#st-live-body .badge[data-state="live"]', { timeout: WAIT_MS });
+  await shot(page, 'status');
+});
+
+test('charts follow /api/v1/stats', async () => {
+  await showTab(page, 'charts');
+  await page.waitForSelector('#chart-count svg rect', { timeout: WAIT_MS });
+  const range = await page.$eval('#chart-range', (s) => s.value);
+  assert.equal(range, '24h');
+  const until = Math.ceil(Date.now() / 3600e3) * 3600e3;
+  const stats = await relay.getJson(`/api/v1/stats?since=${until - 24 * 3600e3}&until=${until}&bucket=1h`);
+  const labels = Object.keys(stats.labels).sort();
+  const legend = (await page.$$eval('#chart-legend .legend-item', (bs) => bs.map((b) => b.dataset.label))).sort();
+  assert.deepEqual(legend, labels);
+  for (const label of labels) {
+    const bars = await page.$$eval(`#chart-count rect[data-label="${label}"]`, (rs) => rs.length);
+    assert.equal(bars, stats.labels[label].length, `bars of ${label}`);
+    const points = await page.$$eval(`#chart-score g[data-label="${label}"] circle`, (cs) => cs.length);
+    assert.equal(points, stats.labels[label].length, `points of ${label}`);
+  }
+  // Hiding a label from the legend removes its bars.
+  await page.click('#chart-legend .legend-item[data-label="dog"]');
+  await page.waitForFunction(() => document.querySelectorAll('#chart-count rect[data-label="dog"]').length === 0, null, {
+    timeout: WAIT_MS,
+  });
+  assert.equal(await page.getAttribute('#chart-legend .legend-item[data-label="dog"]', 'aria-pressed'), 'false');
+  await page.click('#chart-legend .legend-item[data-label="dog"]');
+  await shot(page, 'charts');
+});
+
+test('the relay restarts: the page reconnects and resumes without a gap', async () => {
+  await showTab(page, 'live');
+  const posted = [];
+  const post = async (i) => {
+    const box = { x: 10 + i * 12, y: 20, width: 30, height: 40 };
+    const doc = detection(LABELS[i % 3], 0.7 + i / 100, box);
+    posted.push((await relay.ingest(doc, { jpeg: await paintJpeg([box], i) })).id);
+  };
+  const onScreen = (ids) =>
+    page.waitForFunction((ids) => ids.every((id) => document.querySelector(`#live-list > li[data-id="${id}"]`)), ids, {
+      timeout: WAIT_MS,
+    });
+  await post(0);
+  await post(1);
+  await onScreen(posted);
+
+  await relay.stop();
+  await page.waitForSelector('#live-state[data-state="reconnecting"]', { timeout: WAIT_MS });
+  // Keep the page away until the relay has new inferences it never saw live.
+  await context.setOffline(true);
+  await relay.start();
+  for (let i = 2; i < 5; i++) await post(i);
+  await context.setOffline(false);
+  const t0 = Date.now();
+  await page.waitForSelector('#live-state[data-state="live"]', { timeout: 20000 });
+  await onScreen(posted);
+  console.log(`# reconnect: live again and caught up ${Date.now() - t0} ms after the network came back`);
+  for (let i = 5; i < 7; i++) await post(i);
+  await onScreen(posted);
+
+  // No gap, no duplicate: the live list holds exactly the stored inferences between the first
+  // and the last posted here, in seq order.
+  const cards = await liveSeqs(page);
+  const ids = cards.map((c) => c.id);
+  assert.equal(new Set(ids).size, ids.length, 'a card is shown twice');
+  const seqs = cards.map((c) => c.seq);
+  assert.deepEqual([...seqs].sort((a, b) => b - a), seqs, 'cards out of seq order');
+  const stored = (await relay.getJson('/api/v1/inferences?limit=50')).items;
+  const firstSeq = stored.find((it) => it.id === posted[0]).seq;
+  const expected = stored.filter((it) => it.seq >= firstSeq).map((it) => it.id);
+  assert.equal(expected.length, 7);
+  assert.deepEqual(ids.slice(0, expected.length), expected);
+  assert.ok(await page.isVisible('#live-list > li.notice:has-text("Reconnected")'), 'a reconnect notice');
+  await shot(page, 'live-after-restart');
+});
+
+test('the live filter: the relay sends only matching inferences', async () => {
+  await page.click('#live-filter-box > summary');
+  await page.fill('#live-label', 'car');
+  await page.click('#live-filter button[type="submit"]');
+  // The summary shows the filter once the relay confirmed it (`subscribed`).
+  await page.waitForFunction(() => document.querySelector('#live-filter-summary').textContent === '(label car)', null, {
+    timeout: WAIT_MS,
+  });
+  await page.waitForFunction(
+    () => {
+      const lis = [...document.querySelectorAll('#live-list > li[data-id]')];
+      return lis.length > 0 && lis.every((li) => li.querySelector('.label').textContent === 'car');
+    },
+    null,
+    { timeout: WAIT_MS },
+  );
+  const box = { x: 60, y: 40, width: 30, height: 30 };
+  const dog = await relay.ingest(detection('dog', 0.93, box));
+  const car = await relay.ingest(detection('car', 0.88, box));
+  await page.waitForSelector(`#live-list > li[data-id="${car.id}"]`, { timeout: WAIT_MS });
+  // The dog was stored first: had it passed the filter it would be on screen before the car.
+  assert.equal(await page.$(`#live-list > li[data-id="${dog.id}"]`), null, 'the dog passed the label filter');
+  await page.click('#live-filter-reset');
+  await page.waitForFunction(() => document.querySelector('#live-filter-summary').textContent === '(showing everything)', null, {
+    timeout: WAIT_MS,
+  });
+  await page.waitForSelector(`#live-list > li[data-id="${dog.id}"]`, { timeout: WAIT_MS }); // from the cache again
+  await page.click('#live-filter-box > summary');
+});
+
+test('controls have accessible names; tabs work from the keyboard', async () => {
+  const unnamed = await page.evaluate(() => {
+    const name = (e) =>
+      (e.getAttribute('aria-label') ||
+        (e.labels && [...e.labels].map((l) => l.textContent).join(' ')) ||
+        (e.getAttribute('aria-labelledby') &&
+          e
+            .getAttribute('aria-labelledby')
+            .split(' ')
+            .map((id) => document.getElementById(id)?.textContent || '')
+            .join(' ')) ||
+        e.textContent ||
+        e.title ||
+        '').trim();
+    return [...document.querySelectorAll('button, input, select, [role="tab"], [role="tabpanel"], a[href]')]
+      .filter((e) => e.getClientRects().length > 0 || e.closest('[role="tabpanel"]'))
+      .filter((e) => !name(e))
+      .map((e) => e.outerHTML.slice(0, 120));
+  });
+  assert.deepEqual(unnamed, []);
+  await page.focus('#tab-live');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.getAttribute('#tab-history', 'aria-selected'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-history');
+  await page.keyboard.press('End');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-status');
+  await page.keyboard.press('Home');
+  assert.equal(await page.isVisible('#view-live'), true);
+  // A card opens its detail with the keyboard, Escape closes it.
+  await page.focus('#live-list > li[data-id] button.card');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#detail[open]', { timeout: WAIT_MS });
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('#detail').open, null, { timeout: WAIT_MS });
+});
+
+test('a phone-sized screen: no horizontal scroll; a read token cannot delete; sign out', async () => {
+  const phone = await browser.newContext({
+    viewport: { width: 375, height: 812 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const p = await phone.newPage();
+  watch(p);
+  try {
+    const box = { x: 52, y: 24, width: 44, height: 70 };
+    await relay.ingest(detection('person', 0.87, box), { jpeg: await paintJpeg([{ ...box, color: '#3cb4e6' }], 5) });
+    await p.goto(`${relay.base}/`);
+    await signIn(p, TOKENS.read);
+    await p.waitForSelector('#live-state[data-state="live"]', { timeout: WAIT_MS });
+    await p.waitForSelector('#featured .media.loaded', { timeout: WAIT_MS });
+    await noHorizontalScroll(p, 'live');
+    await shot(p, 'phone-live');
+    // Thumbnails load once their card is on screen.
+    await p.$eval('#live-list', (e) => e.scrollIntoView());
+    await p.waitForSelector('#live-list > li[data-id] .media.loaded', { timeout: WAIT_MS });
+    await showTab(p, 'history');
+    await p.waitForSelector('#history-list > li[data-id]', { timeout: WAIT_MS });
+    await noHorizontalScroll(p, 'history');
+    await shot(p, 'phone-history');
+    await showTab(p, 'charts');
+    await p.waitForSelector('#chart-count svg', { timeout: WAIT_MS });
+    await noHorizontalScroll(p, 'charts');
+    await showTab(p, 'status');
+    await p.waitForSelector('#fwd-state', { timeout: WAIT_MS });
+    await noHorizontalScroll(p, 'status');
+    await shot(p, 'phone-status');
+
+    // Detail as a read-only user: no delete control, and the dialog fits the screen.
+    await showTab(p, 'live');
+    const withImage = await p.$eval('#live-list > li[data-id]:has(.media.loaded)', (li) => li.dataset.id);
+    await p.click(`#live-list > li[data-id="${withImage}"] button.card`);
+    await p.waitForSelector('#detail[open] .media.loaded', { timeout: WAIT_MS });
+    assert.equal(await p.$$eval('#detail .delete-wrap', (e) => e.length), 0);
+    const d = await p.$eval('#detail', (e) => ({ sw: e.scrollWidth, cw: e.clientWidth, w: e.getBoundingClientRect().width }));
+    assert.ok(d.sw <= d.cw && d.w <= 375, `detail ${JSON.stringify(d)}`);
+    await shot(p, 'phone-detail');
+    await p.click('#detail .close');
+
+    await p.click('#logout');
+    await p.waitForSelector('#login:not([hidden])', { timeout: WAIT_MS });
+    assert.equal(await p.evaluate(() => sessionStorage.getItem('ei-relay.token')), null);
+    assert.equal(await p.isHidden('#app'), true);
+  } finally {
+    await phone.close();
+  }
+});
+
+test('no page errors, nothing fetched from outside the relay', async () => {
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(foreignRequests, []);
+});
