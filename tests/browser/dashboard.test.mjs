@@ -3,8 +3,10 @@
 //
 // Steps, in order (one relay, one browser): a wrong token is refused; sign in; an inference
 // posted over REST (JPEG + bounding box) appears live within a second with its box drawn on the
-// object; history filters and cursor pages match the REST answers; a detail shows the stored
-// JSON, and an admin deletes it; status shows the forwarder off, storage and sources; charts
+// object; one from a runner (runner.py, a fake edge-impulse-linux-runner) too, at the runner's
+// model scale; history filters and cursor pages match the REST answers; a detail shows the
+// stored JSON, and an admin deletes it; status shows the forwarder off, storage, the runner
+// source and its model; charts
 // follow /api/v1/stats; the relay restarts, the page reconnects and shows what was posted
 // while it was away, without a gap; a phone-sized screen has no horizontal scroll; controls
 // have accessible names; the page loads nothing from outside the relay.
@@ -21,7 +23,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Relay, TOKENS, freePort } from './relay.mjs';
+import { Relay, TOKENS } from './relay.mjs';
+import { Runner } from './runner.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.EI_CHROMIUM || '/usr/bin/chromium';
@@ -50,6 +53,7 @@ const IMAGE = { width: 320, height: 240 };
 const LABELS = ['person', 'car', 'dog'];
 
 let relay;
+let runner;
 let browser;
 let context;
 let page;
@@ -81,7 +85,7 @@ async function shot(p, name, opts = {}) {
 
 // A JPEG scene painted by the browser: a backdrop and one coloured object per box (given in
 // model pixels), so a correctly drawn box frames its object.
-async function paintJpeg(boxes, seed = 0) {
+async function paintJpeg(boxes, seed = 0, image = IMAGE, model = MODEL) {
   const dataUrl = await scratch.evaluate(
     ({ boxes, seed, image, model }) => {
       const c = document.createElement('canvas');
@@ -101,7 +105,7 @@ async function paintJpeg(boxes, seed = 0) {
       }
       return c.toDataURL('image/jpeg', 0.85);
     },
-    { boxes, seed, image: IMAGE, model: MODEL },
+    { boxes, seed, image, model },
   );
   return Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64');
 }
@@ -141,7 +145,7 @@ async function boxGeometry(p, scope, label) {
   );
 }
 
-function assertBoxOnImage(g, box, what) {
+function assertBoxOnImage(g, box, what, model = MODEL) {
   assert.ok(!g.error, `${what}: ${g.error}`);
   assert.ok(g.loaded, `${what}: image not loaded`);
   assert.ok(g.img.w > 20 && g.img.h > 20, `${what}: image drawn ${g.img.w}x${g.img.h}`);
@@ -149,8 +153,8 @@ function assertBoxOnImage(g, box, what) {
   const shown = g.img.w / g.img.h;
   const real = g.natural.w / g.natural.h;
   assert.ok(Math.abs(shown - real) / real < 0.02, `${what}: aspect ${shown.toFixed(3)} vs ${real.toFixed(3)}`);
-  const sx = g.img.w / MODEL.width;
-  const sy = g.img.h / MODEL.height;
+  const sx = g.img.w / model.width;
+  const sy = g.img.h / model.height;
   const want = { x: g.img.x + box.x * sx, y: g.img.y + box.y * sy, w: box.width * sx, h: box.height * sy };
   const tol = 1.5;
   for (const k of ['x', 'y', 'w', 'h']) {
@@ -189,9 +193,10 @@ async function signIn(p, token) {
 
 before(async () => {
   const t0 = Date.now();
-  const runnerPort = await freePort(); // nothing listens: the source stays in backoff
-  relay = new Relay({ sources: [{ name: 'camera', kind: 'runner-ws', url: `ws://127.0.0.1:${runnerPort}/` }] });
+  runner = await new Runner().start();
+  relay = new Relay({ sources: [{ name: 'camera', kind: 'runner-ws', url: runner.url }] });
   await relay.start();
+  await runner.ready(); // the relay's runner-ws source connected and asked for previews
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ei-chromium-'));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -217,7 +222,7 @@ before(async () => {
     const box = { x: 20 + (i % 5) * 18, y: 15 + (i % 3) * 14, width: 36, height: 44 };
     const doc = detection(label, 0.55 + ((i * 7) % 45) / 100, box, { ts: now - (30 - i) * 6 * 60000 });
     const jpeg = i % 2 === 0 ? await paintJpeg([{ ...box, color: ['#f0c419', '#3cb4e6', '#e6573c'][i % 3] }], i) : null;
-    posts.push(relay.ingest(doc, { jpeg, source: i % 4 === 0 ? 'mcu' : 'camera' }));
+    posts.push(relay.ingest(doc, { jpeg, source: i % 4 === 0 ? 'mcu' : 'gate' }));
   }
   await Promise.all(posts);
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -229,6 +234,7 @@ before(async () => {
 after(async () => {
   try {
     if (browser) await browser.close();
+    if (runner) await runner.stop();
     if (relay) {
       await relay.stop(); // throws on a non-zero exit or a sanitizer report
       relay.cleanup();
@@ -280,7 +286,7 @@ const LIVE_BOX = { x: 40, y: 30, width: 50, height: 60 };
 test('an inference posted over REST appears live within a second, its box on the object', async () => {
   const jpeg = await paintJpeg([{ ...LIVE_BOX, color: '#ff3b30' }], 99);
   const t0 = Date.now();
-  const stored = await relay.ingest(detection('forklift', 0.91, LIVE_BOX), { jpeg, source: 'camera' });
+  const stored = await relay.ingest(detection('forklift', 0.91, LIVE_BOX), { jpeg, source: 'gate' });
   liveId = stored.id;
   const card = `#live-list > li[data-id="${liveId}"]`;
   await page.waitForSelector(`${card} .media.loaded .box[data-label="forklift"]`, { timeout: 5000 });
@@ -294,7 +300,7 @@ test('an inference posted over REST appears live within a second, its box on the
   assertBoxOnImage(g, LIVE_BOX, 'live card');
   assert.equal(g.text, 'forklift 91 %');
   assert.equal(await page.textContent(`${card} .label`), 'forklift');
-  assert.equal(await page.textContent(`${card} .source`), 'camera');
+  assert.equal(await page.textContent(`${card} .source`), 'gate');
 
   // The large view shows it too, from the full-size image.
   await page.waitForSelector(`#featured .featured-media[data-id="${liveId}"] .media.loaded`, { timeout: WAIT_MS });
@@ -303,6 +309,25 @@ test('an inference posted over REST appears live within a second, its box on the
   assert.deepEqual(fg.natural, { w: IMAGE.width, h: IMAGE.height });
   assert.ok(fg.img.w > g.img.w * 1.5, 'the featured picture is the large one');
   await shot(page, 'live');
+});
+
+test("a runner's inference appears live, boxes at the runner's model scale", async () => {
+  // The runner's model is 96x96; its preview frames here are 192x192.
+  const model = { width: 96, height: 96 };
+  const ball = { label: 'ball', value: 0.87, x: 24, y: 16, width: 32, height: 40 };
+  const jpeg = await paintJpeg([{ ...ball, color: '#ff8c00' }], 7, { width: 192, height: 192 }, model);
+  const t0 = Date.now();
+  const sent = await runner.classify({ bounding_boxes: [ball] }, jpeg);
+  assert.deepEqual(sent, { previews: 1, classifications: 1 });
+  const card = '#live-list > li[data-id]:first-child';
+  await page.waitForSelector(`${card}[data-id] .media.loaded .box[data-label="ball"]`, { timeout: 5000 });
+  console.log(`# runner: classification to card on screen in ${Date.now() - t0} ms`);
+  assert.equal(await page.textContent(`${card} .source`), 'camera');
+  const id = await page.$eval(card, (li) => li.dataset.id);
+  const stored = await relay.getJson(`/api/v1/inferences/${id}`);
+  assert.deepEqual(stored.model, model);
+  assert.deepEqual([stored.image.width, stored.image.height], [192, 192]);
+  assertBoxOnImage(await boxGeometry(page, card, 'ball'), ball, 'runner card', model);
 });
 
 test('history: label and score filters and cursor pages match the REST answers', async () => {
@@ -392,12 +417,21 @@ test('status: forwarding off, queue and dead letters, storage, sources', async (
   assert.equal(await page.textContent('#st-fwd-body dd[data-fact="dropped"]'), String(fwd.dropped));
   assert.equal((await page.textContent('#pill-cloud .pill-text')).trim(), 'Cloud: off');
   assert.match(await page.textContent('#st-store-body dd[data-fact="db_bytes"]'), /^\d+(\.\d)? (KB|MB)$/);
-  // The configured runner-ws source, whose runner is absent.
+  // The runner-ws source, connected to the fake runner, with the inference it delivered.
   await page.waitForSelector('#st-src-body tbody th:has-text("camera")', { timeout: WAIT_MS });
   const src = (await relay.getJson('/api/v1/sources')).sources[0];
   const row = await page.$$eval('#st-src-body tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
-  assert.deepEqual(row[0].slice(0, 2), ['camera', 'runner-ws']);
-  assert.ok(['backoff', 'starting'].includes(row[0][2]), `source state ${row[0][2]} (REST: ${src.state})`);
+  assert.deepEqual(row[0].slice(0, 4), ['camera', 'runner-ws', 'running', String(src.inferences)]);
+  assert.equal(src.inferences, 1);
+  // The model, from the runner's hello.
+  const model = await page.$$eval('#st-model-body dt', (dts) =>
+    Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])),
+  );
+  assert.equal(model.Project, 'ball-finder (ei-relay tests)');
+  assert.equal(model['Deploy version'], '7');
+  assert.equal(model.Input, '96×96 × 3');
+  assert.equal(model['Model type'], 'object_detection');
+  assert.deepEqual(await page.$$eval('#st-model-body .chips li', (lis) => lis.map((li) => li.textContent)), ['ball']);
   await page.waitForSelector('#st-live-body .badge[data-state="live"]', { timeout: WAIT_MS });
   await shot(page, 'status');
 });
