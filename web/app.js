@@ -249,6 +249,7 @@ function wireClient(c, theApi) {
     learn([item]);
     liveView.add(item);
     historyView.arrived(item);
+    statusView.poke();
   });
   c.addEventListener('missed', (ev) => c === client && liveView.missed(ev.detail));
   c.addEventListener('subscribed', (ev) => c === client && showLiveFilter(ev.detail.filter || {}));

@@ -67,6 +67,17 @@ export class StatusView {
     this.timer = setTimeout(() => this.refresh(), this.visible ? REFRESH_MS : REFRESH_MS * 6);
   }
 
+  // Something changed (an inference arrived): refresh soon if the view is shown, at most
+  // every 2 s.
+  poke() {
+    if (!this.visible || !this.api || this.poked) return;
+    this.poked = true;
+    setTimeout(() => {
+      this.poked = false;
+      if (this.visible) this.refresh();
+    }, 2000);
+  }
+
   setHealth(h) {
     this.health = h;
     if (this.visible) this.renderStore();
@@ -147,7 +158,7 @@ export class StatusView {
       state !== 'disabled' ? fact('Sent / acked', `${formatCount(f.sent ?? 0)} / ${formatCount(f.acked ?? 0)}`) : [],
       f.rejected ? fact('Rejected', formatCount(f.rejected)) : [],
       f.reconnects ? fact('Reconnects', formatCount(f.reconnects)) : [],
-      f.connected_since ? fact('Connected since', formatTime(f.connected_since)) : [],
+      state === 'connected' && f.connected_since ? fact('Connected since', formatTime(f.connected_since)) : [],
       f.client_id ? fact('Client id', el('code', { text: f.client_id })) : [],
       f.images_shrunk || f.images_omitted
         ? fact('Images shrunk / left out', `${formatCount(f.images_shrunk ?? 0)} / ${formatCount(f.images_omitted ?? 0)}`)

@@ -6,7 +6,8 @@
 // object; one from a runner (runner.py, a fake edge-impulse-linux-runner) too, at the runner's
 // model scale; history filters and cursor pages match the REST answers; a detail shows the
 // stored JSON, and an admin deletes it; status shows the forwarder off, storage, the runner
-// source and its model; charts
+// source and its model; with forwarding on (mosquitto) it follows the broker going away and
+// coming back; charts
 // follow /api/v1/stats; the relay restarts, the page reconnects and shows what was posted
 // while it was away, without a gap; a phone-sized screen has no horizontal scroll; controls
 // have accessible names; the page loads nothing from outside the relay.
@@ -24,7 +25,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { Relay, TOKENS } from './relay.mjs';
-import { Runner } from './runner.mjs';
+import { PyHelper } from './pyhelper.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.EI_CHROMIUM || '/usr/bin/chromium';
@@ -193,10 +194,11 @@ async function signIn(p, token) {
 
 before(async () => {
   const t0 = Date.now();
-  runner = await new Runner().start();
-  relay = new Relay({ sources: [{ name: 'camera', kind: 'runner-ws', url: runner.url }] });
+  runner = new PyHelper('runner.py');
+  const { port } = await runner.start();
+  relay = new Relay({ sources: [{ name: 'camera', kind: 'runner-ws', url: `ws://127.0.0.1:${port}/` }] });
   await relay.start();
-  await runner.ready(); // the relay's runner-ws source connected and asked for previews
+  await runner.command({ cmd: 'ready' }); // the relay's runner-ws source connected, asked for previews
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ei-chromium-'));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -317,7 +319,7 @@ test("a runner's inference appears live, boxes at the runner's model scale", asy
   const ball = { label: 'ball', value: 0.87, x: 24, y: 16, width: 32, height: 40 };
   const jpeg = await paintJpeg([{ ...ball, color: '#ff8c00' }], 7, { width: 192, height: 192 }, model);
   const t0 = Date.now();
-  const sent = await runner.classify({ bounding_boxes: [ball] }, jpeg);
+  const sent = await runner.command({ cmd: 'classify', result: { bounding_boxes: [ball] }, jpeg_b64: jpeg.toString('base64') });
   assert.deepEqual(sent, { previews: 1, classifications: 1 });
   const card = '#live-list > li[data-id]:first-child';
   await page.waitForSelector(`${card}[data-id] .media.loaded .box[data-label="ball"]`, { timeout: 5000 });
@@ -434,6 +436,62 @@ test('status: forwarding off, queue and dead letters, storage, sources', async (
   assert.deepEqual(await page.$$eval('#st-model-body .chips li', (lis) => lis.map((li) => li.textContent)), ['ball']);
   await page.waitForSelector('#st-live-body .badge[data-state="live"]', { timeout: WAIT_MS });
   await shot(page, 'status');
+});
+
+test('forwarding on: the status follows the MQTT broker going away and coming back', async () => {
+  // A second relay that forwards to Debian's mosquitto (TLS client certificates), through the
+  // black-box tier's broker harness.
+  const broker = new PyHelper('broker.py');
+  const { config } = await broker.start();
+  const fwdRelay = new Relay(config);
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await ctx.newPage();
+  watch(p);
+  try {
+    await fwdRelay.start();
+    await p.goto(`${fwdRelay.base}/#status`);
+    await signIn(p, TOKENS.admin);
+    await p.waitForSelector('#fwd-state[data-state="connected"]', { timeout: WAIT_MS });
+    assert.equal((await p.textContent('#pill-cloud .pill-text')).trim(), 'Cloud: connected');
+    assert.equal(await p.textContent('#fwd-state'), 'connected');
+    assert.match(await p.textContent('#st-fwd-body .lead'), new RegExp(`localhost:${config.mqtt_port}`));
+
+    // Broker gone: the live `forwarder` messages turn the pill, and the queue grows.
+    await broker.command({ cmd: 'stop' });
+    await p.waitForSelector('#pill-cloud[data-state="backoff"]', { timeout: WAIT_MS });
+    const box = { x: 30, y: 30, width: 40, height: 40 };
+    await fwdRelay.ingest(detection('car', 0.8, box));
+    await fwdRelay.ingest(detection('dog', 0.7, box));
+    await p.waitForFunction(
+      () => document.querySelector('#pill-cloud .pill-text').textContent === 'Cloud: retrying · 2 queued',
+      null,
+      { timeout: WAIT_MS },
+    );
+    await p.waitForFunction(() => document.querySelector('#st-fwd-body dd[data-fact="queue_depth"]')?.textContent === '2', null, {
+      timeout: WAIT_MS,
+    });
+    assert.equal(await p.textContent('#fwd-state'), 'retrying');
+    const fwd = await fwdRelay.getJson('/api/v1/forwarder');
+    assert.equal(fwd.queue_depth, 2);
+    if (fwd.last_error) assert.ok(await p.isVisible('#st-fwd-body dd.error-text'), 'the last error is shown');
+    await shot(p, 'status-forwarder-backoff');
+
+    // Back: connected again, the queue drains to 0.
+    await broker.command({ cmd: 'start' });
+    await p.waitForFunction(
+      () => document.querySelector('#pill-cloud .pill-text').textContent === 'Cloud: connected',
+      null,
+      { timeout: 20000 },
+    );
+    await p.waitForFunction(() => document.querySelector('#st-fwd-body dd[data-fact="queue_depth"]')?.textContent === '0', null, {
+      timeout: WAIT_MS,
+    });
+    assert.equal((await fwdRelay.getJson('/api/v1/forwarder')).queue_depth, 0);
+  } finally {
+    await ctx.close();
+    await fwdRelay.stop().finally(() => fwdRelay.cleanup());
+    await broker.stop();
+  }
 });
 
 test('charts follow /api/v1/stats', async () => {

@@ -1,5 +1,7 @@
-// runner.mjs - drives runner.py (a fake edge-impulse-linux-runner preview server) from the
-// browser tests: one JSON command per line on its stdin, one JSON answer per line back.
+// pyhelper.mjs - runs one of the Python helpers of the browser tests (runner.py, broker.py:
+// thin drivers of the black-box tier's stand-ins) as a child process and talks to it in JSON
+// lines: its first line says it is ready, then each command written to its stdin gets one
+// answer line. Closing stdin stops it.
 
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -8,9 +10,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-export class Runner {
+export class PyHelper {
+  constructor(script) {
+    this.script = script;
+  }
+
+  // Resolves to the helper's first line (what it set up).
   async start() {
-    this.proc = spawn(process.env.EI_PYTHON || 'python3', [path.join(here, 'runner.py')], {
+    this.proc = spawn(process.env.EI_PYTHON || 'python3', [path.join(here, this.script)], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
     });
@@ -18,30 +25,34 @@ export class Runner {
     this.waiters = [];
     this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
     this.exited.then((code) => {
-      for (const w of this.waiters.splice(0)) w.reject(new Error(`runner.py exited (${code})`));
+      for (const w of this.waiters.splice(0)) w.fail(new Error(`${this.script} exited (${code})`));
     });
     readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
       const msg = JSON.parse(line);
       const w = this.waiters.shift();
-      if (w) w.resolve(msg);
+      if (w) w.done(msg);
       else this.answers.push(msg);
     });
-    const { port } = await this.next();
-    this.url = `ws://127.0.0.1:${port}/`;
-    return this;
+    this.hello = await this.next(60000);
+    if (this.hello.error) throw new Error(`${this.script}: ${this.hello.error}`);
+    return this.hello;
   }
 
-  next(timeoutMs = 15000) {
+  next(timeoutMs = 20000) {
     if (this.answers.length) return Promise.resolve(this.answers.shift());
     return new Promise((resolve, reject) => {
-      const w = { resolve, reject };
+      const w = {};
       const t = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(w), 1);
-        reject(new Error('runner.py did not answer'));
+        reject(new Error(`${this.script} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      w.resolve = (m) => {
+      w.done = (m) => {
         clearTimeout(t);
         resolve(m);
+      };
+      w.fail = (e) => {
+        clearTimeout(t);
+        reject(e);
       };
       this.waiters.push(w);
     });
@@ -50,23 +61,14 @@ export class Runner {
   async command(cmd) {
     this.proc.stdin.write(`${JSON.stringify(cmd)}\n`);
     const answer = await this.next();
-    if (answer.error) throw new Error(`runner.py: ${answer.error}`);
+    if (answer.error) throw new Error(`${this.script}: ${answer.error}`);
     return answer;
-  }
-
-  // Waits for the relay's runner-ws source to connect and ask for camera previews.
-  ready() {
-    return this.command({ cmd: 'ready' });
-  }
-
-  classify(result, jpeg) {
-    return this.command({ cmd: 'classify', result, jpeg_b64: jpeg ? jpeg.toString('base64') : null });
   }
 
   async stop() {
     if (!this.proc || this.proc.exitCode !== null) return;
     this.proc.stdin.end();
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10000);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
     await this.exited;
     clearTimeout(timer);
   }
