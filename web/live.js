@@ -63,17 +63,23 @@ export class LiveClient extends EventTarget {
     clearTimeout(this.helloTimer);
     clearInterval(this.keepalive);
     this.timer = this.helloTimer = this.keepalive = null;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try {
-        ws.close(1000, 'signed out');
-      } catch {
-        // already closed
-      }
-    }
+    this.detach('signed out', 1000);
     this.setState('offline');
+  }
+
+  // Closes the current connection without its close event doing anything.
+  detach(reason, code = 4000) {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    clearTimeout(this.helloTimer);
+    clearInterval(this.keepalive);
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closed
+    }
   }
 
   // filter: {labels: [..], min_score: n, sources: [..]}; empty fields mean no constraint.
@@ -86,7 +92,7 @@ export class LiveClient extends EventTarget {
 
   // A reconnect that is waiting for its backoff goes now (a visible tab, the network is back).
   retryNow() {
-    if (this.stopped || this.state.name !== 'reconnecting') return;
+    if (this.stopped || this.state.name !== 'reconnecting' || this.state.connecting) return;
     clearTimeout(this.timer);
     this.connect();
   }
@@ -129,6 +135,7 @@ export class LiveClient extends EventTarget {
     }
     const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
     this.url = `${scheme}://${window.location.hostname}:${port}/api/v1/live`;
+    if (this.ws) this.detach('replaced'); // never two connections at once
     let ws;
     try {
       ws = new WebSocket(this.url);

@@ -155,13 +155,7 @@ export function colorFor(label) {
   return c;
 }
 
-// The <input type="datetime-local"> value of an epoch ms (local time), and back.
-export function toLocalInput(ms) {
-  const d = new Date(ms);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
+// The epoch ms of an <input type="datetime-local"> value (local time); null when empty.
 export function fromLocalInput(value) {
   if (!value) return null;
   const ms = new Date(value).getTime(); // a value without zone is local time

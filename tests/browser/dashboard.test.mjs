@@ -80,7 +80,7 @@ function watch(p) {
 
 async function shot(p, name, opts = {}) {
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await p.screenshot({ path: file, ...opts });
+  await p.screenshot({ path: file, animations: 'disabled', ...opts });
   shots.push(file);
 }
 
