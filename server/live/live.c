@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -33,6 +34,10 @@
 #define STATS_LABELS_MAX 256
 #define RESUME_SCAN_MAX 100000 /* rows examined to count a resume backlog */
 #define COMMITS_MAX 256        /* commit times remembered between two pulls */
+/* Kernel send buffer per client. Linux grows an unset one to megabytes, which would hide
+ * thousands of messages from the LIVE_CLIENT_QUEUE bound (and hold that much kernel memory
+ * per stuck client); 64 KiB still covers a burst of ~100 messages. */
+#define CLIENT_SNDBUF (64 * 1024)
 
 typedef struct ring_entry {
     int64_t seq;
@@ -809,6 +814,8 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         atomic_store(&l->n_clients_now, (long long)l->n_clients);
         p->c = c;
         lws_set_timer_usecs(wsi, AUTH_TIMEOUT_US);
+        int fd = lws_get_socket_fd(wsi), sndbuf = CLIENT_SNDBUF;
+        if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         break;
     }
     case LWS_CALLBACK_TIMER:
