@@ -409,7 +409,7 @@ static void start_resume(live *l, client *c, int64_t since)
         for (size_t i = 0; i < page.n && page.items[i]->seq <= end; i++)
             if (live_filter_match(&c->filter, page.items[i]))
                 keep[n_match++ % LIVE_RESUME_MAX] = page.items[i]->seq;
-        bool more = page.n == 1000;
+        bool more = page.next_seq != 0;
         cur = page.n ? page.items[page.n - 1]->seq : end;
         store_page_free(&page);
         if (!more) break;

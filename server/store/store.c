@@ -1622,6 +1622,10 @@ er_rc store_debug_max_pages(store *s, int64_t pages)
 
 /* ---- public: reads ---- */
 
+enum { PAGE_DATA = 1, PAGE_LABELS = 2 }; /* what read_page adds to each row */
+static er_rc read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
+                       store_page *out);
+
 /* Rebuilds an inference from the INF_COLS columns of st (image bytes not included). */
 static er_rc row_to_inference(sqlite3_stmt *st, inference **out)
 {
@@ -1771,34 +1775,7 @@ er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_AFTER];
-    er_rc rc = ER_OK;
-    int src;
-    out->items = calloc((size_t)limit, sizeof *out->items);
-    if (!out->items) {
-        rc = ER_NOMEM;
-        goto fail;
-    }
-    sqlite3_bind_int64(st, 1, after_seq);
-    sqlite3_bind_int(st, 2, limit);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = row_to_inference(st, &out->items[out->n]);
-        if (rc) goto fail;
-        out->n++;
-    }
-    if (src != SQLITE_DONE) rc = db_error(r->db, src, "reading inferences by seq");
-    stmt_done(st);
-    /* Labels after the range read, each its own read: a row deleted by retention in between
-     * just comes without labels. */
-    for (size_t i = 0; rc == ER_OK && i < out->n; i++)
-        rc = read_labels(r, out->items[i]);
-    if (out->n == (size_t)limit) out->next_seq = out->items[out->n - 1]->seq;
-fail:
-    stmt_done(st);
-    reader_put(s, r);
-    if (rc) store_page_free(out);
-    return rc;
+    return read_page(s, RS_AFTER, after_seq, limit, PAGE_LABELS, out);
 }
 
 er_rc store_get_image(store *s, const char *guid, inference_image *out)
@@ -2096,8 +2073,10 @@ void store_set_policy(store *s, store_policy_fn fn, void *arg)
 /* Runs a reader statement bound to (?1 = cursor, ?2 = limit) into a page of at most limit
  * items; with_data copies image bytes. One extra row is asked for to know whether a next page
  * exists (next_seq, for the dead-letter list). */
-static er_rc outbox_page(store *s, int which, int64_t cursor, int limit, bool with_data,
-                         store_page *out)
+/* One page of INF_COLS rows from statement which (?1 cursor, ?2 limit + 1: the extra row sets
+ * next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
+static er_rc read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
+                       store_page *out)
 {
     reader *r = reader_get(s);
     sqlite3_stmt *st = r->st[which];
@@ -2119,9 +2098,14 @@ static er_rc outbox_page(store *s, int which, int64_t cursor, int limit, bool wi
         rc = row_to_inference(st, &out->items[out->n]);
         if (rc) goto fail;
         out->n++;
-        if (with_data && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
+        if ((what & PAGE_DATA) && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
     }
-    if (src != SQLITE_DONE) rc = db_error(r->db, src, "reading the outbox");
+    if (src != SQLITE_DONE) rc = db_error(r->db, src, "reading inferences");
+    stmt_done(st);
+    /* Labels after the rows, each its own read: a row deleted by retention in between just
+     * comes without labels. */
+    for (size_t i = 0; rc == ER_OK && (what & PAGE_LABELS) && i < out->n; i++)
+        rc = read_labels(r, out->items[i]);
 fail:
     stmt_done(st);
     reader_put(s, r);
@@ -2133,14 +2117,14 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return outbox_page(s, RS_OB_FETCH, after_seq, limit, true, out);
+    return read_page(s, RS_OB_FETCH, after_seq, limit, PAGE_DATA, out);
 }
 
 er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || before_seq < 0) return ER_INVALID;
-    return outbox_page(s, RS_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, false, out);
+    return read_page(s, RS_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, 0, out);
 }
 
 static er_rc outbox_ack(store *s, const int64_t *seqs, size_t n, bool wait)

@@ -243,6 +243,27 @@ static void test_list(void)
         seqs[i] = put_ok(s, make_inf(1000 + i, i % 2 ? "cam2" : "cam1", i % 2 ? "dog" : "cat",
                                      (double)i / 40.0));
 
+    /* Oldest first after a seq, with labels (the live stream's catch-up). */
+    store_page after;
+    CHECK_EQ_INT(store_list_after(s, seqs[2], 3, &after), ER_OK);
+    CHECK_EQ_INT(after.n, 3);
+    for (size_t i = 0; i < after.n; i++) {
+        CHECK_EQ_INT(after.items[i]->seq, seqs[3 + i]);
+        CHECK_EQ_INT(after.items[i]->n_labels, 1);
+        if (after.items[i]->n_labels == 1)
+            CHECK_EQ_STR(after.items[i]->labels[0].label, (3 + i) % 2 ? "dog" : "cat");
+    }
+    CHECK_EQ_INT(after.next_seq, seqs[5]); /* more follow */
+    store_page_free(&after);
+    CHECK_EQ_INT(store_list_after(s, seqs[37], 10, &after), ER_OK);
+    CHECK(after.n == 2 && after.next_seq == 0);
+    store_page_free(&after);
+    CHECK_EQ_INT(store_list_after(s, seqs[39], 10, &after), ER_OK);
+    CHECK_EQ_INT(after.n, 0);
+    store_page_free(&after);
+    CHECK_EQ_INT(store_list_after(s, 0, 0, &after), ER_INVALID);
+    CHECK_EQ_INT(store_list_after(s, -1, 5, &after), ER_INVALID);
+
     /* Keyset pages stay exact while new rows arrive between pages. */
     store_filter f = {.limit = 7};
     int seen[40] = {0};
