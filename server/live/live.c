@@ -23,10 +23,10 @@
 #include "model/view.h"
 
 #define LIVE_PATH "/api/v1/live"
-#define RING_CAP 1024          /* > LIVE_CLIENT_QUEUE * 2: a pull appends at most one page */
-#define PULL_PAGE 256          /* rows per store read */
-#define BACKLOG_PAGE 64        /* rows per cache read for one client */
-#define CTRL_MAX 64            /* queued non-inference messages per client */
+#define RING_CAP 1024   /* > LIVE_CLIENT_QUEUE * 2: a pull appends at most one page */
+#define PULL_PAGE 256   /* rows per store read */
+#define BACKLOG_PAGE 64 /* rows per cache read for one client */
+#define CTRL_MAX 64     /* queued non-inference messages per client */
 #define AUTH_TIMEOUT_US (5 * LWS_USEC_PER_SEC)
 #define FWD_POLL_MS 500
 #define STATS_EVERY_MS 10000
@@ -487,8 +487,7 @@ static cJSON *stats_json(live *l)
         !cJSON_AddNumberToObject(o, "window_ms", STATS_MINUTES * 60000.0))
         goto fail;
     double sum = 0;
-    if (!cJSON_AddNumberToObject(o, "total", (double)stat_sum(&l->total, minute, &sum)))
-        goto fail;
+    if (!cJSON_AddNumberToObject(o, "total", (double)stat_sum(&l->total, minute, &sum))) goto fail;
     for (size_t i = 0; i < l->n_stats; i++) {
         int64_t count = stat_sum(&l->stats[i], minute, &sum);
         if (!count) continue;
@@ -573,8 +572,8 @@ static void stats_tick(lws_sorted_usec_list_t *sul)
 
 static void send_hello(live *l, client *c)
 {
-    static const char *const roles[] = {[AUTH_READ] = "read", [AUTH_INGEST] = "ingest",
-                                        [AUTH_ADMIN] = "admin"};
+    static const char *const roles[] = {
+        [AUTH_READ] = "read", [AUTH_INGEST] = "ingest", [AUTH_ADMIN] = "admin"};
     cJSON *o = cJSON_CreateObject();
     char *model = NULL;
     if (o) {
@@ -584,8 +583,7 @@ static void send_hello(live *l, client *c)
         cJSON_AddNumberToObject(o, "server_time", (double)util_now_ms());
         cJSON_AddNumberToObject(o, "last_seq", (double)l->fetched_seq);
         cJSON_AddStringToObject(o, "role", roles[c->role] ? roles[c->role] : "read");
-        cJSON *m = store_meta_get(l->st, "model_info", &model) == ER_OK ? cJSON_Parse(model)
-                                                                       : NULL;
+        cJSON *m = store_meta_get(l->st, "model_info", &model) == ER_OK ? cJSON_Parse(model) : NULL;
         if (!cJSON_IsObject(m)) {
             cJSON_Delete(m);
             m = cJSON_CreateNull();
@@ -734,8 +732,9 @@ static int on_writable(live *l, client *c, struct lws *wsi)
     if (c->state != CS_OPEN) return 0;
     if (c->missed) {
         char text[128];
-        int n = snprintf(text, sizeof text, "{\"type\":\"missed\",\"count\":%lld,\"reason\":\"%s\"}",
-                         (long long)c->missed, c->missed_reason);
+        int n =
+            snprintf(text, sizeof text, "{\"type\":\"missed\",\"count\":%lld,\"reason\":\"%s\"}",
+                     (long long)c->missed, c->missed_reason);
         c->missed = 0;
         queue_text(c, text, OUT_PLAIN);
         (void)n;
@@ -843,7 +842,9 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {.name = "ei-live", .callback = on_event, .per_session_data_size = sizeof(pss),
+    {.name = "ei-live",
+     .callback = on_event,
+     .per_session_data_size = sizeof(pss),
      .rx_buffer_size = 4096},
     {.name = NULL},
 };

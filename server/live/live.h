@@ -35,11 +35,11 @@ int live_port(const live *l);
 
 /* Counters for /metrics and health; any thread. Zeros for NULL. */
 typedef struct live_stats {
-    int64_t clients;         /* connections now (authenticated or not) */
-    int64_t sent;            /* inference messages written since start */
-    int64_t missed;          /* inferences clients lost (slow, or over the resume bound) */
-    int64_t refused;         /* connections refused at auth (bad token, timeout) */
-    int64_t resumes;         /* auths with since_seq */
+    int64_t clients; /* connections now (authenticated or not) */
+    int64_t sent;    /* inference messages written since start */
+    int64_t missed;  /* inferences clients lost (slow, or over the resume bound) */
+    int64_t refused; /* connections refused at auth (bad token, timeout) */
+    int64_t resumes; /* auths with since_seq */
 } live_stats;
 void live_get_stats(const live *l, live_stats *out);
 /* Before wsloop_destroy: from now on the commit hook no longer wakes the loop. NULL is fine. */

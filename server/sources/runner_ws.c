@@ -31,14 +31,14 @@ struct runner_ws {
     size_t max_msg; /* message bytes, from the session's frame limit */
     runner_session *session;
     /* loop thread only below */
-    struct lws *wsi;           /* the connection; NULL between connections */
+    struct lws *wsi;            /* the connection; NULL between connections */
     lws_sorted_usec_list_t sul; /* the (re)connect timer */
     bool greeting_due;
-    bool got_message;           /* this connection delivered something: backoff starts over */
+    bool got_message; /* this connection delivered something: backoff starts over */
     int64_t backoff_ms;
-    char *rx;                   /* the message being gathered */
+    char *rx; /* the message being gathered */
     size_t rx_len, rx_cap;
-    bool rx_skip;               /* the current message is being discarded (too big, binary) */
+    bool rx_skip; /* the current message is being discarded (too big, binary) */
     const char *skip_why;
     int64_t last_warn_ms;
     uint64_t warns_suppressed;
@@ -92,8 +92,7 @@ er_rc runner_ws_parse_url(const char *url, char *host, size_t host_cap, int *por
     return ER_OK;
 }
 
-static er_rc parse_settings(runner_ws *r, const cJSON *conf, runner_session_opts *so,
-                            er_err *err)
+static er_rc parse_settings(runner_ws *r, const cJSON *conf, runner_session_opts *so, er_err *err)
 {
     const char *name = r->slot->st.name;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(conf, "url");
@@ -162,8 +161,10 @@ static void warn_bad(runner_ws *r, const char *what)
         return;
     }
     if (r->warns_suppressed)
-        log_warn("sources", "source \"%s\": message rejected: %s (and %llu more since the last "
-                 "report)", r->slot->st.name, what, (unsigned long long)r->warns_suppressed);
+        log_warn("sources",
+                 "source \"%s\": message rejected: %s (and %llu more since the last "
+                 "report)",
+                 r->slot->st.name, what, (unsigned long long)r->warns_suppressed);
     else
         log_warn("sources", "source \"%s\": message rejected: %s", r->slot->st.name, what);
     r->last_warn_ms = now;
@@ -359,8 +360,8 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         r->rx_skip = false;
         sources_slot_state(r->slot, "running", NULL);
         r->last_why[0] = '\0';
-        log_info("sources", "source \"%s\": connected to the runner at %s:%d%s",
-                 r->slot->st.name, r->host, r->port, r->path);
+        log_info("sources", "source \"%s\": connected to the runner at %s:%d%s", r->slot->st.name,
+                 r->host, r->port, r->path);
         r->greeting_due = runner_session_greeting(r->session) != NULL;
         if (r->greeting_due) lws_callback_on_writable(wsi);
         break;
@@ -391,8 +392,8 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         if (!r) break;
         char why[SOURCES_ERROR_MAX];
-        snprintf(why, sizeof why, "cannot connect to %.80s:%d%.40s: %.*s", r->host, r->port, r->path,
-                 in ? (int)strnlen(in, 120) : 7, in ? (const char *)in : "unknown");
+        snprintf(why, sizeof why, "cannot connect to %.80s:%d%.40s: %.*s", r->host, r->port,
+                 r->path, in ? (int)strnlen(in, 120) : 7, in ? (const char *)in : "unknown");
         lost(r, why);
         break;
     }

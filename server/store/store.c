@@ -242,11 +242,11 @@ typedef enum job_kind {
  * number of inferences deleted (store_put_result is the one result every job carries). */
 typedef struct job {
     job_kind kind;
-    inference *inf; /* JOB_PUT: owned until the job is freed */
+    inference *inf;    /* JOB_PUT: owned until the job is freed */
     bool keep_on_busy; /* JOB_PUT offered: on ER_BUSY inf goes back to the caller */
-    char *guid;     /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
-    char *text;     /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
-    uint8_t *data;  /* JOB_THUMB: owned copy */
+    char *guid;        /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
+    char *text;        /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
+    uint8_t *data;     /* JOB_THUMB: owned copy */
     size_t len;
     int64_t *seqs; /* JOB_ACK: owned array of n_seqs */
     size_t n_seqs;

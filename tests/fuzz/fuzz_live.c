@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (m.filter.has_min_score && (m.filter.min_score <= 0 || m.filter.min_score > 1)) abort();
         inference inf;
         memset(&inf, 0, sizeof inf);
-        inference_label labels[] = {{.label = "person", .score = 0.8}, {.label = "car", .score = 0.3}};
+        inference_label labels[] = {{.label = "person", .score = 0.8},
+                                    {.label = "car", .score = 0.3}};
         inf.labels = labels;
         inf.n_labels = 2;
         inf.top_label = "person";

@@ -37,7 +37,8 @@ static void test_parse(void)
     CHECK(m.filter.has_min_score && m.filter.min_score == 0.5);
     live_msg_free(&m);
 
-    CHECK_EQ_INT(parse(" {\"type\":\"auth\",\"token\":\"t\",\"since_seq\":null}\n", &m, &err), ER_OK);
+    CHECK_EQ_INT(parse(" {\"type\":\"auth\",\"token\":\"t\",\"since_seq\":null}\n", &m, &err),
+                 ER_OK);
     CHECK(!m.has_since && !m.has_filter);
     live_msg_free(&m);
 
