@@ -205,6 +205,8 @@ def test_fragmented_message_with_ping_between():
             eq(reply, {"messageId": 77, "type": "handling-message-success", "message": text},
                "reply to the reassembled message")
             conn = stub.wait_client(T)
+            # the stub replies before it records the message: wait for the record
+            conn.wait_received(1, T)
             eq(conn.received_raw(), [(1, text.encode())], "one message, reassembled")
             eq(conn.pings, [b"p1"], "ping recorded")
         finally:
