@@ -32,7 +32,7 @@
 #define STATS_EVERY_MS 10000
 #define STATS_MINUTES 60 /* the stats window: the last hour, in minute buckets */
 #define STATS_LABELS_MAX 256
-#define RESUME_SCAN_MAX 100000 /* rows examined to count a resume backlog */
+#define RESUME_SCAN_MAX 10000 /* rows examined to count a resume backlog (~0.1 s of loop) */
 #define COMMITS_MAX 256        /* commit times remembered between two pulls */
 /* Kernel send buffer per client. Linux grows an unset one to megabytes, which would hide
  * thousands of messages from the LIVE_CLIENT_QUEUE bound (and hold that much kernel memory
