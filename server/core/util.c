@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -319,4 +320,11 @@ bool util_utf8_valid(const void *data, size_t n)
         i += more + 1;
     }
     return true;
+}
+
+void util_thread_name(const char *prefix, const char *name)
+{
+    char buf[16]; /* the kernel keeps 15 bytes */
+    snprintf(buf, sizeof buf, "%s%s", prefix, name ? name : "");
+    prctl(PR_SET_NAME, buf, 0, 0, 0);
 }

@@ -53,4 +53,7 @@ void util_buf_free(util_buf *b);
  * U+10FFFF): what every JSON text this service stores or sends must be. */
 bool util_utf8_valid(const void *data, size_t n);
 
+/* Names the calling thread prefix+name (cut to 15 bytes) for top -H, perf and gdb. */
+void util_thread_name(const char *prefix, const char *name);
+
 #endif

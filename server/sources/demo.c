@@ -134,6 +134,7 @@ done:
 static void *demo_main(void *arg)
 {
     demo_source *d = arg;
+    util_thread_name("eir-demo", NULL);
     pthread_mutex_lock(&d->mu);
     while (!d->stop) {
         pthread_mutex_unlock(&d->mu);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "sources/serial_parse.h"
 
 #define SERIAL_FLUSH_MS 1000     /* silence after which an open block is emitted */
@@ -297,6 +298,7 @@ static void *serial_main(void *arg)
 {
     serial_source *s = arg;
     const char *name = s->slot->st.name;
+    util_thread_name("eir-s:", name);
     int64_t backoff = SERIAL_BACKOFF_MIN;
     bool first = true;
     for (;;) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/util.h"
 
 struct wsloop {
     struct lws_context *ctx;
@@ -68,6 +69,7 @@ struct lws_vhost *wsloop_add_vhost(wsloop *l, const struct lws_context_creation_
 static void *loop_main(void *arg)
 {
     wsloop *l = arg;
+    util_thread_name("eir-ws", NULL);
     while (!atomic_load(&l->stop))
         if (lws_service(l->ctx, 0) < 0) break;
     return NULL;
