@@ -252,6 +252,12 @@ function wireClient(c, theApi) {
     statusView.poke();
   });
   c.addEventListener('missed', (ev) => c === client && liveView.missed(ev.detail));
+  // deleted elsewhere (another browser, a script): drop it here too
+  c.addEventListener('deleted', (ev) => {
+    if (c !== client || typeof ev.detail.id !== 'string') return;
+    liveView.remove(ev.detail.id);
+    historyView.remove(ev.detail.id);
+  });
   c.addEventListener('subscribed', (ev) => c === client && showLiveFilter(ev.detail.filter || {}));
   c.addEventListener('forwarder', (ev) => c === client && statusView.onForwarder(ev.detail));
   c.addEventListener('stats', (ev) => {

@@ -199,6 +199,7 @@ export class LiveClient extends EventTarget {
       case 'forwarder':
       case 'stats':
       case 'subscribed':
+      case 'deleted':
         this.emit(msg.type, msg);
         break;
       case 'error':

@@ -26,7 +26,7 @@ typedef struct http_deps {
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
-    const live *lv;     /* the live stream, for its counters; NULL = none */
+    live *lv;           /* the live stream: counters, delete notices; NULL = none */
 } http_deps;
 
 er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err);

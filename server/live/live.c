@@ -33,7 +33,7 @@
 #define STATS_MINUTES 60 /* the stats window: the last hour, in minute buckets */
 #define STATS_LABELS_MAX 256
 #define RESUME_SCAN_MAX 10000 /* rows examined to count a resume backlog (~0.1 s of loop) */
-#define COMMITS_MAX 256        /* commit times remembered between two pulls */
+#define COMMITS_MAX 256       /* commit times remembered between two pulls */
 /* Kernel send buffer per client. Linux grows an unset one to megabytes, which would hide
  * thousands of messages from the LIVE_CLIENT_QUEUE bound (and hold that much kernel memory
  * per stuck client); 64 KiB still covers a burst of ~100 messages. */
@@ -41,6 +41,7 @@
 
 typedef struct ring_entry {
     int64_t seq;
+    bool deleted;       /* deleted since: no longer served */
     inference *inf;     /* owned: labels, source and top score for the filters */
     unsigned char *msg; /* owned: LWS_PRE bytes, then the message text */
     size_t len;
@@ -106,6 +107,8 @@ struct live {
     int64_t committed_seq;
     commit_mark commits[COMMITS_MAX];
     size_t n_commits;
+    char (*deleted)[UTIL_UUID_LEN + 1]; /* guids deleted since the last pull (owned array) */
+    size_t n_deleted;
     /* loop thread only */
     int64_t fetched_seq;
     int64_t ring_base_seq;
@@ -259,7 +262,7 @@ static void enforce_queue(live *l, client *c)
     while (l->head - c->ring_idx > LIVE_CLIENT_QUEUE) {
         ring_entry *e = entry_at(l, c->ring_idx++);
         c->cursor = e->seq;
-        if (live_filter_match(&c->filter, e->inf)) {
+        if (!e->deleted && live_filter_match(&c->filter, e->inf)) {
             c->missed++;
             c->missed_reason = "slow_client";
             atomic_fetch_add(&l->n_missed, 1);
@@ -287,8 +290,29 @@ static void ring_append(live *l, inference *inf, double committed_ms)
 }
 
 /* Reads everything committed since the last pull into the ring. */
+/* Deletes reported since the last pull: mark them in the ring and tell every client. */
+static void hub_deletes(live *l)
+{
+    pthread_mutex_lock(&l->mu);
+    char(*del)[UTIL_UUID_LEN + 1] = l->deleted;
+    size_t n = l->n_deleted;
+    l->deleted = NULL;
+    l->n_deleted = 0;
+    pthread_mutex_unlock(&l->mu);
+    for (size_t k = 0; k < n; k++) {
+        for (uint64_t i = ring_tail(l); i < l->head; i++)
+            if (strcmp(entry_at(l, i)->inf->guid, del[k]) == 0) entry_at(l, i)->deleted = true;
+        char text[96];
+        snprintf(text, sizeof text, "{\"type\":\"deleted\",\"id\":\"%s\"}", del[k]);
+        for (client *c = l->clients; c; c = c->next)
+            if (c->state == CS_OPEN) queue_text(c, text, OUT_PLAIN);
+    }
+    free(del);
+}
+
 static void hub_pull(live *l)
 {
+    hub_deletes(l);
     pthread_mutex_lock(&l->mu);
     int64_t target = l->committed_seq;
     commit_mark marks[COMMITS_MAX];
@@ -355,7 +379,7 @@ static const unsigned char *next_inference(live *l, client *c, size_t *len, unsi
             while (c->ring_idx < l->head) {
                 ring_entry *e = entry_at(l, c->ring_idx++);
                 c->cursor = e->seq;
-                if (live_filter_match(&c->filter, e->inf)) {
+                if (!e->deleted && live_filter_match(&c->filter, e->inf)) {
                     *len = e->len;
                     return e->msg;
                 }
@@ -931,6 +955,21 @@ void live_get_stats(const live *l, live_stats *out)
     out->resumes = atomic_load(&l->n_resumes);
 }
 
+void live_notify_deleted(live *l, const char *guid)
+{
+    if (!l || !guid || strlen(guid) > UTIL_UUID_LEN) return;
+    pthread_mutex_lock(&l->mu);
+    if (!l->stopped && l->n_deleted < 4096) { /* beyond that the loop is gone: drop */
+        char(*grown)[UTIL_UUID_LEN + 1] = realloc(l->deleted, (l->n_deleted + 1) * sizeof *grown);
+        if (grown) {
+            l->deleted = grown;
+            snprintf(l->deleted[l->n_deleted++], UTIL_UUID_LEN + 1, "%s", guid);
+            wsloop_wake(l->loop);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
 void live_stop(live *l)
 {
     if (!l) return;
@@ -952,6 +991,7 @@ void live_destroy(live *l)
         free(l->stats[i].label);
     free(l->stats);
     free(l->fwd_msg);
+    free(l->deleted);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }

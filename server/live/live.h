@@ -42,6 +42,10 @@ typedef struct live_stats {
     int64_t resumes; /* auths with since_seq */
 } live_stats;
 void live_get_stats(const live *l, live_stats *out);
+
+/* Any thread, after an inference was deleted: clients get {"type":"deleted","id":guid} and the
+ * stream no longer serves it. NULL l is fine. */
+void live_notify_deleted(live *l, const char *guid);
 /* Before wsloop_destroy: from now on the commit hook no longer wakes the loop. NULL is fine. */
 void live_stop(live *l);
 /* After wsloop_destroy (its close callbacks use the clients) and after store_destroy (the

@@ -1212,6 +1212,43 @@ def test_dead_client_closed_by_ping_timeout():
         alive.abort()
 
 
+
+def test_delete_is_announced_and_not_replayed():
+    """DELETE over REST: every client (whatever its filter) gets `deleted` with the id, and the
+    inference is not replayed to a client resuming from before it."""
+    ws, _ = live()
+    other, _ = live(filter={"labels": ["dl-none"]})
+    p = Poster(R)
+    try:
+        a = p.post(cls({"dl-a": 0.5}))
+        b = p.post(cls({"dl-b": 0.5}))
+        msgs = read_until_id(ws, b["id"])
+        eq(ids_of(msgs), [a["id"], b["id"]], "both live before the delete")
+        r = R.request("DELETE", "/api/v1/inferences/" + a["id"], token=ADMIN_TOKEN)
+        eq(r.status, 204, "DELETE answered")
+        m = next_msg(ws)
+        eq(m, {"type": "deleted", "id": a["id"]}, "deleted message")
+        m = next_msg(other)
+        eq(m, {"type": "deleted", "id": a["id"]}, "deleted reaches a client whatever its filter")
+        # resuming from before both: only the one still stored (served from the ring)
+        back, _ = live(since_seq=a["seq"] - 1)
+        try:
+            c = p.post(cls({"dl-c": 0.5}))
+            msgs = read_until_id(back, c["id"])
+            eq(ids_of(msgs), [b["id"], c["id"]], "a deleted inference is not replayed")
+        finally:
+            back.abort()
+        # a refused DELETE announces nothing
+        r = R.request("DELETE", "/api/v1/inferences/" + a["id"], token=ADMIN_TOKEN)
+        eq(r.status, 404, "second DELETE")
+        d = p.post(cls({"dl-d": 0.5}))
+        msgs = read_until_id(ws, d["id"])
+        eq([m["type"] for m in msgs], ["inference", "inference"], "nothing but c and d: %r" % msgs)
+    finally:
+        p.close()
+        ws.abort()
+        other.abort()
+
 TESTS = [
     test_hello_per_role,
     test_last_seq_follows_ingest,
@@ -1245,6 +1282,7 @@ TESTS = [
     test_ws_port_zero_picks_a_free_port,
     test_shutdown_with_clients_connected,
     test_dead_client_closed_by_ping_timeout,
+    test_delete_is_announced_and_not_replayed,
 ]
 
 if __name__ == "__main__":
