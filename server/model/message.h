@@ -23,5 +23,9 @@ typedef struct message_opts {
 
 /* Appends the message JSON to out. */
 er_rc message_inference_json(const inference *inf, const message_opts *o, util_buf *out);
+/* The same bytes made the slow way: the stored JSON parsed with cJSON and the message printed
+ * by cJSON_PrintUnformatted. message_inference_json falls back to it when the stored text is not
+ * what cJSON prints; tests compare the two. */
+er_rc message_inference_json_cjson(const inference *inf, const message_opts *o, util_buf *out);
 
 #endif
