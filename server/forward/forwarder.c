@@ -601,6 +601,7 @@ static void free_events(event *e)
 static void *run(void *arg)
 {
     forwarder *f = arg;
+    util_thread_name("eir-forward", NULL);
     int64_t now = util_mono_ms();
     f->next_connect_ms = now;
     f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
