@@ -44,6 +44,11 @@
 #define RET_SCAN_BUDGET 16384   /* rows examined per pass (bounded cost when outbox protects) */
 #define RET_VACUUM_PAGES "2048" /* pages given back per pass */
 #define FOREACH_PAGE 32
+/* The writer checkpoints when the WAL reaches 4000 pages (SQLite's default is 1000): the
+ * pages every commit rewrites (table tails, counters, index tails) are copied into the database
+ * once per checkpoint rather than once per 1000 pages. 4000 pages of 4 KiB stay well under
+ * journal_size_limit. */
+#define WRITER_PRAGMAS " PRAGMA journal_size_limit=67108864; PRAGMA wal_autocheckpoint=4000;"
 
 /* ---- SQL: every statement is a constant, prepared once per connection ---- */
 
@@ -252,6 +257,8 @@ typedef struct job {
     size_t n_seqs;
     bool permanent;            /* JOB_FAIL */
     int64_t dropped, rejected; /* JOB_PUT: outbox-full effects, counted after the commit */
+    bool decided;              /* JOB_PUT: the policy was asked (once: it may count calls) */
+    store_publish decision;    /* JOB_PUT: its answer, reused when the batch is run again */
     int64_t value;             /* JOB_MAX_PAGES: page limit; JOB_FAIL: the seq */
     size_t cost;               /* bytes accounted in the queue */
     store_done_fn done;        /* may be NULL */
@@ -403,7 +410,7 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
 {
     sqlite3 *db = NULL;
     char *errmsg = NULL;
-    char sql[256];
+    char sql[320];
     er_rc rc = ER_OK;
     int src = sqlite3_open_v2(
         s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -420,7 +427,7 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
              " PRAGMA temp_store=MEMORY;"
              " PRAGMA cache_size=%d;%s",
              s->sync_full ? "FULL" : "NORMAL", BUSY_TIMEOUT_MS, writer ? -4096 : -1024,
-             writer ? " PRAGMA journal_size_limit=67108864;" : "");
+             writer ? WRITER_PRAGMAS : "");
     if (sqlite3_exec(db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
         rc =
             er_fail(err, ER_DB, "cannot configure database %s: %s", s->path, errmsg ? errmsg : "?");
@@ -682,7 +689,11 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     }
     /* The decision comes before the insert so it is recorded on the row in the same txn. */
     if (s->outbox) {
-        decision = s->policy_fn ? s->policy_fn(s->policy_arg, inf) : STORE_PUBLISH_PENDING;
+        if (!j->decided) {
+            j->decision = s->policy_fn ? s->policy_fn(s->policy_arg, inf) : STORE_PUBLISH_PENDING;
+            j->decided = true;
+        }
+        decision = j->decision;
         if (decision == STORE_PUBLISH_PENDING) {
             rc = outbox_make_room(s, j, footprint, &decision);
             if (rc) goto fail;
@@ -866,6 +877,12 @@ static er_rc exec_data_job(store *s, job *j, int64_t now)
 static bool is_data_job(const job *j)
 {
     return j->kind != JOB_RETAIN && j->kind != JOB_MAX_PAGES && j->kind != JOB_CLEAR;
+}
+
+/* A job that failed without writing anything: nothing to roll back for it. */
+static bool failed_clean(const job *j, er_rc rc)
+{
+    return rc == ER_NOTFOUND && j->kind != JOB_PUT;
 }
 
 /* Runs one job inside its own savepoint, so a failing job rolls back alone. Returns the job's
@@ -1172,16 +1189,43 @@ static void run_batch(store *s, job *list)
 
     for (j = list; j; j = j->next)
         if (is_data_job(j)) n_data++;
+    /* The first pass runs the jobs without savepoints (a savepoint per job costs a copy of
+     * every page the job touches); if a job fails in a way that may have left writes behind,
+     * the transaction is rolled back and the batch runs again with one savepoint per job, so
+     * that job fails alone. */
+    bool per_job_sp = false;
+again:
     if (n_data > 0) {
+        bool redo = false;
         int src = step_once(s->wst[WS_BEGIN]);
         if (src != SQLITE_DONE) {
             batch_rc = db_error(db, src, "begin");
             fatal = true;
         }
-        for (j = list; j && !fatal; j = j->next) {
+        for (j = list; j && !fatal && !redo; j = j->next) {
             if (!is_data_job(j)) continue;
-            j->res.rc = exec_in_savepoint(s, j, now, &fatal);
+            memset(&j->res, 0, sizeof j->res);
+            j->dropped = j->rejected = 0;
+            if (per_job_sp) {
+                j->res.rc = exec_in_savepoint(s, j, now, &fatal);
+            } else {
+                j->res.rc = exec_data_job(s, j, now);
+                if (j->res.rc == ER_FULL || sqlite3_get_autocommit(db))
+                    fatal = true;
+                else if (j->res.rc && !failed_clean(j, j->res.rc))
+                    redo = true;
+            }
             if (fatal) batch_rc = j->res.rc ? j->res.rc : ER_DB;
+        }
+        if (redo) {
+            step_once(s->wst[WS_ROLLBACK]);
+            if (!sqlite3_get_autocommit(db)) {
+                batch_rc = ER_DB;
+                fatal = true;
+            } else {
+                per_job_sp = true;
+                goto again;
+            }
         }
         if (!fatal) {
             src = step_once(s->wst[WS_COMMIT]);

@@ -590,6 +590,87 @@ static void test_bad_put_alone(void)
     pthread_mutex_destroy(&g.mu);
 }
 
+/* A put that fails after it already wrote rows (its second label repeats the first: the
+ * label_score key rejects it after the inference row and the first label went in) still fails
+ * alone: its inference row does not stay, its neighbours in the batch commit, the counters
+ * match, and the publish policy (which may count calls) is asked once per put even though the
+ * batch runs twice. */
+static store_publish count_policy(void *arg, const inference *inf)
+{
+    (void)inf;
+    atomic_int *n = arg;
+    atomic_fetch_add(n, 1);
+    return STORE_PUBLISH_PENDING;
+}
+
+static void test_bad_put_after_writes_alone(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    atomic_int asked = 0;
+    store_set_policy(s, count_policy, &asked);
+    gate g = {0};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    slot slots[10];
+
+    CHECK_EQ_INT(store_put_async(s, make_inf(1, "http", "a", 0.5), gate_hold, &g), ER_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    store_info before;
+    CHECK_EQ_INT(store_get_info(s, &before), ER_OK);
+
+    char bad_guid[UTIL_UUID_LEN + 1];
+    for (int i = 0; i < 10; i++) {
+        inference *inf = make_inf(10 + i, "http", "a", 0.5);
+        if (i == 6) {
+            inference_add_label(inf, "b", 0.25);
+            inf->labels[1].label[0] = 'a'; /* now "a" twice: the (seq, label) key rejects it */
+            memcpy(bad_guid, inf->guid, sizeof bad_guid);
+        }
+        slots[i] = (slot){&g, i};
+        CHECK_EQ_INT(store_put_async(s, inf, gate_done, &slots[i]), ER_OK);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cv);
+    while (g.done < 10)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.commits - before.commits, 1);
+    for (int i = 0; i < 10; i++) {
+        if (i == 6) {
+            CHECK_EQ_INT(g.res[i].rc, ER_DB);
+            CHECK_EQ_INT(g.res[i].seq, 0);
+        } else {
+            CHECK_EQ_INT(g.res[i].rc, ER_OK);
+            CHECK(g.res[i].seq > 0);
+            CHECK(!g.res[i].duplicate);
+        }
+    }
+    CHECK_EQ_INT(info.rows, 10);
+    CHECK_EQ_INT(info.outbox, 10);
+    CHECK_EQ_INT(info.put_errors, 1);
+    CHECK_EQ_INT(atomic_load(&asked), 11);
+    inference *got = NULL;
+    CHECK_EQ_INT(store_get(s, bad_guid, &got), ER_NOTFOUND);
+    store_page pg = {0};
+    store_filter f = {.limit = 100};
+    CHECK_EQ_INT(store_list(s, &f, &pg), ER_OK);
+    CHECK_EQ_INT((long long)pg.n, 10);
+    store_page_free(&pg);
+    store_destroy(s);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+}
+
 /* store_destroy drains the queue: every queued put commits and its callback runs. A small
  * batch_max also makes producers wait on the bounded queue. */
 typedef struct counter {
@@ -1046,6 +1127,7 @@ int main(void)
     test_query_plan();
     test_group_commit();
     test_bad_put_alone();
+    test_bad_put_after_writes_alone();
     test_drain_on_destroy();
     test_delete();
     test_retention_rows_and_outbox();
