@@ -794,25 +794,46 @@ def test_slow_client_loses_and_is_told():
         first_seq = slow_hello["last_seq"] + 1
         want_last = first_seq + n - 1    # only this test posts to this relay
         done = threading.Event()
+        got = threading.Condition()
+        fast_top = [0]  # newest seq the fast client has read
 
         def fast_reader():
             try:
                 while True:
                     m = next_msg(fast, 60)
                     fast_msgs.append(m)
-                    if m["type"] == "inference" and m["inference"]["seq"] >= want_last:
-                        return
+                    if m["type"] == "inference":
+                        with got:
+                            fast_top[0] = m["inference"]["seq"]
+                            got.notify_all()
+                        if m["inference"]["seq"] >= want_last:
+                            return
             except Exception as e:
                 fast_err.append(e)
             finally:
                 done.set()
+                with got:
+                    got.notify_all()
 
         th = threading.Thread(target=fast_reader, daemon=True)
         th.start()
         # the slow client reads nothing from here on
         items = [(cls({"slow-%d" % (i % 4): 0.25 + (i % 50) / 100.0},
                       info="padding " + "x" * 6000), None) for i in range(n)]
-        views, lat, wall = post_many(r, items, threads=8)
+        # Posted in batches, each once the fast client has read the one before: the fast client
+        # (Python, maybe on a busy machine) is then never near the queue bound, while the slow
+        # one, which reads nothing, overflows it many times over.
+        views, lat, wall = [], [], 0.0
+        batch = 100
+        for b in range(0, n, batch):
+            v, l, w = post_many(r, items[b:b + batch], threads=8)
+            views += v
+            lat += l
+            wall += w
+            top = max(x["seq"] for x in views)
+            with got:
+                if not got.wait_for(lambda: fast_top[0] >= top or done.is_set(), 60):
+                    raise TestFailure("the fast client did not get seq %d within 60 s" % top)
         seqs = sorted(v["seq"] for v in views)
         eq(seqs, list(range(first_seq, want_last + 1)), "the posts' seqs")
         lat.sort()
