@@ -1314,6 +1314,7 @@ static void deadline_after(struct timespec *ts, int64_t ms)
 static void *writer_main(void *arg)
 {
     store *s = arg;
+    util_thread_name("eir-writer", NULL);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->q_head && !s->stopping) {
