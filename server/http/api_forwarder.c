@@ -93,6 +93,5 @@ void http_forwarder_metrics(http_req *r, util_buf *b)
          "Images left out because they could not fit.", s.omitted},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-        util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help, m[i].name,
-                        m[i].type, m[i].name, (long long)m[i].v);
+        http_metric(b, m[i].name, m[i].type, m[i].help, m[i].v);
 }

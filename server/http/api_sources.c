@@ -8,6 +8,47 @@
 
 #include "sources/sources.h"
 
+/* The counters a source keeps, for GET /api/v1/sources ("<name>") and /metrics
+ * ("ei_relay_source_<name>_total"): each at its offset in sources_status; kind NULL = every
+ * kind keeps it, otherwise only that kind shows it. */
+static const struct {
+    const char *name, *kind, *help;
+    size_t off;
+} counters[] = {
+    {"inferences", NULL, "Inferences the source produced.", offsetof(sources_status, inferences)},
+    {"reconnects", NULL, "Times the source reopened its input.",
+     offsetof(sources_status, reconnects)},
+    {"bytes", "serial", "Bytes read by a serial source.", offsetof(sources_status, bytes)},
+    {"lines", "serial", "Lines read by a serial source.", offsetof(sources_status, lines)},
+    {"long_lines", "serial", "Over-long lines a serial source discarded.",
+     offsetof(sources_status, long_lines)},
+    {"noise_lines", "serial",
+     "Lines of a serial source that belonged to no inference (banners, garbage).",
+     offsetof(sources_status, noise_lines)},
+    {"empty_blocks", "serial", "Inference headers of a serial source with no result after them.",
+     offsetof(sources_status, empty_blocks)},
+    {"dropped", "serial", "Results of a serial source lost to limits or lack of memory.",
+     offsetof(sources_status, dropped)},
+    {"messages", "runner-ws", "Messages received from the runner.",
+     offsetof(sources_status, messages)},
+    {"frames", "runner-ws", "Camera preview frames received from the runner.",
+     offsetof(sources_status, frames)},
+    {"frames_paired", "runner-ws", "Camera preview frames stored with their inference.",
+     offsetof(sources_status, frames_paired)},
+    {"unknown", "runner-ws", "Runner messages of an unknown type.",
+     offsetof(sources_status, unknown)},
+    {"rejected", "runner-ws", "Runner messages rejected as malformed.",
+     offsetof(sources_status, rejected)},
+};
+
+/* Counter i of s; false when s's kind does not keep it. */
+static bool counter_of(const sources_status *s, size_t i, uint64_t *v)
+{
+    if (counters[i].kind && strcmp(counters[i].kind, s->kind) != 0) return false;
+    memcpy(v, (const char *)s + counters[i].off, sizeof *v);
+    return true;
+}
+
 /* model: the runner's hello as JSON object text (borrowed), NULL when none. */
 static bool add_source(cJSON *arr, const sources_status *s, const char *model)
 {
@@ -21,28 +62,13 @@ static bool add_source(cJSON *arr, const sources_status *s, const char *model)
     ok = ok && cJSON_AddStringToObject(o, "state", s->state) != NULL;
     ok = ok && (s->last_error[0] ? cJSON_AddStringToObject(o, "last_error", s->last_error) != NULL
                                  : cJSON_AddNullToObject(o, "last_error") != NULL);
-    bool serial = strcmp(s->kind, "serial") == 0, runner = strcmp(s->kind, "runner-ws") == 0;
-    const struct {
-        const char *name;
+    ok = ok && cJSON_AddNumberToObject(o, "backoff_ms", (double)s->backoff_ms) != NULL;
+    for (size_t i = 0; ok && i < sizeof counters / sizeof counters[0]; i++) {
         uint64_t v;
-        bool shown; /* each kind shows the counters it keeps */
-    } nums[] = {{"inferences", s->inferences, true},
-                {"reconnects", s->reconnects, true},
-                {"backoff_ms", (uint64_t)s->backoff_ms, true},
-                {"bytes", s->bytes, serial},
-                {"lines", s->lines, serial},
-                {"long_lines", s->long_lines, serial},
-                {"noise_lines", s->noise_lines, serial},
-                {"empty_blocks", s->empty_blocks, serial},
-                {"dropped", s->dropped, serial},
-                {"messages", s->messages, runner},
-                {"frames", s->frames, runner},
-                {"frames_paired", s->frames_paired, runner},
-                {"unknown", s->unknown, runner},
-                {"rejected", s->rejected, runner}};
-    for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
-        if (nums[i].shown) ok = cJSON_AddNumberToObject(o, nums[i].name, (double)nums[i].v) != NULL;
-    if (ok && runner) { /* the hello's model info: null until the runner said hello */
+        if (counter_of(s, i, &v))
+            ok = cJSON_AddNumberToObject(o, counters[i].name, (double)v) != NULL;
+    }
+    if (ok && strcmp(s->kind, "runner-ws") == 0) { /* the hello: null until the runner said it */
         cJSON *m = model ? cJSON_Parse(model) : cJSON_CreateNull();
         ok = m && cJSON_AddItemToObject(o, "model", m);
         if (!ok) cJSON_Delete(m);
@@ -76,61 +102,14 @@ enum MHD_Result http_api_sources(http_req *r)
 
 /* ---- /metrics ---- */
 
-#define METRIC_UP SIZE_MAX /* the off of ei_relay_source_up: derived from the state */
-
-/* One metric name. off is the offset of its uint64_t counter in sources_status; kind NULL
- * means every source has it. */
-static const struct {
-    const char *name, *type, *help, *kind;
-    size_t off;
-} source_metrics[] = {
-    {"ei_relay_source_up", "gauge", "1 while the source is running (input open or connected).",
-     NULL, METRIC_UP},
-    {"ei_relay_source_inferences_total", "counter", "Inferences the source produced.", NULL,
-     offsetof(sources_status, inferences)},
-    {"ei_relay_source_reconnects_total", "counter", "Times the source reopened its input.", NULL,
-     offsetof(sources_status, reconnects)},
-    {"ei_relay_source_bytes_total", "counter", "Bytes read by a serial source.", "serial",
-     offsetof(sources_status, bytes)},
-    {"ei_relay_source_lines_total", "counter", "Lines read by a serial source.", "serial",
-     offsetof(sources_status, lines)},
-    {"ei_relay_source_long_lines_total", "counter", "Over-long lines a serial source discarded.",
-     "serial", offsetof(sources_status, long_lines)},
-    {"ei_relay_source_noise_lines_total", "counter",
-     "Lines of a serial source that belonged to no inference (banners, garbage).", "serial",
-     offsetof(sources_status, noise_lines)},
-    {"ei_relay_source_empty_blocks_total", "counter",
-     "Inference headers of a serial source with no result after them.", "serial",
-     offsetof(sources_status, empty_blocks)},
-    {"ei_relay_source_dropped_total", "counter",
-     "Results of a serial source lost to limits or lack of memory.", "serial",
-     offsetof(sources_status, dropped)},
-    {"ei_relay_source_messages_total", "counter", "Messages received from the runner.", "runner-ws",
-     offsetof(sources_status, messages)},
-    {"ei_relay_source_frames_total", "counter", "Camera preview frames received from the runner.",
-     "runner-ws", offsetof(sources_status, frames)},
-    {"ei_relay_source_frames_paired_total", "counter",
-     "Camera preview frames stored with their inference.", "runner-ws",
-     offsetof(sources_status, frames_paired)},
-    {"ei_relay_source_unknown_total", "counter", "Runner messages of an unknown type.", "runner-ws",
-     offsetof(sources_status, unknown)},
-    {"ei_relay_source_rejected_total", "counter", "Runner messages rejected as malformed.",
-     "runner-ws", offsetof(sources_status, rejected)},
-};
-
-/* A label value as the text format wants it: backslash, double quote and newline escaped. */
-static er_rc label_value(util_buf *b, const char *s)
+/* One series line: name{source="..",kind=".."} v */
+static er_rc series(util_buf *b, const char *name, const sources_status *s, uint64_t v)
 {
-    er_rc rc = ER_OK;
-    const char *run = s; /* start of the bytes not yet copied */
-    for (; rc == ER_OK && *s; s++) {
-        const char *esc = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
-        if (!esc) continue;
-        rc = util_buf_append(b, run, (size_t)(s - run));
-        if (rc == ER_OK) rc = util_buf_append(b, esc, 2);
-        run = s + 1;
-    }
-    if (rc == ER_OK) rc = util_buf_append(b, run, (size_t)(s - run));
+    er_rc rc = util_buf_printf(b, "%s{source=\"", name);
+    if (rc == ER_OK) rc = http_metric_label(b, s->name);
+    if (rc == ER_OK) rc = util_buf_printf(b, "\",kind=\"");
+    if (rc == ER_OK) rc = http_metric_label(b, s->kind);
+    if (rc == ER_OK) rc = util_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
     return rc;
 }
 
@@ -146,27 +125,20 @@ er_rc http_sources_metrics(http_req *r, util_buf *b)
     size_t got = 0;
     for (size_t i = 0; i < n; i++)
         if (sources_status_get(src, i, &all[got]) == ER_OK) got++;
-    for (size_t m = 0; rc == ER_OK && m < sizeof source_metrics / sizeof source_metrics[0]; m++) {
+    rc = http_metric_head(b, "ei_relay_source_up", "gauge",
+                          "1 while the source is running (input open or connected).");
+    for (size_t i = 0; rc == ER_OK && i < got; i++)
+        rc = series(b, "ei_relay_source_up", &all[i], strcmp(all[i].state, "running") == 0);
+    for (size_t c = 0; rc == ER_OK && c < sizeof counters / sizeof counters[0]; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "ei_relay_source_%s_total", counters[c].name);
         bool head = false;
         for (size_t i = 0; rc == ER_OK && i < got; i++) {
-            const sources_status *s = &all[i];
-            if (source_metrics[m].kind && strcmp(source_metrics[m].kind, s->kind) != 0) continue;
             uint64_t v;
-            if (source_metrics[m].off == METRIC_UP)
-                v = strcmp(s->state, "running") == 0;
-            else
-                memcpy(&v, (const char *)s + source_metrics[m].off, sizeof v);
-            if (!head) {
-                rc = util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", source_metrics[m].name,
-                                     source_metrics[m].help, source_metrics[m].name,
-                                     source_metrics[m].type);
-                head = true;
-            }
-            if (rc == ER_OK) rc = util_buf_printf(b, "%s{source=\"", source_metrics[m].name);
-            if (rc == ER_OK) rc = label_value(b, s->name);
-            if (rc == ER_OK) rc = util_buf_printf(b, "\",kind=\"");
-            if (rc == ER_OK) rc = label_value(b, s->kind);
-            if (rc == ER_OK) rc = util_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
+            if (!counter_of(&all[i], c, &v)) continue;
+            if (!head) rc = http_metric_head(b, name, "counter", counters[c].help);
+            head = true;
+            if (rc == ER_OK) rc = series(b, name, &all[i], v);
         }
     }
     free(all);

@@ -120,28 +120,33 @@ enum MHD_Result http_api_stats(http_req *r)
     return http_reply_cjson(r, 200, o);
 }
 
-static void metric_head(util_buf *b, const char *name, const char *type, const char *help)
+/* ---- /metrics ---- */
+
+er_rc http_metric_head(util_buf *b, const char *name, const char *type, const char *help)
 {
-    util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    return util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metric(util_buf *b, const char *name, const char *type, const char *help, int64_t value)
+void http_metric(util_buf *b, const char *name, const char *type, const char *help, int64_t value)
 {
-    metric_head(b, name, type, help);
+    http_metric_head(b, name, type, help);
     util_buf_printf(b, "%s %lld\n", name, (long long)value);
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
-static void label_value(util_buf *b, const char *s)
+er_rc http_metric_label(util_buf *b, const char *s)
 {
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"')
-            util_buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-            util_buf_append(b, "\\n", 2);
-        else
-            util_buf_append(b, s, 1);
+    er_rc rc = ER_OK;
+    if (!s) return ER_OK;
+    const char *run = s; /* start of the bytes not yet copied */
+    for (; rc == ER_OK && *s; s++) {
+        const char *esc = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+        if (!esc) continue;
+        rc = util_buf_append(b, run, (size_t)(s - run));
+        if (rc == ER_OK) rc = util_buf_append(b, esc, 2);
+        run = s + 1;
     }
+    if (rc == ER_OK) rc = util_buf_append(b, run, (size_t)(s - run));
+    return rc;
 }
 
 enum MHD_Result http_api_metrics(http_req *r)
@@ -155,8 +160,8 @@ enum MHD_Result http_api_metrics(http_req *r)
     if (rc) return http_reply_rc(r, rc, "the store could not be read");
     /* Count this scrape's own 200 first so the numbers it shows include itself. */
     util_buf b = {0};
-    metric_head(&b, "ei_relay_http_requests_total", "counter",
-                "HTTP requests answered, by status code.");
+    http_metric_head(&b, "ei_relay_http_requests_total", "counter",
+                     "HTTP requests answered, by status code.");
     for (unsigned c = 100; c < HTTP_STATUS_MAX; c++) {
         uint64_t v = atomic_load_explicit(&s->by_status[c], memory_order_relaxed);
         if (c == 200) v++; /* this answer */
@@ -164,8 +169,8 @@ enum MHD_Result http_api_metrics(http_req *r)
             util_buf_printf(&b, "ei_relay_http_requests_total{code=\"%u\"} %llu\n", c,
                             (unsigned long long)v);
     }
-    metric_head(&b, "ei_relay_ingest_requests_total", "counter",
-                "POST /api/v1/inferences requests answered, by status.");
+    http_metric_head(&b, "ei_relay_ingest_requests_total", "counter",
+                     "POST /api/v1/inferences requests answered, by status.");
     bool any = false;
     for (unsigned c = 100; c < HTTP_STATUS_MAX; c++) {
         uint64_t v = atomic_load_explicit(&s->ingest_by_status[c], memory_order_relaxed);
@@ -175,49 +180,50 @@ enum MHD_Result http_api_metrics(http_req *r)
                         (unsigned long long)v);
     }
     if (!any) util_buf_printf(&b, "ei_relay_ingest_requests_total{status=\"201\"} 0\n");
-    metric(&b, "ei_relay_http_received_bytes_total", "counter",
-           "Request body bytes received by the HTTP server.",
-           (int64_t)atomic_load_explicit(&s->bytes_received, memory_order_relaxed));
-    metric(&b, "ei_relay_inferences_stored_total", "counter",
-           "Inferences committed to the database since start.", info.puts);
-    metric(&b, "ei_relay_duplicates_total", "counter",
-           "Puts answered with an already stored inference (same id).", info.duplicates);
-    metric(&b, "ei_relay_put_errors_total", "counter", "Puts that failed.", info.put_errors);
-    metric(&b, "ei_relay_commits_total", "counter", "Database transactions committed.",
-           info.commits);
-    metric(&b, "ei_relay_retention_deleted_total", "counter",
-           "Inferences removed by the retention limits.", info.retention_deleted);
-    metric(&b, "ei_relay_cache_rows", "gauge", "Inferences in the cache.", info.rows);
-    metric(&b, "ei_relay_cache_bytes", "gauge", "Accounted bytes of the cached inferences.",
-           info.bytes);
-    metric(&b, "ei_relay_cache_images", "gauge", "Cached inferences with an image.", info.images);
-    metric(&b, "ei_relay_db_file_bytes", "gauge", "Database file plus WAL on disk.",
-           info.db_file_bytes);
-    metric(&b, "ei_relay_outbox_depth", "gauge", "Outbox rows waiting to be forwarded.",
-           info.outbox);
-    metric(&b, "ei_relay_ingest_queue_depth", "gauge", "Puts waiting for the store writer.",
-           info.queue_depth);
-    metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
-           info.newest_seq);
+    http_metric(&b, "ei_relay_http_received_bytes_total", "counter",
+                "Request body bytes received by the HTTP server.",
+                (int64_t)atomic_load_explicit(&s->bytes_received, memory_order_relaxed));
+    http_metric(&b, "ei_relay_inferences_stored_total", "counter",
+                "Inferences committed to the database since start.", info.puts);
+    http_metric(&b, "ei_relay_duplicates_total", "counter",
+                "Puts answered with an already stored inference (same id).", info.duplicates);
+    http_metric(&b, "ei_relay_put_errors_total", "counter", "Puts that failed.", info.put_errors);
+    http_metric(&b, "ei_relay_commits_total", "counter", "Database transactions committed.",
+                info.commits);
+    http_metric(&b, "ei_relay_retention_deleted_total", "counter",
+                "Inferences removed by the retention limits.", info.retention_deleted);
+    http_metric(&b, "ei_relay_cache_rows", "gauge", "Inferences in the cache.", info.rows);
+    http_metric(&b, "ei_relay_cache_bytes", "gauge", "Accounted bytes of the cached inferences.",
+                info.bytes);
+    http_metric(&b, "ei_relay_cache_images", "gauge", "Cached inferences with an image.",
+                info.images);
+    http_metric(&b, "ei_relay_db_file_bytes", "gauge", "Database file plus WAL on disk.",
+                info.db_file_bytes);
+    http_metric(&b, "ei_relay_outbox_depth", "gauge", "Outbox rows waiting to be forwarded.",
+                info.outbox);
+    http_metric(&b, "ei_relay_ingest_queue_depth", "gauge", "Puts waiting for the store writer.",
+                info.queue_depth);
+    http_metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
+                info.newest_seq);
     live_stats ls;
     live_get_stats(s->deps.lv, &ls);
-    metric(&b, "ei_relay_live_clients", "gauge", "Live stream connections now.", ls.clients);
-    metric(&b, "ei_relay_live_sent_total", "counter",
-           "Inference messages written to live stream clients.", ls.sent);
-    metric(&b, "ei_relay_live_missed_total", "counter",
-           "Inferences live clients lost (too slow, or past the resume bound).", ls.missed);
-    metric(&b, "ei_relay_live_refused_total", "counter",
-           "Live connections refused at auth (bad token or timeout).", ls.refused);
-    metric(&b, "ei_relay_live_resumes_total", "counter", "Live connections that resumed.",
-           ls.resumes);
+    http_metric(&b, "ei_relay_live_clients", "gauge", "Live stream connections now.", ls.clients);
+    http_metric(&b, "ei_relay_live_sent_total", "counter",
+                "Inference messages written to live stream clients.", ls.sent);
+    http_metric(&b, "ei_relay_live_missed_total", "counter",
+                "Inferences live clients lost (too slow, or past the resume bound).", ls.missed);
+    http_metric(&b, "ei_relay_live_refused_total", "counter",
+                "Live connections refused at auth (bad token or timeout).", ls.refused);
+    http_metric(&b, "ei_relay_live_resumes_total", "counter", "Live connections that resumed.",
+                ls.resumes);
     http_forwarder_metrics(r, &b);
     bool sources_ok = http_sources_metrics(r, &b) == ER_OK;
     int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;
-    metric(&b, "ei_relay_uptime_seconds", "gauge", "Seconds since the service started.",
-           uptime > 0 ? uptime : 0);
-    metric_head(&b, "ei_relay_info", "gauge", "Version and device name.");
+    http_metric(&b, "ei_relay_uptime_seconds", "gauge", "Seconds since the service started.",
+                uptime > 0 ? uptime : 0);
+    http_metric_head(&b, "ei_relay_info", "gauge", "Version and device name.");
     util_buf_printf(&b, "ei_relay_info{version=\"%s\",device=\"", EI_RELAY_VERSION);
-    label_value(&b, s->deps.device);
+    http_metric_label(&b, s->deps.device);
     if (util_buf_printf(&b, "\"} 1\n") != ER_OK || !b.data || !sources_ok) {
         util_buf_free(&b);
         return http_reply_error(r, 500, "internal", "out of memory rendering metrics");
