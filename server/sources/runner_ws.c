@@ -14,8 +14,6 @@
 #include "core/util.h"
 #include "sources/runner_msg.h"
 
-#define RWS_BACKOFF_MIN_MS 500
-#define RWS_BACKOFF_MAX_MS 30000
 #define RWS_RX_CHUNK 65536 /* lws receive buffer; messages larger than this come in pieces */
 #define RWS_WARN_EVERY_MS 5000
 
@@ -43,6 +41,7 @@ struct runner_ws {
     int64_t last_warn_ms;
     uint64_t warns_suppressed;
     bool lost_reported; /* lost() ran since the last connect attempt began */
+    bool attempted;     /* a connect attempt was made: later ones count as reconnects */
     inference *held;    /* refused by a full store queue: retried before reading more */
     lws_sorted_usec_list_t retry_sul;
     char last_why[SOURCES_ERROR_MAX]; /* the reason last logged at warn */
@@ -178,9 +177,7 @@ static void connect_now(lws_sorted_usec_list_t *sul);
 static void schedule_connect(runner_ws *r, int64_t delay_ms)
 {
     if (wsloop_stopping(r->loop)) return;
-    pthread_mutex_lock(&r->slot->mu);
-    r->slot->st.backoff_ms = delay_ms;
-    pthread_mutex_unlock(&r->slot->mu);
+    sources_slot_backoff(r->slot, delay_ms);
     lws_sul_schedule(wsloop_context(r->loop), 0, &r->sul, connect_now,
                      (lws_usec_t)delay_ms * LWS_US_PER_MS);
 }
@@ -192,7 +189,7 @@ static void lost(runner_ws *r, const char *why)
     r->lost_reported = true;
     r->rx_len = 0;
     r->rx_skip = false;
-    if (r->got_message) r->backoff_ms = RWS_BACKOFF_MIN_MS; /* it worked for a while */
+    if (r->got_message) r->backoff_ms = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
     r->got_message = false;
     if (wsloop_stopping(r->loop)) return;
     /* A runner that stays away is reported once, not every 30 s for hours. */
@@ -202,7 +199,7 @@ static void lost(runner_ws *r, const char *why)
     snprintf(r->last_why, sizeof r->last_why, "%s", why);
     sources_slot_state(r->slot, "backoff", "%s", why);
     schedule_connect(r, r->backoff_ms);
-    r->backoff_ms = r->backoff_ms * 2 > RWS_BACKOFF_MAX_MS ? RWS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+    r->backoff_ms = sources_backoff_next(r->backoff_ms);
 }
 
 static const uint32_t no_retry_table[] = {0};
@@ -218,11 +215,11 @@ static void connect_now(lws_sorted_usec_list_t *sul)
 {
     runner_ws *r = (runner_ws *)((char *)sul - offsetof(runner_ws, sul));
     if (wsloop_stopping(r->loop)) return;
-    pthread_mutex_lock(&r->slot->mu);
-    if (r->slot->st.state != NULL && strcmp(r->slot->st.state, "starting") != 0)
-        r->slot->st.reconnects++;
-    r->slot->st.backoff_ms = 0;
-    pthread_mutex_unlock(&r->slot->mu);
+    if (r->attempted)
+        sources_slot_attempt(r->slot);
+    else
+        sources_slot_backoff(r->slot, 0);
+    r->attempted = true;
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = wsloop_context(r->loop);
@@ -422,7 +419,7 @@ er_rc runner_ws_create(const cJSON *conf, store *st, const char *device, wsloop 
     r->st = st;
     r->slot = slot;
     r->loop = loop;
-    r->backoff_ms = RWS_BACKOFF_MIN_MS;
+    r->backoff_ms = SOURCES_BACKOFF_MIN_MS;
     runner_session_opts so = {.source = slot->st.name, .device = device};
     rc = parse_settings(r, conf, &so, err);
     if (rc) goto fail;

@@ -23,8 +23,6 @@
 #include "sources/serial_parse.h"
 
 #define SERIAL_FLUSH_MS 1000     /* silence after which an open block is emitted */
-#define SERIAL_BACKOFF_MIN 500   /* first reopen delay, ms */
-#define SERIAL_BACKOFF_MAX 30000 /* cap, ms */
 #define SERIAL_KILL_WAIT_MS 2000 /* SIGTERM to SIGKILL for a child at stop */
 
 extern char **environ;
@@ -299,15 +297,11 @@ static void *serial_main(void *arg)
     serial_source *s = arg;
     const char *name = s->slot->st.name;
     util_thread_name("eir-s:", name);
-    int64_t backoff = SERIAL_BACKOFF_MIN;
+    int64_t backoff = SOURCES_BACKOFF_MIN_MS;
     bool first = true;
     for (;;) {
         er_err err = {{0}};
-        if (!first) {
-            pthread_mutex_lock(&s->slot->mu);
-            s->slot->st.reconnects++;
-            pthread_mutex_unlock(&s->slot->mu);
-        }
+        if (!first) sources_slot_attempt(s->slot);
         first = false;
         sources_slot_state(s->slot, "starting", NULL);
         if (open_input(s, &err) != ER_OK) {
@@ -329,7 +323,7 @@ static void *serial_main(void *arg)
             close_input(s, stopping);
             if (stopping) break;
             serial_parser_stats_get(s->parser, &ps);
-            if (ps.bytes > before) backoff = SERIAL_BACKOFF_MIN; /* it worked for a while */
+            if (ps.bytes > before) backoff = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
             if (s->input == SERIAL_STDIN || (s->input == SERIAL_COMMAND && !s->restart)) {
                 log_info("sources", "source \"%s\": %s; stopped", name, why);
                 sources_slot_state(s->slot, "stopped", "%s", why);
@@ -339,14 +333,9 @@ static void *serial_main(void *arg)
                      (long long)backoff);
             sources_slot_state(s->slot, "backoff", "%s", why);
         }
-        pthread_mutex_lock(&s->slot->mu);
-        s->slot->st.backoff_ms = backoff;
-        pthread_mutex_unlock(&s->slot->mu);
+        sources_slot_backoff(s->slot, backoff);
         if (wait_stop(s, (int)backoff)) break;
-        backoff = backoff * 2 > SERIAL_BACKOFF_MAX ? SERIAL_BACKOFF_MAX : backoff * 2;
-        pthread_mutex_lock(&s->slot->mu);
-        s->slot->st.backoff_ms = 0;
-        pthread_mutex_unlock(&s->slot->mu);
+        backoff = sources_backoff_next(backoff);
     }
     pthread_mutex_lock(&s->slot->mu);
     if (strcmp(s->slot->st.state, "stopped") != 0) s->slot->st.state = "stopped";

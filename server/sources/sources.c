@@ -40,8 +40,23 @@ void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ..
     pthread_mutex_unlock(&sl->mu);
 }
 
-er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop,
-                     sources **out, er_err *err)
+void sources_slot_backoff(sources_slot *sl, int64_t ms)
+{
+    pthread_mutex_lock(&sl->mu);
+    sl->st.backoff_ms = ms;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+void sources_slot_attempt(sources_slot *sl)
+{
+    pthread_mutex_lock(&sl->mu);
+    sl->st.reconnects++;
+    sl->st.backoff_ms = 0;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop, sources **out,
+                     er_err *err)
 {
     er_rc rc = ER_NOMEM;
     cJSON *arr = NULL;
@@ -80,8 +95,7 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
         }
         for (size_t j = 0; j < s->n; j++)
             if (strcmp(s->e[j].slot.st.name, name) == 0) {
-                rc = er_fail(err, ER_CONFIG, "sources \"%.40s\": two sources have this name",
-                             name);
+                rc = er_fail(err, ER_CONFIG, "sources \"%.40s\": two sources have this name", name);
                 goto fail;
             }
         pthread_mutex_init(&e->slot.mu, NULL);
@@ -97,8 +111,8 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
             if (rc) goto fail;
         } else {
             rc = er_fail(err, ER_CONFIG,
-                         "sources \"%.40s\".kind: unknown kind \"%.40s\" (serial, runner-ws)",
-                         name, kind);
+                         "sources \"%.40s\".kind: unknown kind \"%.40s\" (serial, runner-ws)", name,
+                         kind);
             goto fail;
         }
     }

@@ -27,7 +27,7 @@ typedef struct sources_status {
     const char *state;                  /* starting|running|backoff|stopped|unsupported (static) */
     char last_error[SOURCES_ERROR_MAX]; /* "" when none */
     uint64_t bytes, lines, inferences, reconnects;
-    uint64_t long_lines, noise_lines, empty_blocks, dropped; /* serial parser counters */
+    uint64_t long_lines, noise_lines, empty_blocks, dropped;     /* serial parser counters */
     uint64_t messages, frames, frames_paired, unknown, rejected; /* runner-ws counters */
     int64_t backoff_ms; /* current reopen delay (0 when running) */
 } sources_status;
@@ -39,6 +39,21 @@ typedef struct sources_slot {
     char *model_info; /* malloc'ed JSON object text from a runner's hello; NULL before one */
 } sources_slot;
 
+/* Every source reopens after 0.5 s, doubling to 30 s; back to the start after an input that
+ * delivered something. */
+#define SOURCES_BACKOFF_MIN_MS 500
+#define SOURCES_BACKOFF_MAX_MS 30000
+
+/* The delay after `ms`: doubled, capped at SOURCES_BACKOFF_MAX_MS. */
+static inline int64_t sources_backoff_next(int64_t ms)
+{
+    return ms * 2 > SOURCES_BACKOFF_MAX_MS ? SOURCES_BACKOFF_MAX_MS : ms * 2;
+}
+
+/* The delay before the next attempt, shown while waiting (under the slot's mutex). */
+void sources_slot_backoff(sources_slot *sl, int64_t ms);
+/* An attempt after the first begins: counts a reconnect, the wait is over. */
+void sources_slot_attempt(sources_slot *sl);
 /* Updates under the slot's mutex. fmt NULL leaves last_error as it is. */
 void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -46,8 +61,8 @@ void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ..
 /* Parses cfg->sources_json and starts every source. runner-ws sources live on loop (setup
  * time: call before wsloop_start). ER_CONFIG (err filled) when a source's settings are not
  * valid; a source that merely cannot open its input starts in backoff. */
-er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop,
-                     sources **out, er_err *err);
+er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop, sources **out,
+                     er_err *err);
 /* Stops every source promptly (blocked reads are woken) and frees. The wsloop must have been
  * destroyed before (its close callbacks use the runner-ws sources). NULL is fine. */
 void sources_destroy(sources *s);
