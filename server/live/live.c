@@ -250,6 +250,12 @@ static uint64_t ring_tail(const live *l)
 
 static void stats_add(live *l, const inference *inf, int64_t now_ms);
 
+/* Whether c is to get ring entry e: not deleted since, and passing c's filter. */
+static bool wants(const client *c, const ring_entry *e)
+{
+    return !e->deleted && live_filter_match(&c->filter, e->inf);
+}
+
 /* The slow rule: a caught-up client more than LIVE_CLIENT_QUEUE entries behind the head loses
  * the oldest ones; the matching ones are counted and it is told. */
 static void enforce_queue(live *l, client *c)
@@ -262,7 +268,7 @@ static void enforce_queue(live *l, client *c)
     while (l->head - c->ring_idx > LIVE_CLIENT_QUEUE) {
         ring_entry *e = entry_at(l, c->ring_idx++);
         c->cursor = e->seq;
-        if (!e->deleted && live_filter_match(&c->filter, e->inf)) {
+        if (wants(c, e)) {
             c->missed++;
             c->missed_reason = "slow_client";
             atomic_fetch_add(&l->n_missed, 1);
@@ -289,7 +295,6 @@ static void ring_append(live *l, inference *inf, double committed_ms)
     l->head++;
 }
 
-/* Reads everything committed since the last pull into the ring. */
 /* Deletes reported since the last pull: mark them in the ring and tell every client. */
 static void hub_deletes(live *l)
 {
@@ -310,6 +315,7 @@ static void hub_deletes(live *l)
     free(del);
 }
 
+/* Reads everything committed since the last pull into the ring. */
 static void hub_pull(live *l)
 {
     hub_deletes(l);
@@ -351,7 +357,6 @@ static void hub_pull(live *l)
         for (client *c = l->clients; c; c = c->next)
             enforce_queue(l, c);
     }
-    if (l->fetched_seq < target) return;
     for (client *c = l->clients; c; c = c->next)
         if (c->state == CS_OPEN) lws_callback_on_writable(c->wsi);
 }
@@ -379,12 +384,12 @@ static const unsigned char *next_inference(live *l, client *c, size_t *len, unsi
             while (c->ring_idx < l->head) {
                 ring_entry *e = entry_at(l, c->ring_idx++);
                 c->cursor = e->seq;
-                if (!e->deleted && live_filter_match(&c->filter, e->inf)) {
+                if (wants(c, e)) {
                     *len = e->len;
                     return e->msg;
                 }
             }
-            if (!c->caught_up) c->caught_up = true;
+            c->caught_up = true;
             return NULL;
         }
         /* from the cache */
@@ -756,12 +761,10 @@ static int on_writable(live *l, client *c, struct lws *wsi)
     if (c->state != CS_OPEN) return 0;
     if (c->missed) {
         char text[128];
-        int n =
-            snprintf(text, sizeof text, "{\"type\":\"missed\",\"count\":%lld,\"reason\":\"%s\"}",
-                     (long long)c->missed, c->missed_reason);
+        snprintf(text, sizeof text, "{\"type\":\"missed\",\"count\":%lld,\"reason\":\"%s\"}",
+                 (long long)c->missed, c->missed_reason);
         c->missed = 0;
         queue_text(c, text, OUT_PLAIN);
-        (void)n;
         return 0;
     }
     size_t len = 0;
@@ -935,7 +938,11 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     *out = l;
     return ER_OK;
 fail:
-    live_destroy(l); /* nothing on the loop refers to it unless the vhost exists: see below */
+    /* Before the vhost exists nothing refers to l. After it, only a failed subscribe gets
+     * here (the store's fixed subscriber slots all taken: a wiring error, caught by every
+     * test); the vhost's user then dangles until the context goes, which start-up failing
+     * makes happen at once, without serving. */
+    live_destroy(l);
     return rc;
 }
 
