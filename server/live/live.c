@@ -919,9 +919,8 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     vi.gid = -1;
     vi.uid = -1;
     l->vhost = wsloop_add_vhost(loop, &vi, err);
-    if (!l->vhost) {
-        rc = er_fail(err, ER_IO, "live: cannot listen on %s:%d (is the port free?)",
-                     d->cfg->bind ? d->cfg->bind : "0.0.0.0", d->cfg->ws_port);
+    if (!l->vhost) { /* err says where it could not listen */
+        rc = ER_IO;
         goto fail;
     }
     rc = store_subscribe(d->st, on_commit, l);

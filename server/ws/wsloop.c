@@ -59,10 +59,13 @@ struct lws_vhost *wsloop_add_vhost(wsloop *l, const struct lws_context_creation_
                                    er_err *err)
 {
     struct lws_vhost *vh = lws_create_vhost(l->ctx, (struct lws_context_creation_info *)info);
-    if (!vh)
-        er_fail(err, ER_IO, "cannot create WebSocket endpoint \"%s\"%s",
-                info->vhost_name ? info->vhost_name : "?",
-                info->port > 0 ? " (is the port free?)" : "");
+    if (!vh && info->port == CONTEXT_PORT_NO_LISTEN)
+        er_fail(err, ER_IO, "cannot create WebSocket client \"%s\"",
+                info->vhost_name ? info->vhost_name : "?");
+    else if (!vh)
+        er_fail(err, ER_IO, "%s: cannot listen on %s:%d (is the port free?)",
+                info->vhost_name ? info->vhost_name : "?", info->iface ? info->iface : "0.0.0.0",
+                info->port);
     return vh;
 }
 
