@@ -272,21 +272,33 @@ static void retry_held(lws_sorted_usec_list_t *sul);
 /* This thread also serves the live stream and the other runners, so it must not wait for the
  * store: when the writer's queue is full the inference is held, reading from the runner stops
  * (TCP pushes back on the runner) and a timer offers it again. */
+static void offer(runner_ws *r, inference *inf)
+{
+    er_rc rc = store_offer_async(r->st, inf, NULL, NULL); /* takes inf unless ER_BUSY */
+    if (rc == ER_BUSY) {
+        if (!r->held && r->wsi) lws_rx_flow_control(r->wsi, 0);
+        r->held = inf;
+        lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
+        return;
+    }
+    if (r->held == inf) {
+        r->held = NULL;
+        if (r->wsi) lws_rx_flow_control(r->wsi, 1);
+    }
+    if (rc)
+        log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
+                 er_rc_name(rc));
+}
+
 static void emit(void *arg, inference *inf)
 {
     runner_ws *r = arg;
-    er_rc rc;
-    if (r->held) { /* a second one in the same turn: rare, wait for room */
-        rc = store_put_async(r->st, inf, NULL, NULL);
-    } else {
-        rc = store_offer_async(r->st, inf, NULL, NULL);
-        if (rc == ER_BUSY) {
-            r->held = inf;
-            if (r->wsi) lws_rx_flow_control(r->wsi, 0);
-            lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
-            return;
-        }
+    if (!r->held) {
+        offer(r, inf);
+        return;
     }
+    /* a second one in the same turn, before reading stopped: rare, wait for room */
+    er_rc rc = store_put_async(r->st, inf, NULL, NULL);
     if (rc)
         log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
                  er_rc_name(rc));
@@ -295,17 +307,7 @@ static void emit(void *arg, inference *inf)
 static void retry_held(lws_sorted_usec_list_t *sul)
 {
     runner_ws *r = (runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul));
-    if (!r->held || wsloop_stopping(r->loop)) return;
-    er_rc rc = store_offer_async(r->st, r->held, NULL, NULL);
-    if (rc == ER_BUSY) {
-        lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
-        return;
-    }
-    r->held = NULL;
-    if (rc)
-        log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
-                 er_rc_name(rc));
-    if (r->wsi) lws_rx_flow_control(r->wsi, 1);
+    if (r->held && !wsloop_stopping(r->loop)) offer(r, r->held);
 }
 
 /* A hello changed the model: keep it for the API and for get_model_info. */
@@ -318,6 +320,7 @@ static void model_changed(runner_ws *r)
     free(r->slot->model_info);
     r->slot->model_info = copy;
     pthread_mutex_unlock(&r->slot->mu);
+    /* The one place this thread waits for a commit: once per runner (re)connect. */
     er_rc rc = store_meta_set(r->st, "model_info", info);
     if (rc)
         log_warn("sources", "source \"%s\": cannot save the model info: %s", r->slot->st.name,
