@@ -532,12 +532,12 @@ static void gate_done(void *arg, const store_put_result *res)
     pthread_mutex_unlock(&sl->g->mu);
 }
 
-static void test_bad_put_alone(void)
+/* Holds the writer with a first put, queues ten more (the one at index bad spoiled by spoil)
+ * so they run as one batch, lets them go and waits for all ten answers (in g->res). Checks
+ * what both bad-put tests expect: one transaction, only the spoiled put failed, ten rows and
+ * outbox rows, one put error, nothing stored under the spoiled put's id. */
+static void run_batch_with_bad_put(store *s, int bad, void (*spoil)(inference *inf))
 {
-    char path[512];
-    db_path(path, sizeof path);
-    store_opts o = {.outbox = true};
-    store *s = open_store(path, &o);
     gate g = {0};
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
@@ -554,8 +554,8 @@ static void test_bad_put_alone(void)
     char bad_guid[UTIL_UUID_LEN + 1];
     for (int i = 0; i < 10; i++) {
         inference *inf = make_inf(10 + i, "http", "a", 0.5);
-        if (i == 4) {
-            inference_set_str(&inf->result_json, NULL); /* violates NOT NULL */
+        if (i == bad) {
+            spoil(inf);
             memcpy(bad_guid, inf->guid, sizeof bad_guid);
         }
         slots[i] = (slot){&g, i};
@@ -572,12 +572,13 @@ static void test_bad_put_alone(void)
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
     CHECK_EQ_INT(info.commits - before.commits, 1); /* the ten shared one transaction */
     for (int i = 0; i < 10; i++) {
-        if (i == 4) {
+        if (i == bad) {
             CHECK_EQ_INT(g.res[i].rc, ER_DB);
             CHECK_EQ_INT(g.res[i].seq, 0);
         } else {
             CHECK_EQ_INT(g.res[i].rc, ER_OK);
             CHECK(g.res[i].seq > 0);
+            CHECK(!g.res[i].duplicate);
         }
     }
     CHECK_EQ_INT(info.rows, 10);
@@ -585,9 +586,23 @@ static void test_bad_put_alone(void)
     CHECK_EQ_INT(info.put_errors, 1);
     inference *got = NULL;
     CHECK_EQ_INT(store_get(s, bad_guid, &got), ER_NOTFOUND);
-    store_destroy(s);
     pthread_cond_destroy(&g.cv);
     pthread_mutex_destroy(&g.mu);
+}
+
+static void null_result(inference *inf)
+{
+    inference_set_str(&inf->result_json, NULL); /* violates NOT NULL */
+}
+
+static void test_bad_put_alone(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    run_batch_with_bad_put(s, 4, null_result);
+    store_destroy(s);
 }
 
 /* A put that fails after it already wrote rows (its second label repeats the first: the
@@ -603,6 +618,12 @@ static store_publish count_policy(void *arg, const inference *inf)
     return STORE_PUBLISH_PENDING;
 }
 
+static void label_twice(inference *inf)
+{
+    inference_add_label(inf, "b", 0.25);
+    inf->labels[1].label[0] = 'a'; /* now "a" twice: the (seq, label) key rejects it */
+}
+
 static void test_bad_put_after_writes_alone(void)
 {
     char path[512];
@@ -611,64 +632,14 @@ static void test_bad_put_after_writes_alone(void)
     store *s = open_store(path, &o);
     atomic_int asked = 0;
     store_set_policy(s, count_policy, &asked);
-    gate g = {0};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
-    slot slots[10];
-
-    CHECK_EQ_INT(store_put_async(s, make_inf(1, "http", "a", 0.5), gate_hold, &g), ER_OK);
-    pthread_mutex_lock(&g.mu);
-    while (!g.entered)
-        pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
-    store_info before;
-    CHECK_EQ_INT(store_get_info(s, &before), ER_OK);
-
-    char bad_guid[UTIL_UUID_LEN + 1];
-    for (int i = 0; i < 10; i++) {
-        inference *inf = make_inf(10 + i, "http", "a", 0.5);
-        if (i == 6) {
-            inference_add_label(inf, "b", 0.25);
-            inf->labels[1].label[0] = 'a'; /* now "a" twice: the (seq, label) key rejects it */
-            memcpy(bad_guid, inf->guid, sizeof bad_guid);
-        }
-        slots[i] = (slot){&g, i};
-        CHECK_EQ_INT(store_put_async(s, inf, gate_done, &slots[i]), ER_OK);
-    }
-    pthread_mutex_lock(&g.mu);
-    g.open = 1;
-    pthread_cond_broadcast(&g.cv);
-    while (g.done < 10)
-        pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
-
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.commits - before.commits, 1);
-    for (int i = 0; i < 10; i++) {
-        if (i == 6) {
-            CHECK_EQ_INT(g.res[i].rc, ER_DB);
-            CHECK_EQ_INT(g.res[i].seq, 0);
-        } else {
-            CHECK_EQ_INT(g.res[i].rc, ER_OK);
-            CHECK(g.res[i].seq > 0);
-            CHECK(!g.res[i].duplicate);
-        }
-    }
-    CHECK_EQ_INT(info.rows, 10);
-    CHECK_EQ_INT(info.outbox, 10);
-    CHECK_EQ_INT(info.put_errors, 1);
+    run_batch_with_bad_put(s, 6, label_twice);
     CHECK_EQ_INT(atomic_load(&asked), 11);
-    inference *got = NULL;
-    CHECK_EQ_INT(store_get(s, bad_guid, &got), ER_NOTFOUND);
     store_page pg = {0};
     store_filter f = {.limit = 100};
     CHECK_EQ_INT(store_list(s, &f, &pg), ER_OK);
     CHECK_EQ_INT((long long)pg.n, 10);
     store_page_free(&pg);
     store_destroy(s);
-    pthread_cond_destroy(&g.cv);
-    pthread_mutex_destroy(&g.mu);
 }
 
 /* store_destroy drains the queue: every queued put commits and its callback runs. A small
