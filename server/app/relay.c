@@ -12,7 +12,7 @@
 #include "core/util.h"
 #include "forward/forwarder.h"
 #include "forward/policy.h"
-#include "http/auth.h"
+#include "auth/auth.h"
 #include "http/http.h"
 #include "live/live.h"
 #include "sources/demo.h"

@@ -9,7 +9,7 @@
 #include "config/config.h"
 #include "core/rc.h"
 #include "forward/forwarder.h"
-#include "http/auth.h"
+#include "auth/auth.h"
 #include "live/live.h"
 #include "sources/sources.h"
 #include "store/store.h"

@@ -10,7 +10,7 @@
 
 #include "core/rc.h"
 #include "core/util.h"
-#include "http/auth.h"
+#include "auth/auth.h"
 
 typedef enum http_route_id {
     HTTP_ROUTE_NONE = 0,   /* unknown path: 404 */

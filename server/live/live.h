@@ -10,7 +10,7 @@
 #include "config/config.h"
 #include "core/rc.h"
 #include "forward/forwarder.h"
-#include "http/auth.h"
+#include "auth/auth.h"
 #include "store/store.h"
 #include "ws/wsloop.h"
 
