@@ -96,7 +96,7 @@ typedef struct commit_mark {
 struct live {
     store *st;
     const auth *au;
-    forwarder *fwd;
+    const report_part *fwd; /* NULL when forwarding is off */
     const char *device;
     wsloop *loop;
     struct lws_vhost *vhost;
@@ -533,26 +533,34 @@ fail:
     return NULL;
 }
 
+/* {"type":"forwarder","enabled":..} plus the keys below copied from the forwarder's status
+ * object, in this order (a missing one as null); NULL when out of memory. Compared as text by
+ * fwd_tick, so it changes only when one of these keys does. */
 static char *forwarder_text(live *l)
 {
+    static const char *const keys[] = {"state", "queue_depth", "in_flight",
+                                       "dead",  "dropped",     "last_error"};
+    char *text = NULL;
+    cJSON *status = NULL;
     cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddStringToObject(o, "type", "forwarder");
-    cJSON_AddBoolToObject(o, "enabled", l->fwd != NULL);
+    if (!o || !cJSON_AddStringToObject(o, "type", "forwarder") ||
+        !cJSON_AddBoolToObject(o, "enabled", l->fwd != NULL))
+        goto fail;
     if (l->fwd) {
-        forwarder_status fs;
-        forwarder_get_status(l->fwd, &fs);
-        cJSON_AddStringToObject(o, "state", fs.state);
-        cJSON_AddNumberToObject(o, "queue_depth", (double)fs.queue_depth);
-        cJSON_AddNumberToObject(o, "in_flight", (double)fs.in_flight);
-        cJSON_AddNumberToObject(o, "dead", (double)fs.dead);
-        cJSON_AddNumberToObject(o, "dropped", (double)fs.dropped);
-        if (fs.last_error[0])
-            cJSON_AddStringToObject(o, "last_error", fs.last_error);
-        else
-            cJSON_AddNullToObject(o, "last_error");
+        status = l->fwd->status(l->fwd->ctx);
+        if (!status) goto fail;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(status, keys[i]);
+            cJSON *copy = v ? cJSON_Duplicate(v, true) : cJSON_CreateNull();
+            if (!copy || !cJSON_AddItemToObject(o, keys[i], copy)) {
+                cJSON_Delete(copy);
+                goto fail;
+            }
+        }
     }
-    char *text = cJSON_PrintUnformatted(o);
+    text = cJSON_PrintUnformatted(o);
+fail:
+    cJSON_Delete(status);
     cJSON_Delete(o);
     return text;
 }

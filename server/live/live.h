@@ -9,7 +9,7 @@
 
 #include "config/config.h"
 #include "core/rc.h"
-#include "forward/forwarder.h"
+#include "core/report.h"
 #include "auth/auth.h"
 #include "store/store.h"
 #include "ws/wsloop.h"
@@ -23,7 +23,9 @@ typedef struct live_deps {
     const config *cfg; /* ws_port, bind */
     store *st;
     const auth *au;
-    forwarder *fwd;     /* NULL when forwarding is off */
+    /* The forwarder's status part (its status() is the GET /api/v1/forwarder object), polled
+     * on the loop thread; NULL when forwarding is off. Borrowed: outlives the live stream. */
+    const report_part *fwd;
     const char *device; /* borrowed; outlives the live stream */
 } live_deps;
 
