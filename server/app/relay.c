@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "core/device.h"
 #include "core/log.h"
 #include "core/report.h"
 #include "core/util.h"
 #include "forward/forwarder.h"
 #include "forward/policy.h"
-#include "auth/auth.h"
 #include "http/http.h"
 #include "live/live.h"
 #include "sources/demo.h"

@@ -7,10 +7,10 @@
 #ifndef EI_LIVE_LIVE_H
 #define EI_LIVE_LIVE_H
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/rc.h"
 #include "core/report.h"
-#include "auth/auth.h"
 #include "store/store.h"
 #include "ws/wsloop.h"
 
