@@ -1,18 +1,21 @@
 /* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> wsloop -> sources
- * (the runner-ws ones set up on the wsloop) -> live stream -> wsloop thread -> HTTP (which reads the sources'
- * state) -> demo; stop in reverse so no producer outlives the store it writes to. The forwarder is stopped before the store but freed after it, because the store calls
- * its commit hook until the end. */
+ * (the runner-ws ones set up on the wsloop) -> live stream -> wsloop thread -> HTTP (which reads
+ * the sources' state) -> demo; stop in reverse so no producer outlives the store it writes to. The
+ * forwarder is stopped before the store but freed after it, because the store calls its commit hook
+ * until the end. */
 #include "app/relay.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "core/device.h"
 #include "core/log.h"
+#include "core/report.h"
 #include "core/util.h"
 #include "forward/forwarder.h"
 #include "forward/policy.h"
-#include "http/auth.h"
 #include "http/http.h"
 #include "live/live.h"
 #include "sources/demo.h"
@@ -24,7 +27,8 @@ struct relay {
     char device[256];
     store *st;
     policy *pol;
-    forwarder *fwd; /* NULL when forwarding is off */
+    forwarder *fwd;       /* NULL when forwarding is off */
+    report_part fwd_part; /* the forwarder's status for the live stream (ctx: this relay) */
     auth *au;
     http_server *http;
     wsloop *ws;   /* the libwebsockets thread: runner-ws sources and the live stream */
@@ -32,6 +36,48 @@ struct relay {
     sources *src; /* the configured inference sources */
     demo_source *demo;
 };
+
+/* The forwarder's status object, the one GET /api/v1/forwarder serves, from
+ * forwarder_get_status. Temporary: moves to forward/ (issue 9 layering), which will then
+ * provide the whole report_part. ctx is the relay; NULL when out of memory. */
+static cJSON *relay_forwarder_status(void *ctx)
+{
+    const relay *r = ctx;
+    forwarder_status s;
+    forwarder_get_status(r->fwd, &s);
+    const struct {
+        const char *name, *v; /* "" is null */
+    } strs[] = {{"endpoint", s.endpoint}, {"client_id", s.client_id}, {"last_error", s.last_error}};
+    const struct {
+        const char *name;
+        int64_t v;
+    } nums[] = {{"queue_depth", s.queue_depth},
+                {"oldest_pending_age_ms", s.oldest_pending_age_ms},
+                {"in_flight", s.in_flight},
+                {"sent", s.sent},
+                {"acked", s.acked},
+                {"dropped", s.dropped},
+                {"rejected", s.rejected},
+                {"dead", s.dead},
+                {"reconnects", s.reconnects},
+                {"images_shrunk", s.shrunk},
+                {"images_omitted", s.omitted},
+                {"commands", s.commands}};
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "state", s.state);
+    for (size_t i = 0; ok && i < sizeof strs / sizeof strs[0]; i++)
+        ok = (strs[i].v[0] ? cJSON_AddStringToObject(o, strs[i].name, strs[i].v)
+                           : cJSON_AddNullToObject(o, strs[i].name)) != NULL;
+    ok = ok && (s.connected_since
+                    ? cJSON_AddNumberToObject(o, "connected_since", (double)s.connected_since)
+                    : cJSON_AddNullToObject(o, "connected_since")) != NULL;
+    for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
+        ok = cJSON_AddNumberToObject(o, nums[i].name, (double)nums[i].v) != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "qos", r->cfg->iotcore_qos) != NULL;
+    if (ok) return o;
+    cJSON_Delete(o);
+    return NULL;
+}
 
 er_rc relay_open_store(const config *cfg, store **out, er_err *err)
 {
@@ -78,6 +124,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         store_set_policy(r->st, policy_store_fn, r->pol);
         rc = forwarder_create(cfg, r->st, r->pol, r->device, &r->fwd, err);
         if (rc) goto fail;
+        /* no series: /metrics still reads the forwarder through http until forward/ has it */
+        r->fwd_part = (report_part){
+            .name = "forwarder", .status = relay_forwarder_status, .prom = NULL, .ctx = r};
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
@@ -85,7 +134,11 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     if (rc) goto fail;
     rc = sources_create(cfg, r->st, r->device, r->ws, &r->src, err);
     if (rc) goto fail;
-    live_deps ld = {.cfg = cfg, .st = r->st, .au = r->au, .fwd = r->fwd, .device = r->device};
+    live_deps ld = {.cfg = cfg,
+                    .st = r->st,
+                    .au = r->au,
+                    .fwd = r->fwd ? &r->fwd_part : NULL,
+                    .device = r->device};
     rc = live_create(&ld, r->ws, &r->lv, err);
     if (rc) goto fail;
     rc = wsloop_start(r->ws, err); /* setup of everything on it is done */
@@ -105,9 +158,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         rc = demo_source_create(r->st, r->device, cfg->demo_interval_ms, &r->demo, err);
         if (rc) goto fail;
     }
-    log_info("relay", "ei-relay %s ready: device %s, http %s:%u, ws %s:%d, db %s",
-             EI_RELAY_VERSION, r->device, cfg->bind, (unsigned)http_server_port(r->http),
-             cfg->bind, live_port(r->lv), cfg->db_path);
+    log_info("relay", "ei-relay %s ready: device %s, http %s:%u, ws %s:%d, db %s", EI_RELAY_VERSION,
+             r->device, cfg->bind, (unsigned)http_server_port(r->http), cfg->bind, live_port(r->lv),
+             cfg->db_path);
     *out = r;
     return ER_OK;
 fail:

@@ -6,10 +6,10 @@
 
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/rc.h"
 #include "forward/forwarder.h"
-#include "http/auth.h"
 #include "live/live.h"
 #include "sources/sources.h"
 #include "store/store.h"

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/rc.h"
 #include "core/util.h"
-#include "http/auth.h"
 
 typedef enum http_route_id {
     HTTP_ROUTE_NONE = 0,   /* unknown path: 404 */

@@ -7,10 +7,10 @@
 #ifndef EI_LIVE_LIVE_H
 #define EI_LIVE_LIVE_H
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/rc.h"
-#include "forward/forwarder.h"
-#include "http/auth.h"
+#include "core/report.h"
 #include "store/store.h"
 #include "ws/wsloop.h"
 
@@ -23,7 +23,9 @@ typedef struct live_deps {
     const config *cfg; /* ws_port, bind */
     store *st;
     const auth *au;
-    forwarder *fwd;     /* NULL when forwarding is off */
+    /* The forwarder's status part (its status() is the GET /api/v1/forwarder object), polled
+     * on the loop thread; NULL when forwarding is off. Borrowed: outlives the live stream. */
+    const report_part *fwd;
     const char *device; /* borrowed; outlives the live stream */
 } live_deps;
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "http/auth.h"
+#include "auth/auth.h"
 
 static char tmpdir[] = "/tmp/ei-test-auth-XXXXXX";
 

@@ -1,9 +1,9 @@
-/* auth.h - bearer tokens with roles for the LAN API (and the WebSocket, later).
+/* auth.h - bearer tokens with roles, checked by the LAN API (http) and the live stream (live).
  * Tokens come from configuration and token_file; when none is configured an admin token is
  * generated on first start, stored next to the database with mode 0600 and logged once.
  * Comparison is constant-time. Read-only after creation: any thread may call auth_check. */
-#ifndef EI_HTTP_AUTH_H
-#define EI_HTTP_AUTH_H
+#ifndef EI_AUTH_AUTH_H
+#define EI_AUTH_AUTH_H
 
 #include <stdbool.h>
 

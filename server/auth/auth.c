@@ -1,7 +1,7 @@
 /* auth.c - see auth.h. The token table is built once in auth_create from cfg->tokens, then
  * token_file, then (only when neither gave a token) the generated file next to the database.
  * After creation the table is read-only, so auth_check needs no lock. */
-#include "http/auth.h"
+#include "auth/auth.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,299 @@
+/* live_hub.c - the hub: the store's commits in, the ring out, and what each client sends next
+ * (from the ring, or from the cache when the ring no longer covers it, as on resume).
+ * Everything runs on the wsloop thread except lv_hub_on_commit (the store's writer thread),
+ * which only records the newest committed seq and its commit time under mu and wakes the loop.
+ *
+ * The ring holds the last LV_RING_CAP committed inferences, rendered once, in seq order and
+ * contiguous: every row with ring_base_seq < seq <= fetched_seq that still existed when read is
+ * in it. A client's cursor is the last seq it has considered (sent or filtered out); it sends
+ * from the ring while the ring covers its cursor, otherwise from the cache (store_list_after),
+ * so resume and a client that fell out of the ring use the same path. The ring owns its
+ * entries' inferences and messages; a message lv_hub_next returns from it is borrowed until the
+ * next pull. */
+#include "live/live_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "model/view.h"
+
+#define PULL_PAGE 256         /* rows per store read */
+#define BACKLOG_PAGE 64       /* rows per cache read for one client */
+#define RESUME_SCAN_MAX 10000 /* rows examined to count a resume backlog (~0.1 s of loop) */
+
+/* {"type":"inference","inference":<view>,"committed_ms":..} with LWS_PRE headroom. */
+static unsigned char *render_inference(const inference *inf, double committed_ms, size_t *len)
+{
+    unsigned char *buf = NULL;
+    char *text = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *view = view_inference(inf);
+    if (!o || !view || !cJSON_AddStringToObject(o, "type", "inference")) goto fail;
+    cJSON_AddItemToObject(o, "inference", view);
+    view = NULL;
+    if (!(committed_ms > 0 ? cJSON_AddNumberToObject(o, "committed_ms", committed_ms)
+                           : cJSON_AddNullToObject(o, "committed_ms")))
+        goto fail;
+    text = cJSON_PrintUnformatted(o);
+    if (!text) goto fail;
+    *len = strlen(text);
+    buf = malloc(LWS_PRE + *len);
+    if (buf) memcpy(buf + LWS_PRE, text, *len);
+fail:
+    free(text);
+    cJSON_Delete(view);
+    cJSON_Delete(o);
+    return buf;
+}
+
+/* ---- commits in, ring out ---- */
+
+void lv_hub_on_commit(void *arg, inference *const *committed, size_t n)
+{
+    live *l = arg;
+    int64_t top = 0;
+    for (size_t i = 0; i < n; i++)
+        if (committed[i]->seq > top) top = committed[i]->seq;
+    if (!top) return;
+    double now = (double)util_now_us() / 1000.0;
+    pthread_mutex_lock(&l->mu);
+    if (!l->stopped) {
+        if (top > l->committed_seq) l->committed_seq = top;
+        if (l->n_commits == LV_COMMITS_MAX) { /* the loop is far behind: keep the newest */
+            memmove(l->commits, l->commits + 1, (LV_COMMITS_MAX - 1) * sizeof *l->commits);
+            l->n_commits--;
+        }
+        l->commits[l->n_commits++] = (lv_commit_mark){.seq = top, .ms = now};
+        wsloop_wake(l->loop);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static lv_ring_entry *entry_at(live *l, uint64_t idx)
+{
+    return &l->ring[idx % LV_RING_CAP];
+}
+
+static uint64_t ring_tail(const live *l)
+{
+    return l->head > LV_RING_CAP ? l->head - LV_RING_CAP : 0;
+}
+
+/* Whether c is to get ring entry e: not deleted since, and passing c's filter. */
+static bool wants(const lv_client *c, const lv_ring_entry *e)
+{
+    return !e->deleted && live_filter_match(&c->filter, e->inf);
+}
+
+/* The slow rule: a caught-up client more than LIVE_CLIENT_QUEUE entries behind the head loses
+ * the oldest ones; the matching ones are counted and it is told. */
+static void enforce_queue(live *l, lv_client *c)
+{
+    if (c->state != LV_CS_OPEN || !c->in_ring) return;
+    if (!c->caught_up) {
+        if (l->head - c->ring_idx <= LIVE_CLIENT_QUEUE) c->caught_up = true;
+        return;
+    }
+    while (l->head - c->ring_idx > LIVE_CLIENT_QUEUE) {
+        lv_ring_entry *e = entry_at(l, c->ring_idx++);
+        c->cursor = e->seq;
+        if (wants(c, e)) {
+            c->missed++;
+            c->missed_reason = "slow_client";
+            atomic_fetch_add(&l->n_missed, 1);
+        }
+    }
+}
+
+static void ring_append(live *l, inference *inf, double committed_ms)
+{
+    size_t len = 0;
+    unsigned char *msg = render_inference(inf, committed_ms, &len);
+    if (!msg) {
+        log_warn("live", "out of memory rendering inference %lld", (long long)inf->seq);
+        inference_destroy(inf);
+        return;
+    }
+    lv_ring_entry *e = entry_at(l, l->head);
+    if (l->head >= LV_RING_CAP) {
+        l->ring_base_seq = e->seq; /* the oldest leaves the ring */
+        inference_destroy(e->inf);
+        free(e->msg);
+    }
+    *e = (lv_ring_entry){.seq = inf->seq, .inf = inf, .msg = msg, .len = len};
+    l->head++;
+}
+
+/* Deletes reported since the last pull: mark them in the ring and tell every client. */
+static void hub_deletes(live *l)
+{
+    pthread_mutex_lock(&l->mu);
+    char(*del)[UTIL_UUID_LEN + 1] = l->deleted;
+    size_t n = l->n_deleted;
+    l->deleted = NULL;
+    l->n_deleted = 0;
+    pthread_mutex_unlock(&l->mu);
+    for (size_t k = 0; k < n; k++) {
+        for (uint64_t i = ring_tail(l); i < l->head; i++)
+            if (strcmp(entry_at(l, i)->inf->guid, del[k]) == 0) entry_at(l, i)->deleted = true;
+        char text[96];
+        snprintf(text, sizeof text, "{\"type\":\"deleted\",\"id\":\"%s\"}", del[k]);
+        for (lv_client *c = l->clients; c; c = c->next)
+            if (c->state == LV_CS_OPEN) lv_queue_text(c, text, LV_OUT_PLAIN);
+    }
+    free(del);
+}
+
+/* Reads everything committed since the last pull into the ring. */
+void lv_hub_pull(live *l)
+{
+    hub_deletes(l);
+    pthread_mutex_lock(&l->mu);
+    int64_t target = l->committed_seq;
+    lv_commit_mark marks[LV_COMMITS_MAX];
+    size_t n_marks = l->n_commits;
+    memcpy(marks, l->commits, n_marks * sizeof *marks);
+    l->n_commits = 0;
+    pthread_mutex_unlock(&l->mu);
+    int64_t now_ms = util_now_ms();
+    size_t m = 0;
+    while (l->fetched_seq < target) {
+        store_page page;
+        er_rc rc = store_list_after(l->st, l->fetched_seq, PULL_PAGE, &page);
+        if (rc) {
+            log_warn("live", "cannot read new inferences: %s (will retry on the next commit)",
+                     er_rc_name(rc));
+            return;
+        }
+        if (page.n == 0) { /* removed before we read them */
+            l->fetched_seq = target;
+            store_page_free(&page);
+            break;
+        }
+        size_t i = 0;
+        for (; i < page.n; i++) {
+            inference *inf = page.items[i];
+            if (inf->seq > target) break; /* committed after we looked: next pull, with its time */
+            page.items[i] = NULL;
+            while (m < n_marks && marks[m].seq < inf->seq)
+                m++;
+            l->fetched_seq = inf->seq;
+            lv_stats_add(l, inf, now_ms);
+            ring_append(l, inf, m < n_marks ? marks[m].ms : 0); /* takes inf */
+        }
+        if (i < page.n) l->fetched_seq = target; /* the rest of the range is gone */
+        store_page_free(&page);
+        for (lv_client *c = l->clients; c; c = c->next)
+            enforce_queue(l, c);
+    }
+    for (lv_client *c = l->clients; c; c = c->next)
+        if (c->state == LV_CS_OPEN) lws_callback_on_writable(c->wsi);
+}
+
+/* ---- what a client sends next ---- */
+
+/* The next inference message for c (borrowed from the ring, or rendered into *owned), NULL
+ * when it has nothing to send now. Advances the cursor past filtered-out rows. */
+const unsigned char *lv_hub_next(live *l, lv_client *c, size_t *len, unsigned char **owned)
+{
+    *owned = NULL;
+    for (;;) {
+        if (c->in_ring && c->ring_idx < ring_tail(l)) c->in_ring = false; /* overwritten */
+        if (!c->in_ring && c->cursor >= l->ring_base_seq) {
+            /* the ring covers the cursor: find the first entry after it */
+            store_page_free(&c->backlog);
+            c->backlog_pos = 0;
+            uint64_t i = ring_tail(l);
+            while (i < l->head && entry_at(l, i)->seq <= c->cursor)
+                i++;
+            c->ring_idx = i;
+            c->in_ring = true;
+        }
+        if (c->in_ring) {
+            while (c->ring_idx < l->head) {
+                lv_ring_entry *e = entry_at(l, c->ring_idx++);
+                c->cursor = e->seq;
+                if (wants(c, e)) {
+                    *len = e->len;
+                    return e->msg;
+                }
+            }
+            c->caught_up = true;
+            return NULL;
+        }
+        /* from the cache */
+        if (c->backlog_pos >= c->backlog.n) {
+            store_page_free(&c->backlog);
+            c->backlog_pos = 0;
+            if (store_list_after(l->st, c->cursor, BACKLOG_PAGE, &c->backlog) != ER_OK)
+                return NULL; /* logged by the store; tried again on the next writable */
+            if (c->backlog.n == 0) {
+                c->cursor = l->ring_base_seq; /* the rows in between are gone */
+                continue;
+            }
+        }
+        while (c->backlog_pos < c->backlog.n) {
+            inference *inf = c->backlog.items[c->backlog_pos++];
+            c->cursor = inf->seq;
+            if (c->cursor > l->ring_base_seq) { /* reached the ring: continue from there */
+                c->cursor = inf->seq - 1;
+                c->backlog_pos = c->backlog.n;
+                break;
+            }
+            if (live_filter_match(&c->filter, inf)) {
+                *owned = render_inference(inf, 0, len);
+                if (*owned) return *owned;
+            }
+        }
+    }
+}
+
+/* Resume: count what matches after since_seq (bounded scan) and place the cursor so that at
+ * most LIVE_RESUME_MAX messages are replayed; the rest is reported as missed. */
+void lv_hub_resume(live *l, lv_client *c, int64_t since)
+{
+    int64_t end = l->fetched_seq, from = since;
+    int64_t skipped = 0;
+    if (end - from > RESUME_SCAN_MAX) { /* counting them all would stall the loop */
+        skipped = end - RESUME_SCAN_MAX - from;
+        from = end - RESUME_SCAN_MAX;
+    }
+    int64_t keep[LIVE_RESUME_MAX]; /* the newest matching seqs, as a ring */
+    size_t n_match = 0;
+    int64_t cur = from;
+    while (cur < end) {
+        store_page page;
+        if (store_list_after(l->st, cur, 1000, &page) != ER_OK) break;
+        for (size_t i = 0; i < page.n && page.items[i]->seq <= end; i++)
+            if (live_filter_match(&c->filter, page.items[i]))
+                keep[n_match++ % LIVE_RESUME_MAX] = page.items[i]->seq;
+        bool more = page.next_seq != 0;
+        cur = page.n ? page.items[page.n - 1]->seq : end;
+        store_page_free(&page);
+        if (!more) break;
+    }
+    c->cursor = since;
+    if (n_match > LIVE_RESUME_MAX || skipped > 0) {
+        size_t over = n_match > LIVE_RESUME_MAX ? n_match - LIVE_RESUME_MAX : 0;
+        c->missed = (int64_t)over + skipped;
+        c->missed_reason = "resume_limit";
+        atomic_fetch_add(&l->n_missed, c->missed);
+        /* the oldest kept seq is the slot after the newest one in the ring */
+        int64_t oldest = n_match > LIVE_RESUME_MAX ? keep[n_match % LIVE_RESUME_MAX]
+                         : n_match                 ? keep[0]
+                                                   : end + 1;
+        c->cursor = oldest - 1;
+    }
+}
+
+void lv_hub_free(live *l)
+{
+    for (uint64_t i = ring_tail(l); i < l->head; i++) {
+        inference_destroy(entry_at(l, i)->inf);
+        free(entry_at(l, i)->msg);
+    }
+}
