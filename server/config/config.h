@@ -1,5 +1,5 @@
-/* config.h - every setting of ei-relay, defined once in a table (config.c) that serves the JSON
- * file, the EI_RELAY_* environment, the command-line flags, --print-config and --help alike.
+/* config.h - every setting of ei-relay, defined once in a table (config_table.c) that serves the
+ * JSON file, the EI_RELAY_* environment, the command-line flags, --print-config and --help alike.
  *
  * Precedence: defaults < file (--config) < environment < flags. Seed keys of the Edge Impulse
  * Greengrass recipes are accepted verbatim, as strings or numbers; "__none__" means unset; keys
