@@ -52,9 +52,11 @@ typedef struct cfg_opt {
 
 /* ---- the table (config_table.c) ---- */
 
-/* The number of rows; config_table.c checks it against the table at compile time. */
-#define CFG_N_OPTS 64
+/* The rows and their number. CFG_OPTS_MAX sizes the per-load flag arrays; config_table.c checks
+ * at compile time that the table fits, so adding a setting is adding its row. */
+#define CFG_OPTS_MAX 128
 extern const cfg_opt cfg_opts[];
+extern const size_t cfg_n_opts;
 
 /* The row named name exactly, or NULL. */
 const cfg_opt *cfg_find_opt(const char *name);
@@ -74,8 +76,8 @@ int64_t cfg_load_int(const config *c, const cfg_opt *o);
 /* ---- one load (config_load.c owns it; the setter and the seed code fill it in) ---- */
 
 typedef struct cfg_loader {
-    config *c;                    /* borrowed: the config being filled */
-    bool ignored_set[CFG_N_OPTS]; /* which ignored seed keys are currently set */
+    config *c;                      /* borrowed: the config being filled */
+    bool ignored_set[CFG_OPTS_MAX]; /* which ignored seed keys are currently set */
 } cfg_loader;
 
 /* ---- values (config_value.c) ---- */

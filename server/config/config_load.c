@@ -37,7 +37,7 @@ static er_rc unknown_setting(er_err *err, const char *key)
 
 static er_rc apply_defaults(cfg_loader *ld, er_err *err)
 {
-    for (size_t i = 0; i < CFG_N_OPTS; i++) {
+    for (size_t i = 0; i < cfg_n_opts; i++) {
         er_rc rc = cfg_set_default(ld, &cfg_opts[i], err);
         if (rc) return rc;
     }
@@ -50,7 +50,7 @@ static er_rc apply_json_text(cfg_loader *ld, const char *json, size_t len, const
 {
     char *buf = NULL;
     cJSON *root = NULL;
-    bool seen[CFG_N_OPTS] = {false};
+    bool seen[CFG_OPTS_MAX] = {false};
     er_rc rc = ER_OK;
     if (len > CONFIG_FILE_MAX) {
         rc = er_fail(err, ER_CONFIG, "configuration is larger than 1 MiB");
@@ -302,7 +302,7 @@ fail:
 void config_free(config *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < CFG_N_OPTS; i++)
+    for (size_t i = 0; i < cfg_n_opts; i++)
         if (cfg_opts[i].type == CFG_OT_STRING) free(*(char **)cfg_field(c, &cfg_opts[i]));
     cfg_free_tokens(c->tokens, c->n_tokens);
     free(c->sources_json);

@@ -71,7 +71,7 @@ void config_print(const config *c, FILE *out)
 {
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
-    for (size_t i = 0; root && i < CFG_N_OPTS; i++) {
+    for (size_t i = 0; root && i < cfg_n_opts; i++) {
         if (cfg_opts[i].type == CFG_OT_IGNORED) continue;
         cJSON *v = value_json(c, &cfg_opts[i]);
         if (!v || !cJSON_AddItemToObject(root, cfg_opts[i].name, v)) {
@@ -133,7 +133,7 @@ void config_usage(FILE *out)
             "Sizes: bytes, or a number with K, M, G, T (K = KB = KiB = 1024). Durations: a\n"
             "number with ms, s, m, h or d; a plain number is milliseconds for *_ms settings.\n"
             "\"__none__\" resets a setting to its default (unset).\n\n");
-    for (size_t i = 0; i < CFG_N_OPTS; i++) {
+    for (size_t i = 0; i < cfg_n_opts; i++) {
         const cfg_opt *o = &cfg_opts[i];
         if (o->type == CFG_OT_IGNORED) continue;
         char kebab[CFG_NAME_MAX], upper[CFG_NAME_MAX], flag[2 * CFG_NAME_MAX],
@@ -157,7 +157,7 @@ void config_usage(FILE *out)
                 o->help, range);
     }
     fprintf(out, "\nAccepted for compatibility with the Edge Impulse recipes and ignored:\n ");
-    for (size_t i = 0; i < CFG_N_OPTS; i++)
+    for (size_t i = 0; i < cfg_n_opts; i++)
         if (cfg_opts[i].type == CFG_OT_IGNORED) fprintf(out, " %s", cfg_opts[i].name);
     fprintf(out, "\n");
 }

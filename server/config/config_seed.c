@@ -45,7 +45,7 @@ er_rc cfg_list_ignored(cfg_loader *ld, er_err *err)
 {
     config *c = ld->c;
     size_t len = 0;
-    for (size_t i = 0; i < CFG_N_OPTS; i++)
+    for (size_t i = 0; i < cfg_n_opts; i++)
         if (ld->ignored_set[i]) len += strlen(cfg_opts[i].name) + 1;
     free(c->ignored_keys);
     c->ignored_keys = NULL;
@@ -53,7 +53,7 @@ er_rc cfg_list_ignored(cfg_loader *ld, er_err *err)
     if (!(c->ignored_keys = malloc(len)))
         return er_fail(err, ER_NOMEM, "configuration: out of memory");
     char *p = c->ignored_keys;
-    for (size_t i = 0; i < CFG_N_OPTS; i++) {
+    for (size_t i = 0; i < cfg_n_opts; i++) {
         if (!ld->ignored_set[i]) continue;
         if (p != c->ignored_keys) *p++ = ',';
         size_t n = strlen(cfg_opts[i].name);

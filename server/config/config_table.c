@@ -352,8 +352,9 @@ const cfg_opt cfg_opts[] = {
     IGNORED("ei_shutdown_behavior"),
 };
 
-_Static_assert(sizeof cfg_opts / sizeof cfg_opts[0] == CFG_N_OPTS,
-               "CFG_N_OPTS (config_internal.h) must count the rows of the table");
+const size_t cfg_n_opts = sizeof cfg_opts / sizeof cfg_opts[0];
+_Static_assert(sizeof cfg_opts / sizeof cfg_opts[0] <= CFG_OPTS_MAX,
+               "more settings than CFG_OPTS_MAX (config_internal.h): raise it");
 
 /* ---- fields and names ---------------------------------------------------------------------- */
 
@@ -391,7 +392,7 @@ int64_t cfg_load_int(const config *c, const cfg_opt *o)
 
 const cfg_opt *cfg_find_opt(const char *name)
 {
-    for (size_t i = 0; i < CFG_N_OPTS; i++)
+    for (size_t i = 0; i < cfg_n_opts; i++)
         if (strcmp(cfg_opts[i].name, name) == 0) return &cfg_opts[i];
     return NULL;
 }
@@ -421,7 +422,7 @@ const cfg_opt *cfg_nearest_opt(const char *name)
     if (strlen(name) >= CFG_NAME_MAX) return NULL;
     const cfg_opt *best = NULL;
     size_t best_d = 3;
-    for (size_t i = 0; i < CFG_N_OPTS; i++) {
+    for (size_t i = 0; i < cfg_n_opts; i++) {
         if (strlen(cfg_opts[i].name) >= CFG_NAME_MAX) continue;
         size_t d = edit_distance(name, cfg_opts[i].name);
         if (d < best_d) {
