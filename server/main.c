@@ -1,5 +1,6 @@
-/* main.c - command-line entry: parse configuration, then run the service (default), export
- * the cache as guid files, or import guid files. Signals are handled here, synchronously. */
+/* main.c - command-line entry: parse configuration, then run the service (default), print the
+ * admin token, export the cache as guid files, or import guid files. Signals are handled here,
+ * synchronously. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "app/relay.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "media/image.h"
@@ -42,6 +44,31 @@ static int run_service(const config *cfg)
     relay_destroy(r);
     log_info("main", "stopped");
     return code;
+}
+
+/* `ei-relay token`: the admin token the service accepts with this configuration, alone on
+ * stdout so that TOKEN=$(ei-relay token) works. Made exactly as the service makes it (auth_create
+ * generates the file when none is configured), so it works before the first start too. */
+static int run_token(const config *cfg)
+{
+    er_err err = {{0}};
+    auth *au = NULL;
+    int status = 1;
+    if (auth_create(cfg, &au, &err)) {
+        fprintf(stderr, "ei-relay token: %s\n", err.msg);
+        goto done;
+    }
+    const char *token = auth_admin_token(au);
+    if (!token) {
+        fprintf(stderr, "ei-relay token: no token has the admin role (see 'tokens' and "
+                        "'token_file')\n");
+        goto done;
+    }
+    printf("%s\n", token);
+    status = fflush(stdout) == 0 ? 0 : 1;
+done:
+    auth_destroy(au);
+    return status;
 }
 
 static int run_tool(const config *cfg, const config_cli *cli)
@@ -86,6 +113,10 @@ int main(int argc, char **argv, char **envp)
         printf("ei-relay %s\n", EI_RELAY_VERSION);
     } else if (cli.print_config) {
         config_print(&cfg, stdout);
+    } else if (strcmp(cli.command, "token") == 0) {
+        /* only what went wrong on stderr: the answer is meant for $(...) */
+        log_set_level(LOG_WARN);
+        status = run_token(&cfg);
     } else {
         log_set_level((log_level)cfg.log_level);
         config_report_ignored(&cfg);

@@ -97,6 +97,21 @@ er_rc relay_open_store(const config *cfg, store **out, er_err *err)
     return store_create(&so, out, err);
 }
 
+/* The line a person looks for after starting the service: where to open the dashboard. With
+ * a wildcard bind that is the default-route interface's address (what a LAN browser reaches). */
+static void log_dashboard(const config *cfg, unsigned port)
+{
+    char host[64];
+    const char *h = cfg->bind;
+    if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+        h = device_lan_address(host, sizeof host) == ER_OK ? host : "localhost";
+    bool v6 = strchr(h, ':') != NULL;
+    log_info("relay",
+             "dashboard: http://%s%s%s:%u/ (sign in with a read or admin token; "
+             "'ei-relay token' prints the admin token)",
+             v6 ? "[" : "", h, v6 ? "]" : "", port);
+}
+
 er_rc relay_create(const config *cfg, relay **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
@@ -161,6 +176,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     log_info("relay", "ei-relay %s ready: device %s, http %s:%u, ws %s:%d, db %s", EI_RELAY_VERSION,
              r->device, cfg->bind, (unsigned)http_server_port(r->http), cfg->bind, live_port(r->lv),
              cfg->db_path);
+    log_dashboard(cfg, http_server_port(r->http));
     *out = r;
     return ER_OK;
 fail:

@@ -210,6 +210,8 @@ static er_rc create_generated(auth *a, const char *path, er_err *err)
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp)
         return er_fail(err, ER_CONFIG, "token file path %s is too long", path);
     if (access(path, F_OK) == 0) return ER_EXISTS;
+    rc = util_mkdir_parents(path, "token file", err); /* `ei-relay token` before the first start */
+    if (rc) return rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return er_fail(err, ER_IO, "cannot create token file %s: %s", tmp, strerror(errno));
     rc = util_random(raw, sizeof raw);
@@ -247,7 +249,11 @@ static er_rc create_generated(auth *a, const char *path, er_err *err)
     sync_parent_dir(path);
     rc = add_token(a, token, 64, AUTH_ADMIN);
     if (rc) goto fail;
-    log_warn("auth", "generated admin token (no tokens configured): %s (stored in %s)", token,
+    /* The token itself stays out of the log: logs outlive the terminal (journald, Greengrass
+     * log files). `ei-relay token` prints it on demand. */
+    log_warn("auth",
+             "no tokens configured: generated an admin token in %s (mode 0600); "
+             "'ei-relay token' prints it",
              path);
 fail:
     close(fd);
@@ -313,6 +319,13 @@ void auth_destroy(auth *a)
     }
     free(a->entries);
     free(a);
+}
+
+const char *auth_admin_token(const auth *a)
+{
+    for (size_t i = 0; a && i < a->n; i++)
+        if (a->entries[i].role == AUTH_ADMIN) return a->entries[i].token;
+    return NULL;
 }
 
 auth_role auth_check_token(const auth *a, const char *token)

@@ -1,6 +1,7 @@
 /* auth.h - bearer tokens with roles, checked by the LAN API (http) and the live stream (live).
  * Tokens come from configuration and token_file; when none is configured an admin token is
- * generated on first start, stored next to the database with mode 0600 and logged once.
+ * generated on first start and stored next to the database with mode 0600 (the log names the
+ * file, never the token; `ei-relay token` prints it).
  * Comparison is constant-time. Read-only after creation: any thread may call auth_check. */
 #ifndef EI_AUTH_AUTH_H
 #define EI_AUTH_AUTH_H
@@ -26,6 +27,9 @@ void auth_destroy(auth *a);
 auth_role auth_check(const auth *a, const char *authorization);
 /* Role of a bare token (WebSocket auth message). */
 auth_role auth_check_token(const auth *a, const char *token);
+/* The first admin token (configured order: tokens, token_file, the generated file), borrowed
+ * for a's life; NULL when no token has the admin role. For `ei-relay token`. */
+const char *auth_admin_token(const auth *a);
 /* read: GET; ingest: POST inferences; admin: everything. */
 bool auth_allows(auth_role have, auth_role need);
 

@@ -101,7 +101,7 @@ typedef struct config {
 
 /* What the command line asked for besides settings. Pointers borrow argv. */
 typedef struct config_cli {
-    const char *command;     /* "run" (default), "export", "import" */
+    const char *command;     /* "run" (default), "token", "export", "import" */
     const char *config_file; /* --config FILE or NULL */
     const char *dir;         /* --dir DIR for export/import */
     bool print_config;

@@ -13,7 +13,7 @@
 #include "core/log.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* a settings file is small; refuse anything bigger */
-#define COMMANDS "run|export|import"
+#define COMMANDS "run|token|export|import"
 
 /* Appends " (what where)" to an error message, saying where the bad value came from. */
 static void err_origin(er_err *err, const char *what, const char *where)

@@ -125,8 +125,12 @@ static void upper_name(const char *name, char *out, size_t cap)
 void config_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ei-relay [run|export|import] [--config FILE] [--dir DIR] [--print-config]\n"
-            "                [--help] [--version] [--SETTING VALUE]...\n"
+            "usage: ei-relay [run|token|export|import] [--config FILE] [--dir DIR]\n"
+            "                [--print-config] [--help] [--version] [--SETTING VALUE]...\n"
+            "\n"
+            "Commands: run (default) serves; token prints the admin token (the one the service\n"
+            "uses with these settings; generated next to the database if none is configured);\n"
+            "export / import --dir DIR write / read <guid>.json + <guid>.img pairs.\n"
             "\n"
             "Settings come from defaults < the JSON file of --config < environment EI_RELAY_* <\n"
             "flags (--name VALUE or --name=VALUE). Booleans: true|false, yes|no, on|off, 1|0.\n"

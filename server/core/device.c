@@ -1,6 +1,10 @@
-/* device.c - see device.h. Reads /proc/net/route and /sys/class/net/<if>/address. */
+/* device.c - see device.h. Reads /proc/net/route and /sys/class/net/<if>/address, and the
+ * interface addresses (getifaddrs). */
 #include "core/device.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +55,24 @@ er_rc device_name_resolve(const char *base, bool mac_suffix, char *out, size_t o
     int n = suffix[0] ? snprintf(out, out_size, "%s_%s", base, suffix)
                       : snprintf(out, out_size, "%s", base);
     return n < 0 || (size_t)n >= out_size ? ER_TOOBIG : ER_OK;
+}
+
+er_rc device_lan_address(char *out, size_t out_size)
+{
+    char route[8192], iface[64];
+    struct ifaddrs *all = NULL;
+    er_rc rc = ER_NOTFOUND;
+    if (read_small_file("/proc/net/route", route, sizeof route) != ER_OK ||
+        device_default_iface(route, iface, sizeof iface) != ER_OK || getifaddrs(&all) != 0)
+        goto done;
+    for (const struct ifaddrs *i = all; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, iface) != 0)
+            continue;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)i->ifa_addr;
+        rc = inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)out_size) ? ER_OK : ER_TOOBIG;
+        break;
+    }
+done:
+    if (all) freeifaddrs(all);
+    return rc;
 }

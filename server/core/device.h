@@ -15,4 +15,8 @@ er_rc device_name_resolve(const char *base, bool mac_suffix, char *out, size_t o
 /* Pure helper: the interface of the default route in /proc/net/route text, or ER_NOTFOUND. */
 er_rc device_default_iface(const char *route_text, char *iface, size_t iface_size);
 
+/* The IPv4 address of the default-route interface as text ("192.168.1.20"), the address a
+ * person on the LAN opens the dashboard at; ER_NOTFOUND when there is none. */
+er_rc device_lan_address(char *out, size_t out_size);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -327,4 +328,30 @@ void util_thread_name(const char *prefix, const char *name)
     char buf[16]; /* the kernel keeps 15 bytes */
     snprintf(buf, sizeof buf, "%s%s", prefix, name ? name : "");
     prctl(PR_SET_NAME, buf, 0, 0, 0);
+}
+
+er_rc util_mkdir_parents(const char *path, const char *what, er_err *err)
+{
+    er_rc rc = ER_OK;
+    char *dir = strdup(path);
+    if (!dir) return er_fail(err, ER_NOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) goto done; /* current directory or "/" */
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+                rc = er_fail(err, ER_IO, "cannot create the %s directory %s: %s", what, dir,
+                             strerror(errno));
+                goto done;
+            }
+            if (end) break;
+            *p = '/';
+        }
+    }
+done:
+    free(dir);
+    return rc;
 }

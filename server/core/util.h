@@ -53,6 +53,10 @@ void util_buf_free(util_buf *b);
  * U+10FFFF): what every JSON text this service stores or sends must be. */
 bool util_utf8_valid(const void *data, size_t n);
 
+/* Creates the directories above the file at path (mode 0750, existing ones kept): what the
+ * database and the token file next to it need on first start. "what" names the file in err. */
+er_rc util_mkdir_parents(const char *path, const char *what, er_err *err);
+
 /* Names the calling thread prefix+name (cut to 15 bytes) for top -H, perf and gdb. */
 void util_thread_name(const char *prefix, const char *name);
 

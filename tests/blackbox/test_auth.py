@@ -1,11 +1,13 @@
 # test_auth.py - black-box: bearer tokens and roles on the LAN API, and the admin token that
-# is generated (mode 0600, logged once, stable across restarts) when none is configured.
+# is generated (mode 0600, kept out of the log, stable across restarts, printed by
+# `ei-relay token`) when none is configured.
 import os
 import re
 import stat
+import subprocess
 
 from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq,
-                        error_of, new_id, run_tests)
+                        error_of, new_id, relay_bin, run_tests)
 
 R = None
 DOC = {"result": {"classification": {"auth": 0.5}}}
@@ -139,7 +141,14 @@ def test_generated_token():
         expect_401(relay.get("/api/v1/inferences", token=ADMIN_TOKEN), "unconfigured token")
         expect_401(relay.get("/api/v1/inferences", token=None), "no token")
         log1 = relay.log()
-        eq(log1.count(token), 1, "generated token logged exactly once")
+        eq(log1.count(token), 0, "generated token kept out of the log")
+        check(path in log1 and "'ei-relay token' prints it" in log1,
+              "the log names the token file and the command that prints the token")
+        # `ei-relay token` with the service's settings prints exactly that token, alone
+        out = subprocess.run([relay_bin(), "token", "--config", relay.config_path],
+                             capture_output=True, text=True, timeout=30)
+        eq(out.returncode, 0, "ei-relay token exit code (stderr %r)" % out.stderr)
+        eq(out.stdout, token + "\n", "ei-relay token output")
         with open(path) as f:
             content = f.read()
         # restart on the same directory: same token, not logged again
@@ -148,7 +157,7 @@ def test_generated_token():
         with open(path) as f:
             eq(f.read(), content, "token file unchanged")
         eq(relay.get("/api/v1/inferences", token=token).status, 200, "token works after restart")
-        eq(relay.log().count(token), 0, "token not logged again after restart")
+        eq(relay.log().count(token), 0, "token not logged after restart either")
 
 
 def test_generated_token_not_made_when_configured():

@@ -205,11 +205,17 @@ static void test_generated(void)
     CHECK(a == NULL);
     unlink(gen);
 
-    /* a database directory that cannot be written to: a clear error */
+    /* a database directory that cannot be made (a file is in the way, which stops root
+     * too): a clear error naming it */
+    char blocker[512], bad_db[600];
+    snprintf(blocker, sizeof blocker, "%s/not-a-dir", tmpdir);
+    snprintf(bad_db, sizeof bad_db, "%s/sub/ei.db", blocker);
+    write_file(blocker, "x", 0600);
     config bad = {0};
-    bad.db_path = "/nonexistent-dir-ei/ei.db";
+    bad.db_path = bad_db;
     CHECK(auth_create(&bad, &a, &err) == ER_IO);
-    CHECK(strstr(err.msg, "/nonexistent-dir-ei/ei-relay.token") != NULL);
+    CHECK(strstr(err.msg, "not-a-dir") != NULL && strstr(err.msg, "token file") != NULL);
+    unlink(blocker);
 }
 
 int main(void)

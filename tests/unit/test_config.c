@@ -476,7 +476,7 @@ static void test_precedence(void)
     CHECK_EQ_STR(err.msg, "--http-port needs a value");
     char *argv6[] = {"ei-relay", "serve", NULL};
     CHECK_EQ_INT(config_load(&c, 2, argv6, NULL, &cli, &err), ER_CONFIG);
-    CHECK_EQ_STR(err.msg, "unknown command \"serve\" (run|export|import)");
+    CHECK_EQ_STR(err.msg, "unknown command \"serve\" (run|token|export|import)");
     char *argv7[] = {"ei-relay", "--thumbnail-px=9", NULL};
     CHECK_EQ_INT(config_load(&c, 2, argv7, NULL, &cli, &err), ER_CONFIG);
     CHECK_EQ_STR(err.msg, "thumbnail_px: 9 is out of range 16..1024 (from --thumbnail-px)");
