@@ -255,13 +255,13 @@ typedef struct job {
     size_t len;
     int64_t *seqs; /* JOB_ACK: owned array of n_seqs */
     size_t n_seqs;
-    bool permanent;            /* JOB_FAIL */
-    int64_t dropped, rejected; /* JOB_PUT: outbox-full effects, counted after the commit */
-    bool decided;              /* JOB_PUT: the policy was asked (once: it may count calls) */
-    store_publish decision;    /* JOB_PUT: its answer, reused when the batch is run again */
-    int64_t value;             /* JOB_MAX_PAGES: page limit; JOB_FAIL: the seq */
-    size_t cost;               /* bytes accounted in the queue */
-    store_done_fn done;        /* may be NULL */
+    bool permanent;             /* JOB_FAIL */
+    int64_t dropped, rejected;  /* JOB_PUT: outbox-full effects, counted after the commit */
+    bool decided;               /* JOB_PUT: the policy was asked (once: it may count calls) */
+    inference_publish decision; /* JOB_PUT: its answer, reused when the batch is run again */
+    int64_t value;              /* JOB_MAX_PAGES: page limit; JOB_FAIL: the seq */
+    size_t cost;                /* bytes accounted in the queue */
+    store_done_fn done;         /* may be NULL */
     void *arg;
     store_put_result res;
     struct job *next;
@@ -581,7 +581,7 @@ static void reader_put(store *s, reader *r)
 
 /* ---- the writer: job execution ---- */
 
-static er_rc set_publish(store *s, int64_t seq, store_publish p)
+static er_rc set_publish(store *s, int64_t seq, inference_publish p)
 {
     sqlite3_stmt *st = s->wst[WS_SET_PUBLISH];
     sqlite3_bind_int64(st, 1, seq);
@@ -609,7 +609,7 @@ static bool outbox_fits(const store *s, int64_t rows, int64_t bytes, int64_t add
  * oldest pending rows until it fits. Changes *decision to DROPPED when the new row is refused;
  * counts into j->dropped / j->rejected. The counters row is one primary-key read per put. */
 #define DROP_CHUNK 64
-static er_rc outbox_make_room(store *s, job *j, int64_t add, store_publish *decision)
+static er_rc outbox_make_room(store *s, job *j, int64_t add, inference_publish *decision)
 {
     sqlite3_stmt *st = s->wst[WS_OB_COUNTERS];
     int64_t rows = 0, bytes = 0;
@@ -628,7 +628,7 @@ static er_rc outbox_make_room(store *s, job *j, int64_t add, store_publish *deci
     }
     if (outbox_fits(s, rows, bytes, add)) goto fail;
     if (s->ob_reject_new || (s->ob_max_bytes > 0 && add > s->ob_max_bytes)) {
-        *decision = STORE_PUBLISH_DROPPED;
+        *decision = INFERENCE_PUBLISH_DROPPED;
         j->rejected++;
         goto fail;
     }
@@ -649,14 +649,14 @@ static er_rc outbox_make_room(store *s, job *j, int64_t add, store_publish *deci
         if (n == 0) break; /* the counters say rows, the table has none: stop, don't spin */
         for (int i = 0; i < n && !outbox_fits(s, rows, bytes, add); i++) {
             if ((rc = outbox_delete(s, seqs[i]))) goto fail;
-            if ((rc = set_publish(s, seqs[i], STORE_PUBLISH_DROPPED))) goto fail;
+            if ((rc = set_publish(s, seqs[i], INFERENCE_PUBLISH_DROPPED))) goto fail;
             rows--;
             bytes -= sizes[i];
             j->dropped++;
         }
     }
     if (!outbox_fits(s, rows, bytes, add)) {
-        *decision = STORE_PUBLISH_DROPPED;
+        *decision = INFERENCE_PUBLISH_DROPPED;
         j->rejected++;
     }
 fail:
@@ -668,7 +668,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     sqlite3 *db = s->wdb;
     inference *inf = j->inf;
     sqlite3_stmt *st = s->wst[WS_FIND_GUID];
-    store_publish decision = STORE_PUBLISH_NONE;
+    inference_publish decision = INFERENCE_PUBLISH_NONE;
     int64_t footprint = (int64_t)inference_footprint(inf);
     er_rc rc = ER_OK;
     int src;
@@ -690,11 +690,12 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     /* The decision comes before the insert so it is recorded on the row in the same txn. */
     if (s->outbox) {
         if (!j->decided) {
-            j->decision = s->policy_fn ? s->policy_fn(s->policy_arg, inf) : STORE_PUBLISH_PENDING;
+            j->decision =
+                s->policy_fn ? s->policy_fn(s->policy_arg, inf) : INFERENCE_PUBLISH_PENDING;
             j->decided = true;
         }
         decision = j->decision;
-        if (decision == STORE_PUBLISH_PENDING) {
+        if (decision == INFERENCE_PUBLISH_PENDING) {
             rc = outbox_make_room(s, j, footprint, &decision);
             if (rc) goto fail;
         }
@@ -753,7 +754,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
             goto fail;
         }
     }
-    if (decision == STORE_PUBLISH_PENDING) {
+    if (decision == INFERENCE_PUBLISH_PENDING) {
         st = s->wst[WS_INS_OUTBOX];
         sqlite3_bind_int64(st, 1, seq);
         sqlite3_bind_int64(st, 2, now);
@@ -774,7 +775,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
             goto fail;
         }
     }
-    inf->publish = (int)decision;
+    inf->publish = decision;
     j->res.seq = seq;
     j->res.ts = inf->ts;
 fail:
@@ -805,7 +806,7 @@ static er_rc exec_ack(store *s, job *j)
     er_rc rc = ER_OK;
     for (size_t i = 0; i < j->n_seqs; i++) {
         if ((rc = outbox_delete(s, j->seqs[i]))) goto fail;
-        if ((rc = set_publish(s, j->seqs[i], STORE_PUBLISH_PUBLISHED))) goto fail;
+        if ((rc = set_publish(s, j->seqs[i], INFERENCE_PUBLISH_PUBLISHED))) goto fail;
     }
 fail:
     return rc;
@@ -839,7 +840,7 @@ static er_rc exec_fail(store *s, job *j, int64_t now)
             rc = db_error(s->wdb, src, "dead-lettering");
             goto fail;
         }
-        if ((rc = set_publish(s, j->value, STORE_PUBLISH_DEAD))) goto fail;
+        if ((rc = set_publish(s, j->value, INFERENCE_PUBLISH_DEAD))) goto fail;
         j->res.seq = 1;
     }
 fail:
@@ -1705,7 +1706,7 @@ static er_rc row_to_inference(sqlite3_stmt *st, inference **out)
         inf->image.height = sqlite3_column_int(st, 17);
         inf->image.len = (size_t)sqlite3_column_int64(st, 18);
     }
-    inf->publish = sqlite3_column_int(st, 19);
+    inf->publish = (inference_publish)sqlite3_column_int(st, 19);
     *out = inf;
     inf = NULL;
     rc = ER_OK;
@@ -2085,27 +2086,6 @@ fail:
 }
 
 /* ---- public: publish policy and outbox ---- */
-
-const char *store_publish_name(store_publish p)
-{
-    switch (p) {
-    case STORE_PUBLISH_NONE:
-        return "disabled";
-    case STORE_PUBLISH_PENDING:
-        return "pending";
-    case STORE_PUBLISH_PUBLISHED:
-        return "published";
-    case STORE_PUBLISH_FILTERED:
-        return "filtered";
-    case STORE_PUBLISH_SKIPPED:
-        return "skipped";
-    case STORE_PUBLISH_DROPPED:
-        return "dropped";
-    case STORE_PUBLISH_DEAD:
-        return "dead";
-    }
-    return "unknown";
-}
 
 void store_set_policy(store *s, store_policy_fn fn, void *arg)
 {

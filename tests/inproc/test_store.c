@@ -610,12 +610,12 @@ static void test_bad_put_alone(void)
  * alone: its inference row does not stay, its neighbours in the batch commit, the counters
  * match, and the publish policy (which may count calls) is asked once per put even though the
  * batch runs twice. */
-static store_publish count_policy(void *arg, const inference *inf)
+static inference_publish count_policy(void *arg, const inference *inf)
 {
     (void)inf;
     atomic_int *n = arg;
     atomic_fetch_add(n, 1);
-    return STORE_PUBLISH_PENDING;
+    return INFERENCE_PUBLISH_PENDING;
 }
 
 static void label_twice(inference *inf)

@@ -92,12 +92,12 @@ static store_outbox_stats stats(store *s)
 }
 
 /* A policy by label: "skip" -> SKIPPED, "low" -> FILTERED, else PENDING; counts its calls. */
-static store_publish label_policy(void *arg, const inference *inf)
+static inference_publish label_policy(void *arg, const inference *inf)
 {
     (*(int *)arg)++;
-    if (inf->top_label && strcmp(inf->top_label, "skip") == 0) return STORE_PUBLISH_SKIPPED;
-    if (inf->top_label && strcmp(inf->top_label, "low") == 0) return STORE_PUBLISH_FILTERED;
-    return STORE_PUBLISH_PENDING;
+    if (inf->top_label && strcmp(inf->top_label, "skip") == 0) return INFERENCE_PUBLISH_SKIPPED;
+    if (inf->top_label && strcmp(inf->top_label, "low") == 0) return INFERENCE_PUBLISH_FILTERED;
+    return INFERENCE_PUBLISH_PENDING;
 }
 
 static void test_decisions(void)
@@ -112,11 +112,11 @@ static void test_decisions(void)
     put(s, "skip", 0, g_skip);
     put(s, "low", 0, g_low);
     CHECK_EQ_INT(calls, 3);
-    CHECK_EQ_INT(publish_of(s, g_pend), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g_skip), STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(publish_of(s, g_low), STORE_PUBLISH_FILTERED);
-    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_FILTERED), "filtered");
-    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_NONE), "disabled");
+    CHECK_EQ_INT(publish_of(s, g_pend), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g_skip), INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(publish_of(s, g_low), INFERENCE_PUBLISH_FILTERED);
+    CHECK_EQ_STR(inference_publish_name(INFERENCE_PUBLISH_FILTERED), "filtered");
+    CHECK_EQ_STR(inference_publish_name(INFERENCE_PUBLISH_NONE), "disabled");
 
     /* A duplicate put asks no decision and queues nothing. */
     inference *dup = make_inf("cat", 0.5, 0);
@@ -137,7 +137,7 @@ static void test_decisions(void)
     CHECK_EQ_INT(page.n, 1);
     if (page.n == 1) {
         CHECK_EQ_STR(page.items[0]->guid, g_pend);
-        CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_PENDING);
+        CHECK_EQ_INT(page.items[0]->publish, INFERENCE_PUBLISH_PENDING);
     }
     store_page_free(&page);
 
@@ -145,7 +145,7 @@ static void test_decisions(void)
     store_filter f = {.limit = 10};
     CHECK_EQ_INT(store_list(s, &f, &page), ER_OK);
     CHECK_EQ_INT(page.n, 3);
-    if (page.n == 3) CHECK_EQ_INT(page.items[1]->publish, STORE_PUBLISH_SKIPPED);
+    if (page.n == 3) CHECK_EQ_INT(page.items[1]->publish, INFERENCE_PUBLISH_SKIPPED);
     store_page_free(&page);
     store_destroy(s);
 
@@ -156,7 +156,7 @@ static void test_decisions(void)
     char g_off[40];
     put(s, "cat", 0, g_off);
     CHECK_EQ_INT(calls, 3);
-    CHECK_EQ_INT(publish_of(s, g_off), STORE_PUBLISH_NONE);
+    CHECK_EQ_INT(publish_of(s, g_off), INFERENCE_PUBLISH_NONE);
     CHECK_EQ_INT(stats(s).pending, 1); /* still the earlier one */
     store_destroy(s);
 }
@@ -195,9 +195,9 @@ static void test_fetch_ack(void)
     /* Ack deletes the rows and records PUBLISHED; the counters follow. */
     int64_t acked[2] = {seqs[0], seqs[1]};
     CHECK_EQ_INT(store_outbox_ack(s, acked, 2), ER_OK);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PUBLISHED);
-    CHECK_EQ_INT(publish_of(s, guids[1]), STORE_PUBLISH_PUBLISHED);
-    CHECK_EQ_INT(publish_of(s, guids[2]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[1]), INFERENCE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[2]), INFERENCE_PUBLISH_PENDING);
     store_outbox_stats after_ack = stats(s);
     CHECK_EQ_INT(after_ack.pending, 8);
     CHECK(after_ack.pending_bytes < before.pending_bytes);
@@ -216,7 +216,7 @@ static void test_fetch_ack(void)
     int64_t later[1] = {seqs[2]};
     CHECK_EQ_INT(store_outbox_ack_async(s, later, 1), ER_OK);
     CHECK_EQ_INT(store_meta_set(s, "test.fence", "1"), ER_OK);
-    CHECK_EQ_INT(publish_of(s, guids[2]), STORE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[2]), INFERENCE_PUBLISH_PUBLISHED);
     CHECK_EQ_INT(stats(s).pending, 7);
 
     /* Deleting an inference takes its outbox row and the counters along. */
@@ -248,10 +248,10 @@ static void test_fail_dead(void)
     CHECK(!dead);
     CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout", &dead), ER_OK);
     CHECK(!dead);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout again", &dead), ER_OK);
     CHECK(dead);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_DEAD);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_DEAD);
     /* A permanent failure is dead at once. */
     CHECK_EQ_INT(store_outbox_fail(s, seqs[2], true, "not authorized", &dead), ER_OK);
     CHECK(dead);
@@ -275,7 +275,7 @@ static void test_fail_dead(void)
     CHECK_EQ_INT(store_outbox_dead(s, 0, 1, &page), ER_OK);
     CHECK(page.n == 1 && page.items[0]->seq == seqs[2]);
     CHECK_EQ_INT(page.next_seq, seqs[2]);
-    if (page.n == 1) CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_DEAD);
+    if (page.n == 1) CHECK_EQ_INT(page.items[0]->publish, INFERENCE_PUBLISH_DEAD);
     int64_t next = page.next_seq;
     store_page_free(&page);
     CHECK_EQ_INT(store_outbox_dead(s, next, 10, &page), ER_OK);
@@ -307,10 +307,10 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 3);
     CHECK_EQ_INT(st.dropped, 2);
     CHECK_EQ_INT(st.rejected, 0);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[2]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[2]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[4]), INFERENCE_PUBLISH_PENDING);
     store_info info;
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
     CHECK_EQ_INT(info.rows, 5); /* the cache keeps every inference */
@@ -326,9 +326,9 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 3);
     CHECK_EQ_INT(st.dropped, 0);
     CHECK_EQ_INT(st.rejected, 2);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[4]), INFERENCE_PUBLISH_DROPPED);
     store_destroy(s);
 
     /* drop_oldest by bytes: room for two 1000-byte images, a third pushes the first out;
@@ -347,13 +347,13 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.pending_bytes, one * 2);
     CHECK_EQ_INT(st.dropped, 1);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_DROPPED);
     put(s, "cat", 10000, g[3]);
     st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.rejected, 1);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), INFERENCE_PUBLISH_PENDING);
     store_destroy(s);
 
     /* The lifetime totals persist in the counters row. */
@@ -398,9 +398,9 @@ static void test_migration_001(void)
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     if (!s) return;
-    CHECK_EQ_INT(publish_of(s, "g1"), STORE_PUBLISH_NONE);
-    CHECK_EQ_INT(publish_of(s, "g2"), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, "g3"), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, "g1"), INFERENCE_PUBLISH_NONE);
+    CHECK_EQ_INT(publish_of(s, "g2"), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, "g3"), INFERENCE_PUBLISH_PENDING);
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.pending_bytes, 900);
@@ -466,8 +466,8 @@ static void test_clear(void)
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
     CHECK_EQ_INT(info.rows, 2);
     CHECK_EQ_INT(info.images, 2);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[5]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[5]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(publish_of(s, g[0]), -1);
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
