@@ -52,90 +52,91 @@
 
 /* ---- SQL: every statement is a constant, prepared once per connection ---- */
 
+/* The writer connection's statements (s->wst[WSTMT_*]). */
 enum {
-    WS_BEGIN,
-    WS_COMMIT,
-    WS_ROLLBACK,
-    WS_SAVEPOINT,
-    WS_RELEASE,
-    WS_ROLLBACK_TO,
-    WS_FIND_GUID,
-    WS_INS_INFERENCE,
-    WS_INS_IMAGE,
-    WS_INS_LABEL,
-    WS_INS_OUTBOX,
-    WS_DEL_GUID,
-    WS_SET_THUMB,
-    WS_COUNTERS,
-    WS_RET_AGE,
-    WS_RET_OLD,
-    WS_DEL_SEQ,
-    WS_VACUUM,
-    WS_VACUUM_ALL,
-    WS_OB_COUNTERS,
-    WS_OB_OLDEST,
-    WS_OB_DELETE,
-    WS_SET_PUBLISH,
-    WS_OB_TALLY,
-    WS_OB_FAIL,
-    WS_OB_KILL,
-    WS_META_SET,
-    WS_CLEAR_SCAN,
-    WS__N
+    WSTMT_BEGIN,
+    WSTMT_COMMIT,
+    WSTMT_ROLLBACK,
+    WSTMT_SAVEPOINT,
+    WSTMT_RELEASE,
+    WSTMT_ROLLBACK_TO,
+    WSTMT_FIND_GUID,
+    WSTMT_INS_INFERENCE,
+    WSTMT_INS_IMAGE,
+    WSTMT_INS_LABEL,
+    WSTMT_INS_OUTBOX,
+    WSTMT_DEL_GUID,
+    WSTMT_SET_THUMB,
+    WSTMT_COUNTERS,
+    WSTMT_RET_AGE,
+    WSTMT_RET_OLD,
+    WSTMT_DEL_SEQ,
+    WSTMT_VACUUM,
+    WSTMT_VACUUM_ALL,
+    WSTMT_OB_COUNTERS,
+    WSTMT_OB_OLDEST,
+    WSTMT_OB_DELETE,
+    WSTMT_SET_PUBLISH,
+    WSTMT_OB_TALLY,
+    WSTMT_OB_FAIL,
+    WSTMT_OB_KILL,
+    WSTMT_META_SET,
+    WSTMT_CLEAR_SCAN,
+    WSTMT__N
 };
 
-static const char *const writer_sql[WS__N] = {
-    [WS_BEGIN] = "BEGIN IMMEDIATE",
-    [WS_COMMIT] = "COMMIT",
-    [WS_ROLLBACK] = "ROLLBACK",
-    [WS_SAVEPOINT] = "SAVEPOINT job",
-    [WS_RELEASE] = "RELEASE job",
-    [WS_ROLLBACK_TO] = "ROLLBACK TO job",
-    [WS_FIND_GUID] = "SELECT seq, ts FROM inference WHERE guid = ?1",
-    [WS_INS_INFERENCE] =
+static const char *const writer_sql[WSTMT__N] = {
+    [WSTMT_BEGIN] = "BEGIN IMMEDIATE",
+    [WSTMT_COMMIT] = "COMMIT",
+    [WSTMT_ROLLBACK] = "ROLLBACK",
+    [WSTMT_SAVEPOINT] = "SAVEPOINT job",
+    [WSTMT_RELEASE] = "RELEASE job",
+    [WSTMT_ROLLBACK_TO] = "ROLLBACK TO job",
+    [WSTMT_FIND_GUID] = "SELECT seq, ts FROM inference WHERE guid = ?1",
+    [WSTMT_INS_INFERENCE] =
         "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result, timing, info,"
         " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    [WS_INS_IMAGE] =
+    [WSTMT_INS_IMAGE] =
         "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [WS_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
-    [WS_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
-    [WS_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
-    [WS_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
-                     " WHERE seq = (SELECT seq FROM inference WHERE guid = ?1)",
-    [WS_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
+    [WSTMT_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
+    [WSTMT_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
+    [WSTMT_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
+    [WSTMT_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
+                        " WHERE seq = (SELECT seq FROM inference WHERE guid = ?1)",
+    [WSTMT_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
     /* Only pending outbox rows protect an inference: a dead letter is an ordinary cached row
      * for retention (see store_outbox_dead). */
     /* Age is the relay's own receive time, not the sender's ts (a runner without a set clock
      * sends ts from boot). received_ms grows with seq, so the oldest are a prefix by seq. */
-    [WS_RET_AGE] = "SELECT i.seq, i.received_ms,"
-                   " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
-                   " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
-    [WS_RET_OLD] = "SELECT i.seq, i.bytes,"
-                   " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
-                   " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
-    /* The NOT EXISTS re-check makes "never delete a row with an outbox entry" hold even if
-     * another connection added one between the scan and the delete. */
-    [WS_DEL_SEQ] = "DELETE FROM inference WHERE seq = ?1"
-                   " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1 AND state = 0)",
-    [WS_VACUUM] = "PRAGMA incremental_vacuum(" RET_VACUUM_PAGES ")",
-    [WS_VACUUM_ALL] = "PRAGMA incremental_vacuum",
-    [WS_OB_COUNTERS] = "SELECT outbox, outbox_bytes FROM counters WHERE id = 1",
-    /* INDEXED BY: the partial index of pending rows, so dead rows are never walked over. */
-    [WS_OB_OLDEST] = "SELECT seq, bytes FROM outbox INDEXED BY outbox_pending WHERE state = 0"
-                     " ORDER BY seq LIMIT ?1",
-    [WS_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
-    [WS_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
-    [WS_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
-                    " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
-    [WS_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"
-                   " WHERE seq = ?1 AND state = 0 RETURNING attempts",
-    [WS_OB_KILL] = "UPDATE outbox SET state = 1, dead_ms = ?2 WHERE seq = ?1",
-    [WS_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [WS_CLEAR_SCAN] = "SELECT i.seq,"
+    [WSTMT_RET_AGE] = "SELECT i.seq, i.received_ms,"
                       " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                       " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [WSTMT_RET_OLD] = "SELECT i.seq, i.bytes,"
+                      " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                      " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    /* The NOT EXISTS re-check makes "never delete a row with an outbox entry" hold even if
+     * another connection added one between the scan and the delete. */
+    [WSTMT_DEL_SEQ] = "DELETE FROM inference WHERE seq = ?1"
+                      " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1 AND state = 0)",
+    [WSTMT_VACUUM] = "PRAGMA incremental_vacuum(" RET_VACUUM_PAGES ")",
+    [WSTMT_VACUUM_ALL] = "PRAGMA incremental_vacuum",
+    [WSTMT_OB_COUNTERS] = "SELECT outbox, outbox_bytes FROM counters WHERE id = 1",
+    /* INDEXED BY: the partial index of pending rows, so dead rows are never walked over. */
+    [WSTMT_OB_OLDEST] = "SELECT seq, bytes FROM outbox INDEXED BY outbox_pending WHERE state = 0"
+                        " ORDER BY seq LIMIT ?1",
+    [WSTMT_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [WSTMT_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
+    [WSTMT_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
+                       " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
+    [WSTMT_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"
+                      " WHERE seq = ?1 AND state = 0 RETURNING attempts",
+    [WSTMT_OB_KILL] = "UPDATE outbox SET state = 1, dead_ms = ?2 WHERE seq = ?1",
+    [WSTMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [WSTMT_CLEAR_SCAN] = "SELECT i.seq,"
+                         " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                         " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
 };
 
 /* Columns 0..19 shared by list, get, foreach and the outbox reads (see row_to_inference). */
@@ -162,69 +163,70 @@ static const char *const writer_sql[WS__N] = {
     " AND (?3 IS NULL OR l.score >= ?3) AND (?4 IS NULL OR l.ts >= ?4)"                            \
     " AND (?5 IS NULL OR l.ts < ?5) ORDER BY l.seq DESC LIMIT ?6"
 
+/* Each reader connection's statements (r->st[RSTMT_*]). */
 enum {
-    RS_LIST,
-    RS_LIST_LABEL,
-    RS_GET,
-    RS_GET_LABELS,
-    RS_IMAGE,
-    RS_THUMB,
-    RS_STATS,
-    RS_COUNTERS,
-    RS_EDGES,
-    RS_PAGES,
-    RS_FOREACH,
-    RS_EXPLAIN_LIST,
-    RS_EXPLAIN_LABEL,
-    RS_OB_FETCH,
-    RS_OB_DEAD,
-    RS_OB_COUNTERS,
-    RS_OB_OLDEST,
-    RS_META_GET,
-    RS_AFTER,
-    RS__N
+    RSTMT_LIST,
+    RSTMT_LIST_LABEL,
+    RSTMT_GET,
+    RSTMT_GET_LABELS,
+    RSTMT_IMAGE,
+    RSTMT_THUMB,
+    RSTMT_STATS,
+    RSTMT_COUNTERS,
+    RSTMT_EDGES,
+    RSTMT_PAGES,
+    RSTMT_FOREACH,
+    RSTMT_EXPLAIN_LIST,
+    RSTMT_EXPLAIN_LABEL,
+    RSTMT_OB_FETCH,
+    RSTMT_OB_DEAD,
+    RSTMT_OB_COUNTERS,
+    RSTMT_OB_OLDEST,
+    RSTMT_META_GET,
+    RSTMT_AFTER,
+    RSTMT__N
 };
 
-static const char *const reader_sql[RS__N] = {
-    [RS_LIST] = SQL_LIST,
-    [RS_LIST_LABEL] = SQL_LIST_LABEL,
-    [RS_GET] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
-               " WHERE i.guid = ?1",
-    [RS_GET_LABELS] = "SELECT label, score FROM label_score WHERE seq = ?1 ORDER BY label",
-    [RS_IMAGE] = "SELECT m.mime, m.width, m.height, m.data FROM inference i"
-                 " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
-    [RS_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
-                 " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
+static const char *const reader_sql[RSTMT__N] = {
+    [RSTMT_LIST] = SQL_LIST,
+    [RSTMT_LIST_LABEL] = SQL_LIST_LABEL,
+    [RSTMT_GET] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
+                  " WHERE i.guid = ?1",
+    [RSTMT_GET_LABELS] = "SELECT label, score FROM label_score WHERE seq = ?1 ORDER BY label",
+    [RSTMT_IMAGE] = "SELECT m.mime, m.width, m.height, m.data FROM inference i"
+                    " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
+    [RSTMT_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
+                    " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
     /* The ts index finds the range; each inference's labels are a prefix lookup by seq. */
-    [RS_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
-                 " FROM inference i JOIN label_score l ON l.seq = i.seq"
-                 " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
-                 " ORDER BY bucket, l.label",
-    [RS_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
+    [RSTMT_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
+                    " FROM inference i JOIN label_score l ON l.seq = i.seq"
+                    " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
+                    " ORDER BY bucket, l.label",
+    [RSTMT_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
     /* Separate sub-selects so each min/max is one index probe. */
-    [RS_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"
-                 " (SELECT max(seq) FROM inference)",
-    [RS_PAGES] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-    [RS_FOREACH] = "SELECT " INF_COLS ", m.data FROM inference i LEFT JOIN image m"
-                   " ON m.seq = i.seq WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
-    [RS_EXPLAIN_LIST] = "EXPLAIN QUERY PLAN " SQL_LIST,
-    [RS_EXPLAIN_LABEL] = "EXPLAIN QUERY PLAN " SQL_LIST_LABEL,
+    [RSTMT_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"
+                    " (SELECT max(seq) FROM inference)",
+    [RSTMT_PAGES] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    [RSTMT_FOREACH] = "SELECT " INF_COLS ", m.data FROM inference i LEFT JOIN image m"
+                      " ON m.seq = i.seq WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [RSTMT_EXPLAIN_LIST] = "EXPLAIN QUERY PLAN " SQL_LIST,
+    [RSTMT_EXPLAIN_LABEL] = "EXPLAIN QUERY PLAN " SQL_LIST_LABEL,
     /* The drain: a range scan of the pending index in seq order (no sort, no COUNT), each row
      * then one primary-key probe into inference and image. CROSS JOIN pins that loop order. */
-    [RS_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
-                    " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
-                    " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
-    [RS_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
-                   " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
-                   " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
-    [RS_OB_COUNTERS] = "SELECT outbox, outbox_bytes, outbox_dead FROM counters WHERE id = 1",
+    [RSTMT_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
+                       " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                       " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    [RSTMT_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
+                      " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                      " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
+    [RSTMT_OB_COUNTERS] = "SELECT outbox, outbox_bytes, outbox_dead FROM counters WHERE id = 1",
     /* The live stream's catch-up: a primary-key range, oldest first. */
-    [RS_AFTER] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
-                 " WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
-    [RS_OB_OLDEST] = "SELECT i.ts FROM outbox o INDEXED BY outbox_pending"
-                     " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
-                     " ORDER BY o.seq LIMIT 1",
-    [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [RSTMT_AFTER] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
+                    " WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [RSTMT_OB_OLDEST] = "SELECT i.ts FROM outbox o INDEXED BY outbox_pending"
+                        " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
+                        " ORDER BY o.seq LIMIT 1",
+    [RSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 };
 
 /* ---- types ---- */
@@ -269,7 +271,7 @@ typedef struct job {
 
 typedef struct reader {
     sqlite3 *db;
-    sqlite3_stmt *st[RS__N];
+    sqlite3_stmt *st[RSTMT__N];
 } reader;
 
 typedef struct subscriber {
@@ -293,7 +295,7 @@ struct store {
 
     /* writer side: the connection and statements belong to the writer thread */
     sqlite3 *wdb;
-    sqlite3_stmt *wst[WS__N];
+    sqlite3_stmt *wst[WSTMT__N];
     pthread_t writer;
     bool writer_started;
 
@@ -583,7 +585,7 @@ static void reader_put(store *s, reader *r)
 
 static er_rc set_publish(store *s, int64_t seq, inference_publish p)
 {
-    sqlite3_stmt *st = s->wst[WS_SET_PUBLISH];
+    sqlite3_stmt *st = s->wst[WSTMT_SET_PUBLISH];
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int(st, 2, (int)p);
     int src = step_once(st);
@@ -592,7 +594,7 @@ static er_rc set_publish(store *s, int64_t seq, inference_publish p)
 
 static er_rc outbox_delete(store *s, int64_t seq)
 {
-    sqlite3_stmt *st = s->wst[WS_OB_DELETE];
+    sqlite3_stmt *st = s->wst[WSTMT_OB_DELETE];
     sqlite3_bind_int64(st, 1, seq);
     int src = step_once(st);
     return src == SQLITE_DONE ? ER_OK : db_error(s->wdb, src, "deleting outbox row");
@@ -611,7 +613,7 @@ static bool outbox_fits(const store *s, int64_t rows, int64_t bytes, int64_t add
 #define DROP_CHUNK 64
 static er_rc outbox_make_room(store *s, job *j, int64_t add, inference_publish *decision)
 {
-    sqlite3_stmt *st = s->wst[WS_OB_COUNTERS];
+    sqlite3_stmt *st = s->wst[WSTMT_OB_COUNTERS];
     int64_t rows = 0, bytes = 0;
     er_rc rc = ER_OK;
     int src;
@@ -635,7 +637,7 @@ static er_rc outbox_make_room(store *s, job *j, int64_t add, inference_publish *
     while (!outbox_fits(s, rows, bytes, add) && rows > 0) {
         int64_t seqs[DROP_CHUNK], sizes[DROP_CHUNK];
         int n = 0;
-        st = s->wst[WS_OB_OLDEST];
+        st = s->wst[WSTMT_OB_OLDEST];
         sqlite3_bind_int(st, 1, DROP_CHUNK);
         while (n < DROP_CHUNK && (src = sqlite3_step(st)) == SQLITE_ROW) {
             seqs[n] = sqlite3_column_int64(st, 0);
@@ -667,7 +669,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
 {
     sqlite3 *db = s->wdb;
     inference *inf = j->inf;
-    sqlite3_stmt *st = s->wst[WS_FIND_GUID];
+    sqlite3_stmt *st = s->wst[WSTMT_FIND_GUID];
     inference_publish decision = INFERENCE_PUBLISH_NONE;
     int64_t footprint = (int64_t)inference_footprint(inf);
     er_rc rc = ER_OK;
@@ -701,7 +703,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         }
     }
 
-    st = s->wst[WS_INS_INFERENCE];
+    st = s->wst[WSTMT_INS_INFERENCE];
     sqlite3_bind_text(st, 1, inf->guid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, inf->ts);
     sqlite3_bind_int64(st, 3, now);
@@ -730,7 +732,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     int64_t seq = sqlite3_last_insert_rowid(db);
 
     if (inf->image.data) {
-        st = s->wst[WS_INS_IMAGE];
+        st = s->wst[WSTMT_INS_IMAGE];
         sqlite3_bind_int64(st, 1, seq);
         sqlite3_bind_text(st, 2, inf->image.mime, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, inf->image.width);
@@ -742,7 +744,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
             goto fail;
         }
     }
-    st = s->wst[WS_INS_LABEL];
+    st = s->wst[WSTMT_INS_LABEL];
     for (size_t i = 0; i < inf->n_labels; i++) {
         bind_text(st, 1, inf->labels[i].label);
         sqlite3_bind_int64(st, 2, seq);
@@ -755,7 +757,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         }
     }
     if (decision == INFERENCE_PUBLISH_PENDING) {
-        st = s->wst[WS_INS_OUTBOX];
+        st = s->wst[WSTMT_INS_OUTBOX];
         sqlite3_bind_int64(st, 1, seq);
         sqlite3_bind_int64(st, 2, now);
         sqlite3_bind_int64(st, 3, footprint);
@@ -766,7 +768,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         }
     }
     if (j->dropped || j->rejected) {
-        st = s->wst[WS_OB_TALLY];
+        st = s->wst[WSTMT_OB_TALLY];
         sqlite3_bind_int64(st, 1, j->dropped);
         sqlite3_bind_int64(st, 2, j->rejected);
         src = step_once(st);
@@ -785,7 +787,7 @@ fail:
 
 static er_rc exec_guid_change(store *s, job *j)
 {
-    sqlite3_stmt *st = s->wst[j->kind == JOB_DELETE ? WS_DEL_GUID : WS_SET_THUMB];
+    sqlite3_stmt *st = s->wst[j->kind == JOB_DELETE ? WSTMT_DEL_GUID : WSTMT_SET_THUMB];
     er_rc rc = ER_OK;
     sqlite3_bind_text(st, 1, j->guid, -1, SQLITE_STATIC);
     if (j->kind == JOB_THUMB) sqlite3_bind_blob64(st, 2, j->data, j->len, SQLITE_STATIC);
@@ -814,7 +816,7 @@ fail:
 
 static er_rc exec_fail(store *s, job *j, int64_t now)
 {
-    sqlite3_stmt *st = s->wst[WS_OB_FAIL];
+    sqlite3_stmt *st = s->wst[WSTMT_OB_FAIL];
     int64_t attempts = 0;
     er_rc rc = ER_OK;
     sqlite3_bind_int64(st, 1, j->value);
@@ -832,7 +834,7 @@ static er_rc exec_fail(store *s, job *j, int64_t now)
         goto fail;
     }
     if (j->permanent || attempts >= s->max_attempts) {
-        st = s->wst[WS_OB_KILL];
+        st = s->wst[WSTMT_OB_KILL];
         sqlite3_bind_int64(st, 1, j->value);
         sqlite3_bind_int64(st, 2, now);
         src = step_once(st);
@@ -849,7 +851,7 @@ fail:
 
 static er_rc exec_meta(store *s, job *j)
 {
-    sqlite3_stmt *st = s->wst[WS_META_SET];
+    sqlite3_stmt *st = s->wst[WSTMT_META_SET];
     sqlite3_bind_text(st, 1, j->guid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->text, -1, SQLITE_STATIC);
     int src = step_once(st);
@@ -891,7 +893,7 @@ static bool failed_clean(const job *j, er_rc rc)
 static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
 {
     er_rc rc;
-    int src = step_once(s->wst[WS_SAVEPOINT]);
+    int src = step_once(s->wst[WSTMT_SAVEPOINT]);
     if (src != SQLITE_DONE) {
         *fatal = true;
         rc = db_error(s->wdb, src, "savepoint");
@@ -902,8 +904,8 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
         *fatal = true;
         goto fail;
     }
-    if (rc) step_once(s->wst[WS_ROLLBACK_TO]);
-    src = step_once(s->wst[WS_RELEASE]);
+    if (rc) step_once(s->wst[WSTMT_ROLLBACK_TO]);
+    src = step_once(s->wst[WSTMT_RELEASE]);
     if (src != SQLITE_DONE) {
         *fatal = true;
         rc = db_error(s->wdb, src, "release savepoint");
@@ -924,7 +926,7 @@ static er_rc exec_max_pages(store *s, int64_t pages)
 
 static er_rc ret_counters(store *s, int64_t *rows, int64_t *bytes)
 {
-    sqlite3_stmt *st = s->wst[WS_COUNTERS];
+    sqlite3_stmt *st = s->wst[WSTMT_COUNTERS];
     er_rc rc = ER_OK;
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
@@ -940,7 +942,7 @@ fail:
 
 static er_rc ret_delete(store *s, int64_t seq, int64_t *deleted)
 {
-    sqlite3_stmt *st = s->wst[WS_DEL_SEQ];
+    sqlite3_stmt *st = s->wst[WSTMT_DEL_SEQ];
     sqlite3_bind_int64(st, 1, seq);
     int src = step_once(st);
     if (src != SQLITE_DONE) return db_error(s->wdb, src, "retention delete");
@@ -963,7 +965,7 @@ static er_rc ret_delete_picked(store *s, int src, const int64_t *seqs, int n, in
 static er_rc ret_age_chunk(store *s, int64_t cutoff, int64_t *cur_seq, int *scanned,
                            int64_t *deleted, bool *reached)
 {
-    sqlite3_stmt *st = s->wst[WS_RET_AGE];
+    sqlite3_stmt *st = s->wst[WSTMT_RET_AGE];
     int64_t seqs[RET_CHUNK];
     int n = 0, got = 0, src;
     er_rc rc = ER_OK;
@@ -992,7 +994,7 @@ fail:
 static er_rc ret_size_chunk(store *s, int64_t *cur_seq, int *scanned, int64_t *deleted,
                             bool *satisfied)
 {
-    sqlite3_stmt *st = s->wst[WS_RET_OLD];
+    sqlite3_stmt *st = s->wst[WSTMT_RET_OLD];
     int64_t seqs[RET_CHUNK], rows = 0, bytes = 0;
     int n = 0, got = 0, src;
     er_rc rc = ret_counters(s, &rows, &bytes);
@@ -1055,7 +1057,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
             *more = scanned_total < RET_SCAN_BUDGET; /* else resume at the next tick */
             break;
         }
-        int src = step_once(s->wst[WS_BEGIN]);
+        int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
             rc = db_error(s->wdb, src, "retention begin");
             goto fail;
@@ -1072,11 +1074,11 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
             if (!rc && (satisfied || scanned < RET_CHUNK)) s->ret_size_done = true;
         }
         if (!rc) {
-            src = step_once(s->wst[WS_COMMIT]);
+            src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "retention commit");
         }
         if (rc) {
-            if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WS_ROLLBACK]);
+            if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WSTMT_ROLLBACK]);
             goto fail;
         }
         atomic_fetch_add(&s->retention_deleted, deleted);
@@ -1088,7 +1090,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
     if (s->ret_age_done && s->ret_size_done) s->ret_in_pass = false;
     if (deleted_total > 0) {
         /* Give freed pages back to the file system (auto_vacuum=INCREMENTAL). */
-        int src = step_once(s->wst[WS_VACUUM]);
+        int src = step_once(s->wst[WSTMT_VACUUM]);
         if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "incremental vacuum");
     }
 fail:
@@ -1120,10 +1122,10 @@ static er_rc run_clear(store *s, int64_t *deleted)
     er_rc rc = ER_OK;
     *deleted = 0;
     do {
-        sqlite3_stmt *st = s->wst[WS_CLEAR_SCAN];
+        sqlite3_stmt *st = s->wst[WSTMT_CLEAR_SCAN];
         int64_t chunk_deleted = 0;
         n = got = 0;
-        src = step_once(s->wst[WS_BEGIN]);
+        src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
             rc = db_error(s->wdb, src, "clear begin");
             goto fail;
@@ -1140,17 +1142,17 @@ static er_rc run_clear(store *s, int64_t *deleted)
         for (int i = 0; !rc && i < n; i++)
             rc = ret_delete(s, seqs[i], &chunk_deleted);
         if (!rc) {
-            src = step_once(s->wst[WS_COMMIT]);
+            src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "clear commit");
         }
         if (rc) {
-            if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WS_ROLLBACK]);
+            if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WSTMT_ROLLBACK]);
             goto fail;
         }
         *deleted += chunk_deleted;
     } while (got == RET_CHUNK);
     s->ret_in_pass = false; /* retention cursors may point into what just went */
-    src = step_once(s->wst[WS_VACUUM_ALL]);
+    src = step_once(s->wst[WSTMT_VACUUM_ALL]);
     if (src != SQLITE_DONE) rc = db_error(s->wdb, src, "incremental vacuum");
 fail:
     return rc;
@@ -1198,7 +1200,7 @@ static void run_batch(store *s, job *list)
 again:
     if (n_data > 0) {
         bool redo = false;
-        int src = step_once(s->wst[WS_BEGIN]);
+        int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
             batch_rc = db_error(db, src, "begin");
             fatal = true;
@@ -1219,7 +1221,7 @@ again:
             if (fatal) batch_rc = j->res.rc ? j->res.rc : ER_DB;
         }
         if (redo) {
-            step_once(s->wst[WS_ROLLBACK]);
+            step_once(s->wst[WSTMT_ROLLBACK]);
             if (!sqlite3_get_autocommit(db)) {
                 batch_rc = ER_DB;
                 fatal = true;
@@ -1229,14 +1231,14 @@ again:
             }
         }
         if (!fatal) {
-            src = step_once(s->wst[WS_COMMIT]);
+            src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) {
                 batch_rc = db_error(db, src, "commit");
                 fatal = true;
             }
         }
         if (fatal) {
-            if (!sqlite3_get_autocommit(db)) step_once(s->wst[WS_ROLLBACK]);
+            if (!sqlite3_get_autocommit(db)) step_once(s->wst[WSTMT_ROLLBACK]);
             log_error("store", "transaction of %zu jobs rolled back: %s", n_data,
                       er_rc_name(batch_rc));
         } else {
@@ -1502,7 +1504,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     if (rc) goto fail;
     rc = migrate(s, err);
     if (rc) goto fail;
-    rc = prepare_all(s->wdb, writer_sql, s->wst, WS__N, err);
+    rc = prepare_all(s->wdb, writer_sql, s->wst, WSTMT__N, err);
     if (rc) goto fail;
 
     s->readers = calloc((size_t)s->n_readers, sizeof *s->readers);
@@ -1517,7 +1519,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
         if (rc) goto fail;
         rc = set_wal(r->db, s->path, err);
         if (rc) goto fail;
-        rc = prepare_all(r->db, reader_sql, r->st, RS__N, err);
+        rc = prepare_all(r->db, reader_sql, r->st, RSTMT__N, err);
         if (rc) goto fail;
         s->free_idx[s->n_free++] = i;
     }
@@ -1543,8 +1545,8 @@ void store_destroy(store *s)
     pthread_mutex_unlock(&s->mu);
     if (s->writer_started) pthread_join(s->writer, NULL);
     for (int i = 0; s->readers && i < s->n_readers; i++)
-        close_conn(s->readers[i].db, s->readers[i].st, RS__N);
-    close_conn(s->wdb, s->wst, WS__N);
+        close_conn(s->readers[i].db, s->readers[i].st, RSTMT__N);
+    close_conn(s->wdb, s->wst, WSTMT__N);
     free(s->readers);
     free(s->free_idx);
     pthread_cond_destroy(&s->has_work);
@@ -1720,7 +1722,7 @@ er_rc store_list(store *s, const store_filter *f, store_page *out)
     memset(out, 0, sizeof *out);
     if (!f || f->limit < 1 || f->limit > 1000 || f->before_seq < 0) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[f->label ? RS_LIST_LABEL : RS_LIST];
+    sqlite3_stmt *st = r->st[f->label ? RSTMT_LIST_LABEL : RSTMT_LIST];
     er_rc rc = ER_OK;
     int src;
     out->items = calloc((size_t)f->limit, sizeof *out->items);
@@ -1764,7 +1766,7 @@ void store_page_free(store_page *p)
 
 static er_rc read_labels(reader *r, inference *inf)
 {
-    sqlite3_stmt *st = r->st[RS_GET_LABELS];
+    sqlite3_stmt *st = r->st[RSTMT_GET_LABELS];
     er_rc rc = ER_OK;
     int src;
     sqlite3_bind_int64(st, 1, inf->seq);
@@ -1794,7 +1796,7 @@ er_rc store_get(store *s, const char *guid, inference **out)
     *out = NULL;
     if (!guid) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_GET];
+    sqlite3_stmt *st = r->st[RSTMT_GET];
     inference *inf = NULL;
     er_rc rc = ER_OK;
     sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
@@ -1821,7 +1823,7 @@ er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return read_page(s, RS_AFTER, after_seq, limit, PAGE_LABELS, out);
+    return read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, out);
 }
 
 er_rc store_get_image(store *s, const char *guid, inference_image *out)
@@ -1829,7 +1831,7 @@ er_rc store_get_image(store *s, const char *guid, inference_image *out)
     memset(out, 0, sizeof *out);
     if (!guid) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_IMAGE];
+    sqlite3_stmt *st = r->st[RSTMT_IMAGE];
     er_rc rc = ER_OK;
     sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
@@ -1861,7 +1863,7 @@ er_rc store_get_thumbnail(store *s, const char *guid, uint8_t **data, size_t *le
     *len = 0;
     if (!guid) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_THUMB];
+    sqlite3_stmt *st = r->st[RSTMT_THUMB];
     er_rc rc = ER_OK;
     sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
@@ -1891,7 +1893,7 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
     *n = 0;
     if (bucket_ms <= 0 || until_ms < since_ms) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_STATS];
+    sqlite3_stmt *st = r->st[RSTMT_STATS];
     store_stats_row *v = NULL;
     size_t len = 0, cap = 0;
     er_rc rc = ER_OK;
@@ -1961,11 +1963,11 @@ er_rc store_get_info(store *s, store_info *out)
     memset(out, 0, sizeof *out);
     int64_t c[4] = {0}, e[3] = {0}, pages[1] = {0};
     reader *r = reader_get(s);
-    er_rc rc = read_row(r, RS_COUNTERS, c, 4);
+    er_rc rc = read_row(r, RSTMT_COUNTERS, c, 4);
     if (rc) goto fail;
-    rc = read_row(r, RS_EDGES, e, 3);
+    rc = read_row(r, RSTMT_EDGES, e, 3);
     if (rc) goto fail;
-    rc = read_row(r, RS_PAGES, pages, 1);
+    rc = read_row(r, RSTMT_PAGES, pages, 1);
     if (rc) goto fail;
     out->rows = c[0];
     out->bytes = c[1];
@@ -2014,7 +2016,7 @@ static er_rc copy_image_data(sqlite3_stmt *st, inference *inf)
 static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
 {
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_FOREACH];
+    sqlite3_stmt *st = r->st[RSTMT_FOREACH];
     er_rc rc = ER_OK;
     int src;
     *n = 0;
@@ -2061,7 +2063,7 @@ er_rc store_explain_list(store *s, bool with_label, char **plan)
 {
     *plan = NULL;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[with_label ? RS_EXPLAIN_LABEL : RS_EXPLAIN_LIST];
+    sqlite3_stmt *st = r->st[with_label ? RSTMT_EXPLAIN_LABEL : RSTMT_EXPLAIN_LIST];
     util_buf b = {0};
     er_rc rc = ER_OK;
     int src;
@@ -2142,14 +2144,14 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return read_page(s, RS_OB_FETCH, after_seq, limit, PAGE_DATA, out);
+    return read_page(s, RSTMT_OB_FETCH, after_seq, limit, PAGE_DATA, out);
 }
 
 er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || before_seq < 0) return ER_INVALID;
-    return read_page(s, RS_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, 0, out);
+    return read_page(s, RSTMT_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, 0, out);
 }
 
 static er_rc outbox_ack(store *s, const int64_t *seqs, size_t n, bool wait)
@@ -2203,8 +2205,8 @@ er_rc store_outbox_stats_get(store *s, store_outbox_stats *out)
     memset(out, 0, sizeof *out);
     int64_t c[3] = {0};
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_OB_OLDEST];
-    er_rc rc = read_row(r, RS_OB_COUNTERS, c, 3);
+    sqlite3_stmt *st = r->st[RSTMT_OB_OLDEST];
+    er_rc rc = read_row(r, RSTMT_OB_COUNTERS, c, 3);
     if (rc) goto fail;
     out->pending = c[0];
     out->pending_bytes = c[1];
@@ -2239,7 +2241,7 @@ er_rc store_meta_get(store *s, const char *key, char **value)
     *value = NULL;
     if (!key) return ER_INVALID;
     reader *r = reader_get(s);
-    sqlite3_stmt *st = r->st[RS_META_GET];
+    sqlite3_stmt *st = r->st[RSTMT_META_GET];
     er_rc rc = ER_OK;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
