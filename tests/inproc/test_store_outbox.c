@@ -16,31 +16,16 @@
 
 #include "check.h"
 #include "raw_db.h"
-#include "core/util.h"
-#include "model/inference.h"
-#include "store/store.h"
+#include "store_fixture.h"
 
-static char g_dir[256];
-static int g_db_counter;
-
-static void db_path(char *out, size_t n)
+/* A database path directly in the temp directory (test_migration_001 creates the file before
+ * the store opens it, so its directory must exist). */
+static void flat_db_path(char *out, size_t n)
 {
     snprintf(out, n, "%s/db%d.sqlite", g_dir, ++g_db_counter);
 }
 
-static store *open_store(const char *path, store_opts *o)
-{
-    store *s = NULL;
-    er_err err = {{0}};
-    o->path = path;
-    o->sync_full = true;
-    er_rc rc = store_create(o, &s, &err);
-    if (rc) fprintf(stderr, "store_create: %s: %s\n", er_rc_name(rc), err.msg);
-    CHECK(rc == ER_OK);
-    return s;
-}
-
-static inference *make_inf(const char *label, double score, size_t image_len)
+static inference *make_sized_inf(const char *label, double score, size_t image_len)
 {
     inference *inf = inference_create();
     char json[128];
@@ -67,7 +52,7 @@ static inference *make_inf(const char *label, double score, size_t image_len)
 /* Puts and returns the seq; copies the guid out if asked. */
 static int64_t put(store *s, const char *label, size_t image_len, char *guid)
 {
-    inference *inf = make_inf(label, 0.5, image_len);
+    inference *inf = make_sized_inf(label, 0.5, image_len);
     store_put_result res;
     if (guid) memcpy(guid, inf->guid, UTIL_UUID_LEN + 1);
     CHECK_EQ_INT(store_put(s, inf, &res), ER_OK);
@@ -104,7 +89,7 @@ static void test_decisions(void)
 {
     char path[512], g_pend[40], g_skip[40], g_low[40], g_dup[40];
     int calls = 0;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     store_set_policy(s, label_policy, &calls);
@@ -119,7 +104,7 @@ static void test_decisions(void)
     CHECK_EQ_STR(inference_publish_name(INFERENCE_PUBLISH_NONE), "disabled");
 
     /* A duplicate put asks no decision and queues nothing. */
-    inference *dup = make_inf("cat", 0.5, 0);
+    inference *dup = make_sized_inf("cat", 0.5, 0);
     memcpy(g_dup, g_pend, sizeof g_dup);
     memcpy(dup->guid, g_dup, sizeof dup->guid);
     store_put_result res;
@@ -165,7 +150,7 @@ static void test_fetch_ack(void)
 {
     char path[512], guids[10][40];
     int64_t seqs[10];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     for (int i = 0; i < 10; i++)
@@ -238,7 +223,7 @@ static void test_fail_dead(void)
     char path[512], guids[4][40];
     int64_t seqs[4];
     bool dead = true;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true, .max_attempts = 3};
     store *s = open_store(path, &o);
     for (int i = 0; i < 4; i++)
@@ -297,7 +282,7 @@ static void test_fail_dead(void)
 static void test_bounds(void)
 {
     char path[512], g[6][40];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     /* drop_oldest by rows */
     store_opts o = {.outbox = true, .outbox_max_rows = 3};
     store *s = open_store(path, &o);
@@ -317,7 +302,7 @@ static void test_bounds(void)
     store_destroy(s);
 
     /* reject_new by rows */
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts r = {.outbox = true, .outbox_max_rows = 3, .outbox_reject_new = true};
     s = open_store(path, &r);
     for (int i = 0; i < 5; i++)
@@ -333,10 +318,10 @@ static void test_bounds(void)
 
     /* drop_oldest by bytes: room for two 1000-byte images, a third pushes the first out;
      * an image larger than the whole bound is refused, the queue left alone. */
-    inference *probe = make_inf("cat", 0.5, 1000);
+    inference *probe = make_sized_inf("cat", 0.5, 1000);
     int64_t one = (int64_t)inference_footprint(probe);
     inference_destroy(probe);
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts b = {.outbox = true, .outbox_max_bytes = one * 2 + one / 2};
     s = open_store(path, &b);
     put(s, "cat", 1000, g[0]);
@@ -375,7 +360,7 @@ static void test_migration_001(void)
     size_t n = fread(sql, 1, (1 << 16) - 1, f);
     fclose(f);
     CHECK(n > 100);
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     sqlite3 *db = raw_open(path);
     CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) == SQLITE_OK);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
@@ -424,7 +409,7 @@ static void test_meta(void)
 {
     char path[512];
     char *v = NULL;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {0};
     store *s = open_store(path, &o);
     CHECK_EQ_INT(store_meta_get(s, "threshold", &v), ER_NOTFOUND);
@@ -450,7 +435,7 @@ static void test_clear(void)
     int64_t seqs[6];
     int calls = 0;
     int64_t deleted = -1;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     store_set_policy(s, label_policy, &calls);
@@ -483,7 +468,7 @@ static void test_retention_dead(void)
 {
     char path[512];
     int64_t seqs[4];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true, .max_rows = 2};
     store *s = open_store(path, &o);
     for (int i = 0; i < 4; i++)
@@ -521,7 +506,7 @@ static double mono_s(void)
 static void test_startup_big_outbox(void)
 {
     char path[512];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o); /* creates the schema */
     store_destroy(s);
@@ -572,11 +557,7 @@ static void test_startup_big_outbox(void)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ei-outbox-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!store_fixture_begin("/tmp/ei-outbox-XXXXXX")) return 1;
     test_decisions();
     test_fetch_ack();
     test_fail_dead();
@@ -586,6 +567,5 @@ int main(void)
     test_clear();
     test_retention_dead();
     test_startup_big_outbox();
-    raw_rm_tree(g_dir);
-    return check_summary();
+    return store_fixture_end();
 }
