@@ -1,7 +1,7 @@
 -- 002_publish.sql - the forwarder's side: the publish decision on each inference, and outbox
 -- rows that carry their size, their last error and a dead-letter state.
 --
--- inference.publish is a store_publish value (0 none, 1 pending, 2 published, 3 filtered,
+-- inference.publish is an inference_publish value (0 none, 1 pending, 2 published, 3 filtered,
 -- 4 skipped, 5 dropped, 6 dead). outbox.state is 0 pending or 1 dead (dead_ms set).
 -- Counters for the outbox (pending rows, their bytes, dead rows) are kept by triggers so that
 -- start-up and health checks never COUNT(*) a queue of a million rows.

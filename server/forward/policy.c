@@ -148,9 +148,9 @@ static bool criteria_holds(config_criteria c, double mean, double t)
     return false;
 }
 
-store_publish policy_decide(policy *p, const inference *inf)
+inference_publish policy_decide(policy *p, const inference *inf)
 {
-    store_publish d = STORE_PUBLISH_PENDING;
+    inference_publish d = INFERENCE_PUBLISH_PENDING;
     policy_settings set;
     double mean = 0;
     pthread_mutex_lock(&p->mu);
@@ -158,14 +158,14 @@ store_publish policy_decide(policy *p, const inference *inf)
     pthread_mutex_unlock(&p->mu);
 
     if (set.skip_empty && is_empty(inf)) {
-        d = STORE_PUBLISH_SKIPPED;
+        d = INFERENCE_PUBLISH_SKIPPED;
         goto done;
     }
     /* A result without confidences (anomaly score only, freeform) has no mean to compare: the
      * threshold filter does not apply to it. Parsing happens outside the lock. */
     if (set.threshold_enabled && policy_mean_confidence(inf->result_json, &mean) &&
         !criteria_holds(set.criteria, mean, set.threshold)) {
-        d = STORE_PUBLISH_FILTERED;
+        d = INFERENCE_PUBLISH_FILTERED;
         goto done;
     }
     if (set.backoff > 1) {
@@ -173,13 +173,13 @@ store_publish policy_decide(policy *p, const inference *inf)
         long long n = ++p->passed;
         int every = p->set.backoff > 1 ? p->set.backoff : 1;
         pthread_mutex_unlock(&p->mu);
-        if (n % every != 0) d = STORE_PUBLISH_SKIPPED;
+        if (n % every != 0) d = INFERENCE_PUBLISH_SKIPPED;
     }
 done:
     return d;
 }
 
-store_publish policy_store_fn(void *arg, const inference *inf)
+inference_publish policy_store_fn(void *arg, const inference *inf)
 {
     return policy_decide(arg, inf);
 }

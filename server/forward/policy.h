@@ -34,9 +34,9 @@ void policy_destroy(policy *p);
  * the threshold filter is on and the mean confidence fails the criteria; then, under
  * iotcore_backoff N > 0, PENDING for the N-th, 2N-th, ... message that passed the filters and
  * SKIPPED for the others; else PENDING. */
-store_publish policy_decide(policy *p, const inference *inf);
+inference_publish policy_decide(policy *p, const inference *inf);
 /* policy_decide with the store_policy_fn signature (arg is the policy). */
-store_publish policy_store_fn(void *arg, const inference *inf);
+inference_publish policy_store_fn(void *arg, const inference *inf);
 
 /* The true mean of the confidences in a canonical result (classification values, else bounding
  * box values, else visual anomaly grid cell values). false if the result has none. */

@@ -26,6 +26,19 @@ int inference_kind_parse(const char *s)
     return -1;
 }
 
+static const char *const publish_names[] = {
+    [INFERENCE_PUBLISH_NONE] = "disabled",       [INFERENCE_PUBLISH_PENDING] = "pending",
+    [INFERENCE_PUBLISH_PUBLISHED] = "published", [INFERENCE_PUBLISH_FILTERED] = "filtered",
+    [INFERENCE_PUBLISH_SKIPPED] = "skipped",     [INFERENCE_PUBLISH_DROPPED] = "dropped",
+    [INFERENCE_PUBLISH_DEAD] = "dead",
+};
+
+const char *inference_publish_name(inference_publish p)
+{
+    if ((size_t)p < sizeof publish_names / sizeof publish_names[0]) return publish_names[p];
+    return "unknown";
+}
+
 inference *inference_create(void)
 {
     return calloc(1, sizeof(inference));
@@ -39,7 +52,8 @@ void inference_destroy(inference *inf)
     free(inf->result_json);
     free(inf->timing_json);
     free(inf->info_json);
-    for (size_t i = 0; i < inf->n_labels; i++) free(inf->labels[i].label);
+    for (size_t i = 0; i < inf->n_labels; i++)
+        free(inf->labels[i].label);
     free(inf->labels);
     free(inf->top_label);
     free(inf->image.data);
@@ -91,6 +105,7 @@ size_t inference_footprint(const inference *inf)
 {
     size_t n = 128 + slen(inf->device) + slen(inf->source) + slen(inf->result_json) +
                slen(inf->timing_json) + slen(inf->info_json) + inf->image.len;
-    for (size_t i = 0; i < inf->n_labels; i++) n += 32 + strlen(inf->labels[i].label);
+    for (size_t i = 0; i < inf->n_labels; i++)
+        n += 32 + strlen(inf->labels[i].label);
     return n;
 }

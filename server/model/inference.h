@@ -14,17 +14,34 @@
 
 /* What the result holds; the string forms are stored and returned by the API. */
 typedef enum inference_kind {
-    INFERENCE_EMPTY = 0,          /* no classification, boxes, grid or freeform ("No objects") */
-    INFERENCE_CLASSIFICATION,     /* "classification" */
-    INFERENCE_OBJECT_DETECTION,   /* "object-detection" */
-    INFERENCE_VISUAL_ANOMALY,     /* "visual-anomaly" */
-    INFERENCE_ANOMALY,            /* "anomaly": only an anomaly score */
-    INFERENCE_FREEFORM,           /* "freeform" */
+    INFERENCE_EMPTY = 0,        /* no classification, boxes, grid or freeform ("No objects") */
+    INFERENCE_CLASSIFICATION,   /* "classification" */
+    INFERENCE_OBJECT_DETECTION, /* "object-detection" */
+    INFERENCE_VISUAL_ANOMALY,   /* "visual-anomaly" */
+    INFERENCE_ANOMALY,          /* "anomaly": only an anomaly score */
+    INFERENCE_FREEFORM,         /* "freeform" */
 } inference_kind;
 
 const char *inference_kind_name(inference_kind k);
 /* Returns -1 if s names no kind. */
 int inference_kind_parse(const char *s);
+
+/* Whether an inference is to be published (forwarded) and how that went. The store records it
+ * on the row: the publish policy decides at ingest (on the store's writer thread, in seq order);
+ * only a PENDING decision queues an outbox row, in the same transaction; the forwarder moves a
+ * row on to PUBLISHED or DEAD. The API shows the name. */
+typedef enum inference_publish {
+    INFERENCE_PUBLISH_NONE = 0,  /* forwarding off: no decision ("disabled" in the API) */
+    INFERENCE_PUBLISH_PENDING,   /* in the outbox, waiting for the broker */
+    INFERENCE_PUBLISH_PUBLISHED, /* acknowledged by the broker (PUBACK, or sent at QoS 0) */
+    INFERENCE_PUBLISH_FILTERED,  /* below the threshold filter */
+    INFERENCE_PUBLISH_SKIPPED,   /* empty result, or not the N-th under iotcore_backoff */
+    INFERENCE_PUBLISH_DROPPED,   /* the outbox was full */
+    INFERENCE_PUBLISH_DEAD,      /* failed permanently or too often: dead letter */
+} inference_publish;
+
+/* "pending", "published", ... ("disabled" for NONE, "unknown" out of range). */
+const char *inference_publish_name(inference_publish p);
 
 /* One label's score, for the label index: classification value, or the best box/cell score. */
 typedef struct inference_label {
@@ -47,19 +64,19 @@ typedef struct inference {
     char *device;                 /* owned; device name */
     char *source;                 /* owned; source name ("http", a configured source, "demo") */
     inference_kind kind;
-    char *result_json;            /* owned; canonical Edge Impulse result object as JSON text */
-    char *timing_json;            /* owned; {"dsp":..,"classification":..,"anomaly":..} or NULL */
-    char *info_json;              /* owned; free-form info (JSON text) or NULL */
-    inference_label *labels;      /* owned; per-label best score, for the index */
+    char *result_json;       /* owned; canonical Edge Impulse result object as JSON text */
+    char *timing_json;       /* owned; {"dsp":..,"classification":..,"anomaly":..} or NULL */
+    char *info_json;         /* owned; free-form info (JSON text) or NULL */
+    inference_label *labels; /* owned; per-label best score, for the index */
     size_t n_labels;
-    char *top_label;              /* owned; label with the best score, NULL if none */
-    double top_score;             /* best score; 0 if none */
-    double anomaly;               /* anomaly score if has_anomaly */
+    char *top_label;  /* owned; label with the best score, NULL if none */
+    double top_score; /* best score; 0 if none */
+    double anomaly;   /* anomaly score if has_anomaly */
     int has_anomaly;
-    int model_width;              /* model input resolution for box coordinates; 0 unknown */
+    int model_width; /* model input resolution for box coordinates; 0 unknown */
     int model_height;
     inference_image image;
-    int publish; /* store_publish decision, filled by the store when read; 0 before */
+    inference_publish publish; /* filled by the store (at put, and when read); NONE before */
 } inference;
 
 /* Allocates a zeroed inference. */

@@ -5,8 +5,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "store/store.h"
-
 static bool add_raw_or_null(cJSON *o, const char *name, const char *raw)
 {
     cJSON *v = raw && *raw ? cJSON_CreateRaw(raw) : cJSON_CreateNull();
@@ -69,8 +67,7 @@ cJSON *view_inference(const inference *inf)
         goto fail;
     }
     /* what the publish policy / forwarder made of it: pending, published, filtered, ... */
-    if (!cJSON_AddStringToObject(o, "publish", store_publish_name((store_publish)inf->publish)))
-        goto fail;
+    if (!cJSON_AddStringToObject(o, "publish", inference_publish_name(inf->publish))) goto fail;
     if (!add_image(o, inf)) goto fail;
     return o;
 fail:

@@ -169,24 +169,13 @@ er_rc store_debug_max_pages(store *s, int64_t pages);
 /* ---- publish policy and outbox (the forwarder's side) ----
  *
  * Whether an inference is to be published is decided at ingest, in the writer thread, in seq
- * order, by the policy callback (forward/policy), and recorded on the inference row; only a
- * STORE_PUBLISH_PENDING decision writes an outbox row, in the same transaction. */
-typedef enum store_publish {
-    STORE_PUBLISH_NONE = 0,  /* forwarding off: no decision ("disabled" in the API) */
-    STORE_PUBLISH_PENDING,   /* in the outbox, waiting for the broker */
-    STORE_PUBLISH_PUBLISHED, /* acknowledged by the broker (PUBACK, or sent at QoS 0) */
-    STORE_PUBLISH_FILTERED,  /* below the threshold filter */
-    STORE_PUBLISH_SKIPPED,   /* empty result, or not the N-th under iotcore_backoff */
-    STORE_PUBLISH_DROPPED,   /* the outbox was full */
-    STORE_PUBLISH_DEAD,      /* failed permanently or too often: dead letter */
-} store_publish;
-
-/* "pending", "published", ... ("disabled" for NONE). */
-const char *store_publish_name(store_publish p);
+ * order, by the policy callback (forward/policy), and recorded on the inference row (its
+ * inference_publish, model/inference.h); only an INFERENCE_PUBLISH_PENDING decision writes an
+ * outbox row, in the same transaction. */
 
 /* Called on the writer thread for each new (non-duplicate) inference before it is inserted.
  * Must not block. Returns the decision to record. */
-typedef store_publish (*store_policy_fn)(void *arg, const inference *inf);
+typedef inference_publish (*store_policy_fn)(void *arg, const inference *inf);
 /* Installs the policy; NULL means "every inference pending" when opts.outbox is set. Call
  * before traffic. */
 void store_set_policy(store *s, store_policy_fn fn, void *arg);

@@ -16,31 +16,16 @@
 
 #include "check.h"
 #include "raw_db.h"
-#include "core/util.h"
-#include "model/inference.h"
-#include "store/store.h"
+#include "store_fixture.h"
 
-static char g_dir[256];
-static int g_db_counter;
-
-static void db_path(char *out, size_t n)
+/* A database path directly in the temp directory (test_migration_001 creates the file before
+ * the store opens it, so its directory must exist). */
+static void flat_db_path(char *out, size_t n)
 {
     snprintf(out, n, "%s/db%d.sqlite", g_dir, ++g_db_counter);
 }
 
-static store *open_store(const char *path, store_opts *o)
-{
-    store *s = NULL;
-    er_err err = {{0}};
-    o->path = path;
-    o->sync_full = true;
-    er_rc rc = store_create(o, &s, &err);
-    if (rc) fprintf(stderr, "store_create: %s: %s\n", er_rc_name(rc), err.msg);
-    CHECK(rc == ER_OK);
-    return s;
-}
-
-static inference *make_inf(const char *label, double score, size_t image_len)
+static inference *make_sized_inf(const char *label, double score, size_t image_len)
 {
     inference *inf = inference_create();
     char json[128];
@@ -67,7 +52,7 @@ static inference *make_inf(const char *label, double score, size_t image_len)
 /* Puts and returns the seq; copies the guid out if asked. */
 static int64_t put(store *s, const char *label, size_t image_len, char *guid)
 {
-    inference *inf = make_inf(label, 0.5, image_len);
+    inference *inf = make_sized_inf(label, 0.5, image_len);
     store_put_result res;
     if (guid) memcpy(guid, inf->guid, UTIL_UUID_LEN + 1);
     CHECK_EQ_INT(store_put(s, inf, &res), ER_OK);
@@ -92,19 +77,19 @@ static store_outbox_stats stats(store *s)
 }
 
 /* A policy by label: "skip" -> SKIPPED, "low" -> FILTERED, else PENDING; counts its calls. */
-static store_publish label_policy(void *arg, const inference *inf)
+static inference_publish label_policy(void *arg, const inference *inf)
 {
     (*(int *)arg)++;
-    if (inf->top_label && strcmp(inf->top_label, "skip") == 0) return STORE_PUBLISH_SKIPPED;
-    if (inf->top_label && strcmp(inf->top_label, "low") == 0) return STORE_PUBLISH_FILTERED;
-    return STORE_PUBLISH_PENDING;
+    if (inf->top_label && strcmp(inf->top_label, "skip") == 0) return INFERENCE_PUBLISH_SKIPPED;
+    if (inf->top_label && strcmp(inf->top_label, "low") == 0) return INFERENCE_PUBLISH_FILTERED;
+    return INFERENCE_PUBLISH_PENDING;
 }
 
 static void test_decisions(void)
 {
     char path[512], g_pend[40], g_skip[40], g_low[40], g_dup[40];
     int calls = 0;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     store_set_policy(s, label_policy, &calls);
@@ -112,14 +97,14 @@ static void test_decisions(void)
     put(s, "skip", 0, g_skip);
     put(s, "low", 0, g_low);
     CHECK_EQ_INT(calls, 3);
-    CHECK_EQ_INT(publish_of(s, g_pend), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g_skip), STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(publish_of(s, g_low), STORE_PUBLISH_FILTERED);
-    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_FILTERED), "filtered");
-    CHECK_EQ_STR(store_publish_name(STORE_PUBLISH_NONE), "disabled");
+    CHECK_EQ_INT(publish_of(s, g_pend), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g_skip), INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(publish_of(s, g_low), INFERENCE_PUBLISH_FILTERED);
+    CHECK_EQ_STR(inference_publish_name(INFERENCE_PUBLISH_FILTERED), "filtered");
+    CHECK_EQ_STR(inference_publish_name(INFERENCE_PUBLISH_NONE), "disabled");
 
     /* A duplicate put asks no decision and queues nothing. */
-    inference *dup = make_inf("cat", 0.5, 0);
+    inference *dup = make_sized_inf("cat", 0.5, 0);
     memcpy(g_dup, g_pend, sizeof g_dup);
     memcpy(dup->guid, g_dup, sizeof dup->guid);
     store_put_result res;
@@ -137,7 +122,7 @@ static void test_decisions(void)
     CHECK_EQ_INT(page.n, 1);
     if (page.n == 1) {
         CHECK_EQ_STR(page.items[0]->guid, g_pend);
-        CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_PENDING);
+        CHECK_EQ_INT(page.items[0]->publish, INFERENCE_PUBLISH_PENDING);
     }
     store_page_free(&page);
 
@@ -145,7 +130,7 @@ static void test_decisions(void)
     store_filter f = {.limit = 10};
     CHECK_EQ_INT(store_list(s, &f, &page), ER_OK);
     CHECK_EQ_INT(page.n, 3);
-    if (page.n == 3) CHECK_EQ_INT(page.items[1]->publish, STORE_PUBLISH_SKIPPED);
+    if (page.n == 3) CHECK_EQ_INT(page.items[1]->publish, INFERENCE_PUBLISH_SKIPPED);
     store_page_free(&page);
     store_destroy(s);
 
@@ -156,7 +141,7 @@ static void test_decisions(void)
     char g_off[40];
     put(s, "cat", 0, g_off);
     CHECK_EQ_INT(calls, 3);
-    CHECK_EQ_INT(publish_of(s, g_off), STORE_PUBLISH_NONE);
+    CHECK_EQ_INT(publish_of(s, g_off), INFERENCE_PUBLISH_NONE);
     CHECK_EQ_INT(stats(s).pending, 1); /* still the earlier one */
     store_destroy(s);
 }
@@ -165,7 +150,7 @@ static void test_fetch_ack(void)
 {
     char path[512], guids[10][40];
     int64_t seqs[10];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     for (int i = 0; i < 10; i++)
@@ -195,9 +180,9 @@ static void test_fetch_ack(void)
     /* Ack deletes the rows and records PUBLISHED; the counters follow. */
     int64_t acked[2] = {seqs[0], seqs[1]};
     CHECK_EQ_INT(store_outbox_ack(s, acked, 2), ER_OK);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PUBLISHED);
-    CHECK_EQ_INT(publish_of(s, guids[1]), STORE_PUBLISH_PUBLISHED);
-    CHECK_EQ_INT(publish_of(s, guids[2]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[1]), INFERENCE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[2]), INFERENCE_PUBLISH_PENDING);
     store_outbox_stats after_ack = stats(s);
     CHECK_EQ_INT(after_ack.pending, 8);
     CHECK(after_ack.pending_bytes < before.pending_bytes);
@@ -216,7 +201,7 @@ static void test_fetch_ack(void)
     int64_t later[1] = {seqs[2]};
     CHECK_EQ_INT(store_outbox_ack_async(s, later, 1), ER_OK);
     CHECK_EQ_INT(store_meta_set(s, "test.fence", "1"), ER_OK);
-    CHECK_EQ_INT(publish_of(s, guids[2]), STORE_PUBLISH_PUBLISHED);
+    CHECK_EQ_INT(publish_of(s, guids[2]), INFERENCE_PUBLISH_PUBLISHED);
     CHECK_EQ_INT(stats(s).pending, 7);
 
     /* Deleting an inference takes its outbox row and the counters along. */
@@ -238,7 +223,7 @@ static void test_fail_dead(void)
     char path[512], guids[4][40];
     int64_t seqs[4];
     bool dead = true;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true, .max_attempts = 3};
     store *s = open_store(path, &o);
     for (int i = 0; i < 4; i++)
@@ -248,10 +233,10 @@ static void test_fail_dead(void)
     CHECK(!dead);
     CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout", &dead), ER_OK);
     CHECK(!dead);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(store_outbox_fail(s, seqs[0], false, "timeout again", &dead), ER_OK);
     CHECK(dead);
-    CHECK_EQ_INT(publish_of(s, guids[0]), STORE_PUBLISH_DEAD);
+    CHECK_EQ_INT(publish_of(s, guids[0]), INFERENCE_PUBLISH_DEAD);
     /* A permanent failure is dead at once. */
     CHECK_EQ_INT(store_outbox_fail(s, seqs[2], true, "not authorized", &dead), ER_OK);
     CHECK(dead);
@@ -275,7 +260,7 @@ static void test_fail_dead(void)
     CHECK_EQ_INT(store_outbox_dead(s, 0, 1, &page), ER_OK);
     CHECK(page.n == 1 && page.items[0]->seq == seqs[2]);
     CHECK_EQ_INT(page.next_seq, seqs[2]);
-    if (page.n == 1) CHECK_EQ_INT(page.items[0]->publish, STORE_PUBLISH_DEAD);
+    if (page.n == 1) CHECK_EQ_INT(page.items[0]->publish, INFERENCE_PUBLISH_DEAD);
     int64_t next = page.next_seq;
     store_page_free(&page);
     CHECK_EQ_INT(store_outbox_dead(s, next, 10, &page), ER_OK);
@@ -297,7 +282,7 @@ static void test_fail_dead(void)
 static void test_bounds(void)
 {
     char path[512], g[6][40];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     /* drop_oldest by rows */
     store_opts o = {.outbox = true, .outbox_max_rows = 3};
     store *s = open_store(path, &o);
@@ -307,17 +292,17 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 3);
     CHECK_EQ_INT(st.dropped, 2);
     CHECK_EQ_INT(st.rejected, 0);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[2]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[2]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[4]), INFERENCE_PUBLISH_PENDING);
     store_info info;
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
     CHECK_EQ_INT(info.rows, 5); /* the cache keeps every inference */
     store_destroy(s);
 
     /* reject_new by rows */
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts r = {.outbox = true, .outbox_max_rows = 3, .outbox_reject_new = true};
     s = open_store(path, &r);
     for (int i = 0; i < 5; i++)
@@ -326,17 +311,17 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 3);
     CHECK_EQ_INT(st.dropped, 0);
     CHECK_EQ_INT(st.rejected, 2);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[4]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[4]), INFERENCE_PUBLISH_DROPPED);
     store_destroy(s);
 
     /* drop_oldest by bytes: room for two 1000-byte images, a third pushes the first out;
      * an image larger than the whole bound is refused, the queue left alone. */
-    inference *probe = make_inf("cat", 0.5, 1000);
+    inference *probe = make_sized_inf("cat", 0.5, 1000);
     int64_t one = (int64_t)inference_footprint(probe);
     inference_destroy(probe);
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts b = {.outbox = true, .outbox_max_bytes = one * 2 + one / 2};
     s = open_store(path, &b);
     put(s, "cat", 1000, g[0]);
@@ -347,13 +332,13 @@ static void test_bounds(void)
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.pending_bytes, one * 2);
     CHECK_EQ_INT(st.dropped, 1);
-    CHECK_EQ_INT(publish_of(s, g[0]), STORE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[0]), INFERENCE_PUBLISH_DROPPED);
     put(s, "cat", 10000, g[3]);
     st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.rejected, 1);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_DROPPED);
-    CHECK_EQ_INT(publish_of(s, g[1]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_DROPPED);
+    CHECK_EQ_INT(publish_of(s, g[1]), INFERENCE_PUBLISH_PENDING);
     store_destroy(s);
 
     /* The lifetime totals persist in the counters row. */
@@ -375,7 +360,7 @@ static void test_migration_001(void)
     size_t n = fread(sql, 1, (1 << 16) - 1, f);
     fclose(f);
     CHECK(n > 100);
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     sqlite3 *db = raw_open(path);
     CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) == SQLITE_OK);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
@@ -398,9 +383,9 @@ static void test_migration_001(void)
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     if (!s) return;
-    CHECK_EQ_INT(publish_of(s, "g1"), STORE_PUBLISH_NONE);
-    CHECK_EQ_INT(publish_of(s, "g2"), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, "g3"), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, "g1"), INFERENCE_PUBLISH_NONE);
+    CHECK_EQ_INT(publish_of(s, "g2"), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, "g3"), INFERENCE_PUBLISH_PENDING);
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.pending_bytes, 900);
@@ -424,7 +409,7 @@ static void test_meta(void)
 {
     char path[512];
     char *v = NULL;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {0};
     store *s = open_store(path, &o);
     CHECK_EQ_INT(store_meta_get(s, "threshold", &v), ER_NOTFOUND);
@@ -450,7 +435,7 @@ static void test_clear(void)
     int64_t seqs[6];
     int calls = 0;
     int64_t deleted = -1;
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     store_set_policy(s, label_policy, &calls);
@@ -466,8 +451,8 @@ static void test_clear(void)
     CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
     CHECK_EQ_INT(info.rows, 2);
     CHECK_EQ_INT(info.images, 2);
-    CHECK_EQ_INT(publish_of(s, g[3]), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(publish_of(s, g[5]), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, g[5]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(publish_of(s, g[0]), -1);
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
@@ -483,7 +468,7 @@ static void test_retention_dead(void)
 {
     char path[512];
     int64_t seqs[4];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true, .max_rows = 2};
     store *s = open_store(path, &o);
     for (int i = 0; i < 4; i++)
@@ -521,7 +506,7 @@ static double mono_s(void)
 static void test_startup_big_outbox(void)
 {
     char path[512];
-    db_path(path, sizeof path);
+    flat_db_path(path, sizeof path);
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o); /* creates the schema */
     store_destroy(s);
@@ -572,11 +557,7 @@ static void test_startup_big_outbox(void)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ei-outbox-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!store_fixture_begin("/tmp/ei-outbox-XXXXXX")) return 1;
     test_decisions();
     test_fetch_ack();
     test_fail_dead();
@@ -586,6 +567,5 @@ int main(void)
     test_clear();
     test_retention_dead();
     test_startup_big_outbox();
-    raw_rm_tree(g_dir);
-    return check_summary();
+    return store_fixture_end();
 }

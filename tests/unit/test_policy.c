@@ -52,9 +52,9 @@ static policy *make(bool threshold, double t, config_criteria c, int backoff)
     return p;
 }
 
-static store_publish decide_free(policy *p, inference *inf)
+static inference_publish decide_free(policy *p, inference *inf)
 {
-    store_publish d = policy_decide(p, inf);
+    inference_publish d = policy_decide(p, inf);
     inference_destroy(inf);
     return d;
 }
@@ -84,18 +84,18 @@ static void test_empty(void)
 {
     policy *p = make(false, 0, CONFIG_CRIT_GE, 0);
     CHECK_EQ_INT(decide_free(p, raw(INFERENCE_EMPTY, "{\"bounding_boxes\":[]}", NULL, 0)),
-                 STORE_PUBLISH_SKIPPED);
+                 INFERENCE_PUBLISH_SKIPPED);
     /* A classification kind with no classes is empty too. */
     CHECK_EQ_INT(decide_free(p, raw(INFERENCE_CLASSIFICATION, "{\"classification\":{}}", NULL, 0)),
-                 STORE_PUBLISH_SKIPPED);
+                 INFERENCE_PUBLISH_SKIPPED);
     /* An anomaly score alone, and freeform output, are results. */
     inference *an = raw(INFERENCE_ANOMALY, "{\"anomaly\":0.7}", NULL, 0);
     an->has_anomaly = 1;
     an->anomaly = 0.7;
-    CHECK_EQ_INT(decide_free(p, an), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, an), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(decide_free(p, raw(INFERENCE_FREEFORM, "{\"freeform\":[[1,2]]}", NULL, 0)),
-                 STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(decide_free(p, cls1(0.01)), STORE_PUBLISH_PENDING);
+                 INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, cls1(0.01)), INFERENCE_PUBLISH_PENDING);
     policy_destroy(p);
 }
 
@@ -112,10 +112,10 @@ static void test_criteria(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         policy *p = make(true, 0.5, cases[i].c, 0);
-        store_publish want[3] = {
-            cases[i].below ? STORE_PUBLISH_PENDING : STORE_PUBLISH_FILTERED,
-            cases[i].equal ? STORE_PUBLISH_PENDING : STORE_PUBLISH_FILTERED,
-            cases[i].above ? STORE_PUBLISH_PENDING : STORE_PUBLISH_FILTERED,
+        inference_publish want[3] = {
+            cases[i].below ? INFERENCE_PUBLISH_PENDING : INFERENCE_PUBLISH_FILTERED,
+            cases[i].equal ? INFERENCE_PUBLISH_PENDING : INFERENCE_PUBLISH_FILTERED,
+            cases[i].above ? INFERENCE_PUBLISH_PENDING : INFERENCE_PUBLISH_FILTERED,
         };
         CHECK_EQ_INT(decide_free(p, cls1(0.4)), want[0]);
         CHECK_EQ_INT(decide_free(p, cls1(0.5)), want[1]);
@@ -126,14 +126,14 @@ static void test_criteria(void)
     policy *p = make(true, 0.5, CONFIG_CRIT_GE, 0);
     const char *l[] = {"a", "b"};
     const double sc[] = {0.9, 0.0};
-    CHECK_EQ_INT(decide_free(p, cls(2, l, sc)), STORE_PUBLISH_FILTERED);
+    CHECK_EQ_INT(decide_free(p, cls(2, l, sc)), INFERENCE_PUBLISH_FILTERED);
     /* No confidences to compare (anomaly only): the filter does not apply. */
     inference *an = raw(INFERENCE_ANOMALY, "{\"anomaly\":0.1}", NULL, 0);
     an->has_anomaly = 1;
-    CHECK_EQ_INT(decide_free(p, an), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, an), INFERENCE_PUBLISH_PENDING);
     /* Disabled filter: everything non-empty is pending. */
     policy_set_threshold_enabled(p, false);
-    CHECK_EQ_INT(decide_free(p, cls1(0.01)), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, cls1(0.01)), INFERENCE_PUBLISH_PENDING);
     policy_destroy(p);
 }
 
@@ -157,13 +157,13 @@ static void test_percentage(void)
     policy_settings got;
     policy_get(p, &got);
     CHECK(fabs(got.threshold - 0.8) < 1e-12);
-    CHECK_EQ_INT(decide_free(p, cls1(0.79)), STORE_PUBLISH_FILTERED);
-    CHECK_EQ_INT(decide_free(p, cls1(0.81)), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, cls1(0.79)), INFERENCE_PUBLISH_FILTERED);
+    CHECK_EQ_INT(decide_free(p, cls1(0.81)), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(policy_set_threshold(p, 30.0), ER_OK);
     policy_get(p, &got);
     CHECK(fabs(got.threshold - 0.3) < 1e-12);
-    CHECK_EQ_INT(decide_free(p, cls1(0.31)), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(decide_free(p, cls1(0.29)), STORE_PUBLISH_FILTERED);
+    CHECK_EQ_INT(decide_free(p, cls1(0.31)), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, cls1(0.29)), INFERENCE_PUBLISH_FILTERED);
     /* A bad value changes nothing. */
     CHECK_EQ_INT(policy_set_threshold(p, 250.0), ER_INVALID);
     policy_get(p, &got);
@@ -183,7 +183,7 @@ static void test_backoff(void)
 {
     /* N = 3: the 3rd, 6th, ... message that passed the filters is published. */
     policy *p = make(true, 0.5, CONFIG_CRIT_GE, 3);
-    store_publish seen[7];
+    inference_publish seen[7];
     seen[0] = decide_free(p, cls1(0.9));                           /* 1 */
     seen[1] = decide_free(p, cls1(0.1));                           /* filtered: not counted */
     seen[2] = decide_free(p, raw(INFERENCE_EMPTY, "{}", NULL, 0)); /* empty: not counted */
@@ -191,19 +191,19 @@ static void test_backoff(void)
     seen[4] = decide_free(p, cls1(0.9));                           /* 3: published */
     seen[5] = decide_free(p, cls1(0.9));                           /* 4 */
     seen[6] = decide_free(p, cls1(0.9));                           /* 5 */
-    CHECK_EQ_INT(seen[0], STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(seen[1], STORE_PUBLISH_FILTERED);
-    CHECK_EQ_INT(seen[2], STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(seen[3], STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(seen[4], STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(seen[5], STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(seen[6], STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(decide_free(p, cls1(0.9)), STORE_PUBLISH_PENDING); /* 6 */
+    CHECK_EQ_INT(seen[0], INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(seen[1], INFERENCE_PUBLISH_FILTERED);
+    CHECK_EQ_INT(seen[2], INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(seen[3], INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(seen[4], INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(seen[5], INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(seen[6], INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(decide_free(p, cls1(0.9)), INFERENCE_PUBLISH_PENDING); /* 6 */
     /* After a reset the count starts over. */
     policy_reset_counter(p);
-    CHECK_EQ_INT(decide_free(p, cls1(0.9)), STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(decide_free(p, cls1(0.9)), STORE_PUBLISH_SKIPPED);
-    CHECK_EQ_INT(decide_free(p, cls1(0.9)), STORE_PUBLISH_PENDING);
+    CHECK_EQ_INT(decide_free(p, cls1(0.9)), INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(decide_free(p, cls1(0.9)), INFERENCE_PUBLISH_SKIPPED);
+    CHECK_EQ_INT(decide_free(p, cls1(0.9)), INFERENCE_PUBLISH_PENDING);
     policy_destroy(p);
 
     /* N <= 1 publishes all. */
@@ -211,7 +211,7 @@ static void test_backoff(void)
     for (size_t i = 0; i < 3; i++) {
         policy *q = make(false, 0, CONFIG_CRIT_GE, all[i]);
         for (int k = 0; k < 5; k++)
-            CHECK_EQ_INT(decide_free(q, cls1(0.5)), STORE_PUBLISH_PENDING);
+            CHECK_EQ_INT(decide_free(q, cls1(0.5)), INFERENCE_PUBLISH_PENDING);
         policy_destroy(q);
     }
 }
@@ -235,8 +235,8 @@ static void test_commands(void)
     /* lt 0.5 now: 0.4 passes, 0.6 is filtered. */
     store_policy_fn fn = policy_store_fn; /* the adapter has the store's signature */
     inference *lo = cls1(0.4), *hi = cls1(0.6);
-    CHECK_EQ_INT(fn(p, lo), STORE_PUBLISH_PENDING);
-    CHECK_EQ_INT(fn(p, hi), STORE_PUBLISH_FILTERED);
+    CHECK_EQ_INT(fn(p, lo), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(fn(p, hi), INFERENCE_PUBLISH_FILTERED);
     inference_destroy(lo);
     inference_destroy(hi);
     policy_destroy(p);

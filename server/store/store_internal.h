@@ -1,0 +1,294 @@
+/* store_internal.h - what the files of the store module share and nothing outside it includes:
+ * the struct store, jobs, reader connections, the statement lists, the small statement helpers,
+ * and the functions one file offers another (prefix store__: private to the module).
+ *
+ * The files, one job each:
+ *   store.c            create/destroy, puts, subscribers, delete, thumbnail, debug max pages
+ *   store_db.c         connections, pragmas, WAL, migrations, prepared statements, reader pool
+ *   store_sql.c        the text of every statement
+ *   store_writer.c     the job queue, the writer thread and its group commit, waiting for a job
+ *   store_exec.c       what a put, delete or thumbnail job does inside the transaction
+ *   store_retention.c  retention passes (age, rows, bytes) and clear_cache
+ *   store_read.c       list, get, image, thumbnail, stats, info, foreach, query plans
+ *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
+ *   store_meta.c       the small persistent key/value state
+ *
+ * Ownership: the store owns one writer connection (used only by the writer thread once it runs,
+ * and by create/destroy around it) and `readers` reader connections, each with its own prepared
+ * statements. Jobs are allocated by the caller side and freed by the writer after their
+ * callbacks ran; a queued put owns its inference until then. */
+#ifndef EI_STORE_STORE_INTERNAL_H
+#define EI_STORE_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store/store.h"
+
+#define MAX_SUBSCRIBERS 16
+/* The queue holds at most this many jobs / image bytes (beyond one job) before producers wait:
+ * memory stays bounded when the disk is slower than ingest. */
+#define QUEUE_JOBS_PER_BATCH 4
+#define QUEUE_MAX_BYTES (32 * 1024 * 1024)
+
+/* ---- statements: every one is a constant (store_sql.c), prepared once per connection ---- */
+
+/* The writer connection's statements (s->wst[WSTMT_*]). */
+enum {
+    WSTMT_BEGIN,
+    WSTMT_COMMIT,
+    WSTMT_ROLLBACK,
+    WSTMT_SAVEPOINT,
+    WSTMT_RELEASE,
+    WSTMT_ROLLBACK_TO,
+    WSTMT_FIND_GUID,
+    WSTMT_INS_INFERENCE,
+    WSTMT_INS_IMAGE,
+    WSTMT_INS_LABEL,
+    WSTMT_INS_OUTBOX,
+    WSTMT_DEL_GUID,
+    WSTMT_SET_THUMB,
+    WSTMT_COUNTERS,
+    WSTMT_RET_AGE,
+    WSTMT_RET_OLD,
+    WSTMT_DEL_SEQ,
+    WSTMT_VACUUM,
+    WSTMT_VACUUM_ALL,
+    WSTMT_OB_COUNTERS,
+    WSTMT_OB_OLDEST,
+    WSTMT_OB_DELETE,
+    WSTMT_SET_PUBLISH,
+    WSTMT_OB_TALLY,
+    WSTMT_OB_FAIL,
+    WSTMT_OB_KILL,
+    WSTMT_META_SET,
+    WSTMT_CLEAR_SCAN,
+    WSTMT__N
+};
+
+/* Each reader connection's statements (r->st[RSTMT_*]). */
+enum {
+    RSTMT_LIST,
+    RSTMT_LIST_LABEL,
+    RSTMT_GET,
+    RSTMT_GET_LABELS,
+    RSTMT_IMAGE,
+    RSTMT_THUMB,
+    RSTMT_STATS,
+    RSTMT_COUNTERS,
+    RSTMT_EDGES,
+    RSTMT_PAGES,
+    RSTMT_FOREACH,
+    RSTMT_EXPLAIN_LIST,
+    RSTMT_EXPLAIN_LABEL,
+    RSTMT_OB_FETCH,
+    RSTMT_OB_DEAD,
+    RSTMT_OB_COUNTERS,
+    RSTMT_OB_OLDEST,
+    RSTMT_META_GET,
+    RSTMT_AFTER,
+    RSTMT__N
+};
+
+extern const char *const store__writer_sql[WSTMT__N];
+extern const char *const store__reader_sql[RSTMT__N];
+
+/* Columns 0..19 shared by list, get, foreach and the outbox reads (see row_to_inference). */
+#define INF_COLS                                                                                   \
+    "i.seq, i.guid, i.ts, i.device, i.source, i.kind, i.result, i.timing, i.info, i.top_label,"    \
+    " i.top_score, i.anomaly, i.model_width, i.model_height, i.has_image, m.mime, m.width,"        \
+    " m.height, length(m.data), i.publish"
+#define COL_DATA 20 /* m.data after INF_COLS, where a statement selects image bytes */
+
+/* ---- types ---- */
+
+/* Data jobs (put, delete, thumb, ack, fail, meta) run inside the group-commit transaction, each
+ * in its own savepoint; control jobs (retain, max pages, clear) run after the commit. */
+typedef enum job_kind {
+    JOB_PUT,
+    JOB_DELETE,
+    JOB_THUMB,
+    JOB_ACK,
+    JOB_FAIL,
+    JOB_META,
+    JOB_RETAIN,
+    JOB_MAX_PAGES,
+    JOB_CLEAR
+} job_kind;
+
+/* For JOB_FAIL res.seq answers 1 when the row was dead-lettered; for JOB_CLEAR it answers the
+ * number of inferences deleted (store_put_result is the one result every job carries). */
+typedef struct job {
+    job_kind kind;
+    inference *inf;    /* JOB_PUT: owned until the job is freed */
+    bool keep_on_busy; /* JOB_PUT offered: on ER_BUSY inf goes back to the caller */
+    char *guid;        /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
+    char *text;        /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
+    uint8_t *data;     /* JOB_THUMB: owned copy */
+    size_t len;
+    int64_t *seqs; /* JOB_ACK: owned array of n_seqs */
+    size_t n_seqs;
+    bool permanent;             /* JOB_FAIL */
+    int64_t dropped, rejected;  /* JOB_PUT: outbox-full effects, counted after the commit */
+    bool decided;               /* JOB_PUT: the policy was asked (once: it may count calls) */
+    inference_publish decision; /* JOB_PUT: its answer, reused when the batch is run again */
+    int64_t value;              /* JOB_MAX_PAGES: page limit; JOB_FAIL: the seq */
+    size_t cost;                /* bytes accounted in the queue */
+    store_done_fn done;         /* may be NULL */
+    void *arg;
+    store_put_result res;
+    struct job *next;
+} job;
+
+typedef struct reader {
+    sqlite3 *db;
+    sqlite3_stmt *st[RSTMT__N];
+} reader;
+
+typedef struct subscriber {
+    store_commit_fn fn;
+    void *arg;
+} subscriber;
+
+struct store {
+    char *path;
+    bool sync_full;
+    bool outbox;
+    int64_t max_rows, max_bytes, max_age_ms;
+    int batch_max;
+    int64_t ob_max_rows, ob_max_bytes;
+    bool ob_reject_new;
+    int max_attempts;
+    /* publish policy: set under mu before traffic, read by the writer (which takes mu for every
+     * batch, so it sees the latest) */
+    store_policy_fn policy_fn;
+    void *policy_arg;
+
+    /* writer side: the connection and statements belong to the writer thread */
+    sqlite3 *wdb;
+    sqlite3_stmt *wst[WSTMT__N];
+    pthread_t writer;
+    bool writer_started;
+
+    /* queue, guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t has_work; /* writer waits (monotonic clock) */
+    pthread_cond_t has_room; /* producers wait */
+    job *q_head, *q_tail;
+    size_t q_len, q_bytes, q_max_len;
+    bool stopping;
+    subscriber subs[MAX_SUBSCRIBERS];
+    size_t n_subs;
+
+    /* reader pool, guarded by pool_mu */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    reader *readers;
+    int n_readers;
+    int *free_idx; /* stack of free reader indices */
+    int n_free;
+
+    /* counters: written by the writer, read by anyone */
+    atomic_llong commits, puts, duplicates, put_errors, retention_deleted;
+    atomic_llong ob_dropped, ob_rejected; /* outbox full, since start */
+
+    /* retention schedule: writer thread only */
+    int64_t ret_last_ms;
+    int64_t ret_puts;
+    bool ret_more;                    /* the last pass stopped early: run again soon */
+    bool ret_in_pass;                 /* a pass is under way; the fields below are its cursor */
+    bool ret_age_done, ret_size_done; /* phases of the current pass */
+    int64_t ret_cutoff, ret_cur_seq;
+};
+
+/* ---- statement helpers (inline: they run several times per put on the writer's hot path) ---- */
+
+static inline void stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no rows we need, then resets it; returns the step code. */
+static inline int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    stmt_done(st);
+    return rc;
+}
+
+static inline int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static inline char *col_strdup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/* ---- store_db.c ---- */
+
+/* Logs what failed and maps the SQLite code to an er_rc (disk full, busy, ...). */
+er_rc store__db_error(sqlite3 *db, int rc, const char *what);
+/* Opens everything behind s->path: its directory, the writer connection (migrated, with its
+ * statements) and the s->n_readers reader connections of the pool (with theirs). On failure
+ * what was opened stays in s for store__db_close. */
+er_rc store__db_open(store *s, er_err *err);
+/* Closes every connection and frees the pool; fine on a half-opened store. */
+void store__db_close(store *s);
+/* Borrows a reader connection from the pool, waiting for a free one; give it back with
+ * store__reader_put on the same thread before returning to the caller. */
+reader *store__reader_get(store *s);
+void store__reader_put(store *s, reader *r);
+
+/* ---- store_writer.c ---- */
+
+er_rc store__writer_start(store *s, er_err *err);
+/* Stops the writer after it drained the queue (every queued job's callback runs) and joins it;
+ * later puts answer ER_CLOSED. */
+void store__writer_stop(store *s);
+/* Queues j, waiting for room when the queue is full, or, with nowait, failing with ER_BUSY.
+ * Takes ownership of j. */
+er_rc store__enqueue(store *s, job *j, bool nowait);
+/* Queues j and waits for its result (copied to *res if not NULL). Takes ownership of j. */
+er_rc store__run_sync_res(store *s, job *j, store_put_result *res);
+er_rc store__run_sync(store *s, job *j);
+void store__free_job(job *j);
+
+/* ---- the jobs, run by the writer thread ---- */
+
+/* store_exec.c: runs one data job inside the open transaction (dispatches to the files below). */
+er_rc store__exec_data_job(store *s, job *j, int64_t now);
+er_rc store__exec_max_pages(store *s, int64_t pages);
+/* store_outbox.c */
+er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *decision);
+er_rc store__exec_ack(store *s, job *j);
+er_rc store__exec_fail(store *s, job *j, int64_t now);
+/* store_meta.c */
+er_rc store__exec_meta(store *s, job *j);
+/* store_retention.c: full = until the limits hold (store_retain), else one yielding pass. */
+er_rc store__run_retention(store *s, bool full);
+er_rc store__run_clear(store *s, int64_t *deleted);
+/* When retention should run next: -1 not scheduled, 0 now, else in that many ms. */
+int64_t store__retention_wait_ms(const store *s);
+
+/* ---- store_read.c ---- */
+
+enum { PAGE_DATA = 1, PAGE_LABELS = 2 }; /* what store__read_page adds to each row */
+/* One page of INF_COLS rows from reader statement which (?1 cursor, ?2 limit + 1: the extra row
+ * sets next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
+er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
+                       store_page *out);
+/* The first n int64 columns of the one row reader statement which answers. */
+er_rc store__read_row(reader *r, int which, int64_t *vals, int n);
+
+#endif

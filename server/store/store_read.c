@@ -1,0 +1,465 @@
+/* store_read.c - the reads, on any thread, each on a reader connection borrowed from the pool
+ * for the call: list (keyset pages, filters), list_after, get, image, thumbnail, stats, info,
+ * foreach, query plans, and the row decoding and paging the outbox reads share. What a read
+ * returns is the caller's (see store.h for each free function). */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FOREACH_PAGE 32
+
+/* Rebuilds an inference from the INF_COLS columns of st (image bytes not included). */
+static er_rc row_to_inference(sqlite3_stmt *st, inference **out)
+{
+    er_rc rc = ER_NOMEM;
+    inference *inf = inference_create();
+    if (!inf) goto fail;
+    inf->seq = sqlite3_column_int64(st, 0);
+    snprintf(inf->guid, sizeof inf->guid, "%s", (const char *)sqlite3_column_text(st, 1));
+    inf->ts = sqlite3_column_int64(st, 2);
+    inf->device = col_strdup(st, 3);
+    inf->source = col_strdup(st, 4);
+    const char *kind = (const char *)sqlite3_column_text(st, 5);
+    int k = kind ? inference_kind_parse(kind) : -1;
+    inf->kind = k < 0 ? INFERENCE_EMPTY : (inference_kind)k;
+    inf->result_json = col_strdup(st, 6);
+    if (!inf->device || !inf->source || !inf->result_json) goto fail;
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL && !(inf->timing_json = col_strdup(st, 7)))
+        goto fail;
+    if (sqlite3_column_type(st, 8) != SQLITE_NULL && !(inf->info_json = col_strdup(st, 8)))
+        goto fail;
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL && !(inf->top_label = col_strdup(st, 9)))
+        goto fail;
+    inf->top_score = sqlite3_column_double(st, 10);
+    inf->has_anomaly = sqlite3_column_type(st, 11) != SQLITE_NULL;
+    inf->anomaly = inf->has_anomaly ? sqlite3_column_double(st, 11) : 0;
+    inf->model_width = sqlite3_column_int(st, 12);
+    inf->model_height = sqlite3_column_int(st, 13);
+    if (sqlite3_column_type(st, 15) != SQLITE_NULL) {
+        const char *mime = (const char *)sqlite3_column_text(st, 15);
+        snprintf(inf->image.mime, sizeof inf->image.mime, "%s", mime ? mime : "");
+        inf->image.width = sqlite3_column_int(st, 16);
+        inf->image.height = sqlite3_column_int(st, 17);
+        inf->image.len = (size_t)sqlite3_column_int64(st, 18);
+    }
+    inf->publish = (inference_publish)sqlite3_column_int(st, 19);
+    *out = inf;
+    inf = NULL;
+    rc = ER_OK;
+fail:
+    inference_destroy(inf);
+    return rc;
+}
+
+static er_rc read_labels(reader *r, inference *inf)
+{
+    sqlite3_stmt *st = r->st[RSTMT_GET_LABELS];
+    er_rc rc = ER_OK;
+    int src;
+    sqlite3_bind_int64(st, 1, inf->seq);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        inference_label *grown = realloc(inf->labels, (inf->n_labels + 1) * sizeof *grown);
+        if (!grown) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+        inf->labels = grown;
+        grown[inf->n_labels].label = col_strdup(st, 0);
+        grown[inf->n_labels].score = sqlite3_column_double(st, 1);
+        if (!grown[inf->n_labels].label) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+        inf->n_labels++;
+    }
+    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading labels");
+fail:
+    stmt_done(st);
+    return rc;
+}
+
+/* Copies the image bytes of column COL_DATA (if not NULL) into inf. */
+static er_rc copy_image_data(sqlite3_stmt *st, inference *inf)
+{
+    if (sqlite3_column_type(st, COL_DATA) == SQLITE_NULL) return ER_OK;
+    size_t len = (size_t)sqlite3_column_bytes(st, COL_DATA);
+    const void *blob = sqlite3_column_blob(st, COL_DATA);
+    inf->image.data = malloc(len ? len : 1);
+    if (!inf->image.data) return ER_NOMEM;
+    if (len) memcpy(inf->image.data, blob, len);
+    inf->image.len = len;
+    return ER_OK;
+}
+
+/* One page of INF_COLS rows from statement which (?1 cursor, ?2 limit + 1: the extra row sets
+ * next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
+er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
+                       store_page *out)
+{
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[which];
+    er_rc rc = ER_OK;
+    int src;
+    out->items = calloc((size_t)limit, sizeof *out->items);
+    if (!out->items) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, cursor);
+    sqlite3_bind_int(st, 2, limit + 1);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == (size_t)limit) {
+            out->next_seq = out->items[out->n - 1]->seq;
+            src = SQLITE_DONE;
+            break;
+        }
+        rc = row_to_inference(st, &out->items[out->n]);
+        if (rc) goto fail;
+        out->n++;
+        if ((what & PAGE_DATA) && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
+    }
+    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading inferences");
+    stmt_done(st);
+    /* Labels after the rows, each its own read: a row deleted by retention in between just
+     * comes without labels. */
+    for (size_t i = 0; rc == ER_OK && (what & PAGE_LABELS) && i < out->n; i++)
+        rc = read_labels(r, out->items[i]);
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    if (rc) store_page_free(out);
+    return rc;
+}
+
+er_rc store__read_row(reader *r, int which, int64_t *vals, int n)
+{
+    sqlite3_stmt *st = r->st[which];
+    er_rc rc = ER_OK;
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = store__db_error(r->db, src, "reading store info");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        vals[i] = sqlite3_column_int64(st, i);
+fail:
+    stmt_done(st);
+    return rc;
+}
+
+er_rc store_list(store *s, const store_filter *f, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!f || f->limit < 1 || f->limit > 1000 || f->before_seq < 0) return ER_INVALID;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[f->label ? RSTMT_LIST_LABEL : RSTMT_LIST];
+    er_rc rc = ER_OK;
+    int src;
+    out->items = calloc((size_t)f->limit, sizeof *out->items);
+    if (!out->items) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, f->before_seq > 0 ? f->before_seq : INT64_MAX);
+    bind_text(st, 2, f->source);
+    if (f->has_min_score) sqlite3_bind_double(st, 3, f->min_score);
+    if (f->has_since) sqlite3_bind_int64(st, 4, f->since_ms);
+    if (f->has_until) sqlite3_bind_int64(st, 5, f->until_ms);
+    sqlite3_bind_int(st, 6, f->limit + 1); /* one extra row tells whether a next page exists */
+    if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == (size_t)f->limit) {
+            out->next_seq = out->items[out->n - 1]->seq;
+            src = SQLITE_DONE;
+            break;
+        }
+        rc = row_to_inference(st, &out->items[out->n]);
+        if (rc) goto fail;
+        out->n++;
+    }
+    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "listing inferences");
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    if (rc) store_page_free(out);
+    return rc;
+}
+
+er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
+    return store__read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, out);
+}
+
+void store_page_free(store_page *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->n; i++)
+        inference_destroy(p->items[i]);
+    free(p->items);
+    memset(p, 0, sizeof *p);
+}
+
+er_rc store_get(store *s, const char *guid, inference **out)
+{
+    *out = NULL;
+    if (!guid) return ER_INVALID;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[RSTMT_GET];
+    inference *inf = NULL;
+    er_rc rc = ER_OK;
+    sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        rc = row_to_inference(st, &inf);
+    else if (src == SQLITE_DONE)
+        rc = ER_NOTFOUND;
+    else
+        rc = store__db_error(r->db, src, "reading inference");
+    stmt_done(st);
+    if (rc) goto fail;
+    rc = read_labels(r, inf);
+    if (rc) goto fail;
+    *out = inf;
+    inf = NULL;
+fail:
+    store__reader_put(s, r);
+    inference_destroy(inf);
+    return rc;
+}
+
+er_rc store_get_image(store *s, const char *guid, inference_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!guid) return ER_INVALID;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[RSTMT_IMAGE];
+    er_rc rc = ER_OK;
+    sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(r->db, src, "reading image");
+        goto fail;
+    }
+    const char *mime = (const char *)sqlite3_column_text(st, 0);
+    snprintf(out->mime, sizeof out->mime, "%s", mime ? mime : "");
+    out->width = sqlite3_column_int(st, 1);
+    out->height = sqlite3_column_int(st, 2);
+    const void *data = sqlite3_column_blob(st, 3);
+    out->len = (size_t)sqlite3_column_bytes(st, 3);
+    out->data = malloc(out->len ? out->len : 1);
+    if (!out->data) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if (out->len) memcpy(out->data, data, out->len);
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    return rc;
+}
+
+er_rc store_get_thumbnail(store *s, const char *guid, uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (!guid) return ER_INVALID;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[RSTMT_THUMB];
+    er_rc rc = ER_OK;
+    sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(r->db, src, "reading thumbnail");
+        goto fail;
+    }
+    const void *blob = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    *data = malloc(n ? n : 1);
+    if (!*data) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    if (n) memcpy(*data, blob, n);
+    *len = n;
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    return rc;
+}
+
+er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
+                  store_stats_row **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    if (bucket_ms <= 0 || until_ms < since_ms) return ER_INVALID;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[RSTMT_STATS];
+    store_stats_row *v = NULL;
+    size_t len = 0, cap = 0;
+    er_rc rc = ER_OK;
+    int src;
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, until_ms);
+    sqlite3_bind_int64(st, 3, bucket_ms);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            store_stats_row *grown = realloc(v, ncap * sizeof *grown);
+            if (!grown) {
+                rc = ER_NOMEM;
+                goto fail;
+            }
+            v = grown;
+            cap = ncap;
+        }
+        v[len].label = col_strdup(st, 0);
+        if (!v[len].label) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+        v[len].bucket_ms = sqlite3_column_int64(st, 1);
+        v[len].count = sqlite3_column_int64(st, 2);
+        v[len].mean_score = sqlite3_column_double(st, 3);
+        len++;
+    }
+    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "computing stats");
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    if (rc) {
+        store_stats_free(v, len);
+    } else {
+        *rows = v;
+        *n = len;
+    }
+    return rc;
+}
+
+void store_stats_free(store_stats_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        free(rows[i].label);
+    free(rows);
+}
+
+er_rc store_get_info(store *s, store_info *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t c[4] = {0}, e[3] = {0}, pages[1] = {0};
+    reader *r = store__reader_get(s);
+    er_rc rc = store__read_row(r, RSTMT_COUNTERS, c, 4);
+    if (rc) goto fail;
+    rc = store__read_row(r, RSTMT_EDGES, e, 3);
+    if (rc) goto fail;
+    rc = store__read_row(r, RSTMT_PAGES, pages, 1);
+    if (rc) goto fail;
+    out->rows = c[0];
+    out->bytes = c[1];
+    out->images = c[2];
+    out->outbox = c[3];
+    out->oldest_ts = e[0];
+    out->newest_ts = e[1];
+    out->newest_seq = e[2];
+    out->db_file_bytes = pages[0];
+    size_t plen = strlen(s->path);
+    char *wal = malloc(plen + 5);
+    struct stat sb;
+    if (wal) {
+        memcpy(wal, s->path, plen);
+        memcpy(wal + plen, "-wal", 5);
+        if (stat(wal, &sb) == 0) out->db_file_bytes += (int64_t)sb.st_size;
+        free(wal);
+    }
+    out->commits = atomic_load(&s->commits);
+    out->puts = atomic_load(&s->puts);
+    out->duplicates = atomic_load(&s->duplicates);
+    out->put_errors = atomic_load(&s->put_errors);
+    out->retention_deleted = atomic_load(&s->retention_deleted);
+    pthread_mutex_lock(&s->mu);
+    out->queue_depth = (int64_t)s->q_len;
+    pthread_mutex_unlock(&s->mu);
+fail:
+    store__reader_put(s, r);
+    return rc;
+}
+
+/* Reads up to FOREACH_PAGE inferences with seq > after, image bytes included. */
+static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
+{
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[RSTMT_FOREACH];
+    er_rc rc = ER_OK;
+    int src;
+    *n = 0;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, FOREACH_PAGE);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        inference *inf = NULL;
+        rc = row_to_inference(st, &inf);
+        if (rc) goto fail;
+        page[(*n)++] = inf;
+        rc = copy_image_data(st, inf);
+        if (rc) goto fail;
+        rc = read_labels(r, inf);
+        if (rc) goto fail;
+    }
+    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading inferences");
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    return rc;
+}
+
+er_rc store_foreach(store *s, store_each_fn fn, void *arg)
+{
+    inference *page[FOREACH_PAGE];
+    size_t n = 0;
+    int64_t after = 0;
+    er_rc rc;
+    /* The reader goes back to the pool between pages, so fn may use the store freely and no
+     * read transaction stays open across a long export. */
+    do {
+        rc = foreach_page(s, after, page, &n);
+        for (size_t i = 0; !rc && i < n; i++) {
+            rc = fn(arg, page[i]);
+            after = page[i]->seq;
+        }
+        for (size_t i = 0; i < n; i++)
+            inference_destroy(page[i]);
+    } while (!rc && n == FOREACH_PAGE);
+    return rc;
+}
+
+er_rc store_explain_list(store *s, bool with_label, char **plan)
+{
+    *plan = NULL;
+    reader *r = store__reader_get(s);
+    sqlite3_stmt *st = r->st[with_label ? RSTMT_EXPLAIN_LABEL : RSTMT_EXPLAIN_LIST];
+    util_buf b = {0};
+    er_rc rc = ER_OK;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *detail = sqlite3_column_text(st, 3);
+        rc = util_buf_printf(&b, "%s\n", detail ? (const char *)detail : "");
+        if (rc) goto fail;
+    }
+    if (src != SQLITE_DONE) {
+        rc = store__db_error(r->db, src, "explain");
+        goto fail;
+    }
+    rc = util_buf_append(&b, "", 0);
+    if (rc) goto fail;
+    *plan = b.data;
+    b.data = NULL;
+fail:
+    stmt_done(st);
+    store__reader_put(s, r);
+    util_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,119 @@
+/* store_sql.c - the text of every statement the store runs, by connection: the writer's
+ * (indexed by WSTMT_*) and each reader's (RSTMT_*). store_db.c prepares them once per connection;
+ * the column order of INF_COLS (store_internal.h) is what store_read.c decodes. */
+#include "store/store_internal.h"
+
+#define RET_VACUUM_PAGES "2048" /* pages a retention pass gives back */
+
+const char *const store__writer_sql[WSTMT__N] = {
+    [WSTMT_BEGIN] = "BEGIN IMMEDIATE",
+    [WSTMT_COMMIT] = "COMMIT",
+    [WSTMT_ROLLBACK] = "ROLLBACK",
+    [WSTMT_SAVEPOINT] = "SAVEPOINT job",
+    [WSTMT_RELEASE] = "RELEASE job",
+    [WSTMT_ROLLBACK_TO] = "ROLLBACK TO job",
+    [WSTMT_FIND_GUID] = "SELECT seq, ts FROM inference WHERE guid = ?1",
+    [WSTMT_INS_INFERENCE] =
+        "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result, timing, info,"
+        " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [WSTMT_INS_IMAGE] =
+        "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [WSTMT_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
+    [WSTMT_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
+    [WSTMT_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
+    [WSTMT_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
+                        " WHERE seq = (SELECT seq FROM inference WHERE guid = ?1)",
+    [WSTMT_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
+    /* Only pending outbox rows protect an inference: a dead letter is an ordinary cached row
+     * for retention (see store_outbox_dead). */
+    /* Age is the relay's own receive time, not the sender's ts (a runner without a set clock
+     * sends ts from boot). received_ms grows with seq, so the oldest are a prefix by seq. */
+    [WSTMT_RET_AGE] = "SELECT i.seq, i.received_ms,"
+                      " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                      " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [WSTMT_RET_OLD] = "SELECT i.seq, i.bytes,"
+                      " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                      " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    /* The NOT EXISTS re-check makes "never delete a row with an outbox entry" hold even if
+     * another connection added one between the scan and the delete. */
+    [WSTMT_DEL_SEQ] = "DELETE FROM inference WHERE seq = ?1"
+                      " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1 AND state = 0)",
+    [WSTMT_VACUUM] = "PRAGMA incremental_vacuum(" RET_VACUUM_PAGES ")",
+    [WSTMT_VACUUM_ALL] = "PRAGMA incremental_vacuum",
+    [WSTMT_OB_COUNTERS] = "SELECT outbox, outbox_bytes FROM counters WHERE id = 1",
+    /* INDEXED BY: the partial index of pending rows, so dead rows are never walked over. */
+    [WSTMT_OB_OLDEST] = "SELECT seq, bytes FROM outbox INDEXED BY outbox_pending WHERE state = 0"
+                        " ORDER BY seq LIMIT ?1",
+    [WSTMT_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [WSTMT_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
+    [WSTMT_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
+                       " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
+    [WSTMT_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"
+                      " WHERE seq = ?1 AND state = 0 RETURNING attempts",
+    [WSTMT_OB_KILL] = "UPDATE outbox SET state = 1, dead_ms = ?2 WHERE seq = ?1",
+    [WSTMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [WSTMT_CLEAR_SCAN] = "SELECT i.seq,"
+                         " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
+                         " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+};
+
+/* Newest first by seq; each optional filter is `?n IS NULL OR ...` so one static statement
+ * serves every combination. */
+#define SQL_LIST                                                                                   \
+    "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"                      \
+    " WHERE i.seq < ?1 AND (?2 IS NULL OR i.source = ?2) AND (?3 IS NULL OR i.top_score >= ?3)"    \
+    " AND (?4 IS NULL OR i.ts >= ?4) AND (?5 IS NULL OR i.ts < ?5)"                                \
+    " ORDER BY i.seq DESC LIMIT ?6"
+
+/* With a label: a range scan of the covering (label, seq, score, ts) index drives the query
+ * (CROSS JOIN pins that loop order), so "newest N with label X" never scans. */
+#define SQL_LIST_LABEL                                                                             \
+    "SELECT " INF_COLS " FROM label_score l CROSS JOIN inference i ON i.seq = l.seq"               \
+    " LEFT JOIN image m ON m.seq = i.seq"                                                          \
+    " WHERE l.label = ?7 AND l.seq < ?1 AND (?2 IS NULL OR i.source = ?2)"                         \
+    " AND (?3 IS NULL OR l.score >= ?3) AND (?4 IS NULL OR l.ts >= ?4)"                            \
+    " AND (?5 IS NULL OR l.ts < ?5) ORDER BY l.seq DESC LIMIT ?6"
+
+const char *const store__reader_sql[RSTMT__N] = {
+    [RSTMT_LIST] = SQL_LIST,
+    [RSTMT_LIST_LABEL] = SQL_LIST_LABEL,
+    [RSTMT_GET] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
+                  " WHERE i.guid = ?1",
+    [RSTMT_GET_LABELS] = "SELECT label, score FROM label_score WHERE seq = ?1 ORDER BY label",
+    [RSTMT_IMAGE] = "SELECT m.mime, m.width, m.height, m.data FROM inference i"
+                    " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
+    [RSTMT_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
+                    " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
+    /* The ts index finds the range; each inference's labels are a prefix lookup by seq. */
+    [RSTMT_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
+                    " FROM inference i JOIN label_score l ON l.seq = i.seq"
+                    " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
+                    " ORDER BY bucket, l.label",
+    [RSTMT_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
+    /* Separate sub-selects so each min/max is one index probe. */
+    [RSTMT_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"
+                    " (SELECT max(seq) FROM inference)",
+    [RSTMT_PAGES] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    [RSTMT_FOREACH] = "SELECT " INF_COLS ", m.data FROM inference i LEFT JOIN image m"
+                      " ON m.seq = i.seq WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [RSTMT_EXPLAIN_LIST] = "EXPLAIN QUERY PLAN " SQL_LIST,
+    [RSTMT_EXPLAIN_LABEL] = "EXPLAIN QUERY PLAN " SQL_LIST_LABEL,
+    /* The drain: a range scan of the pending index in seq order (no sort, no COUNT), each row
+     * then one primary-key probe into inference and image. CROSS JOIN pins that loop order. */
+    [RSTMT_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
+                       " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                       " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    [RSTMT_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
+                      " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
+                      " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
+    [RSTMT_OB_COUNTERS] = "SELECT outbox, outbox_bytes, outbox_dead FROM counters WHERE id = 1",
+    /* The live stream's catch-up: a primary-key range, oldest first. */
+    [RSTMT_AFTER] = "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"
+                    " WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [RSTMT_OB_OLDEST] = "SELECT i.ts FROM outbox o INDEXED BY outbox_pending"
+                        " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
+                        " ORDER BY o.seq LIMIT 1",
+    [RSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+};

@@ -1,0 +1,351 @@
+/* store_writer.c - the writer thread and its bounded job queue: producers queue jobs (and
+ * wait for room, or fail with ER_BUSY), the writer takes up to batch_max of them and commits
+ * their data jobs in one transaction (group commit: one fsync for many requests), answers each
+ * job, hands the committed inferences to the subscribers, then runs the control jobs and, when
+ * due, retention. Also: waiting for one job's result.
+ *
+ * The queue, the subscribers and `stopping` are guarded by s->mu; the writer connection and
+ * everything below run_batch belong to the writer thread. */
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+void store__free_job(job *j)
+{
+    inference_destroy(j->inf);
+    free(j->guid);
+    free(j->text);
+    free(j->data);
+    free(j->seqs);
+    free(j);
+}
+
+static bool is_data_job(const job *j)
+{
+    return j->kind != JOB_RETAIN && j->kind != JOB_MAX_PAGES && j->kind != JOB_CLEAR;
+}
+
+/* A job that failed without writing anything: nothing to roll back for it. */
+static bool failed_clean(const job *j, er_rc rc)
+{
+    return rc == ER_NOTFOUND && j->kind != JOB_PUT;
+}
+
+/* Runs one job inside its own savepoint, so a failing job rolls back alone. Returns the job's
+ * rc; *fatal is set when the whole transaction is lost (disk full, SQLite rolled back). */
+static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
+{
+    er_rc rc;
+    int src = step_once(s->wst[WSTMT_SAVEPOINT]);
+    if (src != SQLITE_DONE) {
+        *fatal = true;
+        rc = store__db_error(s->wdb, src, "savepoint");
+        goto fail;
+    }
+    rc = store__exec_data_job(s, j, now);
+    if (rc == ER_FULL || sqlite3_get_autocommit(s->wdb)) {
+        *fatal = true;
+        goto fail;
+    }
+    if (rc) step_once(s->wst[WSTMT_ROLLBACK_TO]);
+    src = step_once(s->wst[WSTMT_RELEASE]);
+    if (src != SQLITE_DONE) {
+        *fatal = true;
+        rc = store__db_error(s->wdb, src, "release savepoint");
+    }
+fail:
+    return rc;
+}
+
+static void run_batch(store *s, job *list)
+{
+    sqlite3 *db = s->wdb;
+    int64_t now = util_now_ms();
+    size_t n_data = 0, n_put_ok = 0;
+    er_rc batch_rc = ER_OK;
+    bool fatal = false;
+    job *j;
+
+    for (j = list; j; j = j->next)
+        if (is_data_job(j)) n_data++;
+    /* The first pass runs the jobs without savepoints (a savepoint per job costs a copy of
+     * every page the job touches); if a job fails in a way that may have left writes behind,
+     * the transaction is rolled back and the batch runs again with one savepoint per job, so
+     * that job fails alone. */
+    bool per_job_sp = false;
+again:
+    if (n_data > 0) {
+        bool redo = false;
+        int src = step_once(s->wst[WSTMT_BEGIN]);
+        if (src != SQLITE_DONE) {
+            batch_rc = store__db_error(db, src, "begin");
+            fatal = true;
+        }
+        for (j = list; j && !fatal && !redo; j = j->next) {
+            if (!is_data_job(j)) continue;
+            memset(&j->res, 0, sizeof j->res);
+            j->dropped = j->rejected = 0;
+            if (per_job_sp) {
+                j->res.rc = exec_in_savepoint(s, j, now, &fatal);
+            } else {
+                j->res.rc = store__exec_data_job(s, j, now);
+                if (j->res.rc == ER_FULL || sqlite3_get_autocommit(db))
+                    fatal = true;
+                else if (j->res.rc && !failed_clean(j, j->res.rc))
+                    redo = true;
+            }
+            if (fatal) batch_rc = j->res.rc ? j->res.rc : ER_DB;
+        }
+        if (redo) {
+            step_once(s->wst[WSTMT_ROLLBACK]);
+            if (!sqlite3_get_autocommit(db)) {
+                batch_rc = ER_DB;
+                fatal = true;
+            } else {
+                per_job_sp = true;
+                goto again;
+            }
+        }
+        if (!fatal) {
+            src = step_once(s->wst[WSTMT_COMMIT]);
+            if (src != SQLITE_DONE) {
+                batch_rc = store__db_error(db, src, "commit");
+                fatal = true;
+            }
+        }
+        if (fatal) {
+            if (!sqlite3_get_autocommit(db)) step_once(s->wst[WSTMT_ROLLBACK]);
+            log_error("store", "transaction of %zu jobs rolled back: %s", n_data,
+                      er_rc_name(batch_rc));
+        } else {
+            atomic_fetch_add(&s->commits, 1);
+        }
+    }
+
+    /* Settle every data job's result, then tell its caller, then the subscribers. */
+    inference **committed = calloc(n_data ? n_data : 1, sizeof *committed);
+    size_t n_committed = 0;
+    for (j = list; j; j = j->next) {
+        if (!is_data_job(j)) continue;
+        if (fatal) {
+            j->res.rc = batch_rc;
+            j->res.duplicate = false;
+            j->res.seq = 0;
+        }
+        if (j->kind != JOB_PUT) continue;
+        if (j->res.rc) {
+            atomic_fetch_add(&s->put_errors, 1);
+        } else if (j->res.duplicate) {
+            atomic_fetch_add(&s->duplicates, 1);
+        } else {
+            n_put_ok++;
+            atomic_fetch_add(&s->ob_dropped, j->dropped);
+            atomic_fetch_add(&s->ob_rejected, j->rejected);
+            j->inf->seq = j->res.seq;
+            if (committed) committed[n_committed++] = j->inf;
+        }
+    }
+    atomic_fetch_add(&s->puts, (long long)n_put_ok);
+    s->ret_puts += (int64_t)n_put_ok;
+    for (j = list; j; j = j->next)
+        if (is_data_job(j) && j->done) j->done(j->arg, &j->res);
+    if (n_committed > 0) {
+        pthread_mutex_lock(&s->mu);
+        size_t n_subs = s->n_subs;
+        subscriber subs[MAX_SUBSCRIBERS];
+        memcpy(subs, s->subs, n_subs * sizeof subs[0]);
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n_subs; i++)
+            subs[i].fn(subs[i].arg, committed, n_committed);
+    }
+    free(committed);
+
+    /* Control jobs run after the commit, outside any transaction. */
+    for (j = list; j; j = j->next) {
+        if (j->kind == JOB_RETAIN)
+            j->res.rc = store__run_retention(s, true);
+        else if (j->kind == JOB_MAX_PAGES)
+            j->res.rc = store__exec_max_pages(s, j->value);
+        else if (j->kind == JOB_CLEAR)
+            j->res.rc = store__run_clear(s, &j->res.seq);
+        else
+            continue;
+        if (j->done) j->done(j->arg, &j->res);
+    }
+    while (list) {
+        j = list->next;
+        store__free_job(list);
+        list = j;
+    }
+}
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    store *s = arg;
+    util_thread_name("eir-writer", NULL);
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->q_head && !s->stopping) {
+            int64_t wait = store__retention_wait_ms(s);
+            if (wait < 0) {
+                pthread_cond_wait(&s->has_work, &s->mu);
+                continue;
+            }
+            if (wait == 0) break;
+            struct timespec dl;
+            deadline_after(&dl, wait);
+            pthread_cond_timedwait(&s->has_work, &s->mu, &dl);
+        }
+        job *list = s->q_head, *last = NULL;
+        size_t n = 0;
+        for (job *j = s->q_head; j && n < (size_t)s->batch_max; j = j->next) {
+            last = j;
+            n++;
+            s->q_bytes -= j->cost;
+        }
+        if (last) {
+            s->q_head = last->next;
+            if (!s->q_head) s->q_tail = NULL;
+            last->next = NULL;
+            s->q_len -= n;
+            pthread_cond_broadcast(&s->has_room);
+        } else {
+            list = NULL;
+        }
+        bool stop = s->stopping && !s->q_head;
+        pthread_mutex_unlock(&s->mu);
+
+        if (list) run_batch(s, list);
+        if (!stop && store__retention_wait_ms(s) == 0) store__run_retention(s, false);
+        if (stop) break;
+    }
+    return NULL;
+}
+
+er_rc store__writer_start(store *s, er_err *err)
+{
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return er_fail(err, ER_INTERNAL, "cannot start the store writer thread");
+    s->writer_started = true;
+    return ER_OK;
+}
+
+void store__writer_stop(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->has_work);
+    pthread_cond_broadcast(&s->has_room);
+    pthread_mutex_unlock(&s->mu);
+    if (s->writer_started) pthread_join(s->writer, NULL);
+}
+
+/* Appends j; while the queue is full it waits for room (except on the writer thread itself,
+ * where waiting would deadlock) or, with nowait, fails with ER_BUSY (the HTTP path: a full queue
+ * must not stall the server's threads). Takes ownership of j: on any error j is freed (an
+ * offered put's inference goes back to the caller on ER_BUSY); ER_CLOSED once stopping. */
+er_rc store__enqueue(store *s, job *j, bool nowait)
+{
+    er_rc rc = ER_OK;
+    bool on_writer = s->writer_started && pthread_equal(pthread_self(), s->writer);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && !on_writer && s->q_len > 0 &&
+           (s->q_len >= s->q_max_len || s->q_bytes + j->cost > QUEUE_MAX_BYTES)) {
+        if (nowait) {
+            rc = ER_BUSY;
+            goto fail;
+        }
+        pthread_cond_wait(&s->has_room, &s->mu);
+    }
+    if (s->stopping) {
+        rc = ER_CLOSED;
+        goto fail;
+    }
+    j->next = NULL;
+    if (s->q_tail)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    s->q_len++;
+    s->q_bytes += j->cost;
+    pthread_cond_signal(&s->has_work);
+fail:
+    pthread_mutex_unlock(&s->mu);
+    if (rc == ER_BUSY && j->keep_on_busy) j->inf = NULL;
+    if (rc) store__free_job(j);
+    return rc;
+}
+
+/* ---- waiting for a job ---- */
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    store_put_result res;
+} waiter;
+
+static void waiter_init(waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+static void waiter_done(void *arg, const store_put_result *res)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->res = *res;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void waiter_wait(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* Queues a job and waits for its result (copied to *res if not NULL). Takes ownership of j. */
+er_rc store__run_sync_res(store *s, job *j, store_put_result *res)
+{
+    waiter w;
+    waiter_init(&w);
+    j->done = waiter_done;
+    j->arg = &w;
+    er_rc rc = store__enqueue(s, j, false);
+    if (rc) {
+        w.done = true;
+        w.res.rc = rc;
+    }
+    waiter_wait(&w);
+    if (res) *res = w.res;
+    return w.res.rc;
+}
+
+er_rc store__run_sync(store *s, job *j)
+{
+    return store__run_sync_res(s, j, NULL);
+}
