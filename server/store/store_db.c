@@ -43,32 +43,6 @@ er_rc store__db_error(sqlite3 *db, int rc, const char *what)
     return map_sqlite(db, rc);
 }
 
-static er_rc mkdir_p(const char *file, er_err *err)
-{
-    er_rc rc = ER_OK;
-    char *dir = strdup(file);
-    if (!dir) return er_fail(err, ER_NOMEM, "out of memory");
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) goto done; /* current directory or "/" */
-    *slash = '\0';
-    for (char *p = dir + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-                rc = er_fail(err, ER_IO, "cannot create database directory %s: %s", dir,
-                             strerror(errno));
-                goto done;
-            }
-            if (end) break;
-            *p = '/';
-        }
-    }
-done:
-    free(dir);
-    return rc;
-}
-
 /* Opens one connection with the pragmas every connection gets. */
 static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
 {
@@ -225,7 +199,7 @@ static void close_conn(sqlite3 *db, sqlite3_stmt **st, int n)
 
 er_rc store__db_open(store *s, er_err *err)
 {
-    er_rc rc = mkdir_p(s->path, err);
+    er_rc rc = util_mkdir_parents(s->path, "database", err);
     if (rc) goto fail;
     rc = conn_open(s, true, &s->wdb, err);
     if (rc) goto fail;
