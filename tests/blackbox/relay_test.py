@@ -57,13 +57,8 @@ def source_dir():
 
 
 def fixtures_dir():
-    env = os.environ.get("EI_FIXTURES")
-    if env:
-        return env
-    cand = os.path.join(source_dir(), "..", "shared", "fixtures")
-    if os.path.isdir(cand):
-        return os.path.abspath(cand)
-    return "/work/shared/fixtures"
+    """tests/fixtures of this checkout (EI_FIXTURES, as CMake sets it, names the same)."""
+    return os.environ.get("EI_FIXTURES") or os.path.join(source_dir(), "tests", "fixtures")
 
 
 def free_port():

@@ -1,8 +1,8 @@
 # runner_stub.py - a stand-in for `edge-impulse-linux-runner`'s preview WebSocket server
 # (ws://host:4912/), for tests and benchmarks of the relay's runner-ws source.
 #
-# It speaks the runner's protocol as the runner v1.25.2 does (see the fixtures in
-# fixtures/runner-ws/ and the runner's webserver): on connect it sends `hello` (the model), it
+# It speaks the runner's protocol as the runner v1.25.2 does (see the sessions in
+# tests/fixtures/runner-ws/ and the runner's webserver): on connect it sends `hello` (the model), it
 # answers every client text message with `handling-message-success` / `handling-message-error`
 # (`{"messageId":..,"type":..,"message":"<the request's text>"}`), keeps camera previews for the
 # clients that sent {"type":"set-camera-preview","enabled":true}, sends each `classification`
@@ -181,12 +181,9 @@ def _js_parse(text):
 
 
 def fixtures_dir():
-    env = os.environ.get("EI_FIXTURES")
-    if env:
-        return env
-    root = os.environ.get("EI_TEST_SOURCE_DIR") or \
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    return os.path.abspath(os.path.join(root, "..", "shared", "fixtures"))
+    """tests/fixtures of this checkout (EI_FIXTURES, as CMake sets it, names the same)."""
+    return os.environ.get("EI_FIXTURES") or \
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 
 
 def fixture_path(name):

@@ -321,12 +321,15 @@ def test_runner_fixture_results():
                     best = max(res["classification"].items(), key=lambda kv: kv[1])
                     eq(v["top_label"], best[0], name + " top_label")
                     check(approx(v["top_score"], best[1]), name + " top_score")
-                else:
+                elif res["bounding_boxes"]:
                     eq(v["kind"], "object-detection", name)
                     best = max(res["bounding_boxes"], key=lambda b: b["value"])
                     eq(v["top_label"], best["label"], name + " top_label")
+                else:
+                    eq(v["kind"], "empty", name)
+                    eq(v["top_label"], None, name + " top_label")
                 n += 1
-    check(n >= 12, "fixture results ingested: %d" % n)
+    eq(n, 12, "fixture results ingested")
 
 
 TESTS = [test_classification, test_classification_with_anomaly, test_object_detection,

@@ -323,7 +323,7 @@ def test_threshold_override():
         c = MiniClient(stub.port)
         try:
             c.text()
-            req = '{"type":"threshold-override","id":42,"key":"min_score","value":0.5,' \
+            req = '{"type":"threshold-override","id":17,"key":"min_score","value":0.5,' \
                   '"messageId":2}'
             c.send(1, req)
             eq(c.text(), '{"messageId":2,"type":"handling-message-success","message":%s}' %
@@ -449,7 +449,7 @@ def test_stop_and_restart_on_the_same_port():
         eq(again.port, port, "same port")
         c = MiniClient(port)
         try:
-            check('"fake-od"' in c.text(), "the new runner's hello")
+            check('"warehouse-fomo"' in c.text(), "the new runner's hello")
         finally:
             c.close()
 

@@ -168,11 +168,12 @@ def test_model_null_before_hello():
             eq(st["model"], None, "model before any hello")
             conn.send_text(runner_stub.fixture_hello("object-detection"))
             st = wait_status(r, "model after the hello", lambda s: s["model"] is not None)
-            eq(st["model"]["project"]["name"], "fake-od", "model from the late hello")
+            eq(st["model"]["project"]["name"], "warehouse-fomo", "model from the late hello")
             stub.classify({"bounding_boxes": [{"label": "ball", "value": 0.75, "x": 10, "y": 11,
                                                "width": 12, "height": 13}]}, jpeg(1))
             items = wait_stored(r, 1)
-            eq(items[0]["model"], {"width": 96, "height": 96}, "model size from the late hello")
+            eq(items[0]["model"], {"width": 160, "height": 160},
+               "model size from the late hello")
 
 
 def test_classifications_with_frames():
@@ -219,11 +220,12 @@ def test_object_detection_fixture():
         with Relay(sources_cfg([runner_source(stub.port)])) as r:
             connect(stub)
             sent = stub.replay_fixture("object-detection")
-            eq(len(sent), 9, "fixture messages replayed")
+            eq(len(sent), 10, "fixture messages replayed (4 frames, 6 classifications)")
             items = wait_stored(r, len(results))
             for i, (item, res, img) in enumerate(zip(items, results, previews)):
                 what = "fixture inference %d" % i
-                eq(item["kind"], "object-detection", what + ": kind")
+                eq(item["kind"], "object-detection" if res["bounding_boxes"] else "empty",
+                   what + ": kind")
                 boxes = item["result"].get("bounding_boxes")
                 eq(len(boxes), len(res["bounding_boxes"]), what + ": boxes")
                 for b, e in zip(boxes, res["bounding_boxes"]):
@@ -231,15 +233,16 @@ def test_object_detection_fixture():
                        (e["label"], e["x"], e["y"], e["width"], e["height"]),
                        what + ": box in model pixels")
                     check(approx(b["value"], e["value"]), what + ": box value")
-                eq(item["model"], {"width": 96, "height": 96}, what + ": model")
+                eq(item["model"], {"width": 160, "height": 160}, what + ": model")
                 if img is None:
                     eq(item["image"], None, what + ": no frame, no image")
                 else:
                     check_image(r, item, img, what)
             st = source_status(r)
-            eq((st["inferences"], st["frames"], st["frames_paired"]), (6, 3, 3),
+            eq((st["inferences"], st["frames"], st["frames_paired"]), (6, 4, 4),
                "inferences, frames, frames_paired")
-            eq(st["model"]["modelParameters"]["model_type"], "object_detection", "model type")
+            eq(st["model"]["modelParameters"]["model_type"], "constrained_object_detection",
+               "model type")
 
 
 def test_images_false_sends_nothing():
@@ -276,8 +279,9 @@ def test_two_sources():
             la, rb = wait_stored(r, 1, "left"), wait_stored(r, 1, "right")
             check_image(r, la[0], jpeg(1), "left")
             eq((rb[0]["image"], rb[0]["result"].get("bounding_boxes")), (None, []), "right")
-            eq(source_status(r, "right")["model"]["project"]["name"], "fake-od", "right model")
-            eq(source_status(r, "left")["model"]["project"]["name"], "fake-classification",
+            eq(source_status(r, "right")["model"]["project"]["name"], "warehouse-fomo",
+               "right model")
+            eq(source_status(r, "left")["model"]["project"]["name"], "parcel-classifier",
                "left model")
 
 

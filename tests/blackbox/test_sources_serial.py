@@ -7,14 +7,13 @@ import shutil
 import tempfile
 import time
 
-from relay_test import Relay, free_port, check, eq, run_tests
+from relay_test import Relay, check, eq, fixtures_dir, free_port, run_tests
 
 WAIT_S = 20.0
 
 
 def fixture(name):
-    return os.path.abspath(os.path.join(os.environ["EI_TEST_SOURCE_DIR"], "..", "shared",
-                                        "fixtures", "serial", name))
+    return os.path.join(fixtures_dir(), "serial", name)
 
 
 def sources_cfg(srcs):
@@ -66,8 +65,8 @@ def test_pty_device():
             items.sort(key=lambda i: i["seq"])
             eq([i["kind"] for i in items], ["object-detection", "empty", "object-detection"],
                "kinds")
-            eq(sum(len(boxes_of(i)) for i in items), 3, "boxes in total")
-            eq(sorted(b["label"] for b in boxes_of(items[0])), ["person", "vehicle"], "labels")
+            eq(sum(len(boxes_of(i)) for i in items), 5, "boxes in total")
+            eq(sorted(b["label"] for b in boxes_of(items[0])), ["forklift", "pallet"], "labels")
             eq(boxes_of(items[1]), [], "No objects found")
             st = source_status(r, "mcu")
             eq(st["kind"], "serial", "kind")
@@ -116,25 +115,25 @@ def test_device_vanishes_and_returns():
 
 
 def test_command_once():
-    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    cmd = "cat '%s'" % fixture("sdk-timing.txt")
     srcs = [{"name": "sdk", "kind": "serial", "command": cmd, "restart": False}]
     with Relay(sources_cfg(srcs)) as r:
         wait_for("command source stopped", lambda: source_status(r, "sdk")["state"] == "stopped")
-        items = wait_for("3 inferences from sdk", lambda: from_source(r, "sdk", 3))
-        eq(len(items), 3, "inferences from sdk (the command ran once)")
+        items = wait_for("4 inferences from sdk", lambda: from_source(r, "sdk", 4))
+        eq(len(items), 4, "inferences from sdk (the command ran once)")
         items.sort(key=lambda i: i["seq"])
         eq(items[0]["kind"], "classification", "first kind")
         eq(len(boxes_of(items[1])), 2, "boxes of the second")
-        eq(source_status(r, "sdk")["inferences"], 3, "inferences counter")
+        eq(source_status(r, "sdk")["inferences"], 4, "inferences counter")
 
 
 def test_command_restarts():
-    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    cmd = "cat '%s'" % fixture("sdk-timing.txt")
     with Relay(sources_cfg([{"name": "again", "kind": "serial", "command": cmd}])) as r:
         st = wait_for("a restart", lambda: (lambda s: s if s["reconnects"] >= 1 else None)(
             source_status(r, "again")))
-        check(st["inferences"] >= 3, "inferences before the restart: %r" % st)
-        wait_for("6 inferences", lambda: from_source(r, "again", 6))
+        check(st["inferences"] >= 4, "inferences before the restart: %r" % st)
+        wait_for("8 inferences", lambda: from_source(r, "again", 8))
 
 
 def test_missing_device():

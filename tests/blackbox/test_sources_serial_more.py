@@ -10,24 +10,33 @@ import re
 import subprocess
 import time
 
-from relay_test import Relay, SANITIZER_MARKERS, check, eq, free_port, relay_bin, run_tests
+from relay_test import (Relay, SANITIZER_MARKERS, check, eq, fixtures_dir, free_port, relay_bin,
+                        run_tests)
 
 WAIT_S = 30.0
-FIXTURES = ("classic-classification.txt", "classic-object-detection.txt", "esp32-camera.txt",
-            "sdk-print-results.txt")
-# The kinds each fixture gives, in order (see ../shared/fixtures/serial/).
+# Every serial fixture, in an order where each file's first line ends the block the one before
+# left open (esp32-camera.txt's first line would read as a result line inside a block).
+FIXTURES = ("classic-classification.txt", "classic-object-detection.txt",
+            "crlf-float-timings.txt", "esp32-camera.txt", "boot-noise-garbage.txt",
+            "regression.txt", "visual-anomaly.txt", "object-tracking.txt", "sections-only.txt",
+            "sdk-timing.txt")
+# The kinds each fixture gives, in order (see tests/fixtures/README.md).
 FIXTURE_KINDS = {
-    "classic-classification.txt": ["classification", "classification"],
+    "classic-classification.txt": ["classification"] * 3,
     "classic-object-detection.txt": ["object-detection", "empty", "object-detection"],
+    "crlf-float-timings.txt": ["classification"] * 3,
     "esp32-camera.txt": ["object-detection", "empty", "classification"],
-    "sdk-print-results.txt": ["classification", "object-detection", "anomaly"],
+    "boot-noise-garbage.txt": ["classification"] * 3,
+    "regression.txt": ["classification"] * 3,
+    "visual-anomaly.txt": ["visual-anomaly"] * 3,
+    "object-tracking.txt": ["object-detection", "object-detection", "empty"],
+    "sections-only.txt": ["classification"] * 3,
+    "sdk-timing.txt": ["classification", "object-detection", "empty", "anomaly"],
 }
 
 
 def fixture_bytes(name):
-    path = os.path.join(os.environ["EI_TEST_SOURCE_DIR"], "..", "shared", "fixtures", "serial",
-                        name)
-    with open(path, "rb") as f:
+    with open(os.path.join(fixtures_dir(), "serial", name), "rb") as f:
         return f.read()
 
 
@@ -194,11 +203,13 @@ def test_stdin_fixtures_to_eof():
         eq(len(set(i["id"] for i in items)), len(items), "distinct ids")
         # spot checks of content: the first classification, the boxes, the anomaly score
         eq(items[0]["result"]["classification"],
-           {"idle": 0.996094, "snake": 0.0, "updown": 0.0, "wave": 0.003906}, "first result")
-        eq(items[0]["timing"], {"dsp": 17, "classification": 0, "anomaly": 1}, "first timing")
-        eq(sorted(b["label"] for b in items[2]["result"]["bounding_boxes"]),
-           ["person", "vehicle"], "boxes")
-        eq(items[-1]["result"].get("anomaly"), 0.871, "last (anomaly) result")
+           {"fault": 0.003906, "high": 0.019531, "low": 0.964844, "off": 0.011719},
+           "first result")
+        eq(items[0]["timing"], {"dsp": 21, "classification": 1, "anomaly": 2}, "first timing")
+        first_od = len(FIXTURE_KINDS[FIXTURES[0]])  # classic-object-detection.txt's first
+        eq(sorted(b["label"] for b in items[first_od]["result"]["bounding_boxes"]),
+           ["forklift", "pallet"], "boxes")
+        eq(items[-1]["result"].get("anomaly"), 0.42188, "last (anomaly) result")
         # still serving after the source ended
         eq(r.health()["status"], "ok", "health after EOF")
         r.ingest({"result": {"classification": {"after": 1.0}}})
@@ -270,7 +281,8 @@ def test_command_restarts_with_backoff():
     both runs' inferences are stored, the reconnects counter climbs, and the reopen delay
     starts again from 500 ms after a run that read something but doubles after runs that
     read nothing (500, 1000, 2000 ms ...)."""
-    data = fixture_bytes("sdk-print-results.txt")
+    data = fixture_bytes("sdk-timing.txt")
+    kinds = FIXTURE_KINDS["sdk-timing.txt"]
     r = Relay()
     counter = os.path.join(r.dir, "runs")
     fx = os.path.join(r.dir, "fixture.txt")
@@ -287,10 +299,9 @@ def test_command_restarts_with_backoff():
             seen.append((s["reconnects"], s["state"], s["backoff_ms"]))
             return s if s["reconnects"] >= 4 else None
         st = wait_for("4 reconnects", poll)
-        items = wait_stored(r, "cmd", 6)
-        eq([i["kind"] for i in items], FIXTURE_KINDS["sdk-print-results.txt"] * 2,
-           "inferences of both runs that printed")
-        eq(st["inferences"], 6, "inferences counter")
+        items = wait_stored(r, "cmd", 2 * len(kinds))
+        eq([i["kind"] for i in items], kinds * 2, "inferences of both runs that printed")
+        eq(st["inferences"], 2 * len(kinds), "inferences counter")
         eq(st["bytes"], 2 * len(data), "bytes counter")
         check("command" in st["last_error"], "last_error %r" % st["last_error"])
         with open(counter) as f:
@@ -312,7 +323,8 @@ def test_command_restarts_with_backoff():
         after = source_status(r, "cmd")["reconnects"]
         v = got["ei_relay_source_reconnects_total"][0]
         check(before <= v <= after, "reconnects_total %r not in [%d, %d]" % (v, before, after))
-        eq(got["ei_relay_source_inferences_total"], (6.0, "serial"), "inferences_total")
+        eq(got["ei_relay_source_inferences_total"], (2.0 * len(kinds), "serial"),
+           "inferences_total")
 
 
 def garbage_line(rnd, n):
