@@ -4,8 +4,8 @@ import os
 import re
 import stat
 
-from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq,
-                        error_of, new_id, run_tests)
+from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq, error_of,
+                     run_tests)
 
 R = None
 DOC = {"result": {"classification": {"auth": 0.5}}}

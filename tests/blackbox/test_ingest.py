@@ -4,8 +4,8 @@ import base64
 import json
 import os
 
-from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq,
-                        fixtures_dir, make_jpeg, make_jpeg_of_size, make_png, new_id, run_tests)
+from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, check, eq, fixtures_dir,
+                     make_jpeg, make_jpeg_of_size, make_png, new_id, run_tests)
 
 VIEW_KEYS = {"id", "seq", "ts", "device", "source", "kind", "result", "timing", "info",
              "top_label", "top_score", "anomaly", "model", "image"}

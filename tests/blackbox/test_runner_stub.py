@@ -1,4 +1,4 @@
-# test_runner_stub.py - checks the runner stand-in (runner_stub.py) itself, with a minimal
+# test_runner_stub.py - checks the runner stand-in (harness/runner_stub.py) itself, with a minimal
 # WebSocket client written here (its own framing code, not the stub's): the handshake's accept
 # value, unmasked server frames, masked client frames required, fragmented messages, ping/pong,
 # close handshakes, the runner's replies matching the recorded fixture byte for byte, previews
@@ -11,16 +11,15 @@ import struct
 import threading
 import time
 
-from relay_test import TestFailure, check, eq, make_jpeg, run_tests
-import runner_stub
-from runner_stub import RunnerStub, StubTimeout
+from harness import TestFailure, check, eq, fixture_path, make_jpeg, run_tests, runner_stub
+from harness.runner_stub import RunnerStub, StubTimeout
 
 T = 10.0  # every socket read in this file is bounded by this
 
 
 def fixture_lines(name):
     """(dir, raw msg text) of a fixture, the raw text cut from each line by hand."""
-    path = os.path.join(runner_stub.fixtures_dir(), "runner-ws", name)
+    path = fixture_path("runner-ws", name)
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:

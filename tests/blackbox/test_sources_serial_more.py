@@ -3,15 +3,13 @@
 # settings that must stop start-up with a message naming the key, a command restarted with
 # backoff, garbage between blocks changing nothing, and the sources' series in /metrics
 # (values equal to GET /api/v1/sources, label escaping, and the exposition format itself).
-import json
 import os
 import random
 import re
 import subprocess
-import time
 
-from relay_test import (Relay, SANITIZER_MARKERS, check, eq, fixtures_dir, free_port, relay_bin,
-                        run_tests)
+from harness import (SANITIZER_MARKERS, Relay, check, eq, fixture_path, free_port, relay_bin,
+                     run_tests, source_status, sources_cfg, wait_for, wait_status, wait_stored)
 
 WAIT_S = 30.0
 # Every serial fixture, in an order where each file's first line ends the block the one before
@@ -36,7 +34,7 @@ FIXTURE_KINDS = {
 
 
 def fixture_bytes(name):
-    with open(os.path.join(fixtures_dir(), "serial", name), "rb") as f:
+    with open(fixture_path("serial", name), "rb") as f:
         return f.read()
 
 
@@ -47,43 +45,6 @@ def all_fixtures():
 
 def all_kinds():
     return [k for name in FIXTURES for k in FIXTURE_KINDS[name]]
-
-
-def sources_cfg(srcs):
-    return {"sources": json.dumps(srcs)}  # in the config file, "sources" is the array's text
-
-
-def wait_for(what, fn, timeout=WAIT_S):
-    """Polls fn until it returns a true value (bounded by timeout); returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def source_status(relay, name):
-    doc = relay.get_json("/api/v1/sources")
-    for s in doc["sources"]:
-        if s["name"] == name:
-            return s
-    raise AssertionError("source %r not listed: %r" % (name, doc))
-
-
-def stored_from(relay, name):
-    items = [i for i in relay.list_all() if i.get("source") == name]
-    items.sort(key=lambda i: i["seq"])
-    return items
-
-
-def wait_stored(relay, name, n):
-    """The inferences from source name once at least n are stored (sources hand them to the
-    store asynchronously, so a source's counter runs ahead of the commits)."""
-    return wait_for("%d stored from %r" % (n, name), lambda: (
-        lambda it: it if len(it) >= n else None)(stored_from(relay, name)))
 
 
 def lines_in(data):
@@ -188,8 +149,8 @@ def test_stdin_fixtures_to_eof():
     data = all_fixtures()
     kinds = all_kinds()
     with Relay(sources_cfg([{"name": "s", "kind": "serial", "stdin": True}]), stdin=data) as r:
-        st = wait_for("stdin source stopped", lambda: (
-            lambda s: s if s["state"] == "stopped" else None)(source_status(r, "s")))
+        st = wait_status(r, "s", "stdin source stopped", lambda s: s["state"] == "stopped",
+                         WAIT_S)
         check("stdin" in st["last_error"] and "end of input" in st["last_error"],
               "last_error %r" % st["last_error"])
         eq(st["bytes"], len(data), "bytes counter")
@@ -198,7 +159,7 @@ def test_stdin_fixtures_to_eof():
         eq(st["reconnects"], 0, "stdin is never reopened")
         eq(st["long_lines"], 0, "long lines")
         eq(st["dropped"], 0, "dropped")
-        items = wait_stored(r, "s", len(kinds))
+        items = wait_stored(r, "s", len(kinds), WAIT_S)
         eq([i["kind"] for i in items], kinds, "kinds in stream order")
         eq(len(set(i["id"] for i in items)), len(items), "distinct ids")
         # spot checks of content: the first classification, the boxes, the anomaly score
@@ -298,8 +259,8 @@ def test_command_restarts_with_backoff():
             s = source_status(r, "cmd")
             seen.append((s["reconnects"], s["state"], s["backoff_ms"]))
             return s if s["reconnects"] >= 4 else None
-        st = wait_for("4 reconnects", poll)
-        items = wait_stored(r, "cmd", 2 * len(kinds))
+        st = wait_for("4 reconnects", poll, WAIT_S)
+        items = wait_stored(r, "cmd", 2 * len(kinds), WAIT_S)
         eq([i["kind"] for i in items], kinds * 2, "inferences of both runs that printed")
         eq(st["inferences"], 2 * len(kinds), "inferences counter")
         eq(st["bytes"], 2 * len(data), "bytes counter")
@@ -368,8 +329,8 @@ def test_garbage_between_blocks():
     n = len(all_kinds())
     with r:
         for name in paths:
-            wait_for(name + " stopped", lambda: source_status(r, name)["state"] == "stopped")
-        a, b = wait_stored(r, "clean", n), wait_stored(r, "dirty", n)
+            wait_status(r, name, name + " stopped", lambda s: s["state"] == "stopped", WAIT_S)
+        a, b = wait_stored(r, "clean", n, WAIT_S), wait_stored(r, "dirty", n, WAIT_S)
         eq(len(a), n, "inferences from the clean stream")
         eq(len(b), n, "inferences from the stream with garbage")
         for x, y in zip(a, b):
@@ -404,11 +365,10 @@ def test_metrics_labels_escaped():
             {"name": "ws", "kind": "runner-ws", "url": "ws://127.0.0.1:%d/" % free_port()}]
     r.cfg.update(sources_cfg(srcs))
     with r:
-        wait_for("odd stopped", lambda: source_status(r, odd)["state"] == "stopped")
+        wait_status(r, odd, "odd stopped", lambda s: s["state"] == "stopped", WAIT_S)
         # the last block is emitted after a second of silence; then nothing changes
-        live = wait_for("live: 3 inferences", lambda: (
-            lambda s: s if s["state"] == "running" and s["inferences"] == 3 else None)(
-                source_status(r, "live")))
+        live = wait_status(r, "live", "live: 3 inferences",
+                           lambda s: s["state"] == "running" and s["inferences"] == 3, WAIT_S)
         m = metrics(r)
         check_serial_series(m, source_status(r, odd))
         check_serial_series(m, live)

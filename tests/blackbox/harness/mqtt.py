@@ -1,4 +1,4 @@
-# mqtt_test.py - broker harness of the black-box forwarder tests: a test PKI made with the
+# mqtt.py - broker harness of the black-box forwarder tests: a test PKI made with the
 # openssl CLI, Debian's mosquitto on a free port with TLS client certificates and the IoT Core
 # payload limit, and a small MQTT 3.1.1 client over ssl (subscriber and command publisher) that
 # keeps the raw payload bytes and the retain flag of every message it receives.
@@ -20,7 +20,8 @@ import tempfile
 import threading
 import time
 
-from relay_test import TestFailure, check, free_port
+from .checks import TestFailure, check, wait_for
+from .relay import free_port
 
 SKIP_CODE = 77
 MQTT_PAYLOAD_MAX = 131072  # IoT Core's payload limit, enforced by the test broker
@@ -657,24 +658,9 @@ def forwarder(relay):
 
 def wait_forwarder(relay, pred, timeout, what):
     """Polls GET /api/v1/forwarder until pred(doc) (the REST API has no push; each poll is a
-    round trip, bounded by timeout). Returns the last document."""
-    deadline = time.monotonic() + timeout
-    doc = None
-    while True:
-        doc = forwarder(relay)
-        if pred(doc):
-            return doc
-        if time.monotonic() >= deadline:
-            raise TestFailure("forwarder: timed out after %.1f s waiting for %s; last %r" %
-                              (timeout, what, doc))
-        # paced by the relay's own answer time plus a short wait on the relay process (not a
-        # fixed sleep: it ends at once if the relay dies)
-        try:
-            relay.proc.wait(timeout=0.05)
-            raise TestFailure("relay exited with %d while waiting for %s\n%s" %
-                              (relay.proc.returncode, what, relay.log()))
-        except subprocess.TimeoutExpired:
-            pass
+    round trip, bounded by timeout; a relay that exits fails at once). Returns the document."""
+    return wait_for("forwarder: " + what, lambda: forwarder(relay), timeout, until=pred,
+                    relay=relay)
 
 
 def view_publish(relay, ident):
@@ -682,25 +668,17 @@ def view_publish(relay, ident):
 
 
 def wait_publish(relay, ident, states, timeout, what=None):
-    """Polls one inference view until its "publish" is in states."""
+    """Polls one inference view until its "publish" is in states; returns it."""
     if isinstance(states, str):
         states = (states,)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def publish():
         view = relay.get_json("/api/v1/inferences/" + ident)
         if "publish" not in view:
             raise TestFailure("inference view has no \"publish\" field: %.300r" % view)
-        v = view["publish"]
-        if v in states:
-            return v
-        if time.monotonic() >= deadline:
-            raise TestFailure("inference %s: publish %r, expected %s (%s)" %
-                              (ident, v, "|".join(states), what or ""))
-        try:
-            relay.proc.wait(timeout=0.05)
-            raise TestFailure("relay exited with %d\n%s" % (relay.proc.returncode, relay.log()))
-        except subprocess.TimeoutExpired:
-            pass
+        return view["publish"]
+    return wait_for("inference %s: publish %s (%s)" % (ident, "|".join(states), what or ""),
+                    publish, timeout, until=lambda v: v in states, relay=relay)
 
 
 def device_name(tag):
@@ -721,28 +699,13 @@ def jpeg_b64_ok(s):
     return raw[:3] == b"\xff\xd8\xff" and raw[-2:] == b"\xff\xd9"
 
 
-def wait_text(read, pattern, n, timeout, what, proc=None):
+def wait_text(read, pattern, n, timeout, what, relay=None):
     """Waits until regex pattern matches at least n times in read() (a log file that grows);
-    each look is followed by a short wait on proc (ends at once if that process exits) or an
-    event that never fires. Returns the matches."""
+    returns the matches. With relay, a relay that exits meanwhile fails the wait at once."""
     import re
     rx = re.compile(pattern, re.I | re.M)
-    deadline = time.monotonic() + timeout
-    never = threading.Event()
-    while True:
-        found = rx.findall(read())
-        if len(found) >= n:
-            return found
-        if time.monotonic() >= deadline:
-            raise TestFailure("timed out after %.1f s waiting for %d x %s (got %d)" %
-                              (timeout, n, what, len(found)))
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
-        else:
-            never.wait(0.05)
+    return wait_for("%d x %s" % (n, what), lambda: rx.findall(read()), timeout,
+                    until=lambda found: len(found) >= n, relay=relay)
 
 
 def first_ids(msgs):
