@@ -19,8 +19,8 @@ import sys
 # What a file may not name. Each pattern is written so that this file does not match itself.
 STATIC_RULES = [
     # the fixtures' old home beside the checkout, however it is reached
-    (re.compile(r"(?:\.\./)+shared(?![\w-])"), "sibling folder ../shared"),
-    (re.compile(r"""['"]\.\.['"]\s*,\s*['"]shared['"]"""), "sibling folder ../shared, joined"),
+    (re.compile(r"(?:\.\./)+shared(?![\w-])"), "the sibling folder shared, by a relative path"),
+    (re.compile(r"""['"]\.\.['"]\s*,\s*['"]shared['"]"""), "the sibling folder shared, joined from parts"),
     (re.compile(r"(?<![\w-])shared[/]fixtures"), "the old shared fixtures"),
     # roots under which only a particular machine's files live (a workspace, a user's home)
     (re.compile(r"(?<![\w.~-])/(?:work|root|mnt|media)/"), "absolute path of a machine"),
