@@ -38,9 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
 
-import relay_test  # noqa: E402  (the black-box harness: runs the binary on free ports)
-from ws_client import (OP_PONG, OP_TEXT, MessageReader, build_frame,  # noqa: E402
-                       connect_live)
+import harness as relay_test  # noqa: E402  (the black-box harness: the binary on free ports)
+from harness.ws_client import (OP_PONG, OP_TEXT, MessageReader, build_frame,  # noqa: E402
+                               connect_live)
 
 CLIENTS = int(os.environ.get("EI_LIVE_CLIENTS", "100"))
 RATE = float(os.environ.get("EI_LIVE_RATE", "200"))

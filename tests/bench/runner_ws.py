@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # runner_ws.py - end-to-end benchmark of the runner-ws source: the runner stand-in
-# (tests/blackbox/runner_stub.py) plays a fast edge-impulse-linux-runner that sends N
+# (tests/blackbox/harness/runner_stub.py) plays a fast edge-impulse-linux-runner that sends N
 # classifications (optionally each with a small JPEG camera-preview before it) as fast as the
 # relay reads them; the relay (a Release build) stores every one. Measured from the first byte
 # sent until GET /api/v1/sources shows the source's `inferences` = N (parsed and handed to the
@@ -27,8 +27,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
 os.environ.setdefault("EI_TEST_SOURCE_DIR", ROOT)
 
-import relay_test  # noqa: E402  (raw HTTP client, JPEG maker, free ports)
-import runner_stub  # noqa: E402
+import harness as relay_test  # noqa: E402  (raw HTTP client, JPEG maker, free ports)
+from harness import runner_stub  # noqa: E402
 
 TOKEN = "bench-admin-token-0123456789"
 CHUNK = 256 * 1024  # bytes handed to the socket per write

@@ -11,13 +11,13 @@
 #   EI_SERIAL_MB     megabytes per input (default 64)
 #   EI_SERIAL_RUNS   runs per input and mode; the table shows the best and the median (default 3)
 #   EI_SERIAL_SEED   seed of the chunk sizes (default 1)
-#   EI_FIXTURES      fixtures directory (default <repo>/../shared/fixtures)
+#   EI_FIXTURES      fixtures directory (default <repo>/tests/fixtures)
 #   CC               compiler (default cc)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-FIXTURES=${EI_FIXTURES:-$ROOT/../shared/fixtures}/serial
+FIXTURES=${EI_FIXTURES:-$ROOT/tests/fixtures}/serial
 MB=${EI_SERIAL_MB:-64}
 RUNS=${EI_SERIAL_RUNS:-3}
 SEED=${EI_SERIAL_SEED:-1}

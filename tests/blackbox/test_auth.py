@@ -6,8 +6,8 @@ import re
 import stat
 import subprocess
 
-from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq,
-                        error_of, new_id, relay_bin, run_tests)
+from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq, error_of,
+                     relay_bin, run_tests)
 
 R = None
 DOC = {"result": {"classification": {"auth": 0.5}}}

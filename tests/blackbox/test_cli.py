@@ -4,20 +4,14 @@
 import json
 import os
 import subprocess
-import time
 
-from relay_test import (READ_TOKEN, Relay, check, eq, jpeg_dims, relay_bin, run_tests)
+from harness import READ_TOKEN, Relay, check, eq, jpeg_dims, relay_bin, run_tests, wait_for
 
 
 def wait_for_rows(relay, n, timeout_s=30):
     """Polls health (a protocol round trip) until the cache holds n rows."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = relay.health()["db"]["rows"]
-        if rows >= n:
-            return rows
-        time.sleep(0.05)
-    raise AssertionError("cache never reached %d rows" % n)
+    return wait_for("%d rows in the cache" % n, lambda: relay.health()["db"]["rows"], timeout_s,
+                    until=lambda rows: rows >= n, relay=relay)
 
 
 def run_tool(relay, *args):

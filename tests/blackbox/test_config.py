@@ -8,8 +8,8 @@ import subprocess
 import tempfile
 import shutil
 
-from relay_test import (ADMIN_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq, free_port,
-                        relay_bin, run_tests, SANITIZER_MARKERS)
+from harness import (ADMIN_TOKEN, READ_TOKEN, SANITIZER_MARKERS, Relay, TestFailure, check, eq,
+                     free_port, relay_bin, run_tests)
 
 
 class Run:

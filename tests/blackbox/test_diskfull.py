@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 
-from relay_test import (Relay, check, eq, error_of, make_jpeg_of_size, new_id, run_tests)
+from harness import Relay, check, eq, error_of, make_jpeg_of_size, new_id, run_tests
 
 SKIP = 77  # CTest SKIP_RETURN_CODE
 

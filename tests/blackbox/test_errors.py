@@ -6,9 +6,8 @@ import select
 import socket
 import urllib.parse
 
-from relay_test import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, ConnectionClosed, HttpConn,
-                        Relay, TestFailure, check, eq, error_of, make_jpeg, multipart_body,
-                        new_id, run_tests)
+from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, ConnectionClosed, HttpConn, Relay,
+                     TestFailure, check, eq, error_of, make_jpeg, multipart_body, new_id, run_tests)
 
 MAX_BODY = 1 << 20  # max_body_bytes of this relay
 R = None

@@ -7,9 +7,9 @@
 import json
 import subprocess
 
-from mqtt_test import (Broker, device_name, make_pki, relay_mqtt_config, relisten,
-                       require_tools, topic, wait_publish)
-from relay_test import Relay, check, eq, new_id, run_tests
+from harness import Relay, check, eq, new_id, run_tests
+from harness.mqtt import (Broker, device_name, make_pki, relay_mqtt_config, relisten, require_tools,
+                          topic, wait_publish)
 
 require_tools()
 PKI = make_pki()

@@ -6,9 +6,9 @@
 import base64
 import re
 
-from mqtt_test import (Broker, device_name, jpeg_b64_ok, make_pki, relay_mqtt_config,
-                       require_tools, topic, wait_publish)
-from relay_test import Relay, check, eq, make_jpeg, new_id, now_ms, run_tests
+from harness import Relay, check, eq, make_jpeg, new_id, now_ms, run_tests
+from harness.mqtt import (Broker, device_name, jpeg_b64_ok, make_pki, relay_mqtt_config,
+                          require_tools, topic, wait_publish)
 
 require_tools()
 PKI = make_pki()

@@ -1,12 +1,11 @@
-# test_forward_harness.py - self-test of the forwarder tests' broker harness (mqtt_test.py),
+# test_forward_harness.py - self-test of the forwarder tests' broker harness (harness/mqtt.py),
 # without ei-relay: the generated PKI, mosquitto's TLS setup and limits, and the test client's
 # view of retained flags, raw payloads and sessions across a broker restart. If these fail, the
 # forwarder tests' verdicts mean nothing.
 import ssl
 
-from mqtt_test import (MQTT_PAYLOAD_MAX, Broker, MqttClient, MqttError, make_pki,
-                       require_tools)
-from relay_test import check, eq, run_tests
+from harness import check, eq, run_tests
+from harness.mqtt import MQTT_PAYLOAD_MAX, Broker, MqttClient, MqttError, make_pki, require_tools
 
 require_tools()
 PKI = make_pki()

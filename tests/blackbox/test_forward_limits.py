@@ -3,10 +3,9 @@
 # out with image_omitted) so the message fits; a message the broker refuses is dead-lettered
 # after max_attempts without blocking the next; a full outbox drops the oldest or rejects the
 # new under outbox_on_full, counted and visible per inference, and the cache keeps everything.
-from mqtt_test import (MQTT_PAYLOAD_MAX, Broker, device_name, first_ids, jpeg_b64_ok,
-                       make_pki, relay_mqtt_config, require_tools, topic, wait_forwarder,
-                       wait_publish)
-from relay_test import Relay, check, eq, make_jpeg, new_id, run_tests
+from harness import Relay, check, eq, make_jpeg, new_id, run_tests
+from harness.mqtt import (MQTT_PAYLOAD_MAX, Broker, device_name, first_ids, jpeg_b64_ok, make_pki,
+                          relay_mqtt_config, require_tools, topic, wait_forwarder, wait_publish)
 
 require_tools()
 PKI = make_pki()

@@ -5,9 +5,9 @@
 # per state change rather than once per attempt.
 import re
 
-from mqtt_test import (Broker, device_name, first_ids, make_pki, relay_mqtt_config, relisten,
-                       require_tools, topic, wait_forwarder, wait_publish, wait_text)
-from relay_test import Relay, check, eq, new_id, run_tests
+from harness import Relay, check, eq, new_id, run_tests
+from harness.mqtt import (Broker, device_name, first_ids, make_pki, relay_mqtt_config, relisten,
+                          require_tools, topic, wait_forwarder, wait_publish, wait_text)
 
 require_tools()
 PKI = make_pki()
@@ -134,7 +134,7 @@ def check_refused(broker, name, ca, why):
             ids = ingest_n(r, 3, "refused")
             # at least 3 TLS attempts seen by the broker (reconnect_max_ms 1000: a few seconds)
             wait_text(relay_part, r"New connection from 127\.0\.0\.1", 3, WAIT_S,
-                      "relay connection attempts in the broker log", proc=r.proc)
+                      "relay connection attempts in the broker log", relay=r)
             doc = wait_forwarder(r, lambda d: bool(d.get("last_error")), WAIT_S, "last_error")
             check(doc.get("state") != "connected", "state %r with %s" % (doc.get("state"), why))
             check(re.search(r"certif|tls|ssl|verif|handshake", str(doc["last_error"]), re.I),

@@ -4,8 +4,8 @@ import datetime
 import re
 import urllib.parse
 
-from relay_test import (ADMIN_TOKEN, READ_TOKEN, Relay, check, eq, error_of, jpeg_dims,
-                        make_jpeg, make_png, new_id, run_tests)
+from harness import (ADMIN_TOKEN, Relay, check, eq, error_of, jpeg_dims, make_jpeg, make_png,
+                     new_id, run_tests)
 
 BASE_TS = 1_700_000_000_000  # whole second, 2023-11-14T22:13:20Z
 

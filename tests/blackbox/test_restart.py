@@ -5,8 +5,7 @@ import threading
 
 import json
 
-from relay_test import (INGEST_TOKEN, HttpConn, Relay, check, eq, free_port, new_id, now_ms,
-                        run_tests)
+from harness import INGEST_TOKEN, HttpConn, Relay, check, eq, free_port, new_id, now_ms, run_tests
 
 N = 60
 

@@ -1,4 +1,4 @@
-# test_runner_stub.py - checks the runner stand-in (runner_stub.py) itself, with a minimal
+# test_runner_stub.py - checks the runner stand-in (harness/runner_stub.py) itself, with a minimal
 # WebSocket client written here (its own framing code, not the stub's): the handshake's accept
 # value, unmasked server frames, masked client frames required, fragmented messages, ping/pong,
 # close handshakes, the runner's replies matching the recorded fixture byte for byte, previews
@@ -11,16 +11,15 @@ import struct
 import threading
 import time
 
-from relay_test import TestFailure, check, eq, make_jpeg, run_tests
-import runner_stub
-from runner_stub import RunnerStub, StubTimeout
+from harness import TestFailure, check, eq, fixture_path, make_jpeg, run_tests, runner_stub
+from harness.runner_stub import RunnerStub, StubTimeout
 
 T = 10.0  # every socket read in this file is bounded by this
 
 
 def fixture_lines(name):
     """(dir, raw msg text) of a fixture, the raw text cut from each line by hand."""
-    path = os.path.join(runner_stub.fixtures_dir(), "runner-ws", name)
+    path = fixture_path("runner-ws", name)
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -323,7 +322,7 @@ def test_threshold_override():
         c = MiniClient(stub.port)
         try:
             c.text()
-            req = '{"type":"threshold-override","id":42,"key":"min_score","value":0.5,' \
+            req = '{"type":"threshold-override","id":17,"key":"min_score","value":0.5,' \
                   '"messageId":2}'
             c.send(1, req)
             eq(c.text(), '{"messageId":2,"type":"handling-message-success","message":%s}' %
@@ -449,7 +448,7 @@ def test_stop_and_restart_on_the_same_port():
         eq(again.port, port, "same port")
         c = MiniClient(port)
         try:
-            check('"fake-od"' in c.text(), "the new runner's hello")
+            check('"warehouse-fomo"' in c.text(), "the new runner's hello")
         finally:
             c.close()
 

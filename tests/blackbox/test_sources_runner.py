@@ -6,13 +6,13 @@
 import base64
 import json
 import random
-import time
 
-from relay_test import (Relay, TestFailure, check, eq, free_port, jpeg_dims, make_jpeg,
-                        make_jpeg_of_size, run_tests)
-import runner_stub
-from runner_stub import OP_BINARY, OP_CONT, OP_TEXT, RunnerStub, StubTimeout
+from harness import (Relay, check, eq, free_port, jpeg_dims, make_jpeg, make_jpeg_of_size,
+                     run_tests, runner_source, runner_stub, source_status, sources_cfg, wait_status,
+                     wait_stored)
+from harness.runner_stub import OP_BINARY, OP_CONT, OP_TEXT, RunnerStub, StubTimeout
 
+CAM = "cam"  # the source runner_source configures unless told otherwise
 WAIT_S = 20.0
 RECONNECT_S = 60.0  # the relay's reconnect backoff doubles up to 30 s
 GREETING = '{"type":"set-camera-preview","enabled":true,"messageId":1}'
@@ -21,59 +21,6 @@ STATUS_KEYS = {"name", "kind", "state", "last_error", "inferences", "reconnects"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def sources_cfg(srcs):
-    # in the config file, "sources" is the array's JSON text
-    return {"sources": json.dumps(srcs)}
-
-
-def runner_source(port, name="cam", path="/", **extra):
-    src = {"name": name, "kind": "runner-ws", "url": "ws://127.0.0.1:%d%s" % (port, path)}
-    src.update(extra)
-    return src
-
-
-def wait_for(what, fn, timeout=WAIT_S):
-    """Polls fn (an API call) until it returns a true value (bounded); returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise TestFailure("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
-
-
-def source_status(relay, name="cam"):
-    doc = relay.get_json("/api/v1/sources")
-    check(isinstance(doc.get("sources"), list), "sources list %r" % doc)
-    for s in doc["sources"]:
-        if s["name"] == name:
-            return s
-    raise TestFailure("source %s not listed: %r" % (name, doc))
-
-
-def wait_status(relay, what, pred, name="cam", timeout=WAIT_S):
-    return wait_for(what, lambda: (lambda s: s if pred(s) else None)(source_status(relay, name)),
-                    timeout)
-
-
-def stored(relay, name="cam"):
-    """The inferences of source name, oldest first."""
-    items = relay.list_all("source=" + name)
-    items.sort(key=lambda i: i["seq"])
-    return items
-
-
-def wait_stored(relay, n, name="cam", timeout=WAIT_S):
-    """Waits for n stored inferences of name and checks there are not more."""
-    items = wait_for("%d inferences from %s" % (n, name),
-                     lambda: (lambda it: it if len(it) >= n else None)(stored(relay, name)),
-                     timeout)
-    eq(len(items), n, "inferences stored from %s" % name)
-    return items
 
 
 def connect(stub, timeout=WAIT_S, greeting=True):
@@ -135,7 +82,7 @@ def test_greeting_status_and_model():
             conn = connect(stub)
             eq(conn.path, "/", "request path")
             eq(conn.headers.get("host"), "127.0.0.1:%d" % stub.port, "Host header")
-            st = wait_status(r, "hello and ack processed",
+            st = wait_status(r, CAM, "hello and ack processed",
                              lambda s: s["state"] == "running" and s["messages"] >= 2)
             eq(set(st), STATUS_KEYS, "status fields")
             eq(st["kind"], "runner-ws", "kind")
@@ -164,15 +111,16 @@ def test_model_null_before_hello():
     with RunnerStub(hello=None) as stub:
         with Relay(sources_cfg([runner_source(stub.port)])) as r:
             conn = connect(stub)
-            st = wait_status(r, "running", lambda s: s["state"] == "running")
+            st = wait_status(r, CAM, "running", lambda s: s["state"] == "running")
             eq(st["model"], None, "model before any hello")
             conn.send_text(runner_stub.fixture_hello("object-detection"))
-            st = wait_status(r, "model after the hello", lambda s: s["model"] is not None)
-            eq(st["model"]["project"]["name"], "fake-od", "model from the late hello")
+            st = wait_status(r, CAM, "model after the hello", lambda s: s["model"] is not None)
+            eq(st["model"]["project"]["name"], "warehouse-fomo", "model from the late hello")
             stub.classify({"bounding_boxes": [{"label": "ball", "value": 0.75, "x": 10, "y": 11,
                                                "width": 12, "height": 13}]}, jpeg(1))
-            items = wait_stored(r, 1)
-            eq(items[0]["model"], {"width": 96, "height": 96}, "model size from the late hello")
+            items = wait_stored(r, CAM, 1)
+            eq(items[0]["model"], {"width": 160, "height": 160},
+               "model size from the late hello")
 
 
 def test_classifications_with_frames():
@@ -185,7 +133,7 @@ def test_classifications_with_frames():
                 sent = stub.classify({"classification": scores(i)}, image_bytes=img,
                                      time_ms=i + 1)
                 eq(sent["previews"], 0 if img is None else 1, "preview %d sent" % i)
-            items = wait_stored(r, len(frames))
+            items = wait_stored(r, CAM, len(frames))
             for i, (item, img) in enumerate(zip(items, frames)):
                 what = "inference %d" % i
                 eq(item["source"], "cam", what + ": source")
@@ -197,7 +145,7 @@ def test_classifications_with_frames():
                 else:
                     check_image(r, item, img, what)
                 eq(r.get_json("/api/v1/inferences/" + item["id"]), item, what + ": GET by id")
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq((st["inferences"], st["frames"], st["frames_paired"], st["messages"],
                 st["rejected"], st["unknown"]), (6, 5, 5, 2 + 5 + 6, 0, 0),
                "inferences, frames, paired, messages, rejected, unknown")
@@ -219,11 +167,12 @@ def test_object_detection_fixture():
         with Relay(sources_cfg([runner_source(stub.port)])) as r:
             connect(stub)
             sent = stub.replay_fixture("object-detection")
-            eq(len(sent), 9, "fixture messages replayed")
-            items = wait_stored(r, len(results))
+            eq(len(sent), 10, "fixture messages replayed (4 frames, 6 classifications)")
+            items = wait_stored(r, CAM, len(results))
             for i, (item, res, img) in enumerate(zip(items, results, previews)):
                 what = "fixture inference %d" % i
-                eq(item["kind"], "object-detection", what + ": kind")
+                eq(item["kind"], "object-detection" if res["bounding_boxes"] else "empty",
+                   what + ": kind")
                 boxes = item["result"].get("bounding_boxes")
                 eq(len(boxes), len(res["bounding_boxes"]), what + ": boxes")
                 for b, e in zip(boxes, res["bounding_boxes"]):
@@ -231,22 +180,23 @@ def test_object_detection_fixture():
                        (e["label"], e["x"], e["y"], e["width"], e["height"]),
                        what + ": box in model pixels")
                     check(approx(b["value"], e["value"]), what + ": box value")
-                eq(item["model"], {"width": 96, "height": 96}, what + ": model")
+                eq(item["model"], {"width": 160, "height": 160}, what + ": model")
                 if img is None:
                     eq(item["image"], None, what + ": no frame, no image")
                 else:
                     check_image(r, item, img, what)
-            st = source_status(r)
-            eq((st["inferences"], st["frames"], st["frames_paired"]), (6, 3, 3),
+            st = source_status(r, CAM)
+            eq((st["inferences"], st["frames"], st["frames_paired"]), (6, 4, 4),
                "inferences, frames, frames_paired")
-            eq(st["model"]["modelParameters"]["model_type"], "object_detection", "model type")
+            eq(st["model"]["modelParameters"]["model_type"], "constrained_object_detection",
+               "model type")
 
 
 def test_images_false_sends_nothing():
     with RunnerStub() as stub:
         with Relay(sources_cfg([runner_source(stub.port, images=False)])) as r:
             conn = connect(stub, greeting=False)
-            wait_status(r, "hello processed", lambda s: s["messages"] >= 1)
+            wait_status(r, CAM, "hello processed", lambda s: s["messages"] >= 1)
             conn.ping(b"fence")  # answered after anything sent on connect
             conn.wait_pong(1, WAIT_S)
             eq(conn.received_raw(), [], "no greeting when images is false")
@@ -257,10 +207,10 @@ def test_images_false_sends_nothing():
             conn.send_text('{"type":"camera-preview","image":"%s"}' %
                            runner_stub.data_url(jpeg(2)))
             stub.classify({"classification": scores(2)})
-            items = wait_stored(r, 2)
+            items = wait_stored(r, CAM, 2)
             eq([i["image"] for i in items], [None, None], "no images")
             check_scores(items[1], scores(2), "second")
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq((st["inferences"], st["frames"], st["unknown"], st["rejected"]), (2, 0, 1, 0),
                "inferences, frames, unknown, rejected")
 
@@ -273,11 +223,12 @@ def test_two_sources():
             connect(b, greeting=False)
             a.classify({"classification": scores(1)}, jpeg(1))
             b.classify({"bounding_boxes": []}, jpeg(2))
-            la, rb = wait_stored(r, 1, "left"), wait_stored(r, 1, "right")
+            la, rb = wait_stored(r, "left", 1), wait_stored(r, "right", 1)
             check_image(r, la[0], jpeg(1), "left")
             eq((rb[0]["image"], rb[0]["result"].get("bounding_boxes")), (None, []), "right")
-            eq(source_status(r, "right")["model"]["project"]["name"], "fake-od", "right model")
-            eq(source_status(r, "left")["model"]["project"]["name"], "fake-classification",
+            eq(source_status(r, "right")["model"]["project"]["name"], "warehouse-fomo",
+               "right model")
+            eq(source_status(r, "left")["model"]["project"]["name"], "parcel-classifier",
                "left model")
 
 
@@ -299,33 +250,33 @@ def test_runner_stops_and_comes_back():
             connect(stub)
             for i in range(3):
                 classify(stub, i)
-            wait_stored(r, 3)
+            wait_stored(r, CAM, 3)
             stub.camera_preview(jpeg(99))  # a frame whose classification never comes
-            wait_status(r, "the orphan frame received", lambda s: s["frames"] == 4)
+            wait_status(r, CAM, "the orphan frame received", lambda s: s["frames"] == 4)
             stub.stop()  # the runner process dies: no close frame
-            st = wait_status(r, "backoff", lambda s: s["state"] == "backoff")
+            st = wait_status(r, CAM, "backoff", lambda s: s["state"] == "backoff")
             check(isinstance(st["last_error"], str) and st["last_error"],
                   "last_error %r" % st["last_error"])
             health_ok(r)
 
             stub = RunnerStub(port=port)  # restarted on the same port
             connect(stub, RECONNECT_S)
-            st = wait_status(r, "running again", lambda s: s["state"] == "running")
+            st = wait_status(r, CAM, "running again", lambda s: s["state"] == "running")
             check(st["reconnects"] >= 1, "reconnects %r" % st["reconnects"])
             classify(stub, 3, img=False)  # must not get the orphan frame
             for i in range(4, 8):
                 classify(stub, i)
-            wait_stored(r, 8)
+            wait_stored(r, CAM, 8)
 
             # a clean close (close handshake) from the runner, listening on: reconnects too
-            before = source_status(r)["reconnects"]
+            before = source_status(r, CAM)["reconnects"]
             eq(stub.close(1001, "restarting"), 1, "the relay answered the close")
             connect(stub, RECONNECT_S)
-            wait_status(r, "running after the close", lambda s: s["state"] == "running" and
+            wait_status(r, CAM, "running after the close", lambda s: s["state"] == "running" and
                         s["reconnects"] > before)
             for i in range(8, 12):
                 classify(stub, i)
-            items = wait_stored(r, 12)
+            items = wait_stored(r, CAM, 12)
             for k, item in enumerate(items):
                 check_scores(item, sent_scores[k], "inference %d" % k)
                 if k in images:
@@ -333,7 +284,7 @@ def test_runner_stops_and_comes_back():
                 else:
                     eq(item["image"], None, "inference %d: the orphan frame is not attached" % k)
             eq(len({i["id"] for i in items}), 12, "no duplicates")
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq((st["inferences"], st["frames_paired"], st["rejected"]), (12, 11, 0),
                "inferences, frames_paired, rejected")
             eq(len(stub.connections()), 2, "connections to the restarted runner")
@@ -430,14 +381,14 @@ def test_bad_input():
             valid.append((scores(len(valid)), jf))
             good(jpeg(5))  # the fence: everything before it was handled
 
-            items = wait_stored(r, len(valid))
+            items = wait_stored(r, CAM, len(valid))
             for k, (item, (sc, img)) in enumerate(zip(items, valid)):
                 check_scores(item, sc, "valid %d" % k)
                 if img is None:
                     eq(item["image"], None, "valid %d: no image" % k)
                 else:
                     check_image(r, item, img, "valid %d" % k)
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq(st["state"], "running", "state after bad input")
             eq((st["inferences"], st["frames"], st["frames_paired"], st["rejected"],
                 st["unknown"]),
@@ -469,11 +420,11 @@ def test_rejected_message_drops_the_pending_frame():
                                runner_stub.data_url(make_jpeg(16, 16, seed=k)))
                 conn.send_frame(op, payload)
                 conn.send_text(stub.classification_text({"classification": scores(k)}))
-            items = wait_stored(r, len(cases))
+            items = wait_stored(r, CAM, len(cases))
             wrong = ["after a %s" % what for (what, _o, _p), item in zip(cases, items)
                      if item["image"] is not None]
             eq(wrong, [], "classifications that got the frame sent before the rejected message")
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq((st["rejected"], st["frames"]), (len(cases), len(cases)),
                "rejected messages, accepted frames (each case had a good frame)")
 
@@ -494,11 +445,11 @@ def test_message_and_frame_limits():
                    '"pad":"%s"}' % ("z" * (3 * 1024 * 1024))
             conn.send_text(huge)
             stub.classify({"classification": scores(2)}, make_jpeg(16, 16, seed=5))
-            items = wait_stored(r, 3)
+            items = wait_stored(r, CAM, 3)
             check_image(r, items[0], small, "small frame")
             eq(items[1]["image"], None, "no image for the frame over max_frame_bytes")
             check_scores(items[2], scores(2), "after the huge message")
-            st = source_status(r)
+            st = source_status(r, CAM)
             eq((st["rejected"], st["frames"], st["frames_paired"], st["reconnects"]),
                (2, 2, 2, 0), "rejected, frames, frames_paired, reconnects")
             health_ok(r)
@@ -522,9 +473,9 @@ def test_raw_noise_bytes_as_text():
                 check(not conn.open, "no pong, yet the connection is open")
                 live = connect(stub, RECONNECT_S)
             if live is conn:
-                wait_status(r, "noise rejected", lambda s: s["rejected"] == 1)
+                wait_status(r, CAM, "noise rejected", lambda s: s["rejected"] == 1)
             live.send_text(stub.classification_text({"classification": scores(1)}))
-            items = wait_stored(r, 2)
+            items = wait_stored(r, CAM, 2)
             check_image(r, items[0], jpeg(0), "before the noise")
             eq(items[1]["image"], None, "after the noise: no image")
             check_scores(items[1], scores(1), "after the noise")
@@ -534,28 +485,28 @@ def test_raw_noise_bytes_as_text():
 def test_no_runner_listening():
     port = free_port()  # nothing listens there
     with Relay(sources_cfg([runner_source(port)])) as r:
-        st = wait_status(r, "backoff", lambda s: s["state"] == "backoff" and s["last_error"])
+        st = wait_status(r, CAM, "backoff", lambda s: s["state"] == "backoff" and s["last_error"])
         err = st["last_error"]
         check(isinstance(err, str) and ("connect" in err.lower() or "refused" in err.lower()),
               "last_error names the failure: %r" % err)
         eq((st["model"], st["inferences"], st["messages"]), (None, 0, 0),
            "model, inferences, messages")
-        wait_status(r, "a retry", lambda s: s["reconnects"] >= 1)
-        wait_status(r, "a backoff delay shown", lambda s: s["backoff_ms"] > 0)
+        wait_status(r, CAM, "a retry", lambda s: s["reconnects"] >= 1)
+        wait_status(r, CAM, "a backoff delay shown", lambda s: s["backoff_ms"] > 0)
         health_ok(r)
         eq(r.get_json("/api/v1/inferences")["items"], [], "inferences served")
         # the runner starts late: the relay connects
         with RunnerStub(port=port) as stub:
             connect(stub, RECONNECT_S)
-            wait_status(r, "running", lambda s: s["state"] == "running")
+            wait_status(r, CAM, "running", lambda s: s["state"] == "running")
             stub.classify({"classification": scores(0)}, jpeg(0))
-            check_image(r, wait_stored(r, 1)[0], jpeg(0), "late runner")
+            check_image(r, wait_stored(r, CAM, 1)[0], jpeg(0), "late runner")
 
 
 def test_wrong_path_is_404():
     with RunnerStub() as stub:
         with Relay(sources_cfg([runner_source(stub.port, path="/other")])) as r:
-            st = wait_status(r, "backoff", lambda s: s["state"] == "backoff" and s["last_error"])
+            st = wait_status(r, CAM, "backoff", lambda s: s["state"] == "backoff" and s["last_error"])
             check(("/other", 404) in stub.handshakes, "request seen: %r" % stub.handshakes)
             eq(stub.connections(), [], "no WebSocket connection")
             eq(st["inferences"], 0, "inferences")

@@ -1,51 +1,16 @@
 # test_sources_serial.py - black-box tests of the "serial" source: the real binary reads Edge
 # Impulse firmware text from a pseudo-terminal standing in for the MCU's device, from a
 # command's stdout, and survives a device path that does not exist (GET /api/v1/sources).
-import json
 import os
 import shutil
 import tempfile
-import time
 
-from relay_test import Relay, free_port, check, eq, run_tests
-
-WAIT_S = 20.0
+from harness import (Relay, check, eq, fixture_path, free_port, run_tests, source_status,
+                     sources_cfg, wait_status, wait_stored)
 
 
 def fixture(name):
-    return os.path.abspath(os.path.join(os.environ["EI_TEST_SOURCE_DIR"], "..", "shared",
-                                        "fixtures", "serial", name))
-
-
-def sources_cfg(srcs):
-    # in the config file, "sources" is the array's JSON text
-    return {"sources": json.dumps(srcs)}
-
-
-def wait_for(what, fn, timeout=WAIT_S):
-    """Polls fn until it returns a true value (bounded); returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def source_status(relay, name):
-    doc = relay.get_json("/api/v1/sources")
-    check(isinstance(doc.get("sources"), list), "sources list %r" % doc)
-    for s in doc["sources"]:
-        if s["name"] == name:
-            return s
-    raise AssertionError("source %s not listed: %r" % (name, doc))
-
-
-def from_source(relay, name, n):
-    items = [i for i in relay.list_all() if i.get("source") == name]
-    return items if len(items) >= n else None
+    return fixture_path("serial", name)
 
 
 def boxes_of(item):
@@ -57,17 +22,17 @@ def test_pty_device():
     path = os.ttyname(slave)
     try:
         with Relay(sources_cfg([{"name": "mcu", "kind": "serial", "device": path}])) as r:
-            wait_for("source running", lambda: source_status(r, "mcu")["state"] == "running")
+            wait_status(r, "mcu", "source running", lambda s: s["state"] == "running")
             data = open(fixture("classic-object-detection.txt"), "rb").read()
             for i in range(0, len(data), 7):  # lines arrive in pieces
                 os.write(master, data[i:i + 7])
-            items = wait_for("3 inferences from mcu", lambda: from_source(r, "mcu", 3))
+            items = wait_stored(r, "mcu", 3)
             eq(len(items), 3, "inferences from mcu")
             items.sort(key=lambda i: i["seq"])
             eq([i["kind"] for i in items], ["object-detection", "empty", "object-detection"],
                "kinds")
-            eq(sum(len(boxes_of(i)) for i in items), 3, "boxes in total")
-            eq(sorted(b["label"] for b in boxes_of(items[0])), ["person", "vehicle"], "labels")
+            eq(sum(len(boxes_of(i)) for i in items), 5, "boxes in total")
+            eq(sorted(b["label"] for b in boxes_of(items[0])), ["forklift", "pallet"], "labels")
             eq(boxes_of(items[1]), [], "No objects found")
             st = source_status(r, "mcu")
             eq(st["kind"], "serial", "kind")
@@ -89,23 +54,21 @@ def test_device_vanishes_and_returns():
     m2 = s2 = None
     try:
         with Relay(sources_cfg([{"name": "plug", "kind": "serial", "device": link}])) as r:
-            wait_for("source running", lambda: source_status(r, "plug")["state"] == "running")
+            wait_status(r, "plug", "source running", lambda s: s["state"] == "running")
             os.write(m1, data)
-            wait_for("3 inferences", lambda: from_source(r, "plug", 3))
+            wait_stored(r, "plug", 3)
             os.close(m1)
             os.close(s1)
             m1 = None
             os.unlink(link)
-            st = wait_for("backoff after unplug", lambda: (
-                lambda s: s if s["state"] == "backoff" else None)(source_status(r, "plug")))
+            st = wait_status(r, "plug", "backoff after unplug", lambda s: s["state"] == "backoff")
             check(link in st["last_error"], "last_error names the device: %r" % st["last_error"])
             m2, s2 = os.openpty()
             os.symlink(os.ttyname(s2), link)
-            st = wait_for("running again", lambda: (
-                lambda s: s if s["state"] == "running" and s["reconnects"] >= 1 else None)(
-                    source_status(r, "plug")))
+            st = wait_status(r, "plug", "running again",
+                             lambda s: s["state"] == "running" and s["reconnects"] >= 1)
             os.write(m2, data)
-            items = wait_for("6 inferences", lambda: from_source(r, "plug", 6))
+            items = wait_stored(r, "plug", 6)
             eq(len(items), 6, "inferences across the reconnect")
             eq(source_status(r, "plug")["inferences"], 6, "inferences counter")
     finally:
@@ -116,25 +79,24 @@ def test_device_vanishes_and_returns():
 
 
 def test_command_once():
-    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    cmd = "cat '%s'" % fixture("sdk-timing.txt")
     srcs = [{"name": "sdk", "kind": "serial", "command": cmd, "restart": False}]
     with Relay(sources_cfg(srcs)) as r:
-        wait_for("command source stopped", lambda: source_status(r, "sdk")["state"] == "stopped")
-        items = wait_for("3 inferences from sdk", lambda: from_source(r, "sdk", 3))
-        eq(len(items), 3, "inferences from sdk (the command ran once)")
+        wait_status(r, "sdk", "command source stopped", lambda s: s["state"] == "stopped")
+        items = wait_stored(r, "sdk", 4)
+        eq(len(items), 4, "inferences from sdk (the command ran once)")
         items.sort(key=lambda i: i["seq"])
         eq(items[0]["kind"], "classification", "first kind")
         eq(len(boxes_of(items[1])), 2, "boxes of the second")
-        eq(source_status(r, "sdk")["inferences"], 3, "inferences counter")
+        eq(source_status(r, "sdk")["inferences"], 4, "inferences counter")
 
 
 def test_command_restarts():
-    cmd = "cat '%s'" % fixture("sdk-print-results.txt")
+    cmd = "cat '%s'" % fixture("sdk-timing.txt")
     with Relay(sources_cfg([{"name": "again", "kind": "serial", "command": cmd}])) as r:
-        st = wait_for("a restart", lambda: (lambda s: s if s["reconnects"] >= 1 else None)(
-            source_status(r, "again")))
-        check(st["inferences"] >= 3, "inferences before the restart: %r" % st)
-        wait_for("6 inferences", lambda: from_source(r, "again", 6))
+        st = wait_status(r, "again", "a restart", lambda s: s["reconnects"] >= 1)
+        check(st["inferences"] >= 4, "inferences before the restart: %r" % st)
+        wait_stored(r, "again", 8, exact=False)  # it runs on: 8 or more
 
 
 def test_missing_device():
@@ -142,13 +104,11 @@ def test_missing_device():
     srcs = [{"name": "gone", "kind": "serial", "device": path},
             {"name": "ws", "kind": "runner-ws", "url": "ws://127.0.0.1:%d/" % free_port()}]
     with Relay(sources_cfg(srcs)) as r:
-        st = wait_for("backoff", lambda: (lambda s: s if s["state"] == "backoff" else None)(
-            source_status(r, "gone")))
+        st = wait_status(r, "gone", "backoff", lambda s: s["state"] == "backoff")
         check(st["last_error"] and path in st["last_error"], "last_error %r" % st["last_error"])
         eq(r.health()["status"], "ok", "relay healthy with a failing source")
-        wait_for("runner-ws in backoff too",
-                 lambda: source_status(r, "ws")["state"] == "backoff")
-        wait_for("a retry", lambda: source_status(r, "gone")["reconnects"] >= 1)
+        wait_status(r, "ws", "runner-ws in backoff too", lambda s: s["state"] == "backoff")
+        wait_status(r, "gone", "a retry", lambda s: s["reconnects"] >= 1)
 
 
 if __name__ == "__main__":

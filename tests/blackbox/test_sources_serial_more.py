@@ -3,31 +3,38 @@
 # settings that must stop start-up with a message naming the key, a command restarted with
 # backoff, garbage between blocks changing nothing, and the sources' series in /metrics
 # (values equal to GET /api/v1/sources, label escaping, and the exposition format itself).
-import json
 import os
 import random
 import re
 import subprocess
-import time
 
-from relay_test import Relay, SANITIZER_MARKERS, check, eq, free_port, relay_bin, run_tests
+from harness import (SANITIZER_MARKERS, Relay, check, eq, fixture_path, free_port, relay_bin,
+                     run_tests, source_status, sources_cfg, wait_for, wait_status, wait_stored)
 
 WAIT_S = 30.0
-FIXTURES = ("classic-classification.txt", "classic-object-detection.txt", "esp32-camera.txt",
-            "sdk-print-results.txt")
-# The kinds each fixture gives, in order (see ../shared/fixtures/serial/).
+# Every serial fixture, in an order where each file's first line ends the block the one before
+# left open (esp32-camera.txt's first line would read as a result line inside a block).
+FIXTURES = ("classic-classification.txt", "classic-object-detection.txt",
+            "crlf-float-timings.txt", "esp32-camera.txt", "boot-noise-garbage.txt",
+            "regression.txt", "visual-anomaly.txt", "object-tracking.txt", "sections-only.txt",
+            "sdk-timing.txt")
+# The kinds each fixture gives, in order (see tests/fixtures/README.md).
 FIXTURE_KINDS = {
-    "classic-classification.txt": ["classification", "classification"],
+    "classic-classification.txt": ["classification"] * 3,
     "classic-object-detection.txt": ["object-detection", "empty", "object-detection"],
+    "crlf-float-timings.txt": ["classification"] * 3,
     "esp32-camera.txt": ["object-detection", "empty", "classification"],
-    "sdk-print-results.txt": ["classification", "object-detection", "anomaly"],
+    "boot-noise-garbage.txt": ["classification"] * 3,
+    "regression.txt": ["classification"] * 3,
+    "visual-anomaly.txt": ["visual-anomaly"] * 3,
+    "object-tracking.txt": ["object-detection", "object-detection", "empty"],
+    "sections-only.txt": ["classification"] * 3,
+    "sdk-timing.txt": ["classification", "object-detection", "empty", "anomaly"],
 }
 
 
 def fixture_bytes(name):
-    path = os.path.join(os.environ["EI_TEST_SOURCE_DIR"], "..", "shared", "fixtures", "serial",
-                        name)
-    with open(path, "rb") as f:
+    with open(fixture_path("serial", name), "rb") as f:
         return f.read()
 
 
@@ -38,43 +45,6 @@ def all_fixtures():
 
 def all_kinds():
     return [k for name in FIXTURES for k in FIXTURE_KINDS[name]]
-
-
-def sources_cfg(srcs):
-    return {"sources": json.dumps(srcs)}  # in the config file, "sources" is the array's text
-
-
-def wait_for(what, fn, timeout=WAIT_S):
-    """Polls fn until it returns a true value (bounded by timeout); returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def source_status(relay, name):
-    doc = relay.get_json("/api/v1/sources")
-    for s in doc["sources"]:
-        if s["name"] == name:
-            return s
-    raise AssertionError("source %r not listed: %r" % (name, doc))
-
-
-def stored_from(relay, name):
-    items = [i for i in relay.list_all() if i.get("source") == name]
-    items.sort(key=lambda i: i["seq"])
-    return items
-
-
-def wait_stored(relay, name, n):
-    """The inferences from source name once at least n are stored (sources hand them to the
-    store asynchronously, so a source's counter runs ahead of the commits)."""
-    return wait_for("%d stored from %r" % (n, name), lambda: (
-        lambda it: it if len(it) >= n else None)(stored_from(relay, name)))
 
 
 def lines_in(data):
@@ -179,8 +149,8 @@ def test_stdin_fixtures_to_eof():
     data = all_fixtures()
     kinds = all_kinds()
     with Relay(sources_cfg([{"name": "s", "kind": "serial", "stdin": True}]), stdin=data) as r:
-        st = wait_for("stdin source stopped", lambda: (
-            lambda s: s if s["state"] == "stopped" else None)(source_status(r, "s")))
+        st = wait_status(r, "s", "stdin source stopped", lambda s: s["state"] == "stopped",
+                         WAIT_S)
         check("stdin" in st["last_error"] and "end of input" in st["last_error"],
               "last_error %r" % st["last_error"])
         eq(st["bytes"], len(data), "bytes counter")
@@ -189,16 +159,18 @@ def test_stdin_fixtures_to_eof():
         eq(st["reconnects"], 0, "stdin is never reopened")
         eq(st["long_lines"], 0, "long lines")
         eq(st["dropped"], 0, "dropped")
-        items = wait_stored(r, "s", len(kinds))
+        items = wait_stored(r, "s", len(kinds), WAIT_S)
         eq([i["kind"] for i in items], kinds, "kinds in stream order")
         eq(len(set(i["id"] for i in items)), len(items), "distinct ids")
         # spot checks of content: the first classification, the boxes, the anomaly score
         eq(items[0]["result"]["classification"],
-           {"idle": 0.996094, "snake": 0.0, "updown": 0.0, "wave": 0.003906}, "first result")
-        eq(items[0]["timing"], {"dsp": 17, "classification": 0, "anomaly": 1}, "first timing")
-        eq(sorted(b["label"] for b in items[2]["result"]["bounding_boxes"]),
-           ["person", "vehicle"], "boxes")
-        eq(items[-1]["result"].get("anomaly"), 0.871, "last (anomaly) result")
+           {"fault": 0.003906, "high": 0.019531, "low": 0.964844, "off": 0.011719},
+           "first result")
+        eq(items[0]["timing"], {"dsp": 21, "classification": 1, "anomaly": 2}, "first timing")
+        first_od = len(FIXTURE_KINDS[FIXTURES[0]])  # classic-object-detection.txt's first
+        eq(sorted(b["label"] for b in items[first_od]["result"]["bounding_boxes"]),
+           ["forklift", "pallet"], "boxes")
+        eq(items[-1]["result"].get("anomaly"), 0.42188, "last (anomaly) result")
         # still serving after the source ended
         eq(r.health()["status"], "ok", "health after EOF")
         r.ingest({"result": {"classification": {"after": 1.0}}})
@@ -270,7 +242,8 @@ def test_command_restarts_with_backoff():
     both runs' inferences are stored, the reconnects counter climbs, and the reopen delay
     starts again from 500 ms after a run that read something but doubles after runs that
     read nothing (500, 1000, 2000 ms ...)."""
-    data = fixture_bytes("sdk-print-results.txt")
+    data = fixture_bytes("sdk-timing.txt")
+    kinds = FIXTURE_KINDS["sdk-timing.txt"]
     r = Relay()
     counter = os.path.join(r.dir, "runs")
     fx = os.path.join(r.dir, "fixture.txt")
@@ -286,11 +259,10 @@ def test_command_restarts_with_backoff():
             s = source_status(r, "cmd")
             seen.append((s["reconnects"], s["state"], s["backoff_ms"]))
             return s if s["reconnects"] >= 4 else None
-        st = wait_for("4 reconnects", poll)
-        items = wait_stored(r, "cmd", 6)
-        eq([i["kind"] for i in items], FIXTURE_KINDS["sdk-print-results.txt"] * 2,
-           "inferences of both runs that printed")
-        eq(st["inferences"], 6, "inferences counter")
+        st = wait_for("4 reconnects", poll, WAIT_S)
+        items = wait_stored(r, "cmd", 2 * len(kinds), WAIT_S)
+        eq([i["kind"] for i in items], kinds * 2, "inferences of both runs that printed")
+        eq(st["inferences"], 2 * len(kinds), "inferences counter")
         eq(st["bytes"], 2 * len(data), "bytes counter")
         check("command" in st["last_error"], "last_error %r" % st["last_error"])
         with open(counter) as f:
@@ -312,7 +284,8 @@ def test_command_restarts_with_backoff():
         after = source_status(r, "cmd")["reconnects"]
         v = got["ei_relay_source_reconnects_total"][0]
         check(before <= v <= after, "reconnects_total %r not in [%d, %d]" % (v, before, after))
-        eq(got["ei_relay_source_inferences_total"], (6.0, "serial"), "inferences_total")
+        eq(got["ei_relay_source_inferences_total"], (2.0 * len(kinds), "serial"),
+           "inferences_total")
 
 
 def garbage_line(rnd, n):
@@ -356,8 +329,8 @@ def test_garbage_between_blocks():
     n = len(all_kinds())
     with r:
         for name in paths:
-            wait_for(name + " stopped", lambda: source_status(r, name)["state"] == "stopped")
-        a, b = wait_stored(r, "clean", n), wait_stored(r, "dirty", n)
+            wait_status(r, name, name + " stopped", lambda s: s["state"] == "stopped", WAIT_S)
+        a, b = wait_stored(r, "clean", n, WAIT_S), wait_stored(r, "dirty", n, WAIT_S)
         eq(len(a), n, "inferences from the clean stream")
         eq(len(b), n, "inferences from the stream with garbage")
         for x, y in zip(a, b):
@@ -392,11 +365,10 @@ def test_metrics_labels_escaped():
             {"name": "ws", "kind": "runner-ws", "url": "ws://127.0.0.1:%d/" % free_port()}]
     r.cfg.update(sources_cfg(srcs))
     with r:
-        wait_for("odd stopped", lambda: source_status(r, odd)["state"] == "stopped")
+        wait_status(r, odd, "odd stopped", lambda s: s["state"] == "stopped", WAIT_S)
         # the last block is emitted after a second of silence; then nothing changes
-        live = wait_for("live: 3 inferences", lambda: (
-            lambda s: s if s["state"] == "running" and s["inferences"] == 3 else None)(
-                source_status(r, "live")))
+        live = wait_status(r, "live", "live: 3 inferences",
+                           lambda s: s["state"] == "running" and s["inferences"] == 3, WAIT_S)
         m = metrics(r)
         check_serial_series(m, source_status(r, odd))
         check_serial_series(m, live)

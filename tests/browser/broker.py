@@ -1,4 +1,4 @@
-# broker.py - the black-box tier's MQTT broker harness (tests/blackbox/mqtt_test.py: a test
+# broker.py - the black-box tier's MQTT broker harness (tests/blackbox/harness/mqtt.py: a test
 # PKI made with openssl, Debian's mosquitto with TLS client certificates) as a child process of
 # the browser tests. It prints {"config": <relay settings that forward to it>}, then answers
 # one JSON command per stdin line:
@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "blackbox"))
-from mqtt_test import Broker, make_pki, mosquitto_bin, relay_mqtt_config  # noqa: E402
+from harness.mqtt import Broker, make_pki, mosquitto_bin, relay_mqtt_config  # noqa: E402
 
 
 def main():

@@ -1,6 +1,6 @@
-# runner.py - the runner-ws stand-in of the black-box tests (tests/blackbox/runner_stub.py) as a
-# child process of the browser tests: a fake `edge-impulse-linux-runner` preview server with an
-# object-detection model (96x96, label "ball"). It prints {"port": N}, then answers one JSON
+# runner.py - the runner-ws stand-in of the black-box tests (tests/blackbox/harness/runner_stub.py)
+# as a child process of the browser tests: a fake `edge-impulse-linux-runner` preview server with
+# an object-detection model (96x96, label "ball"). It prints {"port": N}, then answers one JSON
 # command per stdin line with one JSON line:
 #   {"cmd": "ready"}                        waits for the relay's connection and its
 #                                           set-camera-preview request -> {"ready": true}
@@ -14,7 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "blackbox"))
-from runner_stub import RunnerStub  # noqa: E402
+from harness.runner_stub import RunnerStub  # noqa: E402
 
 MODEL = {
     "project": {"id": 4242, "owner": "ei-relay tests", "name": "ball-finder", "deploy_version": 7,

@@ -1,11 +1,14 @@
-/* test_runner_msg.c - the runner-ws message layer: replays of the real runner's preview
- * WebSocket (fixtures/runner-ws), frame pairing, model info from hello, the greeting, the
- * image header parser, and rejected messages leaving the session as it was. */
+/* test_runner_msg.c - the runner-ws message layer: replays of the runner's preview WebSocket
+ * sessions (tests/fixtures/runner-ws, described in its README), frame pairing, model info from
+ * hello, the greeting, the image header parser, and rejected messages leaving the session as it
+ * was. */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "core/util.h"
 #include "sources/runner_msg.h"
 
@@ -44,25 +47,6 @@ static er_rc feed(runner_session *s, const char *text, sink *k, er_err *err)
     return rc;
 }
 
-static char *read_fixture(const char *name)
-{
-    const char *dir = getenv("EI_FIXTURES");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/runner-ws/%s", dir ? dir : "../../shared/fixtures", name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return NULL;
-    }
-    util_buf b = {0};
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        util_buf_append(&b, chunk, got);
-    fclose(f);
-    return b.data;
-}
-
 /* The raw text of a line's "msg" member, exactly as the runner sent it: the line is
  * {"dir":"...","msg":{...}} so it is everything after "msg": up to the line's last '}'. */
 static char *raw_msg(const char *line)
@@ -95,6 +79,7 @@ static uint8_t *frame_bytes(const cJSON *msg, size_t *len)
 typedef struct expect {
     uint8_t *frame[64]; /* per inference: the frame that should be attached, or NULL */
     size_t frame_len[64];
+    int time_ms[64]; /* per inference: the message's timeMs */
     size_t n;
 } expect;
 
@@ -105,7 +90,7 @@ static runner_session *replay(const char *name, sink *k, expect *e)
     runner_session_opts o = {.source = "cam", .device = "pi", .want_images = true};
     runner_session *s = NULL;
     CHECK_EQ_INT(runner_session_create(&o, &s), ER_OK);
-    char *text = read_fixture(name);
+    char *text = fixture_read("runner-ws", name, NULL);
     CHECK(text != NULL);
     if (!s || !text) {
         free(text);
@@ -134,6 +119,7 @@ static runner_session *replay(const char *name, sink *k, expect *e)
                 pending = frame_bytes(msg, &pending_len);
                 CHECK(pending != NULL);
             } else if (strcmp(type, "classification") == 0 && e->n < 64) {
+                e->time_ms[e->n] = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(msg, "timeMs"));
                 e->frame[e->n] = pending;
                 e->frame_len[e->n++] = pending_len;
                 pending = NULL;
@@ -162,25 +148,28 @@ static void expect_free(expect *e)
         free(e->frame[i]);
 }
 
-/* Every inference carries exactly the frame that came just before its classification. */
-static void check_pairing(const sink *k, const expect *e)
+/* Every inference carries exactly the frame that came just before its classification, the
+ * model's input size (side x side, from the hello) and its message's timeMs. */
+static void check_pairing(const sink *k, const expect *e, int side)
 {
+    char timing[64];
     CHECK_EQ_INT(k->n, e->n);
     for (size_t i = 0; i < k->n && i < e->n; i++) {
         const inference *inf = k->inf[i];
-        CHECK_EQ_INT(inf->model_width, 96);
-        CHECK_EQ_INT(inf->model_height, 96);
+        CHECK_EQ_INT(inf->model_width, side);
+        CHECK_EQ_INT(inf->model_height, side);
         CHECK_EQ_STR(inf->source, "cam");
         CHECK_EQ_STR(inf->device, "pi");
-        CHECK_EQ_STR(inf->timing_json, "{\"classification\":2}");
+        snprintf(timing, sizeof timing, "{\"classification\":%d}", e->time_ms[i]);
+        CHECK_EQ_STR(inf->timing_json, timing);
         if (e->frame[i]) {
             CHECK(inf->image.data != NULL);
             CHECK_EQ_INT(inf->image.len, e->frame_len[i]);
             CHECK(inf->image.data && inf->image.len == e->frame_len[i] &&
                   memcmp(inf->image.data, e->frame[i], e->frame_len[i]) == 0);
             CHECK_EQ_STR(inf->image.mime, "image/jpeg");
-            CHECK_EQ_INT(inf->image.width, 96);
-            CHECK_EQ_INT(inf->image.height, 96);
+            CHECK_EQ_INT(inf->image.width, side);
+            CHECK_EQ_INT(inf->image.height, side);
         } else {
             CHECK(inf->image.data == NULL);
             CHECK_EQ_INT(inf->image.len, 0);
@@ -188,21 +177,53 @@ static void check_pairing(const sink *k, const expect *e)
     }
 }
 
+/* Per inference of a session: kind, top label and whether a frame came just before it. */
+typedef struct want_inf {
+    inference_kind kind;
+    const char *top; /* NULL: no label */
+    bool framed;
+} want_inf;
+
+static void check_kinds(const sink *k, const want_inf *want, size_t n)
+{
+    CHECK_EQ_INT(k->n, n);
+    for (size_t i = 0; i < k->n && i < n; i++) {
+        CHECK_EQ_INT(k->inf[i]->kind, want[i].kind);
+        CHECK(want[i].top ? k->inf[i]->top_label && strcmp(k->inf[i]->top_label, want[i].top) == 0
+                          : k->inf[i]->top_label == NULL);
+        CHECK_EQ_INT(k->inf[i]->image.data != NULL, want[i].framed);
+    }
+}
+
 static void test_classification_fixture(void)
 {
+    static const want_inf want[] = {
+        {INFERENCE_CLASSIFICATION, "parcel", true},  {INFERENCE_CLASSIFICATION, "parcel", true},
+        {INFERENCE_CLASSIFICATION, "parcel", false}, {INFERENCE_CLASSIFICATION, "empty", true},
+        {INFERENCE_CLASSIFICATION, "person", true},  {INFERENCE_CLASSIFICATION, "person", false},
+    };
     sink k = {0};
     expect e = {0};
     runner_session *s = replay("classification.jsonl", &k, &e);
     if (!s) return;
-    check_pairing(&k, &e);
-    /* 6 classifications, frames before the first 3 only. */
-    CHECK_EQ_INT(k.n, 6);
-    for (size_t i = 0; i < k.n; i++)
-        CHECK_EQ_INT(k.inf[i]->image.data != NULL, i < 3);
+    check_pairing(&k, &e, 96);
+    /* 6 classifications; the 3rd and 6th came after no new frame (the runner sends a frame
+     * identical to the one before only once). */
+    check_kinds(&k, want, sizeof want / sizeof want[0]);
     if (k.n >= 1) {
-        CHECK_EQ_INT(k.inf[0]->kind, INFERENCE_CLASSIFICATION);
-        CHECK_EQ_STR(k.inf[0]->top_label, "center");
-        CHECK(strstr(k.inf[0]->result_json, "\"left\":0.14471083365974335") != NULL);
+        /* float32 scores as the runner prints them: the label index keeps the exact double,
+         * the stored JSON compares equal (its printer may spell a double differently) */
+        cJSON *got = cJSON_Parse(k.inf[0]->result_json);
+        cJSON *want0 =
+            cJSON_Parse("{\"classification\":{\"empty\":0.041200000792741776,"
+                        "\"parcel\":0.9107000231742859,\"person\":0.04809999838471413}}");
+        CHECK(got && want0 && cJSON_Compare(got, want0, 1));
+        CHECK(strstr(k.inf[0]->result_json, "{\"classification\":{\"empty\":") ==
+              k.inf[0]->result_json); /* labels in the order sent */
+        cJSON_Delete(got);
+        cJSON_Delete(want0);
+        CHECK(k.inf[0]->top_score == 0.9107000231742859);
+        CHECK_EQ_INT(k.inf[0]->n_labels, 3);
     }
     int w, h;
     runner_session_model_size(s, &w, &h);
@@ -212,22 +233,23 @@ static void test_classification_fixture(void)
     CHECK(info != NULL);
     const cJSON *proj = cJSON_GetObjectItem(info, "project");
     const cJSON *mp = cJSON_GetObjectItem(info, "modelParameters");
-    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(proj, "name")), "fake-classification");
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(proj, "id")), 1);
-    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(proj, "deploy_version")), 1);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(proj, "name")), "parcel-classifier");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(proj, "owner")), "ei-relay tests");
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(proj, "id")), 213904);
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(proj, "deploy_version")), 7);
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(info, "model_type")), "classification");
     CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(mp, "image_input_width")), 96);
     CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(mp, "labels")), 3);
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(mp, "labels"), 2)),
-                 "right");
+                 "person");
     CHECK(cJSON_GetObjectItem(mp, "thresholds") != NULL);
     cJSON_Delete(info);
     runner_session_stats st;
     runner_session_stats_get(s, &st);
     CHECK_EQ_INT(st.hellos, 1);
     CHECK_EQ_INT(st.acks, 1);
-    CHECK_EQ_INT(st.frames, 3);
-    CHECK_EQ_INT(st.frames_paired, 3);
+    CHECK_EQ_INT(st.frames, 4);
+    CHECK_EQ_INT(st.frames_paired, 4);
     CHECK_EQ_INT(st.inferences, 6);
     CHECK_EQ_INT(st.rejected, 0);
     CHECK_EQ_INT(st.unknown, 0);
@@ -238,34 +260,50 @@ static void test_classification_fixture(void)
 
 static void test_object_detection_fixture(void)
 {
+    static const want_inf want[] = {
+        {INFERENCE_OBJECT_DETECTION, "pallet", true},
+        {INFERENCE_OBJECT_DETECTION, "forklift", true},
+        {INFERENCE_EMPTY, NULL, true},
+        {INFERENCE_EMPTY, NULL, false},
+        {INFERENCE_OBJECT_DETECTION, "forklift", true},
+        {INFERENCE_OBJECT_DETECTION, "forklift", false},
+    };
     sink k = {0};
     expect e = {0};
     runner_session *s = replay("object-detection.jsonl", &k, &e);
     if (!s) return;
-    check_pairing(&k, &e);
-    CHECK_EQ_INT(k.n, 6);
+    check_pairing(&k, &e, 160);
+    check_kinds(&k, want, sizeof want / sizeof want[0]);
     if (k.n == 6) {
-        CHECK_EQ_INT(k.inf[0]->kind, INFERENCE_OBJECT_DETECTION);
-        /* Boxes as sent, in the model's 96x96 input pixels. */
+        /* Boxes as sent, in the model's 160x160 input pixels. */
         CHECK_EQ_STR(k.inf[0]->result_json,
-                     "{\"bounding_boxes\":[{\"label\":\"ball\",\"value\":0.8515625,\"x\":42,\"y\":"
-                     "42,\"width\":16,\"height\":16}]}");
+                     "{\"bounding_boxes\":[{\"label\":\"pallet\",\"value\":0.87109375,\"x\":24,"
+                     "\"y\":104,\"width\":8,\"height\":8},{\"label\":\"pallet\",\"value\":0."
+                     "6328125,\"x\":112,\"y\":96,\"width\":8,\"height\":16}]}");
+        CHECK_EQ_INT(k.inf[0]->n_labels, 1);
+        CHECK_EQ_STR(k.inf[2]->result_json, "{\"bounding_boxes\":[]}");
         /* The last box, compared as JSON (the printer may spell the double differently). */
         cJSON *got = cJSON_Parse(k.inf[5]->result_json);
-        cJSON *want = cJSON_Parse("{\"bounding_boxes\":[{\"label\":\"ball\",\"value\":"
-                                  "0.9066666666666667,\"x\":51,\"y\":51,\"width\":15,"
-                                  "\"height\":15}]}");
-        CHECK(got && want && cJSON_Compare(got, want, 1));
+        cJSON *want_last = cJSON_Parse("{\"bounding_boxes\":[{\"label\":\"forklift\",\"value\":"
+                                       "0.88671875,\"x\":104,\"y\":40,\"width\":16,"
+                                       "\"height\":16}]}");
+        CHECK(got && want_last && cJSON_Compare(got, want_last, 1));
         cJSON_Delete(got);
-        cJSON_Delete(want);
-        CHECK_EQ_STR(k.inf[1]->top_label, "ball");
+        cJSON_Delete(want_last);
+        CHECK(k.inf[1]->top_score == 0.94921875);
     }
     cJSON *info = cJSON_Parse(runner_session_model_info(s));
     CHECK_EQ_STR(
         cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(info, "project"), "name")),
-        "fake-od");
-    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(info, "model_type")), "object_detection");
+        "warehouse-fomo");
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(info, "model_type")),
+                 "constrained_object_detection");
     cJSON_Delete(info);
+    runner_session_stats st;
+    runner_session_stats_get(s, &st);
+    CHECK_EQ_INT(st.frames, 4);
+    CHECK_EQ_INT(st.frames_paired, 4);
+    CHECK_EQ_INT(st.inferences, 6);
     sink_free(&k);
     expect_free(&e);
     runner_session_destroy(s);
