@@ -173,6 +173,9 @@ static void on_auth(live *l, lv_client *c, live_msg *m)
     c->role = role;
     c->state = LV_CS_OPEN;
     if (m->has_filter) live_filter_move(&c->filter, &m->filter);
+    /* Take in what was committed before this auth arrived (the commit hook may not have woken
+     * the loop yet), so hello.last_seq covers every POST answered before it. */
+    lv_hub_pull(l);
     send_hello(l, c);
     c->cursor = l->fetched_seq;
     if (m->has_since) atomic_fetch_add(&l->n_resumes, 1);

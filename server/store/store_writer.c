@@ -1,8 +1,8 @@
 /* store_writer.c - the writer thread and its bounded job queue: producers queue jobs (and
  * wait for room, or fail with ER_BUSY), the writer takes up to batch_max of them and commits
- * their data jobs in one transaction (group commit: one fsync for many requests), answers each
- * job, hands the committed inferences to the subscribers, then runs the control jobs and, when
- * due, retention. Also: waiting for one job's result.
+ * their data jobs in one transaction (group commit: one fsync for many requests), hands the
+ * committed inferences to the subscribers, answers each job, then runs the control jobs and,
+ * when due, retention. Also: waiting for one job's result.
  *
  * The queue, the subscribers and `stopping` are guarded by s->mu; the writer connection and
  * everything below run_batch belong to the writer thread. */
@@ -126,7 +126,7 @@ again:
         }
     }
 
-    /* Settle every data job's result, then tell its caller, then the subscribers. */
+    /* Settle every data job's result, then tell the subscribers, then each caller. */
     inference **committed = calloc(n_data ? n_data : 1, sizeof *committed);
     size_t n_committed = 0;
     for (j = list; j; j = j->next) {
@@ -151,8 +151,9 @@ again:
     }
     atomic_fetch_add(&s->puts, (long long)n_put_ok);
     s->ret_puts += (int64_t)n_put_ok;
-    for (j = list; j; j = j->next)
-        if (is_data_job(j) && j->done) j->done(j->arg, &j->res);
+    /* Subscribers first, callers second: once a caller hears "committed", the live stream and
+     * the forwarder already know of the commit (a live client connecting after a POST answered
+     * gets a hello whose last_seq covers it). */
     if (n_committed > 0) {
         pthread_mutex_lock(&s->mu);
         size_t n_subs = s->n_subs;
@@ -163,6 +164,8 @@ again:
             subs[i].fn(subs[i].arg, committed, n_committed);
     }
     free(committed);
+    for (j = list; j; j = j->next)
+        if (is_data_job(j) && j->done) j->done(j->arg, &j->res);
 
     /* Control jobs run after the commit, outside any transaction. */
     for (j = list; j; j = j->next) {

@@ -301,6 +301,46 @@ static void test_drain_on_destroy(void)
     pthread_mutex_destroy(&c.mu);
 }
 
+/* The done callback of a put runs on the writer thread; it looks whether the subscriber has
+ * already been told of that seq. */
+typedef struct order_probe {
+    sub_log *log;
+    int told_first, told_late;
+} order_probe;
+
+static void probe_done(void *arg, const store_put_result *res)
+{
+    order_probe *p = arg;
+    pthread_mutex_lock(&p->log->mu);
+    bool seen = p->log->n && p->log->seqs[p->log->n - 1] >= res->seq;
+    pthread_mutex_unlock(&p->log->mu);
+    if (res->rc == ER_OK && seen)
+        p->told_first++;
+    else
+        p->told_late++;
+}
+
+/* Subscribers hear of a commit before its caller does, so whoever acts on an answered put (a
+ * live client connecting after its POST) finds the subscribers up to date. */
+static void test_subscribers_before_caller(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    sub_log log = {.cap = 64};
+    pthread_mutex_init(&log.mu, NULL);
+    log.seqs = calloc(log.cap, sizeof *log.seqs);
+    CHECK_EQ_INT(store_subscribe(s, on_commit, &log), ER_OK);
+    order_probe probe = {.log = &log};
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ_INT(store_put_async(s, make_inf(i, "http", "o", 0.5), probe_done, &probe), ER_OK);
+    store_destroy(s); /* drains: every callback has run */
+    CHECK_EQ_INT(probe.told_first, 20);
+    CHECK_EQ_INT(probe.told_late, 0);
+    free(log.seqs);
+    pthread_mutex_destroy(&log.mu);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-store-commit-XXXXXX")) return 1;
@@ -308,5 +348,6 @@ int main(void)
     test_bad_put_alone();
     test_bad_put_after_writes_alone();
     test_drain_on_destroy();
+    test_subscribers_before_caller();
     return store_fixture_end();
 }
