@@ -121,6 +121,7 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
         goto fail;
     }
     rc = store_subscribe(d->st, lv_hub_on_commit, l);
+    if (rc == ER_OK) rc = store_subscribe_deleted(d->st, lv_hub_on_deleted, l);
     if (rc) {
         er_fail(err, rc, "live: cannot subscribe to commits");
         goto fail;
@@ -153,21 +154,6 @@ void live_get_stats(const live *l, live_stats *out)
     out->missed = atomic_load(&l->n_missed);
     out->refused = atomic_load(&l->n_refused);
     out->resumes = atomic_load(&l->n_resumes);
-}
-
-void live_notify_deleted(live *l, const char *guid)
-{
-    if (!l || !guid || strlen(guid) > UTIL_UUID_LEN) return;
-    pthread_mutex_lock(&l->mu);
-    if (!l->stopped && l->n_deleted < 4096) { /* beyond that the loop is gone: drop */
-        char(*grown)[UTIL_UUID_LEN + 1] = realloc(l->deleted, (l->n_deleted + 1) * sizeof *grown);
-        if (grown) {
-            l->deleted = grown;
-            snprintf(l->deleted[l->n_deleted++], UTIL_UUID_LEN + 1, "%s", guid);
-            wsloop_wake(l->loop);
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
 }
 
 void live_stop(live *l)

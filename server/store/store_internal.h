@@ -150,8 +150,10 @@ typedef struct reader {
     sqlite3_stmt *st[RSTMT__N];
 } reader;
 
+/* One subscription: fn or deleted is set, the other NULL. */
 typedef struct subscriber {
     store_commit_fn fn;
+    store_deleted_fn deleted;
     void *arg;
 } subscriber;
 
