@@ -1,7 +1,7 @@
 /* forwarder.c - see forwarder.h. Thread ownership: everything below "thread-only" is touched
  * by the forwarder thread alone; paho's callbacks and the store's commit callback only queue
  * events / add model metrics under f->mu and signal f->cv; counters are relaxed atomics. */
-#include "forward/forwarder.h"
+#include "forward/forward_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,8 +12,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -305,21 +303,12 @@ static void publish_aux(forwarder *f, const char *topic, const char *payload, si
         log_warn("forward", "%s: %s", topic, err.msg);
 }
 
+/* get_status: the status object's command view (forwarder_report.c writes both views). */
 static void status_fill(void *arg, void *obj)
 {
-    forwarder *f = arg;
     forwarder_status s;
-    forwarder_get_status(f, &s);
-    cJSON *o = obj;
-    cJSON_AddStringToObject(o, "connection", s.state);
-    cJSON_AddNumberToObject(o, "queue_depth", (double)s.queue_depth);
-    cJSON_AddNumberToObject(o, "oldest_pending_age_ms", (double)s.oldest_pending_age_ms);
-    cJSON_AddNumberToObject(o, "in_flight", (double)s.in_flight);
-    cJSON_AddNumberToObject(o, "dead_letters", (double)s.dead);
-    cJSON_AddNumberToObject(o, "dropped", (double)s.dropped);
-    cJSON_AddNumberToObject(o, "rejected", (double)s.rejected);
-    cJSON_AddNumberToObject(o, "sent", (double)s.sent);
-    cJSON_AddNumberToObject(o, "acked", (double)s.acked);
+    forwarder_get_status(arg, &s);
+    forward__status_command(&s, obj);
 }
 
 static void reset_model_metrics_cb(void *arg)
@@ -781,6 +770,7 @@ void forwarder_get_status(forwarder *f, forwarder_status *out)
     out->omitted = atomic_load(&f->omitted);
     out->commands = atomic_load(&f->commands);
     out->restart_requested = atomic_load(&f->restart);
+    out->qos = f->cfg->iotcore_qos;
     store_outbox_stats os;
     if (store_outbox_stats_get(f->st, &os) == ER_OK) {
         out->queue_depth = os.pending;

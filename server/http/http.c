@@ -17,8 +17,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "http/api_forwarder.h"
-#include "http/api_sources.h"
 #include "core/log.h"
 #include "http/http_internal.h"
 
@@ -274,9 +272,8 @@ static enum MHD_Result dispatch(http_req *r)
     case HTTP_ROUTE_METRICS:
         return http_api_metrics(r);
     case HTTP_ROUTE_FORWARDER:
-        return http_api_forwarder(r);
     case HTTP_ROUTE_SOURCES:
-        return http_api_sources(r);
+        return http_api_part(r);
     case HTTP_ROUTE_STATIC:
         return http_static(r);
     default:

@@ -98,13 +98,10 @@ void http_req_free_ingest(http_req *r);
 
 enum MHD_Result http_api_health(http_req *r);
 enum MHD_Result http_api_stats(http_req *r);
+/* Prometheus text format 0.0.4: the server's own series, the store's, then each part's. */
 enum MHD_Result http_api_metrics(http_req *r);
-/* Prometheus text format 0.0.4 pieces for the modules that add series to /metrics: the
- * # HELP / # TYPE lines, a whole unlabelled sample, and a label value with backslash, double
- * quote and newline escaped. */
-er_rc http_metric_head(util_buf *b, const char *name, const char *type, const char *help);
-void http_metric(util_buf *b, const char *name, const char *type, const char *help, int64_t value);
-er_rc http_metric_label(util_buf *b, const char *s);
+/* GET /api/v1/<name>: the status object of the report part of that name (deps.parts). */
+enum MHD_Result http_api_part(http_req *r);
 
 enum MHD_Result http_static(http_req *r);
 

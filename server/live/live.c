@@ -4,11 +4,13 @@
  * and the other files: live_internal.h. */
 #include "live/live.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "core/prom.h"
 #include "live/live_internal.h"
 
 #define LIVE_PATH "/api/v1/live"
@@ -145,15 +147,40 @@ int live_port(const live *l)
     return l && l->vhost ? lws_get_vhost_listen_port(l->vhost) : 0;
 }
 
-void live_get_stats(const live *l, live_stats *out)
+/* ---- report part ---- */
+
+/* The counters, each an atomic of struct live, in /metrics order. */
+static const struct {
+    prom_metric m;
+    size_t off;
+} series[] = {
+    {{"ei_relay_live_clients", "gauge", "Live stream connections now."},
+     offsetof(live, n_clients_now)},
+    {{"ei_relay_live_sent_total", "counter", "Inference messages written to live stream clients."},
+     offsetof(live, n_sent)},
+    {{"ei_relay_live_missed_total", "counter",
+      "Inferences live clients lost (too slow, or past the resume bound)."},
+     offsetof(live, n_missed)},
+    {{"ei_relay_live_refused_total", "counter",
+      "Live connections refused at auth (bad token or timeout)."},
+     offsetof(live, n_refused)},
+    {{"ei_relay_live_resumes_total", "counter", "Live connections that resumed."},
+     offsetof(live, n_resumes)},
+};
+
+static er_rc live_prom(void *ctx, util_buf *b)
 {
-    memset(out, 0, sizeof *out);
-    if (!l) return;
-    out->clients = atomic_load(&l->n_clients_now);
-    out->sent = atomic_load(&l->n_sent);
-    out->missed = atomic_load(&l->n_missed);
-    out->refused = atomic_load(&l->n_refused);
-    out->resumes = atomic_load(&l->n_resumes);
+    er_rc rc = ER_OK;
+    for (size_t i = 0; rc == ER_OK && i < sizeof series / sizeof series[0]; i++) {
+        atomic_llong *counter = (atomic_llong *)((char *)ctx + series[i].off);
+        rc = prom_value(b, &series[i].m, atomic_load(counter));
+    }
+    return rc;
+}
+
+void live_report(live *l, report_part *out)
+{
+    *out = (report_part){.name = "live", .status = NULL, .prom = live_prom, .ctx = l};
 }
 
 void live_stop(live *l)

@@ -7,7 +7,7 @@
  *   live_proto.c  pure parse/render of client messages (live_proto.h).
  *
  * Threads: everything runs on the wsloop thread except lv_hub_on_commit / lv_hub_on_deleted
- * (the store's writer thread) and live_get_stats (any thread), which touch only the fields
+ * (the store's writer thread) and the report part's prom (any thread), which touch only the fields
  * under mu or the atomics. struct live owns the ring, the clients and the stats; a client owns
  * its queue, its filter and its backlog page. */
 #ifndef EI_LIVE_LIVE_INTERNAL_H
@@ -112,7 +112,7 @@ struct live {
     size_t n_stats;
     lv_label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
-    /* written on the loop thread, read by HTTP threads */
+    /* written on the loop thread, read by HTTP threads (the report part, live.c) */
     atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes;
 };
 

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/rc.h"
+#include "core/report.h"
 #include "store/store.h"
 #include "ws/wsloop.h"
 
@@ -74,5 +75,12 @@ er_rc sources_status_get(sources *s, size_t i, sources_status *out);
 /* Source i's model info (JSON object text, malloc'ed copy) into *out, NULL when it has none;
  * ER_NOTFOUND when i is out of range. */
 er_rc sources_model_info_get(sources *s, size_t i, char **out);
+
+/* The sources' report part (core/report.h), named "sources": status() is THE status object of
+ * GET /api/v1/sources ({"sources":[...]}, each source's state, last error, counters and, for
+ * runner-ws, model), prom() the ei_relay_source_* series (one per source, labelled
+ * {source,kind}; a kind's counters only for sources of that kind). Any thread; s (NULL: none)
+ * must outlive every reader of the part. */
+void sources_report(sources *s, report_part *out);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/rc.h"
+#include "core/util.h"
 #include "model/inference.h"
 
 typedef struct store store;
@@ -153,6 +154,9 @@ typedef struct store_info {
 } store_info;
 
 er_rc store_get_info(store *s, store_info *out);
+/* Appends the store's series of /metrics (ei_relay_inferences_stored_total ... _newest_seq)
+ * from one snapshot, with core/prom.h; ER_NOMEM when b cannot grow. */
+er_rc store_prom(const store_info *info, util_buf *b);
 
 /* Calls fn for every inference, oldest first, with image bytes (borrowed for the call).
  * Stops at the first non-OK return and returns it. */

@@ -1,12 +1,15 @@
-/* api_sources.c - see api_sources.h. */
-#include "http/api_sources.h"
+/* sources_report.c - the sources' report part (sources_report in sources.h): the ONE writer of
+ * their status object for GET /api/v1/sources and of their ei_relay_source_* series. Both walk
+ * the counters table below over one snapshot of every source's status. */
+#include "sources/sources.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sources/sources.h"
+#include "core/prom.h"
 
 /* The counters a source keeps, for GET /api/v1/sources ("<name>") and /metrics
  * ("ei_relay_source_<name>_total"): each at its offset in sources_status; kind NULL = every
@@ -76,12 +79,11 @@ static bool add_source(cJSON *arr, const sources_status *s, const char *model)
     return ok;
 }
 
-enum MHD_Result http_api_sources(http_req *r)
+/* {"sources":[{"name","kind","state","last_error","backoff_ms", the kind's counters,
+ * ("model")}, ...]} in configuration order; NULL when out of memory. */
+static cJSON *sources_status_json(void *ctx)
 {
-    static const char *const allowed[] = {NULL};
-    enum MHD_Result ret;
-    if (!http_query_check(r, allowed, &ret)) return ret;
-    sources *src = r->srv->deps.src;
+    sources *src = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = o ? cJSON_AddArrayToObject(o, "sources") : NULL;
     bool ok = arr != NULL;
@@ -93,30 +95,24 @@ enum MHD_Result http_api_sources(http_req *r)
             ok = add_source(arr, &s, model);
         free(model);
     }
-    if (!ok) {
-        cJSON_Delete(o);
-        return http_reply_error(r, 500, "internal", "out of memory rendering the sources");
-    }
-    return http_reply_cjson(r, 200, o);
+    if (ok) return o;
+    cJSON_Delete(o);
+    return NULL;
 }
-
-/* ---- /metrics ---- */
 
 /* One series line: name{source="..",kind=".."} v */
 static er_rc series(util_buf *b, const char *name, const sources_status *s, uint64_t v)
 {
-    er_rc rc = util_buf_printf(b, "%s{source=\"", name);
-    if (rc == ER_OK) rc = http_metric_label(b, s->name);
-    if (rc == ER_OK) rc = util_buf_printf(b, "\",kind=\"");
-    if (rc == ER_OK) rc = http_metric_label(b, s->kind);
-    if (rc == ER_OK) rc = util_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
-    return rc;
+    const char *const kv[] = {"source", s->name, "kind", s->kind};
+    return prom_sample(b, name, kv, 2, v);
 }
 
-er_rc http_sources_metrics(http_req *r, util_buf *b)
+/* ei_relay_source_up for every source, then each counter's family over the sources that keep
+ * it (its # HELP / # TYPE once); nothing when no source is configured. */
+static er_rc sources_prom(void *ctx, util_buf *b)
 {
     er_rc rc = ER_OK;
-    sources *src = r->srv->deps.src;
+    sources *src = ctx;
     size_t n = sources_count(src);
     if (n == 0) return ER_OK;
     /* One snapshot for every metric, so the series of one scrape agree with each other. */
@@ -125,22 +121,30 @@ er_rc http_sources_metrics(http_req *r, util_buf *b)
     size_t got = 0;
     for (size_t i = 0; i < n; i++)
         if (sources_status_get(src, i, &all[got]) == ER_OK) got++;
-    rc = http_metric_head(b, "ei_relay_source_up", "gauge",
-                          "1 while the source is running (input open or connected).");
+    static const prom_metric up = {"ei_relay_source_up", "gauge",
+                                   "1 while the source is running (input open or connected)."};
+    rc = prom_head(b, &up);
     for (size_t i = 0; rc == ER_OK && i < got; i++)
-        rc = series(b, "ei_relay_source_up", &all[i], strcmp(all[i].state, "running") == 0);
+        rc = series(b, up.name, &all[i], strcmp(all[i].state, "running") == 0);
     for (size_t c = 0; rc == ER_OK && c < sizeof counters / sizeof counters[0]; c++) {
         char name[64];
         snprintf(name, sizeof name, "ei_relay_source_%s_total", counters[c].name);
+        const prom_metric m = {name, "counter", counters[c].help};
         bool head = false;
         for (size_t i = 0; rc == ER_OK && i < got; i++) {
             uint64_t v;
             if (!counter_of(&all[i], c, &v)) continue;
-            if (!head) rc = http_metric_head(b, name, "counter", counters[c].help);
+            if (!head) rc = prom_head(b, &m);
             head = true;
             if (rc == ER_OK) rc = series(b, name, &all[i], v);
         }
     }
     free(all);
     return rc;
+}
+
+void sources_report(sources *s, report_part *out)
+{
+    *out = (report_part){
+        .name = "sources", .status = sources_status_json, .prom = sources_prom, .ctx = s};
 }
