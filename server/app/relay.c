@@ -79,6 +79,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     relay *r = calloc(1, sizeof *r);
     if (!r) goto fail;
     r->cfg = cfg;
+    /* every source's settings, before anything is opened (sources_create checks them again) */
+    rc = sources_validate(cfg->sources_json, err);
+    if (rc) goto fail;
     rc = device_name_resolve(cfg->device_name, cfg->device_mac_suffix, r->device, sizeof r->device);
     if (rc) {
         er_fail(err, rc, "device_name is too long");
