@@ -162,10 +162,10 @@ static er_rc rws_validate(const cJSON *conf, const char *name, er_err *err)
 
 /* ---- state for the API ---- */
 
-static void publish_stats(runner_ws *r)
+static void publish_counters(runner_ws *r)
 {
-    runner_session_stats ss;
-    runner_session_stats_get(r->session, &ss);
+    runner_session_counters ss;
+    runner_session_counters_get(r->session, &ss);
     pthread_mutex_lock(&r->slot->mu);
     sources_status *st = &r->slot->st;
     st->inferences = ss.inferences;
@@ -361,17 +361,17 @@ static void message_done(runner_ws *r)
         warn_bad(r, r->skip_why);
     } else {
         er_err err = {{0}};
-        runner_session_stats before, after;
-        runner_session_stats_get(r->session, &before);
+        runner_session_counters before, after;
+        runner_session_counters_get(r->session, &before);
         if (runner_session_on_message(r->session, r->rx, r->rx_len, emit, r, &err) != ER_OK)
             warn_bad(r, err.msg);
-        runner_session_stats_get(r->session, &after);
+        runner_session_counters_get(r->session, &after);
         if (after.hellos != before.hellos) model_changed(r);
     }
     r->rx_len = 0;
     r->rx_skip = false;
     r->got_message = true;
-    publish_stats(r);
+    publish_counters(r);
 }
 
 static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -244,10 +244,10 @@ static void emit(void *arg, inference *inf)
                  er_rc_name(rc));
 }
 
-static void publish_stats(serial_source *s)
+static void publish_counters(serial_source *s)
 {
-    serial_parser_stats ps;
-    serial_parser_stats_get(s->parser, &ps);
+    serial_parser_counters ps;
+    serial_parser_counters_get(s->parser, &ps);
     pthread_mutex_lock(&s->slot->mu);
     sources_status *st = &s->slot->st;
     st->inferences = ps.inferences;
@@ -288,14 +288,14 @@ static bool read_loop(serial_source *s, char *why, size_t why_len)
         if (p[0].revents) return true;
         if (n == 0) { /* silence: emit the open block */
             serial_parser_flush(s->parser, emit, s);
-            publish_stats(s);
+            publish_counters(s);
             pending = false;
             continue;
         }
         ssize_t r = read(s->fd, buf, sizeof buf);
         if (r > 0) {
             serial_parser_feed(s->parser, buf, (size_t)r, emit, s);
-            publish_stats(s);
+            publish_counters(s);
             pending = true;
             continue;
         }
@@ -334,16 +334,16 @@ static void *serial_main(void *arg)
             log_info("sources", "source \"%s\": reading %s", name,
                      s->input == SERIAL_STDIN ? "stdin" : s->path);
             uint64_t before = 0;
-            serial_parser_stats ps;
-            serial_parser_stats_get(s->parser, &ps);
+            serial_parser_counters ps;
+            serial_parser_counters_get(s->parser, &ps);
             before = ps.bytes;
             char why[SOURCES_ERROR_MAX] = "";
             bool stopping = read_loop(s, why, sizeof why);
             serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
-            publish_stats(s);
+            publish_counters(s);
             close_input(s, stopping);
             if (stopping) break;
-            serial_parser_stats_get(s->parser, &ps);
+            serial_parser_counters_get(s->parser, &ps);
             if (ps.bytes > before) backoff = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
             if (s->input == SERIAL_STDIN || (s->input == SERIAL_COMMAND && !s->restart)) {
                 log_info("sources", "source \"%s\": %s; stopped", name, why);
