@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "media/image.h"
+#include "sources/sources.h"
 #include "tools/guidfiles.h"
 
 static int run_service(const config *cfg)
@@ -101,7 +102,8 @@ int main(int argc, char **argv, char **envp)
     config cfg;
     config_cli cli;
     er_err err = {{0}};
-    if (config_load(&cfg, argc, argv, envp, &cli, &err)) {
+    /* the sources module checks the entries of every `sources` value as it is loaded */
+    if (config_load(&cfg, argc, argv, envp, sources_check_entries, &cli, &err)) {
         fprintf(stderr, "ei-relay: %s\n", err.msg);
         fprintf(stderr, "ei-relay: see 'ei-relay --help'\n");
         return 2;

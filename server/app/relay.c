@@ -5,7 +5,6 @@
  * until the end. */
 #include "app/relay.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,57 +26,19 @@ struct relay {
     char device[256];
     store *st;
     policy *pol;
-    forwarder *fwd;       /* NULL when forwarding is off */
-    report_part fwd_part; /* the forwarder's status for the live stream (ctx: this relay) */
+    forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
     http_server *http;
     wsloop *ws;   /* the libwebsockets thread: runner-ws sources and the live stream */
     live *lv;     /* the live stream */
     sources *src; /* the configured inference sources */
     demo_source *demo;
+    /* The report parts the readers above the modules get (http, the live stream); they live as
+     * long as the relay. fwd_off is what the forwarder's part reads when forwarding is off. */
+    forwarder_disabled fwd_off;
+    report_part fwd_part, live_part, sources_part;
+    const report_part *parts[3]; /* http's, in /metrics order: live, forwarder, sources */
 };
-
-/* The forwarder's status object, the one GET /api/v1/forwarder serves, from
- * forwarder_get_status. Temporary: moves to forward/ (issue 9 layering), which will then
- * provide the whole report_part. ctx is the relay; NULL when out of memory. */
-static cJSON *relay_forwarder_status(void *ctx)
-{
-    const relay *r = ctx;
-    forwarder_status s;
-    forwarder_get_status(r->fwd, &s);
-    const struct {
-        const char *name, *v; /* "" is null */
-    } strs[] = {{"endpoint", s.endpoint}, {"client_id", s.client_id}, {"last_error", s.last_error}};
-    const struct {
-        const char *name;
-        int64_t v;
-    } nums[] = {{"queue_depth", s.queue_depth},
-                {"oldest_pending_age_ms", s.oldest_pending_age_ms},
-                {"in_flight", s.in_flight},
-                {"sent", s.sent},
-                {"acked", s.acked},
-                {"dropped", s.dropped},
-                {"rejected", s.rejected},
-                {"dead", s.dead},
-                {"reconnects", s.reconnects},
-                {"images_shrunk", s.shrunk},
-                {"images_omitted", s.omitted},
-                {"commands", s.commands}};
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "state", s.state);
-    for (size_t i = 0; ok && i < sizeof strs / sizeof strs[0]; i++)
-        ok = (strs[i].v[0] ? cJSON_AddStringToObject(o, strs[i].name, strs[i].v)
-                           : cJSON_AddNullToObject(o, strs[i].name)) != NULL;
-    ok = ok && (s.connected_since
-                    ? cJSON_AddNumberToObject(o, "connected_since", (double)s.connected_since)
-                    : cJSON_AddNullToObject(o, "connected_since")) != NULL;
-    for (size_t i = 0; ok && i < sizeof nums / sizeof nums[0]; i++)
-        ok = cJSON_AddNumberToObject(o, nums[i].name, (double)nums[i].v) != NULL;
-    ok = ok && cJSON_AddNumberToObject(o, "qos", r->cfg->iotcore_qos) != NULL;
-    if (ok) return o;
-    cJSON_Delete(o);
-    return NULL;
-}
 
 er_rc relay_open_store(const config *cfg, store **out, er_err *err)
 {
@@ -118,6 +79,9 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     relay *r = calloc(1, sizeof *r);
     if (!r) goto fail;
     r->cfg = cfg;
+    /* every source's settings, before anything is opened (sources_create checks them again) */
+    rc = sources_validate(cfg->sources_json, err);
+    if (rc) goto fail;
     rc = device_name_resolve(cfg->device_name, cfg->device_mac_suffix, r->device, sizeof r->device);
     if (rc) {
         er_fail(err, rc, "device_name is too long");
@@ -139,9 +103,10 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         store_set_policy(r->st, policy_store_fn, r->pol);
         rc = forwarder_create(cfg, r->st, r->pol, r->device, &r->fwd, err);
         if (rc) goto fail;
-        /* no series: /metrics still reads the forwarder through http until forward/ has it */
-        r->fwd_part = (report_part){
-            .name = "forwarder", .status = relay_forwarder_status, .prom = NULL, .ctx = r};
+        forwarder_report(r->fwd, &r->fwd_part);
+    } else {
+        r->fwd_off = (forwarder_disabled){.st = r->st, .cfg = cfg};
+        forwarder_report_disabled(&r->fwd_off, &r->fwd_part);
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
@@ -158,15 +123,19 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     if (rc) goto fail;
     rc = wsloop_start(r->ws, err); /* setup of everything on it is done */
     if (rc) goto fail;
+    live_report(r->lv, &r->live_part);
+    sources_report(r->src, &r->sources_part);
+    r->parts[0] = &r->live_part;
+    r->parts[1] = &r->fwd_part;
+    r->parts[2] = &r->sources_part;
     http_deps deps = {.cfg = cfg,
                       .st = r->st,
                       .au = r->au,
-                      .fwd = r->fwd,
-                      .src = r->src,
                       .device = r->device,
                       .started_ms = util_now_ms(),
                       .ws_port = live_port(r->lv),
-                      .lv = r->lv};
+                      .parts = r->parts,
+                      .n_parts = sizeof r->parts / sizeof r->parts[0]};
     rc = http_server_create(&deps, &r->http, err);
     if (rc) goto fail;
     if (cfg->demo) {

@@ -81,7 +81,8 @@ typedef struct config {
     int64_t outbox_max_bytes; /* 0 = no limit */
     config_outbox_full outbox_on_full;
     int64_t batch_on_backlog; /* > 0: with more rows waiting, pack them into batch messages */
-    /* sources: JSON text of the validated "sources" array (owned), "[]" when none */
+    /* sources: JSON text of the "sources" array (owned), "[]" when none; its entries are the
+     * sources module's to check (config_load's check_sources) */
     char *sources_json;
     /* Edge Impulse seed keys that ei-relay acts on */
     char *device_name;
@@ -109,11 +110,19 @@ typedef struct config_cli {
     bool version;
 } config_cli;
 
-/* Fills c from defaults, the file named by --config, envp (NULL-terminated "K=V" list) and
- * argv. On failure err names the key and the accepted values; c is left freed. */
-er_rc config_load(config *c, int argc, char **argv, char **envp, config_cli *cli, er_err *err);
+/* The check of a `sources` value (JSON array text) that config cannot make itself, the sources
+ * module being above it: main hands in sources_check_entries. It runs on every value set, so an
+ * error names where the value came from. */
+typedef er_rc (*config_sources_check)(const char *json, er_err *err);
 
-/* Same pipeline from a JSON text only (tests, fuzzing): defaults < json. */
+/* Fills c from defaults, the file named by --config, envp (NULL-terminated "K=V" list) and
+ * argv. check_sources (NULL: none) checks each `sources` value beyond being a JSON array. On
+ * failure err names the key and the accepted values; c is left freed. */
+er_rc config_load(config *c, int argc, char **argv, char **envp, config_sources_check check_sources,
+                  config_cli *cli, er_err *err);
+
+/* Same pipeline from a JSON text only (tests, fuzzing): defaults < json; `sources` is only
+ * checked to be a JSON array. */
 er_rc config_load_json(config *c, const char *json, size_t len, er_err *err);
 
 void config_free(config *c);

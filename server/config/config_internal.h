@@ -76,8 +76,9 @@ int64_t cfg_load_int(const config *c, const cfg_opt *o);
 /* ---- one load (config_load.c owns it; the setter and the seed code fill it in) ---- */
 
 typedef struct cfg_loader {
-    config *c;                      /* borrowed: the config being filled */
-    bool ignored_set[CFG_OPTS_MAX]; /* which ignored seed keys are currently set */
+    config *c;                          /* borrowed: the config being filled */
+    config_sources_check check_sources; /* NULL: sources is only checked to be an array */
+    bool ignored_set[CFG_OPTS_MAX];     /* which ignored seed keys are currently set */
 } cfg_loader;
 
 /* ---- values (config_value.c) ---- */
@@ -94,7 +95,8 @@ void cfg_format_duration(int64_t ms, char *out, size_t cap);
 er_rc cfg_set_text(cfg_loader *ld, const cfg_opt *o, const char *text, er_err *err);
 /* Strings without default become NULL, everything else takes its default. */
 er_rc cfg_set_default(cfg_loader *ld, const cfg_opt *o, er_err *err);
-/* Validates a tokens or sources array (borrowed) and stores it. */
+/* Validates a tokens array, or checks a sources array with ld->check_sources, (borrowed) and
+ * stores it. */
 er_rc cfg_set_array(cfg_loader *ld, const cfg_opt *o, const cJSON *arr, er_err *err);
 void cfg_free_tokens(config_token *t, size_t n);
 

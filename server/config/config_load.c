@@ -275,9 +275,10 @@ fail:
     return rc;
 }
 
-er_rc config_load(config *c, int argc, char **argv, char **envp, config_cli *cli, er_err *err)
+er_rc config_load(config *c, int argc, char **argv, char **envp, config_sources_check check_sources,
+                  config_cli *cli, er_err *err)
 {
-    cfg_loader ld = {.c = c};
+    cfg_loader ld = {.c = c, .check_sources = check_sources};
     config_cli local;
     er_rc rc;
     if (!cli) cli = &local;

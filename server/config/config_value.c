@@ -1,7 +1,8 @@
 /* config_value.c - the value syntax of every setting type: text is parsed as the row's type,
  * checked against its bounds or choices and stored in its field (cfg_set_text, the one path
- * every source of values goes through), and the two JSON-typed settings, tokens and sources,
- * are validated. Owned by the config module.
+ * every source of values goes through), and the two JSON-typed settings: tokens are validated,
+ * sources only checked to be an array (its entries are the sources module's, see config.h).
+ * Owned by the config module.
  *
  * Value syntax, whatever the source (JSON string or number alike, env text, flag text):
  *   int       decimal integer ("5" and 5 are the same)
@@ -29,8 +30,6 @@
 #define TOKEN_MIN 8
 #define TOKEN_MAX 256
 #define TOKENS_MAX 256 /* keeps the duplicate check (quadratic) cheap on hostile input */
-#define SOURCES_MAX 64
-#define SOURCE_KINDS "runner-ws|serial"
 
 /* ---- parsers and formatters ---------------------------------------------------------------- */
 
@@ -245,8 +244,9 @@ fail:
     return rc;
 }
 
-/* Validates a sources array (names unique, kinds known) and stores its JSON text. */
-static er_rc set_sources(config *c, const cJSON *arr, er_err *err)
+/* Stores a sources array's JSON text after the loader's check of its entries (the sources
+ * module's: config only knows it is an array). */
+static er_rc set_sources(cfg_loader *ld, const cJSON *arr, er_err *err)
 {
     char *text = NULL;
     er_rc rc = ER_OK;
@@ -254,61 +254,22 @@ static er_rc set_sources(config *c, const cJSON *arr, er_err *err)
         rc = er_fail(err, ER_CONFIG, "sources: expected a JSON array of {\"name\", \"kind\", ...}");
         goto fail;
     }
-    if (cJSON_GetArraySize(arr) > SOURCES_MAX) {
-        rc = er_fail(err, ER_CONFIG, "sources: at most %d entries", SOURCES_MAX);
-        goto fail;
-    }
-    size_t i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, arr)
-    {
-        if (!cJSON_IsObject(item)) {
-            rc =
-                er_fail(err, ER_CONFIG, "sources[%zu]: expected an object {\"name\", \"kind\"}", i);
-            goto fail;
-        }
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
-        if (!cJSON_IsString(name) || !name->valuestring[0]) {
-            rc = er_fail(err, ER_CONFIG, "sources[%zu].name: expected a non-empty string", i);
-            goto fail;
-        }
-        size_t j = 0;
-        const cJSON *other;
-        cJSON_ArrayForEach(other, arr)
-        {
-            if (j == i) break;
-            const cJSON *oname = cJSON_GetObjectItemCaseSensitive(other, "name");
-            if (strcmp(oname->valuestring, name->valuestring) == 0) {
-                rc = er_fail(err, ER_CONFIG,
-                             "sources[%zu].name: \"%.40s\" is already used by "
-                             "sources[%zu]",
-                             i, name->valuestring, j);
-                goto fail;
-            }
-            j++;
-        }
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(item, "kind");
-        if (!cJSON_IsString(kind) || cfg_choice_index(SOURCE_KINDS, kind->valuestring) < 0) {
-            rc = er_fail(err, ER_CONFIG, "sources[%zu].kind: \"%.40s\" is not one of " SOURCE_KINDS,
-                         i, cJSON_IsString(kind) ? kind->valuestring : "(missing)");
-            goto fail;
-        }
-        i++;
-    }
     if (!(text = cJSON_PrintUnformatted(arr))) {
         rc = er_fail(err, ER_NOMEM, "sources: out of memory");
         goto fail;
     }
-    free(c->sources_json);
-    c->sources_json = text;
+    if (ld->check_sources && (rc = ld->check_sources(text, err))) goto fail;
+    free(ld->c->sources_json);
+    ld->c->sources_json = text;
     return ER_OK;
 fail:
+    free(text);
     return rc;
 }
 
 er_rc cfg_set_array(cfg_loader *ld, const cfg_opt *o, const cJSON *arr, er_err *err)
 {
-    return o->type == CFG_OT_TOKENS ? set_tokens(ld->c, arr, err) : set_sources(ld->c, arr, err);
+    return o->type == CFG_OT_TOKENS ? set_tokens(ld->c, arr, err) : set_sources(ld, arr, err);
 }
 
 /* ---- the generic setter -------------------------------------------------------------------- */

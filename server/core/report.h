@@ -16,7 +16,8 @@ struct cJSON;
 
 typedef struct report_part {
     const char *name; /* "forwarder", "sources", ...: also the REST path under /api/v1/ */
-    /* A new status object (the caller frees it with cJSON_Delete); NULL when out of memory. */
+    /* A new status object (the caller frees it with cJSON_Delete); NULL when out of memory.
+     * NULL when the module has no status object (its series only). */
     struct cJSON *(*status)(void *ctx);
     /* Appends the module's series to b; NULL when it has none. */
     er_rc (*prom)(void *ctx, util_buf *b);

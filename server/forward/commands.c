@@ -189,7 +189,7 @@ static bool run(const commands_ctx *c, const commands_cmd *cmd, cJSON *result, c
         return true;
     }
     case COMMANDS_RESET_METRICS:
-        if (c->reset_metrics) c->reset_metrics(c->arg);
+        if (c->reset_model_metrics) c->reset_model_metrics(c->arg);
         return cJSON_AddStringToObject(result, "metrics_reset", "OK") != NULL;
     case COMMANDS_CLEAR_CACHE: {
         int64_t deleted = 0;

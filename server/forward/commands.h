@@ -3,7 +3,7 @@
  * with the reply shapes of the Edge Impulse Greengrass components, plus ei-relay's get_status.
  *
  * commands_parse is pure. commands_handle acts through the store (clear_cache, persisted
- * settings), the policy (threshold filter) and the forwarder's callbacks (status, metrics
+ * settings), the policy (threshold filter) and the forwarder's callbacks (status, model metrics
  * reset, restart), and always yields a reply: a malformed or unknown command gets
  * {"result":{"error":"..."}}. Owned by the forwarder; runs on the forwarder thread.
  *
@@ -68,7 +68,7 @@ typedef struct commands_ctx {
     void *arg;
     /* get_status: adds the forwarder's fields to obj (a cJSON object) */
     void (*status)(void *arg, void *obj);
-    void (*reset_metrics)(void *arg);
+    void (*reset_model_metrics)(void *arg); /* reset_metrics: a new model metrics window */
     void (*restart)(void *arg);
 } commands_ctx;
 

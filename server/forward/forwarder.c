@@ -1,7 +1,7 @@
 /* forwarder.c - see forwarder.h. Thread ownership: everything below "thread-only" is touched
  * by the forwarder thread alone; paho's callbacks and the store's commit callback only queue
- * events / add metrics under f->mu and signal f->cv; counters are relaxed atomics. */
-#include "forward/forwarder.h"
+ * events / add model metrics under f->mu and signal f->cv; counters are relaxed atomics. */
+#include "forward/forward_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,12 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/log.h"
 #include "core/util.h"
 #include "forward/commands.h"
-#include "forward/metrics.h"
+#include "forward/model_metrics.h"
 #include "forward/mqtt.h"
 #include "forward/pace.h"
 #include "forward/payload.h"
@@ -67,7 +65,7 @@ struct forwarder {
     pthread_cond_t cv;
     bool stop, wake;
     event *ev_head, *ev_tail;
-    metrics_state metrics;
+    model_metrics_state model_metrics;
     fwd_state state;
     char last_error[REASON_MAX];
     int64_t connected_since;
@@ -95,7 +93,7 @@ struct forwarder {
     int64_t backlog, backlog_checked_ms; /* pending rows, refreshed at most every second */
     pace_backoff bo;
     pace_bucket rate, bytes;
-    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_metrics_ms, pace_until_ms;
+    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms, pace_until_ms;
     bool start_sent;
     bool up;                /* CONNACK received on the current connection */
     bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
@@ -170,7 +168,7 @@ static void cb_message(void *arg, uint64_t gen, const char *topic, const void *p
     push(arg, e);
 }
 
-/* Store writer thread: collect confidences for the metrics and wake the drain. Never blocks
+/* Store writer thread: collect confidences for the model metrics and wake the drain. Never blocks
  * beyond a short mutex. */
 static void on_commit(void *arg, inference *const *committed, size_t n)
 {
@@ -179,7 +177,7 @@ static void on_commit(void *arg, inference *const *committed, size_t n)
     /* the model's confidence in what it saw: the best score of each inference with labels (the
      * true mean of a classification is always 1/labels, which says nothing) */
     for (size_t i = 0; i < n; i++)
-        if (committed[i]->top_label) metrics_add(&f->metrics, committed[i]->top_score);
+        if (committed[i]->top_label) model_metrics_add(&f->model_metrics, committed[i]->top_score);
     f->wake = true;
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -274,7 +272,7 @@ static void start_connect(forwarder *f, int64_t now)
                    .key = c->mqtt_key,
                    .client_id = f->client_id,
                    .keepalive_s = c->mqtt_keepalive_s,
-                   .max_inflight = c->mqtt_inflight + 4, /* room for commands and metrics */
+                   .max_inflight = c->mqtt_inflight + 4, /* room for commands and model metrics */
                    .gen = f->gen};
     mqtt_callbacks cb = {.arg = f,
                          .connected = cb_connected,
@@ -294,7 +292,7 @@ static void start_connect(forwarder *f, int64_t now)
     set_state(f, ST_CONNECTING, NULL);
 }
 
-/* Publishes a non-row message (start, metrics, command reply); failures are logged only. */
+/* Publishes a non-row message (start, model metrics, command reply); failures are logged only. */
 static void publish_aux(forwarder *f, const char *topic, const char *payload, size_t len,
                         bool retained)
 {
@@ -305,28 +303,19 @@ static void publish_aux(forwarder *f, const char *topic, const char *payload, si
         log_warn("forward", "%s: %s", topic, err.msg);
 }
 
+/* get_status: the status object's command view (forwarder_report.c writes both views). */
 static void status_fill(void *arg, void *obj)
 {
-    forwarder *f = arg;
     forwarder_status s;
-    forwarder_get_status(f, &s);
-    cJSON *o = obj;
-    cJSON_AddStringToObject(o, "connection", s.state);
-    cJSON_AddNumberToObject(o, "queue_depth", (double)s.queue_depth);
-    cJSON_AddNumberToObject(o, "oldest_pending_age_ms", (double)s.oldest_pending_age_ms);
-    cJSON_AddNumberToObject(o, "in_flight", (double)s.in_flight);
-    cJSON_AddNumberToObject(o, "dead_letters", (double)s.dead);
-    cJSON_AddNumberToObject(o, "dropped", (double)s.dropped);
-    cJSON_AddNumberToObject(o, "rejected", (double)s.rejected);
-    cJSON_AddNumberToObject(o, "sent", (double)s.sent);
-    cJSON_AddNumberToObject(o, "acked", (double)s.acked);
+    forwarder_get_status(arg, &s);
+    forward__status_command(&s, obj);
 }
 
-static void reset_metrics_cb(void *arg)
+static void reset_model_metrics_cb(void *arg)
 {
     forwarder *f = arg;
     pthread_mutex_lock(&f->mu);
-    metrics_reset(&f->metrics);
+    model_metrics_reset(&f->model_metrics);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -347,7 +336,7 @@ static void handle_message(forwarder *f, event *e)
                       .pol = f->pol,
                       .arg = f,
                       .status = status_fill,
-                      .reset_metrics = reset_metrics_cb,
+                      .reset_model_metrics = reset_model_metrics_cb,
                       .restart = NULL};
     bool restart = false;
     commands_cmd cmd;
@@ -434,7 +423,7 @@ static void handle_done(forwarder *f, event *e, int64_t now)
         f->probe = false;
         return;
     }
-    /* not a row (start, metrics, reply, subscribe), or from before a rewind */
+    /* not a row (start, model metrics, reply, subscribe), or from before a rewind */
 }
 
 static void dead_letter(forwarder *f, int64_t seq, const char *reason)
@@ -573,15 +562,15 @@ static void drain(forwarder *f, int64_t now)
     }
 }
 
-static void send_metrics(forwarder *f)
+static void send_model_metrics(forwarder *f)
 {
     util_buf b = {0};
     char id[UTIL_UUID_LEN + 1];
     util_uuid4(id);
     pthread_mutex_lock(&f->mu);
-    er_rc rc = metrics_report(&f->metrics, util_now_ms(), id, &b);
+    er_rc rc = model_metrics_report(&f->model_metrics, util_now_ms(), id, &b);
     pthread_mutex_unlock(&f->mu);
-    if (rc == ER_OK) publish_aux(f, f->tp.t[TOPICS_METRICS], b.data, b.len, false);
+    if (rc == ER_OK) publish_aux(f, f->tp.t[TOPICS_MODEL_METRICS], b.data, b.len, false);
     util_buf_free(&b);
 }
 
@@ -604,7 +593,7 @@ static void *run(void *arg)
     util_thread_name("eir-forward", NULL);
     int64_t now = util_mono_ms();
     f->next_connect_ms = now;
-    f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
+    f->next_model_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
     pace_bucket_init(&f->rate, f->cfg->publish_rate_max, now);
     pace_bucket_init(&f->bytes, (double)f->cfg->publish_bytes_max, now);
     for (;;) {
@@ -643,12 +632,12 @@ static void *run(void *arg)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
         flush_acks(f, false); /* after refilling the window: the broker works meanwhile */
-        if (now >= f->next_metrics_ms) {
-            if (f->up) send_metrics(f); /* while down the window keeps accumulating */
-            f->next_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
+        if (now >= f->next_model_metrics_ms) {
+            if (f->up) send_model_metrics(f); /* while down the window keeps accumulating */
+            f->next_model_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
         }
         /* sleep until the next deadline or a hand-off */
-        int64_t until = f->next_metrics_ms;
+        int64_t until = f->next_model_metrics_ms;
         if (!f->live && f->next_connect_ms < until) until = f->next_connect_ms;
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
@@ -781,6 +770,7 @@ void forwarder_get_status(forwarder *f, forwarder_status *out)
     out->omitted = atomic_load(&f->omitted);
     out->commands = atomic_load(&f->commands);
     out->restart_requested = atomic_load(&f->restart);
+    out->qos = f->cfg->iotcore_qos;
     store_outbox_stats os;
     if (store_outbox_stats_get(f->st, &os) == ER_OK) {
         out->queue_depth = os.pending;

@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "core/rc.h"
+#include "core/report.h"
 #include "forward/policy.h"
 #include "store/store.h"
 
@@ -41,28 +42,21 @@ void forwarder_stop(forwarder *f);
  * forwarder, destroys the store, then destroys the forwarder. NULL is fine. */
 void forwarder_destroy(forwarder *f);
 
-typedef struct forwarder_status {
-    const char *state; /* "connecting", "connected", "backoff" (static string) */
-    char endpoint[300];
-    char client_id[256];
-    char last_error[320];    /* "" if none */
-    int64_t connected_since; /* epoch ms of the current connection's CONNACK; 0 if down */
-    int64_t queue_depth;     /* outbox rows waiting (store) */
-    int64_t oldest_pending_age_ms;
-    int64_t in_flight;      /* published, not yet acknowledged */
-    int64_t sent;           /* inference publishes handed to the client since start */
-    int64_t acked;          /* rows acknowledged (deleted from the outbox) since start */
-    int64_t dropped;        /* outbox full, oldest dropped (store, since start) */
-    int64_t rejected;       /* outbox full, new not queued (store, since start) */
-    int64_t dead;           /* dead-lettered rows (store) */
-    int64_t reconnects;     /* connection attempts after the first */
-    int64_t shrunk;         /* images re-encoded smaller to fit */
-    int64_t omitted;        /* images left out ("image_omitted") */
-    int64_t commands;       /* commands handled */
-    bool restart_requested; /* a restart command was received */
-} forwarder_status;
+/* The forwarder's report part (core/report.h), named "forwarder": status() is THE status object
+ * (GET /api/v1/forwarder; the live stream copies its keys), prom() the ei_relay_forwarder_*
+ * series of /metrics. Both read a snapshot under the forwarder's lock; any thread. f must
+ * outlive every reader of the part. */
+void forwarder_report(forwarder *f, report_part *out);
 
-void forwarder_get_status(forwarder *f, forwarder_status *out);
+/* What the part reads when forwarding is off (no forwarder is made); borrowed, it must outlive
+ * every reader of the part. */
+typedef struct forwarder_disabled {
+    store *st;
+    const config *cfg;
+} forwarder_disabled;
+/* Forwarding off: the same status object with state "disabled", the outbox's waiting and dead
+ * rows (of an earlier run) from the store and the configured qos, zeros elsewhere; no series. */
+void forwarder_report_disabled(forwarder_disabled *off, report_part *out);
 
 /* True once a restart command was handled; the forwarder has then also sent SIGTERM to the
  * process so main shuts down cleanly and the supervisor starts it again. */

@@ -19,7 +19,7 @@ bool topics_valid(const char *topic)
 er_rc topics_build(const char *device, topics *out, er_err *err)
 {
     static const char *const suffix[TOPICS_COUNT] = {
-        [TOPICS_INFERENCE] = "inference/output", [TOPICS_METRICS] = "model/metrics",
+        [TOPICS_INFERENCE] = "inference/output", [TOPICS_MODEL_METRICS] = "model/metrics",
         [TOPICS_CMD_IN] = "command/input",       [TOPICS_CMD_OUT] = "command/output",
         [TOPICS_BATCH] = "inference/batch",
     };

@@ -14,7 +14,7 @@
 
 typedef enum topics_kind {
     TOPICS_INFERENCE = 0, /* inference/output */
-    TOPICS_METRICS,       /* model/metrics */
+    TOPICS_MODEL_METRICS, /* model/metrics */
     TOPICS_CMD_IN,        /* command/input */
     TOPICS_CMD_OUT,       /* command/output */
     TOPICS_BATCH,         /* inference/batch */

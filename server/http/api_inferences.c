@@ -302,7 +302,7 @@ enum MHD_Result http_api_delete(http_req *r)
     er_rc rc = store_delete(r->srv->deps.st, r->route.guid);
     if (rc == ER_NOTFOUND) return reply_not_found(r, "no inference with id");
     if (rc) return http_reply_rc(r, rc, "the inference could not be deleted");
-    live_notify_deleted(r->srv->deps.lv, r->route.guid); /* dashboards drop its card */
+    /* the store told the live stream before answering, so dashboards drop its card */
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     return http_reply(r, 204, resp);
 }

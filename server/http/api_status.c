@@ -1,12 +1,13 @@
-/* api_status.c - /api/v1/health (no token, cheap), /api/v1/stats (per-label buckets) and
- * /metrics (Prometheus text format 0.0.4 from the server's counters and store_get_info). */
+/* api_status.c - /api/v1/health (no token, cheap), /api/v1/stats (per-label buckets), the
+ * modules' status objects (GET /api/v1/forwarder, /api/v1/sources: their report parts) and
+ * /metrics (Prometheus text format 0.0.4: the server's counters, the store's series from one
+ * store_get_info, then each report part's series, written with core/prom.h). */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "http/api_forwarder.h"
-#include "http/api_sources.h"
+#include "core/prom.h"
 #include "http/http_internal.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -120,32 +121,82 @@ enum MHD_Result http_api_stats(http_req *r)
     return http_reply_cjson(r, 200, o);
 }
 
+/* ---- the modules' status objects ---- */
+
+enum MHD_Result http_api_part(http_req *r)
+{
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret;
+    if (!http_query_check(r, allowed, &ret)) return ret;
+    const http_deps *d = &r->srv->deps;
+    const char *name = strrchr(r->path, '/') + 1; /* the route table's path: /api/v1/<name> */
+    for (size_t i = 0; i < d->n_parts; i++) {
+        const report_part *p = d->parts[i];
+        if (strcmp(p->name, name) != 0 || !p->status) continue;
+        cJSON *o = p->status(p->ctx);
+        if (!o) return http_reply_error(r, 500, "internal", "out of memory rendering the %s", name);
+        return http_reply_cjson(r, 200, o);
+    }
+    return http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
+}
+
 /* ---- /metrics ---- */
 
-er_rc http_metric_head(util_buf *b, const char *name, const char *type, const char *help)
-{
-    return util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
+static const prom_metric requests_total = {"ei_relay_http_requests_total", "counter",
+                                           "HTTP requests answered, by status code."};
+static const prom_metric ingest_total = {"ei_relay_ingest_requests_total", "counter",
+                                         "POST /api/v1/inferences requests answered, by status."};
+static const prom_metric received_total = {"ei_relay_http_received_bytes_total", "counter",
+                                           "Request body bytes received by the HTTP server."};
+static const prom_metric uptime_seconds = {"ei_relay_uptime_seconds", "gauge",
+                                           "Seconds since the service started."};
+static const prom_metric relay_info = {"ei_relay_info", "gauge", "Version and device name."};
 
-void http_metric(util_buf *b, const char *name, const char *type, const char *help, int64_t value)
+/* One family of per-status counters, labelled {label="<code>"}; codes never answered are left
+ * out, except that an empty family shows zero_code with 0. extra is added to code 200. */
+static er_rc status_family(util_buf *b, const prom_metric *m, const char *label,
+                           const atomic_uint_fast64_t *by_status, uint64_t extra,
+                           const char *zero_code)
 {
-    http_metric_head(b, name, type, help);
-    util_buf_printf(b, "%s %lld\n", name, (long long)value);
-}
-
-er_rc http_metric_label(util_buf *b, const char *s)
-{
-    er_rc rc = ER_OK;
-    if (!s) return ER_OK;
-    const char *run = s; /* start of the bytes not yet copied */
-    for (; rc == ER_OK && *s; s++) {
-        const char *esc = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
-        if (!esc) continue;
-        rc = util_buf_append(b, run, (size_t)(s - run));
-        if (rc == ER_OK) rc = util_buf_append(b, esc, 2);
-        run = s + 1;
+    er_rc rc = prom_head(b, m);
+    bool any = false;
+    for (unsigned c = 100; rc == ER_OK && c < HTTP_STATUS_MAX; c++) {
+        uint64_t v = atomic_load_explicit(&by_status[c], memory_order_relaxed);
+        if (c == 200) v += extra;
+        if (!v) continue;
+        char code[8];
+        snprintf(code, sizeof code, "%u", c);
+        const char *const kv[] = {label, code};
+        rc = prom_sample(b, m->name, kv, 1, v);
+        any = true;
     }
-    if (rc == ER_OK) rc = util_buf_append(b, run, (size_t)(s - run));
+    if (rc == ER_OK && !any && zero_code) {
+        const char *const kv[] = {label, zero_code};
+        rc = prom_sample(b, m->name, kv, 1, 0);
+    }
+    return rc;
+}
+
+/* The server's own series before the store's: requests by status, ingest by status, bytes. */
+static er_rc http_prom(http_server *s, util_buf *b)
+{
+    /* Count this scrape's own 200 first so the numbers it shows include itself. */
+    er_rc rc = status_family(b, &requests_total, "code", s->by_status, 1, NULL);
+    if (rc == ER_OK) rc = status_family(b, &ingest_total, "status", s->ingest_by_status, 0, "201");
+    if (rc == ER_OK)
+        rc = prom_value(b, &received_total,
+                        (int64_t)atomic_load_explicit(&s->bytes_received, memory_order_relaxed));
+    return rc;
+}
+
+/* The series after every module's: uptime and the info gauge. */
+static er_rc http_prom_tail(http_server *s, util_buf *b)
+{
+    int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;
+    er_rc rc = prom_value(b, &uptime_seconds, uptime > 0 ? uptime : 0);
+    if (rc == ER_OK) rc = prom_head(b, &relay_info);
+    const char *const kv[] = {"version", EI_RELAY_VERSION, "device", s->deps.device};
+    if (rc == ER_OK) rc = prom_sample(b, relay_info.name, kv, 2, 1);
     return rc;
 }
 
@@ -158,73 +209,15 @@ enum MHD_Result http_api_metrics(http_req *r)
     store_info info;
     er_rc rc = store_get_info(s->deps.st, &info);
     if (rc) return http_reply_rc(r, rc, "the store could not be read");
-    /* Count this scrape's own 200 first so the numbers it shows include itself. */
     util_buf b = {0};
-    http_metric_head(&b, "ei_relay_http_requests_total", "counter",
-                     "HTTP requests answered, by status code.");
-    for (unsigned c = 100; c < HTTP_STATUS_MAX; c++) {
-        uint64_t v = atomic_load_explicit(&s->by_status[c], memory_order_relaxed);
-        if (c == 200) v++; /* this answer */
-        if (v)
-            util_buf_printf(&b, "ei_relay_http_requests_total{code=\"%u\"} %llu\n", c,
-                            (unsigned long long)v);
+    rc = http_prom(s, &b);
+    if (rc == ER_OK) rc = store_prom(&info, &b);
+    for (size_t i = 0; rc == ER_OK && i < s->deps.n_parts; i++) {
+        const report_part *p = s->deps.parts[i];
+        if (p->prom) rc = p->prom(p->ctx, &b);
     }
-    http_metric_head(&b, "ei_relay_ingest_requests_total", "counter",
-                     "POST /api/v1/inferences requests answered, by status.");
-    bool any = false;
-    for (unsigned c = 100; c < HTTP_STATUS_MAX; c++) {
-        uint64_t v = atomic_load_explicit(&s->ingest_by_status[c], memory_order_relaxed);
-        if (!v) continue;
-        any = true;
-        util_buf_printf(&b, "ei_relay_ingest_requests_total{status=\"%u\"} %llu\n", c,
-                        (unsigned long long)v);
-    }
-    if (!any) util_buf_printf(&b, "ei_relay_ingest_requests_total{status=\"201\"} 0\n");
-    http_metric(&b, "ei_relay_http_received_bytes_total", "counter",
-                "Request body bytes received by the HTTP server.",
-                (int64_t)atomic_load_explicit(&s->bytes_received, memory_order_relaxed));
-    http_metric(&b, "ei_relay_inferences_stored_total", "counter",
-                "Inferences committed to the database since start.", info.puts);
-    http_metric(&b, "ei_relay_duplicates_total", "counter",
-                "Puts answered with an already stored inference (same id).", info.duplicates);
-    http_metric(&b, "ei_relay_put_errors_total", "counter", "Puts that failed.", info.put_errors);
-    http_metric(&b, "ei_relay_commits_total", "counter", "Database transactions committed.",
-                info.commits);
-    http_metric(&b, "ei_relay_retention_deleted_total", "counter",
-                "Inferences removed by the retention limits.", info.retention_deleted);
-    http_metric(&b, "ei_relay_cache_rows", "gauge", "Inferences in the cache.", info.rows);
-    http_metric(&b, "ei_relay_cache_bytes", "gauge", "Accounted bytes of the cached inferences.",
-                info.bytes);
-    http_metric(&b, "ei_relay_cache_images", "gauge", "Cached inferences with an image.",
-                info.images);
-    http_metric(&b, "ei_relay_db_file_bytes", "gauge", "Database file plus WAL on disk.",
-                info.db_file_bytes);
-    http_metric(&b, "ei_relay_outbox_depth", "gauge", "Outbox rows waiting to be forwarded.",
-                info.outbox);
-    http_metric(&b, "ei_relay_ingest_queue_depth", "gauge", "Puts waiting for the store writer.",
-                info.queue_depth);
-    http_metric(&b, "ei_relay_newest_seq", "gauge", "Sequence number of the newest inference.",
-                info.newest_seq);
-    live_stats ls;
-    live_get_stats(s->deps.lv, &ls);
-    http_metric(&b, "ei_relay_live_clients", "gauge", "Live stream connections now.", ls.clients);
-    http_metric(&b, "ei_relay_live_sent_total", "counter",
-                "Inference messages written to live stream clients.", ls.sent);
-    http_metric(&b, "ei_relay_live_missed_total", "counter",
-                "Inferences live clients lost (too slow, or past the resume bound).", ls.missed);
-    http_metric(&b, "ei_relay_live_refused_total", "counter",
-                "Live connections refused at auth (bad token or timeout).", ls.refused);
-    http_metric(&b, "ei_relay_live_resumes_total", "counter", "Live connections that resumed.",
-                ls.resumes);
-    http_forwarder_metrics(r, &b);
-    bool sources_ok = http_sources_metrics(r, &b) == ER_OK;
-    int64_t uptime = (util_now_ms() - s->deps.started_ms) / 1000;
-    http_metric(&b, "ei_relay_uptime_seconds", "gauge", "Seconds since the service started.",
-                uptime > 0 ? uptime : 0);
-    http_metric_head(&b, "ei_relay_info", "gauge", "Version and device name.");
-    util_buf_printf(&b, "ei_relay_info{version=\"%s\",device=\"", EI_RELAY_VERSION);
-    http_metric_label(&b, s->deps.device);
-    if (util_buf_printf(&b, "\"} 1\n") != ER_OK || !b.data || !sources_ok) {
+    if (rc == ER_OK) rc = http_prom_tail(s, &b);
+    if (rc != ER_OK || !b.data) {
         util_buf_free(&b);
         return http_reply_error(r, 500, "internal", "out of memory rendering metrics");
     }

@@ -4,7 +4,8 @@
  * request completed): on the first call the route, method and token are decided and any
  * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
  * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
- * connection until the store's commit callback resumes it. */
+ * connection until the store's commit callback resumes it. Routes, their roles and handlers
+ * are the rows of the route table (http_routes.c). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -17,8 +18,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "http/api_forwarder.h"
-#include "http/api_sources.h"
 #include "core/log.h"
 #include "http/http_internal.h"
 
@@ -255,33 +254,11 @@ static void uncount_suspended(http_req *r)
     pthread_mutex_unlock(&r->srv->mu);
 }
 
-/* Dispatches a request whose body (if any) is complete. */
+/* Dispatches a request whose body (if any) is complete to the handler its route row names. */
 static enum MHD_Result dispatch(http_req *r)
 {
-    switch (r->route.id) {
-    case HTTP_ROUTE_INFERENCES:
-        return r->route.method == HTTP_M_POST ? http_api_ingest(r) : http_api_list(r);
-    case HTTP_ROUTE_INFERENCE:
-        return r->route.method == HTTP_M_DELETE ? http_api_delete(r) : http_api_get(r);
-    case HTTP_ROUTE_IMAGE:
-        return http_api_image(r);
-    case HTTP_ROUTE_THUMBNAIL:
-        return http_api_thumbnail(r);
-    case HTTP_ROUTE_STATS:
-        return http_api_stats(r);
-    case HTTP_ROUTE_HEALTH:
-        return http_api_health(r);
-    case HTTP_ROUTE_METRICS:
-        return http_api_metrics(r);
-    case HTTP_ROUTE_FORWARDER:
-        return http_api_forwarder(r);
-    case HTTP_ROUTE_SOURCES:
-        return http_api_sources(r);
-    case HTTP_ROUTE_STATIC:
-        return http_static(r);
-    default:
-        return http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
-    }
+    if (r->route.run) return r->route.run(r);
+    return http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
 }
 
 /* Everything decided before any body byte is read. Returns true if an answer was queued. */
@@ -332,9 +309,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
             return true;
         }
     }
-    if ((r->route.id == HTTP_ROUTE_INFERENCE || r->route.id == HTTP_ROUTE_IMAGE ||
-         r->route.id == HTTP_ROUTE_THUMBNAIL) &&
-        !r->route.id_ok) {
+    if (r->route.has_id && !r->route.id_ok) {
         *ret = http_reply_error(r, 400, "bad_request", "id '%s' is not a uuid", r->route.guid);
         return true;
     }

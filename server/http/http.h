@@ -4,14 +4,13 @@
 #ifndef EI_HTTP_HTTP_H
 #define EI_HTTP_HTTP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/rc.h"
-#include "forward/forwarder.h"
-#include "live/live.h"
-#include "sources/sources.h"
+#include "core/report.h"
 #include "store/store.h"
 
 typedef struct http_server http_server;
@@ -21,12 +20,14 @@ typedef struct http_deps {
     const config *cfg;
     store *st;
     const auth *au;
-    forwarder *fwd;     /* NULL when forwarding is off */
-    sources *src;       /* the configured sources; NULL = none */
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
-    live *lv;           /* the live stream: counters, delete notices; NULL = none */
+    /* The other modules' report parts (core/report.h), in /metrics order: each one's prom()
+     * follows the store's series; a part's status() answers GET /api/v1/<its name> where the
+     * route table has that path (forwarder, sources). */
+    const report_part *const *parts;
+    size_t n_parts;
 } http_deps;
 
 er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err);

@@ -1,5 +1,6 @@
 /* http_internal.h - what the HTTP server's files share: the server and per-request structs, the
- * reply helpers (http.c) and the handlers (api_inferences.c, api_status.c, static_files.c).
+ * reply helpers (http.c) and the handlers (api_inferences.c, api_status.c, static_files.c) the
+ * route table (http_routes.c) names.
  * Not for other modules. */
 #ifndef EI_HTTP_HTTP_INTERNAL_H
 #define EI_HTTP_HTTP_INTERNAL_H
@@ -42,7 +43,7 @@ typedef enum http_req_state {
 } http_req_state;
 
 /* One request, owned by the connection (con_cls), freed in the completion callback. */
-typedef struct http_req {
+struct http_req {
     http_server *srv;
     struct MHD_Connection *conn;
     const char *method; /* borrowed from libmicrohttpd, valid for the request */
@@ -56,7 +57,7 @@ typedef struct http_req {
     atomic_bool put_done; /* set once by the store callback or a synchronous failure */
     bool counted;         /* counted in srv->suspended (MHD threads only) */
     store_put_result put;
-} http_req;
+};
 
 /* ---- replies (http.c); each returns the MHD_queue_response result ---- */
 /* Queues resp (destroyed here) with X-Content-Type-Options and counts it. */
@@ -98,13 +99,10 @@ void http_req_free_ingest(http_req *r);
 
 enum MHD_Result http_api_health(http_req *r);
 enum MHD_Result http_api_stats(http_req *r);
+/* Prometheus text format 0.0.4: the server's own series, the store's, then each part's. */
 enum MHD_Result http_api_metrics(http_req *r);
-/* Prometheus text format 0.0.4 pieces for the modules that add series to /metrics: the
- * # HELP / # TYPE lines, a whole unlabelled sample, and a label value with backslash, double
- * quote and newline escaped. */
-er_rc http_metric_head(util_buf *b, const char *name, const char *type, const char *help);
-void http_metric(util_buf *b, const char *name, const char *type, const char *help, int64_t value);
-er_rc http_metric_label(util_buf *b, const char *s);
+/* GET /api/v1/<name>: the status object of the report part of that name (deps.parts). */
+enum MHD_Result http_api_part(http_req *r);
 
 enum MHD_Result http_static(http_req *r);
 

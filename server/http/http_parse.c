@@ -6,8 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define API_PREFIX "/api/v1/"
-#define INFERENCES_PATH "/api/v1/inferences"
+/* Paths under it are the API's: only the API rows match there. */
+#define API_ROOT "/api"
 
 http_method http_method_parse(const char *method)
 {
@@ -19,20 +19,10 @@ http_method http_method_parse(const char *method)
     return HTTP_M_OTHER;
 }
 
-/* Sets the route and decides 405 from the methods it takes; HEAD goes wherever GET does. */
-static void take(http_route *r, http_route_id id, bool get, bool post, bool del, const char *allow)
+static bool under_api(const char *path)
 {
-    r->id = id;
-    r->allow = allow;
-    bool ok = ((r->method == HTTP_M_GET || r->method == HTTP_M_HEAD) && get) ||
-              (r->method == HTTP_M_POST && post) || (r->method == HTTP_M_DELETE && del);
-    r->status = ok ? 0 : 405;
-    if (r->method == HTTP_M_POST)
-        r->need = AUTH_INGEST;
-    else if (r->method == HTTP_M_DELETE)
-        r->need = AUTH_ADMIN;
-    else
-        r->need = AUTH_READ;
+    size_t n = strlen(API_ROOT);
+    return strncmp(path, API_ROOT, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 /* Copies the {id} segment (up to the next '/' or the end) and checks it is a uuid. Returns
@@ -45,8 +35,29 @@ static const char *take_id(http_route *r, const char *seg)
     for (size_t i = 0; i < keep; i++)
         r->guid[i] = (char)tolower((unsigned char)seg[i]);
     r->guid[keep] = '\0';
+    r->has_id = true;
     r->id_ok = n == UTIL_UUID_LEN && util_is_uuid(r->guid);
     return seg + n;
+}
+
+/* Whether path matches pat; fills the id of out. *exact is false when a final "*" matched
+ * more than nothing. */
+static bool pattern_match(const char *pat, const char *path, http_route *out, bool *exact)
+{
+    *exact = true;
+    while (*pat) {
+        if (strncmp(pat, "{id}", 4) == 0) {
+            if (*path == '\0' || *path == '/') return false; /* empty id segment */
+            path = take_id(out, path);
+            pat += 4;
+        } else if (pat[0] == '*' && pat[1] == '\0') {
+            *exact = *path == '\0';
+            return true;
+        } else if (*pat++ != *path++) {
+            return false;
+        }
+    }
+    return *path == '\0';
 }
 
 void http_route_match(const char *method, const char *path, http_route *out)
@@ -55,54 +66,27 @@ void http_route_match(const char *method, const char *path, http_route *out)
     out->method = http_method_parse(method);
     out->status = 404;
     if (!path || path[0] != '/') return;
-
-    if (strcmp(path, "/metrics") == 0) {
-        take(out, HTTP_ROUTE_METRICS, true, false, false, "GET, HEAD");
-        return;
-    }
-    if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0) {
-        /* The dashboard: static files take GET and HEAD only, and need no token because a
-         * browser navigating to the page cannot send one (the page asks for it). */
-        take(out, HTTP_ROUTE_STATIC, true, false, false, "GET, HEAD");
-        out->need = AUTH_NONE;
-        if (out->status == 405 && strcmp(path, "/") != 0) {
-            /* Only "/" is known without a file-system lookup; others answer 404. */
-            out->id = HTTP_ROUTE_NONE;
-            out->status = 404;
+    http_method m = out->method == HTTP_M_HEAD ? HTTP_M_GET : out->method;
+    for (size_t i = 0; i < http_routes_n; i++) {
+        const http_route_def *row = &http_routes[i];
+        bool wildcard = row->pattern[strlen(row->pattern) - 1] == '*';
+        http_route r = {.method = out->method};
+        bool exact;
+        if ((wildcard && under_api(path)) || !pattern_match(row->pattern, path, &r, &exact))
+            continue;
+        r.id = row->id;
+        r.allow = row->allow;
+        r.status = 405;
+        for (size_t v = 0; v < HTTP_VERBS_MAX; v++) {
+            if (row->verbs[v].method != m || m == HTTP_M_OTHER) continue;
+            r.status = 0;
+            r.need = row->verbs[v].need;
+            r.run = row->verbs[v].run;
         }
-        return;
-    }
-    if (strcmp(path, API_PREFIX "health") == 0) {
-        take(out, HTTP_ROUTE_HEALTH, true, false, false, "GET, HEAD");
-        out->need = AUTH_NONE;
-        return;
-    }
-    if (strcmp(path, API_PREFIX "forwarder") == 0) {
-        take(out, HTTP_ROUTE_FORWARDER, true, false, false, "GET, HEAD");
-        return;
-    }
-    if (strcmp(path, API_PREFIX "sources") == 0) {
-        take(out, HTTP_ROUTE_SOURCES, true, false, false, "GET, HEAD");
-        return;
-    }
-    if (strcmp(path, API_PREFIX "stats") == 0) {
-        take(out, HTTP_ROUTE_STATS, true, false, false, "GET, HEAD");
-        return;
-    }
-    if (strcmp(path, INFERENCES_PATH) == 0) {
-        take(out, HTTP_ROUTE_INFERENCES, true, true, false, "GET, HEAD, POST");
-        return;
-    }
-    if (strncmp(path, INFERENCES_PATH "/", sizeof INFERENCES_PATH) == 0) {
-        const char *seg = path + sizeof INFERENCES_PATH;
-        if (*seg == '\0' || *seg == '/') return; /* empty id segment */
-        const char *rest = take_id(out, seg);
-        if (*rest == '\0')
-            take(out, HTTP_ROUTE_INFERENCE, true, false, true, "GET, HEAD, DELETE");
-        else if (strcmp(rest, "/image") == 0)
-            take(out, HTTP_ROUTE_IMAGE, true, false, false, "GET, HEAD");
-        else if (strcmp(rest, "/thumbnail") == 0)
-            take(out, HTTP_ROUTE_THUMBNAIL, true, false, false, "GET, HEAD");
+        /* a "*" row knows only its fixed part exists: elsewhere a method it does not take
+         * is 404 */
+        if (r.status == 405 && !exact) return;
+        *out = r;
         return;
     }
 }

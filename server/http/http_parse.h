@@ -1,9 +1,11 @@
-/* http_parse.h - the pure pieces of the HTTP server: route matching, the list cursor codec,
- * stats bucket parsing, query-name checks, static path safety and content types by extension.
- * No I/O and no libmicrohttpd here, so they are unit-tested on their own (test_http_parse.c). */
+/* http_parse.h - the pure pieces of the HTTP server: the route table's types and its matcher,
+ * the list cursor codec, stats bucket parsing, query-name checks, static path safety and content
+ * types by extension. No I/O and no libmicrohttpd call here (its header only for the handler
+ * type), so they are unit-tested on their own (test_http_parse.c). */
 #ifndef EI_HTTP_HTTP_PARSE_H
 #define EI_HTTP_HTTP_PARSE_H
 
+#include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +14,8 @@
 #include "core/rc.h"
 #include "core/util.h"
 
+/* The routes, one row each in the route table (http_routes.c); the ids name them for the tests
+ * and the ingest counter. */
 typedef enum http_route_id {
     HTTP_ROUTE_NONE = 0,   /* unknown path: 404 */
     HTTP_ROUTE_INFERENCES, /* /api/v1/inferences */
@@ -34,23 +38,58 @@ typedef enum http_method {
     HTTP_M_DELETE,
 } http_method;
 
+/* One request being answered (http_internal.h); a handler answers it (or, for ingest, may
+ * suspend it) and returns libmicrohttpd's result. */
+typedef struct http_req http_req;
+typedef enum MHD_Result (*http_handler)(http_req *r);
+
+/* A method a route takes, the role it needs (AUTH_NONE: no token) and its handler. HEAD goes
+ * wherever GET does. */
+typedef struct http_verb {
+    http_method method;
+    auth_role need;
+    http_handler run;
+} http_verb;
+
+#define HTTP_VERBS_MAX 2
+
+/* One row of the route table. pattern is the path, where "{id}" stands for one non-empty
+ * segment (the inference id) and a final "*" for any rest: a "*" row is the dashboard, which
+ * never answers under /api (an unknown API path is 404, not a file) and, knowing only its fixed
+ * part exists, answers 405 there and 404 elsewhere to a method it does not take. allow is the
+ * Allow header of a 405. */
+typedef struct http_route_def {
+    http_route_id id;
+    const char *pattern;
+    const char *allow;
+    http_verb verbs[HTTP_VERBS_MAX]; /* unused ones: method HTTP_M_OTHER */
+} http_route_def;
+
+/* THE route table (http_routes.c), walked in order by http_route_match. */
+extern const http_route_def http_routes[];
+extern const size_t http_routes_n;
+
 /* The outcome of matching one request line. status is 0 when the route and method match,
  * 404 for an unknown path and 405 for a known path with a method it does not take (allow then
- * lists the methods). need is the role the request needs (AUTH_NONE: no token needed). For the
- * {id} routes, id holds the raw segment (truncated to fit) and id_ok says whether it is a uuid:
- * the server answers a bad id with 400 only after authentication. */
+ * lists the methods). need is the role the request needs (AUTH_NONE: no token needed) and run
+ * its handler. For the {id} routes (has_id), guid holds the raw segment (lower-cased, truncated
+ * to fit) and id_ok says whether it is a uuid: the server answers a bad id with 400 only after
+ * authentication. */
 typedef struct http_route {
     http_route_id id;
     http_method method;
     int status;
     const char *allow;
     auth_role need;
+    http_handler run;
+    bool has_id;
     bool id_ok;
     char guid[UTIL_UUID_LEN + 1];
 } http_route;
 
 http_method http_method_parse(const char *method);
-/* path: the decoded URL path without the query string. */
+/* path: the decoded URL path without the query string. Walks http_routes; the first row whose
+ * pattern matches decides. */
 void http_route_match(const char *method, const char *path, http_route *out);
 
 /* The list cursor: an opaque token "c<seq>" carrying the store's next_seq (the keyset bound

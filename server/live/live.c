@@ -4,11 +4,13 @@
  * and the other files: live_internal.h. */
 #include "live/live.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "core/prom.h"
 #include "live/live_internal.h"
 
 #define LIVE_PATH "/api/v1/live"
@@ -121,6 +123,7 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
         goto fail;
     }
     rc = store_subscribe(d->st, lv_hub_on_commit, l);
+    if (rc == ER_OK) rc = store_subscribe_deleted(d->st, lv_hub_on_deleted, l);
     if (rc) {
         er_fail(err, rc, "live: cannot subscribe to commits");
         goto fail;
@@ -144,30 +147,40 @@ int live_port(const live *l)
     return l && l->vhost ? lws_get_vhost_listen_port(l->vhost) : 0;
 }
 
-void live_get_stats(const live *l, live_stats *out)
+/* ---- report part ---- */
+
+/* The counters, each an atomic of struct live, in /metrics order. */
+static const struct {
+    prom_metric m;
+    size_t off;
+} series[] = {
+    {{"ei_relay_live_clients", "gauge", "Live stream connections now."},
+     offsetof(live, n_clients_now)},
+    {{"ei_relay_live_sent_total", "counter", "Inference messages written to live stream clients."},
+     offsetof(live, n_sent)},
+    {{"ei_relay_live_missed_total", "counter",
+      "Inferences live clients lost (too slow, or past the resume bound)."},
+     offsetof(live, n_missed)},
+    {{"ei_relay_live_refused_total", "counter",
+      "Live connections refused at auth (bad token or timeout)."},
+     offsetof(live, n_refused)},
+    {{"ei_relay_live_resumes_total", "counter", "Live connections that resumed."},
+     offsetof(live, n_resumes)},
+};
+
+static er_rc live_prom(void *ctx, util_buf *b)
 {
-    memset(out, 0, sizeof *out);
-    if (!l) return;
-    out->clients = atomic_load(&l->n_clients_now);
-    out->sent = atomic_load(&l->n_sent);
-    out->missed = atomic_load(&l->n_missed);
-    out->refused = atomic_load(&l->n_refused);
-    out->resumes = atomic_load(&l->n_resumes);
+    er_rc rc = ER_OK;
+    for (size_t i = 0; rc == ER_OK && i < sizeof series / sizeof series[0]; i++) {
+        atomic_llong *counter = (atomic_llong *)((char *)ctx + series[i].off);
+        rc = prom_value(b, &series[i].m, atomic_load(counter));
+    }
+    return rc;
 }
 
-void live_notify_deleted(live *l, const char *guid)
+void live_report(live *l, report_part *out)
 {
-    if (!l || !guid || strlen(guid) > UTIL_UUID_LEN) return;
-    pthread_mutex_lock(&l->mu);
-    if (!l->stopped && l->n_deleted < 4096) { /* beyond that the loop is gone: drop */
-        char(*grown)[UTIL_UUID_LEN + 1] = realloc(l->deleted, (l->n_deleted + 1) * sizeof *grown);
-        if (grown) {
-            l->deleted = grown;
-            snprintf(l->deleted[l->n_deleted++], UTIL_UUID_LEN + 1, "%s", guid);
-            wsloop_wake(l->loop);
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
+    *out = (report_part){.name = "live", .status = NULL, .prom = live_prom, .ctx = l};
 }
 
 void live_stop(live *l)

@@ -30,24 +30,17 @@ typedef struct live_deps {
 } live_deps;
 
 /* Setup time (before wsloop_start): listens on cfg->ws_port and subscribes to the store's
- * commits (so call before traffic). ER_IO with err filled when the port is taken. */
+ * commits and deletes (so call before traffic): a deleted inference is announced to the clients
+ * ({"type":"deleted","id"}) and no longer served. ER_IO with err filled when the port is taken. */
 er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err);
 /* The port listened on (the one picked when ws_port is 0). */
 int live_port(const live *l);
 
-/* Counters for /metrics and health; any thread. Zeros for NULL. */
-typedef struct live_stats {
-    int64_t clients; /* connections now (authenticated or not) */
-    int64_t sent;    /* inference messages written since start */
-    int64_t missed;  /* inferences clients lost (slow, or over the resume bound) */
-    int64_t refused; /* connections refused at auth (bad token, timeout) */
-    int64_t resumes; /* auths with since_seq */
-} live_stats;
-void live_get_stats(const live *l, live_stats *out);
+/* The live stream's report part (core/report.h), named "live": no status object; prom() writes
+ * the ei_relay_live_* series (connections now, messages sent, inferences missed, connections
+ * refused at auth, resumes). Any thread; l must outlive every reader of the part. */
+void live_report(live *l, report_part *out);
 
-/* Any thread, after an inference was deleted: clients get {"type":"deleted","id":guid} and the
- * stream no longer serves it. NULL l is fine. */
-void live_notify_deleted(live *l, const char *guid);
 /* Before wsloop_destroy: from now on the commit hook no longer wakes the loop. NULL is fine. */
 void live_stop(live *l);
 /* After wsloop_destroy (its close callbacks use the clients) and after store_destroy (the

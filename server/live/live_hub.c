@@ -1,7 +1,8 @@
 /* live_hub.c - the hub: the store's commits in, the ring out, and what each client sends next
  * (from the ring, or from the cache when the ring no longer covers it, as on resume).
- * Everything runs on the wsloop thread except lv_hub_on_commit (the store's writer thread),
- * which only records the newest committed seq and its commit time under mu and wakes the loop.
+ * Everything runs on the wsloop thread except lv_hub_on_commit and lv_hub_on_deleted (the
+ * store's writer thread), which only record the newest committed seq and its commit time, or
+ * the deleted ids, under mu and wake the loop.
  *
  * The ring holds the last LV_RING_CAP committed inferences, rendered once, in seq order and
  * contiguous: every row with ring_base_seq < seq <= fetched_seq that still existed when read is
@@ -70,6 +71,22 @@ void lv_hub_on_commit(void *arg, inference *const *committed, size_t n)
         l->commits[l->n_commits++] = (lv_commit_mark){.seq = top, .ms = now};
         wsloop_wake(l->loop);
     }
+    pthread_mutex_unlock(&l->mu);
+}
+
+void lv_hub_on_deleted(void *arg, const char *const *guids, size_t n)
+{
+    live *l = arg;
+    pthread_mutex_lock(&l->mu);
+    /* beyond LV_DELETED_MAX waiting the loop is gone (or hopelessly behind): drop */
+    for (size_t i = 0; i < n && !l->stopped && l->n_deleted < LV_DELETED_MAX; i++) {
+        if (strlen(guids[i]) > UTIL_UUID_LEN) continue;
+        char(*grown)[UTIL_UUID_LEN + 1] = realloc(l->deleted, (l->n_deleted + 1) * sizeof *grown);
+        if (!grown) break;
+        l->deleted = grown;
+        snprintf(l->deleted[l->n_deleted++], UTIL_UUID_LEN + 1, "%s", guids[i]);
+    }
+    if (!l->stopped && l->n_deleted) wsloop_wake(l->loop);
     pthread_mutex_unlock(&l->mu);
 }
 

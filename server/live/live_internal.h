@@ -6,8 +6,8 @@
  *   live_ticks.c  the periodic forwarder and stats messages, and the stats counting;
  *   live_proto.c  pure parse/render of client messages (live_proto.h).
  *
- * Threads: everything runs on the wsloop thread except lv_hub_on_commit (the store's writer
- * thread) and live_notify_deleted / live_get_stats (any thread), which touch only the fields
+ * Threads: everything runs on the wsloop thread except lv_hub_on_commit / lv_hub_on_deleted
+ * (the store's writer thread) and the report part's prom (any thread), which touch only the fields
  * under mu or the atomics. struct live owns the ring, the clients and the stats; a client owns
  * its queue, its filter and its backlog page. */
 #ifndef EI_LIVE_LIVE_INTERNAL_H
@@ -27,6 +27,7 @@
 #define LV_RING_CAP 1024    /* > LIVE_CLIENT_QUEUE * 2: a pull appends at most one page */
 #define LV_STATS_MINUTES 60 /* the stats window: the last hour, in minute buckets */
 #define LV_COMMITS_MAX 256  /* commit times remembered between two pulls */
+#define LV_DELETED_MAX 4096 /* deleted ids remembered between two pulls */
 
 typedef struct lv_ring_entry {
     int64_t seq;
@@ -111,7 +112,7 @@ struct live {
     size_t n_stats;
     lv_label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
-    /* written on the loop thread, read by HTTP threads */
+    /* written on the loop thread, read by HTTP threads (the report part, live.c) */
     atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes;
 };
 
@@ -119,6 +120,9 @@ struct live {
 
 /* The store's commit hook (writer thread): records the newest seq and wakes the loop. */
 void lv_hub_on_commit(void *arg, inference *const *committed, size_t n);
+/* The store's delete hook (writer thread): records the ids for the next pull, which tells the
+ * clients ({"type":"deleted","id"}) and stops serving them. */
+void lv_hub_on_deleted(void *arg, const char *const *guids, size_t n);
 /* Deletes and commits reported since the last pull into the ring; wakes the clients. */
 void lv_hub_pull(live *l);
 /* The next inference message for c (borrowed from the ring, or rendered into *owned), NULL

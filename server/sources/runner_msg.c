@@ -35,7 +35,7 @@ struct runner_session {
     int model_width;
     int model_height;
     pending_frame frame;
-    runner_session_stats stats;
+    runner_session_counters counters;
 };
 
 static void frame_clear(pending_frame *f)
@@ -47,7 +47,7 @@ static void frame_clear(pending_frame *f)
 /* Drops the pending frame, counting it as one that never met its classification. */
 static void drop_frame(runner_session *s)
 {
-    if (s->frame.data) s->stats.frames_unpaired++;
+    if (s->frame.data) s->counters.frames_unpaired++;
     frame_clear(&s->frame);
 }
 
@@ -105,9 +105,9 @@ void runner_session_model_size(const runner_session *s, int *width, int *height)
     *height = s->model_height;
 }
 
-void runner_session_stats_get(const runner_session *s, runner_session_stats *out)
+void runner_session_counters_get(const runner_session *s, runner_session_counters *out)
 {
-    *out = s->stats;
+    *out = s->counters;
 }
 
 /* ---- image headers ---- */
@@ -242,7 +242,7 @@ static er_rc on_frame(runner_session *s, const cJSON *root, er_err *err)
     strcpy(f.mime, png ? "image/png" : "image/jpeg");
     s->frame = f;
     f.data = NULL;
-    s->stats.frames++;
+    s->counters.frames++;
 fail:
     if (rc == ER_NOMEM) er_fail(err, rc, "out of memory");
     free(f.data);
@@ -277,9 +277,9 @@ static er_rc on_classification(runner_session *s, const char *msg, size_t len, r
         inf->image.height = s->frame.height;
         s->frame.data = NULL;
         frame_clear(&s->frame);
-        s->stats.frames_paired++;
+        s->counters.frames_paired++;
     }
-    s->stats.inferences++;
+    s->counters.inferences++;
     emit(arg, inf); /* ownership passes to the callback */
     inf = NULL;
 fail:
@@ -416,7 +416,7 @@ static er_rc on_hello(runner_session *s, const cJSON *root, er_err *err)
     text = NULL;
     s->model_width = w;
     s->model_height = h;
-    s->stats.hellos++;
+    s->counters.hellos++;
 fail:
     if (rc == ER_NOMEM) er_fail(err, rc, "out of memory");
     free(text);
@@ -428,8 +428,8 @@ fail:
 
 void runner_session_reject(runner_session *s)
 {
-    s->stats.messages++;
-    s->stats.rejected++;
+    s->counters.messages++;
+    s->counters.rejected++;
     drop_frame(s);
 }
 
@@ -439,7 +439,7 @@ er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, 
     er_rc rc = ER_OK;
     cJSON *root = NULL;
     const char *end = msg;
-    s->stats.messages++;
+    s->counters.messages++;
     if (len > s->max_msg) {
         rc = er_fail(err, ER_TOOBIG, "message of %zu bytes over the %zu-byte limit", len,
                      s->max_msg);
@@ -476,20 +476,20 @@ er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, 
         if (s->want_images)
             rc = on_frame(s, root, err);
         else
-            s->stats.unknown++; /* another client asked for frames; not ours to keep */
+            s->counters.unknown++; /* another client asked for frames; not ours to keep */
     } else if (strcmp(t, "hello") == 0) {
         drop_frame(s); /* a (re)started runner: frames before it belong to nothing */
         rc = on_hello(s, root, err);
     } else if (strcmp(t, "handling-message-success") == 0) {
-        s->stats.acks++;
+        s->counters.acks++;
     } else if (strcmp(t, "handling-message-error") == 0) {
-        s->stats.runner_errors++;
+        s->counters.runner_errors++;
     } else {
-        s->stats.unknown++;
+        s->counters.unknown++;
     }
 fail:
     if (rc) {
-        s->stats.rejected++;
+        s->counters.rejected++;
         drop_frame(s);
     }
     cJSON_Delete(root);

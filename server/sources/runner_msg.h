@@ -43,7 +43,7 @@ typedef struct runner_session_opts {
 } runner_session_opts;
 
 /* Counters since creation, for the source's state in /api/v1/sources and /metrics. */
-typedef struct runner_session_stats {
+typedef struct runner_session_counters {
     uint64_t messages;        /* every message passed to on_message */
     uint64_t inferences;      /* inferences emitted */
     uint64_t frames;          /* camera-preview frames accepted */
@@ -54,7 +54,7 @@ typedef struct runner_session_stats {
     uint64_t acks;            /* handling-message-success replies */
     uint64_t runner_errors;   /* handling-message-error replies */
     uint64_t hellos;          /* hello messages accepted */
-} runner_session_stats;
+} runner_session_counters;
 
 /* Receives one inference; the callback owns it from then on (store it or inference_destroy). */
 typedef void (*runner_emit_fn)(void *arg, inference *inf);
@@ -94,7 +94,7 @@ const char *runner_session_model_info(const runner_session *s);
 /* The model's input resolution from the last hello (what box coordinates are in); 0 unknown. */
 void runner_session_model_size(const runner_session *s, int *width, int *height);
 
-void runner_session_stats_get(const runner_session *s, runner_session_stats *out);
+void runner_session_counters_get(const runner_session *s, runner_session_counters *out);
 
 /* Width and height from a JPEG's SOFn header or a PNG's IHDR, bounded by len; pure.
  * ER_INVALID when the bytes are not such an image or end before the header. */

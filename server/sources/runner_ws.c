@@ -1,7 +1,17 @@
-/* runner_ws.c - see runner_ws.h. One connection at a time per source. A received message is
- * gathered from its fragments into rx (bounded by the session's message limit, checked before
- * anything is buffered), then handed whole to runner_msg. Connect attempts always run from a
- * timer on the loop thread, so a failing connect never recurses into lws from a callback. */
+/* runner_ws.c - the "runner-ws" source kind (its row: sources_kind_runner_ws): a libwebsockets
+ * client of edge-impulse-linux-runner's preview WebSocket ("url", default ws://127.0.0.1:4912/).
+ * Messages go through runner_msg (pairing camera-preview frames with classifications when
+ * "images" is true, the default); inferences are stored with store_put_async; the hello's model
+ * info is kept for the API and saved in the store's meta (get_model_info). Reconnects with
+ * backoff, 0.5 s doubling to 30 s, and pings an idle runner so a hung one is noticed.
+ * Everything but create/cancel/destroy runs on the wsloop thread; create and cancel at setup
+ * time only (before wsloop_start), destroy after the loop is destroyed (its close callbacks use
+ * the source). Started and stopped by sources.c.
+ *
+ * One connection at a time per source. A received message is gathered from its fragments into
+ * rx (bounded by the session's message limit, checked before anything is buffered), then handed
+ * whole to runner_msg. Connect attempts always run from a timer on the loop thread, so a failing
+ * connect never recurses into lws from a callback. */
 #include "sources/runner_ws.h"
 
 #include <ctype.h>
@@ -13,13 +23,18 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "sources/runner_msg.h"
+#include "sources/sources_internal.h"
 
 #define RWS_RX_CHUNK 65536 /* lws receive buffer; messages larger than this come in pieces */
 #define RWS_WARN_EVERY_MS 5000
 
-struct runner_ws {
+/* The counters a runner-ws source keeps besides inferences and reconnects, in the order of the
+ * kind's counters table. */
+enum { C_MESSAGES, C_FRAMES, C_FRAMES_PAIRED, C_UNKNOWN, C_REJECTED, C_N };
+
+typedef struct runner_ws {
     store *st;
-    sources_slot *slot; /* shared with the API, see sources.h */
+    sources_slot *slot; /* shared with the API, see sources_internal.h */
     wsloop *loop;
     struct lws_vhost *vhost;
     char host[256];
@@ -45,7 +60,7 @@ struct runner_ws {
     inference *held;    /* refused by a full store queue: retried before reading more */
     lws_sorted_usec_list_t retry_sul;
     char last_why[SOURCES_ERROR_MAX]; /* the reason last logged at warn */
-};
+} runner_ws;
 
 /* ---- settings ---- */
 
@@ -91,9 +106,10 @@ er_rc runner_ws_parse_url(const char *url, char *host, size_t host_cap, int *por
     return ER_OK;
 }
 
-static er_rc parse_settings(runner_ws *r, const cJSON *conf, runner_session_opts *so, er_err *err)
+/* Reads conf into r's connection fields and so; name is the source's, for messages. */
+static er_rc parse_settings(runner_ws *r, const cJSON *conf, const char *name,
+                            runner_session_opts *so, er_err *err)
 {
-    const char *name = r->slot->st.name;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(conf, "url");
     const cJSON *images = cJSON_GetObjectItemCaseSensitive(conf, "images");
     const cJSON *maxf = cJSON_GetObjectItemCaseSensitive(conf, "max_frame_bytes");
@@ -134,20 +150,30 @@ static er_rc parse_settings(runner_ws *r, const cJSON *conf, runner_session_opts
     return ER_OK;
 }
 
+/* The same reading into a scratch source, kept nowhere. */
+static er_rc rws_validate(const cJSON *conf, const char *name, er_err *err)
+{
+    runner_ws scratch;
+    runner_session_opts so;
+    memset(&scratch, 0, sizeof scratch);
+    memset(&so, 0, sizeof so);
+    return parse_settings(&scratch, conf, name, &so, err);
+}
+
 /* ---- state for the API ---- */
 
-static void publish_stats(runner_ws *r)
+static void publish_counters(runner_ws *r)
 {
-    runner_session_stats ss;
-    runner_session_stats_get(r->session, &ss);
+    runner_session_counters ss;
+    runner_session_counters_get(r->session, &ss);
     pthread_mutex_lock(&r->slot->mu);
     sources_status *st = &r->slot->st;
-    st->messages = ss.messages;
     st->inferences = ss.inferences;
-    st->frames = ss.frames;
-    st->frames_paired = ss.frames_paired;
-    st->unknown = ss.unknown;
-    st->rejected = ss.rejected;
+    st->counters[C_MESSAGES] = ss.messages;
+    st->counters[C_FRAMES] = ss.frames;
+    st->counters[C_FRAMES_PAIRED] = ss.frames_paired;
+    st->counters[C_UNKNOWN] = ss.unknown;
+    st->counters[C_REJECTED] = ss.rejected;
     pthread_mutex_unlock(&r->slot->mu);
 }
 
@@ -335,17 +361,17 @@ static void message_done(runner_ws *r)
         warn_bad(r, r->skip_why);
     } else {
         er_err err = {{0}};
-        runner_session_stats before, after;
-        runner_session_stats_get(r->session, &before);
+        runner_session_counters before, after;
+        runner_session_counters_get(r->session, &before);
         if (runner_session_on_message(r->session, r->rx, r->rx_len, emit, r, &err) != ER_OK)
             warn_bad(r, err.msg);
-        runner_session_stats_get(r->session, &after);
+        runner_session_counters_get(r->session, &after);
         if (after.hellos != before.hellos) model_changed(r);
     }
     r->rx_len = 0;
     r->rx_skip = false;
     r->got_message = true;
-    publish_stats(r);
+    publish_counters(r);
 }
 
 static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -413,18 +439,21 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- lifecycle ---- */
 
-er_rc runner_ws_create(const cJSON *conf, store *st, const char *device, wsloop *loop,
-                       sources_slot *slot, runner_ws **out, er_err *err)
+static void rws_destroy(void *source);
+
+/* Setup time only: adds a vhost and schedules the first connect. */
+static er_rc rws_create(const cJSON *conf, const sources_env *env, sources_slot *slot, void **out,
+                        er_err *err)
 {
     er_rc rc = ER_NOMEM;
     runner_ws *r = calloc(1, sizeof *r);
     if (!r) goto fail;
-    r->st = st;
+    r->st = env->st;
     r->slot = slot;
-    r->loop = loop;
+    r->loop = env->loop;
     r->backoff_ms = SOURCES_BACKOFF_MIN_MS;
-    runner_session_opts so = {.source = slot->st.name, .device = device};
-    rc = parse_settings(r, conf, &so, err);
+    runner_session_opts so = {.source = slot->st.name, .device = env->device};
+    rc = parse_settings(r, conf, slot->st.name, &so, err);
     if (rc) goto fail;
     rc = runner_session_create(&so, &r->session);
     if (rc) {
@@ -438,7 +467,7 @@ er_rc runner_ws_create(const cJSON *conf, store *st, const char *device, wsloop 
     vi.vhost_name = slot->st.name; /* lives in the slot, which outlives the loop */
     vi.gid = -1;
     vi.uid = -1;
-    r->vhost = wsloop_add_vhost(loop, &vi, err);
+    r->vhost = wsloop_add_vhost(r->loop, &vi, err);
     if (!r->vhost) {
         rc = ER_IO;
         goto fail;
@@ -447,22 +476,44 @@ er_rc runner_ws_create(const cJSON *conf, store *st, const char *device, wsloop 
     *out = r;
     return ER_OK;
 fail:
-    runner_ws_destroy(r);
+    rws_destroy(r);
     return rc;
 }
 
-void runner_ws_cancel(runner_ws *r)
+/* A start-up failing after this source was created: its timers off the loop, which lives on. */
+static void rws_cancel(void *source)
 {
-    if (!r) return;
+    runner_ws *r = source;
     lws_sul_cancel(&r->sul);
     lws_sul_cancel(&r->retry_sul);
 }
 
-void runner_ws_destroy(runner_ws *r)
+/* The loop was destroyed first; does not touch lws. */
+static void rws_destroy(void *source)
 {
+    runner_ws *r = source;
     if (!r) return;
     runner_session_destroy(r->session);
     inference_destroy(r->held); /* the relay stopped while the store was full */
     free(r->rx);
     free(r);
 }
+
+static const sources_counter counters[C_N] = {
+    [C_MESSAGES] = {"messages", "Messages received from the runner."},
+    [C_FRAMES] = {"frames", "Camera preview frames received from the runner."},
+    [C_FRAMES_PAIRED] = {"frames_paired", "Camera preview frames stored with their inference."},
+    [C_UNKNOWN] = {"unknown", "Runner messages of an unknown type."},
+    [C_REJECTED] = {"rejected", "Runner messages rejected as malformed."},
+};
+
+const sources_kind sources_kind_runner_ws = {
+    .name = "runner-ws",
+    .validate = rws_validate,
+    .create = rws_create,
+    .cancel = rws_cancel,
+    .destroy = rws_destroy,
+    .counters = counters,
+    .n_counters = C_N,
+    .model = true,
+};

@@ -48,7 +48,7 @@ struct serial_parser {
     int64_t (*now_ms)(void);
     int model_w, model_h; /* from "Image resolution: WxH"; 0 unknown */
     sp_block b;
-    serial_parser_stats st;
+    serial_parser_counters st;
     bool nomem;      /* a block was lost to ENOMEM during this call */
     bool overlong;   /* the current line passed cap: skipping to its newline */
     size_t cap, len; /* line buffer capacity and fill */
@@ -727,7 +727,7 @@ er_rc serial_parser_finish(serial_parser *p, serial_emit_fn emit, void *arg)
     return rc ? rc : rc2;
 }
 
-void serial_parser_stats_get(const serial_parser *p, serial_parser_stats *out)
+void serial_parser_counters_get(const serial_parser *p, serial_parser_counters *out)
 {
     *out = p->st;
 }

@@ -47,7 +47,7 @@ typedef struct serial_parser_opts {
 } serial_parser_opts;
 
 /* Counters since create, for the source's state and /metrics. */
-typedef struct serial_parser_stats {
+typedef struct serial_parser_counters {
     uint64_t bytes;        /* bytes fed */
     uint64_t lines;        /* complete lines seen (including discarded ones) */
     uint64_t long_lines;   /* lines over max_line, discarded */
@@ -55,7 +55,7 @@ typedef struct serial_parser_stats {
     uint64_t inferences;   /* inferences emitted */
     uint64_t empty_blocks; /* headers with no result line after them, dropped */
     uint64_t dropped;      /* result lines or blocks lost to limits or out of memory */
-} serial_parser_stats;
+} serial_parser_counters;
 
 /* Called once per complete inference. The callee owns inf (release with inference_destroy);
  * guid is a fresh uuid, ts the block's arrival time, device/source from the options. */
@@ -78,6 +78,6 @@ er_rc serial_parser_flush(serial_parser *p, serial_emit_fn emit, void *arg);
  * parser is reset and may be fed a new stream (e.g. after a device reopen). */
 er_rc serial_parser_finish(serial_parser *p, serial_emit_fn emit, void *arg);
 
-void serial_parser_stats_get(const serial_parser *p, serial_parser_stats *out);
+void serial_parser_counters_get(const serial_parser *p, serial_parser_counters *out);
 
 #endif

@@ -1,8 +1,13 @@
-/* serial_source.c - see serial_source.h. One thread per source: open the input, poll it together
- * with the stop pipe, feed the parser, flush after a second of silence, and on end of input
- * (EOF, EIO/ENXIO when a device goes away, child exit) close and reopen with exponential
- * backoff. The parser and the fd belong to the thread; the slot is shared with the API. */
-#include "sources/serial_source.h"
+/* serial_source.c - the "serial" source kind (its row: sources_kind_serial): reads Edge Impulse
+ * firmware text from a tty ("device", termios raw at "baud", default 115200), a child process's
+ * stdout ("command", run by /bin/sh -c, restarted with backoff unless "restart": false) or stdin
+ * ("stdin": true), feeds serial_parse and stores every inference through store_put_async.
+ *
+ * One thread per source: open the input, poll it together with the stop pipe, feed the parser,
+ * flush after a second of silence, and on end of input (EOF, EIO/ENXIO when a device goes away,
+ * child exit) close and reopen with exponential backoff. The parser and the fd belong to the
+ * thread; the slot is shared with the API. Started and stopped by sources.c. */
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "sources/serial_parse.h"
+#include "sources/sources_internal.h"
 
 #define SERIAL_FLUSH_MS 1000     /* silence after which an open block is emitted */
 #define SERIAL_KILL_WAIT_MS 2000 /* SIGTERM to SIGKILL for a child at stop */
@@ -29,12 +35,24 @@ extern char **environ;
 
 typedef enum serial_input { SERIAL_DEVICE, SERIAL_COMMAND, SERIAL_STDIN } serial_input;
 
-struct serial_source {
+/* The settings of one source, as parse_settings reads them. */
+typedef struct serial_settings {
+    serial_input input;
+    const char *path; /* device path or command; borrowed from the source's JSON object */
+    speed_t speed;
+    bool restart; /* command: run again after it exits */
+} serial_settings;
+
+/* The counters a serial source keeps besides inferences and reconnects, in the order of the
+ * kind's counters table. */
+enum { C_BYTES, C_LINES, C_LONG_LINES, C_NOISE_LINES, C_EMPTY_BLOCKS, C_DROPPED, C_N };
+
+typedef struct serial_source {
     store *st;
-    sources_slot *slot; /* shared with the API, see sources.h */
+    sources_slot *slot; /* shared with the API, see sources_internal.h */
     int stop_fd;        /* readable once the source must stop */
     serial_input input;
-    char *path; /* device path or command */
+    char *path; /* device path or command (owned) */
     speed_t speed;
     bool restart; /* command: run again after it exits */
     serial_parser *parser;
@@ -43,7 +61,7 @@ struct serial_source {
     /* the thread's open input */
     int fd;
     pid_t child;
-};
+} serial_source;
 
 static const struct {
     long baud;
@@ -55,7 +73,7 @@ static const struct {
 
 /* ---- settings ---- */
 
-static er_rc parse_settings(serial_source *s, const cJSON *conf, const char *name, er_err *err)
+static er_rc parse_settings(const cJSON *conf, const char *name, serial_settings *s, er_err *err)
 {
     const cJSON *dev = cJSON_GetObjectItemCaseSensitive(conf, "device");
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(conf, "command");
@@ -95,11 +113,14 @@ static er_rc parse_settings(serial_source *s, const cJSON *conf, const char *nam
                            name);
     }
     s->input = dev ? SERIAL_DEVICE : cmd ? SERIAL_COMMAND : SERIAL_STDIN;
-    if (s->input != SERIAL_STDIN) {
-        s->path = strdup(dev ? dev->valuestring : cmd->valuestring);
-        if (!s->path) return er_fail(err, ER_NOMEM, "out of memory");
-    }
+    s->path = dev ? dev->valuestring : cmd ? cmd->valuestring : NULL;
     return ER_OK;
+}
+
+static er_rc serial_validate(const cJSON *conf, const char *name, er_err *err)
+{
+    serial_settings s;
+    return parse_settings(conf, name, &s, err);
 }
 
 /* ---- the input ---- */
@@ -223,19 +244,19 @@ static void emit(void *arg, inference *inf)
                  er_rc_name(rc));
 }
 
-static void publish_stats(serial_source *s)
+static void publish_counters(serial_source *s)
 {
-    serial_parser_stats ps;
-    serial_parser_stats_get(s->parser, &ps);
+    serial_parser_counters ps;
+    serial_parser_counters_get(s->parser, &ps);
     pthread_mutex_lock(&s->slot->mu);
     sources_status *st = &s->slot->st;
-    st->bytes = ps.bytes;
-    st->lines = ps.lines;
     st->inferences = ps.inferences;
-    st->long_lines = ps.long_lines;
-    st->noise_lines = ps.noise_lines;
-    st->empty_blocks = ps.empty_blocks;
-    st->dropped = ps.dropped;
+    st->counters[C_BYTES] = ps.bytes;
+    st->counters[C_LINES] = ps.lines;
+    st->counters[C_LONG_LINES] = ps.long_lines;
+    st->counters[C_NOISE_LINES] = ps.noise_lines;
+    st->counters[C_EMPTY_BLOCKS] = ps.empty_blocks;
+    st->counters[C_DROPPED] = ps.dropped;
     pthread_mutex_unlock(&s->slot->mu);
 }
 
@@ -267,14 +288,14 @@ static bool read_loop(serial_source *s, char *why, size_t why_len)
         if (p[0].revents) return true;
         if (n == 0) { /* silence: emit the open block */
             serial_parser_flush(s->parser, emit, s);
-            publish_stats(s);
+            publish_counters(s);
             pending = false;
             continue;
         }
         ssize_t r = read(s->fd, buf, sizeof buf);
         if (r > 0) {
             serial_parser_feed(s->parser, buf, (size_t)r, emit, s);
-            publish_stats(s);
+            publish_counters(s);
             pending = true;
             continue;
         }
@@ -313,16 +334,16 @@ static void *serial_main(void *arg)
             log_info("sources", "source \"%s\": reading %s", name,
                      s->input == SERIAL_STDIN ? "stdin" : s->path);
             uint64_t before = 0;
-            serial_parser_stats ps;
-            serial_parser_stats_get(s->parser, &ps);
+            serial_parser_counters ps;
+            serial_parser_counters_get(s->parser, &ps);
             before = ps.bytes;
             char why[SOURCES_ERROR_MAX] = "";
             bool stopping = read_loop(s, why, sizeof why);
             serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
-            publish_stats(s);
+            publish_counters(s);
             close_input(s, stopping);
             if (stopping) break;
-            serial_parser_stats_get(s->parser, &ps);
+            serial_parser_counters_get(s->parser, &ps);
             if (ps.bytes > before) backoff = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
             if (s->input == SERIAL_STDIN || (s->input == SERIAL_COMMAND && !s->restart)) {
                 log_info("sources", "source \"%s\": %s; stopped", name, why);
@@ -343,19 +364,28 @@ static void *serial_main(void *arg)
     return NULL;
 }
 
-er_rc serial_source_create(const cJSON *conf, store *st, const char *device, int stop_fd,
-                           sources_slot *slot, serial_source **out, er_err *err)
+static void serial_destroy(void *source);
+
+static er_rc serial_create(const cJSON *conf, const sources_env *env, sources_slot *slot,
+                           void **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
+    serial_settings set;
     serial_source *s = calloc(1, sizeof *s);
     if (!s) goto fail;
-    s->st = st;
+    s->st = env->st;
     s->slot = slot;
-    s->stop_fd = stop_fd;
+    s->stop_fd = env->stop_fd;
     s->fd = -1;
-    rc = parse_settings(s, conf, slot->st.name, err);
-    if (rc) goto fail;
-    serial_parser_opts po = {.device = device, .source = slot->st.name};
+    if ((rc = parse_settings(conf, slot->st.name, &set, err))) goto fail;
+    s->input = set.input;
+    s->speed = set.speed;
+    s->restart = set.restart;
+    if (set.path && !(s->path = strdup(set.path))) {
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
+    serial_parser_opts po = {.device = env->device, .source = slot->st.name};
     rc = serial_parser_create(&po, &s->parser, err);
     if (rc) goto fail;
     if (pthread_create(&s->thread, NULL, serial_main, s) != 0) {
@@ -366,15 +396,40 @@ er_rc serial_source_create(const cJSON *conf, store *st, const char *device, int
     *out = s;
     return ER_OK;
 fail:
-    serial_source_destroy(s);
+    serial_destroy(s);
     return rc;
 }
 
-void serial_source_destroy(serial_source *s)
+/* Joins the thread (sources.c has made the stop pipe readable) and frees. */
+static void serial_destroy(void *source)
 {
+    serial_source *s = source;
     if (!s) return;
     if (s->started) pthread_join(s->thread, NULL);
     serial_parser_destroy(s->parser);
     free(s->path);
     free(s);
 }
+
+static const sources_counter counters[C_N] = {
+    [C_BYTES] = {"bytes", "Bytes read by a serial source."},
+    [C_LINES] = {"lines", "Lines read by a serial source."},
+    [C_LONG_LINES] = {"long_lines", "Over-long lines a serial source discarded."},
+    [C_NOISE_LINES] =
+        {"noise_lines",
+         "Lines of a serial source that belonged to no inference (banners, garbage)."},
+    [C_EMPTY_BLOCKS] = {"empty_blocks",
+                        "Inference headers of a serial source with no result after them."},
+    [C_DROPPED] = {"dropped", "Results of a serial source lost to limits or lack of memory."},
+};
+
+const sources_kind sources_kind_serial = {
+    .name = "serial",
+    .validate = serial_validate,
+    .create = serial_create,
+    .cancel = NULL, /* a thread: nothing on the loop */
+    .destroy = serial_destroy,
+    .counters = counters,
+    .n_counters = C_N,
+    .model = false,
+};

@@ -1,8 +1,8 @@
-/* sources.c - see sources.h. One stop pipe is shared by all sources: destroy writes a byte to
- * it and never reads it, so every source's poll() on the read end wakes at once. */
-#include "sources/sources.h"
+/* sources.c - see sources.h: the kinds table, the slots the sources report into, and starting
+ * and stopping them. One stop pipe is shared by all sources: destroy writes a byte to it and
+ * never reads it, so every source's poll() on the read end wakes at once. */
+#include "sources/sources_internal.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,21 +11,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "sources/runner_ws.h"
-#include "sources/serial_source.h"
+/* ---- the kinds: each one's file exports its row ---- */
 
-typedef struct source_entry {
-    sources_slot slot;
-    serial_source *serial; /* kind "serial"; NULL otherwise */
-    runner_ws *runner;     /* kind "runner-ws"; NULL otherwise */
-} source_entry;
+extern const sources_kind sources_kind_serial;
+extern const sources_kind sources_kind_runner_ws;
 
-struct sources {
-    int stop_pipe[2];
-    size_t n;
-    source_entry *e;
-};
+const sources_kind *const sources__kinds[] = {&sources_kind_serial, &sources_kind_runner_ws};
+const size_t sources__n_kinds = sizeof sources__kinds / sizeof sources__kinds[0];
+
+const sources_kind *sources__kind(const char *name)
+{
+    for (size_t i = 0; name && i < sources__n_kinds; i++)
+        if (strcmp(sources__kinds[i]->name, name) == 0) return sources__kinds[i];
+    return NULL;
+}
+
+/* ---- slots ---- */
 
 void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
 {
@@ -55,75 +56,49 @@ void sources_slot_attempt(sources_slot *sl)
     pthread_mutex_unlock(&sl->mu);
 }
 
+/* ---- lifecycle ---- */
+
 er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop, sources **out,
                      er_err *err)
 {
-    er_rc rc = ER_NOMEM;
+    er_rc rc = sources_validate(cfg->sources_json, err);
     cJSON *arr = NULL;
-    sources *s = calloc(1, sizeof *s);
-    if (!s) goto fail;
+    sources *s = NULL;
+    if (rc) goto fail;
+    rc = ER_NOMEM;
+    if (!(s = calloc(1, sizeof *s))) goto fail;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     if (pipe(s->stop_pipe) != 0 || fcntl(s->stop_pipe[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(s->stop_pipe[1], F_SETFD, FD_CLOEXEC) != 0) {
         rc = er_fail(err, ER_IO, "sources: cannot create the stop pipe");
         goto fail;
     }
-    arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]");
-    if (!cJSON_IsArray(arr)) {
-        rc = er_fail(err, ER_CONFIG, "sources: expected a JSON array");
-        goto fail;
-    }
+    if (!(arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]"))) goto fail;
     size_t n = (size_t)cJSON_GetArraySize(arr);
-    if (n) {
-        s->e = calloc(n, sizeof *s->e);
-        if (!s->e) goto fail;
-    }
+    if (n && !(s->e = calloc(n, sizeof *s->e))) goto fail;
+    const sources_env env = {.st = st, .device = device, .stop_fd = s->stop_pipe[0], .loop = loop};
     const cJSON *it = NULL;
     cJSON_ArrayForEach(it, arr)
     {
-        source_entry *e = &s->e[s->n];
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
-        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "kind"));
-        if (!name || !kind) {
-            rc = er_fail(err, ER_CONFIG, "sources[%zu]: needs a \"name\" and a \"kind\"", s->n);
-            goto fail;
-        }
-        if (strlen(name) >= SOURCES_NAME_MAX || !name[0]) {
-            rc = er_fail(err, ER_CONFIG, "sources[%zu].name: 1 to %d characters", s->n,
-                         SOURCES_NAME_MAX - 1);
-            goto fail;
-        }
-        for (size_t j = 0; j < s->n; j++)
-            if (strcmp(s->e[j].slot.st.name, name) == 0) {
-                rc = er_fail(err, ER_CONFIG, "sources \"%.40s\": two sources have this name", name);
-                goto fail;
-            }
+        /* validated: every entry has a good name and a known kind */
+        sources_entry *e = &s->e[s->n];
         pthread_mutex_init(&e->slot.mu, NULL);
         s->n++; /* from here destroy handles e */
-        snprintf(e->slot.st.name, sizeof e->slot.st.name, "%s", name);
-        snprintf(e->slot.st.kind, sizeof e->slot.st.kind, "%s", kind);
+        snprintf(e->slot.st.name, sizeof e->slot.st.name, "%s",
+                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name")));
+        e->kind = sources__kind(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "kind")));
+        e->slot.st.kind = e->kind;
         e->slot.st.state = "starting";
-        if (strcmp(kind, "serial") == 0) {
-            rc = serial_source_create(it, st, device, s->stop_pipe[0], &e->slot, &e->serial, err);
-            if (rc) goto fail;
-        } else if (strcmp(kind, "runner-ws") == 0) {
-            rc = runner_ws_create(it, st, device, loop, &e->slot, &e->runner, err);
-            if (rc) goto fail;
-        } else {
-            rc = er_fail(err, ER_CONFIG,
-                         "sources \"%.40s\".kind: unknown kind \"%.40s\" (serial, runner-ws)", name,
-                         kind);
-            goto fail;
-        }
+        if ((rc = e->kind->create(it, &env, &e->slot, &e->source, err))) goto fail;
     }
     cJSON_Delete(arr);
     *out = s;
     return ER_OK;
 fail:
     cJSON_Delete(arr);
-    /* Still setup time: take the runners' timers off the loop, which outlives them. */
+    /* Still setup time: take the sources' timers off the loop, which outlives them. */
     for (size_t i = 0; s && i < s->n; i++)
-        runner_ws_cancel(s->e[i].runner);
+        if (s->e[i].kind->cancel && s->e[i].source) s->e[i].kind->cancel(s->e[i].source);
     sources_destroy(s);
     return rc;
 }
@@ -138,8 +113,7 @@ void sources_destroy(sources *s)
         } while (w < 0 && errno == EINTR);
     }
     for (size_t i = 0; i < s->n; i++) {
-        serial_source_destroy(s->e[i].serial);
-        runner_ws_destroy(s->e[i].runner);
+        if (s->e[i].source) s->e[i].kind->destroy(s->e[i].source);
         free(s->e[i].slot.model_info);
         pthread_mutex_destroy(&s->e[i].slot.mu);
     }
@@ -147,31 +121,4 @@ void sources_destroy(sources *s)
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
-}
-
-size_t sources_count(const sources *s)
-{
-    return s ? s->n : 0;
-}
-
-er_rc sources_status_get(sources *s, size_t i, sources_status *out)
-{
-    if (!s || i >= s->n) return ER_NOTFOUND;
-    sources_slot *sl = &s->e[i].slot;
-    pthread_mutex_lock(&sl->mu);
-    *out = sl->st;
-    pthread_mutex_unlock(&sl->mu);
-    return ER_OK;
-}
-
-er_rc sources_model_info_get(sources *s, size_t i, char **out)
-{
-    *out = NULL;
-    if (!s || i >= s->n) return ER_NOTFOUND;
-    sources_slot *sl = &s->e[i].slot;
-    er_rc rc = ER_OK;
-    pthread_mutex_lock(&sl->mu);
-    if (sl->model_info && !(*out = strdup(sl->model_info))) rc = ER_NOMEM;
-    pthread_mutex_unlock(&sl->mu);
-    return rc;
 }

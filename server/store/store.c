@@ -134,7 +134,7 @@ er_rc store_put(store *s, inference *inf, store_put_result *res)
     return store__run_sync_res(s, j, res);
 }
 
-er_rc store_subscribe(store *s, store_commit_fn fn, void *arg)
+static er_rc subscribe(store *s, subscriber sub)
 {
     er_rc rc = ER_OK;
     pthread_mutex_lock(&s->mu);
@@ -142,10 +142,20 @@ er_rc store_subscribe(store *s, store_commit_fn fn, void *arg)
         rc = ER_TOOBIG;
         goto fail;
     }
-    s->subs[s->n_subs++] = (subscriber){fn, arg};
+    s->subs[s->n_subs++] = sub;
 fail:
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+er_rc store_subscribe(store *s, store_commit_fn fn, void *arg)
+{
+    return subscribe(s, (subscriber){.fn = fn, .arg = arg});
+}
+
+er_rc store_subscribe_deleted(store *s, store_deleted_fn fn, void *arg)
+{
+    return subscribe(s, (subscriber){.deleted = fn, .arg = arg});
 }
 
 static er_rc guid_job(store *s, job_kind kind, const char *guid, const uint8_t *data, size_t len)

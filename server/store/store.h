@@ -5,7 +5,8 @@
  * commit. An inference, its image, its label rows and its outbox row commit together or not at
  * all. Readers use their own connections from a small pool (WAL mode), so reads never wait for
  * the writer. After every commit the writer calls the subscribers (live hub, forwarder) with the
- * committed inferences: that is the only hand-off between threads.
+ * committed inferences, and the delete subscribers (live hub) with the ids deleted: that is the
+ * only hand-off between threads.
  *
  * Retention (cache_max_rows / cache_max_bytes / cache_max_age) deletes the oldest rows in the
  * writer thread, never a row still pending in the outbox (dead letters age out like any row),
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/rc.h"
+#include "core/util.h"
 #include "model/inference.h"
 
 typedef struct store store;
@@ -76,6 +78,12 @@ er_rc store_put(store *s, inference *inf, store_put_result *res);
  * (borrowed for the call; image data included). Must not block. Subscribe before traffic. */
 typedef void (*store_commit_fn)(void *arg, inference *const *committed, size_t n);
 er_rc store_subscribe(store *s, store_commit_fn fn, void *arg);
+/* Subscriber called on the writer thread after a commit that deleted inferences by id
+ * (store_delete: an API DELETE, the clear_cache_file command) with their guids (borrowed for
+ * the call), before the deleting caller is answered. Retention and store_clear are not
+ * reported. Must not block. Subscribe before traffic. */
+typedef void (*store_deleted_fn)(void *arg, const char *const *guids, size_t n);
+er_rc store_subscribe_deleted(store *s, store_deleted_fn fn, void *arg);
 
 /* ---- reads (any thread; each call borrows a reader connection from the pool) ---- */
 
@@ -146,6 +154,9 @@ typedef struct store_info {
 } store_info;
 
 er_rc store_get_info(store *s, store_info *out);
+/* Appends the store's series of /metrics (ei_relay_inferences_stored_total ... _newest_seq)
+ * from one snapshot, with core/prom.h; ER_NOMEM when b cannot grow. */
+er_rc store_prom(const store_info *info, util_buf *b);
 
 /* Calls fn for every inference, oldest first, with image bytes (borrowed for the call).
  * Stops at the first non-OK return and returns it. */

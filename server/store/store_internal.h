@@ -12,6 +12,7 @@
  *   store_read.c       list, get, image, thumbnail, stats, info, foreach, query plans
  *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
  *   store_meta.c       the small persistent key/value state
+ *   store_prom.c       the store's series of /metrics
  *
  * Ownership: the store owns one writer connection (used only by the writer thread once it runs,
  * and by create/destroy around it) and `readers` reader connections, each with its own prepared
@@ -150,8 +151,10 @@ typedef struct reader {
     sqlite3_stmt *st[RSTMT__N];
 } reader;
 
+/* One subscription: fn or deleted is set, the other NULL. */
 typedef struct subscriber {
     store_commit_fn fn;
+    store_deleted_fn deleted;
     void *arg;
 } subscriber;
 

@@ -1,8 +1,8 @@
 /* store_writer.c - the writer thread and its bounded job queue: producers queue jobs (and
  * wait for room, or fail with ER_BUSY), the writer takes up to batch_max of them and commits
- * their data jobs in one transaction (group commit: one fsync for many requests), hands the
- * committed inferences to the subscribers, answers each job, then runs the control jobs and,
- * when due, retention. Also: waiting for one job's result.
+ * their data jobs in one transaction (group commit: one fsync for many requests), announces the
+ * deleted ids, hands the committed inferences to the subscribers, answers each job, then runs
+ * the control jobs and, when due, retention. Also: waiting for one job's result.
  *
  * The queue, the subscribers and `stopping` are guarded by s->mu; the writer connection and
  * everything below run_batch belong to the writer thread. */
@@ -59,6 +59,39 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
     }
 fail:
     return rc;
+}
+
+/* A copy of the subscribers (they are called without holding mu); returns how many. */
+static size_t subscribers(store *s, subscriber subs[MAX_SUBSCRIBERS])
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n_subs;
+    memcpy(subs, s->subs, n * sizeof subs[0]);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Tells the delete subscribers which ids the batch's delete jobs removed. Runs before the jobs'
+ * callbacks, so a caller told "deleted" knows the live stream was told first. */
+static void announce_deletes(store *s, job *list)
+{
+    size_t n = 0;
+    for (job *j = list; j; j = j->next)
+        n += j->kind == JOB_DELETE && j->res.rc == ER_OK;
+    if (n == 0) return;
+    const char **guids = calloc(n, sizeof *guids);
+    if (!guids) {
+        log_warn("store", "out of memory announcing %zu deletes", n);
+        return;
+    }
+    n = 0;
+    for (job *j = list; j; j = j->next)
+        if (j->kind == JOB_DELETE && j->res.rc == ER_OK) guids[n++] = j->guid;
+    subscriber subs[MAX_SUBSCRIBERS];
+    size_t n_subs = subscribers(s, subs);
+    for (size_t i = 0; i < n_subs; i++)
+        if (subs[i].deleted) subs[i].deleted(subs[i].arg, guids, n);
+    free(guids);
 }
 
 static void run_batch(store *s, job *list)
@@ -151,17 +184,15 @@ again:
     }
     atomic_fetch_add(&s->puts, (long long)n_put_ok);
     s->ret_puts += (int64_t)n_put_ok;
-    /* Subscribers first, callers second: once a caller hears "committed", the live stream and
-     * the forwarder already know of the commit (a live client connecting after a POST answered
-     * gets a hello whose last_seq covers it). */
+    /* Subscribers first, callers second: once a caller hears "committed" (or "deleted"), the
+     * live stream and the forwarder already know of it (a live client connecting after a POST
+     * answered gets a hello whose last_seq covers it). */
+    announce_deletes(s, list);
     if (n_committed > 0) {
-        pthread_mutex_lock(&s->mu);
-        size_t n_subs = s->n_subs;
         subscriber subs[MAX_SUBSCRIBERS];
-        memcpy(subs, s->subs, n_subs * sizeof subs[0]);
-        pthread_mutex_unlock(&s->mu);
+        size_t n_subs = subscribers(s, subs);
         for (size_t i = 0; i < n_subs; i++)
-            subs[i].fn(subs[i].arg, committed, n_committed);
+            if (subs[i].fn) subs[i].fn(subs[i].arg, committed, n_committed);
     }
     free(committed);
     for (j = list; j; j = j->next)

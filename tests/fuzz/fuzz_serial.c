@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const serial_parser_opts opts = {
         .device = "fuzz", .source = "fuzz", .max_line = 80, .now_ms = fixed_clock};
     serial_parser *p = NULL;
-    serial_parser_stats st;
+    serial_parser_counters st;
     er_err err;
     size_t count = 0, off, n_sizes;
     const uint8_t *sizes = data;
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += k;
     }
     if (serial_parser_finish(p, check_emit, &count) != ER_OK) abort();
-    serial_parser_stats_get(p, &st);
+    serial_parser_counters_get(p, &st);
     if (st.inferences != count || st.long_lines > st.lines) abort();
     serial_parser_destroy(p);
     return 0;

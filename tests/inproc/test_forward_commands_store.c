@@ -88,7 +88,7 @@ int main(void)
     commands_ctx c = {.st = st,
                       .pol = pol,
                       .status = on_status,
-                      .reset_metrics = on_reset,
+                      .reset_model_metrics = on_reset,
                       .restart = on_restart};
     cJSON *root, *r;
 

@@ -1,6 +1,7 @@
 /* test_store_commit.c - the store's writer against real database files: group commit under
  * concurrent puts with a subscriber seeing every commit once and in order, a bad put failing
- * alone inside its batch (before and after it wrote rows), the queue drained on destroy. */
+ * alone inside its batch (before and after it wrote rows), the queue drained on destroy, deletes
+ * announced to the delete subscribers. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -341,6 +342,59 @@ static void test_subscribers_before_caller(void)
     pthread_mutex_destroy(&log.mu);
 }
 
+/* ---- delete subscribers ---- */
+
+typedef struct del_log {
+    char guids[4][UTIL_UUID_LEN + 1];
+    size_t n, calls, commits;
+} del_log;
+
+static void on_deleted(void *arg, const char *const *guids, size_t n)
+{
+    del_log *l = arg; /* the writer thread; the test reads it after the store answered */
+    l->calls++;
+    for (size_t i = 0; i < n && l->n < 4; i++)
+        snprintf(l->guids[l->n++], sizeof l->guids[0], "%s", guids[i]);
+}
+
+static void count_commit(void *arg, inference *const *committed, size_t n)
+{
+    ((del_log *)arg)->commits++;
+}
+
+/* store_delete announces the id to the delete subscribers before it returns; a delete of
+ * nothing, a put and retention announce nothing, and commit subscribers hear no delete. */
+static void test_delete_announced(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.max_rows = 1};
+    store *s = open_store(path, &o);
+    del_log dl = {.n = 0}, cl = {.n = 0};
+    CHECK_EQ_INT(store_subscribe_deleted(s, on_deleted, &dl), ER_OK);
+    CHECK_EQ_INT(store_subscribe(s, count_commit, &cl), ER_OK);
+    inference *a = make_inf(1, "http", "a", 0.5);
+    char guid[UTIL_UUID_LEN + 1];
+    memcpy(guid, a->guid, sizeof guid);
+    put_ok(s, a);
+    CHECK_EQ_INT(dl.calls, 0);
+    CHECK_EQ_INT(store_delete(s, guid), ER_OK);
+    CHECK_EQ_INT(dl.calls, 1); /* already: before store_delete returned */
+    CHECK_EQ_INT(dl.n, 1);
+    CHECK_EQ_STR(dl.guids[0], guid);
+    CHECK_EQ_INT(store_delete(s, guid), ER_NOTFOUND);
+    CHECK_EQ_INT(dl.calls, 1);
+    put_ok(s, make_inf(2, "http", "a", 0.5));
+    put_ok(s, make_inf(3, "http", "a", 0.5)); /* max_rows 1: retention removes the older */
+    CHECK_EQ_INT(store_retain(s), ER_OK);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 1);
+    CHECK_EQ_INT(dl.calls, 1);
+    CHECK_EQ_INT(cl.commits, 3); /* the three puts */
+    store_destroy(s);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-store-commit-XXXXXX")) return 1;
@@ -349,5 +403,6 @@ int main(void)
     test_bad_put_after_writes_alone();
     test_drain_on_destroy();
     test_subscribers_before_caller();
+    test_delete_announced();
     return store_fixture_end();
 }

@@ -11,7 +11,7 @@ int main(void)
     CHECK_EQ_INT(topics_build("MyEdgeImpulseDevice_0242ac110002", &t, &err), ER_OK);
     CHECK_EQ_STR(t.t[TOPICS_INFERENCE],
                  "/edgeimpulse/device/MyEdgeImpulseDevice_0242ac110002/inference/output");
-    CHECK_EQ_STR(t.t[TOPICS_METRICS],
+    CHECK_EQ_STR(t.t[TOPICS_MODEL_METRICS],
                  "/edgeimpulse/device/MyEdgeImpulseDevice_0242ac110002/model/metrics");
     CHECK_EQ_STR(t.t[TOPICS_CMD_IN],
                  "/edgeimpulse/device/MyEdgeImpulseDevice_0242ac110002/command/input");

@@ -244,8 +244,8 @@ static void test_classification_fixture(void)
                  "person");
     CHECK(cJSON_GetObjectItem(mp, "thresholds") != NULL);
     cJSON_Delete(info);
-    runner_session_stats st;
-    runner_session_stats_get(s, &st);
+    runner_session_counters st;
+    runner_session_counters_get(s, &st);
     CHECK_EQ_INT(st.hellos, 1);
     CHECK_EQ_INT(st.acks, 1);
     CHECK_EQ_INT(st.frames, 4);
@@ -299,8 +299,8 @@ static void test_object_detection_fixture(void)
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(info, "model_type")),
                  "constrained_object_detection");
     cJSON_Delete(info);
-    runner_session_stats st;
-    runner_session_stats_get(s, &st);
+    runner_session_counters st;
+    runner_session_counters_get(s, &st);
     CHECK_EQ_INT(st.frames, 4);
     CHECK_EQ_INT(st.frames_paired, 4);
     CHECK_EQ_INT(st.inferences, 6);
@@ -392,8 +392,8 @@ static void test_pairing_rules(void)
         CHECK_EQ_INT(k.inf[3]->image.width, 256);
         CHECK_EQ_INT(k.inf[3]->image.height, 128);
     }
-    runner_session_stats st;
-    runner_session_stats_get(s, &st);
+    runner_session_counters st;
+    runner_session_counters_get(s, &st);
     CHECK_EQ_INT(st.frames, 3);
     CHECK_EQ_INT(st.frames_paired, 2);
     CHECK_EQ_INT(st.frames_unpaired, 1);
@@ -406,13 +406,13 @@ static void test_pairing_rules(void)
     CHECK_EQ_INT(feed(s, CLS, &k, &err), ER_OK);
     CHECK(k.n == 5 && k.inf[4]->image.data == NULL);
     /* A message the transport refused (binary, too big) drops it too, and is counted. */
-    runner_session_stats_get(s, &st);
+    runner_session_counters_get(s, &st);
     CHECK_EQ_INT(feed(s, frame, &k, &err), ER_OK);
     runner_session_reject(s);
     CHECK_EQ_INT(feed(s, CLS, &k, &err), ER_OK);
     CHECK(k.n == 6 && k.inf[5]->image.data == NULL);
-    runner_session_stats st2;
-    runner_session_stats_get(s, &st2);
+    runner_session_counters st2;
+    runner_session_counters_get(s, &st2);
     CHECK_EQ_INT(st2.rejected, st.rejected + 1);
     CHECK_EQ_INT(st2.messages, st.messages + 3);
     CHECK_EQ_INT(st2.frames_unpaired, st.frames_unpaired + 1);
@@ -539,8 +539,8 @@ static void test_rejects(void)
     junk[0] = '{';
     expect_reject(s, junk, huge, ER_TOOBIG, "limit");
     free(junk);
-    runner_session_stats st;
-    runner_session_stats_get(s, &st);
+    runner_session_counters st;
+    runner_session_counters_get(s, &st);
     CHECK_EQ_INT(st.rejected, 23);
     CHECK_EQ_INT(st.hellos, 1);
     CHECK_EQ_INT(st.frames_paired, 0);

@@ -56,7 +56,7 @@ static uint32_t rnd(uint32_t *st)
 
 /* Feeds data in chunks of 1..max_chunk bytes (max_chunk 0 = all at once), then finishes. */
 static void run(const char *data, size_t len, uint32_t seed, size_t max_chunk, sink *out,
-                serial_parser_stats *stats)
+                serial_parser_counters *stats)
 {
     serial_parser *p = NULL;
     er_err err;
@@ -73,7 +73,7 @@ static void run(const char *data, size_t len, uint32_t seed, size_t max_chunk, s
         off += k;
     }
     CHECK_EQ_INT(serial_parser_finish(p, collect, out), ER_OK);
-    if (stats) serial_parser_stats_get(p, stats);
+    if (stats) serial_parser_counters_get(p, stats);
     serial_parser_destroy(p);
 }
 
@@ -343,7 +343,7 @@ static void test_noise_between_blocks(void)
     size_t big = 100 * 1024;
     char *all = malloc(la + lb + big + 4096);
     sink ref_a, ref_b, got, got2;
-    serial_parser_stats st;
+    serial_parser_counters st;
     uint32_t r = 99;
     if (!a || !b || !all) goto out;
     memcpy(all, a, la);
@@ -395,7 +395,7 @@ static void test_long_line_in_block(void)
     char *buf = malloc(8192);
     size_t n = 0;
     sink s;
-    serial_parser_stats st;
+    serial_parser_counters st;
     if (!buf) return;
     memcpy(buf, head, strlen(head));
     n = strlen(head);
@@ -461,7 +461,7 @@ static void test_other_formats(void)
         "Predictions (DSP: 1 ms., Classification: 2 ms., Anomaly: 0 ms.):\n"
         "Recording...\n";
     sink s;
-    serial_parser_stats st;
+    serial_parser_counters st;
     run(t, strlen(t), 0, 0, &s, &st);
     CHECK_EQ_INT(s.n, 4);
     CHECK_EQ_INT(st.empty_blocks, 1);
@@ -497,7 +497,7 @@ static void test_repeat_and_bad_lines(void)
                     "Predictions (DSP: 1 ms., Classification: 2 ms., Anomaly: 0 ms.):\n"
                     "  box (0.5) [ x: 1, y: 2, width: 3 ]\n";
     sink s;
-    serial_parser_stats st;
+    serial_parser_counters st;
     run(t, strlen(t), 0, 0, &s, &st);
     CHECK_EQ_INT(s.n, 2);
     if (s.n == 2) {

@@ -1,16 +1,16 @@
-/* test_forward_metrics.c - the model metrics message: sums, mean, population standard
+/* test_forward_model_metrics.c - the model metrics message: sums, mean, population standard
  * deviation, trend against the previous window, field order, reset. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
 #include "check.h"
-#include "forward/metrics.h"
+#include "forward/model_metrics.h"
 
-static cJSON *report(metrics_state *m)
+static cJSON *report(model_metrics_state *m)
 {
     util_buf b = {0};
-    CHECK_EQ_INT(metrics_report(m, 1736016142920, "e4faa78b-2a09-40d1-adfd-8e5fc32feb11", &b),
+    CHECK_EQ_INT(model_metrics_report(m, 1736016142920, "e4faa78b-2a09-40d1-adfd-8e5fc32feb11", &b),
                  ER_OK);
     cJSON *o = cJSON_Parse(b.data);
     util_buf_free(&b);
@@ -25,11 +25,11 @@ static double num(const cJSON *o, const char *k)
 
 int main(void)
 {
-    metrics_state m;
-    metrics_reset(&m);
+    model_metrics_state m;
+    model_metrics_reset(&m);
     const double v[] = {0.6, 0.8, 0.7, 0.5, 0.9};
     for (size_t i = 0; i < 5; i++)
-        metrics_add(&m, v[i]);
+        model_metrics_add(&m, v[i]);
     cJSON *o = report(&m);
     CHECK(fabs(num(o, "mean_confidence") - 0.7) < 1e-12);
     CHECK(fabs(num(o, "standard_deviation") - sqrt(0.02)) < 1e-12);
@@ -48,19 +48,19 @@ int main(void)
     cJSON_Delete(o);
 
     /* next window higher by more than epsilon: INCREASING; then lower: DECREASING */
-    metrics_add(&m, 0.9);
+    model_metrics_add(&m, 0.9);
     o = report(&m);
     CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(o, "confidence_trend")->valuestring,
                  "INCREASING");
     CHECK_EQ_INT(num(cJSON_GetObjectItemCaseSensitive(o, "details"), "n"), 1);
     cJSON_Delete(o);
-    metrics_add(&m, 0.5);
+    model_metrics_add(&m, 0.5);
     o = report(&m);
     CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(o, "confidence_trend")->valuestring,
                  "DECREASING");
     cJSON_Delete(o);
     /* within epsilon of the previous mean: FLAT */
-    metrics_add(&m, 0.5 + METRICS_TREND_EPSILON / 2);
+    model_metrics_add(&m, 0.5 + MODEL_METRICS_TREND_EPSILON / 2);
     o = report(&m);
     CHECK_EQ_STR(cJSON_GetObjectItemCaseSensitive(o, "confidence_trend")->valuestring, "FLAT");
     cJSON_Delete(o);
@@ -72,13 +72,13 @@ int main(void)
     CHECK(m.has_prev);
     /* identical values: zero deviation, never NaN from rounding */
     for (int i = 0; i < 1000; i++)
-        metrics_add(&m, 0.1);
+        model_metrics_add(&m, 0.1);
     o = report(&m);
     double sd = num(o, "standard_deviation");
     CHECK(sd >= 0 && sd < 1e-6); /* rounding noise at most, never NaN */
     cJSON_Delete(o);
-    metrics_reset(&m);
+    model_metrics_reset(&m);
     CHECK(!m.has_prev && m.cur.n == 0);
-    CHECK_EQ_STR(metrics_trend(false, 0, 0.9), "FLAT");
+    CHECK_EQ_STR(model_metrics_trend(false, 0, 0.9), "FLAT");
     return check_summary();
 }

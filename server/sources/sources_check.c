@@ -1,0 +1,102 @@
+/* sources_check.c - the one validation of the `sources` setting (sources.h): the entries (a
+ * JSON array of objects with a unique name and a known kind), then each kind's own settings
+ * through its row's validate. Messages name the entry by index ("sources[1].kind") or, for a
+ * kind's settings, by name ("sources \"cam\".url"). Pure: opens and starts nothing. */
+#include "sources/sources_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* "a|b|c": the kinds' names sorted, so the message does not depend on the table's order. */
+static void kind_names(char *out, size_t cap)
+{
+    const char *prev = "";
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t n = 0; n < sources__n_kinds; n++) {
+        const char *next = NULL; /* the smallest name after prev */
+        for (size_t i = 0; i < sources__n_kinds; i++) {
+            const char *k = sources__kinds[i]->name;
+            if (strcmp(k, prev) > 0 && (!next || strcmp(k, next) < 0)) next = k;
+        }
+        int w = snprintf(out + len, cap - len, "%s%s", n ? "|" : "", next);
+        if (w < 0 || (size_t)w >= cap - len) return;
+        len += (size_t)w;
+        prev = next;
+    }
+}
+
+/* Entry i of arr: an object with a good name not used by an earlier entry, and a known kind. */
+static er_rc check_entry(const cJSON *arr, const cJSON *item, size_t i, er_err *err)
+{
+    if (!cJSON_IsObject(item))
+        return er_fail(err, ER_CONFIG, "sources[%zu]: expected an object {\"name\", \"kind\"}", i);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+    if (!name || !name[0])
+        return er_fail(err, ER_CONFIG, "sources[%zu].name: expected a non-empty string", i);
+    if (strlen(name) >= SOURCES_NAME_MAX)
+        return er_fail(err, ER_CONFIG, "sources[%zu].name: 1 to %d characters", i,
+                       SOURCES_NAME_MAX - 1);
+    size_t j = 0;
+    const cJSON *other;
+    cJSON_ArrayForEach(other, arr)
+    {
+        if (j == i) break;
+        const char *used = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(other, "name"));
+        if (strcmp(used, name) == 0)
+            return er_fail(err, ER_CONFIG,
+                           "sources[%zu].name: \"%.40s\" is already used by "
+                           "sources[%zu]",
+                           i, name, j);
+        j++;
+    }
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "kind"));
+    if (!sources__kind(kind)) {
+        char kinds[128];
+        kind_names(kinds, sizeof kinds);
+        return er_fail(err, ER_CONFIG, "sources[%zu].kind: \"%.40s\" is not one of %s", i,
+                       kind ? kind : "(missing)", kinds);
+    }
+    return ER_OK;
+}
+
+/* Parses json and checks every entry; with settings, then each kind's own settings. */
+static er_rc check(const char *json, bool settings, er_err *err)
+{
+    er_rc rc = ER_OK;
+    cJSON *arr = cJSON_Parse(json ? json : "[]");
+    if (!cJSON_IsArray(arr)) {
+        rc = er_fail(err, ER_CONFIG, "sources: expected a JSON array of {\"name\", \"kind\", ...}");
+        goto fail;
+    }
+    if (cJSON_GetArraySize(arr) > SOURCES_MAX) {
+        rc = er_fail(err, ER_CONFIG, "sources: at most %d entries", SOURCES_MAX);
+        goto fail;
+    }
+    size_t i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        if ((rc = check_entry(arr, item, i++, err))) goto fail;
+    }
+    cJSON_ArrayForEach(item, arr)
+    {
+        if (!settings) break;
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name"));
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "kind"));
+        if ((rc = sources__kind(kind)->validate(item, name, err))) goto fail;
+    }
+fail:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+er_rc sources_check_entries(const char *json, er_err *err)
+{
+    return check(json, false, err);
+}
+
+er_rc sources_validate(const char *json, er_err *err)
+{
+    return check(json, true, err);
+}

@@ -1,0 +1,154 @@
+/* test_sources_check.c - the one validation of the `sources` setting (server/sources): its
+ * entries (array, objects, names, kinds) as a configuration load checks them through the check
+ * main hands config_load, with the same messages and origins, and each kind's own settings as
+ * start-up checks them (sources_validate). */
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "sources/sources.h"
+
+/* The entries check on json; true if it fails with exactly want. */
+static bool entries_fail(const char *json, const char *want)
+{
+    er_err err = {{0}};
+    er_rc rc = sources_check_entries(json, &err);
+    bool ok = rc == ER_CONFIG && strcmp(err.msg, want) == 0;
+    if (!ok) fprintf(stderr, "  %s -> rc %d \"%s\", wanted \"%s\"\n", json, rc, err.msg, want);
+    return ok;
+}
+
+/* The full validation on json; true if it fails with a message containing want. */
+static bool settings_fail(const char *json, const char *want)
+{
+    er_err err = {{0}};
+    er_rc rc = sources_validate(json, &err);
+    bool ok = rc == ER_CONFIG && strstr(err.msg, want) != NULL;
+    if (!ok) fprintf(stderr, "  %s -> rc %d \"%s\", wanted \"%s\"\n", json, rc, err.msg, want);
+    return ok;
+}
+
+/* Loads `sources` from the environment as main does (config_load with the entries check);
+ * returns the rc and leaves the message in err. */
+static er_rc load_env(const char *value, er_err *err)
+{
+    char var[512];
+    snprintf(var, sizeof var, "EI_RELAY_SOURCES=%s", value);
+    char *envp[] = {var, NULL};
+    char *argv[] = {"ei-relay", NULL};
+    config c;
+    config_cli cli;
+    memset(err, 0, sizeof *err);
+    er_rc rc = config_load(&c, 1, argv, envp, sources_check_entries, &cli, err);
+    if (rc == ER_OK) config_free(&c);
+    return rc;
+}
+
+static void test_entries(void)
+{
+    er_err err = {{0}};
+    CHECK_EQ_INT(sources_check_entries(NULL, &err), ER_OK);
+    CHECK_EQ_INT(sources_check_entries("[]", &err), ER_OK);
+    CHECK_EQ_INT(sources_check_entries("[{\"name\":\"cam\",\"kind\":\"runner-ws\",\"url\":"
+                                       "\"ws://127.0.0.1:4912/\"},{\"name\":\"mcu\",\"kind\":"
+                                       "\"serial\",\"device\":\"/dev/ttyACM0\",\"baud\":115200}]",
+                                       &err),
+                 ER_OK);
+    /* the messages a configuration load gave before the check moved here */
+    CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"b\", \"kind\": "
+                       "\"usb\"}]",
+                       "sources[1].kind: \"usb\" is not one of runner-ws|serial"));
+    CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"a\", \"kind\": "
+                       "\"serial\"}]",
+                       "sources[1].name: \"a\" is already used by sources[0]"));
+    CHECK(entries_fail("[{\"name\": \"\", \"kind\": \"serial\"}]",
+                       "sources[0].name: expected a non-empty string"));
+    CHECK(entries_fail("[{\"kind\": \"serial\"}, 1]",
+                       "sources[0].name: expected a non-empty string"));
+    CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, 1]",
+                       "sources[1]: expected an object {\"name\", \"kind\"}"));
+    CHECK(entries_fail("3", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
+    CHECK(entries_fail("[oops", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
+    CHECK(entries_fail("[{\"name\": \"a\"}]", "sources[0].kind: \"(missing)\" is not one of "
+                                              "runner-ws|serial"));
+    /* kinds are names, compared exactly */
+    CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"Serial\"}]",
+                       "sources[0].kind: \"Serial\" is not one of runner-ws|serial"));
+    /* a name must fit the status record */
+    char json[512];
+    snprintf(json, sizeof json, "[{\"name\": \"%0*d\", \"kind\": \"serial\"}]", SOURCES_NAME_MAX,
+             0);
+    CHECK(entries_fail(json, "sources[0].name: 1 to 63 characters"));
+    snprintf(json, sizeof json, "[{\"name\": \"%0*d\", \"kind\": \"serial\"}]",
+             SOURCES_NAME_MAX - 1, 0);
+    CHECK_EQ_INT(sources_check_entries(json, &err), ER_OK);
+    /* at most SOURCES_MAX entries */
+    char many[SOURCES_MAX * 40 + 64];
+    size_t n = (size_t)snprintf(many, sizeof many, "[");
+    for (int i = 0; i <= SOURCES_MAX; i++)
+        n += (size_t)snprintf(many + n, sizeof many - n, "%s{\"name\":\"s%d\",\"kind\":\"serial\"}",
+                              i ? "," : "", i);
+    snprintf(many + n, sizeof many - n, "]");
+    CHECK(entries_fail(many, "sources: at most 64 entries"));
+}
+
+/* Through config_load, as main runs it: refused where the value is set, naming its origin. */
+static void test_config_load(void)
+{
+    er_err err;
+    CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"usb\"}]", &err), ER_CONFIG);
+    CHECK_EQ_STR(err.msg, "sources[0].kind: \"usb\" is not one of runner-ws|serial "
+                          "(from EI_RELAY_SOURCES)");
+    CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"serial\"},{\"name\":\"a\",\"kind\":"
+                          "\"serial\"}]",
+                          &err),
+                 ER_CONFIG);
+    CHECK_EQ_STR(err.msg, "sources[1].name: \"a\" is already used by sources[0] "
+                          "(from EI_RELAY_SOURCES)");
+    CHECK_EQ_INT(load_env("{}", &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "sources: expected a JSON array") != NULL);
+    /* a kind's own settings are start-up's to check: the load passes */
+    CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"serial\",\"baud\":5}]", &err), ER_OK);
+}
+
+/* Each kind's own settings, through its row's validate, after every entry is fine. */
+static void test_settings(void)
+{
+    er_err err = {{0}};
+    CHECK_EQ_INT(sources_validate("[{\"name\":\"s\",\"kind\":\"serial\",\"device\":\"/dev/null\","
+                                  "\"baud\":9600},{\"name\":\"c\",\"kind\":\"serial\",\"command\":"
+                                  "\"true\",\"restart\":false},{\"name\":\"r\",\"kind\":"
+                                  "\"runner-ws\",\"url\":\"ws://[::1]:4912/x\",\"images\":false}]",
+                                  &err),
+                 ER_OK);
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"device\":\"/dev/null\","
+                        "\"baud\":12345}]",
+                        "sources \"s\".baud: not a supported rate"));
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\"}]",
+                        "sources \"s\": give exactly one of \"device\", \"command\" or "
+                        "\"stdin\": true"));
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"stdin\":\"yes\"}]",
+                        "sources \"s\".stdin: expected true"));
+    CHECK(settings_fail("[{\"name\":\"r\",\"kind\":\"runner-ws\",\"url\":\"http://x/\"}]",
+                        "sources \"r\".url: expected a ws:// URL"));
+    CHECK(settings_fail("[{\"name\":\"r\",\"kind\":\"runner-ws\",\"colour\":1}]",
+                        "sources \"r\": unknown setting \"colour\" for kind runner-ws"));
+    CHECK(settings_fail("[{\"name\":\"r\",\"kind\":\"runner-ws\",\"max_frame_bytes\":10}]",
+                        "sources \"r\".max_frame_bytes: expected a whole number"));
+    /* every entry is checked before any kind's settings: the bad kind of the second entry is
+     * named, not the bad baud of the first */
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"baud\":5},{\"name\":\"t\","
+                        "\"kind\":\"usb\"}]",
+                        "sources[1].kind: \"usb\""));
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    test_entries();
+    test_config_load();
+    test_settings();
+    return check_summary();
+}
