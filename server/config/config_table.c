@@ -267,7 +267,8 @@ const cfg_opt cfg_opts[] = {
     {.name = "sources",
      .type = CFG_OT_SOURCES,
      .def = "[]",
-     .help = "JSON array of {\"name\", \"kind\": \"runner-ws|serial\", ...}"},
+     .help = "JSON array of {\"name\", \"kind\", ...}: the inference sources (the kinds and "
+             "their settings: README, Receiving from the Edge Impulse runners)"},
     /* Edge Impulse seed keys that ei-relay acts on */
     {.name = "device_name",
      .type = CFG_OT_STRING,
