@@ -17,6 +17,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checklib  # noqa: E402
+
 # Lowest first; the modules of one row are peers and may not include each other.
 ORDER = [
     ["core"],
@@ -91,18 +94,8 @@ def scan(root):
 
 
 def main(argv):
-    root = argv[1] if len(argv) > 1 else \
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    root = os.path.realpath(root)
-    try:
-        hits = scan(root)
-    except OSError as e:
-        print("check_layers: cannot read the sources of %s: %s" % (root, e))
-        return 2
-    for path, n, why, line in hits:
-        print("%s:%d: breaks the layering: %s: %s" % (path, n, why, line))
-    print("check_layers: %d include(s) against the layering in %s" % (len(hits), root))
-    return 1 if hits else 0
+    return checklib.check_main(argv, "check_layers", scan,
+                               lambda hit: "%s:%d: breaks the layering: %s: %s" % hit)
 
 
 if __name__ == "__main__":

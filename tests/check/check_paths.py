@@ -16,6 +16,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checklib  # noqa: E402
+
 # What a file may not name. Each pattern is written so that this file does not match itself.
 STATIC_RULES = [
     # the fixtures' old home beside the checkout, however it is reached
@@ -92,18 +95,10 @@ def scan(root):
 
 
 def main(argv):
-    root = argv[1] if len(argv) > 1 else \
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    root = os.path.realpath(root)
-    try:
-        hits = scan(root)
-    except (OSError, subprocess.CalledProcessError) as e:
-        print("check_paths: cannot list the files of %s: %s" % (root, e))
-        return 2
-    for rel, n, why, excerpt in hits:
-        print("%s:%d: refers outside the repository (%s): %s" % (rel, n, why, excerpt))
-    print("check_paths: %d reference(s) outside the repository in %s" % (len(hits), root))
-    return 1 if hits else 0
+    return checklib.check_main(
+        argv, "check_paths", scan,
+        lambda hit: "%s:%d: refers outside the repository (%s): %s" % hit,
+        errors=(OSError, subprocess.CalledProcessError))
 
 
 if __name__ == "__main__":

@@ -5,27 +5,16 @@
 # order allows (own headers, own private header, any lower row). Python 3 standard library only.
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_layers  # noqa: E402
+import checklib  # noqa: E402
 
-failures = []
-
-
-def expect(cond, what):
-    print("%s %s" % ("ok  " if cond else "FAIL", what))
-    if not cond:
-        failures.append(what)
-
-
-def write(root, rel, text):
-    path = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+T = checklib.SelfTest()
+expect = T.expect
+write = checklib.write
 
 
 # Allowed everywhere below: own public and private headers, lower rows, system headers.
@@ -64,9 +53,7 @@ def make_tree(root):
 
 
 def run_main(root):
-    p = subprocess.run([sys.executable, check_layers.__file__, root], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    return p.returncode, p.stdout
+    return checklib.run_check(check_layers.__file__, root)
 
 
 def main():
@@ -100,8 +87,7 @@ def main():
         expect(code == 2, "no server/: exit status 2 (got %d)" % code)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return T.finish()
 
 
 if __name__ == "__main__":

@@ -11,21 +11,11 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_paths  # noqa: E402
+import checklib  # noqa: E402
 
-failures = []
-
-
-def expect(cond, what):
-    print("%s %s" % ("ok  " if cond else "FAIL", what))
-    if not cond:
-        failures.append(what)
-
-
-def write(root, rel, text):
-    path = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+T = checklib.SelfTest()
+expect = T.expect
+write = checklib.write
 
 
 # The bad references are put together here, so that this file itself names none of them.
@@ -84,9 +74,7 @@ def check_tree(root, label):
 
 
 def run_main(root):
-    p = subprocess.run([sys.executable, check_paths.__file__, root], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    return p.returncode, p.stdout
+    return checklib.run_check(check_paths.__file__, root)
 
 
 def make_tree(base):
@@ -131,8 +119,7 @@ def main():
         expect(code == 0, "clean tree: exit status 0 (got %d: %s)" % (code, out.strip()))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return T.finish()
 
 
 if __name__ == "__main__":
