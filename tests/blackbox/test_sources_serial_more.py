@@ -237,6 +237,13 @@ def test_bad_settings_stop_startup():
     check(not bad, "bad settings not refused as expected:\n" + "\n".join(bad))
 
 
+def read_count(path):
+    """The number in path, or None while the file is being rewritten (empty)."""
+    with open(path) as f:
+        text = f.read().strip()
+    return int(text) if text else None
+
+
 def test_command_restarts_with_backoff():
     """A command that prints a fixture twice over two runs, then exits at once with nothing:
     both runs' inferences are stored, the reconnects counter climbs, and the reopen delay
@@ -265,8 +272,8 @@ def test_command_restarts_with_backoff():
         eq(st["inferences"], 2 * len(kinds), "inferences counter")
         eq(st["bytes"], 2 * len(data), "bytes counter")
         check("command" in st["last_error"], "last_error %r" % st["last_error"])
-        with open(counter) as f:
-            runs = int(f.read())
+        # the command rewrites the file on every run (`>` truncates first): read a whole number
+        runs = wait_for("the command's run counter", lambda: read_count(counter), WAIT_S)
         # each reconnect follows a run that ended (the next may not have counted itself yet)
         check(runs >= st["reconnects"], "the command ran %d times for %d reconnects" %
               (runs, st["reconnects"]))
