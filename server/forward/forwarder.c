@@ -79,7 +79,11 @@ struct forwarder {
     uint64_t gen;
     inflight fl[INFLIGHT_CAP];
     int n_fl;
-    bool probe; /* send one at a time until an ack (after a quick death with rows in flight) */
+    /* After a quick death with rows in flight, one at a time until the newest of them
+     * (probe_until) is acked: the killer row is found alone, and no burst waits in paho's
+     * queue to reach the next connection ahead of it (mqtt.h). */
+    bool probe;
+    int64_t probe_until;
     store_page page;
     size_t page_i;
     bool page_empty; /* the last fetch found nothing: wait for a commit */
@@ -354,6 +358,15 @@ static void handle_message(forwarder *f, event *e)
     if (restart) restart_cb(f); /* after the reply was queued */
 }
 
+/* The newest row of a message in flight, or floor if that is newer. */
+static int64_t max_seq(const inflight *fl, int64_t floor)
+{
+    int64_t m = fl->seq > floor ? fl->seq : floor;
+    for (int k = 0; fl->batch && k < fl->n; k++)
+        if (fl->batch[k] > m) m = fl->batch[k];
+    return m;
+}
+
 static void handle_down(forwarder *f, event *e, int64_t now)
 {
     bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
@@ -367,6 +380,8 @@ static void handle_down(forwarder *f, event *e, int64_t now)
                          e->reason);
         }
         f->probe = true;
+        for (int i = 0; i < f->n_fl; i++)
+            f->probe_until = max_seq(&f->fl[i], f->probe_until);
     }
     f->live = false; /* mq is kept: its queue may still hold publishes (see mqtt.h) */
     f->up = false;
@@ -419,8 +434,8 @@ static void handle_done(forwarder *f, event *e, int64_t now)
                 add_ack(f, f->fl[i].batch[k]);
         else
             add_ack(f, f->fl[i].seq);
+        if (max_seq(&f->fl[i], INT64_MIN) >= f->probe_until) f->probe = false;
         drop_inflight(f, i);
-        f->probe = false;
         return;
     }
     /* not a row (start, model metrics, reply, subscribe), or from before a rewind */

@@ -4,10 +4,11 @@
  *
  * States: disabled (no endpoint: no forwarder is made) / connecting / connected / backoff.
  * Reconnects back off exponentially with full jitter (reconnect_min_ms..reconnect_max_ms); a
- * connection that dies within 10 s of its CONNACK does not reset the backoff, and then the next
- * connection sends one message at a time until one is acknowledged, so a message that makes
- * the broker drop the connection is found and counted (dead-lettered after max_attempts)
- * instead of blocking the queue. CONNECTs are at least 1 s apart. Publishes are paced by token
+ * connection that dies within 10 s of its CONNACK does not reset the backoff, and then the
+ * next connections send one message at a time until every row that was in flight at the death
+ * is acknowledged (or dead), so a message that makes the broker drop the connection is found
+ * and counted (dead-lettered after max_attempts) instead of blocking the queue, and no later
+ * row overtakes it. CONNECTs are at least 1 s apart. Publishes are paced by token
  * buckets (publish_rate_max/s, publish_bytes_max B/s) with at most mqtt_inflight unacknowledged.
  * The thread sleeps on a condition variable: the store's commit notification, paho callbacks
  * and timers (backoff, pacing, metrics every metrics_sleeptime_ms) wake it.
