@@ -113,12 +113,7 @@ def main():
                 continue
             d = os.path.join(base, "b%d" % i)
             copy_recipes(d)
-            path = os.path.join(d, f)
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-            T.expect(old in text, "%s: the text to break is in %s" % (what, f))
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text.replace(old, new, 1))
+            checklib.break_file(T, os.path.join(d, f), old, new, what)
             found = run(d, opts)
             T.expect((f, rule) in found, "%s: rule %s fails on %s (found %s)" % (
                 what, rule, f, found))
