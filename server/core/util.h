@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/rc.h"
 
@@ -14,6 +15,9 @@
 int64_t util_now_ms(void);  /* wall clock, epoch milliseconds */
 int64_t util_now_us(void);  /* wall clock, epoch microseconds (latency stamps) */
 int64_t util_mono_ms(void); /* monotonic milliseconds, for intervals */
+/* The moment ms milliseconds from now on clock (CLOCK_MONOTONIC, CLOCK_REALTIME), for
+ * pthread_cond_timedwait. */
+void util_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 
 /* Fills buf (n bytes) from the kernel CSPRNG. */
 er_rc util_random(void *buf, size_t n);
