@@ -1,6 +1,13 @@
 /* main.c - command-line entry: parse configuration, then run the service (default), print the
  * admin token, export the cache as guid files, or import guid files. Signals are handled here,
- * synchronously. */
+ * synchronously.
+ *
+ * Exit codes (what a supervisor reads: systemd's RestartPreventExitStatus=2, Greengrass):
+ *   0   clean stop (SIGTERM, SIGINT)
+ *   2   bad configuration, wherever it is found (the loader, or a module at start: auth,
+ *       sources, HTTP...), logged in one line naming the setting; restarting cannot help
+ *   75  a restart command arrived over MQTT (RELAY_EXIT_RESTART)
+ *   1   any other failure to start or to do the job */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +22,14 @@
 #include "sources/sources.h"
 #include "tools/guidfiles.h"
 
+#define EXIT_CONFIG 2
+
+/* The exit code of a failure: configuration errors are told apart. */
+static int exit_code(er_rc rc)
+{
+    return rc == ER_CONFIG ? EXIT_CONFIG : 1;
+}
+
 static int run_service(const config *cfg)
 {
     /* Block the stop signals before any thread exists so only sigwait below sees them. */
@@ -28,9 +43,10 @@ static int run_service(const config *cfg)
 
     er_err err = {{0}};
     relay *r = NULL;
-    if (relay_create(cfg, &r, &err)) {
-        log_error("main", "cannot start: %s", err.msg);
-        return 1;
+    er_rc rc = relay_create(cfg, &r, &err);
+    if (rc) {
+        log_error("main", "cannot start: %s%s", rc == ER_CONFIG ? "configuration: " : "", err.msg);
+        return exit_code(rc);
     }
     int sig = 0;
     do {
@@ -55,8 +71,10 @@ static int run_token(const config *cfg)
     er_err err = {{0}};
     auth *au = NULL;
     int status = 1;
-    if (auth_create(cfg, &au, &err)) {
+    er_rc rc = auth_create(cfg, &au, &err);
+    if (rc) {
         fprintf(stderr, "ei-relay token: %s\n", err.msg);
+        status = exit_code(rc);
         goto done;
     }
     const char *token = auth_admin_token(au);
@@ -76,16 +94,16 @@ static int run_tool(const config *cfg, const config_cli *cli)
 {
     if (!cli->dir) {
         fprintf(stderr, "ei-relay %s: --dir DIR is required\n", cli->command);
-        return 2;
+        return EXIT_CONFIG;
     }
     er_err err = {{0}};
     store *st = NULL;
-    if (relay_open_store(cfg, &st, &err)) {
+    er_rc rc = relay_open_store(cfg, &st, &err);
+    if (rc) {
         fprintf(stderr, "ei-relay: cannot open %s: %s\n", cfg->db_path, err.msg);
-        return 1;
+        return exit_code(rc);
     }
     guidfiles_stats stats = {0};
-    er_rc rc;
     if (strcmp(cli->command, "export") == 0)
         rc = guidfiles_export(st, cli->dir, cfg, &stats, &err);
     else
@@ -104,9 +122,8 @@ int main(int argc, char **argv, char **envp)
     er_err err = {{0}};
     /* the sources module checks the entries of every `sources` value as it is loaded */
     if (config_load(&cfg, argc, argv, envp, sources_check_entries, &cli, &err)) {
-        fprintf(stderr, "ei-relay: %s\n", err.msg);
-        fprintf(stderr, "ei-relay: see 'ei-relay --help'\n");
-        return 2;
+        fprintf(stderr, "ei-relay: %s (see 'ei-relay --help')\n", err.msg);
+        return EXIT_CONFIG;
     }
     int status = 0;
     if (cli.help) {
@@ -121,7 +138,7 @@ int main(int argc, char **argv, char **envp)
         status = run_token(&cfg);
     } else {
         log_set_level((log_level)cfg.log_level);
-        config_report_ignored(&cfg);
+        config_report(&cfg);
         if (media_init(argv[0])) {
             fprintf(stderr, "ei-relay: cannot start libvips\n");
             status = 1;

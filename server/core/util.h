@@ -57,6 +57,11 @@ void util_buf_free(util_buf *b);
  * U+10FFFF): what every JSON text this service stores or sends must be. */
 bool util_utf8_valid(const void *data, size_t n);
 
+/* Reads the whole file at path into out (emptied first; NUL-terminated), at most max bytes:
+ * ER_NOTFOUND when it does not exist, ER_TOOBIG when it is longer, ER_IO when it cannot be read;
+ * err names it as "<what> <path>". */
+er_rc util_read_file(const char *path, size_t max, const char *what, util_buf *out, er_err *err);
+
 /* Creates the directories above the file at path (mode 0750, existing ones kept): what the
  * database and the token file next to it need on first start. "what" names the file in err. */
 er_rc util_mkdir_parents(const char *path, const char *what, er_err *err);

@@ -524,7 +524,11 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
         er_fail(err, rc, "mqtt_endpoint is not set");
         goto fail;
     }
-    if ((rc = topics_build(device, &f->tp, err))) goto fail;
+    er_err terr = {{0}};
+    if (topics_build(device, &f->tp, &terr)) {
+        rc = er_fail(err, ER_CONFIG, "device_name: %s", terr.msg); /* a setting's fault */
+        goto fail;
+    }
     int n = cfg->mqtt_client_id
                 ? snprintf(f->client_id, sizeof f->client_id, "%s", cfg->mqtt_client_id)
                 : snprintf(f->client_id, sizeof f->client_id, "%s-ei-relay", device);
