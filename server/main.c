@@ -1,5 +1,6 @@
 /* main.c - command-line entry: parse configuration, then run the service (default), print the
- * admin token, export the cache as guid files, or import guid files. Signals are handled here,
+ * admin token, export the cache as guid files, or import guid files; or, before any of that,
+ * greengrass-setup (its own options: greengrass/greengrass.h). Signals are handled here,
  * synchronously.
  *
  * Exit codes (what a supervisor reads: systemd's RestartPreventExitStatus=2, Greengrass):
@@ -18,6 +19,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "greengrass/greengrass.h"
 #include "media/image.h"
 #include "sources/sources.h"
 #include "tools/guidfiles.h"
@@ -115,8 +117,32 @@ static int run_tool(const config *cfg, const config_cli *cli)
     return rc ? 1 : 0;
 }
 
+/* `ei-relay greengrass-setup ...` (argv[0] is "greengrass-setup"): one line on stdout per value
+ * found, or one line on stderr saying what is wrong. */
+static int run_greengrass_setup(int argc, char **argv, char **envp)
+{
+    greengrass_opts o;
+    er_err err = {{0}};
+    er_rc rc = greengrass_parse_args(argc, argv, envp, &o, &err);
+    if (rc) {
+        fprintf(stderr, "ei-relay greengrass-setup: %s (see 'ei-relay greengrass-setup --help')\n",
+                err.msg);
+        return exit_code(rc);
+    }
+    if (o.help) {
+        greengrass_usage(stdout);
+        return 0;
+    }
+    rc = greengrass_setup(&o, stdout, &err);
+    if (rc) fprintf(stderr, "ei-relay greengrass-setup: %s\n", err.msg);
+    return rc ? exit_code(rc) : 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
+    /* a command with options of its own, which are no settings */
+    if (argc > 1 && strcmp(argv[1], "greengrass-setup") == 0)
+        return run_greengrass_setup(argc - 1, argv + 1, envp);
     config cfg;
     config_cli cli;
     er_err err = {{0}};

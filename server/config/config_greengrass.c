@@ -1,6 +1,8 @@
 /* config_greengrass.c - greengrass_file: the JSON file `ei-relay greengrass-setup` writes under
  * AWS IoT Greengrass, read once every other source of values is applied:
  *   {"mqtt_endpoint": {"value": "...", "from": "<nucleus file>: <key path>"}, "mqtt_cert": ...}
+ * (mqtt_endpoint, mqtt_port, mqtt_cert, mqtt_key, mqtt_ca, mqtt_client_id; mqtt_port only when
+ * the nucleus sets its own)
  * Each value fills its setting only when no file, variable or flag gave one (an explicit setting
  * always wins), and the loader keeps one note per value, where it came from or that the explicit
  * setting won, for config_report to log once. A missing file is not an error: the service
@@ -16,8 +18,8 @@
 
 #define GG_FILE_MAX (64 * 1024) /* five short values; anything bigger is not ours */
 /* The settings greengrass_file may fill, in the order its notes are logged. */
-static const char *const gg_settings[] = {"mqtt_endpoint", "mqtt_cert", "mqtt_key", "mqtt_ca",
-                                          "mqtt_client_id"};
+static const char *const gg_settings[] = {"mqtt_endpoint", "mqtt_port", "mqtt_cert",
+                                          "mqtt_key",      "mqtt_ca",   "mqtt_client_id"};
 #define GG_N (sizeof gg_settings / sizeof gg_settings[0])
 
 /* The value and origin of one entry: {"value": "...", "from": "..."} (borrowed from e). */
@@ -46,8 +48,8 @@ static er_rc fill(cfg_loader *ld, const cJSON *root, util_buf *b, er_err *err)
             i++;
         if (i == GG_N)
             return er_fail(err, ER_CONFIG,
-                           "unknown key \"%.60s\" (mqtt_endpoint, mqtt_cert, mqtt_key, mqtt_ca, "
-                           "mqtt_client_id)",
+                           "unknown key \"%.60s\" (mqtt_endpoint, mqtt_port, mqtt_cert, mqtt_key, "
+                           "mqtt_ca, mqtt_client_id)",
                            e->string);
     }
     for (size_t i = 0; i < GG_N; i++) {

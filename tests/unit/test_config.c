@@ -618,9 +618,9 @@ static void test_greengrass_file(void)
     config_report(&c);
     config_free(&c);
 
-    const char *bad[] = {"{\"mqtt_endpoint\": \"x\"}", "{\"mqtt_port\": {\"value\": \"1\"}}", "[1]",
-                         "{\"mqtt_endpoint\": {\"value\": \"\"}}", "{"};
-    const char *want[] = {"mqtt_endpoint: expected {", "unknown key \"mqtt_port\"",
+    const char *bad[] = {"{\"mqtt_endpoint\": \"x\"}", "{\"mqtt_keepalive_s\": {\"value\": \"1\"}}",
+                         "[1]", "{\"mqtt_endpoint\": {\"value\": \"\"}}", "{"};
+    const char *want[] = {"mqtt_endpoint: expected {", "unknown key \"mqtt_keepalive_s\"",
                           "expected a JSON object", "mqtt_endpoint: must not be empty",
                           "not valid JSON"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
