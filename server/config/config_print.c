@@ -143,7 +143,9 @@ void config_usage(FILE *out)
             "1|0. Numbers may be strings (\"5\", \"10.0\").\n"
             "Sizes: bytes, or a number with K, M, G, T (K = KB = KiB = 1024). Durations: a\n"
             "number with ms, s, m, h or d; a plain number is milliseconds for *_ms settings.\n"
-            "\"__none__\" resets a setting to its default (unset).\n\n");
+            "\"__none__\" resets a setting to its default (unset).\n"
+            "Exit codes: 0 stopped, 2 bad configuration (one line names the setting), 75 a\n"
+            "restart command, 1 any other failure.\n\n");
     for (size_t i = 0; i < cfg_n_opts; i++) {
         const cfg_opt *o = &cfg_opts[i];
         if (o->type == CFG_OT_IGNORED) continue;
