@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libwebsockets-dev libsqlite3-dev
-            libcjson-dev libpaho-mqtt-dev libssl-dev libvips-dev)
+            libcjson-dev libpaho-mqtt-dev libssl-dev libvips-dev libyaml-dev)
 test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm)
 
 want=("${build_pkgs[@]}")

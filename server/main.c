@@ -1,6 +1,14 @@
 /* main.c - command-line entry: parse configuration, then run the service (default), print the
- * admin token, export the cache as guid files, or import guid files. Signals are handled here,
- * synchronously. */
+ * admin token, export the cache as guid files, or import guid files; or, before any of that,
+ * greengrass-setup (its own options: greengrass/greengrass.h). Signals are handled here,
+ * synchronously.
+ *
+ * Exit codes (what a supervisor reads: systemd's RestartPreventExitStatus=2, Greengrass):
+ *   0   clean stop (SIGTERM, SIGINT)
+ *   2   bad configuration, wherever it is found (the loader, or a module at start: auth,
+ *       sources, HTTP...), logged in one line naming the setting; restarting cannot help
+ *   75  a restart command arrived over MQTT (RELAY_EXIT_RESTART)
+ *   1   any other failure to start or to do the job */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,9 +19,18 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "greengrass/greengrass.h"
 #include "media/image.h"
 #include "sources/sources.h"
 #include "tools/guidfiles.h"
+
+#define EXIT_CONFIG 2
+
+/* The exit code of a failure: configuration errors are told apart. */
+static int exit_code(er_rc rc)
+{
+    return rc == ER_CONFIG ? EXIT_CONFIG : 1;
+}
 
 static int run_service(const config *cfg)
 {
@@ -28,9 +45,10 @@ static int run_service(const config *cfg)
 
     er_err err = {{0}};
     relay *r = NULL;
-    if (relay_create(cfg, &r, &err)) {
-        log_error("main", "cannot start: %s", err.msg);
-        return 1;
+    er_rc rc = relay_create(cfg, &r, &err);
+    if (rc) {
+        log_error("main", "cannot start: %s%s", rc == ER_CONFIG ? "configuration: " : "", err.msg);
+        return exit_code(rc);
     }
     int sig = 0;
     do {
@@ -55,8 +73,10 @@ static int run_token(const config *cfg)
     er_err err = {{0}};
     auth *au = NULL;
     int status = 1;
-    if (auth_create(cfg, &au, &err)) {
+    er_rc rc = auth_create(cfg, &au, &err);
+    if (rc) {
         fprintf(stderr, "ei-relay token: %s\n", err.msg);
+        status = exit_code(rc);
         goto done;
     }
     const char *token = auth_admin_token(au);
@@ -76,16 +96,16 @@ static int run_tool(const config *cfg, const config_cli *cli)
 {
     if (!cli->dir) {
         fprintf(stderr, "ei-relay %s: --dir DIR is required\n", cli->command);
-        return 2;
+        return EXIT_CONFIG;
     }
     er_err err = {{0}};
     store *st = NULL;
-    if (relay_open_store(cfg, &st, &err)) {
+    er_rc rc = relay_open_store(cfg, &st, &err);
+    if (rc) {
         fprintf(stderr, "ei-relay: cannot open %s: %s\n", cfg->db_path, err.msg);
-        return 1;
+        return exit_code(rc);
     }
     guidfiles_stats stats = {0};
-    er_rc rc;
     if (strcmp(cli->command, "export") == 0)
         rc = guidfiles_export(st, cli->dir, cfg, &stats, &err);
     else
@@ -97,16 +117,39 @@ static int run_tool(const config *cfg, const config_cli *cli)
     return rc ? 1 : 0;
 }
 
+/* `ei-relay greengrass-setup ...` (argv[0] is "greengrass-setup"): one line on stdout per value
+ * found, or one line on stderr saying what is wrong. */
+static int run_greengrass_setup(int argc, char **argv, char **envp)
+{
+    greengrass_opts o;
+    er_err err = {{0}};
+    er_rc rc = greengrass_parse_args(argc, argv, envp, &o, &err);
+    if (rc) {
+        fprintf(stderr, "ei-relay greengrass-setup: %s (see 'ei-relay greengrass-setup --help')\n",
+                err.msg);
+        return exit_code(rc);
+    }
+    if (o.help) {
+        greengrass_usage(stdout);
+        return 0;
+    }
+    rc = greengrass_setup(&o, stdout, &err);
+    if (rc) fprintf(stderr, "ei-relay greengrass-setup: %s\n", err.msg);
+    return rc ? exit_code(rc) : 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
+    /* a command with options of its own, which are no settings */
+    if (argc > 1 && strcmp(argv[1], "greengrass-setup") == 0)
+        return run_greengrass_setup(argc - 1, argv + 1, envp);
     config cfg;
     config_cli cli;
     er_err err = {{0}};
     /* the sources module checks the entries of every `sources` value as it is loaded */
     if (config_load(&cfg, argc, argv, envp, sources_check_entries, &cli, &err)) {
-        fprintf(stderr, "ei-relay: %s\n", err.msg);
-        fprintf(stderr, "ei-relay: see 'ei-relay --help'\n");
-        return 2;
+        fprintf(stderr, "ei-relay: %s (see 'ei-relay --help')\n", err.msg);
+        return EXIT_CONFIG;
     }
     int status = 0;
     if (cli.help) {
@@ -121,7 +164,7 @@ int main(int argc, char **argv, char **envp)
         status = run_token(&cfg);
     } else {
         log_set_level((log_level)cfg.log_level);
-        config_report_ignored(&cfg);
+        config_report(&cfg);
         if (media_init(argv[0])) {
             fprintf(stderr, "ei-relay: cannot start libvips\n");
             status = 1;

@@ -84,7 +84,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     if (rc) goto fail;
     rc = device_name_resolve(cfg->device_name, cfg->device_mac_suffix, r->device, sizeof r->device);
     if (rc) {
-        er_fail(err, rc, "device_name is too long");
+        rc = er_fail(err, ER_CONFIG, "device_name is too long");
         goto fail;
     }
     rc = relay_open_store(cfg, &r->st, err);

@@ -1,10 +1,13 @@
 /* config.h - every setting of ei-relay, defined once in a table (config_table.c) that serves the
  * JSON file, the EI_RELAY_* environment, the command-line flags, --print-config and --help alike.
  *
- * Precedence: defaults < file (--config) < environment < flags. Seed keys of the Edge Impulse
- * Greengrass recipes are accepted verbatim, as strings or numbers; "__none__" means unset; keys
- * ei-relay does not act on are accepted and reported once as ignored; an unknown key or a bad
- * value fails with a message naming the key and what it accepts. */
+ * Precedence: defaults < file (--config) < EI_RELAY_PARAMETERS < the other EI_RELAY_* variables
+ * < flags; then greengrass_file fills the MQTT settings none of those gave. The file (and
+ * EI_RELAY_PARAMETERS, a JSON object text) may hold the settings under a "Parameters" object,
+ * the Edge Impulse Greengrass recipes' shape; its own top-level keys win over Parameters. Seed
+ * keys of those recipes are accepted verbatim, as strings or numbers; "__none__" means unset;
+ * keys ei-relay does not act on are accepted and reported once as ignored; an unknown key or a
+ * bad value fails with a message naming the key and what it accepts. */
 #ifndef EI_CONFIG_CONFIG_H
 #define EI_CONFIG_CONFIG_H
 
@@ -81,6 +84,9 @@ typedef struct config {
     int64_t outbox_max_bytes; /* 0 = no limit */
     config_outbox_full outbox_on_full;
     int64_t batch_on_backlog; /* > 0: with more rows waiting, pack them into batch messages */
+    /* what `ei-relay greengrass-setup` found (the file it wrote): fills the mqtt_* settings
+     * that no file, variable or flag set */
+    char *greengrass_file;
     /* sources: JSON text of the "sources" array (owned), "[]" when none; its entries are the
      * sources module's to check (config_load's check_sources) */
     char *sources_json;
@@ -98,6 +104,11 @@ typedef struct config {
     /* Seed keys accepted for compatibility but not acted on; names of those that were set,
      * comma-separated, for the one-time report (owned, NULL if none). */
     char *ignored_keys;
+    /* What config_report logs once about greengrass_file: one line per value (where it came
+     * from, or that an explicit setting won), '\n'-separated (owned, NULL if none); and a
+     * warning when the file is missing (owned, NULL if none). */
+    char *greengrass_notes;
+    char *greengrass_warning;
 } config;
 
 /* What the command line asked for besides settings. Pointers borrow argv. */
@@ -133,7 +144,8 @@ void config_print(const config *c, FILE *out);
 /* Writes usage and one line per setting (flag, environment name, default, help). */
 void config_usage(FILE *out);
 
-/* Logs, once, the seed keys that were set but that ei-relay does not act on. */
-void config_report_ignored(const config *c);
+/* Logs, once, what a person should know about where the settings came from: the seed keys that
+ * were set but that ei-relay does not act on, and what greengrass_file gave. */
+void config_report(const config *c);
 
 #endif

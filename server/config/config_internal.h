@@ -12,8 +12,9 @@
 
 #include "config/config.h"
 
-#define CFG_NONE_TEXT "__none__" /* the recipes' "unset" */
-#define CFG_NAME_MAX 64          /* longest setting name we try to match or suggest */
+#define CFG_NONE_TEXT "__none__"    /* the recipes' "unset" */
+#define CFG_PARAMETERS "Parameters" /* the recipes' object of settings */
+#define CFG_NAME_MAX 64             /* longest setting name we try to match or suggest */
 #define CFG_BOOL_WORDS "false|true|no|yes|off|on|0|1"
 #define CFG_ROLE_NAMES "read|ingest|admin"
 
@@ -79,7 +80,14 @@ typedef struct cfg_loader {
     config *c;                          /* borrowed: the config being filled */
     config_sources_check check_sources; /* NULL: sources is only checked to be an array */
     bool ignored_set[CFG_OPTS_MAX];     /* which ignored seed keys are currently set */
+    /* which settings a file, variable or flag gave a value ("__none__" gives none): those
+     * greengrass_file leaves alone. cfg_set_text and cfg_set_default keep it. */
+    bool explicit_set[CFG_OPTS_MAX];
 } cfg_loader;
+
+/* Appends " (what where)" to err's message, saying where the bad value came from (nothing when
+ * where is NULL). */
+void cfg_err_origin(er_err *err, const char *what, const char *where);
 
 /* ---- values (config_value.c) ---- */
 
@@ -91,7 +99,8 @@ void cfg_choice_name(const char *choices, int idx, char *out, size_t cap);
 void cfg_format_duration(int64_t ms, char *out, size_t cap);
 
 /* Parses text as o's type, checks it and stores it: the one path every source goes through.
- * "__none__" resets the setting (cfg_set_default). */
+ * "__none__" resets the setting (cfg_set_default). Marks the setting explicit (or, for
+ * "__none__", not). */
 er_rc cfg_set_text(cfg_loader *ld, const cfg_opt *o, const char *text, er_err *err);
 /* Strings without default become NULL, everything else takes its default. */
 er_rc cfg_set_default(cfg_loader *ld, const cfg_opt *o, er_err *err);
@@ -107,5 +116,13 @@ void cfg_free_tokens(config_token *t, size_t n);
 er_rc cfg_set_json(cfg_loader *ld, const cfg_opt *o, const cJSON *v, er_err *err);
 /* Replaces c->ignored_keys with the names of the ignored seed keys that are set. */
 er_rc cfg_list_ignored(cfg_loader *ld, er_err *err);
+
+/* ---- greengrass_file (config_greengrass.c) ---- */
+
+/* Once every other source is applied: when greengrass_file is set, fills each mqtt_* setting
+ * it holds that is not explicit, and writes c->greengrass_notes (and c->greengrass_warning when
+ * the file does not exist, which is not an error). A file that exists but cannot be read or
+ * holds anything else fails with ER_CONFIG naming it. */
+er_rc cfg_apply_greengrass(cfg_loader *ld, er_err *err);
 
 #endif

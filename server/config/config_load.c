@@ -1,7 +1,10 @@
 /* config_load.c - config_load and config_load_json: the sources of values in their order of
- * precedence (defaults < the JSON file of --config < EI_RELAY_* environment < flags), each fed
- * through the one setter (config_value.c), then the cross-setting checks; and config_free.
- * Owned by the config module; the command line's words are borrowed for config_cli. */
+ * precedence (defaults < the JSON file of --config < EI_RELAY_PARAMETERS < the other EI_RELAY_*
+ * variables < flags, a JSON object's "Parameters" below its own keys), each fed through the one
+ * setter (config_value.c), then greengrass_file (config_greengrass.c) and the cross-setting
+ * checks; and config_free. Owned by the config module; the command line's words are borrowed
+ * for config_cli. */
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -15,8 +18,7 @@
 #define CONFIG_FILE_MAX (1024 * 1024) /* a settings file is small; refuse anything bigger */
 #define COMMANDS "run|token|export|import"
 
-/* Appends " (what where)" to an error message, saying where the bad value came from. */
-static void err_origin(er_err *err, const char *what, const char *where)
+void cfg_err_origin(er_err *err, const char *what, const char *where)
 {
     if (!err || !where) return;
     size_t n = strlen(err->msg);
@@ -44,14 +46,34 @@ static er_rc apply_defaults(cfg_loader *ld, er_err *err)
     return ER_OK;
 }
 
-/* Applies a JSON object text (not necessarily NUL-terminated); origin names it in errors. */
-static er_rc apply_json_text(cfg_loader *ld, const char *json, size_t len, const char *origin,
-                             er_err *err)
+/* Applies the members of a JSON object, each a setting; in_params: obj is a "Parameters"
+ * object (which holds no other). A top-level "Parameters" is the caller's. */
+static er_rc apply_members(cfg_loader *ld, const cJSON *obj, bool in_params, er_err *err)
+{
+    bool seen[CFG_OPTS_MAX] = {false};
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, obj)
+    {
+        if (!in_params && strcmp(kv->string, CFG_PARAMETERS) == 0) continue;
+        const cfg_opt *o = cfg_find_opt(kv->string);
+        if (!o) return unknown_setting(err, kv->string);
+        if (seen[o - cfg_opts]) return er_fail(err, ER_CONFIG, "%s: set twice", o->name);
+        seen[o - cfg_opts] = true;
+        er_rc rc = cfg_set_json(ld, o, kv, err);
+        if (rc) return rc;
+    }
+    return ER_OK;
+}
+
+/* Applies a JSON object text (not necessarily NUL-terminated): its "Parameters" object first,
+ * then its own keys, which win. what and origin ("in ", the file) name it in errors. */
+static er_rc apply_json_text(cfg_loader *ld, const char *json, size_t len, const char *what,
+                             const char *origin, er_err *err)
 {
     char *buf = NULL;
     cJSON *root = NULL;
-    bool seen[CFG_OPTS_MAX] = {false};
     er_rc rc = ER_OK;
+    const char *part = NULL; /* "Parameters" while applying it */
     if (len > CONFIG_FILE_MAX) {
         rc = er_fail(err, ER_CONFIG, "configuration is larger than 1 MiB");
         goto fail;
@@ -76,26 +98,24 @@ static er_rc apply_json_text(cfg_loader *ld, const char *json, size_t len, const
         rc = er_fail(err, ER_CONFIG, "configuration must be a JSON object");
         goto fail;
     }
-    const cJSON *kv;
-    cJSON_ArrayForEach(kv, root)
-    {
-        const cfg_opt *o = cfg_find_opt(kv->string);
-        if (!o) {
-            rc = unknown_setting(err, kv->string);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, CFG_PARAMETERS);
+    if (params) {
+        if (!cJSON_IsObject(params)) {
+            rc = er_fail(err, ER_CONFIG, "Parameters: expected a JSON object of settings");
             goto fail;
         }
-        if (seen[o - cfg_opts]) {
-            rc = er_fail(err, ER_CONFIG, "%s: set twice", o->name);
-            goto fail;
-        }
-        seen[o - cfg_opts] = true;
-        if ((rc = cfg_set_json(ld, o, kv, err))) goto fail;
+        part = CFG_PARAMETERS;
+        if ((rc = apply_members(ld, params, true, err))) goto fail;
+        part = NULL;
     }
-    cJSON_Delete(root);
-    free(buf);
-    return ER_OK;
+    rc = apply_members(ld, root, false, err);
 fail:
-    err_origin(err, "in ", origin);
+    if (rc && (origin || part)) {
+        char where[200];
+        snprintf(where, sizeof where, "%.150s%s%s", origin ? origin : "",
+                 origin && part ? ", " : "", part ? "under Parameters" : "");
+        cfg_err_origin(err, origin ? what : "", where);
+    }
     cJSON_Delete(root);
     free(buf);
     return rc;
@@ -124,21 +144,41 @@ static er_rc apply_file(cfg_loader *ld, const char *path, er_err *err)
         rc = er_fail(err, ER_CONFIG, "config file %.150s: larger than 1 MiB", path);
         goto fail;
     }
-    rc = apply_json_text(ld, buf, len, path, err);
+    rc = apply_json_text(ld, buf, len, "in ", path, err);
 fail:
     if (f) fclose(f);
     free(buf);
     return rc;
 }
 
+#define ENV_PREFIX "EI_RELAY_"
+#define ENV_PARAMETERS ENV_PREFIX "PARAMETERS="
+
+/* EI_RELAY_PARAMETERS: a JSON object of settings (a Greengrass recipe's
+ * "{configuration:/Parameters}"), below the other variables; empty or "__none__" is none. */
+static er_rc apply_env_parameters(cfg_loader *ld, char **envp, er_err *err)
+{
+    for (size_t i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], ENV_PARAMETERS, sizeof ENV_PARAMETERS - 1) != 0) continue;
+        const char *v = envp[i] + sizeof ENV_PARAMETERS - 1;
+        if (!*v || strcmp(v, CFG_NONE_TEXT) == 0) continue;
+        er_rc rc = apply_json_text(ld, v, strlen(v), "from ", "EI_RELAY_PARAMETERS", err);
+        if (rc) return rc;
+    }
+    return ER_OK;
+}
+
 /* EI_RELAY_<UPPER_NAME>=value. Other EI_RELAY_* variables (e.g. a test harness's
  * EI_RELAY_BIN) share the prefix, so unknown ones are logged, not fatal. */
 static er_rc apply_env(cfg_loader *ld, char **envp, er_err *err)
 {
-    static const char prefix[] = "EI_RELAY_";
+    static const char prefix[] = ENV_PREFIX;
+    er_rc rc = apply_env_parameters(ld, envp, err);
+    if (rc) return rc;
     for (size_t i = 0; envp && envp[i]; i++) {
         const char *e = envp[i];
         if (strncmp(e, prefix, sizeof prefix - 1) != 0) continue;
+        if (strncmp(e, ENV_PARAMETERS, sizeof ENV_PARAMETERS - 1) == 0) continue;
         const char *key = e + sizeof prefix - 1, *eq = strchr(key, '=');
         if (!eq) continue;
         char name[CFG_NAME_MAX];
@@ -154,11 +194,11 @@ static er_rc apply_env(cfg_loader *ld, char **envp, er_err *err)
             log_warn("config", "ignoring unknown environment variable %.*s", (int)(eq - e), e);
             continue;
         }
-        er_rc rc = cfg_set_text(ld, o, eq + 1, err);
+        rc = cfg_set_text(ld, o, eq + 1, err);
         if (rc) {
             char var[CFG_NAME_MAX + sizeof prefix];
             snprintf(var, sizeof var, "%.*s", (int)(eq - e), e);
-            err_origin(err, "from ", var);
+            cfg_err_origin(err, "from ", var);
             return rc;
         }
     }
@@ -239,7 +279,7 @@ static er_rc parse_argv(cfg_loader *ld, int argc, char **argv, config_cli *cli, 
             if (rc) {
                 char where[CFG_NAME_MAX + 2];
                 snprintf(where, sizeof where, "--%.*s", (int)flen, flag);
-                err_origin(err, "from ", where);
+                cfg_err_origin(err, "from ", where);
                 return rc;
             }
         }
@@ -251,6 +291,10 @@ static er_rc parse_argv(cfg_loader *ld, int argc, char **argv, config_cli *cli, 
 static er_rc finish(cfg_loader *ld, er_err *err)
 {
     config *c = ld->c;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, c->bind, addr) != 1 && inet_pton(AF_INET6, c->bind, addr) != 1)
+        return er_fail(err, ER_CONFIG, "bind: \"%.60s\" is not an IP address (IPv4 or IPv6)",
+                       c->bind);
     if (c->http_port != 0 && c->http_port == c->ws_port)
         return er_fail(err, ER_CONFIG, "ws_port: %d is the same as http_port", c->ws_port);
     if (c->reconnect_min_ms > c->reconnect_max_ms)
@@ -267,7 +311,7 @@ er_rc config_load_json(config *c, const char *json, size_t len, er_err *err)
     er_rc rc;
     memset(c, 0, sizeof *c);
     if ((rc = apply_defaults(&ld, err))) goto fail;
-    if ((rc = apply_json_text(&ld, json, len, NULL, err))) goto fail;
+    if ((rc = apply_json_text(&ld, json, len, "in ", NULL, err))) goto fail;
     if ((rc = finish(&ld, err))) goto fail;
     return ER_OK;
 fail:
@@ -292,6 +336,7 @@ er_rc config_load(config *c, int argc, char **argv, char **envp, config_sources_
         if (cli->config_file && (rc = apply_file(&ld, cli->config_file, err))) goto fail;
         if ((rc = apply_env(&ld, envp, err))) goto fail;
         if ((rc = parse_argv(&ld, argc, argv, cli, true, err))) goto fail;
+        if ((rc = cfg_apply_greengrass(&ld, err))) goto fail;
     }
     if ((rc = finish(&ld, err))) goto fail;
     return ER_OK;
@@ -308,5 +353,7 @@ void config_free(config *c)
     cfg_free_tokens(c->tokens, c->n_tokens);
     free(c->sources_json);
     free(c->ignored_keys);
+    free(c->greengrass_notes);
+    free(c->greengrass_warning);
     memset(c, 0, sizeof *c);
 }

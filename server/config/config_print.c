@@ -127,16 +127,25 @@ void config_usage(FILE *out)
     fprintf(out,
             "usage: ei-relay [run|token|export|import] [--config FILE] [--dir DIR]\n"
             "                [--print-config] [--help] [--version] [--SETTING VALUE]...\n"
+            "       ei-relay greengrass-setup --work-dir DIR [...] (see its --help)\n"
             "\n"
             "Commands: run (default) serves; token prints the admin token (the one the service\n"
             "uses with these settings; generated next to the database if none is configured);\n"
-            "export / import --dir DIR write / read <guid>.json + <guid>.img pairs.\n"
+            "export / import --dir DIR write / read <guid>.json + <guid>.img pairs;\n"
+            "greengrass-setup, run as root by a Greengrass component's install step, writes the\n"
+            "greengrass_file the relay reads its IoT Core identity from.\n"
             "\n"
-            "Settings come from defaults < the JSON file of --config < environment EI_RELAY_* <\n"
-            "flags (--name VALUE or --name=VALUE). Booleans: true|false, yes|no, on|off, 1|0.\n"
+            "Settings come from defaults < the JSON file of --config < EI_RELAY_PARAMETERS <\n"
+            "environment EI_RELAY_* < flags (--name VALUE or --name=VALUE); then greengrass_file\n"
+            "fills the mqtt_* settings none of them set. The file and EI_RELAY_PARAMETERS are\n"
+            "JSON objects of settings, which may also sit under \"Parameters\" (the Edge Impulse\n"
+            "recipes' shape; the object's own keys win). Booleans: true|false, yes|no, on|off,\n"
+            "1|0. Numbers may be strings (\"5\", \"10.0\").\n"
             "Sizes: bytes, or a number with K, M, G, T (K = KB = KiB = 1024). Durations: a\n"
             "number with ms, s, m, h or d; a plain number is milliseconds for *_ms settings.\n"
-            "\"__none__\" resets a setting to its default (unset).\n\n");
+            "\"__none__\" resets a setting to its default (unset).\n"
+            "Exit codes: 0 stopped, 2 bad configuration (one line names the setting), 75 a\n"
+            "restart command, 1 any other failure.\n\n");
     for (size_t i = 0; i < cfg_n_opts; i++) {
         const cfg_opt *o = &cfg_opts[i];
         if (o->type == CFG_OT_IGNORED) continue;

@@ -1,7 +1,7 @@
 /* config_seed.c - compatibility with the Edge Impulse Greengrass recipes' seed keys: the file's
  * values are taken as strings or numbers alike (null = unset, as "__none__"), and the seed keys
- * ei-relay does not act on are accepted, listed and reported once in the log as ignored. Owned
- * by the config module.
+ * ei-relay does not act on are accepted, listed and reported once in the log as ignored
+ * (config_report, which also logs what greengrass_file gave). Owned by the config module.
  *
  * The seed keys themselves are rows of the table (config_table.c): those ei-relay acts on
  * (device_name ... s3_bucket) as ordinary settings, the others as CFG_OT_IGNORED rows, which
@@ -64,8 +64,17 @@ er_rc cfg_list_ignored(cfg_loader *ld, er_err *err)
     return ER_OK;
 }
 
-void config_report_ignored(const config *c)
+void config_report(const config *c)
 {
-    if (c && c->ignored_keys)
+    if (!c) return;
+    if (c->ignored_keys)
         log_warn("config", "ignoring settings ei-relay does not act on: %s", c->ignored_keys);
+    if (c->greengrass_warning) log_warn("config", "%s", c->greengrass_warning);
+    /* one line per value greengrass_file gave */
+    for (const char *p = c->greengrass_notes; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        log_info("config", "%.*s", n, p);
+        p += n + (nl ? 1 : 0);
+    }
 }

@@ -263,6 +263,12 @@ const cfg_opt cfg_opts[] = {
      .max = INT64_MAX,
      .help = "with more than N messages waiting, send JSON arrays of inference messages "
              "(<= 128 KB) on .../inference/batch to catch up; 0 = off"},
+    {.name = "greengrass_file",
+     .type = CFG_OT_STRING,
+     FIELD(greengrass_file),
+     .flags = CFG_OF_NONEMPTY,
+     .help = "the greengrass.json 'ei-relay greengrass-setup' wrote: fills the mqtt_* settings "
+             "not set otherwise; missing: forwarding stays off"},
     /* sources */
     {.name = "sources",
      .type = CFG_OT_SOURCES,

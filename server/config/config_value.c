@@ -269,6 +269,7 @@ fail:
 
 er_rc cfg_set_array(cfg_loader *ld, const cfg_opt *o, const cJSON *arr, er_err *err)
 {
+    ld->explicit_set[o - cfg_opts] = true;
     return o->type == CFG_OT_TOKENS ? set_tokens(ld->c, arr, err) : set_sources(ld, arr, err);
 }
 
@@ -280,7 +281,12 @@ er_rc cfg_set_default(cfg_loader *ld, const cfg_opt *o, er_err *err)
         ld->ignored_set[o - cfg_opts] = false;
         return ER_OK;
     }
-    if (o->def) return cfg_set_text(ld, o, o->def, err);
+    ld->explicit_set[o - cfg_opts] = false;
+    if (o->def) {
+        er_rc rc = cfg_set_text(ld, o, o->def, err);
+        ld->explicit_set[o - cfg_opts] = false; /* a default is not a choice */
+        return rc;
+    }
     if (o->type == CFG_OT_STRING) {
         char **p = cfg_field(ld->c, o);
         free(*p);
@@ -309,6 +315,7 @@ er_rc cfg_set_text(cfg_loader *ld, const cfg_opt *o, const char *text, er_err *e
     const char *end;
     bool overflow = false;
     if (strcmp(text, CFG_NONE_TEXT) == 0) return cfg_set_default(ld, o, err);
+    ld->explicit_set[o - cfg_opts] = true;
     switch (o->type) {
     case CFG_OT_STRING: {
         if ((o->flags & CFG_OF_NONEMPTY) && !*text)

@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t util_now_ms(void)
 {
@@ -31,6 +33,17 @@ int64_t util_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void util_deadline(struct timespec *ts, clockid_t clock, int64_t ms)
+{
+    clock_gettime(clock, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
 }
 
 er_rc util_random(void *buf, size_t n)
@@ -328,6 +341,40 @@ void util_thread_name(const char *prefix, const char *name)
     char buf[16]; /* the kernel keeps 15 bytes */
     snprintf(buf, sizeof buf, "%s%s", prefix, name ? name : "");
     prctl(PR_SET_NAME, buf, 0, 0, 0);
+}
+
+er_rc util_read_file(const char *path, size_t max, const char *what, util_buf *out, er_err *err)
+{
+    er_rc rc = ER_OK;
+    char chunk[4096];
+    out->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = errno == ENOENT || errno == ENOTDIR ? ER_NOTFOUND : ER_IO;
+        er_fail(err, rc, "%s %s: %s", what, path, strerror(errno));
+        goto done;
+    }
+    for (;;) {
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            rc = er_fail(err, ER_IO, "%s %s: %s", what, path, strerror(errno));
+            goto done;
+        }
+        if (got == 0) break;
+        if (out->len + (size_t)got > max) {
+            rc = er_fail(err, ER_TOOBIG, "%s %s is larger than %zu bytes", what, path, max);
+            goto done;
+        }
+        if ((rc = util_buf_append(out, chunk, (size_t)got))) {
+            er_fail(err, rc, "%s %s: out of memory", what, path);
+            goto done;
+        }
+    }
+    if ((rc = util_buf_append(out, "", 0))) er_fail(err, rc, "%s %s: out of memory", what, path);
+done:
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 er_rc util_mkdir_parents(const char *path, const char *what, er_err *err)

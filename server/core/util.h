@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/rc.h"
 
@@ -14,6 +15,9 @@
 int64_t util_now_ms(void);  /* wall clock, epoch milliseconds */
 int64_t util_now_us(void);  /* wall clock, epoch microseconds (latency stamps) */
 int64_t util_mono_ms(void); /* monotonic milliseconds, for intervals */
+/* The moment ms milliseconds from now on clock (CLOCK_MONOTONIC, CLOCK_REALTIME), for
+ * pthread_cond_timedwait. */
+void util_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 
 /* Fills buf (n bytes) from the kernel CSPRNG. */
 er_rc util_random(void *buf, size_t n);
@@ -52,6 +56,11 @@ void util_buf_free(util_buf *b);
 /* True when the n bytes are well-formed UTF-8 (no overlong forms, surrogates or values past
  * U+10FFFF): what every JSON text this service stores or sends must be. */
 bool util_utf8_valid(const void *data, size_t n);
+
+/* Reads the whole file at path into out (emptied first; NUL-terminated), at most max bytes:
+ * ER_NOTFOUND when it does not exist, ER_TOOBIG when it is longer, ER_IO when it cannot be read;
+ * err names it as "<what> <path>". */
+er_rc util_read_file(const char *path, size_t max, const char *what, util_buf *out, er_err *err);
 
 /* Creates the directories above the file at path (mode 0750, existing ones kept): what the
  * database and the token file next to it need on first start. "what" names the file in err. */

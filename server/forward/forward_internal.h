@@ -1,15 +1,118 @@
-/* forward_internal.h - what the forwarder's files share and no other module includes: the one
- * forwarder's state snapshot (forwarder.c) and the one status writer (forwarder_report.c) that
+/* forward_internal.h - what the forwarder's files share and no other module includes: the
+ * forwarder's state (struct forwarder: the thread in forwarder.c owns it, the hand-offs from
+ * paho's and the store's threads in forwarder_events.c touch only the fields under its mutex),
+ * its state snapshot (forwarder.c) and the one status writer (forwarder_report.c) that
  * forwarder.c uses for the get_status command's reply.
  * Functions one file offers another are forward__*. */
 #ifndef EI_FORWARD_FORWARD_INTERNAL_H
 #define EI_FORWARD_FORWARD_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "core/util.h"
 #include "forward/forwarder.h"
+#include "forward/model_metrics.h"
+#include "forward/mqtt.h"
+#include "forward/pace.h"
+#include "forward/topics.h"
 
 struct cJSON;
+
+/* ---- the forwarder's state, shared by forwarder.c (the thread) and forwarder_events.c (the
+ * hand-offs from other threads) ---- */
+
+#define FWD_FETCH_ROWS 256
+#define FWD_INFLIGHT_CAP 100
+#define FWD_REASON_MAX 320
+
+typedef enum fwd_ev_type { FWD_EV_CONNECTED, FWD_EV_DOWN, FWD_EV_DONE, FWD_EV_MESSAGE } fwd_ev_type;
+
+typedef struct fwd_event {
+    struct fwd_event *next;
+    fwd_ev_type type;
+    uint64_t gen;
+    int token;
+    bool ok, was_connected, retained;
+    char *topic, *payload; /* FWD_EV_MESSAGE, owned */
+    size_t len;
+    char reason[FWD_REASON_MAX];
+} fwd_event;
+
+typedef enum fwd_state { FWD_ST_CONNECTING = 0, FWD_ST_CONNECTED, FWD_ST_BACKOFF } fwd_state;
+
+typedef struct fwd_inflight {
+    int token;
+    int64_t seq;    /* the row (the first row of a batch) */
+    int64_t *batch; /* owned: every row of a batch message (n > 1); NULL for one row */
+    int n;
+} fwd_inflight;
+
+struct forwarder {
+    const config *cfg;
+    store *st;
+    policy *pol;
+    topics tp;
+    char client_id[256];
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu; /* guards the fields up to "thread-only" */
+    pthread_cond_t cv;
+    bool stop, wake; /* stop: forwarder_stop asked; wake: a commit */
+    fwd_event *ev_head, *ev_tail;
+    model_metrics_state model_metrics;
+    fwd_state state;
+    char last_error[FWD_REASON_MAX];
+    int64_t connected_since;
+
+    atomic_int_fast64_t sent, acked, reconnects, in_flight, shrunk, omitted, commands;
+    atomic_bool restart;
+
+    /* ---- thread-only ---- */
+    mqtt *mq;  /* one paho client for the forwarder's life: see mqtt.h for why */
+    bool live; /* a connection attempt or a connection of gen is under way on mq */
+    uint64_t gen;
+    fwd_inflight fl[FWD_INFLIGHT_CAP];
+    int n_fl;
+    /* After a quick death with rows in flight, one at a time until the newest of them
+     * (probe_until) is acked: the killer row is found alone, and no burst waits in paho's
+     * queue to reach the next connection ahead of it (mqtt.h). */
+    bool probe;
+    int64_t probe_until;
+    store_page page;
+    size_t page_i;
+    bool page_empty; /* the last fetch found nothing: wait for a commit */
+    int64_t last_sent_seq;
+    int64_t acks[FWD_INFLIGHT_CAP * 2];
+    size_t n_acks;
+    util_buf built; /* the payload of built_seq, kept across a pacing wait */
+    int64_t built_seq;
+    int built_n; /* rows in built: > 1 for a batch message */
+    int64_t built_seqs[FWD_FETCH_ROWS];
+    int64_t backlog, backlog_checked_ms; /* pending rows, refreshed at most every second */
+    pace_backoff bo;
+    pace_bucket rate, bytes;
+    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms, pace_until_ms;
+    bool start_sent;
+    bool up;                /* CONNACK received on the current connection */
+    bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
+    int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
+    int64_t stop_by_ms;     /* stopping: the last moment to wait for acks in flight */
+};
+
+/* ---- the hand-offs (forwarder_events.c) ---- */
+
+/* The paho callbacks, which queue their event for the thread. */
+void forward__mqtt_callbacks(forwarder *f, mqtt_callbacks *out);
+/* The store's commit hook: counts the model metrics and wakes the thread. */
+void forward__on_commit(void *arg, inference *const *committed, size_t n);
+void forward__free_events(fwd_event *e);
+/* Sleeps until mono_ms, an event or a commit; and, unless stopping (the thread is finishing the
+ * publishes in flight), until forwarder_stop. */
+void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping);
 
 /* One snapshot of the forwarder's state and counters, for its one status writer. */
 typedef struct forwarder_status {

@@ -1,16 +1,16 @@
-/* forwarder.c - see forwarder.h. Thread ownership: everything below "thread-only" is touched
- * by the forwarder thread alone; paho's callbacks and the store's commit callback only queue
- * events / add model metrics under f->mu and signal f->cv; counters are relaxed atomics. */
+/* forwarder.c - see forwarder.h: the forwarder thread (connect, drain the outbox, acks,
+ * commands, stop). Thread ownership: everything below "thread-only" in struct forwarder
+ * (forward_internal.h) is touched by this thread alone; paho's callbacks and the store's commit
+ * callback (forwarder_events.c) only queue events / add model metrics under f->mu and signal
+ * f->cv; counters are relaxed atomics. */
 #include "forward/forward_internal.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -22,170 +22,16 @@
 #include "forward/payload.h"
 #include "forward/topics.h"
 
-#define FETCH_ROWS 256
-#define INFLIGHT_CAP 100
 #define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
 #define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
-#define REASON_MAX 320
 #define SEND_FAIL_GRACE_MS 2000 /* wait for connectionLost before resending a failed publish */
+/* Stopping: how long to wait for the PUBACKs of the publishes in flight, so their rows leave
+ * the outbox now rather than going again after the restart. The Java nucleus kills 5 s after
+ * its SIGTERM; IoT Core acks in well under a second. */
+#define STOP_ACKS_MS 1000
+#define STOP_DISCONNECT_MS 1000 /* then the DISCONNECT */
 
-typedef enum ev_type { EV_CONNECTED, EV_DOWN, EV_DONE, EV_MESSAGE } ev_type;
-
-typedef struct event {
-    struct event *next;
-    ev_type type;
-    uint64_t gen;
-    int token;
-    bool ok, was_connected, retained;
-    char *topic, *payload; /* EV_MESSAGE, owned */
-    size_t len;
-    char reason[REASON_MAX];
-} event;
-
-typedef enum fwd_state { ST_CONNECTING = 0, ST_CONNECTED, ST_BACKOFF } fwd_state;
 static const char *const state_names[] = {"connecting", "connected", "backoff"};
-
-typedef struct inflight {
-    int token;
-    int64_t seq;    /* the row (the first row of a batch) */
-    int64_t *batch; /* owned: every row of a batch message (n > 1); NULL for one row */
-    int n;
-} inflight;
-
-struct forwarder {
-    const config *cfg;
-    store *st;
-    policy *pol;
-    topics tp;
-    char client_id[256];
-    pthread_t thread;
-    bool started;
-
-    pthread_mutex_t mu; /* guards the fields up to "thread-only" */
-    pthread_cond_t cv;
-    bool stop, wake;
-    event *ev_head, *ev_tail;
-    model_metrics_state model_metrics;
-    fwd_state state;
-    char last_error[REASON_MAX];
-    int64_t connected_since;
-
-    atomic_int_fast64_t sent, acked, reconnects, in_flight, shrunk, omitted, commands;
-    atomic_bool restart;
-
-    /* ---- thread-only ---- */
-    mqtt *mq;  /* one paho client for the forwarder's life: see mqtt.h for why */
-    bool live; /* a connection attempt or a connection of gen is under way on mq */
-    uint64_t gen;
-    inflight fl[INFLIGHT_CAP];
-    int n_fl;
-    /* After a quick death with rows in flight, one at a time until the newest of them
-     * (probe_until) is acked: the killer row is found alone, and no burst waits in paho's
-     * queue to reach the next connection ahead of it (mqtt.h). */
-    bool probe;
-    int64_t probe_until;
-    store_page page;
-    size_t page_i;
-    bool page_empty; /* the last fetch found nothing: wait for a commit */
-    int64_t last_sent_seq;
-    int64_t acks[INFLIGHT_CAP * 2];
-    size_t n_acks;
-    util_buf built; /* the payload of built_seq, kept across a pacing wait */
-    int64_t built_seq;
-    int built_n; /* rows in built: > 1 for a batch message */
-    int64_t built_seqs[FETCH_ROWS];
-    int64_t backlog, backlog_checked_ms; /* pending rows, refreshed at most every second */
-    pace_backoff bo;
-    pace_bucket rate, bytes;
-    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms, pace_until_ms;
-    bool start_sent;
-    bool up;                /* CONNACK received on the current connection */
-    bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
-    int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
-};
-
-/* ---- hand-offs from other threads --------------------------------------------------------- */
-
-static void push(forwarder *f, event *e)
-{
-    pthread_mutex_lock(&f->mu);
-    if (f->ev_tail)
-        f->ev_tail->next = e;
-    else
-        f->ev_head = e;
-    f->ev_tail = e;
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static void cb_connected(void *arg, uint64_t gen)
-{
-    event *e = calloc(1, sizeof *e);
-    if (!e) return; /* out of memory: the keep-alive will notice a dead session */
-    e->type = EV_CONNECTED;
-    e->gen = gen;
-    push(arg, e);
-}
-
-static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *reason)
-{
-    event *e = calloc(1, sizeof *e);
-    if (!e) return;
-    e->type = EV_DOWN;
-    e->gen = gen;
-    e->was_connected = was_connected;
-    snprintf(e->reason, sizeof e->reason, "%s", reason);
-    push(arg, e);
-}
-
-static void cb_done(void *arg, uint64_t gen, int token, bool ok)
-{
-    event *e = calloc(1, sizeof *e);
-    if (!e) return;
-    e->type = EV_DONE;
-    e->gen = gen;
-    e->token = token;
-    e->ok = ok;
-    push(arg, e);
-}
-
-static void cb_message(void *arg, uint64_t gen, const char *topic, const void *payload, size_t len,
-                       bool retained)
-{
-    if (len > COMMANDS_MAX_BYTES) len = COMMANDS_MAX_BYTES + 1; /* parse refuses it */
-    event *e = calloc(1, sizeof *e);
-    if (!e) return;
-    e->type = EV_MESSAGE;
-    e->gen = gen;
-    e->retained = retained;
-    e->topic = strdup(topic);
-    e->payload = malloc(len + 1);
-    if (!e->topic || !e->payload) {
-        free(e->topic);
-        free(e->payload);
-        free(e);
-        return;
-    }
-    memcpy(e->payload, payload, len);
-    e->payload[len] = '\0';
-    e->len = len;
-    push(arg, e);
-}
-
-/* Store writer thread: collect confidences for the model metrics and wake the drain. Never blocks
- * beyond a short mutex. */
-static void on_commit(void *arg, inference *const *committed, size_t n)
-{
-    forwarder *f = arg;
-    pthread_mutex_lock(&f->mu);
-    /* the model's confidence in what it saw: the best score of each inference with labels (the
-     * true mean of a classification is always 1/labels, which says nothing) */
-    for (size_t i = 0; i < n; i++)
-        if (committed[i]->top_label) model_metrics_add(&f->model_metrics, committed[i]->top_score);
-    f->wake = true;
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-}
 
 /* ---- thread-side helpers ---------------------------------------------------------------- */
 
@@ -194,7 +40,7 @@ static void set_state(forwarder *f, fwd_state s, const char *err)
     pthread_mutex_lock(&f->mu);
     f->state = s;
     if (err) snprintf(f->last_error, sizeof f->last_error, "%s", err);
-    f->connected_since = s == ST_CONNECTED ? util_now_ms() : 0;
+    f->connected_since = s == FWD_ST_CONNECTED ? util_now_ms() : 0;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -278,22 +124,19 @@ static void start_connect(forwarder *f, int64_t now)
                    .keepalive_s = c->mqtt_keepalive_s,
                    .max_inflight = c->mqtt_inflight + 4, /* room for commands and model metrics */
                    .gen = f->gen};
-    mqtt_callbacks cb = {.arg = f,
-                         .connected = cb_connected,
-                         .down = cb_down,
-                         .done = cb_done,
-                         .message = cb_message};
+    mqtt_callbacks cb;
+    forward__mqtt_callbacks(f, &cb);
     er_rc rc = f->mq ? mqtt_reconnect(f->mq, f->gen, &err) : mqtt_connect(&o, &cb, &f->mq, &err);
     if (rc) {
         mqtt_destroy(f->mq, 0); /* start over with a new client next time */
         f->mq = NULL;
-        set_state(f, ST_BACKOFF, err.msg);
+        set_state(f, FWD_ST_BACKOFF, err.msg);
         log_warn("forward", "%s", err.msg);
         schedule_connect(f, now);
         return;
     }
     f->live = true;
-    set_state(f, ST_CONNECTING, NULL);
+    set_state(f, FWD_ST_CONNECTING, NULL);
 }
 
 /* Publishes a non-row message (start, model metrics, command reply); failures are logged only. */
@@ -331,7 +174,7 @@ static void restart_cb(void *arg)
     kill(getpid(), SIGTERM); /* process-directed: main's sigwait takes it */
 }
 
-static void handle_message(forwarder *f, event *e)
+static void handle_message(forwarder *f, fwd_event *e)
 {
     if (strcmp(e->topic, f->tp.t[TOPICS_CMD_IN]) != 0) return;
     if (e->len == 0) return; /* our own clearing of a retained command, echoed back */
@@ -359,7 +202,7 @@ static void handle_message(forwarder *f, event *e)
 }
 
 /* The newest row of a message in flight, or floor if that is newer. */
-static int64_t max_seq(const inflight *fl, int64_t floor)
+static int64_t max_seq(const fwd_inflight *fl, int64_t floor)
 {
     int64_t m = fl->seq > floor ? fl->seq : floor;
     for (int k = 0; fl->batch && k < fl->n; k++)
@@ -367,7 +210,7 @@ static int64_t max_seq(const inflight *fl, int64_t floor)
     return m;
 }
 
-static void handle_down(forwarder *f, event *e, int64_t now)
+static void handle_down(forwarder *f, fwd_event *e, int64_t now)
 {
     bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
     if (e->was_connected && !quick) pace_backoff_reset(&f->bo);
@@ -388,12 +231,12 @@ static void handle_down(forwarder *f, event *e, int64_t now)
     rewind_queue(f);
     /* log a failure once per change of reason, not on every retry */
     pthread_mutex_lock(&f->mu);
-    bool same = strcmp(f->last_error, e->reason) == 0 && (f->state != ST_CONNECTED || quick);
+    bool same = strcmp(f->last_error, e->reason) == 0 && (f->state != FWD_ST_CONNECTED || quick);
     pthread_mutex_unlock(&f->mu);
     log_msg(same ? LOG_DEBUG : LOG_WARN, "forward", "%s:%d: %s", f->cfg->mqtt_endpoint,
             f->cfg->mqtt_port, e->reason);
     f->flapping = same && e->was_connected; /* connect, lose, again: reconnects logged quietly */
-    set_state(f, ST_BACKOFF, e->reason);
+    set_state(f, FWD_ST_BACKOFF, e->reason);
     schedule_connect(f, now);
 }
 
@@ -402,7 +245,7 @@ static void handle_connected(forwarder *f, int64_t now)
     int token;
     f->connected_at_ms = now;
     f->up = true;
-    set_state(f, ST_CONNECTED, NULL);
+    set_state(f, FWD_ST_CONNECTED, NULL);
     log_msg(f->flapping ? LOG_DEBUG : LOG_INFO, "forward", "connected to %s:%d as %s",
             f->cfg->mqtt_endpoint, f->cfg->mqtt_port, f->client_id);
     if (mqtt_subscribe(f->mq, f->tp.t[TOPICS_CMD_IN], 1, &token))
@@ -418,7 +261,7 @@ static void handle_connected(forwarder *f, int64_t now)
     }
 }
 
-static void handle_done(forwarder *f, event *e, int64_t now)
+static void handle_done(forwarder *f, fwd_event *e, int64_t now)
 {
     for (int i = 0; i < f->n_fl; i++) {
         if (f->fl[i].token != e->token) continue;
@@ -471,7 +314,7 @@ static void build_batch(forwarder *f, const payload_opts *po)
     int n = 1;
     if (f->built.len + 2 > PAYLOAD_MAX_BYTES) goto done; /* alone it just fits: send it so */
     if (util_buf_append(&b, "[", 1) || util_buf_append(&b, f->built.data, f->built.len)) goto done;
-    for (size_t i = f->page_i + 1; i < f->page.n && n < FETCH_ROWS; i++) {
+    for (size_t i = f->page_i + 1; i < f->page.n && n < FWD_FETCH_ROWS; i++) {
         payload_info pi;
         if (payload_inference(f->page.items[i], po, &one, &pi)) break; /* it goes alone */
         if (b.len + 1 + one.len + 1 > PAYLOAD_MAX_BYTES) break;
@@ -496,7 +339,7 @@ static void drain(forwarder *f, int64_t now)
 {
     const config *c = f->cfg;
     int window = f->probe ? 1 : c->mqtt_inflight;
-    if (window > INFLIGHT_CAP) window = INFLIGHT_CAP;
+    if (window > FWD_INFLIGHT_CAP) window = FWD_INFLIGHT_CAP;
     payload_opts po = {.include_image = c->publish_inference_base64_image,
                        .s3_bucket = c->s3_bucket};
     while (f->live && f->n_fl < window && now >= f->pace_until_ms) {
@@ -505,7 +348,7 @@ static void drain(forwarder *f, int64_t now)
             store_page_free(&f->page);
             memset(&f->page, 0, sizeof f->page);
             f->page_i = 0;
-            er_rc rc = store_outbox_fetch(f->st, f->last_sent_seq, FETCH_ROWS, &f->page);
+            er_rc rc = store_outbox_fetch(f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
             if (rc) {
                 log_warn("forward", "reading the outbox failed: %s", er_rc_name(rc));
                 f->pace_until_ms = now + 1000;
@@ -557,7 +400,7 @@ static void drain(forwarder *f, int64_t now)
         } else if (rc) {
             return; /* disconnected or buffer full: the callbacks will wake us */
         } else {
-            inflight *fl = &f->fl[f->n_fl];
+            fwd_inflight *fl = &f->fl[f->n_fl];
             memset(fl, 0, sizeof *fl);
             fl->token = token;
             fl->seq = inf->seq;
@@ -589,19 +432,6 @@ static void send_model_metrics(forwarder *f)
     util_buf_free(&b);
 }
 
-static void wait_until(forwarder *f, int64_t mono_ms);
-
-static void free_events(event *e)
-{
-    while (e) {
-        event *n = e->next;
-        free(e->topic);
-        free(e->payload);
-        free(e);
-        e = n;
-    }
-}
-
 static void *run(void *arg)
 {
     forwarder *f = arg;
@@ -614,34 +444,43 @@ static void *run(void *arg)
     for (;;) {
         pthread_mutex_lock(&f->mu);
         bool stop = f->stop, woken = f->wake;
-        event *evs = f->ev_head;
+        fwd_event *evs = f->ev_head;
         f->ev_head = f->ev_tail = NULL;
         f->wake = false;
         pthread_mutex_unlock(&f->mu);
-        if (stop) {
-            free_events(evs);
-            break;
-        }
         now = util_mono_ms();
+        if (stop && !f->stop_by_ms) {
+            f->stop_by_ms = now + STOP_ACKS_MS;
+            if (f->up && f->n_fl > 0)
+                log_info("forward", "stopping: waiting for %d publishes in flight", f->n_fl);
+        }
         if (woken) f->page_empty = false;
-        for (event *e = evs; e; e = e->next) {
+        for (fwd_event *e = evs; e; e = e->next) {
             if (e->gen != f->gen || !f->live) continue; /* from an earlier connection */
+            /* stopping: only what settles the publishes in flight; a command waits */
+            if (stop && e->type != FWD_EV_DONE && e->type != FWD_EV_DOWN) continue;
             switch (e->type) {
-            case EV_CONNECTED:
+            case FWD_EV_CONNECTED:
                 handle_connected(f, now);
                 break;
-            case EV_DOWN:
+            case FWD_EV_DOWN:
                 handle_down(f, e, now);
                 break;
-            case EV_DONE:
+            case FWD_EV_DONE:
                 handle_done(f, e, now);
                 break;
-            case EV_MESSAGE:
+            case FWD_EV_MESSAGE:
                 handle_message(f, e);
                 break;
             }
         }
-        free_events(evs);
+        forward__free_events(evs);
+        if (stop) {
+            /* nothing new is sent; forwarder_stop records the acks that came */
+            if (!f->up || f->n_fl == 0 || now >= f->stop_by_ms) break;
+            forward__wait_until(f, f->stop_by_ms, true);
+            continue;
+        }
         if (!f->live && now >= f->next_connect_ms) start_connect(f, now);
         if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
@@ -657,28 +496,9 @@ static void *run(void *arg)
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
             until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
-        wait_until(f, until);
+        forward__wait_until(f, until, false);
     }
     return NULL;
-}
-
-static void wait_until(forwarder *f, int64_t mono_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t delta = mono_ms - util_mono_ms();
-    if (delta < 0) delta = 0;
-    ts.tv_sec += delta / 1000;
-    ts.tv_nsec += (long)(delta % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&f->mu);
-    while (!f->stop && !f->wake && !f->ev_head) {
-        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT) break;
-    }
-    pthread_mutex_unlock(&f->mu);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -704,7 +524,11 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
         er_fail(err, rc, "mqtt_endpoint is not set");
         goto fail;
     }
-    if ((rc = topics_build(device, &f->tp, err))) goto fail;
+    er_err terr = {{0}};
+    if (topics_build(device, &f->tp, &terr)) {
+        rc = er_fail(err, ER_CONFIG, "device_name: %s", terr.msg); /* a setting's fault */
+        goto fail;
+    }
     int n = cfg->mqtt_client_id
                 ? snprintf(f->client_id, sizeof f->client_id, "%s", cfg->mqtt_client_id)
                 : snprintf(f->client_id, sizeof f->client_id, "%s-ei-relay", device);
@@ -719,7 +543,7 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
     }
     f->started = true;
     /* last: once subscribed, f must outlive the store (see forwarder_destroy) */
-    if ((rc = store_subscribe(st, on_commit, f))) {
+    if ((rc = store_subscribe(st, forward__on_commit, f))) {
         er_fail(err, rc, "cannot subscribe the forwarder to the store");
         goto fail;
     }
@@ -743,12 +567,17 @@ void forwarder_stop(forwarder *f)
         pthread_join(f->thread, NULL);
         f->started = false;
         flush_acks(f, true);
+        if (f->up && f->n_fl > 0)
+            log_warn("forward",
+                     "stopped with %d publishes unacknowledged: they stay in the outbox and "
+                     "go again at the next start",
+                     f->n_fl);
     }
-    mqtt_destroy(f->mq, 1000); /* no callback after this */
+    mqtt_destroy(f->mq, STOP_DISCONNECT_MS); /* no callback after this */
     f->mq = NULL;
     f->live = false;
     pthread_mutex_lock(&f->mu);
-    free_events(f->ev_head); /* queued by the last callbacks */
+    forward__free_events(f->ev_head); /* queued by the last callbacks */
     f->ev_head = f->ev_tail = NULL;
     pthread_mutex_unlock(&f->mu);
 }

@@ -35,7 +35,8 @@ typedef struct forwarder forwarder;
  * commits, so create it before traffic. Needs cfg->mqtt_endpoint. */
 er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *device,
                        forwarder **out, er_err *err);
-/* Stops the thread and disconnects (waiting up to 1 s for queued work). Rows still in flight
+/* Stops sending, waits up to 1 s for the acks of the publishes in flight (their rows leave
+ * the outbox), stops the thread and disconnects (up to 1 s more). Rows still unacknowledged
  * stay in the outbox and are sent again on the next start. Idempotent; NULL is fine. */
 void forwarder_stop(forwarder *f);
 /* Stops (if needed) and frees. The store keeps calling the forwarder's commit hook until

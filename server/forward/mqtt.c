@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/util.h"
 
 struct mqtt {
     MQTTAsync client;
@@ -298,16 +299,18 @@ void mqtt_destroy(mqtt *m, int timeout_ms)
         if (MQTTAsync_isConnected(m->client)) {
             /* wait for the DISCONNECT to be done: destroying a client with commands still
              * queued leaks them inside paho (see mqtt.h). A client that is not connected
-             * cannot flush them: the forwarder only gets here at shutdown then. */
+             * cannot flush them: the forwarder only gets here at shutdown then.
+             * paho's own timeout stays 0: with one, paho waits for every publish in flight
+             * but looks again only every 3 s (MQTTAsync_checkTimeouts), so a stop under load
+             * took 3 s; the caller has already waited for the acks it wants. */
             MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-            d.timeout = timeout_ms;
+            d.timeout = 0;
             d.onSuccess = on_disconnected;
             d.onFailure = on_disconnect_failed;
             d.context = m;
             if (MQTTAsync_disconnect(m->client, &d) == MQTTASYNC_SUCCESS) {
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += timeout_ms / 1000 + 2;
+                util_deadline(&ts, CLOCK_REALTIME, timeout_ms);
                 pthread_mutex_lock(&m->mu);
                 while (!m->disconnected)
                     if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT) break;

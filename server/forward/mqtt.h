@@ -68,8 +68,9 @@ er_rc mqtt_publish(mqtt *m, const char *topic, const void *payload, size_t len, 
                    bool retained, int *token, er_err *err);
 er_rc mqtt_subscribe(mqtt *m, const char *topic, int qos, int *token);
 
-/* Disconnects (waiting at most timeout_ms for queued work) and frees; no callback runs after
- * it returns. NULL is fine. Not from a callback. */
+/* Disconnects at once (publishes still unacknowledged are abandoned: the caller waits for the
+ * acks it wants first), waiting at most timeout_ms for paho to send the DISCONNECT, and frees;
+ * no callback runs after it returns. NULL is fine. Not from a callback. */
 void mqtt_destroy(mqtt *m, int timeout_ms);
 
 #endif

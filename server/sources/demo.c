@@ -141,13 +141,7 @@ static void *demo_main(void *arg)
         demo_tick(d);
         pthread_mutex_lock(&d->mu);
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += d->interval_ms / 1000;
-        until.tv_nsec += (d->interval_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        util_deadline(&until, CLOCK_MONOTONIC, d->interval_ms);
         while (!d->stop && pthread_cond_timedwait(&d->cv, &d->mu, &until) == 0) {
         }
     }

@@ -217,17 +217,6 @@ again:
     }
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *writer_main(void *arg)
 {
     store *s = arg;
@@ -242,7 +231,7 @@ static void *writer_main(void *arg)
             }
             if (wait == 0) break;
             struct timespec dl;
-            deadline_after(&dl, wait);
+            util_deadline(&dl, CLOCK_MONOTONIC, wait);
             pthread_cond_timedwait(&s->has_work, &s->mu, &dl);
         }
         job *list = s->q_head, *last = NULL;

@@ -1,7 +1,9 @@
 # test_config.py - black-box: the configuration surface of the binary: --print-config with
 # secrets masked, precedence file < environment < flags, unknown keys and bad values refused
 # with a message naming the key, Edge Impulse seed keys accepted as strings, ignored seed keys
-# reported once.
+# reported once; the recipes' "Parameters" object (file and EI_RELAY_PARAMETERS); greengrass_file
+# (explicit settings win, a missing file is not fatal); exit code 2 for every configuration
+# error, found by the loader or at start, in one line naming the setting.
 import json
 import os
 import subprocess
@@ -202,9 +204,154 @@ def test_help_and_version():
     check("0.1.0" in res.text, "--version: %r" % res.text)
 
 
+# The seed recipes' DefaultConfiguration.Parameters, as {configuration:/Parameters} gives it to a
+# component: JSON text with numbers as numbers and as strings.
+RECIPE_PARAMETERS = {
+    "node_version": "20.16.0", "vips_version": "8.12.1", "device_name": "MyEdgeImpulseDevice",
+    "launch": "runner", "sleep_time_sec": 10, "lock_filename": "/tmp/ei_lockfile_runner",
+    "gst_args": "__none__", "eiparams": "--greengrass", "iotcore_backoff": "5",
+    "iotcore_qos": "1", "ei_bindir": "/usr/local/bin", "ei_sm_secret_id": "EI_API_KEY",
+    "ei_sm_secret_name": "ei_api_key", "ei_poll_sleeptime_ms": 2500,
+    "ei_local_model_file": "__none__", "ei_shutdown_behavior": "__none__",
+    "ei_ggc_user_groups": "video audio input users system", "install_kvssink": "no",
+    "publish_inference_base64_image": "no", "enable_cache_to_file": "no",
+    "cache_file_directory": "__none__", "enable_threshold_limit": "no",
+    "metrics_sleeptime_ms": 30000, "default_threshold": 50.0, "threshold_criteria": "ge",
+    "enable_cache_to_s3": "no", "s3_bucket": "__none__"}
+
+
+def test_parameters_object_in_the_file():
+    cfg = base_cfg(thumbnail_px=64,
+                   Parameters=dict(RECIPE_PARAMETERS, thumbnail_px=96, iotcore_qos=0))
+    doc = printed(run_bin(cfg, ["--print-config"]))
+    eq(doc["device_name"], "MyEdgeImpulseDevice", "device_name under Parameters")
+    eq(doc["iotcore_backoff"], 5, "\"5\" under Parameters")
+    eq(doc["iotcore_qos"], 0, "a number under Parameters")
+    check(abs(doc["default_threshold"] - 0.5) < 1e-9, "50.0 -> 0.5: %r" % doc["default_threshold"])
+    eq(doc["metrics_sleeptime_ms"], 30000, "metrics_sleeptime_ms")
+    eq(doc["thumbnail_px"], 64, "the top level wins over Parameters")
+    check("Parameters" not in doc, "Parameters is no setting of its own")
+    res = run_bin(base_cfg(Parameters={"iotcore_qos": "2"}), ["--print-config"])
+    eq(res.code, 2, "bad value under Parameters: exit code (%s)" % res.text)
+    check("iotcore_qos" in res.text and "under Parameters" in res.text, res.text)
+
+
+def test_parameters_from_the_environment():
+    env = {"EI_RELAY_PARAMETERS": json.dumps(dict(RECIPE_PARAMETERS, http_port="2222",
+                                                  thumbnail_px=96)),
+           "EI_RELAY_THUMBNAIL_PX": "128"}
+    doc = printed(run_bin(base_cfg(http_port=1111, device_name="from-file"),
+                          ["--print-config"], env=env))
+    eq(doc["http_port"], 2222, "EI_RELAY_PARAMETERS over the file")
+    eq(doc["device_name"], "MyEdgeImpulseDevice", "EI_RELAY_PARAMETERS over the file")
+    eq(doc["thumbnail_px"], 128, "EI_RELAY_<KEY> over EI_RELAY_PARAMETERS")
+    doc = printed(run_bin(base_cfg(http_port=1111), ["--print-config"],
+                          env={"EI_RELAY_PARAMETERS": "__none__"}))
+    eq(doc["http_port"], 1111, "EI_RELAY_PARAMETERS=__none__ sets nothing")
+    res = run_bin(base_cfg(), ["--print-config"], env={"EI_RELAY_PARAMETERS": "{\"nope\": 1}"})
+    eq(res.code, 2, "unknown key in EI_RELAY_PARAMETERS: exit code")
+    check("nope" in res.text and "EI_RELAY_PARAMETERS" in res.text, res.text)
+
+
+def gg_doc(endpoint="example-ats.iot.eu-west-1.amazonaws.com", **extra):
+    src = "/greengrass/v2/config/effectiveConfig.yaml"
+    doc = {"mqtt_endpoint": {"value": endpoint, "from": src + ": services.aws.greengrass."
+                             "Nucleus.configuration.iotDataEndpoint"},
+           "mqtt_cert": {"value": "/w/greengrass.crt", "from": src + ": system.certificateFilePath"},
+           "mqtt_key": {"value": "/w/greengrass.key", "from": src + ": system.privateKeyPath"},
+           "mqtt_client_id": {"value": "Thing-ei-relay", "from": src + ": system.thingName"}}
+    doc.update(extra)
+    return doc
+
+
+def test_greengrass_file_fills_what_is_not_explicit():
+    d = tempfile.mkdtemp(prefix="ei-bb-gg-")
+    try:
+        path = os.path.join(d, "greengrass.json")
+        with open(path, "w") as f:
+            json.dump(gg_doc(), f)
+        cfg = base_cfg(greengrass_file=path, mqtt_cert="/explicit/cert.pem")
+        doc = printed(run_bin(cfg, ["--print-config"],
+                              env={"EI_RELAY_MQTT_KEY": "__none__",
+                                   "EI_RELAY_MQTT_CLIENT_ID": "flag-loses"}))
+        eq(doc["mqtt_endpoint"], "example-ats.iot.eu-west-1.amazonaws.com", "endpoint")
+        eq(doc["mqtt_cert"], "/explicit/cert.pem", "the file's setting wins")
+        eq(doc["mqtt_key"], "/w/greengrass.key", "__none__ is not a setting")
+        eq(doc["mqtt_client_id"], "flag-loses", "the environment's setting wins")
+        with open(path, "w") as f:
+            f.write('{"mqtt_endpoint": "not an object"}')
+        res = run_bin(cfg, ["--print-config"])
+        eq(res.code, 2, "broken greengrass_file: exit code")
+        check(len(res.err.strip().splitlines()) == 1, "one line: %r" % res.err)
+        check("greengrass_file" in res.err and "mqtt_endpoint" in res.err, res.err)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_greengrass_file_logged_and_missing_not_fatal():
+    d = tempfile.mkdtemp(prefix="ei-bb-gg-")
+    try:
+        path = os.path.join(d, "greengrass.json")
+        with Relay({"greengrass_file": path}) as r:  # not there yet
+            eq(r.get_json("/api/v1/forwarder")["state"], "disabled", "forwarding off")
+            lines = [ln for ln in r.log().splitlines() if "greengrass_file" in ln]
+            eq(len(lines), 1, "one line says why: %r" % lines)
+            check("does not exist" in lines[0] and "forwarding is off" in lines[0], lines[0])
+            # written by the install step meanwhile: the next start reads it
+            with open(path, "w") as f:
+                json.dump(gg_doc(endpoint="127.0.0.1"), f)
+            r.cfg["mqtt_port"] = free_port()  # nothing listens: the forwarder keeps trying
+            r.restart()
+            log = r.log()
+            for key, origin in (("mqtt_endpoint", "iotDataEndpoint"),
+                                ("mqtt_cert", "system.certificateFilePath"),
+                                ("mqtt_key", "system.privateKeyPath"),
+                                ("mqtt_client_id", "system.thingName")):
+                found = [ln for ln in log.splitlines() if ln.split(": ", 1)[-1].startswith(key)]
+                eq(len(found), 1, "one line for %s: %r" % (key, found))
+                check(origin in found[0] and path in found[0], found[0])
+            check(r.get_json("/api/v1/forwarder")["state"] != "disabled", "forwarding on")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_configuration_errors_exit_2_in_one_line():
+    d = tempfile.mkdtemp(prefix="ei-bb-exit-")
+    try:
+        cases = [
+            # found by the loader
+            (base_cfg(http_port="x"), "http_port"),
+            (base_cfg(sources=[{"name": "a", "kind": "nope"}]), "sources"),
+            # found at start, by the module that reads the setting
+            (base_cfg(tokens=None, token_file=os.path.join(d, "missing")), "token_file"),
+            (base_cfg(bind="not-an-address"), "bind"),
+            (base_cfg(device_name="a/b", device_mac_suffix=False,
+                      mqtt_endpoint="localhost"), "device_name"),
+        ]
+        for cfg, key in cases:
+            cfg["db_path"] = os.path.join(d, "db", "x.db")
+            if cfg.get("tokens", 1) is None:
+                del cfg["tokens"]
+            res = run_bin(cfg)
+            eq(res.code, 2, "exit code for a bad %s (%s)" % (key, res.text[-600:]))
+            bad = [ln for ln in res.text.splitlines() if "error" in ln or ln.startswith("ei-relay:")]
+            eq(len(bad), 1, "one error line for %s: %r" % (key, res.text[-600:]))
+            check(key in bad[0], "the line names %s: %r" % (key, bad[0]))
+        # not a configuration error: the port is taken
+        with Relay() as r:
+            res = run_bin(base_cfg(http_port=r.http_port, db_path=os.path.join(d, "db2", "x.db")))
+            eq(res.code, 1, "port in use: exit code (%s)" % res.text[-600:])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 TESTS = [test_print_config_masks_secrets, test_precedence_file_env_flag,
          test_unknown_key_refused, test_bad_values_refused, test_seed_keys_as_strings,
-         test_seed_keys_running_and_ignored_reported_once, test_help_and_version]
+         test_seed_keys_running_and_ignored_reported_once, test_help_and_version,
+         test_parameters_object_in_the_file, test_parameters_from_the_environment,
+         test_greengrass_file_fills_what_is_not_explicit,
+         test_greengrass_file_logged_and_missing_not_fatal,
+         test_configuration_errors_exit_2_in_one_line]
 
 if __name__ == "__main__":
     run_tests(TESTS)

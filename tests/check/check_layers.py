@@ -28,7 +28,7 @@ ORDER = [
     ["ingest"],
     ["store"],
     ["sources", "forward", "live"],
-    ["http", "tools"],
+    ["http", "tools", "greengrass"],
     ["app"],
     ["main.c"],
 ]

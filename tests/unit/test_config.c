@@ -1,6 +1,7 @@
 /* test_config.c - unit tests of the settings table (server/config): defaults, value syntax of
- * every type, error messages, precedence file < environment < flags, --print-config masking,
- * ignored seed keys, token validation, the shape of the sources value (its entries:
+ * every type, error messages, precedence file < environment < flags, the recipes' "Parameters"
+ * object (in the file and EI_RELAY_PARAMETERS), greengrass_file, --print-config masking, ignored
+ * seed keys, token validation, the shape of the sources value (its entries:
  * test_sources_check.c). */
 #include <math.h>
 #include <stdlib.h>
@@ -323,7 +324,7 @@ static void test_ignored_keys(void)
     /* table order, only those set to something other than __none__/null */
     CHECK_EQ_STR(c.ignored_keys, "enable_cache_to_file,sleep_time_sec,gst_args,eiparams,"
                                  "node_version");
-    config_report_ignored(&c);
+    config_report(&c);
     config_free(&c);
     CHECK(c.ignored_keys == NULL);
 }
@@ -513,6 +514,134 @@ static void test_precedence(void)
     }
 }
 
+/* The Edge Impulse recipes' shape: every key under "Parameters", numbers as strings or numbers;
+ * the object's own keys win over its Parameters. */
+static void test_parameters(void)
+{
+    config c;
+    er_err err;
+    CHECK_EQ_INT(load(&c,
+                      "{\"Parameters\": {\"device_name\": \"MyEdgeImpulseDevice\", "
+                      "\"sleep_time_sec\": 10, \"iotcore_backoff\": \"5\", \"iotcore_qos\": 1, "
+                      "\"default_threshold\": 50.0, \"metrics_sleeptime_ms\": \"30000\", "
+                      "\"s3_bucket\": \"__none__\", \"http_port\": 1234, \"thumbnail_px\": 96}, "
+                      "\"thumbnail_px\": 64}",
+                      &err),
+                 ER_OK);
+    CHECK_EQ_STR(c.device_name, "MyEdgeImpulseDevice");
+    CHECK_EQ_INT(c.iotcore_backoff, 5);
+    CHECK_EQ_INT(c.iotcore_qos, 1);
+    CHECK(fabs(c.default_threshold - 0.5) < 1e-9);
+    CHECK_EQ_INT(c.metrics_sleeptime_ms, 30000);
+    CHECK(c.s3_bucket == NULL);
+    CHECK_EQ_INT(c.http_port, 1234);  /* any setting, not only seed keys */
+    CHECK_EQ_INT(c.thumbnail_px, 64); /* top level wins */
+    CHECK_EQ_STR(c.ignored_keys, "sleep_time_sec");
+    config_free(&c);
+    CHECK(fails_with("{\"Parameters\": \"x\"}", "Parameters: expected a JSON object of settings"));
+    CHECK(fails_with("{\"Parameters\": {\"http_prot\": 1}}",
+                     "unknown setting \"http_prot\" (did you mean \"http_port\"?) "
+                     "(under Parameters)"));
+    CHECK(fails_with("{\"Parameters\": {\"http_port\": 1, \"http_port\": 2}}",
+                     "http_port: set twice (under Parameters)"));
+    CHECK(fails_with("{\"Parameters\": {\"Parameters\": {}}}",
+                     "unknown setting \"Parameters\" (under Parameters)"));
+    CHECK(fails_mentioning("{\"Parameters\": {\"iotcore_qos\": \"2\"}}", "iotcore_qos"));
+}
+
+/* EI_RELAY_PARAMETERS: a JSON object text between the file and the other variables. */
+static void test_env_parameters(void)
+{
+    char path[64];
+    const char *file = "{\"http_port\": 1000, \"ws_port\": 1001, \"thumbnail_px\": 100, "
+                       "\"Parameters\": {\"device_name\": \"file-params\"}}";
+    CHECK(write_temp(path, file, strlen(file)));
+    char *envp[] = {"EI_RELAY_PARAMETERS={\"ws_port\": \"2001\", \"thumbnail_px\": 200, "
+                    "\"Parameters\": {\"device_name\": \"env-params\", \"iotcore_qos\": 0}}",
+                    "EI_RELAY_THUMBNAIL_PX=300", NULL};
+    char *argv[] = {"ei-relay", "--config", path, "--iotcore-qos", "1", NULL};
+    config c;
+    config_cli cli;
+    er_err err = {{0}};
+    CHECK_EQ_INT(config_load(&c, 5, argv, envp, NULL, &cli, &err), ER_OK);
+    CHECK_EQ_INT(c.http_port, 1000);           /* file */
+    CHECK_EQ_INT(c.ws_port, 2001);             /* EI_RELAY_PARAMETERS over the file */
+    CHECK_EQ_INT(c.thumbnail_px, 300);         /* a variable over EI_RELAY_PARAMETERS */
+    CHECK_EQ_STR(c.device_name, "env-params"); /* its Parameters over the file's */
+    CHECK_EQ_INT(c.iotcore_qos, 1);            /* flags over everything */
+    config_free(&c);
+    char *none[] = {"EI_RELAY_PARAMETERS=__none__", "EI_RELAY_WS_PORT=2002", NULL};
+    CHECK_EQ_INT(config_load(&c, 3, argv, none, NULL, &cli, &err), ER_OK);
+    CHECK_EQ_INT(c.ws_port, 2002);
+    config_free(&c);
+    char *bad[] = {"EI_RELAY_PARAMETERS={\"thumbnail_px\": 9}", NULL};
+    CHECK_EQ_INT(config_load(&c, 3, argv, bad, NULL, &cli, &err), ER_CONFIG);
+    CHECK_EQ_STR(err.msg, "thumbnail_px: 9 is out of range 16..1024 (from EI_RELAY_PARAMETERS)");
+    char *notjson[] = {"EI_RELAY_PARAMETERS={\"thumbnail_px\": ", NULL};
+    CHECK_EQ_INT(config_load(&c, 3, argv, notjson, NULL, &cli, &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "not valid JSON") && strstr(err.msg, "EI_RELAY_PARAMETERS"));
+    unlink(path);
+}
+
+/* greengrass_file fills the mqtt_* settings that nothing explicit set; "__none__" is not
+ * explicit; a missing file is a warning, a broken one an error naming it. */
+static void test_greengrass_file(void)
+{
+    char gg[64], file[64], gg_arg[96];
+    const char *ggtext =
+        "{\"mqtt_endpoint\": {\"value\": \"abc-ats.iot.eu-west-1.amazonaws.com\", \"from\": "
+        "\"/greengrass/v2/config/effectiveConfig.yaml: "
+        "services.aws.greengrass.Nucleus.configuration.iotDataEndpoint\"}, "
+        "\"mqtt_cert\": {\"value\": \"/w/cert.pem\", \"from\": \"x: system.certificateFilePath\"}, "
+        "\"mqtt_key\": {\"value\": \"/w/key.pem\", \"from\": \"x: system.privateKeyPath\"}, "
+        "\"mqtt_client_id\": {\"value\": \"Thing-ei-relay\"}}";
+    CHECK(write_temp(gg, ggtext, strlen(ggtext)));
+    const char *cfg = "{\"mqtt_cert\": \"/explicit/cert.pem\", \"mqtt_key\": \"/file/key.pem\"}";
+    CHECK(write_temp(file, cfg, strlen(cfg)));
+    snprintf(gg_arg, sizeof gg_arg, "--greengrass-file=%s", gg);
+    char *envp[] = {"EI_RELAY_MQTT_KEY=__none__", "EI_RELAY_MQTT_CA=/env/ca.pem", NULL};
+    char *argv[] = {"ei-relay", "--config", file, gg_arg, NULL};
+    config c;
+    config_cli cli;
+    er_err err = {{0}};
+    CHECK_EQ_INT(config_load(&c, 4, argv, envp, NULL, &cli, &err), ER_OK);
+    CHECK_EQ_STR(c.mqtt_endpoint, "abc-ats.iot.eu-west-1.amazonaws.com");
+    CHECK_EQ_STR(c.mqtt_cert, "/explicit/cert.pem"); /* explicit wins */
+    CHECK_EQ_STR(c.mqtt_key, "/w/key.pem");          /* __none__ from env is not explicit */
+    CHECK_EQ_STR(c.mqtt_ca, "/env/ca.pem");          /* not in the file */
+    CHECK_EQ_STR(c.mqtt_client_id, "Thing-ei-relay");
+    CHECK(c.greengrass_warning == NULL);
+    CHECK(c.greengrass_notes &&
+          strstr(c.greengrass_notes, "mqtt_endpoint = abc-ats.iot.eu-west-1.amazonaws.com "
+                                     "(greengrass_file ") &&
+          strstr(c.greengrass_notes, "iotDataEndpoint)\nmqtt_cert: the explicit setting wins"));
+    config_report(&c);
+    config_free(&c);
+
+    const char *bad[] = {"{\"mqtt_endpoint\": \"x\"}", "{\"mqtt_keepalive_s\": {\"value\": \"1\"}}",
+                         "[1]", "{\"mqtt_endpoint\": {\"value\": \"\"}}", "{"};
+    const char *want[] = {"mqtt_endpoint: expected {", "unknown key \"mqtt_keepalive_s\"",
+                          "expected a JSON object", "mqtt_endpoint: must not be empty",
+                          "not valid JSON"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(gg, "w");
+        CHECK(f && fputs(bad[i], f) >= 0 && fclose(f) == 0);
+        CHECK_EQ_INT(config_load(&c, 4, argv, envp, NULL, &cli, &err), ER_CONFIG);
+        CHECK(strstr(err.msg, want[i]) && strstr(err.msg, "(in greengrass_file /tmp/"));
+    }
+    unlink(gg);
+    CHECK_EQ_INT(config_load(&c, 4, argv, envp, NULL, &cli, &err), ER_OK);
+    CHECK(c.mqtt_endpoint == NULL && c.greengrass_notes == NULL);
+    CHECK(c.greengrass_warning && strstr(c.greengrass_warning, "does not exist") &&
+          strstr(c.greengrass_warning, "forwarding is off"));
+    config_report(&c);
+    config_free(&c);
+    char *dir_arg[] = {"ei-relay", "--greengrass-file", "/tmp", NULL};
+    CHECK_EQ_INT(config_load(&c, 3, dir_arg, NULL, NULL, &cli, &err), ER_CONFIG);
+    CHECK(strncmp(err.msg, "greengrass_file /tmp: ", 22) == 0);
+    unlink(file);
+}
+
 static void test_print_config(void)
 {
     config c, again;
@@ -597,6 +726,9 @@ int main(void)
     test_tokens();
     test_sources();
     test_precedence();
+    test_parameters();
+    test_env_parameters();
+    test_greengrass_file();
     test_print_config();
     test_usage();
     return check_summary();

@@ -1,6 +1,9 @@
-/* test_util.c - core helpers: base64, uuid, time parsing, constant-time compare, device iface. */
+/* test_util.c - core helpers: base64, uuid, time parsing, constant-time compare, device iface,
+ * reading a whole file, deadlines. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/device.h"
@@ -150,8 +153,40 @@ static void test_utf8(void)
     CHECK(util_utf8_valid("a\0b", 3)); /* NUL is valid UTF-8; JSON layers refuse it */
 }
 
+static void test_read_file(void)
+{
+    char path[] = "/tmp/test_util_XXXXXX";
+    util_buf b = {0};
+    er_err err = {{0}};
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, "hello", 5) == 5);
+    if (fd >= 0) close(fd);
+    CHECK_EQ_INT(util_read_file(path, 5, "test file", &b, &err), ER_OK);
+    CHECK_EQ_INT(b.len, 5);
+    CHECK_EQ_STR(b.data, "hello");
+    CHECK_EQ_INT(util_read_file(path, 4, "test file", &b, &err), ER_TOOBIG);
+    CHECK(strstr(err.msg, "test file /tmp/test_util_") && strstr(err.msg, "larger than 4 bytes"));
+    unlink(path);
+    CHECK_EQ_INT(util_read_file(path, 5, "test file", &b, &err), ER_NOTFOUND);
+    CHECK(strstr(err.msg, "No such file") != NULL);
+    CHECK_EQ_INT(util_read_file("/tmp", 5, "test file", &b, &err), ER_IO); /* a directory */
+    util_buf_free(&b);
+}
+
+static void test_deadline(void)
+{
+    struct timespec now, at;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    util_deadline(&at, CLOCK_MONOTONIC, 1999);
+    int64_t ms = (int64_t)(at.tv_sec - now.tv_sec) * 1000 + (at.tv_nsec - now.tv_nsec) / 1000000;
+    CHECK(ms >= 1998 && ms <= 2100);
+    CHECK(at.tv_nsec >= 0 && at.tv_nsec < 1000000000L);
+}
+
 int main(void)
 {
+    test_read_file();
+    test_deadline();
     test_utf8();
     test_base64();
     test_uuid();

@@ -56,10 +56,12 @@ class Relay:
     workdir: reuse a directory (restart on the same database).
     stdin: what the process reads on its standard input: None for /dev/null, bytes (written to
            a file in the temp dir, read from the start at every start), or anything
-           subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE)."""
+           subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE).
+    user: (name, group) to run as (the tests must run as root): the temp dir is given to it,
+          so the relay reads and writes only what that user may, as under Greengrass."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True, stdin=None):
+                 wait_ready=True, stdin=None, user=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -102,6 +104,7 @@ class Relay:
         self.wait_ready = wait_ready
         self.admin_token = ADMIN_TOKEN
         self.stdin = stdin
+        self.user = user
 
     # -- lifecycle --
 
@@ -143,10 +146,16 @@ class Relay:
             with open(path, "wb") as f:
                 f.write(stdin)
             stdin = stdin_file = open(path, "rb")
+        as_user = {}
+        if self.user:
+            as_user = {"user": self.user[0], "group": self.user[1], "extra_groups": []}
+            for d, _, names in os.walk(self.dir):
+                for p in [d] + [os.path.join(d, n) for n in names]:
+                    shutil.chown(p, *self.user)
         try:
             self.proc = subprocess.Popen([relay_bin(), "--config", self.config_path] +
                                          self.extra_args, stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=stdin, cwd=self.dir, env=env)
+                                         stdin=stdin, cwd=self.dir, env=env, **as_user)
         finally:
             logf.close()
             if stdin_file is not None:

@@ -1,0 +1,128 @@
+/* forwarder_events.c - the forwarder's hand-offs from other threads: paho's callbacks and the
+ * store's commit hook only queue an event (or add to the model metrics) under f->mu and signal
+ * f->cv; the forwarder thread (forwarder.c) takes the queue and sleeps here between its
+ * deadlines. Nothing here touches the thread-only fields of struct forwarder. */
+#include "forward/forward_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/util.h"
+#include "forward/commands.h"
+
+static void push(forwarder *f, fwd_event *e)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->ev_tail)
+        f->ev_tail->next = e;
+    else
+        f->ev_head = e;
+    f->ev_tail = e;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void cb_connected(void *arg, uint64_t gen)
+{
+    fwd_event *e = calloc(1, sizeof *e);
+    if (!e) return; /* out of memory: the keep-alive will notice a dead session */
+    e->type = FWD_EV_CONNECTED;
+    e->gen = gen;
+    push(arg, e);
+}
+
+static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *reason)
+{
+    fwd_event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = FWD_EV_DOWN;
+    e->gen = gen;
+    e->was_connected = was_connected;
+    snprintf(e->reason, sizeof e->reason, "%s", reason);
+    push(arg, e);
+}
+
+static void cb_done(void *arg, uint64_t gen, int token, bool ok)
+{
+    fwd_event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = FWD_EV_DONE;
+    e->gen = gen;
+    e->token = token;
+    e->ok = ok;
+    push(arg, e);
+}
+
+static void cb_message(void *arg, uint64_t gen, const char *topic, const void *payload, size_t len,
+                       bool retained)
+{
+    if (len > COMMANDS_MAX_BYTES) len = COMMANDS_MAX_BYTES + 1; /* parse refuses it */
+    fwd_event *e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->type = FWD_EV_MESSAGE;
+    e->gen = gen;
+    e->retained = retained;
+    e->topic = strdup(topic);
+    e->payload = malloc(len + 1);
+    if (!e->topic || !e->payload) {
+        free(e->topic);
+        free(e->payload);
+        free(e);
+        return;
+    }
+    memcpy(e->payload, payload, len);
+    e->payload[len] = '\0';
+    e->len = len;
+    push(arg, e);
+}
+
+/* Store writer thread: collect confidences for the model metrics and wake the drain. Never blocks
+ * beyond a short mutex. */
+void forward__on_commit(void *arg, inference *const *committed, size_t n)
+{
+    forwarder *f = arg;
+    pthread_mutex_lock(&f->mu);
+    /* the model's confidence in what it saw: the best score of each inference with labels (the
+     * true mean of a classification is always 1/labels, which says nothing) */
+    for (size_t i = 0; i < n; i++)
+        if (committed[i]->top_label) model_metrics_add(&f->model_metrics, committed[i]->top_score);
+    f->wake = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void forward__free_events(fwd_event *e)
+{
+    while (e) {
+        fwd_event *n = e->next;
+        free(e->topic);
+        free(e->payload);
+        free(e);
+        e = n;
+    }
+}
+
+void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping)
+{
+    struct timespec ts;
+    int64_t delta = mono_ms - util_mono_ms();
+    util_deadline(&ts, CLOCK_MONOTONIC, delta > 0 ? delta : 0);
+    pthread_mutex_lock(&f->mu);
+    while ((stopping || !f->stop) && !f->wake && !f->ev_head) {
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void forward__mqtt_callbacks(forwarder *f, mqtt_callbacks *out)
+{
+    *out = (mqtt_callbacks){.arg = f,
+                            .connected = cb_connected,
+                            .down = cb_down,
+                            .done = cb_done,
+                            .message = cb_message};
+}
