@@ -12,6 +12,7 @@
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -333,6 +334,12 @@ def rule_shell(r, opts):
                            stderr=subprocess.STDOUT, text=True)
         if p.returncode != 0:
             yield "%s: not POSIX sh (both nuclei run /bin/sh): %s" % (where, p.stdout.strip())
+        elif shutil.which("shellcheck"):  # where it is installed, its warnings too
+            p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-f", "gcc", "-"],
+                               input=script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+            if p.returncode != 0:
+                yield "%s: shellcheck: %s" % (where, " / ".join(p.stdout.strip().splitlines()))
 
 
 RULES = [
