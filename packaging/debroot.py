@@ -52,8 +52,8 @@ def tarball(cache_dir, variant="minbase", archs=("amd64",), include=()):
     if os.path.exists(path):
         return path
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".part"
-    cmd = ["mmdebstrap", "--quiet", "--variant=" + variant, "--architectures=" + ",".join(archs)]
+    tmp = path[:-len(".tar")] + ".part.tar"
+    cmd = ["mmdebstrap", "--quiet", "--format=tar", "--variant=" + variant, "--architectures=" + ",".join(archs)]
     if include:
         cmd.append("--include=" + ",".join(include))
     # keep the package lists: installing into the root later needs them
