@@ -91,7 +91,7 @@ def root_argv(root, argv, binds=(), env=None, cwd="/"):
     for src, dst in binds:
         target = os.path.join(root, dst.lstrip("/"))
         mounts.append("mkdir -p %s && mount --bind %s %s" % (_q(target), _q(src), _q(target)))
-    full_env = {"PATH": ROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
+    full_env = {"PATH": ROOT_PATH, "HOME": "/", "LANG": "C.UTF-8"}
     full_env.update(env or {})
     envs = " ".join(_q("%s=%s" % kv) for kv in sorted(full_env.items()))
     script = "%s && exec chroot %s /usr/bin/env -i %s sh -c 'cd \"$0\" && exec \"$@\"' %s %s" % (

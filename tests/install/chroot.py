@@ -5,6 +5,7 @@ package installed into it with apt, and commands or services run inside it.
 Used by tests/install/test_install.py and the Greengrass fake-nucleus tests; the root building
 itself is packaging/debroot.py (scripts/package.sh's cross roots use it too).
 
+  deb, arch = build_deb(src_dir, work_dir)      # scripts/package.sh into work_dir/dist
   root = debian_root(cache_dir)                 # a fresh root; raises Unavailable to skip
   times = install_deb(root, deb, cache_dir)     # apt-get install ./<deb> in it
   run_in_root(root, ["ei-relay", "--version"])  # like subprocess.run, inside the root
@@ -37,6 +38,26 @@ PR_MDWE_REFUSE_EXEC_GAIN = 1
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 NET_ERRORS = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
               "Unable to fetch", "Network is unreachable", "Connection timed out")
+
+
+def project_version(src_dir):
+    """The version in CMakeLists.txt's project(), the package's version."""
+    with open(os.path.join(src_dir, "CMakeLists.txt")) as f:
+        for line in f:
+            if line.startswith("project(ei-relay VERSION "):
+                return line.split()[2]
+    raise RuntimeError("no project version in CMakeLists.txt")
+
+
+def build_deb(src_dir, work_dir):
+    """This machine's .deb built by scripts/package.sh into work_dir/dist (its build trees in
+    work_dir/pkg): (path, Debian architecture)."""
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    out = os.path.join(work_dir, "dist")
+    subprocess.run([os.path.join(src_dir, "scripts", "package.sh"), "--no-recipes", "--out", out,
+                    "--work", os.path.join(work_dir, "pkg"), arch], check=True)
+    return os.path.join(out, "ei-relay_%s_%s.deb" % (project_version(src_dir), arch)), arch
 
 
 def debian_root(cache_dir, dest=None, include=()):

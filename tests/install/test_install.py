@@ -59,20 +59,7 @@ def step(msg):
 
 
 def cmake_version():
-    with open(os.path.join(SRC, "CMakeLists.txt")) as f:
-        for line in f:
-            if line.startswith("project(ei-relay VERSION "):
-                return line.split()[2]
-    raise AssertionError("no project version in CMakeLists.txt")
-
-
-def build_deb():
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    out = os.path.join(WORK, "dist")
-    subprocess.run([os.path.join(SRC, "scripts", "package.sh"), "--no-recipes", "--out", out,
-                    "--work", os.path.join(WORK, "pkg"), arch], check=True)
-    return os.path.join(out, "ei-relay_%s_%s.deb" % (cmake_version(), arch)), arch
+    return chroot.project_version(SRC)
 
 
 def control_fields(deb):
@@ -114,12 +101,12 @@ def check_deb(deb, arch):
     modes = {}
     for line in listing.splitlines():
         parts = line.split()
-        modes[parts[5]] = (parts[0], parts[1])
+        modes[parts[5]] = (parts[0], tuple(parts[1].split("/")))  # (mode, (owner, group))
     for path, mode in REQUIRED_FILES.items():
         check(path in modes, "the package lacks %s" % path)
-        eq(modes[path], (mode, "root/root"), "mode and owner of " + path)
+        eq(modes[path], (mode, ("root", "root")), "mode and owner of " + path)
     owners = {o for _, o in modes.values()}
-    eq(owners, {"root/root"}, "every file is root's")
+    eq(owners, {("root", "root")}, "every file is owned by root")
     scratch = os.path.join(WORK, "deb-control")
     shutil.rmtree(scratch, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-e", deb, scratch], check=True)
@@ -283,7 +270,7 @@ def main():
         skip("mmdebstrap is not installed (scripts/deps.sh test installs it)")
     os.makedirs(WORK, exist_ok=True)
     t_build = time.monotonic()
-    deb, arch = build_deb()
+    deb, arch = chroot.build_deb(SRC, WORK)
     t_build = time.monotonic() - t_build
     check_deb(deb, arch)
 
