@@ -11,8 +11,10 @@
    package, and each Depends is installed).
 4. The service as the unit runs it: the unit's ExecStart with its EnvironmentFile, as its user in
    its working directory, with no-new-privileges and (where the kernel can) no W+X memory, on
-   free ports. Health answers; `ei-relay token` as the ei-relay user gives the admin token; an
-   inference with a JPEG is stored and its thumbnail made (libvips); SIGTERM stops it with 0.
+   free ports, forwarding through /etc/default/ei-relay to a local mosquitto over TLS with client
+   certificates (where mosquitto is installed). Health answers; `ei-relay token` as the ei-relay
+   user gives the admin token; an inference with a JPEG is stored, its thumbnail made (libvips)
+   and its message received by the broker (OpenSSL, paho); SIGTERM stops it with 0.
 5. Remove keeps the state, reinstall works over it, purge removes it.
 It prints the install time: apt's part and the whole (root extraction included).
 
@@ -32,6 +34,7 @@ sys.path.insert(0, HERE)
 import chroot  # noqa: E402
 
 from harness import check, eq, free_port, make_jpeg, multipart_body, wait_for  # noqa: E402
+from harness import mqtt  # noqa: E402
 
 SRC = os.environ.get("EI_TEST_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 WORK = os.environ.get("EI_INSTALL_DIR") or os.path.join(SRC, "build", "install")
@@ -197,9 +200,39 @@ def http(port, method, path, body=None, headers=None):
         return e.code, e.headers.get("Content-Type", ""), e.read()
 
 
+DEVICE = "install-test"
+
+
+def configure_forwarding(root, user, env_file):
+    """A local broker and the relay's certificates in its state directory (as greengrass-setup
+    hands them over: the key 0600, the user's), named in the environment file. Returns the
+    broker and a subscriber, or (None, None) without mosquitto."""
+    if not mqtt.mosquitto_bin() or not shutil.which("openssl"):
+        print("   mosquitto or openssl missing: forwarding not checked")
+        return None, None
+    pki = mqtt.make_pki(os.path.join(WORK, "pki"))
+    broker = mqtt.Broker(pki, persistence=False).start()
+    sub = broker.subscriber(mqtt.topic(DEVICE, "inference/output"))
+    state = "/var/lib/ei-relay"
+    for name, src, mode in (("ca.crt", pki["ca"], 0o644), ("relay.crt", pki["client_cert"], 0o644),
+                            ("relay.key", pki["client_key"], 0o600)):
+        shutil.copy(src, root + state + "/" + name)
+        os.chmod(root + state + "/" + name, mode)
+        chroot.run_in_root(root, ["chown", user + ":" + user, state + "/" + name])
+    with open(root + "/etc/hosts", "a") as f:  # the broker's certificate names localhost
+        f.write("127.0.0.1 localhost\n")
+    with open(root + env_file, "a") as f:
+        f.write("\n# install test\nEI_RELAY_MQTT_ENDPOINT=localhost\nEI_RELAY_MQTT_PORT=%d\n"
+                "EI_RELAY_MQTT_CA=%s/ca.crt\nEI_RELAY_MQTT_CERT=%s/relay.crt\n"
+                "EI_RELAY_MQTT_KEY=%s/relay.key\nEI_RELAY_DEVICE_NAME=%s\n"
+                "EI_RELAY_DEVICE_MAC_SUFFIX=false\n" % (broker.port, state, state, state, DEVICE))
+    return broker, sub
+
+
 def run_service(root, log_path):
     step("the service as its unit runs it")
     argv, user, cwd, env_file = unit_settings(root)
+    broker, sub = configure_forwarding(root, user, env_file)
     env = environment_file(root, env_file)
     http_port, ws_port = free_port(), free_port()
     argv += ["--http-port", str(http_port), "--ws-port", str(ws_port)]
@@ -240,14 +273,21 @@ def run_service(root, log_path):
         status, ctype, thumb = http(http_port, "GET", inf["image"]["thumbnail_url"], None, auth)
         eq((status, ctype), (200, "image/jpeg"), "thumbnail (libvips)")
         check(thumb[:2] == b"\xff\xd8", "the thumbnail is a JPEG")
+        if sub:
+            sub.wait_count(mqtt.topic(DEVICE, "inference/output"), 1, 30,
+                           pred=lambda m: m.json().get("id") == inf["id"])
         status, _, page = http(http_port, "GET", "/", None, {})
         eq(status, 200, "the dashboard from the packaged web_root")
         check(b"<html" in page.lower(), "the dashboard's index.html")
     finally:
         code = chroot.stop_in_root(proc)
+        if broker:
+            sub.close()
+            broker.stop()
     log_text = open(log_path).read()
     eq(code, 0, "exit status after SIGTERM; log:\n" + log_text)
-    print("   health, token, ingest with image, thumbnail, dashboard, clean stop: ok")
+    print("   health, token, ingest with image, thumbnail, dashboard, %sclean stop: ok"
+          % ("forwarded over TLS, " if broker else ""))
 
 
 def lifecycle(root, deb):
