@@ -70,7 +70,7 @@ cross_root() {
     pkgs=(cmake make dpkg-dev "gcc-$triplet" "libc6-dev:$arch" "pkgconf:$arch")
     for p in $(scripts/deps.sh print-libs); do pkgs+=("$p:$arch"); done
     tar=$(python3 packaging/debroot.py tarball "$work/cache" minbase "$host_arch,$arch" "${pkgs[@]}")
-    root=$work/$arch/root
+    root=$work/$arch/sysroot
     if [ "$(cat "$root.stamp" 2>/dev/null)" != "$tar" ]; then
         echo "== $arch: extracting the cross root" >&2
         python3 packaging/debroot.py extract "$tar" "$root"

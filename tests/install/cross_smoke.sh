@@ -32,7 +32,7 @@ for arch in "${archs[@]}"; do
     scripts/package.sh --no-recipes --out "$work/dist" --work "$work" "$arch" | grep '^==\|Depends'
     t1=$(date +%s)
     deb=$work/dist/ei-relay_${version}_${arch}.deb
-    root=$work/$arch/root # the cross root: it holds the target's runtime libraries too
+    root=$work/$arch/sysroot # the cross root: it holds the target's runtime libraries too
     tree=$work/$arch/smoke
     rm -rf "$tree" && mkdir -p "$tree"
     dpkg-deb -x "$deb" "$tree/pkg"
