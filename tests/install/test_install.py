@@ -348,8 +348,9 @@ def main():
     run_service(root, os.path.join(WORK, "service.log"))
     lifecycle(root, deb)
     chroot.remove_root(root)
-    print("install time: apt %.1f s; whole %.1f s (root %.1f s from the cached tarball + apt);"
-          " package build %.1f s" % (times["apt_s"], t_whole, t_root, t_build))
+    print("install time: apt %.1f s; whole %.1f s (the root %.1f s: made with mmdebstrap, or "
+          "extracted from the cache; then apt); package build %.1f s"
+          % (times["apt_s"], t_whole, t_root, t_build))
     print("PASS")
 
 
