@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # deps.sh - installs the Debian 12 packages a step needs, only those missing (idempotent).
-# Usage: scripts/deps.sh build|test
+# Usage: scripts/deps.sh build|test|package|cross
+#        scripts/deps.sh print-libs   (the -dev libraries alone, one a line: the cross roots of
+#                                      scripts/package.sh install them for the target architecture)
 set -euo pipefail
 
-build_pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libwebsockets-dev libsqlite3-dev
-            libcjson-dev libpaho-mqtt-dev libssl-dev libvips-dev libyaml-dev)
-test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm)
+# The libraries ei-relay links (libyaml: the greengrass-setup subcommand reads the nucleus's YAML).
+lib_pkgs=(libmicrohttpd-dev libwebsockets-dev libsqlite3-dev libcjson-dev libpaho-mqtt-dev
+          libssl-dev libvips-dev libyaml-dev)
+build_pkgs=(build-essential cmake pkg-config "${lib_pkgs[@]}")
+# dpkg-dev: dpkg-shlibdeps computes the package's Depends; python3: the generated documentation
+package_pkgs=(dpkg-dev python3)
+# the install test's clean Debian 12 root (mmdebstrap) and its checks of the .deb
+test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm
+           "${package_pkgs[@]}" mmdebstrap lintian)
+# other architectures: their cross roots (mmdebstrap) and qemu-user to run their binaries
+cross_pkgs=(mmdebstrap qemu-user)
 
-want=("${build_pkgs[@]}")
-[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+case "${1:-build}" in
+build) want=("${build_pkgs[@]}") ;;
+test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+package) want=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
+cross) want=("${cross_pkgs[@]}") ;;
+print-libs) printf '%s\n' "${lib_pkgs[@]}"; exit 0 ;;
+*) echo "usage: deps.sh build|test|package|cross|print-libs" >&2; exit 2 ;;
+esac
 
 # A package counts as present when dpkg has it installed; npm also when its command is there
 # (NodeSource's nodejs package bundles npm and conflicts with Debian's npm package).

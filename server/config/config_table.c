@@ -62,7 +62,7 @@ const cfg_opt cfg_opts[] = {
     {.name = "web_root",
      .type = CFG_OT_STRING,
      FIELD(web_root),
-     .def = "./web",
+     .def = EI_DEFAULT_WEB_ROOT, /* CMake: ./web, or the package's /usr/share/ei-relay/web */
      .flags = CFG_OF_NONEMPTY,
      .help = "directory of the dashboard's static files"},
     {.name = "log_level",
