@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config "${lib_pkgs[@]}")
 # dpkg-dev: dpkg-shlibdeps computes the package's Depends; python3: the generated documentation
 package_pkgs=(dpkg-dev python3)
 # the install test's clean Debian 12 root (mmdebstrap) and its checks of the .deb
-test_pkgs=(clang libclang-rt-14-dev python3 sqlite3 curl openssl mosquitto chromium nodejs npm
+test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm
            "${package_pkgs[@]}" mmdebstrap lintian)
 # other architectures: their cross roots (mmdebstrap) and qemu-user to run their binaries
 cross_pkgs=(mmdebstrap qemu-user)

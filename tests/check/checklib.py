@@ -48,6 +48,16 @@ def write(root, rel, text):
         f.write(text)
 
 
+def break_file(T, path, old, new, what):
+    """Replaces the first old in the scratch file path by new; T (a SelfTest) requires old to be
+    there, so a break that no longer applies fails the self-test instead of passing silently."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    T.expect(old in text, "%s: the text to break is in %s" % (what, os.path.basename(path)))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.replace(old, new, 1))
+
+
 def run_check(script, root):
     """Runs a check script on root as CTest does: (exit status, output)."""
     p = subprocess.run([sys.executable, script, root], stdout=subprocess.PIPE,
