@@ -38,9 +38,6 @@ STATIC_RULES = [
 SYSTEM_DIRS = {"/", "/dev", "/tmp", "/var", "/var/tmp", "/var/lib", "/srv", "/opt", "/usr",
                "/usr/local", "/usr/src", "/usr/local/src", "/etc", "/proc", "/sys", "/run"}
 
-SKIP_DIRS = {".git", "node_modules", "__pycache__"}
-
-
 def runtime_rules(root):
     """Rules only this machine knows: the checkout's path, its parent and the user's home."""
     rules = []
@@ -53,24 +50,9 @@ def runtime_rules(root):
         paths.append((home, "the user's home directory"))
     for p, why in paths:
         # the path itself, as a whole path component (not a prefix of a longer name)
-        rules.append((re.compile(re.escape(p) + r"(?![\w.-])"), why))
+        # (nor the tail of a longer path: a parent /w names no path ending in /w)
+        rules.append((re.compile(r"(?<![\w./-])" + re.escape(p) + r"(?![\w.-])"), why))
     return rules
-
-
-def list_files(root):
-    if os.path.isdir(os.path.join(root, ".git")) or os.path.isfile(os.path.join(root, ".git")):
-        out = subprocess.run(["git", "-C", root, "ls-files", "-z"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, check=True).stdout
-        return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
-    files = []
-    for d, dirs, names in os.walk(root):
-        if "CMakeCache.txt" in names and d != root:
-            dirs[:] = []  # a build tree: generated files full of absolute paths
-            continue
-        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and
-                         not (d == root and x == "var"))
-        files += [os.path.relpath(os.path.join(d, n), root) for n in sorted(names)]
-    return files
 
 
 def scan(root):
@@ -78,7 +60,7 @@ def scan(root):
     root = os.path.realpath(root)
     rules = STATIC_RULES + runtime_rules(root)
     hits = []
-    for rel in list_files(root):
+    for rel in checklib.list_files(root):
         path = os.path.join(root, rel)
         if not os.path.isfile(path) or os.path.islink(path):
             continue

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+SKIP_DIRS = {".git", "node_modules", "__pycache__"}
+
 
 def check_main(argv, name, scan, describe, errors=(OSError,)):
     """Runs scan(root) on argv[1] (default: the repository holding tests/check) and prints each
@@ -63,3 +65,22 @@ def run_check(script, root):
     p = subprocess.run([sys.executable, script, root], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     return p.returncode, p.stdout
+
+
+def list_files(root):
+    """The files of root, relative: `git ls-files` in a git checkout, else every file below root
+    except build trees (a folder holding CMakeCache.txt), .git, node_modules, __pycache__ and
+    var/ (the runtime data folder)."""
+    if os.path.isdir(os.path.join(root, ".git")) or os.path.isfile(os.path.join(root, ".git")):
+        out = subprocess.run(["git", "-C", root, "ls-files", "-z"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, check=True).stdout
+        return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
+    files = []
+    for d, dirs, names in os.walk(root):
+        if "CMakeCache.txt" in names and d != root:
+            dirs[:] = []  # a build tree: generated files full of absolute paths
+            continue
+        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and
+                         not (d == root and x == "var"))
+        files += [os.path.relpath(os.path.join(d, n), root) for n in sorted(names)]
+    return files

@@ -69,7 +69,7 @@ def check_tree(root, label):
            (label, hits.get("good.txt")))
     own = hits.get(os.path.join("tests", "own.sh"), [])
     expect(sorted(n for n, _ in own) == [1, 2],
-           "%s: the checkout's own path and its parent flagged (got %r)" % (label, own))
+           "%s: the checkout's own path and its parent flagged, a longer path not (got %r)" % (label, own))
     return hits
 
 
@@ -82,8 +82,9 @@ def make_tree(base):
     parent = os.path.realpath(base)
     write(root, "docs/bad.md", bad_file())
     write(root, "good.txt", GOOD)
-    write(root, "tests/own.sh", "cd %s/tests\nls %s/other-project\n" %
-          (os.path.realpath(root), parent))
+    # line 3: a longer path that merely ends with the parent's name is not the parent
+    write(root, "tests/own.sh", "cd %s/tests\nls %s/other-project\nls /opt/x%s/y\n" %
+          (os.path.realpath(root), parent, parent))
     return root
 
 
