@@ -226,8 +226,8 @@ static er_rc pack(chain *c, int channels, preprocess_out *out, er_err *err)
         (vips_image_get_format(c->cur) != VIPS_FORMAT_UCHAR &&
          adopt(c, vips_cast(c->cur, slot(c), VIPS_FORMAT_UCHAR, NULL))) ||
         c->cur->Bands != channels) {
-        rc = er_fail(err, ER_INVALID, "the frame has %d bands after conversion, not %d: %.120s",
-                     c->cur->Bands, channels, vips_error_buffer());
+        rc = er_fail(err, ER_INVALID, "cannot make %d channel(s) of the frame's %d bands: %.120s",
+                     channels, c->cur->Bands, vips_error_buffer());
         goto fail;
     }
     px = vips_image_write_to_memory(c->cur, &size);
