@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# seeds_from_fixtures.py - writes the seeds of corpus/serial, corpus/runner and
-# corpus/normalize that are made from tests/fixtures (whole files, CRLF and chunked variants,
+# seeds_from_fixtures.py - writes the seeds of corpus/serial, corpus/runner, corpus/normalize
+# and corpus/preprocess that are made from tests/fixtures (whole files, CRLF and chunked variants,
 # truncations, single messages, replays), so the fuzzers start from the formats the tests use.
 # The other seeds (hand-written edge cases, fuzz-<sha1> finds, regress-<what> reproducers) are
 # not touched. Run it after changing a fixture, then `ctest -L fuzz` in both builds.
@@ -82,6 +82,26 @@ def runner_seeds():
             write("normalize", "runner-%s-%d.json" % (name, k), raw)
 
 
+# fuzz_preprocess's input: byte 0 = 3 channels (bit 0), mode (bits 1-2: none, fit-shortest,
+# fit-longest, squash), result image (bit 3); bytes 1, 2 = width, height - 1; then the frame.
+PREPROCESS = [("exact-32x32.jpg", 3, 0, 32, 32), ("exact-32x32.jpg", 1, 3, 32, 32),
+              ("small-40x30.jpg", 3, 2, 16, 16), ("small-40x30.jpg", 1, 1, 48, 32),
+              ("gray-200x150.jpg", 3, 1, 8, 8), ("cmyk-120x90.jpg", 3, 2, 16, 9),
+              ("icc-p3-300x200.jpg", 1, 3, 12, 20), ("alpha-120x90.png", 3, 2, 20, 10)]
+
+
+def preprocess_seeds():
+    os.makedirs(os.path.join(CORPUS, "preprocess"), exist_ok=True)
+    for name, ch, mode, w, h in PREPROCESS:
+        head = bytes(((ch == 3) | mode << 1 | 8, w - 1, h - 1))
+        frame = read("eim-features", "images", name)
+        stem = "%s-c%d-m%d-%dx%d" % (os.path.splitext(name)[0], ch, mode, w, h)
+        write("preprocess", stem + os.path.splitext(name)[1], head + frame)
+    frame = read("eim-features", "images", "small-40x30.jpg")
+    write("preprocess", "truncated-small-40x30.jpg", bytes((9, 15, 15)) + frame[:len(frame) // 2])
+
+
 if __name__ == "__main__":
     serial_seeds()
     runner_seeds()
+    preprocess_seeds()
