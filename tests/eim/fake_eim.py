@@ -17,7 +17,6 @@ import math
 import mmap
 import os
 import re
-import secrets
 import signal
 import socket
 import struct
@@ -105,7 +104,7 @@ class Shm:
     """The input features' shared memory, made as shm_open makes it: a file in /dev/shm."""
 
     def __init__(self, elements):
-        self.name = "/shm-" + secrets.token_hex(6)
+        self.name = "/shm-" + os.urandom(6).hex()
         self.path = SHM_DIR + self.name
         self.size = elements * 4
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
