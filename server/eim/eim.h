@@ -33,6 +33,7 @@
 #define EIM_CONNECT_TIMEOUT_MS 10000 /* the runner's connect timeout */
 #define EIM_REPLY_TIMEOUT_MS 60000   /* the runner's reply timeout, when a call gives 0 */
 #define EIM_STOP_GRACE_MS 3000       /* SIGINT, then SIGHUP, then SIGKILL, this far apart */
+#define EIM_WARMUP_TIMEOUT_MS (60 * 60 * 1000) /* the runner's GPU warm-up classify */
 /* The runner's own threshold block for camera classification models (see eim_model_info). */
 #define EIM_RUNNER_BLOCK_ID 42
 #define EIM_RUNNER_MIN_SCORE 0.001
@@ -78,6 +79,9 @@ typedef struct eim_model_info {
     bool has_object_tracking;
     size_t input_features_count; /* what a classify must carry */
     int inferencing_engine;
+    /* TensorRT (inferencing_engine 6) or an engine with "gpu_delegates": the runner first
+     * classifies zeros, allowing an hour, to load the model into the GPU; start does too. */
+    bool gpu_warmup;
     /* The thresholds as JSON (an array of {id, type, min_score | min_anomaly_score, ...}): the
      * model's blocks, plus the runner's block 42 {"id":42,"type":"classification",
      * "min_score":0.001} for camera classification models, as the runner adds it; kept current
@@ -133,11 +137,12 @@ typedef struct eim_opts {
 
 /* Starts the model. A model file without execute permission gets it added (u+x, and g+x/o+x
  * where it is readable) when the relay owns it, as the runner makes it executable; otherwise the
- * error says to chmod it. Errors (err says what): ER_NOTFOUND no such file; ER_IO it cannot be
- * run, made executable, or it exited before listening (with the end of what it printed), or the
- * socket failed; ER_AGAIN no socket or hello within start_timeout_ms; ER_INVALID the model
- * refused hello; ER_SHAPE a hello of the wrong shape; ER_CLOSED cancelled; ER_NOMEM. o is read
- * during the call only. */
+ * error says to chmod it. A model that needs a GPU warm-up (info.gpu_warmup) gets its classify of
+ * zeros before start returns (up to EIM_WARMUP_TIMEOUT_MS; a failed one fails the start). Errors
+ * (err says what): ER_NOTFOUND no such file; ER_IO it cannot be run, made executable, or it exited
+ * before listening (with the end of what it printed), or the socket failed; ER_AGAIN no socket or
+ * hello within start_timeout_ms; ER_INVALID the model refused hello; ER_SHAPE a hello of the wrong
+ * shape; ER_CLOSED cancelled; ER_NOMEM. o is read during the call only. */
 er_rc eim_model_start(const eim_opts *o, eim_model **out, er_err *err);
 
 /* The model's parameters; owned by m, valid until eim_model_stop (a set_threshold changes

@@ -109,6 +109,18 @@ out:
     return ER_OK;
 }
 
+/* inferencing_engine {engine_type, properties}: GPU delegates want the runner's warm-up. */
+static er_rc read_engine(eim_model_info *in, const cJSON *engine, er_err *err)
+{
+    const cJSON *props = member(engine, "properties");
+    if (engine && !cJSON_IsNull(engine) && !cJSON_IsObject(engine))
+        return er_fail(err, ER_SHAPE, "hello: inferencing_engine must be an object");
+    for (const cJSON *p = cJSON_IsArray(props) ? props->child : NULL; p; p = p->next)
+        if (cJSON_IsString(p) && strcmp(p->valuestring, "gpu_delegates") == 0)
+            in->gpu_warmup = true;
+    return ER_OK;
+}
+
 double eim__min_score(const cJSON *thresholds)
 {
     for (const cJSON *t = cJSON_IsArray(thresholds) ? thresholds->child : NULL; t; t = t->next) {
@@ -217,6 +229,7 @@ static er_rc read_params(eim_model_info *in, const cJSON *mp, er_err *err)
         (rc = read_labels(in, member(mp, "labels"), err)))
         return rc;
     const cJSON *t = member(mp, "thresholds");
+    in->gpu_warmup = v[8] == 6; /* TensorRT */
     if (t && !cJSON_IsNull(t) && !cJSON_IsArray(t))
         return er_fail(err, ER_SHAPE, "hello: model_parameters.thresholds must be an array");
     for (const cJSON *b = t ? t->child : NULL; b; b = b->next)
@@ -270,6 +283,7 @@ er_rc eim_info_parse(const char *json, size_t len, eim_model_info *out, er_err *
         (rc = get_str(project, "project", "owner", "", &out->project_owner, err)) ||
         (rc = get_str(project, "project", "name", "", &out->project_name, err)) ||
         (rc = read_params(out, mp, err)) || (rc = read_shm(out, root, err)) ||
+        (rc = read_engine(out, member(root, "inferencing_engine"), err)) ||
         (rc = runner_view(root, out, &view, err)) || (rc = eim__info_texts(out, view, err)))
         goto fail;
     if (!(out->hello = malloc(len + 1))) {

@@ -317,6 +317,24 @@ static er_rc hello(eim_model *m, int64_t deadline, er_err *err)
     return rc;
 }
 
+static er_rc classify(eim_model *m, const uint32_t *pix, const float *flt, size_t n, int timeout_ms,
+                      cJSON **reply_out, er_err *err);
+
+/* The runner's GPU warm-up: a classify of zeros, allowed an hour (loading a model into the GPU
+ * can take minutes the first time). */
+static er_rc warm_up(eim_model *m, er_err *err)
+{
+    cJSON *reply = NULL;
+    size_t n = m->info.input_features_count;
+    uint32_t *zeros = calloc(n ? n : 1, sizeof *zeros);
+    if (!zeros) return er_fail(err, ER_NOMEM, "out of memory");
+    log_info("eim", "%s: loading the model into the GPU (minutes the first time)", m->name);
+    er_rc rc = classify(m, zeros, NULL, n, EIM_WARMUP_TIMEOUT_MS, &reply, err);
+    cJSON_Delete(reply);
+    free(zeros);
+    return rc;
+}
+
 er_rc eim_model_start(const eim_opts *o, eim_model **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
@@ -343,6 +361,7 @@ er_rc eim_model_start(const eim_opts *o, eim_model **out, er_err *err)
         (rc = hello(m, deadline, err)))
         goto fail;
     if (m->info.shm_name && !o->no_shm) map_shm(m);
+    if (m->info.gpu_warmup && (rc = warm_up(m, err))) goto fail;
     log_info("eim", "%s: model %s (%s, %dx%dx%d, %s) started, pid %d, features over %s", m->name,
              m->info.project_name, m->info.model_type, m->info.width, m->info.height,
              m->info.channels, m->info.resize_mode, (int)m->proc.pid,

@@ -190,6 +190,24 @@ static void test_json_fallbacks(void)
     fx_done(&fx);
 }
 
+/* A TensorRT model: start warms it up with a classify of zeros first, as the runner does. */
+static void test_gpu_warmup(void)
+{
+    eim_fx fx;
+    fx_init(&fx, 2, 2);
+    fx_set("ENGINE", "6");
+    eim_model *m = fx_start(&fx);
+    if (!m) return;
+    CHECK(eim_model_get_info(m)->gpu_warmup);
+    uint32_t zeros[4] = {0};
+    check_recorded(&fx, 0, zeros, 4);
+    char *log = fx_read(fx.requests, NULL);
+    CHECK_EQ_STR(log, "{\"hello\":1,\"id\":1}\n{\"classify_shm\":{\"elements\":4},\"id\":2}\n");
+    free(log);
+    eim_model_stop(m);
+    fx_done(&fx);
+}
+
 static void test_error_answers(bool shm)
 {
     eim_fx fx;
@@ -299,6 +317,7 @@ int main(void)
     test_classify_shm();
     test_classify_json();
     test_json_fallbacks();
+    test_gpu_warmup();
     test_errors_shm();
     test_errors_json();
     test_set_threshold();

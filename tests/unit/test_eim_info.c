@@ -174,6 +174,18 @@ static void test_defaults_and_shm(void)
     CHECK_EQ_INT(parse(h, &in, &err), ER_OK);
     CHECK_EQ_INT(in.frames, 1);
     CHECK(strstr(in.runner_hello, "\"image_input_frames\":1") != NULL);
+    CHECK(!in.gpu_warmup);
+    eim_info_free(&in);
+    free(h);
+    /* the runner's GPU warm-up: TensorRT, or GPU delegates */
+    h = variant("\"inferencing_engine\":2,\"input", "\"inferencing_engine\":6,\"input");
+    CHECK_EQ_INT(parse(h, &in, &err), ER_OK);
+    CHECK(in.gpu_warmup);
+    eim_info_free(&in);
+    free(h);
+    h = variant("\"properties\":[]", "\"properties\":[\"x\",\"gpu_delegates\"]");
+    CHECK_EQ_INT(parse(h, &in, &err), ER_OK);
+    CHECK(in.gpu_warmup);
     eim_info_free(&in);
     free(h);
     /* the model_type default is in the runner's view too */
