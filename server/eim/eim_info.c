@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "eim/eim_internal.h"
 
 #define MAX_SIDE 65535
@@ -28,7 +29,8 @@ static const cJSON *member(const cJSON *obj, const char *name)
     return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
 }
 
-/* obj[name] as a whole number in [lo, hi]; absent or null gives def. */
+/* obj[name] as a whole number in [lo, hi] (a bool as 0 or 1: has_object_tracking is one);
+ * absent or null gives def. */
 static er_rc get_int(const cJSON *obj, const char *where, const char *name, double lo, double hi,
                      int64_t def, int64_t *out, er_err *err)
 {
@@ -260,8 +262,8 @@ er_rc eim_info_parse(const char *json, size_t len, eim_model_info *out, er_err *
     memset(out, 0, sizeof *out);
     const cJSON *ok = member(root, "success"), *e = member(root, "error");
     const cJSON *project = member(root, "project"), *mp = member(root, "model_parameters");
-    if (!cJSON_IsObject(root)) {
-        rc = er_fail(err, ER_INVALID, "hello: the reply is not a JSON object");
+    if (!cJSON_IsObject(root) || !util_utf8_valid(json, len)) {
+        rc = er_fail(err, ER_INVALID, "hello: the reply is not a JSON object in UTF-8");
         goto fail;
     }
     if (!cJSON_IsTrue(ok)) {

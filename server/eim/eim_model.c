@@ -157,8 +157,8 @@ static er_rc match(const char *text, size_t len, int64_t id, const char *what, c
     const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "success");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     er_rc rc = ER_OK;
-    if (!cJSON_IsObject(j))
-        rc = er_fail(err, ER_IO, "the model sent something that is not a JSON object: %.60s", text);
+    if (!cJSON_IsObject(j) || !util_utf8_valid(text, len))
+        rc = er_fail(err, ER_IO, "the model sent something that is not a JSON object in UTF-8");
     else if (rid && !cJSON_IsNumber(rid))
         rc = er_fail(err, ER_IO, "the model sent a reply with an id that is not a number");
     else if (rid && rid->valuedouble < (double)id)

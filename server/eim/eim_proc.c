@@ -238,6 +238,8 @@ void eim__proc_tail(const eim__proc *p, char *buf, size_t max)
         if (cost + c + 1 > max) break;
         cost += c;
     }
+    while (start < end && ((unsigned char)p->tail[start] & 0xC0) == 0x80)
+        start++;                           /* not in the middle of a UTF-8 character */
     for (size_t i = start; i < end; i++) { /* o + 3 < max holds: cost counted it */
         char c = p->tail[i];
         if (c == '\n') {

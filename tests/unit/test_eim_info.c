@@ -237,6 +237,9 @@ static void test_refused_and_bad_shapes(void)
     eim_info_free(&in);
     CHECK_EQ_INT(parse("[1]", &in, &err), ER_INVALID);
     eim_info_free(&in);
+    CHECK_EQ_INT(parse("{\"success\":true,\"model_parameters\":{},\"x\":\"\xff\"}", &in, &err),
+                 ER_INVALID); /* not UTF-8 */
+    eim_info_free(&in);
     CHECK_EQ_INT(parse("{\"success\":true}", &in, &err), ER_SHAPE);
     eim_info_free(&in);
     static const char *const bad[][2] = {
