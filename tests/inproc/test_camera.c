@@ -161,7 +161,12 @@ static void test_red_identical(void)
         camera_frame_free(&f);
     }
     CHECK_EQ_INT(rc, ER_CLOSED);
-    CHECK(n >= 2); /* 4 frames at 30/s to a consumer that keeps up: at least two seen */
+    CHECK(n >= 1);
+    /* one more run, so at least two frames are compared however the consumer was scheduled */
+    CHECK_EQ_INT(camera_restart(c, &err), ER_OK);
+    CHECK_EQ_INT(camera_next(c, WAIT_MS, &f, &err), ER_OK);
+    CHECK(first.data && f.len == first.len && memcmp(f.data, first.data, f.len) == 0);
+    camera_frame_free(&f);
     camera_frame_free(&first);
     camera_destroy(c);
 }
