@@ -3,6 +3,7 @@
  * main hands config_load, with the same messages and origins, and each kind's own settings as
  * start-up checks them (sources_validate). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -144,11 +145,53 @@ static void test_settings(void)
                         "sources[1].kind: \"usb\""));
 }
 
+/* ei_local_model_file and gst_args (the runner component's keys) add the eim source "runner". */
+static void test_effective(void)
+{
+    config c = {0};
+    er_err err = {{0}};
+    char *json = NULL;
+    c.sources_json = "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]";
+    /* no model: the setting as it is */
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]");
+    free(json);
+    c.ei_local_model_file = "";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]");
+    free(json);
+    /* a model, no pipeline: the first camera */
+    c.ei_local_model_file = "/opt/m.eim";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true},"
+                       "{\"name\":\"runner\",\"kind\":\"eim\",\"model_file\":\"/opt/m.eim\"}]");
+    free(json);
+    /* the recipes' ':' for every space */
+    c.gst_args = "videotestsrc:is-live=true:!:jpegenc";
+    c.sources_json = NULL;
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"runner\",\"kind\":\"eim\",\"model_file\":\"/opt/m.eim\","
+                       "\"gst_launch_args\":\"videotestsrc is-live=true ! jpegenc\"}]");
+    free(json);
+    /* a source already called runner */
+    c.sources_json = "[{\"name\":\"runner\",\"kind\":\"runner-ws\"}]";
+    json = (char *)"untouched";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_CONFIG);
+    CHECK(json == NULL);
+    CHECK(strstr(err.msg, "ei_local_model_file") != NULL);
+    CHECK_EQ_INT(sources_check_config(&c, &err), ER_CONFIG);
+    /* not an array: the same message as the entries check */
+    c.sources_json = "{}";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "sources: expected a JSON array") != NULL);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     test_entries();
     test_config_load();
     test_settings();
+    test_effective();
     return check_summary();
 }
