@@ -11,12 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
+
 /* ---- the kinds: each one's file exports its row ---- */
 
 extern const sources_kind sources_kind_serial;
 extern const sources_kind sources_kind_runner_ws;
+extern const sources_kind sources_kind_eim;
 
-const sources_kind *const sources__kinds[] = {&sources_kind_serial, &sources_kind_runner_ws};
+const sources_kind *const sources__kinds[] = {&sources_kind_serial, &sources_kind_runner_ws,
+                                              &sources_kind_eim};
 const size_t sources__n_kinds = sizeof sources__kinds / sizeof sources__kinds[0];
 
 const sources_kind *sources__kind(const char *name)
@@ -46,6 +50,20 @@ void sources_slot_backoff(sources_slot *sl, int64_t ms)
     pthread_mutex_lock(&sl->mu);
     sl->st.backoff_ms = ms;
     pthread_mutex_unlock(&sl->mu);
+}
+
+void sources_slot_model(sources_slot *sl, store *st, const char *info)
+{
+    char *copy = strdup(info);
+    if (!copy) return;
+    pthread_mutex_lock(&sl->mu);
+    free(sl->model_info);
+    sl->model_info = copy;
+    pthread_mutex_unlock(&sl->mu);
+    er_rc rc = store_meta_set(st, "model_info", info);
+    if (rc)
+        log_warn("sources", "source \"%s\": cannot save the model info: %s", sl->st.name,
+                 er_rc_name(rc));
 }
 
 void sources_slot_attempt(sources_slot *sl)

@@ -92,6 +92,31 @@ fail:
     return rc;
 }
 
+er_rc sources__known_settings(const cJSON *conf, const char *name, const char *kind,
+                              const char *const *known, size_t n, er_err *err)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, conf)
+    {
+        bool ok = strcmp(it->string, "name") == 0 || strcmp(it->string, "kind") == 0;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(it->string, known[i]) == 0;
+        if (ok) continue;
+        char list[256];
+        size_t len = 0;
+        list[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+            int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", known[i]);
+            if (w < 0 || (size_t)w >= sizeof list - len) break;
+            len += (size_t)w;
+        }
+        return er_fail(err, ER_CONFIG,
+                       "sources \"%.40s\": unknown setting \"%.40s\" for kind %s (%s)", name,
+                       it->string, kind, list);
+    }
+    return ER_OK;
+}
+
 er_rc sources_check_entries(const char *json, er_err *err)
 {
     return check(json, false, err);

@@ -60,7 +60,7 @@ static void test_entries(void)
     /* the messages a configuration load gave before the check moved here */
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"b\", \"kind\": "
                        "\"usb\"}]",
-                       "sources[1].kind: \"usb\" is not one of runner-ws|serial"));
+                       "sources[1].kind: \"usb\" is not one of eim|runner-ws|serial"));
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"a\", \"kind\": "
                        "\"serial\"}]",
                        "sources[1].name: \"a\" is already used by sources[0]"));
@@ -73,10 +73,10 @@ static void test_entries(void)
     CHECK(entries_fail("3", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
     CHECK(entries_fail("[oops", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
     CHECK(entries_fail("[{\"name\": \"a\"}]", "sources[0].kind: \"(missing)\" is not one of "
-                                              "runner-ws|serial"));
+                                              "eim|runner-ws|serial"));
     /* kinds are names, compared exactly */
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"Serial\"}]",
-                       "sources[0].kind: \"Serial\" is not one of runner-ws|serial"));
+                       "sources[0].kind: \"Serial\" is not one of eim|runner-ws|serial"));
     /* a name must fit the status record */
     char json[512];
     snprintf(json, sizeof json, "[{\"name\": \"%0*d\", \"kind\": \"serial\"}]", SOURCES_NAME_MAX,
@@ -100,7 +100,7 @@ static void test_config_load(void)
 {
     er_err err;
     CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"usb\"}]", &err), ER_CONFIG);
-    CHECK_EQ_STR(err.msg, "sources[0].kind: \"usb\" is not one of runner-ws|serial "
+    CHECK_EQ_STR(err.msg, "sources[0].kind: \"usb\" is not one of eim|runner-ws|serial "
                           "(from EI_RELAY_SOURCES)");
     CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"serial\"},{\"name\":\"a\",\"kind\":"
                           "\"serial\"}]",
