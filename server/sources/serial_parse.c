@@ -391,6 +391,16 @@ er_rc serial_parser_finish(serial_parser *p, serial_emit_fn emit, void *arg)
     return rc ? rc : rc2;
 }
 
+void serial_parser_abort(serial_parser *p)
+{
+    if (!p) return;
+    if (p->b.open && p->b.has_results) p->st.dropped++;
+    sp__block_reset(&p->b);
+    sp__image_clear(p);
+    p->len = p->fb_len = 0;
+    p->overlong = false;
+}
+
 void serial_parser_counters_get(const serial_parser *p, serial_parser_counters *out)
 {
     *out = p->st;

@@ -95,6 +95,11 @@ er_rc serial_parser_flush(serial_parser *p, serial_emit_fn emit, void *arg);
  * parser is reset and may be fed a new stream (e.g. after a device reopen). */
 er_rc serial_parser_finish(serial_parser *p, serial_emit_fn emit, void *arg);
 
+/* The stream broke off (a device unplugged mid-window): the partial line, the open block and a
+ * pending debug image are dropped without emitting anything (a block that held results counts
+ * in dropped), so no inference is stored cut short. The parser may be fed a new stream. */
+void serial_parser_abort(serial_parser *p);
+
 void serial_parser_counters_get(const serial_parser *p, serial_parser_counters *out);
 
 #endif

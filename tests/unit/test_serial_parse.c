@@ -692,8 +692,38 @@ out:
     free(jpeg);
 }
 
+/* A stream cut off mid-window (a device unplugged) stores nothing of it; the next stream parses
+ * as new. */
+static void test_abort(void)
+{
+    const char *cut =
+        "Timing: DSP 1 ms, inference 2 ms, anomaly 0 ms\n#Classification predictions:\n"
+        "  a: 0.5\n  b: 0.";
+    const char *next = "  c: 0.25\nTiming: DSP 1 ms, inference 2 ms, anomaly 0 ms\n"
+                       "#Classification predictions:\n  a: 1\n";
+    serial_parser *p = NULL;
+    serial_parser_counters st;
+    er_err err;
+    sink s = {.n = 0};
+    CHECK_EQ_INT(serial_parser_create(&test_opts, &p, &err), ER_OK);
+    if (!p) return;
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)cut, strlen(cut), collect, &s), ER_OK);
+    serial_parser_abort(p);
+    CHECK_EQ_INT(s.n, 0);
+    serial_parser_counters_get(p, &st);
+    CHECK_EQ_INT(st.dropped, 1);
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)next, strlen(next), collect, &s), ER_OK);
+    CHECK_EQ_INT(serial_parser_finish(p, collect, &s), ER_OK);
+    CHECK_EQ_INT(s.n, 1);
+    if (s.n == 1) CHECK_EQ_STR(s.v[0]->result_json, "{\"classification\":{\"a\":1}}");
+    sink_free(&s);
+    serial_parser_destroy(p);
+    serial_parser_abort(NULL);
+}
+
 int main(void)
 {
+    test_abort();
     test_fixture_values();
     test_noise_between_blocks();
     test_long_line_in_block();
