@@ -38,6 +38,8 @@ struct serial_at {
     size_t out_len;
     int64_t next_write; /* the next piece may go at this time */
     int pm;             /* prompt matcher: 0 mid-line, 1 line start, 2 '>' at a line start */
+    bool prompt_seen;   /* a prompt with nothing after it yet, since prompt_at */
+    int64_t prompt_at;
     char line[AT_LINE_MAX + 1];
     size_t line_len;
     char section[AT_SECTION_MAX];
@@ -358,9 +360,11 @@ void serial_at_feed(serial_at *a, const uint8_t *data, size_t len, int64_t now_m
         if (a->pm == 2 && c == ' ') {
             a->pm = 0;
             a->line_len = 0; /* the prompt is no reply line */
-            on_prompt(a, now_ms);
+            a->prompt_seen = true;
+            a->prompt_at = now_ms;
             continue;
         }
+        a->prompt_seen = false; /* more output: that was no prompt to answer */
         a->pm = c == '\n' || c == '\r' ? 1 : a->pm == 1 && c == '>' ? 2 : 0;
         if (c == '\n' || c == '\r') {
             a->line[a->line_len] = '\0';
@@ -375,6 +379,10 @@ void serial_at_feed(serial_at *a, const uint8_t *data, size_t len, int64_t now_m
 void serial_at_tick(serial_at *a, int64_t now_ms)
 {
     char why[96];
+    if (a->prompt_seen && now_ms - a->prompt_at >= SERIAL_AT_PROMPT_QUIET_MS) {
+        a->prompt_seen = false;
+        on_prompt(a, now_ms);
+    }
     if (now_ms < a->deadline) return;
     switch (a->st) {
     case SERIAL_AT_CONFIG: /* no prompt after the configuration: start over */
@@ -448,6 +456,8 @@ int64_t serial_at_deadline(const serial_at *a)
 {
     int64_t d = a->deadline;
     if (a->out_len && a->next_write < d) d = a->next_write;
+    if (a->prompt_seen && a->prompt_at + SERIAL_AT_PROMPT_QUIET_MS < d)
+        d = a->prompt_at + SERIAL_AT_PROMPT_QUIET_MS;
     return d;
 }
 

@@ -4,7 +4,8 @@
  *
  * What it does, from serial_at_start:
  *  1. handshake: writes `b\r` (stops an impulse still running) and waits up to handshake_ms
- *     (5 s) for the prompt `"> "` at the start of a line (also after `\x1b[2K\r`); retries
+ *     (5 s) for the prompt `"> "` at the start of a line (also after `\x1b[2K\r`) followed by
+ *     SERIAL_AT_PROMPT_QUIET_MS of silence (every prompt is taken so, in serial_at_tick); retries
  *     (handshake_tries in all), then gives up: a device that only prints (SERIAL_AT_PRINT_ONLY;
  *     a prompt seen later still goes on with step 2);
  *  2. `AT+CONFIG?`: reads the `key: value` lines up to the prompt (split at the first `:`, keys
@@ -34,6 +35,10 @@
 #define SERIAL_AT_PIECE 5
 #define SERIAL_AT_PIECE_GAP_MS 20
 #define SERIAL_AT_VALUE_MAX 96 /* bytes kept of one configuration value */
+/* A prompt counts once this long passed with no byte after it: a device at its prompt is
+ * silent, while a stale prompt (the boot banner's, still buffered when the tty is opened) is
+ * followed at once by the answer to b. */
+#define SERIAL_AT_PROMPT_QUIET_MS 100
 
 typedef struct serial_at serial_at; /* opaque */
 

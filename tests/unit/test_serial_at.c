@@ -92,6 +92,9 @@ static serial_at *run(serial_at_mode mode, const step *steps, size_t n, size_t s
             serial_at_feed(a, (const uint8_t *)s->device, k, now);
             serial_at_feed(a, (const uint8_t *)s->device + k, len - k, now);
         }
+        /* a prompt counts after its quiet time */
+        now += SERIAL_AT_PROMPT_QUIET_MS;
+        serial_at_tick(a, now);
         now += 10;
     }
     *now_out = now;
@@ -149,11 +152,14 @@ static const char RUN_REPLY[] = "AT+RUNIMPULSE\r\nInferencing settings:\n\tInter
 
 static void test_normal_and_config(void)
 {
+    /* the boot banner's prompt, still buffered when the tty was opened, then the answer to b */
     static const step steps[] = {
-        {ACT_NONE, 0, "b\r", BANNER_PROMPT},
+        {ACT_NONE, 0, "b\r",
+         "\r\nHello from Edge Impulse Device SDK.\r\nType AT+HELP to see a list of commands.\r\n"
+         "> b\r\nNot a valid AT command (b)\n> "},
         {ACT_NONE, 0, "AT+CONFIG?\r", CONFIG_REPLY("AT Version: 1.8.0\r\n", INFERENCE_CAMERA)},
         {ACT_NONE, 0, "AT+RUNIMPULSE\r", RUN_REPLY},
-        {ACT_STOP, 0, "b\r", "b\r\nInferencing stopped by user\r\n> "},
+        {ACT_STOP, 0, "b\r", "Inferencing stopped by user\r\n> "},
     };
     scenario("normal", SERIAL_AT_NORMAL, STEPS(steps),
              "PROMPT|CONFIG|STARTED:AT+RUNIMPULSE|STOPPED:the device stopped|", SERIAL_AT_STOPPED);
@@ -257,7 +263,7 @@ static void test_no_prompt(void)
      * (after a reset) still gets the configuration read and the impulse started */
     static const step steps[] = {
         {ACT_NONE, 0, "b\r", "Predictions (DSP: 1 ms.):\n  a: 0.5\n"},
-        {ACT_TICK, 4900, "", "x> not a prompt: mid-line\n"},
+        {ACT_TICK, 4800, "", "x> not a prompt: mid-line\n"},
         {ACT_TICK, 100, "b\r", ""},
         {ACT_TICK, 5000, "b\r", ""},
         {ACT_TICK, 5000, "", "boot...\r\nHello from Edge Impulse\r\n> "},
@@ -331,14 +337,23 @@ static void test_pacing_and_deadline(void)
     CHECK_EQ_INT(serial_at_output(a, 0, &d), 2);
     serial_at_wrote(a, 2, 0);
     CHECK_EQ_INT(serial_at_deadline(a), 5000); /* the handshake's wait */
-    serial_at_feed(a, (const uint8_t *)"> ", 2, 100);
+    /* a stale prompt followed by more output is not taken; the last one, once quiet, is */
+    serial_at_feed(a, (const uint8_t *)"> b\r\n", 5, 50);
+    serial_at_tick(a, 500);
+    CHECK_EQ_INT(serial_at_state_get(a), SERIAL_AT_HANDSHAKE);
+    serial_at_feed(a, (const uint8_t *)"> ", 2, 1000);
+    CHECK_EQ_INT(serial_at_deadline(a), 1000 + SERIAL_AT_PROMPT_QUIET_MS);
+    serial_at_tick(a, 1099);
+    CHECK_EQ_INT(serial_at_state_get(a), SERIAL_AT_HANDSHAKE);
+    serial_at_tick(a, 1100);
+    CHECK_EQ_INT(serial_at_state_get(a), SERIAL_AT_CONFIG);
     /* AT+CONFIG?\r (11 bytes): 5 + 5 + 1, each piece 20 ms after the one before */
-    CHECK_EQ_INT(serial_at_output(a, 100, &d), 5);
+    CHECK_EQ_INT(serial_at_output(a, 1100, &d), 5);
     CHECK(memcmp(d, "AT+CO", 5) == 0);
-    serial_at_wrote(a, 3, 100); /* a short write: the rest follows */
-    CHECK_EQ_INT(serial_at_deadline(a), 120);
-    CHECK_EQ_INT(serial_at_output(a, 119, &d), 0);
-    CHECK_EQ_INT(serial_at_output(a, 120, &d), 5);
+    serial_at_wrote(a, 3, 1100); /* a short write: the rest follows */
+    CHECK_EQ_INT(serial_at_deadline(a), 1120);
+    CHECK_EQ_INT(serial_at_output(a, 1119, &d), 0);
+    CHECK_EQ_INT(serial_at_output(a, 1120, &d), 5);
     CHECK(memcmp(d, "CONFI", 5) == 0);
     serial_at_destroy(a);
     serial_at_destroy(NULL);
