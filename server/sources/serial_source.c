@@ -356,7 +356,6 @@ static void at_event(void *arg, serial_at_event ev, const char *text)
         break;
     case SERIAL_AT_EV_STARTED:
         log_info("sources", "source \"%s\": impulse started (%s)", name, text);
-        sources_slot_state(s->slot, "running", "%s", "");
         break;
     case SERIAL_AT_EV_REFUSED:
         log_warn("sources", "source \"%s\": the device refused: %s", name, text);

@@ -92,6 +92,29 @@ def test_debug_images():
         old.close()
 
 
+def test_continuous():
+    """impulse continuous: a microphone firmware runs AT+RUNIMPULSECONT; a camera firmware
+    refuses it, the refusal shows in last_error and plain AT+RUNIMPULSE runs instead."""
+    mic, cam = AtDevice(continuous_ok=True, sensor=1), AtDevice()
+    try:
+        srcs = [serial_src("mic", mic, impulse="continuous"),
+                serial_src("cam", cam, impulse="continuous")]
+        with Relay(sources_cfg(srcs)) as r:
+            for name, dev in (("mic", mic), ("cam", cam)):
+                check_results(wait_stored(r, name, 3, exact=False)[:3], 0, name)
+            eq(mic.commands, ["b", "AT+CONFIG?", "AT+RUNIMPULSECONT"], "mic commands")
+            eq(cam.commands, ["b", "AT+CONFIG?", "AT+RUNIMPULSECONT", "AT+RUNIMPULSE"],
+               "cam commands")
+            eq(source_status(r, "mic")["model"]["sensor"], "microphone", "mic sensor")
+            st = source_status(r, "cam")
+            eq((st["state"], st["last_error"]),
+               ("running", "the device refused: Error no continuous classification available "
+                           "for current model"), "cam status")
+    finally:
+        mic.close()
+        cam.close()
+
+
 def test_replug_mid_window():
     dev = AtDevice()
     try:
@@ -158,4 +181,4 @@ def test_command_stops_on_sigterm():
 
 if __name__ == "__main__":
     run_tests([test_current_format_and_config, test_older_format, test_debug_images,
-               test_replug_mid_window, test_print_only_and_off, test_command_stops_on_sigterm])
+               test_continuous, test_replug_mid_window, test_print_only_and_off, test_command_stops_on_sigterm])
