@@ -417,9 +417,7 @@ void serial_at_tick(serial_at *a, int64_t now_ms)
 void serial_at_stop(serial_at *a, int64_t now_ms)
 {
     switch (a->st) {
-    case SERIAL_AT_HANDSHAKE:
-    case SERIAL_AT_CONFIG:
-    case SERIAL_AT_STARTING:
+    case SERIAL_AT_STARTING: /* only what was started is stopped: no wait on a silent device */
     case SERIAL_AT_RUNNING:
         a->out_len = 0; /* a half-written command is ended by the CR below */
         queue(a, CMD_STOP);

@@ -19,8 +19,8 @@
  *     and debug modes, followed by plain `AT+RUNIMPULSE`;
  *  4. running: the device prints results (the serial parser reads them, not this). A prompt
  *     while running means the device left the impulse (a reset, a `b`): back to step 2.
- * serial_at_stop writes `b\r` and waits up to stop_ms for the prompt or
- * `Inferencing stopped by user`.
+ * serial_at_stop, once the start command was written, writes `b\r` and waits up to stop_ms for
+ * the prompt or `Inferencing stopped by user`; before that it stops at once, writing nothing.
  *
  * Commands end in `\r` only. Output is paced as the CLI paces it (small UART buffers): pieces of
  * at most SERIAL_AT_PIECE bytes, SERIAL_AT_PIECE_GAP_MS apart. */
@@ -103,7 +103,8 @@ void serial_at_start(serial_at *a, int64_t now_ms);
 void serial_at_feed(serial_at *a, const uint8_t *data, size_t len, int64_t now_ms);
 /* Timeouts due at now. */
 void serial_at_tick(serial_at *a, int64_t now_ms);
-/* Asks the device to stop (b\r) if something was started; else stopped at once. */
+/* Asks the device to stop (b\r) if the impulse was started (STARTING, RUNNING); else stopped at
+ * once. */
 void serial_at_stop(serial_at *a, int64_t now_ms);
 
 /* The bytes due at now (at most SERIAL_AT_PIECE, borrowed until the next call); 0 when none is

@@ -278,6 +278,13 @@ static void test_no_prompt(void)
         {ACT_NONE, 0, "b\r", ""}, {ACT_TICK, 5000, "b\r", ""}, {ACT_TICK, 5000, "b\r", ""},
         {ACT_TICK, 5000, "", ""}, {ACT_STOP, 0, "", ""},
     };
+    /* a stop during the handshake or the configuration writes nothing: nothing was started */
+    static const step early[] = {{ACT_NONE, 0, "b\r", ""}, {ACT_STOP, 0, "", "> "}};
+    scenario("stop in handshake", SERIAL_AT_NORMAL, STEPS(early), "", SERIAL_AT_STOPPED);
+    static const step config[] = {{ACT_NONE, 0, "b\r", BANNER_PROMPT},
+                                  {ACT_NONE, 0, "AT+CONFIG?\r", "AT+CONFIG?\r\n"},
+                                  {ACT_STOP, 0, "", ""}};
+    scenario("stop in config", SERIAL_AT_NORMAL, STEPS(config), "PROMPT|", SERIAL_AT_STOPPED);
     scenario("print-only stop", SERIAL_AT_NORMAL, STEPS(quiet),
              "NO_PROMPT:no AT prompt after 3 tries of 5000 ms: reading output only|",
              SERIAL_AT_STOPPED);
