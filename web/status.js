@@ -229,7 +229,7 @@ export class StatusView {
     }
     if (!model) {
       box.replaceChildren(
-        el('p', { class: 'muted', text: 'No model info yet. It comes from a runner-ws source once the runner says hello.' }),
+        el('p', { class: 'muted', text: 'No model info yet. It comes from a runner-ws source once the runner says hello, or from a serial device once it answers AT+CONFIG?.' }),
       );
       return;
     }
@@ -246,7 +246,9 @@ export class StatusView {
         fact('Impulse', p.impulse_name),
         fact('Model type', model.model_type || mp.model_type),
         fact('Input', mp.image_input_width ? `${mp.image_input_width}×${mp.image_input_height}${mp.image_channel_count ? ` × ${mp.image_channel_count}` : ''}` : null),
-        fact('Sensor', mp.sensorType),
+        fact('Sensor', mp.sensorType || model.sensor),
+        fact('Device', model.device_type ? `${model.device_type}${model.device_id ? ` (${model.device_id})` : ''}` : null),
+        fact('AT version', model.at_version),
         fact('Resize mode', mp.image_resize_mode),
         fact('From', from),
       ),

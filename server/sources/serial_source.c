@@ -3,14 +3,22 @@
  * stdout ("command", run by /bin/sh -c, restarted with backoff unless "restart": false) or stdin
  * ("stdin": true), feeds serial_parse and stores every inference through store_put_async.
  *
- * One thread per source: open the input, poll it together with the stop pipe, feed the parser,
- * flush after a second of silence, and on end of input (EOF, EIO/ENXIO when a device goes away,
- * child exit) close and reopen with exponential backoff. The parser and the fd belong to the
- * thread; the slot is shared with the API. Started and stopped by sources.c. */
+ * On a device, "impulse" (normal, continuous, debug; off = never write) has serial_at speak the
+ * AT firmware protocol as edge-impulse-run-impulse does: handshake, AT+CONFIG? (shown as the
+ * source's "model"), the start command; `b` at stop, and all again after a reopen. A device that
+ * never shows a prompt is only read. Every byte read goes to both the parser and serial_at.
+ *
+ * One thread per source: open the input, poll it together with the stop pipe (waking for
+ * serial_at's paced writes and timeouts), feed, flush after a second of silence, and on end of
+ * input (EOF, EIO/ENXIO when a device goes away, child exit) close and reopen with exponential
+ * backoff; a device that went away mid-window has its cut-off block dropped, not stored. The
+ * parser, serial_at and the fd belong to the thread; the slot is shared with the API. Started
+ * and stopped by sources.c. */
 #include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,21 +27,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "sources/serial_at.h"
 #include "sources/serial_parse.h"
 #include "sources/sources_internal.h"
 
 #define SERIAL_FLUSH_MS 1000     /* silence after which an open block is emitted */
 #define SERIAL_KILL_WAIT_MS 2000 /* SIGTERM to SIGKILL for a child at stop */
+#define SERIAL_STOP_MS 1000      /* at stop, the wait for a device to answer b */
+#define SERIAL_BLOCKED_MS 20     /* retry of a write the tty would not take */
 
 extern char **environ;
 
 typedef enum serial_input { SERIAL_DEVICE, SERIAL_COMMAND, SERIAL_STDIN } serial_input;
+
+/* The "impulse" values: how serial_at starts the impulse, or off (nothing is ever written). */
+static const struct {
+    const char *name;
+    int mode; /* a serial_at_mode, -1 = off */
+} impulses[] = {
+    {"normal", SERIAL_AT_NORMAL},
+    {"continuous", SERIAL_AT_CONTINUOUS},
+    {"debug", SERIAL_AT_DEBUG},
+    {"off", -1},
+};
 
 /* The settings of one source, as parse_settings reads them. */
 typedef struct serial_settings {
@@ -41,11 +64,12 @@ typedef struct serial_settings {
     const char *path; /* device path or command; borrowed from the source's JSON object */
     speed_t speed;
     bool restart; /* command: run again after it exits */
+    int impulse;  /* a serial_at_mode, -1 = off (always off for a command or stdin) */
 } serial_settings;
 
 /* The counters a serial source keeps besides inferences and reconnects, in the order of the
  * kind's counters table. */
-enum { C_BYTES, C_LINES, C_LONG_LINES, C_NOISE_LINES, C_EMPTY_BLOCKS, C_DROPPED, C_N };
+enum { C_BYTES, C_LINES, C_LONG_LINES, C_NOISE_LINES, C_EMPTY_BLOCKS, C_DROPPED, C_IMAGES, C_N };
 
 typedef struct serial_source {
     store *st;
@@ -56,6 +80,8 @@ typedef struct serial_source {
     speed_t speed;
     bool restart; /* command: run again after it exits */
     serial_parser *parser;
+    serial_at *at; /* NULL when nothing is to be written (impulse off, command, stdin) */
+    bool write_blocked;
     pthread_t thread;
     bool started;
     /* the thread's open input */
@@ -94,6 +120,29 @@ static er_rc parse_settings(const cJSON *conf, const char *name, serial_settings
         return er_fail(err, ER_CONFIG, "sources \"%.40s\".stdin: expected true", name);
     if (restart && !cJSON_IsBool(restart))
         return er_fail(err, ER_CONFIG, "sources \"%.40s\".restart: expected true or false", name);
+    const cJSON *imp = cJSON_GetObjectItemCaseSensitive(conf, "impulse");
+    s->impulse = SERIAL_AT_NORMAL;
+    if (imp) {
+        bool found = false;
+        for (size_t i = 0; cJSON_IsString(imp) && i < sizeof impulses / sizeof impulses[0]; i++) {
+            if (strcmp(imp->valuestring, impulses[i].name) == 0) {
+                s->impulse = impulses[i].mode;
+                found = true;
+            }
+        }
+        if (!found)
+            return er_fail(err, ER_CONFIG,
+                           "sources \"%.40s\".impulse: expected \"normal\", \"continuous\", "
+                           "\"debug\" or \"off\"",
+                           name);
+        if (!dev && s->impulse >= 0)
+            return er_fail(err, ER_CONFIG,
+                           "sources \"%.40s\".impulse: only a \"device\" is asked to run the "
+                           "impulse (a command or stdin is only read): give \"off\" or leave it "
+                           "out",
+                           name);
+    }
+    if (!dev) s->impulse = -1;
     s->restart = !cJSON_IsFalse(restart);
     s->speed = B115200;
     if (baud) {
@@ -144,6 +193,8 @@ static er_rc open_device(serial_source *s, er_err *err)
         close(fd);
         return ER_IO;
     }
+    int dtr = TIOCM_DTR; /* some boards print nothing until DTR; a pty has none: ignored */
+    (void)ioctl(fd, TIOCMBIS, &dtr);
     s->fd = fd;
     return ER_OK;
 }
@@ -155,6 +206,13 @@ static er_rc open_command(serial_source *s, er_err *err)
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     bool fa_ok = false, attr_ok = false;
+    /* the relay blocks these for its sigwait: the child gets them back, so SIGTERM ends it */
+    static const int reset[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2};
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        sigaddset(&dfl, reset[i]);
     if (pipe(p) != 0) {
         rc = er_fail(err, ER_IO, "cannot create a pipe: %s", strerror(errno));
         goto fail;
@@ -168,9 +226,12 @@ static er_rc open_command(serial_source *s, er_err *err)
     attr_ok = posix_spawnattr_init(&attr) == 0;
     if (!fa_ok || !attr_ok || posix_spawn_file_actions_adddup2(&fa, p[1], 1) != 0 ||
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
+        posix_spawnattr_setsigmask(&attr, &none) != 0 ||
+        posix_spawnattr_setsigdefault(&attr, &dfl) != 0 ||
         /* its own process group, so stop can signal the shell and what it started */
         posix_spawnattr_setpgroup(&attr, 0) != 0 ||
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP) != 0) {
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                            POSIX_SPAWN_SETPGROUP) != 0) {
         rc = er_fail(err, ER_NOMEM, "cannot prepare the command");
         goto fail;
     }
@@ -257,6 +318,7 @@ static void publish_counters(serial_source *s)
     st->counters[C_NOISE_LINES] = ps.noise_lines;
     st->counters[C_EMPTY_BLOCKS] = ps.empty_blocks;
     st->counters[C_DROPPED] = ps.dropped;
+    st->counters[C_IMAGES] = ps.images;
     pthread_mutex_unlock(&s->slot->mu);
 }
 
@@ -271,35 +333,144 @@ static bool wait_stop(serial_source *s, int ms)
     return n > 0;
 }
 
-/* Reads until the input ends or stop. Returns true if stopping; *why says how it ended. */
-static bool read_loop(serial_source *s, char *why, size_t why_len)
+/* ---- the AT firmware ---- */
+
+/* What serial_at reports, on the source's thread: logged, and the configuration kept as the
+ * source's model. A device that only prints is no error. */
+static void at_event(void *arg, serial_at_event ev, const char *text)
+{
+    serial_source *s = arg;
+    const char *name = s->slot->st.name;
+    char *model = NULL;
+    switch (ev) {
+    case SERIAL_AT_EV_PROMPT:
+        log_info("sources", "source \"%s\": %s answered at its AT prompt", name, s->path);
+        break;
+    case SERIAL_AT_EV_CONFIG:
+        model = serial_at_config_json(s->at);
+        log_info("sources", "source \"%s\": device %s", name, model ? model : "(out of memory)");
+        pthread_mutex_lock(&s->slot->mu);
+        free(s->slot->model_info);
+        s->slot->model_info = model;
+        pthread_mutex_unlock(&s->slot->mu);
+        break;
+    case SERIAL_AT_EV_STARTED:
+        log_info("sources", "source \"%s\": impulse started (%s)", name, text);
+        break;
+    case SERIAL_AT_EV_REFUSED:
+        log_warn("sources", "source \"%s\": the device refused: %s", name, text);
+        sources_slot_state(s->slot, "running", "the device refused: %s", text);
+        break;
+    case SERIAL_AT_EV_NO_PROMPT:
+        log_info("sources", "source \"%s\": %s", name, text);
+        break;
+    case SERIAL_AT_EV_LEFT:
+        log_warn("sources", "source \"%s\": the device is back at its prompt: starting again",
+                 name);
+        break;
+    default:
+        log_info("sources", "source \"%s\": impulse stop: %s", name, text);
+        break;
+    }
+}
+
+/* Writes the piece serial_at has due now, if any; a full tty is tried again shortly. */
+static void at_write(serial_source *s, int64_t now)
+{
+    const uint8_t *d = NULL;
+    size_t n = serial_at_output(s->at, now, &d);
+    ssize_t w;
+    s->write_blocked = false;
+    if (n == 0) return;
+    do {
+        w = write(s->fd, d, n);
+    } while (w < 0 && errno == EINTR);
+    if (w > 0)
+        serial_at_wrote(s->at, (size_t)w, now);
+    else
+        s->write_blocked = true; /* EAGAIN; a device gone shows on the next read */
+}
+
+/* Milliseconds until serial_at's next deadline or `other` (an absolute time, INT64_MAX none),
+ * for poll; -1 = none. */
+static int wait_ms(const serial_source *s, int64_t now, int64_t other)
+{
+    int64_t wake = other;
+    if (s->at && serial_at_deadline(s->at) < wake) wake = serial_at_deadline(s->at);
+    if (wake == INT64_MAX) return -1;
+    int64_t ms = wake - now;
+    if (s->write_blocked && ms < SERIAL_BLOCKED_MS) ms = SERIAL_BLOCKED_MS;
+    return ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Device bytes: to the parser (results) and to serial_at (replies). */
+static void feed(serial_source *s, const uint8_t *buf, size_t n)
+{
+    serial_parser_feed(s->parser, buf, n, emit, s);
+    if (s->at) serial_at_feed(s->at, buf, n, util_mono_ms());
+    publish_counters(s);
+}
+
+/* At stop, when something was started: b, then a bounded wait for the device to stop; what it
+ * prints meanwhile is still read. */
+static void at_stop(serial_source *s)
+{
+    int64_t now = util_mono_ms(), until = now + SERIAL_STOP_MS + 100;
+    uint8_t buf[1024];
+    serial_at_stop(s->at, now);
+    while (serial_at_state_get(s->at) == SERIAL_AT_STOPPING && now < until) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        at_write(s, now);
+        int n = poll(&p, 1, wait_ms(s, now, until));
+        if (n > 0) {
+            ssize_t r = read(s->fd, buf, sizeof buf);
+            if (r > 0)
+                feed(s, buf, (size_t)r);
+            else if (r == 0 || (errno != EINTR && errno != EAGAIN))
+                break; /* the device is gone: nothing to wait for */
+        }
+        now = util_mono_ms();
+        serial_at_tick(s->at, now);
+    }
+}
+
+/* Reads until the input ends or stop. Returns true if stopping; *why says how it ended, *gone
+ * whether a device went away (its cut-off block is then dropped). */
+static bool read_loop(serial_source *s, char *why, size_t why_len, bool *gone)
 {
     uint8_t buf[4096];
     bool pending = false; /* bytes fed since the last flush */
+    int64_t last_rx = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
                               {.fd = s->fd, .events = POLLIN}};
-        int n = poll(p, 2, pending ? SERIAL_FLUSH_MS : -1);
+        int64_t now = util_mono_ms();
+        if (s->at) {
+            serial_at_tick(s->at, now);
+            at_write(s, now);
+        }
+        if (pending && now - last_rx >= SERIAL_FLUSH_MS) { /* silence: emit the open block */
+            serial_parser_flush(s->parser, emit, s);
+            publish_counters(s);
+            pending = false;
+        }
+        int n = poll(p, 2, wait_ms(s, now, pending ? last_rx + SERIAL_FLUSH_MS : INT64_MAX));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             snprintf(why, why_len, "poll failed: %s", strerror(errno));
             return false;
         }
         if (p[0].revents) return true;
-        if (n == 0) { /* silence: emit the open block */
-            serial_parser_flush(s->parser, emit, s);
-            publish_counters(s);
-            pending = false;
-            continue;
-        }
+        if (n == 0) continue;
         ssize_t r = read(s->fd, buf, sizeof buf);
         if (r > 0) {
-            serial_parser_feed(s->parser, buf, (size_t)r, emit, s);
-            publish_counters(s);
+            feed(s, buf, (size_t)r);
             pending = true;
+            last_rx = util_mono_ms();
             continue;
         }
         if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        *gone = s->input == SERIAL_DEVICE;
         if (r == 0)
             snprintf(why, why_len, "%s%s: end of input",
                      s->input == SERIAL_DEVICE    ? ""
@@ -333,13 +504,19 @@ static void *serial_main(void *arg)
             sources_slot_state(s->slot, "running", NULL);
             log_info("sources", "source \"%s\": reading %s", name,
                      s->input == SERIAL_STDIN ? "stdin" : s->path);
+            if (s->at) serial_at_start(s->at, util_mono_ms()); /* a (re)opened device */
             uint64_t before = 0;
             serial_parser_counters ps;
             serial_parser_counters_get(s->parser, &ps);
             before = ps.bytes;
             char why[SOURCES_ERROR_MAX] = "";
-            bool stopping = read_loop(s, why, sizeof why);
-            serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
+            bool gone = false;
+            bool stopping = read_loop(s, why, sizeof why, &gone);
+            if (stopping && s->at) at_stop(s);
+            if (gone)
+                serial_parser_abort(s->parser); /* a window cut off: stored whole or not at all */
+            else
+                serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
             publish_counters(s);
             close_input(s, stopping);
             if (stopping) break;
@@ -381,6 +558,13 @@ static er_rc serial_create(const cJSON *conf, const sources_env *env, sources_sl
     s->input = set.input;
     s->speed = set.speed;
     s->restart = set.restart;
+    if (set.impulse >= 0) {
+        serial_at_opts ao = {.mode = (serial_at_mode)set.impulse,
+                             .stop_ms = SERIAL_STOP_MS,
+                             .event = at_event,
+                             .arg = s};
+        if ((rc = serial_at_create(&ao, &s->at, err))) goto fail;
+    }
     if (set.path && !(s->path = strdup(set.path))) {
         rc = er_fail(err, ER_NOMEM, "out of memory");
         goto fail;
@@ -407,6 +591,7 @@ static void serial_destroy(void *source)
     if (!s) return;
     if (s->started) pthread_join(s->thread, NULL);
     serial_parser_destroy(s->parser);
+    serial_at_destroy(s->at);
     free(s->path);
     free(s);
 }
@@ -421,6 +606,7 @@ static const sources_counter counters[C_N] = {
     [C_EMPTY_BLOCKS] = {"empty_blocks",
                         "Inference headers of a serial source with no result after them."},
     [C_DROPPED] = {"dropped", "Results of a serial source lost to limits or lack of memory."},
+    [C_IMAGES] = {"images", "Debug snapshots (Framebuffer JPEGs) a serial source stored."},
 };
 
 const sources_kind sources_kind_serial = {
@@ -431,5 +617,5 @@ const sources_kind sources_kind_serial = {
     .destroy = serial_destroy,
     .counters = counters,
     .n_counters = C_N,
-    .model = false,
+    .model = true, /* the device's AT+CONFIG? facts */
 };

@@ -126,7 +126,7 @@ def source_series(m, name):
 
 
 SERIAL_COUNTERS = ("inferences", "reconnects", "bytes", "lines", "long_lines", "noise_lines",
-                   "empty_blocks", "dropped")
+                   "empty_blocks", "dropped", "images")
 
 
 def check_serial_series(m, st):

@@ -1,5 +1,5 @@
 /* fuzz_serial.c - the serial firmware-output parser on arbitrary bytes, fed in chunks whose
- * sizes come from the input's first bytes: must never crash, leak or overflow its line buffer,
+ * sizes come from the input's first bytes: must never crash, leak or overflow its line buffers,
  * and every inference it emits must be complete and agree with its own kind. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +17,11 @@ static void check_emit(void *arg, inference *inf)
         strlen(inf->guid) != UTIL_UUID_LEN || !inf->device || !inf->source ||
         (inf->n_labels > 0 && !inf->top_label) ||
         (inf->kind == INFERENCE_EMPTY && strcmp(inf->result_json, "{\"bounding_boxes\":[]}")) ||
-        (inf->kind == INFERENCE_CLASSIFICATION && !strstr(inf->result_json, "\"classification\"")))
+        (inf->kind == INFERENCE_CLASSIFICATION &&
+         !strstr(inf->result_json, "\"classification\"")) ||
+        (inf->kind == INFERENCE_FREEFORM && !strstr(inf->result_json, "\"freeform\"")) ||
+        (inf->image.data && (inf->image.len < 4 || inf->image.width < 1 || inf->image.height < 1 ||
+                             strcmp(inf->image.mime, "image/jpeg"))))
         abort();
     (*count)++;
     inference_destroy(inf);
@@ -30,9 +34,13 @@ static int64_t fixed_clock(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* a small line buffer so the fuzzer reaches the over-long-line path cheaply */
-    static const serial_parser_opts opts = {
-        .device = "fuzz", .source = "fuzz", .max_line = 80, .now_ms = fixed_clock};
+    /* small line buffers so the fuzzer reaches the over-long-line paths cheaply (the debug
+     * fixture's Framebuffer lines, about 2 KB, still fit the second) */
+    static const serial_parser_opts opts = {.device = "fuzz",
+                                            .source = "fuzz",
+                                            .max_line = 80,
+                                            .max_framebuffer = 4096,
+                                            .now_ms = fixed_clock};
     serial_parser *p = NULL;
     serial_parser_counters st;
     er_err err;
@@ -52,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (serial_parser_finish(p, check_emit, &count) != ER_OK) abort();
     serial_parser_counters_get(p, &st);
-    if (st.inferences != count || st.long_lines > st.lines) abort();
+    if (st.inferences != count || st.long_lines > st.lines || st.images > count) abort();
     serial_parser_destroy(p);
     return 0;
 }

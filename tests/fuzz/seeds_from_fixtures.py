@@ -36,7 +36,8 @@ def serial_seeds():
     for name in names:
         write("serial", name, WHOLE + read("serial", name))
     for name in ("classic-classification.txt", "classic-object-detection.txt",
-                 "esp32-camera.txt", "sdk-timing.txt"):
+                 "esp32-camera.txt", "sdk-timing.txt", "sdk-current-classification.txt",
+                 "sdk-current-more.txt", "debug-window.txt"):
         crlf = read("serial", name).replace(b"\n", b"\r\n")
         write("serial", name[:-4] + "-crlf-chunked.txt", CRLF_CHUNKED + crlf)
     cls, sdk = read("serial", "classic-classification.txt"), read("serial", "sdk-timing.txt")

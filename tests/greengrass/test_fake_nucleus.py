@@ -12,9 +12,10 @@
 #     message and a command's reply, clear the retained command, and stop on SIGTERM with 0
 #     within 4 s; then install again, as the Java nucleus does at every start: it must skip in
 #     a few seconds at most (measured);
-#  4. EdgeImpulseSerialRunnerServiceComponent on the Java layout with a fake Edge Impulse firmware
-#     on a pty (group dialout, which install gives the component user): AT+RUNIMPULSE is sent and
-#     the firmware's predictions reach the broker.
+#  4. EdgeImpulseSerialRunnerServiceComponent on the Java layout with the stand-in Edge Impulse
+#     board of the black-box tests (tests/blackbox/harness/at_device.py: the AT firmware protocol
+#     on a pty, group dialout, which install gives the component user): AT+RUNIMPULSE is sent and
+#     the board's predictions reach the broker.
 # Root only (skipped otherwise, or without mmdebstrap, mosquitto, openssl or Debian's mirror).
 # Env: EI_TEST_SOURCE_DIR, EI_INSTALL_DIR (work and cache, shared with tests/install).
 import fnmatch
@@ -66,7 +67,7 @@ try:
     import chroot  # noqa: E402  (tests/install/chroot.py)
     import check_policy  # noqa: E402
     import fake_nucleus as F  # noqa: E402
-    from fake_firmware import FakeFirmware  # noqa: E402
+    from harness.at_device import AtDevice  # noqa: E402
 except ImportError as e:
     skip("cannot import what the test needs: %s" % e)
 
@@ -310,8 +311,9 @@ def relay_on(kind, gg, broker, pki, globs, results):
 # ---------------------------------------------------------------- the serial component ------
 
 def serial_on(kind, gg, broker, pki):
-    fw = FakeFirmware(os.path.join(SRC, "tests", "fixtures", "serial",
-                                   "classic-classification.txt"))
+    # the stand-in board of the black-box tests, its pty's own path (no symlink in a temp dir:
+    # the component runs in the fake device's root, which shares /dev only)
+    fw = AtDevice(fmt="classic", link=False)
     os.chown(fw.device, 0, 20)  # dialout (gid 20 on Debian, in the root too)
     os.chmod(fw.device, 0o660)
     http_port = free_port()

@@ -101,6 +101,9 @@ static void check_same(const sink *a, const sink *b, const char *what)
             CHECK(x->labels[k].score == y->labels[k].score);
         }
         CHECK(str_eq(x->top_label, y->top_label));
+        CHECK_EQ_INT(x->image.len, y->image.len);
+        CHECK(x->image.len == y->image.len &&
+              (x->image.len == 0 || memcmp(x->image.data, y->image.data, x->image.len) == 0));
     }
     if (check_failed != before) fprintf(stderr, "  ... while comparing %s\n", what);
 }
@@ -183,6 +186,9 @@ typedef struct want_inf {
 #define OD INFERENCE_OBJECT_DETECTION
 #define VA INFERENCE_VISUAL_ANOMALY
 #define T(dsp, cls, an) "{\"dsp\":" #dsp ",\"classification\":" #cls ",\"anomaly\":" #an "}"
+#define TP(dsp, cls, an, post)                                                                     \
+    "{\"dsp\":" #dsp ",\"classification\":" #cls ",\"anomaly\":" #an ",\"postprocessing\":" #post  \
+    "}"
 #define BOX(l, v, x, y, w, h)                                                                      \
     "{\"label\":\"" l "\",\"value\":" #v ",\"x\":" #x ",\"y\":" #y ",\"width\":" #w                \
     ",\"height\":" #h "}"
@@ -228,7 +234,7 @@ static const want_inf sdk[] = {
     {OD,
      "{\"bounding_boxes\":[" BOX("leak", 0.83984, 8, 48, 24, 16) "," BOX("drip", 0.51953, 64, 40,
                                                                          16, 16) "]}",
-     T(2, 9, 0), 2, "leak", 0.83984, 0, 0},
+     TP(2, 9, 0, 0.12), 2, "leak", 0.83984, 0, 0},
     {INFERENCE_EMPTY, "{\"bounding_boxes\":[]}", T(2, 10, 0), 0, NULL, 0, 0, 0},
     /* "DSP 640 us", "anomaly 310 µs": microseconds become fractional milliseconds */
     {INFERENCE_ANOMALY, "{\"anomaly\":0.42188}", T(0.64, 2, 0.31), 0, NULL, 0, 1, 0.42188},
@@ -285,6 +291,48 @@ static const want_inf sections_only[] = {
     {CLS, "{\"classification\":{\"ok\":0.5,\"worn\":0.5}}", NULL, 2, "ok", 0.5, 0, 0},
 };
 
+/* the current SDK (v1.83+): "#"-prefixed headers */
+static const want_inf sdk_current_cls[] = {
+    {CLS,
+     "{\"classification\":{\"idle\":0.996094,\"snake\":0,\"updown\":0.003906},\"anomaly\":-0.3125}",
+     T(17, 1, 2), 3, "idle", 0.996094, 1, -0.3125},
+    {CLS,
+     "{\"classification\":{\"idle\":0.011719,\"snake\":0.976562,\"updown\":0.011719},"
+     "\"anomaly\":0.25}",
+     TP(16, 1, 2, 0.098), 3, "snake", 0.976562, 1, 0.25},
+    {CLS,
+     "{\"classification\":{\"idle\":0,\"snake\":0.054688,\"updown\":0.945312},\"anomaly\":1.4375}",
+     T(17, 1, 2), 3, "updown", 0.945312, 1, 1.4375},
+};
+static const want_inf sdk_current_od[] = {
+    {OD,
+     "{\"bounding_boxes\":[" BOX("bottle", 0.867188, 24, 16, 16, 24) "," BOX("can", 0.632812, 56,
+                                                                             48, 8, 16) "]}",
+     TP(8, 112, 0, 0.245), 2, "bottle", 0.867188, 0, 0},
+    {INFERENCE_EMPTY, "{\"bounding_boxes\":[]}", TP(8, 111, 0, 0.231), 0, NULL, 0, 0, 0},
+    {OD, "{\"bounding_boxes\":[" BOX("can", 0.914062, 8, 64, 16, 16) "]}", TP(8, 112, 0, 0.24), 1,
+     "can", 0.914062, 0, 0},
+};
+static const want_inf sdk_current_more[] = {
+    {CLS, "{\"classification\":{\"value\":21.5}}", T(1, 0, 0), 1, "value", 21.5, 0, 0},
+    {CLS, "{\"classification\":{\"value\":-3.25}}", T(1, 0, 0), 1, "value", -3.25, 0, 0},
+    {VA,
+     "{\"visual_anomaly_grid\":[" BOX("anomaly", 7.25, 0, 0, 16, 16) "," BOX(
+         "anomaly", 6.5, 16, 0, 16, 16) "],\"visual_anomaly_max\":7.25,"
+                                        "\"visual_anomaly_mean\":1.25}",
+     T(3, 48, 6), 1, "anomaly", 7.25, 1, 7.25},
+    {OD, "{\"bounding_boxes\":[" BOX("car", 1, 8, 16, 24, 16) "]}", T(4, 60, 0), 1, "car", 1, 0, 0},
+    {INFERENCE_FREEFORM, "{\"freeform\":[[0.25,0.5,0.125],[1]]}", T(2, 30, 0), 0, NULL, 0, 0, 0},
+};
+static const want_inf debug_window[] = {
+    {CLS, "{\"classification\":{\"empty\":0.011719,\"parcel\":0.976562,\"person\":0.011719}}",
+     T(4, 37, 0), 3, "parcel", 0.976562, 0, 0},
+    {CLS, "{\"classification\":{\"empty\":0,\"parcel\":0.0625,\"person\":0.9375}}", T(4, 38, 0), 3,
+     "person", 0.9375, 0, 0},
+    {CLS, "{\"classification\":{\"empty\":0.96875,\"parcel\":0.015625,\"person\":0.015625}}",
+     T(4, 37, 0), 3, "empty", 0.96875, 0, 0},
+};
+
 #define WANT(a) a, sizeof a / sizeof a[0]
 
 /* Every fixture: boxes and grid cells in all its inferences, the model size its "Image
@@ -306,6 +354,10 @@ static const struct fixture_want {
     {"visual-anomaly.txt", 3, 96, 96, WANT(visual_anomaly)},
     {"object-tracking.txt", 3, 96, 96, WANT(tracking)},
     {"sections-only.txt", 0, 0, 0, WANT(sections_only)},
+    {"sdk-current-classification.txt", 0, 0, 0, WANT(sdk_current_cls)},
+    {"sdk-current-object-detection.txt", 3, 96, 96, WANT(sdk_current_od)},
+    {"sdk-current-more.txt", 3, 0, 0, WANT(sdk_current_more)},
+    {"debug-window.txt", 0, 96, 96, WANT(debug_window)},
 };
 
 static void test_fixture_values(void)
@@ -536,8 +588,142 @@ static void test_create_and_args(void)
     serial_parser_destroy(NULL);
 }
 
+/* The debug fixture's snapshots are the JPEG files it was written from, byte for byte; the one
+ * that is no base64 JPEG leaves its result without an image. */
+static void test_debug_images(void)
+{
+    static const char *const files[] = {"belt-parcel-centre.jpg", "belt-person.jpg", NULL};
+    size_t len = 0;
+    char *data = fixture_read("serial", "debug-window.txt", &len);
+    sink s;
+    serial_parser_counters st;
+    if (!data) return;
+    run(data, len, 9, 5, &s, &st);
+    CHECK_EQ_INT(s.n, 3);
+    CHECK_EQ_INT(st.images, 2);
+    CHECK_EQ_INT(st.bad_images, 1);
+    CHECK_EQ_INT(st.long_lines, 0);
+    for (size_t i = 0; i < s.n && i < 3; i++) {
+        size_t jl = 0;
+        char *jpeg = files[i] ? fixture_read("images", files[i], &jl) : NULL;
+        CHECK_EQ_INT(s.v[i]->image.len, jl);
+        if (jpeg && s.v[i]->image.len == jl) {
+            CHECK(memcmp(s.v[i]->image.data, jpeg, jl) == 0);
+            CHECK_EQ_STR(s.v[i]->image.mime, "image/jpeg");
+            CHECK_EQ_INT(s.v[i]->image.width, 96);
+            CHECK_EQ_INT(s.v[i]->image.height, 96);
+        }
+        free(jpeg);
+    }
+    sink_free(&s);
+    free(data);
+}
+
+/* A Framebuffer line of ~400 KB (a JPEG padded with comment segments) passes the 1 KB line
+ * limit and gives the model size; over max_framebuffer it is skipped and the result kept. */
+static void test_big_framebuffer(void)
+{
+    size_t jl = 0, big_len = 0, text_len = 0;
+    char *jpeg = fixture_read("images", "belt-empty.jpg", &jl);
+    uint8_t *big = NULL;
+    char *text = NULL;
+    sink s;
+    serial_parser_counters st;
+    serial_parser *p = NULL;
+    er_err err;
+    if (!jpeg) return;
+    big = malloc(jl + 5 * 60004);
+    if (!big) goto out;
+    memcpy(big, jpeg, 2); /* SOI */
+    big_len = 2;
+    for (int i = 0; i < 5; i++) { /* COM segments before the frame header */
+        big[big_len++] = 0xFF;
+        big[big_len++] = 0xFE;
+        big[big_len++] = 60002 >> 8;
+        big[big_len++] = 60002 & 0xFF;
+        memset(big + big_len, 'c', 60000);
+        big_len += 60000;
+    }
+    memcpy(big + big_len, jpeg + 2, jl - 2);
+    big_len += jl - 2;
+    const char *head = "Begin output\r\nFramebuffer: ";
+    const char *tail = "\r\nTiming: DSP 1 ms, inference 2 ms, anomaly 0 ms\r\n"
+                       "#Classification predictions:\r\n  a: 1.0\r\n----\r\nEnd output\r\n";
+    text = malloc(strlen(head) + util_b64_encoded_len(big_len) + strlen(tail) + 1);
+    if (!text) goto out;
+    strcpy(text, head);
+    util_b64_encode(big, big_len, text + strlen(head));
+    strcat(text, tail);
+    text_len = strlen(text);
+    run(text, text_len, 3, 5000, &s, &st);
+    CHECK_EQ_INT(s.n, 1);
+    CHECK_EQ_INT(st.long_lines, 0);
+    if (s.n == 1) {
+        CHECK_EQ_INT(s.v[0]->image.len, big_len);
+        CHECK(s.v[0]->image.len == big_len && memcmp(s.v[0]->image.data, big, big_len) == 0);
+        CHECK_EQ_INT(s.v[0]->model_width, 96);
+        CHECK_EQ_INT(s.v[0]->model_height, 96);
+    }
+    sink_free(&s);
+
+    /* a limit below the line: skipped, never buffered past it, the result stays */
+    serial_parser_opts o = test_opts;
+    o.max_framebuffer = 64 * 1024;
+    CHECK_EQ_INT(serial_parser_create(&o, &p, &err), ER_OK);
+    memset(&s, 0, sizeof s);
+    for (size_t off = 0; p && off < text_len; off += 4096) {
+        size_t k = text_len - off < 4096 ? text_len - off : 4096;
+        CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)text + off, k, collect, &s), ER_OK);
+    }
+    if (p) {
+        CHECK_EQ_INT(serial_parser_finish(p, collect, &s), ER_OK);
+        serial_parser_counters_get(p, &st);
+        CHECK_EQ_INT(st.long_lines, 1);
+        CHECK_EQ_INT(s.n, 1);
+        if (s.n == 1) CHECK(s.v[0]->image.data == NULL);
+    }
+    serial_parser_destroy(p);
+    sink_free(&s);
+    o.max_framebuffer = 100; /* below max_line */
+    CHECK_EQ_INT(serial_parser_create(&o, &p, &err), ER_CONFIG);
+out:
+    free(text);
+    free(big);
+    free(jpeg);
+}
+
+/* A stream cut off mid-window (a device unplugged) stores nothing of it; the next stream parses
+ * as new. */
+static void test_abort(void)
+{
+    const char *cut =
+        "Timing: DSP 1 ms, inference 2 ms, anomaly 0 ms\n#Classification predictions:\n"
+        "  a: 0.5\n  b: 0.";
+    const char *next = "  c: 0.25\nTiming: DSP 1 ms, inference 2 ms, anomaly 0 ms\n"
+                       "#Classification predictions:\n  a: 1\n";
+    serial_parser *p = NULL;
+    serial_parser_counters st;
+    er_err err;
+    sink s = {.n = 0};
+    CHECK_EQ_INT(serial_parser_create(&test_opts, &p, &err), ER_OK);
+    if (!p) return;
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)cut, strlen(cut), collect, &s), ER_OK);
+    serial_parser_abort(p);
+    CHECK_EQ_INT(s.n, 0);
+    serial_parser_counters_get(p, &st);
+    CHECK_EQ_INT(st.dropped, 1);
+    CHECK_EQ_INT(serial_parser_feed(p, (const uint8_t *)next, strlen(next), collect, &s), ER_OK);
+    CHECK_EQ_INT(serial_parser_finish(p, collect, &s), ER_OK);
+    CHECK_EQ_INT(s.n, 1);
+    if (s.n == 1) CHECK_EQ_STR(s.v[0]->result_json, "{\"classification\":{\"a\":1}}");
+    sink_free(&s);
+    serial_parser_destroy(p);
+    serial_parser_abort(NULL);
+}
+
 int main(void)
 {
+    test_abort();
     test_fixture_values();
     test_noise_between_blocks();
     test_long_line_in_block();
@@ -545,5 +731,7 @@ int main(void)
     test_other_formats();
     test_repeat_and_bad_lines();
     test_create_and_args();
+    test_debug_images();
+    test_big_framebuffer();
     return check_summary();
 }

@@ -132,6 +132,23 @@ static void test_settings(void)
                         "\"stdin\": true"));
     CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"stdin\":\"yes\"}]",
                         "sources \"s\".stdin: expected true"));
+    /* impulse: one of four words; only a device is written to */
+    CHECK_EQ_INT(sources_validate("[{\"name\":\"a\",\"kind\":\"serial\",\"device\":\"/dev/null\","
+                                  "\"impulse\":\"debug\"},{\"name\":\"b\",\"kind\":\"serial\","
+                                  "\"device\":\"/dev/null\",\"impulse\":\"off\"},{\"name\":\"c\","
+                                  "\"kind\":\"serial\",\"command\":\"true\",\"impulse\":\"off\"}]",
+                                  &err),
+                 ER_OK);
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"device\":\"/dev/null\","
+                        "\"impulse\":\"Normal\"}]",
+                        "sources \"s\".impulse: expected \"normal\", \"continuous\", \"debug\" or "
+                        "\"off\""));
+    CHECK(settings_fail("[{\"name\":\"s\",\"kind\":\"serial\",\"device\":\"/dev/null\","
+                        "\"impulse\":true}]",
+                        "sources \"s\".impulse: expected"));
+    CHECK(settings_fail("[{\"name\":\"c\",\"kind\":\"serial\",\"command\":\"true\","
+                        "\"impulse\":\"normal\"}]",
+                        "sources \"c\".impulse: only a \"device\" is asked to run the impulse"));
     CHECK(settings_fail("[{\"name\":\"r\",\"kind\":\"runner-ws\",\"url\":\"http://x/\"}]",
                         "sources \"r\".url: expected a ws:// URL"));
     CHECK(settings_fail("[{\"name\":\"r\",\"kind\":\"runner-ws\",\"colour\":1}]",
