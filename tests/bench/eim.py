@@ -202,6 +202,7 @@ def measure(what, relay, name, roots, procs, warmup, seconds):
     time.sleep(warmup)
     tr = Tracker(roots)
     rows0, src0, busy0 = stored_rows(relay), source_counters(relay, name), machine_busy_s()
+    threads0 = runner_ws.thread_cpu_s(relay.proc.pid)
     tr.poll(start=True)
     t_end = tr.t0 + seconds
     while True:
@@ -213,12 +214,15 @@ def measure(what, relay, name, roots, procs, warmup, seconds):
         tr.poll()
     el = time.monotonic() - tr.t0
     tr.finish()
+    threads1 = runner_ws.thread_cpu_s(relay.proc.pid)
+    threads = sorted(((threads1[k] - threads0.get(k, 0.0), k) for k in threads1), reverse=True)
     busy = machine_busy_s() - busy0
     rows1, src1 = stored_rows(relay), source_counters(relay, name)
     counters = {k: src1[k] - src0.get(k, 0) for k in src1
                 if isinstance(src1[k], int) and not isinstance(src1[k], bool)}
     return {"what": what, "elapsed": el, "stored": rows1 - rows0, "roles": tr.by_role(),
-            "machine_busy": busy, "counters": counters, "state": src1.get("state")}
+            "machine_busy": busy, "counters": counters, "state": src1.get("state"),
+            "threads": [(k, 100 * v / el) for v, k in threads[:6] if v > 0]}
 
 
 def model_file(work):
@@ -376,6 +380,8 @@ def report(results, skipped, seconds, warmup, load0):
               "the rest of the machine used %.0f%% of a core" % (
                   res["tag"], res["what"], res["stored"], res["elapsed"], res["state"],
                   ", ".join("%s %d" % (k, c[k]) for k in keys), max(0.0, other)))
+        print("%s: the relay's busiest threads: %s" % (
+            res["tag"], ", ".join("%s %.1f%%" % t for t in res["threads"]) or "-"))
     for s in skipped:
         print("skipped: %s" % s)
     if len(results) == 2:
