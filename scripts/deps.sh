@@ -5,15 +5,17 @@
 #                                      scripts/package.sh install them for the target architecture)
 set -euo pipefail
 
-# The libraries ei-relay links (libyaml: the greengrass-setup subcommand reads the nucleus's YAML).
+# The libraries ei-relay links (libyaml: the greengrass-setup subcommand reads the nucleus's YAML;
+# GStreamer and its app library: the camera's frames).
 lib_pkgs=(libmicrohttpd-dev libwebsockets-dev libsqlite3-dev libcjson-dev libpaho-mqtt-dev
-          libssl-dev libvips-dev libyaml-dev)
+          libssl-dev libvips-dev libyaml-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
 build_pkgs=(build-essential cmake pkg-config "${lib_pkgs[@]}")
 # dpkg-dev: dpkg-shlibdeps computes the package's Depends; python3: the generated documentation
 package_pkgs=(dpkg-dev python3)
-# the install test's clean Debian 12 root (mmdebstrap) and its checks of the .deb
+# the install test's clean Debian 12 root (mmdebstrap) and its checks of the .deb; the camera
+# tests' GStreamer elements (videotestsrc, appsink: base; jpegenc, jpegdec, v4l2src: good)
 test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm
-           "${package_pkgs[@]}" mmdebstrap lintian)
+           "${package_pkgs[@]}" mmdebstrap lintian gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 # other architectures: their cross roots (mmdebstrap) and qemu-user to run their binaries
 cross_pkgs=(mmdebstrap qemu-user)
 

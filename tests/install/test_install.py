@@ -7,8 +7,9 @@
    (when installed).
 3. A minimal Debian 12 root (tests/install/chroot.py: mmdebstrap minbase, cached under the build
    tree) gets `apt-get install --no-install-recommends ./ei-relay_<v>_<arch>.deb`: apt must pull every runtime dependency
-   and nothing else (every package it adds is in the Depends/Recommends closure, none is a -dev
-   package, and each Depends is installed).
+   and nothing else (every package it adds is in the Depends closure, none is a -dev package,
+   each Depends is installed, and the recommended GStreamer plugins, which only a camera needs,
+   are not).
 4. The service as the unit runs it: the unit's ExecStart with its EnvironmentFile, as its user in
    its working directory, with no-new-privileges and (where the kernel can) no W+X memory, on
    free ports, forwarding through /etc/default/ei-relay to a local mosquitto over TLS with client
@@ -40,6 +41,11 @@ SRC = os.environ.get("EI_TEST_SOURCE_DIR") or os.path.normpath(os.path.join(HERE
 WORK = os.environ.get("EI_INSTALL_DIR") or os.path.join(SRC, "build", "install")
 CACHE = os.path.join(WORK, "cache")
 UNIT = "/lib/systemd/system/ei-relay.service"
+# Recommended, not required: only the camera (server/camera) needs GStreamer's plugins
+CAMERA_PLUGINS = ("gstreamer1.0-plugins-base", "gstreamer1.0-plugins-good")
+# The camera's libraries (soname -> the package dpkg-shlibdeps must name in Depends)
+GST_LIBS = {"libgstreamer-1.0.so.0": "libgstreamer1.0-0",
+            "libgstapp-1.0.so.0": "libgstreamer-plugins-base1.0-0"}
 REQUIRED_FILES = {
     "./usr/bin/ei-relay": "-rwxr-xr-x",
     "./usr/share/ei-relay/web/index.html": "-rw-r--r--",
@@ -87,6 +93,20 @@ def dep_names(field):
     return names
 
 
+def binary_needed(deb):
+    """The NEEDED sonames of the packaged /usr/bin/ei-relay (readelf -d)."""
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True)
+    binary = os.path.join(WORK, "ei-relay.needed-check")
+    with open(binary, "wb") as out:
+        subprocess.run(["tar", "-xO", "./usr/bin/ei-relay"], input=tar.stdout, stdout=out,
+                       check=True)
+    try:
+        r = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(binary)
+    return {ln.split("[", 1)[1].rstrip("]") for ln in r.stdout.splitlines() if "(NEEDED)" in ln}
+
+
 def check_deb(deb, arch):
     step("dpkg-deb checks of " + os.path.basename(deb))
     f = control_fields(deb)
@@ -97,6 +117,19 @@ def check_deb(deb, arch):
     for lib in ("libc6", "libvips42", "libsqlite3-0", "libmicrohttpd12", "libpaho-mqtt1.3",
                 "libwebsockets17", "libcjson1", "adduser"):
         check(lib in deps, "Depends lacks %s: %s" % (lib, f.get("Depends")))
+    # GStreamer's libraries are linked only once a source uses the camera (the static core
+    # library brings in what the binary calls): then Depends must name their packages
+    needed = binary_needed(deb)
+    for soname, lib in GST_LIBS.items():
+        if soname in needed:
+            check(lib in deps, "the binary needs %s but Depends lacks %s: %s"
+                  % (soname, lib, f.get("Depends")))
+    # the plugins only a camera needs (~180 packages on a clean root) are recommended, not
+    # required: the camera's "no element" error names them
+    recommends = dep_names(f.get("Recommends", ""))
+    for pkg in CAMERA_PLUGINS:
+        check(pkg in recommends and pkg not in deps,
+              "%s should be in Recommends, not Depends: %s" % (pkg, f.get("Recommends")))
     bad = [d for d in deps if d.endswith("-dev")]
     check(not bad, "Depends names -dev packages: %s" % bad)
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True,
@@ -334,14 +367,15 @@ def main():
     after = chroot.dpkg_packages(root)
     added = sorted(set(after) - set(before))
     fields = control_fields(deb)
-    wanted = dep_names(fields["Depends"]) + dep_names(fields.get("Recommends", ""))
-    closure = depends_closure(root, wanted) | {"ei-relay"}
+    closure = depends_closure(root, dep_names(fields["Depends"])) | {"ei-relay"}
     extra = [p for p in added if p not in closure]
     check(not extra, "apt installed packages outside the Depends closure: %s" % extra)
     dev = [p for p in added if p.endswith("-dev")]
     check(not dev, "apt installed -dev packages: %s" % dev)
     missing = [d for d in dep_names(fields["Depends"]) if d not in after]
     check(not missing, "Depends not installed: %s" % missing)
+    plugins = [p for p in CAMERA_PLUGINS if p in after]
+    check(not plugins, "--no-install-recommends installed the camera plugins: %s" % plugins)
     print("   %d packages added, all in the Depends closure, no -dev package"
           % len(added))
 
