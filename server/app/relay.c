@@ -80,7 +80,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     if (!r) goto fail;
     r->cfg = cfg;
     /* every source's settings, before anything is opened (sources_create checks them again) */
-    rc = sources_validate(cfg->sources_json, err);
+    rc = sources_check_config(cfg, err);
     if (rc) goto fail;
     rc = device_name_resolve(cfg->device_name, cfg->device_mac_suffix, r->device, sizeof r->device);
     if (rc) {

@@ -101,6 +101,9 @@ typedef struct config {
     config_criteria threshold_criteria;
     int64_t metrics_sleeptime_ms;
     char *s3_bucket;
+    /* the runner component's model and camera: an eim source "runner" (sources_effective) */
+    char *ei_local_model_file;
+    char *gst_args; /* ':' stands for a space, as the recipes write it */
     /* Seed keys accepted for compatibility but not acted on; names of those that were set,
      * comma-separated, for the one-time report (owned, NULL if none). */
     char *ignored_keys;

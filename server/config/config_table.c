@@ -338,13 +338,22 @@ const cfg_opt cfg_opts[] = {
      .type = CFG_OT_STRING,
      FIELD(s3_bucket),
      .help = "copied into inference messages as s3_bucket"},
+    {.name = "ei_local_model_file",
+     .type = CFG_OT_STRING,
+     FIELD(ei_local_model_file),
+     .help = "an Edge Impulse Linux model (.eim): run it on the camera as the eim source "
+             "\"runner\" (README, Running a model)"},
+    {.name = "gst_args",
+     .type = CFG_OT_STRING,
+     FIELD(gst_args),
+     .help = "with ei_local_model_file: the GStreamer pipeline giving JPEG frames, ':' for each "
+             "space (the Greengrass recipes' form); unset: the first camera found"},
     /* seed keys accepted and ignored */
     IGNORED("enable_cache_to_file"),
     IGNORED("cache_file_directory"),
     IGNORED("ei_poll_sleeptime_ms"),
     IGNORED("sleep_time_sec"),
     IGNORED("lock_filename"),
-    IGNORED("gst_args"),
     IGNORED("eiparams"),
     IGNORED("ei_bindir"),
     IGNORED("ei_sm_secret_id"),
@@ -355,7 +364,6 @@ const cfg_opt cfg_opts[] = {
     IGNORED("vips_version"),
     IGNORED("launch"),
     IGNORED("enable_cache_to_s3"),
-    IGNORED("ei_local_model_file"),
     IGNORED("ei_shutdown_behavior"),
 };
 

@@ -113,19 +113,10 @@ static er_rc parse_settings(runner_ws *r, const cJSON *conf, const char *name,
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(conf, "url");
     const cJSON *images = cJSON_GetObjectItemCaseSensitive(conf, "images");
     const cJSON *maxf = cJSON_GetObjectItemCaseSensitive(conf, "max_frame_bytes");
-    const cJSON *it = NULL;
-    cJSON_ArrayForEach(it, conf)
-    {
-        static const char *const known[] = {"name", "kind", "url", "images", "max_frame_bytes"};
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            ok = ok || strcmp(it->string, known[i]) == 0;
-        if (!ok)
-            return er_fail(err, ER_CONFIG,
-                           "sources \"%.40s\": unknown setting \"%.40s\" for kind runner-ws "
-                           "(url, images, max_frame_bytes)",
-                           name, it->string);
-    }
+    static const char *const known[] = {"url", "images", "max_frame_bytes"};
+    if (sources__known_settings(conf, name, "runner-ws", known, sizeof known / sizeof known[0],
+                                err))
+        return ER_CONFIG;
     if (url && !cJSON_IsString(url))
         return er_fail(err, ER_CONFIG, "sources \"%.40s\".url: expected a ws:// URL", name);
     er_err uerr = {{0}};
@@ -340,17 +331,9 @@ static void retry_held(lws_sorted_usec_list_t *sul)
 static void model_changed(runner_ws *r)
 {
     const char *info = runner_session_model_info(r->session);
-    char *copy = info ? strdup(info) : NULL;
-    if (!copy) return;
-    pthread_mutex_lock(&r->slot->mu);
-    free(r->slot->model_info);
-    r->slot->model_info = copy;
-    pthread_mutex_unlock(&r->slot->mu);
+    if (!info) return;
     /* The one place this thread waits for a commit: once per runner (re)connect. */
-    er_rc rc = store_meta_set(r->st, "model_info", info);
-    if (rc)
-        log_warn("sources", "source \"%s\": cannot save the model info: %s", r->slot->st.name,
-                 er_rc_name(rc));
+    sources_slot_model(r->slot, r->st, info);
     log_info("sources", "source \"%s\": runner hello, model %s", r->slot->st.name, info);
 }
 

@@ -11,12 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
+
 /* ---- the kinds: each one's file exports its row ---- */
 
 extern const sources_kind sources_kind_serial;
 extern const sources_kind sources_kind_runner_ws;
+extern const sources_kind sources_kind_eim;
 
-const sources_kind *const sources__kinds[] = {&sources_kind_serial, &sources_kind_runner_ws};
+const sources_kind *const sources__kinds[] = {&sources_kind_serial, &sources_kind_runner_ws,
+                                              &sources_kind_eim};
 const size_t sources__n_kinds = sizeof sources__kinds / sizeof sources__kinds[0];
 
 const sources_kind *sources__kind(const char *name)
@@ -48,6 +52,20 @@ void sources_slot_backoff(sources_slot *sl, int64_t ms)
     pthread_mutex_unlock(&sl->mu);
 }
 
+void sources_slot_model(sources_slot *sl, store *st, const char *info)
+{
+    char *copy = strdup(info);
+    if (!copy) return;
+    pthread_mutex_lock(&sl->mu);
+    free(sl->model_info);
+    sl->model_info = copy;
+    pthread_mutex_unlock(&sl->mu);
+    er_rc rc = store_meta_set(st, "model_info", info);
+    if (rc)
+        log_warn("sources", "source \"%s\": cannot save the model info: %s", sl->st.name,
+                 er_rc_name(rc));
+}
+
 void sources_slot_attempt(sources_slot *sl)
 {
     pthread_mutex_lock(&sl->mu);
@@ -61,9 +79,11 @@ void sources_slot_attempt(sources_slot *sl)
 er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *loop, sources **out,
                      er_err *err)
 {
-    er_rc rc = sources_validate(cfg->sources_json, err);
+    char *json = NULL;
     cJSON *arr = NULL;
     sources *s = NULL;
+    er_rc rc = sources_effective(cfg, &json, err);
+    if (!rc) rc = sources_validate(json, err);
     if (rc) goto fail;
     rc = ER_NOMEM;
     if (!(s = calloc(1, sizeof *s))) goto fail;
@@ -73,7 +93,7 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
         rc = er_fail(err, ER_IO, "sources: cannot create the stop pipe");
         goto fail;
     }
-    if (!(arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]"))) goto fail;
+    if (!(arr = cJSON_Parse(json))) goto fail;
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n && !(s->e = calloc(n, sizeof *s->e))) goto fail;
     const sources_env env = {.st = st, .device = device, .stop_fd = s->stop_pipe[0], .loop = loop};
@@ -92,10 +112,12 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
         if ((rc = e->kind->create(it, &env, &e->slot, &e->source, err))) goto fail;
     }
     cJSON_Delete(arr);
+    free(json);
     *out = s;
     return ER_OK;
 fail:
     cJSON_Delete(arr);
+    free(json);
     /* Still setup time: take the sources' timers off the loop, which outlives them. */
     for (size_t i = 0; s && i < s->n; i++)
         if (s->e[i].kind->cancel && s->e[i].source) s->e[i].kind->cancel(s->e[i].source);

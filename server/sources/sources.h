@@ -30,7 +30,20 @@ er_rc sources_check_entries(const char *json, er_err *err);
  * before opening anything. */
 er_rc sources_validate(const char *json, er_err *err);
 
-/* Validates cfg->sources_json (sources_validate) and then starts every source. runner-ws
+/* The name of the eim source ei_local_model_file runs (the Edge Impulse runner component's). */
+#define SOURCES_MODEL_SOURCE "runner"
+
+/* The sources to run, as JSON array text in *out (malloc'ed): the `sources` setting plus, when
+ * ei_local_model_file is set (non-empty), the eim source "runner" the Edge Impulse runner
+ * component means: {"name":"runner","kind":"eim","model_file":<it>} with "gst_launch_args": the
+ * gst_args with every ':' as a space (unset or empty: the first camera). ER_CONFIG when `sources`
+ * already names a source "runner" (err names ei_local_model_file), ER_NOMEM. */
+er_rc sources_effective(const config *cfg, char **out, er_err *err);
+/* sources_effective, then sources_validate on the result: what start-up checks before opening
+ * anything. */
+er_rc sources_check_config(const config *cfg, er_err *err);
+
+/* Validates the effective sources (sources_check_config) and then starts every source. runner-ws
  * sources live on loop (setup time: call before wsloop_start). ER_CONFIG (err filled) when the
  * setting is not valid, before any source starts; a source that merely cannot open its input
  * starts in backoff. */

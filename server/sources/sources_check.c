@@ -5,6 +5,7 @@
 #include "sources/sources_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* "a|b|c": the kinds' names sorted, so the message does not depend on the table's order. */
@@ -91,6 +92,31 @@ fail:
     return rc;
 }
 
+er_rc sources__known_settings(const cJSON *conf, const char *name, const char *kind,
+                              const char *const *known, size_t n, er_err *err)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, conf)
+    {
+        bool ok = strcmp(it->string, "name") == 0 || strcmp(it->string, "kind") == 0;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(it->string, known[i]) == 0;
+        if (ok) continue;
+        char list[256];
+        size_t len = 0;
+        list[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+            int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", known[i]);
+            if (w < 0 || (size_t)w >= sizeof list - len) break;
+            len += (size_t)w;
+        }
+        return er_fail(err, ER_CONFIG,
+                       "sources \"%.40s\": unknown setting \"%.40s\" for kind %s (%s)", name,
+                       it->string, kind, list);
+    }
+    return ER_OK;
+}
+
 er_rc sources_check_entries(const char *json, er_err *err)
 {
     return check(json, false, err);
@@ -99,4 +125,69 @@ er_rc sources_check_entries(const char *json, er_err *err)
 er_rc sources_validate(const char *json, er_err *err)
 {
     return check(json, true, err);
+}
+
+/* The recipes' gst_args: every ':' stands for a space (Greengrass configuration values cannot
+ * carry the spaces of a pipeline through the run script's command line). */
+static char *gst_args_pipeline(const char *gst_args)
+{
+    char *p = strdup(gst_args);
+    for (char *c = p; c && *c; c++)
+        if (*c == ':') *c = ' ';
+    return p;
+}
+
+er_rc sources_effective(const config *cfg, char **out, er_err *err)
+{
+    er_rc rc = ER_NOMEM;
+    char *pipeline = NULL;
+    cJSON *arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]");
+    *out = NULL;
+    if (!cJSON_IsArray(arr)) {
+        rc = er_fail(err, ER_CONFIG, "sources: expected a JSON array of {\"name\", \"kind\", ...}");
+        goto fail;
+    }
+    const char *model = cfg->ei_local_model_file;
+    if (model && model[0]) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr)
+        {
+            const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+            if (n && strcmp(n, SOURCES_MODEL_SOURCE) == 0) {
+                rc = er_fail(err, ER_CONFIG,
+                             "ei_local_model_file: runs the eim source \"" SOURCES_MODEL_SOURCE
+                             "\", but `sources` already has a source of that name");
+                goto fail;
+            }
+        }
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddItemToArray(arr, e)) {
+            cJSON_Delete(e);
+            goto fail;
+        }
+        if (!cJSON_AddStringToObject(e, "name", SOURCES_MODEL_SOURCE) ||
+            !cJSON_AddStringToObject(e, "kind", "eim") ||
+            !cJSON_AddStringToObject(e, "model_file", model))
+            goto fail;
+        if (cfg->gst_args && cfg->gst_args[0]) {
+            if (!(pipeline = gst_args_pipeline(cfg->gst_args)) ||
+                !cJSON_AddStringToObject(e, "gst_launch_args", pipeline))
+                goto fail;
+        }
+    }
+    if (!(*out = cJSON_PrintUnformatted(arr))) goto fail;
+    rc = ER_OK;
+fail:
+    free(pipeline);
+    cJSON_Delete(arr);
+    return rc;
+}
+
+er_rc sources_check_config(const config *cfg, er_err *err)
+{
+    char *json = NULL;
+    er_rc rc = sources_effective(cfg, &json, err);
+    if (!rc) rc = sources_validate(json, err);
+    free(json);
+    return rc;
 }

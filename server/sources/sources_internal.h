@@ -78,6 +78,12 @@ struct sources_kind {
     bool model; /* its status shows "model": the runner's hello, null until one */
 };
 
+/* ER_CONFIG naming the first key of conf (a source's object) that is neither "name", "kind" nor
+ * one of the n known settings of kind: "sources \"<name>\": unknown setting \"<key>\" for kind
+ * <kind> (<known, ...>)". */
+er_rc sources__known_settings(const cJSON *conf, const char *name, const char *kind,
+                              const char *const *known, size_t n, er_err *err);
+
 /* The kinds, in the order their counters' families appear in /metrics. */
 extern const sources_kind *const sources__kinds[];
 extern const size_t sources__n_kinds;
@@ -112,6 +118,10 @@ static inline int64_t sources_backoff_next(int64_t ms)
 void sources_slot_backoff(sources_slot *sl, int64_t ms);
 /* An attempt after the first begins: counts a reconnect, the wait is over. */
 void sources_slot_attempt(sources_slot *sl);
+/* A source's model changed: keeps info (JSON object text, copied) as the slot's model_info for
+ * the API and saves it as the store's "model_info" meta (get_model_info), waiting for that
+ * commit; a failure to save is logged. */
+void sources_slot_model(sources_slot *sl, store *st, const char *info);
 /* Updates under the slot's mutex. fmt NULL leaves last_error as it is. */
 void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

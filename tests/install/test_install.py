@@ -117,13 +117,12 @@ def check_deb(deb, arch):
     for lib in ("libc6", "libvips42", "libsqlite3-0", "libmicrohttpd12", "libpaho-mqtt1.3",
                 "libwebsockets17", "libcjson1", "adduser"):
         check(lib in deps, "Depends lacks %s: %s" % (lib, f.get("Depends")))
-    # GStreamer's libraries are linked only once a source uses the camera (the static core
-    # library brings in what the binary calls): then Depends must name their packages
+    # the eim source's camera links GStreamer's libraries: Depends must name their packages
     needed = binary_needed(deb)
     for soname, lib in GST_LIBS.items():
-        if soname in needed:
-            check(lib in deps, "the binary needs %s but Depends lacks %s: %s"
-                  % (soname, lib, f.get("Depends")))
+        check(soname in needed, "the binary does not link %s (the camera)" % soname)
+        check(lib in deps, "the binary needs %s but Depends lacks %s: %s"
+              % (soname, lib, f.get("Depends")))
     # the plugins only a camera needs (~180 packages on a clean root) are recommended, not
     # required: the camera's "no element" error names them
     recommends = dep_names(f.get("Recommends", ""))

@@ -316,13 +316,13 @@ static void test_ignored_keys(void)
     config c;
     er_err err;
     CHECK_EQ_INT(load(&c,
-                      "{\"launch\": \"__none__\", \"node_version\": 18, \"gst_args\": \"\", "
+                      "{\"launch\": \"__none__\", \"node_version\": 18, \"lock_filename\": \"\", "
                       "\"enable_cache_to_file\": \"yes\", \"eiparams\": [\"--x\"], "
                       "\"sleep_time_sec\": true, \"ei_bindir\": null}",
                       &err),
                  ER_OK);
     /* table order, only those set to something other than __none__/null */
-    CHECK_EQ_STR(c.ignored_keys, "enable_cache_to_file,sleep_time_sec,gst_args,eiparams,"
+    CHECK_EQ_STR(c.ignored_keys, "enable_cache_to_file,sleep_time_sec,lock_filename,eiparams,"
                                  "node_version");
     config_report(&c);
     config_free(&c);
@@ -651,7 +651,7 @@ static void test_print_config(void)
                       "\"mqtt_key\": \"/certs/key.pem\", \"cache_max_age\": \"12h\", "
                       "\"default_threshold\": 60, \"threshold_criteria\": \"gt\", "
                       "\"sources\": [{\"name\": \"cam\", \"kind\": \"runner-ws\"}], "
-                      "\"gst_args\": \"x\"}",
+                      "\"eiparams\": \"x\", \"gst_args\": \"videotestsrc:!:jpegenc\"}",
                       &err),
                  ER_OK);
     char *text = NULL;
@@ -669,7 +669,9 @@ static void test_print_config(void)
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(root, "cache_max_age")), "12h");
     CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(root, "mqtt_key")), "/certs/key.pem");
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(root, "s3_bucket")));
-    CHECK(cJSON_GetObjectItem(root, "gst_args") == NULL);
+    CHECK(cJSON_GetObjectItem(root, "eiparams") == NULL); /* ignored keys are not printed */
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(root, "gst_args")),
+                 "videotestsrc:!:jpegenc");
     CHECK(cJSON_GetObjectItem(root, "http_port") &&
           cJSON_GetObjectItem(root, "http_port")->valuedouble == 4920);
     /* without the masked tokens, the printed settings load back to the same values */

@@ -3,6 +3,7 @@
  * main hands config_load, with the same messages and origins, and each kind's own settings as
  * start-up checks them (sources_validate). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -59,7 +60,7 @@ static void test_entries(void)
     /* the messages a configuration load gave before the check moved here */
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"b\", \"kind\": "
                        "\"usb\"}]",
-                       "sources[1].kind: \"usb\" is not one of runner-ws|serial"));
+                       "sources[1].kind: \"usb\" is not one of eim|runner-ws|serial"));
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"serial\"}, {\"name\": \"a\", \"kind\": "
                        "\"serial\"}]",
                        "sources[1].name: \"a\" is already used by sources[0]"));
@@ -72,10 +73,10 @@ static void test_entries(void)
     CHECK(entries_fail("3", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
     CHECK(entries_fail("[oops", "sources: expected a JSON array of {\"name\", \"kind\", ...}"));
     CHECK(entries_fail("[{\"name\": \"a\"}]", "sources[0].kind: \"(missing)\" is not one of "
-                                              "runner-ws|serial"));
+                                              "eim|runner-ws|serial"));
     /* kinds are names, compared exactly */
     CHECK(entries_fail("[{\"name\": \"a\", \"kind\": \"Serial\"}]",
-                       "sources[0].kind: \"Serial\" is not one of runner-ws|serial"));
+                       "sources[0].kind: \"Serial\" is not one of eim|runner-ws|serial"));
     /* a name must fit the status record */
     char json[512];
     snprintf(json, sizeof json, "[{\"name\": \"%0*d\", \"kind\": \"serial\"}]", SOURCES_NAME_MAX,
@@ -99,7 +100,7 @@ static void test_config_load(void)
 {
     er_err err;
     CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"usb\"}]", &err), ER_CONFIG);
-    CHECK_EQ_STR(err.msg, "sources[0].kind: \"usb\" is not one of runner-ws|serial "
+    CHECK_EQ_STR(err.msg, "sources[0].kind: \"usb\" is not one of eim|runner-ws|serial "
                           "(from EI_RELAY_SOURCES)");
     CHECK_EQ_INT(load_env("[{\"name\":\"a\",\"kind\":\"serial\"},{\"name\":\"a\",\"kind\":"
                           "\"serial\"}]",
@@ -144,11 +145,53 @@ static void test_settings(void)
                         "sources[1].kind: \"usb\""));
 }
 
+/* ei_local_model_file and gst_args (the runner component's keys) add the eim source "runner". */
+static void test_effective(void)
+{
+    config c = {0};
+    er_err err = {{0}};
+    char *json = NULL;
+    c.sources_json = "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]";
+    /* no model: the setting as it is */
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]");
+    free(json);
+    c.ei_local_model_file = "";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true}]");
+    free(json);
+    /* a model, no pipeline: the first camera */
+    c.ei_local_model_file = "/opt/m.eim";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"mcu\",\"kind\":\"serial\",\"stdin\":true},"
+                       "{\"name\":\"runner\",\"kind\":\"eim\",\"model_file\":\"/opt/m.eim\"}]");
+    free(json);
+    /* the recipes' ':' for every space */
+    c.gst_args = "videotestsrc:is-live=true:!:jpegenc";
+    c.sources_json = NULL;
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"runner\",\"kind\":\"eim\",\"model_file\":\"/opt/m.eim\","
+                       "\"gst_launch_args\":\"videotestsrc is-live=true ! jpegenc\"}]");
+    free(json);
+    /* a source already called runner */
+    c.sources_json = "[{\"name\":\"runner\",\"kind\":\"runner-ws\"}]";
+    json = (char *)"untouched";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_CONFIG);
+    CHECK(json == NULL);
+    CHECK(strstr(err.msg, "ei_local_model_file") != NULL);
+    CHECK_EQ_INT(sources_check_config(&c, &err), ER_CONFIG);
+    /* not an array: the same message as the entries check */
+    c.sources_json = "{}";
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "sources: expected a JSON array") != NULL);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     test_entries();
     test_config_load();
     test_settings();
+    test_effective();
     return check_summary();
 }
