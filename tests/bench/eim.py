@@ -321,10 +321,12 @@ def goal_rows(a, b):
     print("| goal: A / B | without the model | with the model | goal |")
     print("|---|---|---|---|")
     ra, rb = a["stored"] / a["elapsed"], b["stored"] / b["elapsed"]
-    ok = rb and ra / rb >= 0.95
-    print("| inference rate | %.2f | %.2f | ≥ 0.95 (the same): %s |"
-          % (ra / rb, ra / rb, "PASS" if ok else "BELOW") if rb else
-          "| inference rate | - | - | B stored nothing |")
+    if rb:
+        ok = "PASS" if ra / rb >= 0.95 else "BELOW"
+        print("| inference rate | %.1f %% %s | %.1f %% %s | ≥ 95 %% (the same) |"
+              % (100 * ra / rb, ok, 100 * ra / rb, ok))
+    else:
+        print("| inference rate | - | - | B stored nothing |")
     for key, what, goal in (("cpu", "CPU per inference", 0.5), ("rss", "RSS at the end", 0.25),
                             ("pss", "PSS at the end", 0.25),
                             ("hwm", "peak RSS (sum of VmHWM)", 0.25)):
@@ -334,8 +336,8 @@ def goal_rows(a, b):
             if key == "cpu":
                 va, vb = va / max(1, a["stored"]), vb / max(1, b["stored"])
             ratio = va / vb if vb else float("nan")
-            cells.append("%.2f %s" % (ratio, "PASS" if ratio <= goal else "BELOW"))
-        print("| %s | %s | %s | ≤ %.2f |" % (what, cells[0], cells[1], goal))
+            cells.append("%.1f %% %s" % (100 * ratio, "PASS" if ratio <= goal else "BELOW"))
+        print("| %s | %s | %s | ≤ %.0f %% |" % (what, cells[0], cells[1], 100 * goal))
 
 
 def report(results, skipped, seconds, warmup, load0):
