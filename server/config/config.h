@@ -36,6 +36,13 @@ typedef enum config_criteria {
     CONFIG_CRIT_LE,
     CONFIG_CRIT_LT
 } config_criteria;
+/* serial_impulse, in the order of its choices (sources_effective names them). */
+typedef enum config_impulse {
+    CONFIG_IMPULSE_NORMAL = 0,
+    CONFIG_IMPULSE_CONTINUOUS,
+    CONFIG_IMPULSE_DEBUG,
+    CONFIG_IMPULSE_OFF
+} config_impulse;
 typedef enum config_outbox_full {
     CONFIG_OUTBOX_DROP_OLDEST = 0,
     CONFIG_OUTBOX_REJECT_NEW
@@ -104,6 +111,10 @@ typedef struct config {
     /* the runner component's model and camera: an eim source "runner" (sources_effective) */
     char *ei_local_model_file;
     char *gst_args; /* ':' stands for a space, as the recipes write it */
+    /* the serial component's tty: a serial source "serial" (sources_effective) */
+    char *serial_device;
+    int serial_baud;
+    config_impulse serial_impulse;
     /* Seed keys accepted for compatibility but not acted on; names of those that were set,
      * comma-separated, for the one-time report (owned, NULL if none). */
     char *ignored_keys;

@@ -111,6 +111,9 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
         e->slot.st.state = "starting";
         if ((rc = e->kind->create(it, &env, &e->slot, &e->source, err))) goto fail;
     }
+    if (!s->n)
+        log_info("sources", "no sources configured: inferences arrive only through the HTTP API "
+                            "(`sources`, ei_local_model_file or serial_device add some)");
     cJSON_Delete(arr);
     free(json);
     *out = s;

@@ -32,12 +32,16 @@ er_rc sources_validate(const char *json, er_err *err);
 
 /* The name of the eim source ei_local_model_file runs (the Edge Impulse runner component's). */
 #define SOURCES_MODEL_SOURCE "runner"
+/* The name of the serial source serial_device reads (the serial component's). */
+#define SOURCES_SERIAL_SOURCE "serial"
 
 /* The sources to run, as JSON array text in *out (malloc'ed): the `sources` setting plus, when
  * ei_local_model_file is set (non-empty), the eim source "runner" the Edge Impulse runner
  * component means: {"name":"runner","kind":"eim","model_file":<it>} with "gst_launch_args": the
- * gst_args with every ':' as a space (unset or empty: the first camera). ER_CONFIG when `sources`
- * already names a source "runner" (err names ei_local_model_file), ER_NOMEM. */
+ * gst_args with every ':' as a space (unset or empty: the first camera); and when serial_device
+ * is set, the serial source "serial": {"name":"serial","kind":"serial","device":<it>,
+ * "baud":serial_baud,"impulse":serial_impulse}. ER_CONFIG when `sources` already names a source
+ * so (err names the key), ER_NOMEM. */
 er_rc sources_effective(const config *cfg, char **out, er_err *err);
 /* sources_effective, then sources_validate on the result: what start-up checks before opening
  * anything. */

@@ -137,11 +137,45 @@ static char *gst_args_pipeline(const char *gst_args)
     return p;
 }
 
+/* Appends {"name": name, "kind": kind} to arr for the setting key (named in err when `sources`
+ * already has a source called name); *entry is the new object, owned by arr. */
+static er_rc add_entry(cJSON *arr, const char *key, const char *name, const char *kind,
+                       cJSON **entry, er_err *err)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+        if (n && strcmp(n, name) == 0)
+            return er_fail(err, ER_CONFIG,
+                           "%s: runs the %s source \"%s\", but `sources` already has a source "
+                           "of that name",
+                           key, kind, name);
+    }
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddItemToArray(arr, e)) {
+        cJSON_Delete(e);
+        return ER_NOMEM;
+    }
+    *entry = e;
+    if (!cJSON_AddStringToObject(e, "name", name) || !cJSON_AddStringToObject(e, "kind", kind))
+        return ER_NOMEM;
+    return ER_OK;
+}
+
+/* serial_impulse's values, in the order of config_impulse (its choices in config_table.c). */
+static const char *const impulse_names[] = {
+    [CONFIG_IMPULSE_NORMAL] = "normal",
+    [CONFIG_IMPULSE_CONTINUOUS] = "continuous",
+    [CONFIG_IMPULSE_DEBUG] = "debug",
+    [CONFIG_IMPULSE_OFF] = "off",
+};
+
 er_rc sources_effective(const config *cfg, char **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
     char *pipeline = NULL;
-    cJSON *arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]");
+    cJSON *arr = cJSON_Parse(cfg->sources_json ? cfg->sources_json : "[]"), *e = NULL;
     *out = NULL;
     if (!cJSON_IsArray(arr)) {
         rc = er_fail(err, ER_CONFIG, "sources: expected a JSON array of {\"name\", \"kind\", ...}");
@@ -149,32 +183,30 @@ er_rc sources_effective(const config *cfg, char **out, er_err *err)
     }
     const char *model = cfg->ei_local_model_file;
     if (model && model[0]) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, arr)
-        {
-            const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
-            if (n && strcmp(n, SOURCES_MODEL_SOURCE) == 0) {
-                rc = er_fail(err, ER_CONFIG,
-                             "ei_local_model_file: runs the eim source \"" SOURCES_MODEL_SOURCE
-                             "\", but `sources` already has a source of that name");
-                goto fail;
-            }
-        }
-        cJSON *e = cJSON_CreateObject();
-        if (!e || !cJSON_AddItemToArray(arr, e)) {
-            cJSON_Delete(e);
+        if ((rc = add_entry(arr, "ei_local_model_file", SOURCES_MODEL_SOURCE, "eim", &e, err)))
             goto fail;
-        }
-        if (!cJSON_AddStringToObject(e, "name", SOURCES_MODEL_SOURCE) ||
-            !cJSON_AddStringToObject(e, "kind", "eim") ||
-            !cJSON_AddStringToObject(e, "model_file", model))
-            goto fail;
+        rc = ER_NOMEM;
+        if (!cJSON_AddStringToObject(e, "model_file", model)) goto fail;
         if (cfg->gst_args && cfg->gst_args[0]) {
             if (!(pipeline = gst_args_pipeline(cfg->gst_args)) ||
                 !cJSON_AddStringToObject(e, "gst_launch_args", pipeline))
                 goto fail;
         }
     }
+    const char *tty = cfg->serial_device;
+    if (tty && tty[0]) {
+        if ((rc = add_entry(arr, "serial_device", SOURCES_SERIAL_SOURCE, "serial", &e, err)))
+            goto fail;
+        rc = ER_NOMEM;
+        size_t im = (size_t)cfg->serial_impulse;
+        if (!cJSON_AddStringToObject(e, "device", tty) ||
+            !cJSON_AddNumberToObject(e, "baud", cfg->serial_baud) ||
+            !cJSON_AddStringToObject(
+                e, "impulse",
+                im < sizeof impulse_names / sizeof impulse_names[0] ? impulse_names[im] : "normal"))
+            goto fail;
+    }
+    rc = ER_NOMEM;
     if (!(*out = cJSON_PrintUnformatted(arr))) goto fail;
     rc = ER_OK;
 fail:

@@ -55,6 +55,20 @@ def test_current_format_and_config():
         dev.close()
 
 
+def test_serial_device_setting():
+    """serial_device / serial_baud / serial_impulse (the serial component's keys) run the same
+    source, named "serial"."""
+    dev = AtDevice()
+    try:
+        cfg = {"serial_device": dev.device, "serial_baud": 115200, "serial_impulse": "normal"}
+        with Relay(cfg) as r:
+            check_results(wait_stored(r, "serial", 2, exact=False)[:2], 0, "serial_device")
+            eq(source_status(r, "serial")["kind"], "serial", "kind")
+            eq(dev.commands[:3], ["b", "AT+CONFIG?", "AT+RUNIMPULSE"], "commands")
+    finally:
+        dev.close()
+
+
 def test_older_format():
     dev = AtDevice(fmt="classic", at_version="1.3.0")
     try:
@@ -180,5 +194,6 @@ def test_command_stops_on_sigterm():
 
 
 if __name__ == "__main__":
-    run_tests([test_current_format_and_config, test_older_format, test_debug_images,
-               test_continuous, test_replug_mid_window, test_print_only_and_off, test_command_stops_on_sigterm])
+    run_tests([test_current_format_and_config, test_serial_device_setting, test_older_format,
+               test_debug_images, test_continuous, test_replug_mid_window,
+               test_print_only_and_off, test_command_stops_on_sigterm])

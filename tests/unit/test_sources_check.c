@@ -203,6 +203,53 @@ static void test_effective(void)
     CHECK(strstr(err.msg, "sources: expected a JSON array") != NULL);
 }
 
+/* serial_device, serial_baud and serial_impulse (the serial component's keys) add the serial
+ * source "serial"; every serial_impulse value reaches the source as the kind spells it. */
+static void test_effective_serial(void)
+{
+    static const char *const modes[] = {"normal", "continuous", "debug", "off"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        char doc[256], want[256];
+        config c;
+        er_err err = {{0}};
+        char *json = NULL;
+        snprintf(doc, sizeof doc,
+                 "{\"serial_device\": \"/dev/ttyACM0\", \"serial_baud\": \"9600\", "
+                 "\"serial_impulse\": \"%s\"}",
+                 modes[i]);
+        CHECK_EQ_INT(config_load_json(&c, doc, strlen(doc), &err), ER_OK);
+        CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+        snprintf(want, sizeof want,
+                 "[{\"name\":\"serial\",\"kind\":\"serial\",\"device\":\"/dev/ttyACM0\","
+                 "\"baud\":9600,\"impulse\":\"%s\"}]",
+                 modes[i]);
+        CHECK_EQ_STR(json, want);
+        CHECK_EQ_INT(sources_check_config(&c, &err), ER_OK); /* the serial kind takes it */
+        free(json);
+        config_free(&c);
+    }
+    /* the defaults: 115200, normal; a source already called serial is the key's error */
+    config c;
+    er_err err = {{0}};
+    char *json = NULL;
+    const char *doc = "{\"serial_device\": \"/dev/ttyUSB0\"}";
+    CHECK_EQ_INT(config_load_json(&c, doc, strlen(doc), &err), ER_OK);
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_OK);
+    CHECK_EQ_STR(json, "[{\"name\":\"serial\",\"kind\":\"serial\",\"device\":\"/dev/ttyUSB0\","
+                       "\"baud\":115200,\"impulse\":\"normal\"}]");
+    free(json);
+    config_free(&c);
+    doc = "{\"serial_device\": \"/dev/ttyUSB0\", \"sources\": [{\"name\": \"serial\", "
+          "\"kind\": \"serial\", \"stdin\": true}]}";
+    CHECK_EQ_INT(config_load_json(&c, doc, strlen(doc), &err), ER_OK);
+    CHECK_EQ_INT(sources_effective(&c, &json, &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "serial_device: runs the serial source \"serial\"") != NULL);
+    config_free(&c);
+    doc = "{\"serial_impulse\": \"sometimes\"}";
+    CHECK_EQ_INT(config_load_json(&c, doc, strlen(doc), &err), ER_CONFIG);
+    CHECK(strstr(err.msg, "normal|continuous|debug|off") != NULL);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -210,5 +257,6 @@ int main(void)
     test_config_load();
     test_settings();
     test_effective();
+    test_effective_serial();
     return check_summary();
 }
