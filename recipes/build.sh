@@ -9,7 +9,7 @@
 #
 # Stamping: the recipes here carry the project's version (their file names too); a package of
 # another version replaces it wherever it stands as a version (ComponentVersion, artifact paths
-# and file names, the install step's package name, the dependency pin). --bucket NAME writes the
+# and file names, the install step's package name, a dependency's pin). --bucket NAME writes the
 # bucket into the URIs instead of the YOUR-BUCKET placeholder.
 #
 # Usage: recipes/build.sh DIST [--bucket NAME]

@@ -361,8 +361,9 @@ def _phase_text(r, phase):
 
 
 def rule_shared(recipes, opts):
-    """Recipes that carry ei-relay's package share install and run; the others that install
-    edge-impulse-linux share install: one script each, written in every recipe that runs it."""
+    """Recipes that carry ei-relay's package (the relay, the runner and the serial components)
+    share install and run; any others that install edge-impulse-linux share install: one script
+    each, written in every recipe that runs it."""
     groups = [("ei-relay's package", [r for r in recipes if r.carries_package()],
                ("install", "run")),
               ("edge-impulse-linux", [r for r in recipes if not r.carries_package() and

@@ -2,7 +2,8 @@
 # test_build_recipes.py - recipes/build.sh on stand-in packages (files named as scripts/package.sh
 # names them): the layout greengrass-cli, ggl-cli and the bucket take, the recipes stamped with
 # another version and a bucket (and still passing the recipe check), and its refusals (no
-# package, packages of two versions, a bad bucket name). Python 3 + PyYAML.
+# package, packages of two versions, a bad bucket name); the three components that are ei-relay
+# each carry the packages. Python 3 + PyYAML.
 import os
 import shutil
 import subprocess
@@ -19,6 +20,9 @@ import nucleus as N  # noqa: E402
 ROOT = os.path.realpath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.join(ROOT, "recipes", "build.sh")
 T = checklib.SelfTest()
+# The components that are ei-relay (each carries its packages under its own name).
+PACKAGE_CARRIERS = ["EdgeImpulseInferenceRelay", "EdgeImpulseLinuxRunnerServiceComponent",
+                    "EdgeImpulseSerialRunnerServiceComponent"]
 
 
 def dist_with(d, version, arches):
@@ -60,6 +64,12 @@ def main():
                     local = os.path.join(d, "greengrass", "artifacts", n, "0.7.3",
                                          uri.rsplit("/", 1)[1])
                     T.expect(os.path.isfile(local), "%s: artifact laid out at %s" % (n, local))
+        carriers = sorted(n for n in os.listdir(os.path.join(d, "greengrass", "artifacts"))
+                          if sorted(os.listdir(os.path.join(d, "greengrass", "artifacts", n,
+                                                            "0.7.3"))) ==
+                          ["ei-relay_0.7.3_%s.deb" % a for a in sorted(N.DEB_ARCH.values())])
+        T.expect(carriers == PACKAGE_CARRIERS, "the components running ei-relay carry its three "
+                 "packages (%s)" % carriers)
         # Only the host's package: still written, the others named as missing.
         d = dist_with(os.path.join(base, "d2"), "0.1.0", ["amd64"])
         rc, out = build(d)

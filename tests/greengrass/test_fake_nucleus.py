@@ -18,6 +18,11 @@
 #     the board's predictions reach the broker.
 # Root only (skipped otherwise, or without mmdebstrap, mosquitto, openssl or Debian's mirror).
 # Env: EI_TEST_SOURCE_DIR, EI_INSTALL_DIR (work and cache, shared with tests/install).
+# Last, EdgeImpulseLinuxRunnerServiceComponent on the lite layout (a root with python3): deployed
+# without a model, install adds no GStreamer plugins; with ei_local_model_file (the stand-in model,
+# tests/eim/fake_eim.py) and gst_args (a videotestsrc camera) under Parameters, install adds them,
+# ei-relay runs the model as gg_component, its classifications reach the broker and
+# /api/v1/sources shows the eim source "runner" running; the next install skips (runner_on).
 import fnmatch
 import json
 import os
@@ -41,6 +46,7 @@ WORK = os.environ.get("EI_INSTALL_DIR") or os.path.join(SRC, "build", "install")
 CACHE = os.path.join(WORK, "cache")
 RELAY = "EdgeImpulseInferenceRelay"
 SERIAL = "EdgeImpulseSerialRunnerServiceComponent"
+RUNNER = "EdgeImpulseLinuxRunnerServiceComponent"
 STOP_LIMIT_S = 4.0  # the Java nucleus kills 5 s after SIGTERM
 SKIP_LIMIT_S = 5.0  # a second install (the Java nucleus's every start) must be this quick
 WAIT_S = 60
@@ -178,8 +184,8 @@ class Device:
     the step while it runs. `with Device(...) as d:` prints the log when the body fails and
     always stops the component and removes the root."""
 
-    def __init__(self, kind, thing, what):
-        fs = chroot.debian_root(CACHE)
+    def __init__(self, kind, thing, what, include=()):
+        fs = chroot.debian_root(CACHE, include=include)
         archives = os.path.join(CACHE, "apt-archives")
         os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
         # /sys as on a device (ei-relay names the device after the default route's MAC)
@@ -342,6 +348,101 @@ def serial_on(kind, gg, broker, pki):
         fw.close()
 
 
+# ---------------------------------------------------------------- the runner component ------
+
+MODEL = "/opt/models/model.eim"
+PLUGINS = ("gstreamer1.0-plugins-base", "gstreamer1.0-plugins-good")
+# The seed's gst_args form (':' for each space): a moving scene, so every frame is classified.
+CAMERA = ("videotestsrc:pattern=ball:is-live=true:!:"
+          "video/x-raw,width=320,height=240,framerate=10/1:!:jpegenc")
+
+
+def plugins_installed(n):
+    """The GStreamer plugin packages dpkg has installed in the root."""
+    return [p for p in PLUGINS if "Status: install ok installed" in
+            n.run(["dpkg-query", "-s", p], check=False).stdout.splitlines()]
+
+
+def runner_install(d, what):
+    """Install of the runner component: (output, seconds); it must succeed."""
+    rc, out, took = d.n.install()
+    print(out, flush=True)
+    eq(rc, 0, "%s: install (%s)" % (d.what, what))
+    step("%s: install (%s): %.2f s" % (d.what, what, took))
+    return out, took
+
+
+def model_uids():
+    """The real uids of the processes running the stand-in model (seen from here: the root
+    shares this machine's process ids)."""
+    uids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if MODEL.encode() not in f.read().split(b"\0")[:2]:  # python3 MODEL SOCKET
+                    continue
+            with open("/proc/%s/status" % pid) as f:
+                uids += [int(ln.split()[1]) for ln in f if ln.startswith("Uid:")]
+        except OSError:
+            pass
+    return uids
+
+
+def runner_on(kind, gg, broker, pki, results):
+    """EdgeImpulseLinuxRunnerServiceComponent: ei-relay runs the stand-in model (a Python .eim:
+    the root has python3) on a videotestsrc camera given as gst_args. Deployed first without a
+    model (install adds no plugins), then with ei_local_model_file and gst_args under Parameters
+    (the seed's shape): install adds the GStreamer plugins, run (as the component user) runs
+    the model, its results reach the broker; a third install skips everything."""
+    http_port = free_port()
+    with Device(kind, "fake-runner-" + kind, "runner", include=("python3",)) as d:
+        n = d.n
+        step("%s runner: layout in %s, the stand-in model at %s" % (kind, n.fs, MODEL))
+        n.install_identity(pki["client_cert"], pki["client_key"], pki["ca"], "localhost")
+        with open(os.path.join(SRC, "tests", "eim", "fake_eim.py"), encoding="utf-8") as f:
+            text = f.read()
+        n.put(MODEL, "#!/usr/bin/python3\n" + text.split("\n", 1)[1], 0o755)
+        merge = {"http_port": str(http_port), "ws_port": "0", "mqtt_port": str(broker.port),
+                 "Parameters": {"iotcore_backoff": "0"}}
+        n.deploy(recipe_path(gg, RUNNER), os.path.join(gg, "artifacts"), merge)
+        out, _ = runner_install(d, "no model")
+        eq(plugins_installed(n), [], "%s runner: plugins installed without a model" % kind)
+        check("GStreamer" not in out, "%s runner: install without a model spoke of GStreamer"
+              % kind)
+
+        merge["Parameters"].update(ei_local_model_file=MODEL, gst_args=CAMERA)
+        n.deploy(recipe_path(gg, RUNNER), os.path.join(gg, "artifacts"), merge)
+        out, took = runner_install(d, "a model: the GStreamer plugins")
+        results["%s runner plugins install" % kind] = took
+        eq(plugins_installed(n), list(PLUGINS), "%s runner: plugins after install" % kind)
+        check("installing the GStreamer plugins" in out, "%s runner: install did not say it "
+              "installs the plugins" % kind)
+
+        sub = broker.subscriber("/edgeimpulse/device/#")
+        d.start(http_port)
+        token = n.as_user(["ei-relay", "token", "--db-path", n.work + "/ei-relay.db"]).strip()
+        sub.wait_for(lambda ms: [m for m in ms if m.topic.endswith("/inference/output") and
+                                 set(m.json().get("c") or ()) == {"dark", "bright"}][2:],
+                     WAIT_S, "%s runner: three of the model's classifications on the broker"
+                     % kind)
+        sub.close()
+        st = [s for s in http_json(http_port, "/api/v1/sources", token)["sources"]
+              if s["name"] == "runner"]
+        eq([(s["kind"], s["state"]) for s in st], [("eim", "running")],
+           "%s runner: the source in /api/v1/sources" % kind)
+        eq(st[0]["model"]["project"]["name"], "fake-eim", "%s runner: the model info" % kind)
+        uid = int(n.run(["id", "-u", n.user]).stdout)
+        eq(set(model_uids()), {uid}, "%s runner: the model runs as %s" % (kind, n.user))
+        results["%s runner stop" % kind] = d.stop()
+        check(not model_uids(), "%s runner: the model outlived the relay" % kind)
+
+        out, took = runner_install(d, "again")
+        results["%s runner second install" % kind] = took
+        check(took < SKIP_LIMIT_S and "is installed" in out and
+              "the GStreamer plugins are installed" in out,
+              "%s runner: the install after the first did not skip (%.1f s)" % (kind, took))
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     try:
@@ -353,6 +454,7 @@ def main():
             for kind in (F.JAVA, F.LITE):
                 relay_on(kind, gg, broker, pki, globs, results)
             serial_on(F.JAVA, gg, broker, pki)
+            runner_on(F.LITE, gg, broker, pki, results)
     except chroot.Unavailable as e:
         skip(str(e))
     step("times: " + ", ".join("%s %.2f s" % kv for kv in results.items()))
