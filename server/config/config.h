@@ -61,6 +61,7 @@ typedef struct config {
     int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
+    bool allow_root; /* the service refuses to run as root unless this is set */
     bool demo;
     int64_t demo_interval_ms;
     /* access */
