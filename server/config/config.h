@@ -61,6 +61,13 @@ typedef struct config {
     int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
+    int64_t http_header_timeout_ms; /* absolute deadlines, not idle timers */
+    int64_t http_body_timeout_ms;
+    int http_max_connections; /* as configured; the relay may lower them (descriptor limit) */
+    int http_max_connections_per_ip;
+    int ws_max_connections;
+    int ws_max_connections_per_ip;
+    int64_t ws_handshake_timeout_ms;
     bool demo;
     int64_t demo_interval_ms;
     /* access */

@@ -27,6 +27,9 @@ typedef struct live_deps {
      * on the loop thread; NULL when forwarding is off. Borrowed: outlives the live stream. */
     const report_part *fwd;
     const char *device; /* borrowed; outlives the live stream */
+    /* Connections at once: cfg->ws_max_connections lowered to fit the descriptor limit (the
+     * relay decides); 0 = as configured. */
+    int max_connections;
 } live_deps;
 
 /* Setup time (before wsloop_start): listens on cfg->ws_port and subscribes to the store's
