@@ -40,6 +40,12 @@ typedef struct store_opts {
     int64_t outbox_max_bytes;
     bool outbox_reject_new;
     int max_attempts; /* publish attempts before a row is dead-lettered; 0 = default (10) */
+    /* A file that is corrupt or not a database (quick_check, SQLITE_CORRUPT, SQLITE_NOTADB) is
+     * moved to <path>.corrupt-<UTC time> with its -wal/-shm and a fresh database created (the
+     * service); false: store_create fails with ER_DB and touches nothing (the tools). Either
+     * way a database of a newer schema version or of another application fails with ER_CONFIG,
+     * untouched. */
+    bool recover;
 } store_opts;
 
 er_rc store_create(const store_opts *opts, store **out, er_err *err);
@@ -162,6 +168,17 @@ er_rc store_prom(const store_info *info, util_buf *b);
  * Stops at the first non-OK return and returns it. */
 typedef er_rc (*store_each_fn)(void *arg, const inference *inf);
 er_rc store_foreach(store *s, store_each_fn fn, void *arg);
+
+/* The database's health since store_create. */
+typedef struct store_health {
+    int64_t recovered_ms;       /* a corrupt file was moved aside at start (epoch ms); 0 = no */
+    const char *moved_to;       /* where it went (borrowed: lives as long as the store) */
+    char recovered_reason[256]; /* what was wrong with it */
+    int64_t corrupt_ms;         /* SQLite reported corruption while running (first time); 0 = no */
+    char corrupt_reason[256];   /* what was being done and SQLite's message */
+} store_health;
+/* Any thread. */
+void store_health_get(store *s, store_health *out);
 
 /* ---- maintenance and diagnostics ---- */
 
