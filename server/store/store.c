@@ -64,6 +64,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     if (rc) goto fail;
     rc = store__writer_start(s, err);
     if (rc) goto fail;
+    s->opened = true;
     *out = s;
     s = NULL;
 fail:

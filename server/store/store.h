@@ -49,7 +49,9 @@ typedef struct store_opts {
 } store_opts;
 
 er_rc store_create(const store_opts *opts, store **out, er_err *err);
-/* Stops the writer after draining queued puts (their callbacks run), closes connections. */
+/* Stops the writer after draining queued puts (their callbacks run), closes connections; when
+ * no other process has the file open and no corruption was met, marks the stop clean
+ * (<path>.clean, removed again at open), so the next start skips quick_check. */
 void store_destroy(store *s);
 
 typedef struct store_put_result {
@@ -169,8 +171,18 @@ er_rc store_prom(const store_info *info, util_buf *b);
 typedef er_rc (*store_each_fn)(void *arg, const inference *inf);
 er_rc store_foreach(store *s, store_each_fn fn, void *arg);
 
+/* What was checked when the database was opened (see store_check.c). */
+typedef enum store_check {
+    STORE_CHECK_NONE = 0, /* nothing yet */
+    STORE_CHECK_NEW,      /* a brand-new database: nothing to check */
+    STORE_CHECK_SKIPPED,  /* the last run stopped cleanly: quick_check skipped */
+    STORE_CHECK_QUICK     /* the last run did not stop cleanly: quick_check ran */
+} store_check;
+
 /* The database's health since store_create. */
 typedef struct store_health {
+    store_check start_check;    /* of the database in use (the fresh one after a recovery) */
+    int64_t start_check_ms;     /* how long quick_check took (STORE_CHECK_QUICK) */
     int64_t recovered_ms;       /* a corrupt file was moved aside at start (epoch ms); 0 = no */
     const char *moved_to;       /* where it went (borrowed: lives as long as the store) */
     char recovered_reason[256]; /* what was wrong with it */

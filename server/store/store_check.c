@@ -1,12 +1,33 @@
 /* store_check.c - the database's health: what is checked when it is opened (not another
- * application's database, `PRAGMA quick_check`), moving a corrupt or foreign file aside with its
- * -wal/-shm/-journal so that the service can start on a fresh one (never deleting it), and the
- * corruption SQLite reports while running, which GET /api/v1/health shows (store_health_get).
+ * application's database; `PRAGMA quick_check` when the last run did not stop cleanly), the
+ * clean-stop mark, moving a corrupt or foreign file aside with its -wal/-shm/-journal so that
+ * the service can start on a fresh one (never deleting it), and the corruption SQLite reports
+ * while running, which GET /api/v1/health shows (store_health_get).
  *
  * Why move rather than stop: under a supervisor a database that cannot be opened is a restart
  * loop in which every inference is lost; the moved file keeps whatever can still be recovered
  * from it (sqlite3's .recover) and the relay goes on caching. A database from a newer ei-relay
- * or one that belongs to another application is never moved: that is a configuration error. */
+ * or one that belongs to another application is never moved: that is a configuration error.
+ *
+ * Why quick_check only after an unclean stop: it reads the whole file (seconds for hundreds of
+ * MB, far more on an SD card), and a file that was checkpointed, fsynced and closed by a clean
+ * stop and not written since cannot have been torn by a power cut. The mark of a clean stop is
+ * the file <db>.clean:
+ *   - written by store_destroy (store__clean_mark) only after the writer drained, under an
+ *     EXCLUSIVE lock on the database (proof that no other process, an `ei-relay import` or
+ *     `export`, has it open, and none can open it until the close), after a full checkpoint
+ *     (which fsyncs the database), and itself fsynced with its directory; never when corruption
+ *     was met while running (the next start must check);
+ *   - removed, with the removal made durable, at open (store__clean_take) after the read-only
+ *     checks and before the first write; a process that opens the file while it exists holds a
+ *     SHARED lock by then, so a concurrent clean stop cannot write it after that removal.
+ * So a crash at any point leaves either no mark, or a mark for a file not written since. A
+ * process killed while another one keeps running cannot tear the file (SQLite's transactions
+ * survive process death), so only a stop of the last one matters. The cheap checks still run on
+ * every start: SQLite's own at the first read (not a database, a truncated file: SQLITE_NOTADB /
+ * SQLITE_CORRUPT), the schema version, the schema itself (parsed once); corruption in the
+ * middle of a cleanly stopped file is met by the first read of its pages (health degraded, no
+ * mark at the stop), so the next start checks and moves it aside. */
 #include "store/store_internal.h"
 
 #include <errno.h>
@@ -20,6 +41,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
+
+#define CLEAN_SUFFIX ".clean"
 
 /* The files SQLite keeps beside a database, moved with it under the same new name. */
 static const char *const companions[] = {"", "-wal", "-shm", "-journal"};
@@ -69,14 +92,28 @@ static int first_row(sqlite3 *db, const char *sql, char *first, size_t cap)
     return src == SQLITE_OK ? fin : src;
 }
 
+/* The marker's path: <path>.clean (malloc'ed; NULL when out of memory). */
+static char *clean_path(const store *s)
+{
+    size_t n = strlen(s->path) + sizeof CLEAN_SUFFIX;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s" CLEAN_SUFFIX, s->path);
+    return p;
+}
+
 er_rc store__check_file(store *s, int64_t user_version, er_err *err)
 {
     char first[200];
     er_rc rc = ER_OK;
-    /* user_version 0 is a file this binary has not migrated yet: empty, or someone else's */
-    int src = user_version == 0
-                  ? first_row(s->wdb, "SELECT count(*) FROM sqlite_master", first, sizeof first)
-                  : SQLITE_OK;
+    struct stat sb;
+    char *mark = clean_path(s);
+    if (!mark) {
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* SELECT ... FROM sqlite_master parses the schema: a mangled one fails here, cheaply.
+     * user_version 0 is a file this binary has not migrated yet: empty, or someone else's. */
+    int src = first_row(s->wdb, "SELECT count(*) FROM sqlite_master", first, sizeof first);
     if (src == SQLITE_OK && user_version == 0 && strcmp(first, "0") != 0) {
         rc = er_fail(err, ER_CONFIG,
                      "db_path %s is an SQLite database of another application (%s tables, no "
@@ -84,17 +121,37 @@ er_rc store__check_file(store *s, int64_t user_version, er_err *err)
                      s->path, first);
         goto fail;
     }
+    /* stat after the first read: this connection holds its SHARED lock by now (see top) */
+    if (src == SQLITE_OK && user_version == 0) {
+        s->start_check = STORE_CHECK_NEW;
+        log_info("store", "database %s is new: no check needed", s->path);
+        goto fail;
+    }
+    if (src == SQLITE_OK && stat(mark, &sb) == 0) {
+        s->start_check = STORE_CHECK_SKIPPED;
+        log_info("store", "database %s: the last run stopped cleanly (%s): quick_check skipped",
+                 s->path, mark);
+        goto fail;
+    }
+    int64_t t0 = util_mono_ms();
     if (src == SQLITE_OK) src = first_row(s->wdb, "PRAGMA quick_check", first, sizeof first);
     if (src != SQLITE_OK) {
         store__note_bad(s, src, sqlite3_errmsg(s->wdb));
         rc = er_fail(err, ER_DB, "cannot check database %s: %s", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
+    s->start_check = STORE_CHECK_QUICK;
+    s->start_check_ms = util_mono_ms() - t0;
+    log_info("store",
+             "database %s: the last run did not stop cleanly (no %s): quick_check ran in %" PRId64
+             " ms: %s",
+             s->path, mark, s->start_check_ms, first);
     if (strcmp(first, "ok") != 0) {
         snprintf(s->bad, sizeof s->bad, "quick_check: %s", first);
         rc = er_fail(err, ER_DB, "database %s is corrupt (quick_check: %s)", s->path, first);
     }
 fail:
+    free(mark);
     return rc;
 }
 
@@ -154,6 +211,77 @@ static void sync_dir(const char *path)
     free(dir);
 }
 
+er_rc store__clean_take(store *s, er_err *err)
+{
+    er_rc rc = ER_OK;
+    char *mark = clean_path(s);
+    if (!mark) {
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (unlink(mark) == 0) {
+        sync_dir(mark);
+    } else if (errno != ENOENT) {
+        /* a mark that stays would let the next start skip the check after a crash */
+        rc = er_fail(err, ER_IO, "cannot remove %s: %s", mark, strerror(errno));
+    }
+fail:
+    free(mark);
+    return rc;
+}
+
+/* Writes the mark: created, fsynced, then its directory entry fsynced. */
+static bool write_mark(const char *mark)
+{
+    static const char text[] = "ei-relay stopped cleanly; removed when the database is opened\n";
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok =
+        fd >= 0 && write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1) && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0) ok = false;
+    if (ok) sync_dir(mark);
+    return ok;
+}
+
+void store__clean_mark(store *s)
+{
+    sqlite3 *db = s->wdb;
+    sqlite3_stmt *st = NULL;
+    char *mark = clean_path(s);
+    const char *why = NULL;
+    pthread_mutex_lock(&s->health_mu);
+    bool corrupt = s->corrupt_ms != 0;
+    pthread_mutex_unlock(&s->health_mu);
+    if (!mark || !db || !s->opened || s->bad[0] || corrupt) goto fail;
+    /* Not waiting: another process with the file open means this is not the last stop. */
+    sqlite3_busy_timeout(db, 0);
+    /* In WAL mode every open connection holds a SHARED lock on the file: an EXCLUSIVE one,
+     * kept by locking_mode=EXCLUSIVE until the close, proves none is left and lets none in. */
+    if (sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; COMMIT", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        why = "another process has it open";
+        goto fail;
+    }
+    /* everything into the database file, which the checkpoint fsyncs */
+    if (sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0 ||
+        sqlite3_column_int(st, 1) != sqlite3_column_int(st, 2)) {
+        why = "the final checkpoint did not complete";
+        goto fail;
+    }
+    if (!write_mark(mark)) {
+        why = strerror(errno);
+        goto fail;
+    }
+    log_info("store", "database %s stopped cleanly: the next start skips quick_check", s->path);
+fail:
+    if (why && !sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (why)
+        log_warn("store", "no clean-stop mark for %s (%s): the next start runs quick_check",
+                 s->path, why);
+    sqlite3_finalize(st);
+    free(mark);
+}
+
 er_rc store__move_aside(store *s, er_err *err)
 {
     char *to = NULL;
@@ -193,7 +321,10 @@ fail:
 
 void store_health_get(store *s, store_health *out)
 {
-    *out = (store_health){.recovered_ms = s->recovered_ms, .moved_to = s->moved_to};
+    *out = (store_health){.recovered_ms = s->recovered_ms,
+                          .moved_to = s->moved_to,
+                          .start_check = s->start_check,
+                          .start_check_ms = s->start_check_ms};
     snprintf(out->recovered_reason, sizeof out->recovered_reason, "%s", s->recovered_reason);
     pthread_mutex_lock(&s->health_mu);
     out->corrupt_ms = s->corrupt_ms;

@@ -158,6 +158,8 @@ static er_rc migrate(store *s, er_err *err)
     }
     rc = store__check_file(s, have, err);
     if (rc) goto fail;
+    rc = store__clean_take(s, err);
+    if (rc) goto fail;
     if (have == 0) {
         /* Must precede the first CREATE TABLE to take effect. */
         if (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, &errmsg) != SQLITE_OK) {
@@ -270,6 +272,7 @@ void store__db_close(store *s)
 {
     for (int i = 0; s->readers && i < s->n_readers; i++)
         close_conn(s->readers[i].db, s->readers[i].st, RSTMT__N);
+    store__clean_mark(s);
     close_conn(s->wdb, s->wst, WSTMT__N);
     free(s->readers);
     free(s->free_idx);

@@ -208,8 +208,11 @@ struct store {
     int64_t recovered_ms;       /* when a corrupt file was moved aside at start; 0 = never */
     char *moved_to;             /* owned: where it went */
     char recovered_reason[256]; /* what was wrong with it */
-    pthread_mutex_t health_mu;  /* guards the two below, set by any thread */
-    int64_t corrupt_ms;         /* when SQLite first reported corruption while running */
+    store_check start_check;    /* what store__check_file did */
+    int64_t start_check_ms;
+    bool opened;               /* store_create succeeded: destroy may mark a clean stop */
+    pthread_mutex_t health_mu; /* guards the two below, set by any thread */
+    int64_t corrupt_ms;        /* when SQLite first reported corruption while running */
     char corrupt_reason[256];
 
     /* retention schedule: writer thread only */
@@ -275,8 +278,14 @@ void store__note_bad(store *s, int src, const char *msg);
 /* While running: records the first corruption SQLite reports (for health) and logs it. */
 void store__note_corrupt(store *s, sqlite3 *db, int src, const char *what);
 /* On the open writer connection, before migrating: refuses (ER_CONFIG) another application's
- * database; runs quick_check, and on corruption sets s->bad and fails with ER_DB. */
+ * database; parses the schema; runs quick_check unless the file is new or the last run stopped
+ * cleanly (<path>.clean); on corruption sets s->bad and fails with ER_DB. */
 er_rc store__check_file(store *s, int64_t user_version, er_err *err);
+/* After the checks, before the first write: removes <path>.clean durably. */
+er_rc store__clean_take(store *s, er_err *err);
+/* In store_destroy, the readers closed, the writer connection still open: writes <path>.clean
+ * when the stop is clean (see store_check.c); logs why not otherwise. */
+void store__clean_mark(store *s);
 /* The writer connection closed: moves s->path and its companions to <path>.corrupt-<UTC time>,
  * logs it at error level and records it for health (clears s->bad). */
 er_rc store__move_aside(store *s, er_err *err);

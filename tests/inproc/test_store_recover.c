@@ -2,7 +2,10 @@
  * is not a database is moved aside byte for byte with its companions and a fresh database made
  * (opts.recover), or refused untouched (the tools); another application's database is refused
  * untouched; store_health_get reports the recovery; corruption met by a reader while running is
- * recorded for health. */
+ * recorded for health. The clean-stop mark: a clean stop leaves <db>.clean and the next open
+ * skips quick_check (and removes it); a stop beside another open store leaves none; a killed
+ * run (fork + SIGKILL) leaves none, so quick_check runs and finds corruption planted meanwhile;
+ * mid-file corruption after a clean stop is met by the first read and checked at the next start. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <sqlite3.h>
 #include <stdint.h>
@@ -10,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "raw_db.h"
@@ -118,14 +124,9 @@ static void test_foreign_database(void)
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
-/* Overwrites the second half of the main file after a checkpoint: the image pages. */
-static void test_corrupt_while_running(void)
+/* 40 inferences with a 4000-byte random image each (guids[i] answers their ids). */
+static void fill_images(store *s, char guids[40][UTIL_UUID_LEN + 1])
 {
-    char path[512];
-    db_path(path, sizeof path);
-    store *s = open_store(path, NULL);
-    if (!s) return;
-    char guids[40][UTIL_UUID_LEN + 1];
     for (int i = 0; i < 40; i++) {
         inference *inf = make_inf(i + 1, "http", "a", 0.5);
         uint8_t img[4000];
@@ -136,9 +137,15 @@ static void test_corrupt_while_running(void)
         snprintf(inf->image.mime, sizeof inf->image.mime, "image/jpeg");
         inf->image.width = 64;
         inf->image.height = 48;
-        memcpy(guids[i], inf->guid, sizeof guids[i]);
+        memcpy(guids[i], inf->guid, UTIL_UUID_LEN + 1);
         put_ok(s, inf);
     }
+}
+
+/* Everything into the main file (a checkpoint), then its second half, the image pages,
+ * overwritten: the first pages (schema, counters) stay readable. */
+static void corrupt_second_half(const char *path)
+{
     sqlite3 *db = raw_open(path);
     CHECK(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) == SQLITE_OK);
     CHECK(sqlite3_close(db) == SQLITE_OK);
@@ -151,10 +158,11 @@ static void test_corrupt_while_running(void)
     for (off_t i = sb.st_size / 2; i < sb.st_size; i++)
         fputc(0xa5, f);
     fclose(f);
+}
 
-    store_health h;
-    store_health_get(s, &h);
-    CHECK(h.corrupt_ms == 0);
+/* How many of the 40 images fail to read with ER_DB. */
+static int failed_images(store *s, char guids[40][UTIL_UUID_LEN + 1])
+{
     int failed = 0;
     for (int i = 0; i < 40; i++) {
         inference_image im = {0};
@@ -162,11 +170,179 @@ static void test_corrupt_while_running(void)
         failed += rc == ER_DB;
         free(im.data);
     }
-    CHECK(failed > 0);
+    return failed;
+}
+
+/* The store has not met corruption yet; reading the images meets it and records it. */
+static void check_met_while_running(store *s, char guids[40][UTIL_UUID_LEN + 1])
+{
+    store_health h;
+    store_health_get(s, &h);
+    CHECK(h.corrupt_ms == 0);
+    CHECK(failed_images(s, guids) > 0);
     store_health_get(s, &h);
     CHECK(h.corrupt_ms > 0);
     CHECK(strstr(h.corrupt_reason, "reading image") != NULL);
+}
+
+static void test_corrupt_while_running(void)
+{
+    char path[512];
+    char guids[40][UTIL_UUID_LEN + 1];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    if (!s) return;
+    fill_images(s, guids);
+    corrupt_second_half(path);
+    check_met_while_running(s, guids);
     store_destroy(s);
+}
+
+/* Whether <path>.clean, the mark of a clean stop, exists. */
+static bool has_mark(const char *path)
+{
+    char mark[600];
+    struct stat sb;
+    snprintf(mark, sizeof mark, "%s.clean", path);
+    return stat(mark, &sb) == 0;
+}
+
+/* What the store's open checked. */
+static store_check start_check(store *s)
+{
+    store_health h;
+    store_health_get(s, &h);
+    return h.start_check;
+}
+
+/* A clean stop leaves the mark, the next open skips quick_check and takes the mark away until
+ * its own clean stop; a stop while another process (connection) has the file open leaves none. */
+static void test_clean_stop_skips_check(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.recover = true};
+    store *s = open_store(path, &o);
+    if (!s) return;
+    CHECK_EQ_INT(start_check(s), STORE_CHECK_NEW);
+    CHECK(!has_mark(path));
+    put_ok(s, make_inf(1, "http", "a", 0.5));
+    store_destroy(s);
+    CHECK(has_mark(path));
+
+    s = open_store(path, &o);
+    if (!s) return;
+    CHECK_EQ_INT(start_check(s), STORE_CHECK_SKIPPED);
+    CHECK(!has_mark(path)); /* removed before anything was written */
+    put_ok(s, make_inf(2, "http", "a", 0.5));
+
+    /* a second store on the same file (as `ei-relay export` beside the service) */
+    store_opts tool = {0};
+    store *t = open_store(path, &tool);
+    if (t) {
+        CHECK_EQ_INT(start_check(t), STORE_CHECK_QUICK); /* the service took the mark */
+        store_destroy(t);
+    }
+    CHECK(!has_mark(path)); /* the service still has it open: not a clean stop of the file */
+    store_destroy(s);
+    CHECK(has_mark(path));
+
+    /* an open refused before any write (a newer schema) leaves the mark where it is */
+    raw_exec(path, "PRAGMA user_version=999999");
+    store *n = NULL;
+    er_err err = {{0}};
+    o.path = path;
+    CHECK_EQ_INT(store_create(&o, &n, &err), ER_CONFIG);
+    CHECK(has_mark(path));
+}
+
+/* A child process that opens path, runs fill_images when fill is set, and is killed (kill -9)
+ * before any store_destroy. */
+static void killed_run(const char *path, bool fill)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        store_opts o = {.recover = true};
+        store *s = open_store(path, &o);
+        char guids[40][UTIL_UUID_LEN + 1];
+        if (!s) _exit(1);
+        if (fill) fill_images(s, guids);
+        raise(SIGKILL);
+        _exit(2);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* A killed run leaves no mark: the next open runs quick_check, keeps a sound file and finds the
+ * corruption planted while nothing ran (moved aside). */
+static void test_kill_runs_check(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.recover = true};
+    store_destroy(open_store(path, &o));
+    CHECK(has_mark(path));
+    killed_run(path, true);
+    CHECK(!has_mark(path));
+
+    store *s = open_store(path, &o);
+    if (!s) return;
+    CHECK_EQ_INT(start_check(s), STORE_CHECK_QUICK);
+    store_health h;
+    store_health_get(s, &h);
+    CHECK(h.recovered_ms == 0);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 40);
+    store_destroy(s);
+    CHECK(has_mark(path));
+
+    killed_run(path, false);
+    CHECK(!has_mark(path));
+    corrupt_second_half(path);
+    s = open_store(path, &o);
+    if (!s) return;
+    store_health_get(s, &h);
+    CHECK(h.recovered_ms > 0 && h.moved_to != NULL); /* the cheap checks alone pass it (below) */
+    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 0);
+    store_destroy(s);
+}
+
+/* Corruption in the middle of a cleanly stopped file passes the cheap checks at start (no
+ * quick_check); the first read of its pages records it (health degraded), the stop leaves no
+ * mark, and the next start's quick_check moves the file aside. */
+static void test_clean_stop_corruption_met_later(void)
+{
+    char path[512];
+    char guids[40][UTIL_UUID_LEN + 1];
+    db_path(path, sizeof path);
+    store_opts o = {.recover = true};
+    store *s = open_store(path, &o);
+    if (!s) return;
+    fill_images(s, guids);
+    store_destroy(s);
+    CHECK(has_mark(path));
+    corrupt_second_half(path);
+
+    s = open_store(path, &o);
+    if (!s) return;
+    CHECK_EQ_INT(start_check(s), STORE_CHECK_SKIPPED);
+    store_health h;
+    store_health_get(s, &h);
+    CHECK(h.recovered_ms == 0);
+    check_met_while_running(s, guids);
+    store_destroy(s);
+    CHECK(!has_mark(path));
+
+    s = open_store(path, &o);
+    if (!s) return;
+    store_health_get(s, &h);
+    CHECK(h.recovered_ms > 0 && h.moved_to != NULL);
+    store_destroy(s);
+    CHECK(has_mark(path));
 }
 
 int main(void)
@@ -175,5 +351,8 @@ int main(void)
     test_not_a_database();
     test_foreign_database();
     test_corrupt_while_running();
+    test_clean_stop_skips_check();
+    test_kill_runs_check();
+    test_clean_stop_corruption_met_later();
     return store_fixture_end();
 }
