@@ -133,19 +133,22 @@ er_rc store__check_file(store *s, int64_t user_version, er_err *err)
                  s->path, mark);
         goto fail;
     }
-    int64_t t0 = util_mono_ms();
-    if (src == SQLITE_OK) src = first_row(s->wdb, "PRAGMA quick_check", first, sizeof first);
+    if (src == SQLITE_OK) {
+        int64_t t0 = util_mono_ms();
+        src = first_row(s->wdb, "PRAGMA quick_check", first, sizeof first);
+        s->start_check = STORE_CHECK_QUICK;
+        s->start_check_ms = util_mono_ms() - t0;
+        log_info("store",
+                 "database %s: the last run did not stop cleanly (no %s): quick_check ran in "
+                 "%" PRId64 " ms: %s",
+                 s->path, mark, s->start_check_ms,
+                 src == SQLITE_OK ? first : sqlite3_errmsg(s->wdb));
+    }
     if (src != SQLITE_OK) {
         store__note_bad(s, src, sqlite3_errmsg(s->wdb));
         rc = er_fail(err, ER_DB, "cannot check database %s: %s", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    s->start_check = STORE_CHECK_QUICK;
-    s->start_check_ms = util_mono_ms() - t0;
-    log_info("store",
-             "database %s: the last run did not stop cleanly (no %s): quick_check ran in %" PRId64
-             " ms: %s",
-             s->path, mark, s->start_check_ms, first);
     if (strcmp(first, "ok") != 0) {
         snprintf(s->bad, sizeof s->bad, "quick_check: %s", first);
         rc = er_fail(err, ER_DB, "database %s is corrupt (quick_check: %s)", s->path, first);
@@ -251,7 +254,11 @@ void store__clean_mark(store *s)
     pthread_mutex_lock(&s->health_mu);
     bool corrupt = s->corrupt_ms != 0;
     pthread_mutex_unlock(&s->health_mu);
-    if (!mark || !db || !s->opened || s->bad[0] || corrupt) goto fail;
+    if (!mark || !db || !s->opened || s->bad[0]) goto fail;
+    if (corrupt) {
+        why = "corruption was met while running";
+        goto fail;
+    }
     /* Not waiting: another process with the file open means this is not the last stop. */
     sqlite3_busy_timeout(db, 0);
     /* In WAL mode every open connection holds a SHARED lock on the file: an EXCLUSIVE one,

@@ -4,6 +4,11 @@
 # GET /api/v1/health shows db.recovered; ingest works. A database of a newer schema version or
 # of another application is refused with exit code 2 and left untouched. A good database is not
 # moved or rewritten. Corruption met while running turns health to "degraded" with a reason.
+# quick_check at start only after an unclean stop: a clean stop leaves <db>.clean and the next
+# start skips the check (log says so); after kill -9 the next start runs it (log says how long)
+# and finds corruption planted while the relay was down; corruption in the middle of a cleanly
+# stopped file is met by the first read (degraded), no mark is left at that stop, and the next
+# start checks and moves the file aside.
 import glob
 import hashlib
 import os
@@ -14,6 +19,8 @@ from harness import Relay, check, eq, run_tests, wait_for
 from harness.images import make_png
 
 EXIT_CONFIG = 2
+SKIPPED = "quick_check skipped"
+CHECKED = "quick_check ran in"
 
 
 def sha(path):
@@ -83,6 +90,8 @@ def test_truncated_db():
         with open(r.db_path, "rb") as f:
             truncated = f.read()
         r.start()
+        # caught by the cheap checks at the first read (SQLite's page count), after a clean stop
+        check(CHECKED not in r.log(), "quick_check ran after a clean stop:\n" + r.log())
         check_recovered(r, truncated, "")
 
 
@@ -149,35 +158,101 @@ def test_good_db_untouched():
         eq(aside(r), [], "nothing moved aside")
 
 
+def mark(r):
+    return os.path.exists(r.db_path + ".clean")
+
+
+def corrupt_second_half(r):
+    """Everything into the main file, then its image pages overwritten (the first pages, schema
+    and counters, stay readable so health can answer)."""
+    db = sqlite3.connect(r.db_path)
+    busy = wait_for("checkpoint", lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetchone(), until=lambda row: row[0] == 0)
+    db.close()
+    eq(busy[0], 0, "checkpoint")
+    size = os.path.getsize(r.db_path)
+    with open(r.db_path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\xa5" * (size - size // 2))
+
+
+def check_met_while_running(r):
+    """Reads meet the garbage (the list, or else the images it names): health degraded."""
+    page = r.get("/api/v1/inferences?limit=100")
+    ids = [it["id"] for it in page.json()["items"]] if page.status == 200 else []
+    statuses = [r.get("/api/v1/inferences/%s/image" % i).status for i in ids]
+    check(page.status >= 500 or any(s >= 500 for s in statuses),
+          "no read failed on the corrupt pages: %d %r" % (page.status, statuses))
+    h = wait_for("health degraded", r.health, until=lambda h: h["status"] == "degraded")
+    check("corruption" in h["reason"], "reason %r" % h["reason"])
+    check("malformed" in h["db"]["corrupt"]["reason"], "db.corrupt %r" % h["db"]["corrupt"])
+    check(h["db"]["corrupt"]["at"] > 0, "db.corrupt.at")
+    check("DATABASE CORRUPTION" in r.log(), "no error line:\n" + r.log())
+
+
 def test_corruption_while_running():
     with Relay() as r:
         fill(r)
-        # everything into the main file, then its image pages overwritten behind the relay's
-        # back (the first pages, schema and counters, stay readable so health can answer)
-        db = sqlite3.connect(r.db_path)
-        busy = wait_for("checkpoint", lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetchone(), until=lambda row: row[0] == 0)
-        db.close()
-        eq(busy[0], 0, "checkpoint")
-        size = os.path.getsize(r.db_path)
-        with open(r.db_path, "r+b") as f:
-            f.seek(size // 2)
-            f.write(b"\xa5" * (size - size // 2))
-        # reads meet the garbage: the list, or else the images it names
-        page = r.get("/api/v1/inferences?limit=100")
-        ids = [it["id"] for it in page.json()["items"]] if page.status == 200 else []
-        statuses = [r.get("/api/v1/inferences/%s/image" % i).status for i in ids]
-        check(page.status >= 500 or any(s >= 500 for s in statuses),
-              "no read failed on the corrupt pages: %d %r" % (page.status, statuses))
-        h = wait_for("health degraded", r.health, until=lambda h: h["status"] == "degraded")
-        check("corruption" in h["reason"], "reason %r" % h["reason"])
-        check("malformed" in h["db"]["corrupt"]["reason"], "db.corrupt %r" % h["db"]["corrupt"])
-        check(h["db"]["corrupt"]["at"] > 0, "db.corrupt.at")
-        check("DATABASE CORRUPTION" in r.log(), "no error line:\n" + r.log())
+        corrupt_second_half(r)
+        check_met_while_running(r)
+
+
+def test_clean_stop_skips_check():
+    with Relay() as r:
+        check("is new: no check needed" in r.log(), "brand-new database:\n" + r.log())
+        fill(r, 5)
+        r.stop()
+        check(mark(r), "no clean-stop mark after a clean stop")
+        r.start()
+        check(SKIPPED in r.log() and CHECKED not in r.log(), "check not skipped:\n" + r.log())
+        check(not mark(r), "the mark stays while the relay runs")
+        eq(r.health()["db"]["rows"], 5, "rows kept")
+
+
+def test_kill9_runs_check():
+    with Relay() as r:
+        fill(r)
+        r.kill9()
+        check(not mark(r), "a mark after kill -9")
+        r.start()
+        check(CHECKED in r.log() and SKIPPED not in r.log(), "no check after kill -9:\n" + r.log())
+        check(" ms: ok" in r.log(), "a sound file after kill -9:\n" + r.log())
+        eq(r.health()["db"]["rows"], 20, "rows kept")
+        check("recovered" not in r.health()["db"], "a sound file moved")
+        r.kill9()
+        # planted while the relay is down, in pages the start's cheap checks do not read
+        corrupt_second_half(r)
+        with open(r.db_path, "rb") as f:
+            corrupted = f.read()
+        r.start()
+        check(CHECKED in r.log(), "no check after kill -9:\n" + r.log())
+        check_recovered(r, corrupted, "")
+
+
+def test_clean_stop_corruption_met_later():
+    with Relay() as r:
+        fill(r)
+        r.stop()
+        check(mark(r), "no clean-stop mark after a clean stop")
+        corrupt_second_half(r)
+        r.start()
+        # documented: mid-file pages are not read by the cheap checks at start
+        check(SKIPPED in r.log(), "check not skipped:\n" + r.log())
+        check("recovered" not in r.health()["db"], "moved without quick_check")
+        check_met_while_running(r)
+        r.stop()
+        check(not mark(r), "a clean-stop mark for a database known corrupt")
+        check("no clean-stop mark" in r.log(), "no line saying why:\n" + r.log())
+        r.start()
+        check(CHECKED in r.log(), "no check after a run that met corruption:\n" + r.log())
+        rec = r.health()["db"].get("recovered")
+        check(rec is not None and rec["moved_to"] in aside(r), "not moved aside: %r" % rec)
+        eq(r.health()["status"], "ok", "status on the fresh database")
 
 
 TESTS = [test_random_bytes, test_truncated_db, test_newer_schema_refused,
-         test_foreign_sqlite_refused, test_good_db_untouched, test_corruption_while_running]
+         test_foreign_sqlite_refused, test_good_db_untouched, test_corruption_while_running,
+         test_clean_stop_skips_check, test_kill9_runs_check, test_clean_stop_corruption_met_later]
 
 if __name__ == "__main__":
     run_tests(TESTS)
