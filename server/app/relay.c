@@ -42,7 +42,7 @@ struct relay {
     const report_part *parts[3]; /* http's, in /metrics order: live, forwarder, sources */
 };
 
-er_rc relay_open_store(const config *cfg, store **out, er_err *err)
+static er_rc open_store(const config *cfg, bool recover, store **out, er_err *err)
 {
     store_opts so = {
         .path = cfg->db_path,
@@ -56,8 +56,14 @@ er_rc relay_open_store(const config *cfg, store **out, er_err *err)
         .outbox_max_bytes = cfg->outbox_max_bytes,
         .outbox_reject_new = cfg->outbox_on_full == CONFIG_OUTBOX_REJECT_NEW,
         .max_attempts = cfg->max_attempts,
+        .recover = recover,
     };
     return store_create(&so, out, err);
+}
+
+er_rc relay_open_store(const config *cfg, store **out, er_err *err)
+{
+    return open_store(cfg, false, out, err);
 }
 
 /* The line a person looks for after starting the service: where to open the dashboard. With
@@ -138,7 +144,8 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     int http_max;
     net_limits(cfg, &http_max);
-    rc = relay_open_store(cfg, &r->st, err);
+    /* the service moves a corrupt database aside rather than stop: see store_opts.recover */
+    rc = open_store(cfg, true, &r->st, err);
     if (rc) goto fail;
     if (cfg->mqtt_endpoint) {
         policy_settings ps = {.skip_empty = true,

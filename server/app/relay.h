@@ -26,7 +26,8 @@ bool relay_restart_requested(const relay *r);
 #define RELAY_EXIT_RESTART 75
 void relay_destroy(relay *r);
 
-/* Opens only the store (for export/import), with the same options the service uses. */
+/* Opens only the store (for export/import), with the same options the service uses, except
+ * that a corrupt database is refused rather than moved aside. */
 er_rc relay_open_store(const config *cfg, store **out, er_err *err);
 
 #endif

@@ -13,6 +13,18 @@
 #define DAY_MS (24LL * 3600 * 1000)
 #define STATS_MAX_BUCKETS 10000
 
+/* {"at": epoch ms, <key>: text, "reason": text} into db under name (health's db.recovered and
+ * db.corrupt); skipped (true) when at is 0. */
+static bool db_event(cJSON *db, const char *name, int64_t at, const char *key, const char *val,
+                     const char *reason)
+{
+    if (!at) return true;
+    cJSON *e = cJSON_AddObjectToObject(db, name);
+    return e && cJSON_AddNumberToObject(e, "at", (double)at) &&
+           (!key || cJSON_AddStringToObject(e, key, val ? val : "")) &&
+           cJSON_AddStringToObject(e, "reason", reason);
+}
+
 enum MHD_Result http_api_health(http_req *r)
 {
     static const char *const allowed[] = {NULL};
@@ -20,21 +32,30 @@ enum MHD_Result http_api_health(http_req *r)
     if (!http_query_check(r, allowed, &ret)) return ret;
     const http_deps *d = &r->srv->deps;
     store_info info;
+    store_health h;
     er_rc rc = store_get_info(d->st, &info);
+    store_health_get(d->st, &h); /* after: a read that met corruption has recorded it */
     if (rc)
-        return http_reply_error(r, 503, "unavailable", "the database cannot be read (%s)",
-                                er_rc_name(rc));
+        return http_reply_error(r, 503, "unavailable", "the database cannot be read (%s)%s%s",
+                                er_rc_name(rc), h.corrupt_ms ? ": corruption: " : "",
+                                h.corrupt_ms ? h.corrupt_reason : "");
     int64_t uptime = (util_now_ms() - d->started_ms) / 1000;
     cJSON *o = cJSON_CreateObject();
     cJSON *db = o ? cJSON_CreateObject() : NULL;
-    bool ok = db && cJSON_AddStringToObject(o, "status", "ok") &&
-              cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
-              cJSON_AddNumberToObject(o, "uptime_s", (double)(uptime > 0 ? uptime : 0)) &&
-              cJSON_AddNumberToObject(o, "ws_port", d->ws_port) &&
-              cJSON_AddStringToObject(db, "path", d->cfg->db_path ? d->cfg->db_path : "") &&
-              cJSON_AddNumberToObject(db, "bytes", (double)info.db_file_bytes) &&
-              cJSON_AddNumberToObject(db, "rows", (double)info.rows) &&
-              cJSON_AddNumberToObject(db, "images", (double)info.images);
+    bool ok =
+        db && cJSON_AddStringToObject(o, "status", h.corrupt_ms ? "degraded" : "ok") &&
+        (!h.corrupt_ms || cJSON_AddStringToObject(o, "reason",
+                                                  "database corruption detected; restart to "
+                                                  "check the database and move it aside")) &&
+        cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
+        cJSON_AddNumberToObject(o, "uptime_s", (double)(uptime > 0 ? uptime : 0)) &&
+        cJSON_AddNumberToObject(o, "ws_port", d->ws_port) &&
+        cJSON_AddStringToObject(db, "path", d->cfg->db_path ? d->cfg->db_path : "") &&
+        cJSON_AddNumberToObject(db, "bytes", (double)info.db_file_bytes) &&
+        cJSON_AddNumberToObject(db, "rows", (double)info.rows) &&
+        cJSON_AddNumberToObject(db, "images", (double)info.images) &&
+        db_event(db, "recovered", h.recovered_ms, "moved_to", h.moved_to, h.recovered_reason) &&
+        db_event(db, "corrupt", h.corrupt_ms, NULL, NULL, h.corrupt_reason);
     if (ok) {
         cJSON_AddItemToObject(o, "db", db);
         db = NULL;

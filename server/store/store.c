@@ -38,12 +38,14 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     pthread_cond_init(&s->has_room, NULL);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
+    pthread_mutex_init(&s->health_mu, NULL);
     s->path = strdup(opts->path);
     if (!s->path) {
         rc = er_fail(err, ER_NOMEM, "out of memory");
         goto fail;
     }
     s->sync_full = opts->sync_full;
+    s->recover = opts->recover;
     s->outbox = opts->outbox;
     s->max_rows = opts->max_rows;
     s->max_bytes = opts->max_bytes;
@@ -62,6 +64,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     if (rc) goto fail;
     rc = store__writer_start(s, err);
     if (rc) goto fail;
+    s->opened = true;
     *out = s;
     s = NULL;
 fail:
@@ -79,6 +82,8 @@ void store_destroy(store *s)
     pthread_cond_destroy(&s->pool_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->health_mu);
+    free(s->moved_to);
     free(s->path);
     free(s);
 }

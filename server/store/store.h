@@ -40,10 +40,18 @@ typedef struct store_opts {
     int64_t outbox_max_bytes;
     bool outbox_reject_new;
     int max_attempts; /* publish attempts before a row is dead-lettered; 0 = default (10) */
+    /* A file that is corrupt or not a database (quick_check, SQLITE_CORRUPT, SQLITE_NOTADB) is
+     * moved to <path>.corrupt-<UTC time> with its -wal/-shm and a fresh database created (the
+     * service); false: store_create fails with ER_DB and touches nothing (the tools). Either
+     * way a database of a newer schema version or of another application fails with ER_CONFIG,
+     * untouched. */
+    bool recover;
 } store_opts;
 
 er_rc store_create(const store_opts *opts, store **out, er_err *err);
-/* Stops the writer after draining queued puts (their callbacks run), closes connections. */
+/* Stops the writer after draining queued puts (their callbacks run), closes connections; when
+ * no other process has the file open and no corruption was met, marks the stop clean
+ * (<path>.clean, removed again at open), so the next start skips quick_check. */
 void store_destroy(store *s);
 
 typedef struct store_put_result {
@@ -162,6 +170,27 @@ er_rc store_prom(const store_info *info, util_buf *b);
  * Stops at the first non-OK return and returns it. */
 typedef er_rc (*store_each_fn)(void *arg, const inference *inf);
 er_rc store_foreach(store *s, store_each_fn fn, void *arg);
+
+/* What was checked when the database was opened (see store_check.c). */
+typedef enum store_check {
+    STORE_CHECK_NONE = 0, /* nothing yet */
+    STORE_CHECK_NEW,      /* a brand-new database: nothing to check */
+    STORE_CHECK_SKIPPED,  /* the last run stopped cleanly: quick_check skipped */
+    STORE_CHECK_QUICK     /* the last run did not stop cleanly: quick_check ran */
+} store_check;
+
+/* The database's health since store_create. */
+typedef struct store_health {
+    store_check start_check;    /* of the database in use (the fresh one after a recovery) */
+    int64_t start_check_ms;     /* how long quick_check took (STORE_CHECK_QUICK) */
+    int64_t recovered_ms;       /* a corrupt file was moved aside at start (epoch ms); 0 = no */
+    const char *moved_to;       /* where it went (borrowed: lives as long as the store) */
+    char recovered_reason[256]; /* what was wrong with it */
+    int64_t corrupt_ms;         /* SQLite reported corruption while running (first time); 0 = no */
+    char corrupt_reason[256];   /* what was being done and SQLite's message */
+} store_health;
+/* Any thread. */
+void store_health_get(store *s, store_health *out);
 
 /* ---- maintenance and diagnostics ---- */
 

@@ -37,9 +37,10 @@ static er_rc map_sqlite(sqlite3 *db, int rc)
     return ER_DB;
 }
 
-er_rc store__db_error(sqlite3 *db, int rc, const char *what)
+er_rc store__db_error(store *s, sqlite3 *db, int rc, const char *what)
 {
     log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(db), sqlite3_errstr(rc));
+    store__note_corrupt(s, db, rc, what);
     return map_sqlite(db, rc);
 }
 
@@ -50,14 +51,17 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
     char *errmsg = NULL;
     char sql[320];
     er_rc rc = ER_OK;
-    int src = sqlite3_open_v2(
+    int osrc = sqlite3_open_v2(
         s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (src != SQLITE_OK) {
+    if (osrc != SQLITE_OK) {
         rc = er_fail(err, ER_DB, "cannot open database %s: %s", s->path,
-                     db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(osrc));
         goto fail;
     }
     sqlite3_extended_result_codes(db, 1);
+    /* Until the file has passed the checks (open_writer), closing must neither checkpoint a
+     * WAL into it nor delete the WAL: a corrupt file is moved aside exactly as it was found. */
+    if (writer) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     /* journal_mode is checked separately below: it answers the mode it ended up in. */
     snprintf(sql, sizeof sql,
@@ -66,7 +70,10 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
              " PRAGMA cache_size=%d;%s",
              s->sync_full ? "FULL" : "NORMAL", BUSY_TIMEOUT_MS, writer ? -4096 : -1024,
              writer ? WRITER_PRAGMAS : "");
-    if (sqlite3_exec(db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+    int src = sqlite3_exec(db, sql, NULL, NULL, &errmsg);
+    if (src != SQLITE_OK) {
+        /* the first statement that reads the file: random bytes fail here (SQLITE_NOTADB) */
+        if (writer) store__note_bad(s, src, errmsg);
         rc =
             er_fail(err, ER_DB, "cannot configure database %s: %s", s->path, errmsg ? errmsg : "?");
         goto fail;
@@ -140,12 +147,19 @@ static er_rc migrate(store *s, er_err *err)
         known = migration_at(i)->version;
     }
     if (have > known) {
-        rc = er_fail(err, ER_DB,
+        /* a configuration matter (a downgrade, or db_path shared with a newer binary): a
+         * restart cannot help and the file is another binary's data, so it is never moved */
+        rc = er_fail(err, ER_CONFIG,
                      "database %s has schema version %" PRId64
-                     ", newer than this ei-relay knows (%d); refusing to open it",
+                     ", newer than this ei-relay knows (%d): it was written by a newer ei-relay; "
+                     "refusing to open it (run the newer version, or point db_path elsewhere)",
                      s->path, have, known);
         goto fail;
     }
+    rc = store__check_file(s, have, err);
+    if (rc) goto fail;
+    rc = store__clean_take(s, err);
+    if (rc) goto fail;
     if (have == 0) {
         /* Must precede the first CREATE TABLE to take effect. */
         if (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, &errmsg) != SQLITE_OK) {
@@ -197,15 +211,40 @@ static void close_conn(sqlite3 *db, sqlite3_stmt **st, int n)
         log_error("store", "closing connection: %s", sqlite3_errmsg(db));
 }
 
+/* The writer connection, checked and migrated; on corruption s->bad says why. */
+static er_rc open_writer(store *s, er_err *err)
+{
+    er_rc rc = conn_open(s, true, &s->wdb, err);
+    if (rc) goto fail;
+    rc = migrate(s, err);
+    /* a file SQLite cannot read fails in the first statement that reads it, wherever */
+    if (rc == ER_DB) store__note_bad(s, sqlite3_extended_errcode(s->wdb), sqlite3_errmsg(s->wdb));
+    /* a sound file (even one refused) is closed as usual: no empty -wal/-shm left behind */
+    if (!s->bad[0]) sqlite3_db_config(s->wdb, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+    if (rc) goto fail;
+    rc = prepare_all(s->wdb, store__writer_sql, s->wst, WSTMT__N, err);
+fail:
+    return rc;
+}
+
 er_rc store__db_open(store *s, er_err *err)
 {
     er_rc rc = util_mkdir_parents(s->path, "database", err);
     if (rc) goto fail;
-    rc = conn_open(s, true, &s->wdb, err);
-    if (rc) goto fail;
-    rc = migrate(s, err);
-    if (rc) goto fail;
-    rc = prepare_all(s->wdb, store__writer_sql, s->wst, WSTMT__N, err);
+    rc = open_writer(s, err);
+    if (rc == ER_DB && s->bad[0] && s->recover) {
+        close_conn(s->wdb, s->wst, WSTMT__N);
+        s->wdb = NULL;
+        memset(s->wst, 0, sizeof s->wst);
+        rc = store__move_aside(s, err);
+        if (rc) goto fail;
+        rc = open_writer(s, err);
+    } else if (rc == ER_DB && s->bad[0]) {
+        rc = er_fail(err, ER_DB,
+                     "database %s is corrupt or not a database (%s); left untouched (the service "
+                     "moves it aside at start and creates a fresh one)",
+                     s->path, s->bad);
+    }
     if (rc) goto fail;
 
     s->readers = calloc((size_t)s->n_readers, sizeof *s->readers);
@@ -216,6 +255,7 @@ er_rc store__db_open(store *s, er_err *err)
     }
     for (int i = 0; i < s->n_readers; i++) {
         reader *r = &s->readers[i];
+        r->owner = s;
         rc = conn_open(s, false, &r->db, err);
         if (rc) goto fail;
         rc = set_wal(r->db, s->path, err);
@@ -232,6 +272,7 @@ void store__db_close(store *s)
 {
     for (int i = 0; s->readers && i < s->n_readers; i++)
         close_conn(s->readers[i].db, s->readers[i].st, RSTMT__N);
+    store__clean_mark(s);
     close_conn(s->wdb, s->wst, WSTMT__N);
     free(s->readers);
     free(s->free_idx);

@@ -30,7 +30,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     }
     stmt_done(st);
     if (src != SQLITE_DONE) {
-        rc = store__db_error(db, src, "looking up guid");
+        rc = store__db_error(s, db, src, "looking up guid");
         goto fail;
     }
     /* The decision comes before the insert so it is recorded on the row in the same txn. */
@@ -70,7 +70,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     sqlite3_bind_int(st, 17, (int)decision);
     src = step_once(st);
     if (src != SQLITE_DONE) {
-        rc = store__db_error(db, src, "inserting inference");
+        rc = store__db_error(s, db, src, "inserting inference");
         goto fail;
     }
     int64_t seq = sqlite3_last_insert_rowid(db);
@@ -84,7 +84,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         sqlite3_bind_blob64(st, 5, inf->image.data, inf->image.len, SQLITE_STATIC);
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(db, src, "inserting image");
+            rc = store__db_error(s, db, src, "inserting image");
             goto fail;
         }
     }
@@ -96,7 +96,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         sqlite3_bind_double(st, 4, inf->labels[i].score);
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(db, src, "inserting label score");
+            rc = store__db_error(s, db, src, "inserting label score");
             goto fail;
         }
     }
@@ -107,7 +107,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         sqlite3_bind_int64(st, 3, footprint);
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(db, src, "inserting outbox row");
+            rc = store__db_error(s, db, src, "inserting outbox row");
             goto fail;
         }
     }
@@ -117,7 +117,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
         sqlite3_bind_int64(st, 2, j->rejected);
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(db, src, "counting outbox drops");
+            rc = store__db_error(s, db, src, "counting outbox drops");
             goto fail;
         }
     }
@@ -137,7 +137,8 @@ static er_rc exec_guid_change(store *s, job *j)
     if (j->kind == JOB_THUMB) sqlite3_bind_blob64(st, 2, j->data, j->len, SQLITE_STATIC);
     int src = step_once(st);
     if (src != SQLITE_DONE) {
-        rc = store__db_error(s->wdb, src, j->kind == JOB_DELETE ? "deleting" : "caching thumbnail");
+        rc = store__db_error(s, s->wdb, src,
+                             j->kind == JOB_DELETE ? "deleting" : "caching thumbnail");
         goto fail;
     }
     if (sqlite3_changes(s->wdb) == 0) rc = ER_NOTFOUND;
@@ -169,5 +170,5 @@ er_rc store__exec_max_pages(store *s, int64_t pages)
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count=%" PRId64, pages);
     int src = sqlite3_exec(s->wdb, sql, NULL, NULL, NULL);
-    return src == SQLITE_OK ? ER_OK : store__db_error(s->wdb, src, "max_page_count");
+    return src == SQLITE_OK ? ER_OK : store__db_error(s, s->wdb, src, "max_page_count");
 }

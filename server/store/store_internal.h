@@ -13,6 +13,7 @@
  *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
  *   store_meta.c       the small persistent key/value state
  *   store_prom.c       the store's series of /metrics
+ *   store_check.c      the checks at open, moving a corrupt file aside, corruption at run time
  *
  * Ownership: the store owns one writer connection (used only by the writer thread once it runs,
  * and by create/destroy around it) and `readers` reader connections, each with its own prepared
@@ -147,6 +148,7 @@ typedef struct job {
 } job;
 
 typedef struct reader {
+    store *owner; /* the store whose pool it is in (to record corruption it meets) */
     sqlite3 *db;
     sqlite3_stmt *st[RSTMT__N];
 } reader;
@@ -200,6 +202,19 @@ struct store {
     atomic_llong commits, puts, duplicates, put_errors, retention_deleted;
     atomic_llong ob_dropped, ob_rejected; /* outbox full, since start */
 
+    /* the database's health (store_check.c). Set while opening, read-only afterwards: */
+    bool recover;               /* opts.recover: move a corrupt file aside */
+    char bad[256];              /* why the file being opened is corrupt; "" while it is not */
+    int64_t recovered_ms;       /* when a corrupt file was moved aside at start; 0 = never */
+    char *moved_to;             /* owned: where it went */
+    char recovered_reason[256]; /* what was wrong with it */
+    store_check start_check;    /* what store__check_file did */
+    int64_t start_check_ms;
+    bool opened;               /* store_create succeeded: destroy may mark a clean stop */
+    pthread_mutex_t health_mu; /* guards the two below, set by any thread */
+    int64_t corrupt_ms;        /* when SQLite first reported corruption while running */
+    char corrupt_reason[256];
+
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;
     int64_t ret_puts;
@@ -240,8 +255,9 @@ static inline char *col_strdup(sqlite3_stmt *st, int i)
 
 /* ---- store_db.c ---- */
 
-/* Logs what failed and maps the SQLite code to an er_rc (disk full, busy, ...). */
-er_rc store__db_error(sqlite3 *db, int rc, const char *what);
+/* Logs what failed and maps the SQLite code to an er_rc (disk full, busy, ...); corruption is
+ * also recorded for health (store__note_corrupt). db is s's writer or one of its readers. */
+er_rc store__db_error(store *s, sqlite3 *db, int rc, const char *what);
 /* Opens everything behind s->path: its directory, the writer connection (migrated, with its
  * statements) and the s->n_readers reader connections of the pool (with theirs). On failure
  * what was opened stays in s for store__db_close. */
@@ -252,6 +268,27 @@ void store__db_close(store *s);
  * store__reader_put on the same thread before returning to the caller. */
 reader *store__reader_get(store *s);
 void store__reader_put(store *s, reader *r);
+
+/* ---- store_check.c ---- */
+
+/* SQLITE_CORRUPT or SQLITE_NOTADB (any extended code). */
+bool store__corrupt_code(int src);
+/* While opening: records in s->bad why the file is corrupt, when src says so (first wins). */
+void store__note_bad(store *s, int src, const char *msg);
+/* While running: records the first corruption SQLite reports (for health) and logs it. */
+void store__note_corrupt(store *s, sqlite3 *db, int src, const char *what);
+/* On the open writer connection, before migrating: refuses (ER_CONFIG) another application's
+ * database; parses the schema; runs quick_check unless the file is new or the last run stopped
+ * cleanly (<path>.clean); on corruption sets s->bad and fails with ER_DB. */
+er_rc store__check_file(store *s, int64_t user_version, er_err *err);
+/* After the checks, before the first write: removes <path>.clean durably. */
+er_rc store__clean_take(store *s, er_err *err);
+/* In store_destroy, the readers closed, the writer connection still open: writes <path>.clean
+ * when the stop is clean (see store_check.c); logs why not otherwise. */
+void store__clean_mark(store *s);
+/* The writer connection closed: moves s->path and its companions to <path>.corrupt-<UTC time>,
+ * logs it at error level and records it for health (clears s->bad). */
+er_rc store__move_aside(store *s, er_err *err);
 
 /* ---- store_writer.c ---- */
 

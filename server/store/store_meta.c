@@ -11,7 +11,7 @@ er_rc store__exec_meta(store *s, job *j)
     sqlite3_bind_text(st, 1, j->guid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->text, -1, SQLITE_STATIC);
     int src = step_once(st);
-    return src == SQLITE_DONE ? ER_OK : store__db_error(s->wdb, src, "writing meta");
+    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "writing meta");
 }
 
 er_rc store_meta_get(store *s, const char *key, char **value)
@@ -27,7 +27,7 @@ er_rc store_meta_get(store *s, const char *key, char **value)
         *value = col_strdup(st, 0);
         if (!*value) rc = ER_NOMEM;
     } else {
-        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(r->db, src, "reading meta");
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(s, r->db, src, "reading meta");
     }
     stmt_done(st);
     store__reader_put(s, r);

@@ -14,7 +14,7 @@ static er_rc set_publish(store *s, int64_t seq, inference_publish p)
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int(st, 2, (int)p);
     int src = step_once(st);
-    return src == SQLITE_DONE ? ER_OK : store__db_error(s->wdb, src, "recording publish state");
+    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "recording publish state");
 }
 
 static er_rc outbox_delete(store *s, int64_t seq)
@@ -22,7 +22,7 @@ static er_rc outbox_delete(store *s, int64_t seq)
     sqlite3_stmt *st = s->wst[WSTMT_OB_DELETE];
     sqlite3_bind_int64(st, 1, seq);
     int src = step_once(st);
-    return src == SQLITE_DONE ? ER_OK : store__db_error(s->wdb, src, "deleting outbox row");
+    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "deleting outbox row");
 }
 
 static bool outbox_fits(const store *s, int64_t rows, int64_t bytes, int64_t add)
@@ -50,7 +50,7 @@ er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *
     }
     stmt_done(st);
     if (src != SQLITE_ROW) {
-        rc = store__db_error(s->wdb, src, "reading outbox counters");
+        rc = store__db_error(s, s->wdb, src, "reading outbox counters");
         goto fail;
     }
     if (outbox_fits(s, rows, bytes, add)) goto fail;
@@ -70,7 +70,7 @@ er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *
         }
         stmt_done(st);
         if (src != SQLITE_ROW && src != SQLITE_DONE) {
-            rc = store__db_error(s->wdb, src, "finding the oldest outbox rows");
+            rc = store__db_error(s, s->wdb, src, "finding the oldest outbox rows");
             goto fail;
         }
         if (n == 0) break; /* the counters say rows, the table has none: stop, don't spin */
@@ -115,7 +115,7 @@ er_rc store__exec_fail(store *s, job *j, int64_t now)
     if (src == SQLITE_ROW) src = sqlite3_step(st);
     stmt_done(st);
     if (src != SQLITE_DONE) {
-        rc = store__db_error(s->wdb, src, "recording a failed publish");
+        rc = store__db_error(s, s->wdb, src, "recording a failed publish");
         goto fail;
     }
     if (attempts == 0) { /* no pending row with that seq (acked, dropped or already dead) */
@@ -128,7 +128,7 @@ er_rc store__exec_fail(store *s, job *j, int64_t now)
         sqlite3_bind_int64(st, 2, now);
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(s->wdb, src, "dead-lettering");
+            rc = store__db_error(s, s->wdb, src, "dead-lettering");
             goto fail;
         }
         if ((rc = set_publish(s, j->value, INFERENCE_PUBLISH_DEAD))) goto fail;
@@ -222,7 +222,7 @@ er_rc store_outbox_stats_get(store *s, store_outbox_stats *out)
     if (src == SQLITE_ROW)
         out->oldest_pending_ts = sqlite3_column_int64(st, 0);
     else if (src != SQLITE_DONE)
-        rc = store__db_error(r->db, src, "reading the oldest pending row");
+        rc = store__db_error(s, r->db, src, "reading the oldest pending row");
     stmt_done(st);
     out->dropped = atomic_load(&s->ob_dropped);
     out->rejected = atomic_load(&s->ob_rejected);

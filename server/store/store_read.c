@@ -75,7 +75,7 @@ static er_rc read_labels(reader *r, inference *inf)
         }
         inf->n_labels++;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading labels");
+    if (src != SQLITE_DONE) rc = store__db_error(r->owner, r->db, src, "reading labels");
 fail:
     stmt_done(st);
     return rc;
@@ -121,7 +121,7 @@ er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned 
         out->n++;
         if ((what & PAGE_DATA) && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading inferences");
+    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "reading inferences");
     stmt_done(st);
     /* Labels after the rows, each its own read: a row deleted by retention in between just
      * comes without labels. */
@@ -140,7 +140,7 @@ er_rc store__read_row(reader *r, int which, int64_t *vals, int n)
     er_rc rc = ER_OK;
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = store__db_error(r->db, src, "reading store info");
+        rc = store__db_error(r->owner, r->db, src, "reading store info");
         goto fail;
     }
     for (int i = 0; i < n; i++)
@@ -180,7 +180,7 @@ er_rc store_list(store *s, const store_filter *f, store_page *out)
         if (rc) goto fail;
         out->n++;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "listing inferences");
+    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
 fail:
     stmt_done(st);
     store__reader_put(s, r);
@@ -219,7 +219,7 @@ er_rc store_get(store *s, const char *guid, inference **out)
     else if (src == SQLITE_DONE)
         rc = ER_NOTFOUND;
     else
-        rc = store__db_error(r->db, src, "reading inference");
+        rc = store__db_error(s, r->db, src, "reading inference");
     stmt_done(st);
     if (rc) goto fail;
     rc = read_labels(r, inf);
@@ -242,7 +242,7 @@ er_rc store_get_image(store *s, const char *guid, inference_image *out)
     sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(r->db, src, "reading image");
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(s, r->db, src, "reading image");
         goto fail;
     }
     const char *mime = (const char *)sqlite3_column_text(st, 0);
@@ -274,7 +274,7 @@ er_rc store_get_thumbnail(store *s, const char *guid, uint8_t **data, size_t *le
     sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(r->db, src, "reading thumbnail");
+        rc = src == SQLITE_DONE ? ER_NOTFOUND : store__db_error(s, r->db, src, "reading thumbnail");
         goto fail;
     }
     const void *blob = sqlite3_column_blob(st, 0);
@@ -328,7 +328,7 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
         v[len].mean_score = sqlite3_column_double(st, 3);
         len++;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "computing stats");
+    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "computing stats");
 fail:
     stmt_done(st);
     store__reader_put(s, r);
@@ -409,7 +409,7 @@ static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
         rc = read_labels(r, inf);
         if (rc) goto fail;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(r->db, src, "reading inferences");
+    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "reading inferences");
 fail:
     stmt_done(st);
     store__reader_put(s, r);
@@ -450,7 +450,7 @@ er_rc store_explain_list(store *s, bool with_label, char **plan)
         if (rc) goto fail;
     }
     if (src != SQLITE_DONE) {
-        rc = store__db_error(r->db, src, "explain");
+        rc = store__db_error(s, r->db, src, "explain");
         goto fail;
     }
     rc = util_buf_append(&b, "", 0);

@@ -25,7 +25,7 @@ static er_rc ret_counters(store *s, int64_t *rows, int64_t *bytes)
     er_rc rc = ER_OK;
     int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
-        rc = store__db_error(s->wdb, src, "reading counters");
+        rc = store__db_error(s, s->wdb, src, "reading counters");
         goto fail;
     }
     *rows = sqlite3_column_int64(st, 0);
@@ -40,7 +40,7 @@ static er_rc ret_delete(store *s, int64_t seq, int64_t *deleted)
     sqlite3_stmt *st = s->wst[WSTMT_DEL_SEQ];
     sqlite3_bind_int64(st, 1, seq);
     int src = step_once(st);
-    if (src != SQLITE_DONE) return store__db_error(s->wdb, src, "retention delete");
+    if (src != SQLITE_DONE) return store__db_error(s, s->wdb, src, "retention delete");
     *deleted += sqlite3_changes(s->wdb);
     return ER_OK;
 }
@@ -50,7 +50,7 @@ static er_rc ret_delete_picked(store *s, int src, const int64_t *seqs, int n, in
 {
     er_rc rc = ER_OK;
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store__db_error(s->wdb, src, "retention scan");
+        return store__db_error(s, s->wdb, src, "retention scan");
     for (int i = 0; i < n && !rc; i++)
         rc = ret_delete(s, seqs[i], deleted);
     return rc;
@@ -155,7 +155,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         }
         int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(s->wdb, src, "retention begin");
+            rc = store__db_error(s, s->wdb, src, "retention begin");
             goto fail;
         }
         if (!s->ret_age_done) {
@@ -171,7 +171,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         }
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
-            if (src != SQLITE_DONE) rc = store__db_error(s->wdb, src, "retention commit");
+            if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "retention commit");
         }
         if (rc) {
             if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WSTMT_ROLLBACK]);
@@ -187,7 +187,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
     if (deleted_total > 0) {
         /* Give freed pages back to the file system (auto_vacuum=INCREMENTAL). */
         int src = step_once(s->wst[WSTMT_VACUUM]);
-        if (src != SQLITE_DONE) rc = store__db_error(s->wdb, src, "incremental vacuum");
+        if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "incremental vacuum");
     }
 fail:
     if (rc) s->ret_in_pass = false; /* start over next time */
@@ -223,7 +223,7 @@ er_rc store__run_clear(store *s, int64_t *deleted)
         n = got = 0;
         src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(s->wdb, src, "clear begin");
+            rc = store__db_error(s, s->wdb, src, "clear begin");
             goto fail;
         }
         sqlite3_bind_int64(st, 1, cursor);
@@ -234,12 +234,12 @@ er_rc store__run_clear(store *s, int64_t *deleted)
             if (!sqlite3_column_int(st, 1)) seqs[n++] = cursor;
         }
         stmt_done(st);
-        if (src != SQLITE_DONE) rc = store__db_error(s->wdb, src, "clear scan");
+        if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear scan");
         for (int i = 0; !rc && i < n; i++)
             rc = ret_delete(s, seqs[i], &chunk_deleted);
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
-            if (src != SQLITE_DONE) rc = store__db_error(s->wdb, src, "clear commit");
+            if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear commit");
         }
         if (rc) {
             if (!sqlite3_get_autocommit(s->wdb)) step_once(s->wst[WSTMT_ROLLBACK]);
@@ -249,7 +249,7 @@ er_rc store__run_clear(store *s, int64_t *deleted)
     } while (got == RET_CHUNK);
     s->ret_in_pass = false; /* retention cursors may point into what just went */
     src = step_once(s->wst[WSTMT_VACUUM_ALL]);
-    if (src != SQLITE_DONE) rc = store__db_error(s->wdb, src, "incremental vacuum");
+    if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "incremental vacuum");
 fail:
     return rc;
 }

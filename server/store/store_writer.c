@@ -43,7 +43,7 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
     int src = step_once(s->wst[WSTMT_SAVEPOINT]);
     if (src != SQLITE_DONE) {
         *fatal = true;
-        rc = store__db_error(s->wdb, src, "savepoint");
+        rc = store__db_error(s, s->wdb, src, "savepoint");
         goto fail;
     }
     rc = store__exec_data_job(s, j, now);
@@ -55,7 +55,7 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
     src = step_once(s->wst[WSTMT_RELEASE]);
     if (src != SQLITE_DONE) {
         *fatal = true;
-        rc = store__db_error(s->wdb, src, "release savepoint");
+        rc = store__db_error(s, s->wdb, src, "release savepoint");
     }
 fail:
     return rc;
@@ -115,7 +115,7 @@ again:
         bool redo = false;
         int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
-            batch_rc = store__db_error(db, src, "begin");
+            batch_rc = store__db_error(s, db, src, "begin");
             fatal = true;
         }
         for (j = list; j && !fatal && !redo; j = j->next) {
@@ -146,7 +146,7 @@ again:
         if (!fatal) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) {
-                batch_rc = store__db_error(db, src, "commit");
+                batch_rc = store__db_error(s, db, src, "commit");
                 fatal = true;
             }
         }

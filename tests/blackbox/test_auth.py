@@ -104,7 +104,7 @@ def test_token_not_in_query():
 
 # ---- generated token ----
 
-DB_SIDE_FILES = re.compile(r".*\.db(-wal|-shm|-journal)?$")
+DB_SIDE_FILES = re.compile(r".*\.db(-wal|-shm|-journal|\.clean)?$")
 
 
 def find_token_files(relay):
