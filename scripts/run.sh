@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh build
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ei-relay
+# the service refuses to run as root unless allowed: the Quick start allows it (the packages
+# run it as their own user)
+if [ "$(id -u)" -eq 0 ]; then set -- --allow-root "$@"; fi
 exec build/ei-relay --web-root web "$@"

@@ -44,6 +44,14 @@ static int run_service(const config *cfg)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* A network service parsing untrusted input has no business holding root: the package runs
+     * it as its own user and Greengrass as the component user. Allowed on purpose only. */
+    if (geteuid() == 0 && !cfg->allow_root) {
+        log_error("main", "refusing to run as root: run ei-relay as an unprivileged user (the "
+                          "package's ei-relay user), or allow it with allow_root / --allow-root "
+                          "/ EI_RELAY_ALLOW_ROOT=true");
+        return EXIT_CONFIG;
+    }
     er_err err = {{0}};
     relay *r = NULL;
     er_rc rc = relay_create(cfg, &r, &err);

@@ -5,8 +5,10 @@
  * until the end. */
 #include "app/relay.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "auth/auth.h"
 #include "core/device.h"
@@ -73,6 +75,53 @@ static void log_dashboard(const config *cfg, unsigned port)
              v6 ? "[" : "", h, v6 ? "]" : "", port);
 }
 
+/* Descriptors kept out of the listeners' reach: the database and its WAL/SHM on every reader
+ * connection, sources (ttys, model processes and their sockets, camera devices), the MQTT
+ * connection, libmicrohttpd's and libwebsockets' own, logs. */
+#define RELAY_FD_RESERVE 128
+/* Descriptors budgeted for the live stream's WebSocket clients (the port has no cap of its own
+ * yet: issue 12's next step). */
+#define RELAY_WS_BUDGET 64
+
+/* The HTTP connection limit that fits the open-file limit: the soft limit is raised to the hard
+ * one, RELAY_FD_RESERVE descriptors are kept back, and the configured HTTP limit and the live
+ * stream's budget are lowered in proportion when the rest cannot hold both. Logged once. */
+static void net_limits(const config *cfg, int *http_max)
+{
+    struct rlimit rl;
+    long long fds = -1;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            struct rlimit up = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                rl.rlim_cur = rl.rlim_max;
+            else
+                log_warn("relay", "cannot raise the open-file limit to %llu: %s",
+                         (unsigned long long)rl.rlim_max, strerror(errno));
+        }
+        fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
+    }
+    long long h = cfg->http_max_connections, w = RELAY_WS_BUDGET;
+    long long room = fds < 0 ? h + w : fds - RELAY_FD_RESERVE;
+    if (room < 2) room = 2; /* a tiny limit: one each, the reserve is what it is */
+    if (h + w > room) {
+        long long h2 = room * h / (h + w);
+        h2 = h2 < 1 ? 1 : h2 > room - 1 ? room - 1 : h2;
+        log_warn("relay",
+                 "open-file limit %lld: connections lowered to http %lld, ws %lld "
+                 "(%d descriptors kept for the store, sources and MQTT)",
+                 fds, h2, room - h2, RELAY_FD_RESERVE);
+        h = h2;
+        w = room - h2;
+    }
+    *http_max = (int)h;
+    log_info("relay",
+             "connections: http at most %lld (%d per address; head within %lld ms, body within "
+             "%lld ms), %lld descriptors budgeted for the live stream; open-file limit %lld",
+             h, cfg->http_max_connections_per_ip, (long long)cfg->http_header_timeout_ms,
+             (long long)cfg->http_body_timeout_ms, w, fds);
+}
+
 er_rc relay_create(const config *cfg, relay **out, er_err *err)
 {
     er_rc rc = ER_NOMEM;
@@ -87,6 +136,8 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         rc = er_fail(err, ER_CONFIG, "device_name is too long");
         goto fail;
     }
+    int http_max;
+    net_limits(cfg, &http_max);
     rc = relay_open_store(cfg, &r->st, err);
     if (rc) goto fail;
     if (cfg->mqtt_endpoint) {
@@ -134,6 +185,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
                       .device = r->device,
                       .started_ms = util_now_ms(),
                       .ws_port = live_port(r->lv),
+                      .max_connections = http_max,
                       .parts = r->parts,
                       .n_parts = sizeof r->parts / sizeof r->parts[0]};
     rc = http_server_create(&deps, &r->http, err);

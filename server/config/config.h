@@ -66,6 +66,11 @@ typedef struct config {
     int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
+    bool allow_root;                /* the service refuses to run as root unless this is set */
+    int64_t http_header_timeout_ms; /* absolute deadlines, not idle timers */
+    int64_t http_body_timeout_ms;
+    int http_max_connections; /* as configured; the relay may lower them (descriptor limit) */
+    int http_max_connections_per_ip;
     bool demo;
     int64_t demo_interval_ms;
     /* access */

@@ -21,9 +21,8 @@
 #include "core/log.h"
 #include "http/http_internal.h"
 
-#define HTTP_CONN_LIMIT 1024
 #define HTTP_CONN_TIMEOUT_S 30  /* idle limit once a request has started (bodies, keep-alive) */
-#define HTTP_HEADER_TIMEOUT_S 5 /* a new connection's first request head must arrive by then */
+#define HTTP_HEADER_TIMEOUT_S 5 /* idle limit before a new connection's first request head */
 #define HTTP_STOP_WAIT_MS 10000 /* period of the warning while stopping waits */
 #define HTTP_DISCARD_MAX (64u * 1024 * 1024) /* most bytes drained after a 413 decision */
 
@@ -329,6 +328,14 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
     return false;
 }
 
+/* Moves the connection's deadline (http_deadline.c) to the request's new phase. */
+static void conn_phase(http_server *s, struct MHD_Connection *conn, http_phase phase)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci) http_deadlines_phase(s->deadlines, ci->socket_context, phase);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -336,7 +343,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server *s = cls;
     http_req *r = *con_cls;
     enum MHD_Result ret = MHD_YES;
+    if (r && *upload_data_size == 0) conn_phase(s, conn, HTTP_PHASE_ANSWER); /* body complete */
     if (!r) {
+        conn_phase(s, conn, HTTP_PHASE_BODY); /* the head is complete */
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO; /* MHD closes the connection */
         r->srv = s;
@@ -399,6 +408,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     http_req *r = *con_cls;
     if (!r) return;
+    conn_phase(r->srv, conn, HTTP_PHASE_HEAD); /* a keep-alive connection's next request */
     /* a resumed connection whose client went away completes without another handler call */
     uncount_suspended(r);
     util_buf_free(&r->body);
@@ -412,14 +422,27 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
     return http_unescape(s);
 }
 
-/* A new connection has HTTP_HEADER_TIMEOUT_S to send its request head: libmicrohttpd waits
- * for a line end forever otherwise (binary garbage, a TLS hello on the plain port). */
+/* A new connection gets its absolute head deadline (http_deadline.c), and an idle limit of
+ * HTTP_HEADER_TIMEOUT_S: libmicrohttpd waits for a line end forever otherwise (binary garbage,
+ * a TLS hello on the plain port). The deadline is dropped before libmicrohttpd closes the
+ * socket. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  (unsigned)HTTP_HEADER_TIMEOUT_S);
+    http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_deadlines_close(s->deadlines, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_HEADER_TIMEOUT_S);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context =
+        fd ? http_deadlines_open(s->deadlines, fd->connect_fd, peer ? peer->client_addr : NULL)
+           : NULL;
 }
 
 /* MHD's format strings are its own, so the printf-style check is satisfied by the attribute */
@@ -430,7 +453,11 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    log_warn("http", "libmicrohttpd: %s", line);
+    /* a client can make libmicrohttpd log at will (an accept storm at the limits): the kind
+     * is the message's format, so each message has its own budget */
+    char kind[40];
+    snprintf(kind, sizeof kind, "%s", fmt);
+    log_ratelimited(LOG_WARN, "http", kind, "libmicrohttpd: %s", line);
 }
 
 er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
@@ -442,6 +469,13 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     const config *cfg = deps->cfg;
+    s->max_conns =
+        (unsigned)(deps->max_connections > 0 ? deps->max_connections : cfg->http_max_connections);
+    s->max_per_ip = (unsigned)cfg->http_max_connections_per_ip;
+    rc = http_deadlines_create(cfg->http_header_timeout_ms, cfg->http_body_timeout_ms,
+                               &s->deadlines, err);
+    if (rc) goto fail;
+    rc = ER_NOMEM;
 
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
@@ -470,10 +504,10 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        s->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s)", bind, cfg->http_port,
                      strerror(errno));
@@ -515,6 +549,7 @@ void http_server_destroy(http_server *h)
         pthread_mutex_unlock(&h->mu);
         MHD_stop_daemon(h->daemon);
     }
+    http_deadlines_destroy(h->deadlines); /* no connection is left */
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);

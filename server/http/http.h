@@ -23,6 +23,9 @@ typedef struct http_deps {
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
+    /* Connections at once: cfg->http_max_connections lowered to fit the descriptor limit
+     * (the relay decides); 0 = as configured. */
+    int max_connections;
     /* The other modules' report parts (core/report.h), in /metrics order: each one's prom()
      * follows the store's series; a part's status() answers GET /api/v1/<its name> where the
      * route table has that path (forwarder, sources). */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/util.h"
 #include "http/http.h"
@@ -18,9 +19,34 @@
 
 #define HTTP_STATUS_MAX 600
 
+/* ---- absolute request deadlines (http_deadline.c) ---- */
+
+typedef struct http_deadlines http_deadlines; /* the watchdog; owned by the server */
+typedef struct http_conn http_conn;           /* one connection's deadline, its socket_context */
+
+typedef enum http_phase {
+    HTTP_PHASE_HEAD,   /* waiting for a request head: head deadline from now */
+    HTTP_PHASE_BODY,   /* the head is in: body deadline from now */
+    HTTP_PHASE_ANSWER, /* the body is in: no deadline (libmicrohttpd's idle timeout only) */
+} http_phase;
+
+/* Starts the watchdog thread. Deadlines in milliseconds. */
+er_rc http_deadlines_create(int64_t head_ms, int64_t body_ms, http_deadlines **out, er_err *err);
+/* After libmicrohttpd stopped (no connection left). NULL is fine. */
+void http_deadlines_destroy(http_deadlines *d);
+/* A new connection, in its head phase; NULL when out of memory (then it has no deadline). */
+http_conn *http_deadlines_open(http_deadlines *d, int fd, const struct sockaddr *peer);
+void http_deadlines_phase(http_deadlines *d, http_conn *c, http_phase phase);
+/* Before the socket closes (libmicrohttpd's NOTIFY_CLOSED); frees c. NULL is fine. */
+void http_deadlines_close(http_deadlines *d, http_conn *c);
+/* Connections cut at a deadline so far. */
+uint64_t http_deadlines_cut(http_deadlines *d);
+
 struct http_server {
     http_deps deps; /* borrowed pointers, see http.h */
     struct MHD_Daemon *daemon;
+    http_deadlines *deadlines;
+    unsigned max_conns, max_per_ip; /* effective connection limits */
     uint16_t port;
     atomic_bool stopping; /* set by destroy: new requests get 503 */
     /* Suspended ingest connections not yet re-entered; destroy waits for zero because

@@ -242,8 +242,8 @@ const char *http_static_cache_control(const char *name)
     /* The dashboard's scripts are not content-hashed, so a browser must never run a stale
      * one against a new page or server: everything is revalidated (ETag, 304) on each load,
      * which costs one small round trip per file on the LAN. Images/fonts rarely change. */
-    if (strcasecmp(ext, "png") == 0 || strcasecmp(ext, "svg") == 0 ||
-        strcasecmp(ext, "ico") == 0 || strcasecmp(ext, "woff2") == 0)
+    if (strcasecmp(ext, "png") == 0 || strcasecmp(ext, "svg") == 0 || strcasecmp(ext, "ico") == 0 ||
+        strcasecmp(ext, "woff2") == 0)
         return "max-age=3600";
     return "no-cache";
 }

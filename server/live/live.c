@@ -4,6 +4,7 @@
  * and the other files: live_internal.h. */
 #include "live/live.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,11 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     if (d->cfg->bind && strcmp(d->cfg->bind, "0.0.0.0") != 0) {
         snprintf(l->iface, sizeof l->iface, "%s", d->cfg->bind);
         vi.iface = l->iface;
+        /* lws opens an IPv6 socket whenever it can, and an IPv4 address given as iface does
+         * not fit its sockaddr_in6: it then binds to [::], every interface. An IPv4 bind is
+         * therefore listened on with an IPv4 socket. */
+        struct in_addr a4;
+        if (inet_pton(AF_INET, l->iface, &a4) == 1) vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
     vi.protocols = protocols;
     vi.vhost_name = "live";

@@ -31,6 +31,8 @@ def run_bin(cfg=None, args=(), env=None, timeout=20):
                 f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))
             argv += ["--config", path]
         e = {k: v for k, v in os.environ.items() if not k.startswith("EI_RELAY_")}
+        if os.geteuid() == 0:
+            e["EI_RELAY_ALLOW_ROOT"] = "true"  # the service refuses root otherwise
         e.update(env or {})
         p = subprocess.run(argv + list(args), capture_output=True, timeout=timeout, cwd=d,
                            env=e, stdin=subprocess.DEVNULL)
@@ -194,6 +196,32 @@ def test_seed_keys_running_and_ignored_reported_once():
             check(k not in lines[0], "__none__ key %s reported as set: %r" % (k, lines[0]))
 
 
+def test_root_refused_unless_allowed():
+    """As root the service refuses to start (exit 2, nothing created) unless allow_root is set
+    (setting, flag or environment); --print-config and the tools are not the service."""
+    if os.geteuid() != 0:
+        print("SKIP test_root_refused_unless_allowed: not root")
+        return
+    db = os.path.join(tempfile.mkdtemp(prefix="ei-bb-root-"), "db", "ei-relay.db")
+    try:
+        cfg = {"db_path": db, "http_port": 0, "ws_port": 0}
+        res = run_bin(cfg, env={"EI_RELAY_ALLOW_ROOT": "false"})
+        eq(res.code, 2, "exit code as root: " + res.text)
+        check("refusing to run as root" in res.text and "--allow-root" in res.text,
+              "message: %r" % res.text)
+        check(not os.path.exists(os.path.dirname(db)), "nothing created")
+        eq(run_bin(cfg, ["--print-config"], env={"EI_RELAY_ALLOW_ROOT": "false"}).code, 0,
+           "--print-config as root")
+        # allowed by the flag: start-up goes on (and stops at a source setting start-up checks
+        # after the root check, so the test needs no running service)
+        bad = dict(cfg, sources=json.dumps([{"name": "x", "kind": "eim"}]))
+        res = run_bin(bad, ["--allow-root"], env={"EI_RELAY_ALLOW_ROOT": "false"})
+        check("refusing to run as root" not in res.text, "--allow-root: %r" % res.text)
+        check('sources "x".model_file' in res.text, "past the check: %r" % res.text)
+    finally:
+        shutil.rmtree(os.path.dirname(os.path.dirname(db)), ignore_errors=True)
+
+
 def test_help_and_version():
     res = run_bin(None, ["--help"])
     eq(res.code, 0, "--help exit code")
@@ -345,7 +373,7 @@ def test_configuration_errors_exit_2_in_one_line():
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = [test_print_config_masks_secrets, test_precedence_file_env_flag,
+TESTS = [test_root_refused_unless_allowed, test_print_config_masks_secrets, test_precedence_file_env_flag,
          test_unknown_key_refused, test_bad_values_refused, test_seed_keys_as_strings,
          test_seed_keys_running_and_ignored_reported_once, test_help_and_version,
          test_parameters_object_in_the_file, test_parameters_from_the_environment,

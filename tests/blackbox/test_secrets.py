@@ -40,6 +40,7 @@ def test_short_tokens_are_configuration_errors():
         cfg = os.path.join(d, "short.json")
         with open(cfg, "w") as f:
             json.dump({"db_path": db, "http_port": 0, "ws_port": 0, "bind": "127.0.0.1",
+                       "allow_root": os.geteuid() == 0,
                        "tokens": [{"token": ADMIN_TOKEN, "role": "admin"},
                                   {"token": "fifteen-chars-x", "role": "read"}]}, f)
         for args in (["--config", cfg], ["token", "--config", cfg], ["--print-config",
@@ -56,7 +57,7 @@ def test_short_tokens_are_configuration_errors():
         os.chmod(tf, 0o600)
         with open(cfg, "w") as f:
             json.dump({"db_path": db, "http_port": 0, "ws_port": 0, "bind": "127.0.0.1",
-                       "token_file": tf}, f)
+                       "allow_root": os.geteuid() == 0, "token_file": tf}, f)
         for args in (["--config", cfg], ["token", "--config", cfg]):
             res = run_bin(args)
             eq(res.returncode, 2, "%r: exit code (%s)" % (args, res.stderr[-400:]))

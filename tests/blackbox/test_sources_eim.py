@@ -108,7 +108,7 @@ def exits_with(cfg_sources, want, extra=None):
     d = tempfile.mkdtemp(prefix="ei-bb-")
     try:
         cfg = {"db_path": os.path.join(d, "db"), "http_port": 0, "ws_port": 0,
-               "sources": json.dumps(cfg_sources)}
+               "allow_root": os.geteuid() == 0, "sources": json.dumps(cfg_sources)}
         cfg.update(extra or {})
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:

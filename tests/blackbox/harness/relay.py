@@ -75,6 +75,8 @@ class Relay:
             "bind": "127.0.0.1",
             "db_path": self.db_path,
             "log_level": "debug",
+            # the service refuses root unless allowed; the tests run as root in CI
+            "allow_root": os.geteuid() == 0,
             # tests use fixed timestamps from the past: no age-based retention
             "cache_max_age": 0,
             "tokens": [
