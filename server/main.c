@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/relay.h"
 #include "auth/auth.h"
@@ -148,6 +149,11 @@ static int run_greengrass_setup(int argc, char **argv, char **envp)
 
 int main(int argc, char **argv, char **envp)
 {
+    /* Everything this process creates (the database and its -wal/-shm, which SQLite creates
+     * 0644 & ~umask, the token file, exported files, new directories) is for its own user only,
+     * whatever umask the shell, systemd or Greengrass handed down. Files that another user must
+     * read (greengrass-setup's) get their mode explicitly with fchmod. */
+    umask(077);
     /* a command with options of its own, which are no settings */
     if (argc > 1 && strcmp(argv[1], "greengrass-setup") == 0)
         return run_greengrass_setup(argc - 1, argv + 1, envp);

@@ -203,7 +203,7 @@ export class LiveClient extends EventTarget {
         this.emit(msg.type, msg);
         break;
       case 'error':
-        if (msg.code === 'unauthorized') {
+        if (msg.code === 'unauthorized' || msg.code === 'forbidden') { // forbidden: an ingest token
           this.unauthorized = true;
           this.emit('unauthorized', msg);
         } else {

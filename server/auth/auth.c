@@ -95,6 +95,13 @@ static er_rc parse_token_text(auth *a, const char *text, size_t len, const char 
                              name, line_no);
                 goto fail;
             }
+            if (tok_len < CONFIG_TOKEN_MIN) {
+                rc = er_fail(err, ER_CONFIG,
+                             "token_file %s line %d: the token has %zu characters, at least %d "
+                             "are needed",
+                             name, line_no, tok_len, CONFIG_TOKEN_MIN);
+                goto fail;
+            }
             rc = add_token(a, tok, tok_len, role);
             if (rc) goto fail;
         }
@@ -212,7 +219,11 @@ static er_rc create_generated(auth *a, const char *path, er_err *err)
     if (access(path, F_OK) == 0) return ER_EXISTS;
     rc = util_mkdir_parents(path, "token file", err); /* `ei-relay token` before the first start */
     if (rc) return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* O_EXCL: never write through a name someone planted (a symlink, or a hard link to a file
+     * elsewhere); such a leftover only loses its name, and the second try is exclusive too. */
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    int fd = open(tmp, flags, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0) fd = open(tmp, flags, 0600);
     if (fd < 0) return er_fail(err, ER_IO, "cannot create token file %s: %s", tmp, strerror(errno));
     rc = util_random(raw, sizeof raw);
     if (rc) {
@@ -269,8 +280,9 @@ er_rc auth_create(const config *cfg, auth **out, er_err *err)
     if (!a) goto fail;
     for (size_t i = 0; i < cfg->n_tokens; i++) {
         const char *t = cfg->tokens[i].token;
-        if (!t || !*t) {
-            rc = er_fail(err, ER_CONFIG, "tokens[%zu]: empty token", i);
+        if (!t || strlen(t) < CONFIG_TOKEN_MIN) { /* the loader checks too; this is the API */
+            rc = er_fail(err, ER_CONFIG, "tokens[%zu]: shorter than %d characters", i,
+                         CONFIG_TOKEN_MIN);
             goto fail;
         }
         rc = add_token(a, t, strlen(t), (auth_role)cfg->tokens[i].role);

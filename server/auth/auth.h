@@ -1,7 +1,7 @@
 /* auth.h - bearer tokens with roles, checked by the LAN API (http) and the live stream (live).
- * Tokens come from configuration and token_file; when none is configured an admin token is
- * generated on first start and stored next to the database with mode 0600 (the log names the
- * file, never the token; `ei-relay token` prints it).
+ * Tokens (CONFIG_TOKEN_MIN..CONFIG_TOKEN_MAX characters) come from configuration and token_file;
+ * when none is configured an admin token is generated on first start and stored next to the
+ * database with mode 0600 (the log names the file, never the token; `ei-relay token` prints it).
  * Comparison is constant-time. Read-only after creation: any thread may call auth_check. */
 #ifndef EI_AUTH_AUTH_H
 #define EI_AUTH_AUTH_H

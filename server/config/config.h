@@ -23,6 +23,11 @@ typedef enum config_role {
     CONFIG_ROLE_ADMIN
 } config_role;
 
+/* A token's length bounds, wherever it comes from (tokens, token_file): 16 characters is the
+ * least that cannot be guessed over the LAN (the generated token has 64). */
+#define CONFIG_TOKEN_MIN 16
+#define CONFIG_TOKEN_MAX 256
+
 typedef struct config_token {
     char *token; /* owned */
     config_role role;

@@ -139,12 +139,13 @@ const cfg_opt cfg_opts[] = {
     {.name = "tokens",
      .type = CFG_OT_TOKENS,
      .flags = CFG_OF_SECRET,
-     .help = "JSON array of {\"token\": \"...\", \"role\": \"read|ingest|admin\"}"},
+     .help = "JSON array of {\"token\": \"...\", \"role\": \"read|ingest|admin\"} (tokens of "
+             "16..256 characters)"},
     {.name = "token_file",
      .type = CFG_OT_STRING,
      FIELD(token_file),
      .flags = CFG_OF_NONEMPTY,
-     .help = "file of \"TOKEN ROLE\" lines"},
+     .help = "file of \"TOKEN ROLE\" lines (tokens of 16 or more characters)"},
     /* cache */
     {.name = "cache_max_rows",
      .type = CFG_OT_INT,

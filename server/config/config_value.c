@@ -27,8 +27,6 @@
 
 #include "config/config_internal.h"
 
-#define TOKEN_MIN 8
-#define TOKEN_MAX 256
 #define TOKENS_MAX 256 /* keeps the duplicate check (quadratic) cheap on hostile input */
 
 /* ---- parsers and formatters ---------------------------------------------------------------- */
@@ -164,7 +162,7 @@ void cfg_free_tokens(config_token *t, size_t n)
 static bool token_text_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n < TOKEN_MIN || n > TOKEN_MAX) return false;
+    if (n < CONFIG_TOKEN_MIN || n > CONFIG_TOKEN_MAX) return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) return false;
     return true;
@@ -212,7 +210,7 @@ static er_rc set_tokens(config *c, const cJSON *arr, er_err *err)
             rc = er_fail(err, ER_CONFIG,
                          "tokens[%zu].token: expected a string of %d..%d printable characters "
                          "without spaces",
-                         n, TOKEN_MIN, TOKEN_MAX);
+                         n, CONFIG_TOKEN_MIN, CONFIG_TOKEN_MAX);
             goto fail;
         }
         for (size_t j = 0; j < n; j++) {

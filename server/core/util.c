@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -375,6 +376,47 @@ er_rc util_read_file(const char *path, size_t max, const char *what, util_buf *o
 done:
     if (fd >= 0) close(fd);
     return rc;
+}
+
+er_rc util_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         uid_t owner, gid_t group, const char **step)
+{
+    char tmp[PATH_MAX];
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = -1, saved;
+    *step = "create";
+    if ((size_t)snprintf(tmp, sizeof tmp, ".%s.tmp", name) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return ER_IO;
+    }
+    fd = openat(dirfd, tmp, flags, 0600);
+    if (fd < 0 && errno == EEXIST && unlinkat(dirfd, tmp, 0) == 0) /* a crash's leftover */
+        fd = openat(dirfd, tmp, flags, 0600);
+    if (fd < 0) return ER_IO; /* nothing of ours to remove */
+    *step = "write";
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) goto fail;
+        off += (size_t)n;
+    }
+    *step = "give";
+    if ((owner != (uid_t)-1 || group != (gid_t)-1) && fchown(fd, owner, group) != 0) goto fail;
+    *step = "write";
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) goto fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (renameat(dirfd, tmp, dirfd, name) != 0) goto fail;
+    return ER_OK;
+fail:
+    saved = errno;
+    if (fd >= 0) close(fd);
+    unlinkat(dirfd, tmp, 0);
+    errno = saved;
+    return saved == ENOSPC || saved == EDQUOT ? ER_FULL : ER_IO;
 }
 
 er_rc util_mkdir_parents(const char *path, const char *what, er_err *err)

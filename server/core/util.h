@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "core/rc.h"
@@ -61,6 +62,16 @@ bool util_utf8_valid(const void *data, size_t n);
  * ER_NOTFOUND when it does not exist, ER_TOOBIG when it is longer, ER_IO when it cannot be read;
  * err names it as "<what> <path>". */
 er_rc util_read_file(const char *path, size_t max, const char *what, util_buf *out, er_err *err);
+
+/* Writes the file name in the directory dirfd atomically and without following links: under
+ * ".<name>.tmp", created exclusively (O_EXCL|O_NOFOLLOW: a leftover or planted entry of that
+ * name loses its name and is never written through), then written, given to owner:group
+ * ((uid_t)-1 / (gid_t)-1 keep the creator's), chmod'ed to mode, fsynced and renamed over name
+ * (a link planted as name is replaced, not followed). The caller fsyncs dirfd to make the
+ * rename durable. On failure the temporary is gone, errno is kept and *step says what failed
+ * ("create", "write", "give"); ER_FULL when the disk is full, else ER_IO. */
+er_rc util_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         uid_t owner, gid_t group, const char **step);
 
 /* Creates the directories above the file at path (mode 0750, existing ones kept): what the
  * database and the token file next to it need on first start. "what" names the file in err. */

@@ -132,40 +132,14 @@ er_rc gg__read_pem(const char *path, const char *key, util_buf *out, er_err *err
 er_rc gg__write_file(int dirfd, const char *dir, const char *name, const void *data, size_t len,
                      mode_t mode, const gg_user *u, er_err *err)
 {
-    char tmp[NAME_MAX + 1];
-    er_rc rc = ER_IO;
-    const char *what = "create";
-    int fd = -1;
-    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-    if (unlinkat(dirfd, tmp, 0) != 0 && errno != ENOENT) goto fail; /* a crash's leftover */
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) goto fail;
-    what = "write";
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, (const char *)data + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) goto fail;
-        off += (size_t)n;
+    const char *step = "create";
+    er_rc rc = util_write_file_at(dirfd, name, data, len, mode, u->uid, u->gid, &step);
+    if (rc == ER_OK) {
+        fsync(dirfd); /* the rename itself survives a power cut */
+        return ER_OK;
     }
-    what = "give";
-    if (fchown(fd, u->uid, u->gid) != 0) goto fail;
-    what = "write";
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (renameat(dirfd, tmp, dirfd, name) != 0) goto fail;
-    fsync(dirfd); /* the rename itself survives a power cut */
-    return ER_OK;
-fail:
-    if (strcmp(what, "give") == 0)
-        rc = er_fail(err, ER_IO, "cannot give %s/%s to %s (uid %lu, gid %lu): %s", dir, name,
-                     u->name, (unsigned long)u->uid, (unsigned long)u->gid, strerror(errno));
-    else
-        rc = er_fail(err, ER_IO, "cannot %s %s/%s: %s", what, dir, name, strerror(errno));
-    if (fd >= 0) close(fd);
-    unlinkat(dirfd, tmp, 0);
-    return rc;
+    if (strcmp(step, "give") == 0)
+        return er_fail(err, ER_IO, "cannot give %s/%s to %s (uid %lu, gid %lu): %s", dir, name,
+                       u->name, (unsigned long)u->uid, (unsigned long)u->gid, strerror(errno));
+    return er_fail(err, ER_IO, "cannot %s %s/%s: %s", step, dir, name, strerror(errno));
 }

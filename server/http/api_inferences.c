@@ -116,8 +116,18 @@ enum MHD_Result http_api_ingest_finish(http_req *r)
     cJSON *view = r->view;
     r->view = NULL;
     if (p->duplicate) {
-        /* An idempotent retry: answer what is stored, not what was sent this time. */
+        /* An idempotent retry: answer what is stored, not what was sent this time; but only to
+         * a token that may read it. An ingest-only token gets just the id (and 200: the client
+         * knows its retry landed), so posting a known id never reads a row back. */
         cJSON_Delete(view);
+        if (!auth_allows(r->role, AUTH_READ)) {
+            cJSON *o = cJSON_CreateObject();
+            if (o && !cJSON_AddStringToObject(o, "id", p->guid)) {
+                cJSON_Delete(o);
+                o = NULL;
+            }
+            return reply_view(r, 200, o, p->guid);
+        }
         inference *stored = NULL;
         er_rc rc = store_get(r->srv->deps.st, p->guid, &stored);
         if (rc) return http_reply_rc(r, rc, "the stored inference could not be read");

@@ -302,6 +302,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
                                           : "an Authorization: Bearer token is required");
             return true;
         }
+        r->role = have;
         if (!auth_allows(have, r->route.need)) {
             *ret = http_reply_error(r, 403, "forbidden", "this token's role may not %s %s",
                                     r->method, r->path);

@@ -75,6 +75,7 @@ struct http_req {
     const char *method; /* borrowed from libmicrohttpd, valid for the request */
     const char *path;
     http_route route;
+    auth_role role; /* the token's role (AUTH_NONE on routes that need none) */
     http_req_state state;
     util_buf body;      /* ingest upload, bounded by max_body_bytes */
     uint64_t discarded; /* bytes drained in HTTP_REQ_DISCARD */

@@ -130,6 +130,7 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     }
     rc = store_subscribe(d->st, lv_hub_on_commit, l);
     if (rc == ER_OK) rc = store_subscribe_deleted(d->st, lv_hub_on_deleted, l);
+    if (rc == ER_OK) rc = store_subscribe_cleared(d->st, lv_hub_on_cleared, l);
     if (rc) {
         er_fail(err, rc, "live: cannot subscribe to commits");
         goto fail;

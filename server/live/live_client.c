@@ -169,6 +169,12 @@ static void on_auth(live *l, lv_client *c, live_msg *m)
         queue_error(c, "unauthorized", "the token is not valid", true);
         return;
     }
+    if (!auth_allows(role, AUTH_READ)) { /* the stream is reading: an ingest token reads nothing */
+        atomic_fetch_add(&l->n_refused, 1);
+        log_info("live", "refused a connection: an ingest token may not read the stream");
+        queue_error(c, "forbidden", "an ingest token may not read the stream", true);
+        return;
+    }
     lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
     c->role = role;
     c->state = LV_CS_OPEN;

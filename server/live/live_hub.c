@@ -90,6 +90,17 @@ void lv_hub_on_deleted(void *arg, const char *const *guids, size_t n)
     pthread_mutex_unlock(&l->mu);
 }
 
+void lv_hub_on_cleared(void *arg)
+{
+    live *l = arg;
+    pthread_mutex_lock(&l->mu);
+    if (!l->stopped) {
+        l->cleared = true;
+        wsloop_wake(l->loop);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
 static lv_ring_entry *entry_at(live *l, uint64_t idx)
 {
     return &l->ring[idx % LV_RING_CAP];
@@ -145,24 +156,70 @@ static void ring_append(live *l, inference *inf, double committed_ms)
     l->head++;
 }
 
+/* Tells every client that the inference guid was deleted. */
+static void tell_deleted(live *l, const char *guid)
+{
+    char text[96];
+    snprintf(text, sizeof text, "{\"type\":\"deleted\",\"id\":\"%s\"}", guid);
+    for (lv_client *c = l->clients; c; c = c->next)
+        if (c->state == LV_CS_OPEN) lv_queue_text(c, text, LV_OUT_PLAIN);
+}
+
+/* After clear_cache: every ring entry whose row the cache no longer has is marked deleted (and
+ * the clients told), so nobody replays a cleared row from the ring. The ring is contiguous in
+ * seq, so one walk over the cache's rows in the ring's range (a few pages) finds them. On a
+ * read error the whole ring is dropped: serving less is safe, serving cleared rows is not. */
+static void hub_recheck_ring(live *l)
+{
+    uint64_t i = ring_tail(l);
+    int64_t after = l->ring_base_seq;
+    bool error = false;
+    while (i < l->head && !error) {
+        store_page page;
+        if (store_list_after(l->st, after, PULL_PAGE, &page) != ER_OK) {
+            error = true;
+            break;
+        }
+        for (size_t k = 0; k < page.n && i < l->head; k++) {
+            int64_t seq = page.items[k]->seq;
+            for (; i < l->head && entry_at(l, i)->seq < seq; i++) /* gone from the cache */
+                if (!entry_at(l, i)->deleted) {
+                    entry_at(l, i)->deleted = true;
+                    tell_deleted(l, entry_at(l, i)->inf->guid);
+                }
+            if (i < l->head && entry_at(l, i)->seq == seq) i++; /* still there */
+            after = seq;
+        }
+        bool last = page.n < PULL_PAGE;
+        store_page_free(&page);
+        if (last) break;
+    }
+    if (error) log_warn("live", "cannot read the cache after clear_cache: dropping the ring");
+    for (; i < l->head; i++) /* past the cache's newest row (or unread): gone */
+        if (!entry_at(l, i)->deleted) {
+            entry_at(l, i)->deleted = true;
+            tell_deleted(l, entry_at(l, i)->inf->guid);
+        }
+}
+
 /* Deletes reported since the last pull: mark them in the ring and tell every client. */
 static void hub_deletes(live *l)
 {
     pthread_mutex_lock(&l->mu);
     char(*del)[UTIL_UUID_LEN + 1] = l->deleted;
     size_t n = l->n_deleted;
+    bool cleared = l->cleared;
     l->deleted = NULL;
     l->n_deleted = 0;
+    l->cleared = false;
     pthread_mutex_unlock(&l->mu);
     for (size_t k = 0; k < n; k++) {
         for (uint64_t i = ring_tail(l); i < l->head; i++)
             if (strcmp(entry_at(l, i)->inf->guid, del[k]) == 0) entry_at(l, i)->deleted = true;
-        char text[96];
-        snprintf(text, sizeof text, "{\"type\":\"deleted\",\"id\":\"%s\"}", del[k]);
-        for (lv_client *c = l->clients; c; c = c->next)
-            if (c->state == LV_CS_OPEN) lv_queue_text(c, text, LV_OUT_PLAIN);
+        tell_deleted(l, del[k]);
     }
     free(del);
+    if (cleared) hub_recheck_ring(l);
 }
 
 /* Reads everything committed since the last pull into the ring. */

@@ -100,6 +100,7 @@ struct live {
     size_t n_commits;
     char (*deleted)[UTIL_UUID_LEN + 1]; /* guids deleted since the last pull (owned array) */
     size_t n_deleted;
+    bool cleared; /* clear_cache ran since the last pull: check the ring against the cache */
     /* loop thread only */
     int64_t fetched_seq;
     int64_t ring_base_seq;
@@ -123,6 +124,9 @@ void lv_hub_on_commit(void *arg, inference *const *committed, size_t n);
 /* The store's delete hook (writer thread): records the ids for the next pull, which tells the
  * clients ({"type":"deleted","id"}) and stops serving them. */
 void lv_hub_on_deleted(void *arg, const char *const *guids, size_t n);
+/* The store's clear hook (writer thread): the next pull drops from the ring what the clear
+ * removed from the cache, telling the clients as for a delete. */
+void lv_hub_on_cleared(void *arg);
 /* Deletes and commits reported since the last pull into the ring; wakes the clients. */
 void lv_hub_pull(live *l);
 /* The next inference message for c (borrowed from the ring, or rendered into *owned), NULL

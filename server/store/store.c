@@ -163,6 +163,11 @@ er_rc store_subscribe_deleted(store *s, store_deleted_fn fn, void *arg)
     return subscribe(s, (subscriber){.deleted = fn, .arg = arg});
 }
 
+er_rc store_subscribe_cleared(store *s, store_cleared_fn fn, void *arg)
+{
+    return subscribe(s, (subscriber){.cleared = fn, .arg = arg});
+}
+
 static er_rc guid_job(store *s, job_kind kind, const char *guid, const uint8_t *data, size_t len)
 {
     job *j = calloc(1, sizeof *j);

@@ -92,6 +92,11 @@ er_rc store_subscribe(store *s, store_commit_fn fn, void *arg);
  * reported. Must not block. Subscribe before traffic. */
 typedef void (*store_deleted_fn)(void *arg, const char *const *guids, size_t n);
 er_rc store_subscribe_deleted(store *s, store_deleted_fn fn, void *arg);
+/* Subscriber called on the writer thread after store_clear (clear_cache) removed rows, before
+ * its caller is answered. It lists nothing (a clear may remove the whole cache): whoever holds
+ * copies of rows (the live stream's ring) checks them against the store. Must not block. */
+typedef void (*store_cleared_fn)(void *arg);
+er_rc store_subscribe_cleared(store *s, store_cleared_fn fn, void *arg);
 
 /* ---- reads (any thread; each call borrows a reader connection from the pool) ---- */
 

@@ -153,10 +153,11 @@ typedef struct reader {
     sqlite3_stmt *st[RSTMT__N];
 } reader;
 
-/* One subscription: fn or deleted is set, the other NULL. */
+/* One subscription: one of fn, deleted and cleared is set, the others NULL. */
 typedef struct subscriber {
     store_commit_fn fn;
     store_deleted_fn deleted;
+    store_cleared_fn cleared;
     void *arg;
 } subscriber;
 

@@ -94,6 +94,19 @@ static void announce_deletes(store *s, job *list)
     free(guids);
 }
 
+/* clear_cache, then (even when it stopped half-way: some chunks are gone) the cleared
+ * subscribers, before the caller hears the answer. */
+static er_rc run_clear(store *s, int64_t *deleted)
+{
+    er_rc rc = store__run_clear(s, deleted);
+    if (*deleted == 0) return rc;
+    subscriber subs[MAX_SUBSCRIBERS];
+    size_t n_subs = subscribers(s, subs);
+    for (size_t i = 0; i < n_subs; i++)
+        if (subs[i].cleared) subs[i].cleared(subs[i].arg);
+    return rc;
+}
+
 static void run_batch(store *s, job *list)
 {
     sqlite3 *db = s->wdb;
@@ -205,7 +218,7 @@ again:
         else if (j->kind == JOB_MAX_PAGES)
             j->res.rc = store__exec_max_pages(s, j->value);
         else if (j->kind == JOB_CLEAR)
-            j->res.rc = store__run_clear(s, &j->res.seq);
+            j->res.rc = run_clear(s, &j->res.seq);
         else
             continue;
         if (j->done) j->done(j->arg, &j->res);

@@ -1,5 +1,10 @@
 /* guidfiles.c - see guidfiles.h. Files are written to a temporary name, fsynced and renamed,
- * so an interrupted export never leaves a half-written pair under a real guid name. */
+ * so an interrupted export never leaves a half-written pair under a real guid name.
+ * Export often runs as root into a directory an operator names, so nothing here follows a link
+ * someone could have planted there: the directory is opened once and checked (owned by this user
+ * or root, not writable by everyone without the sticky bit), every file is created exclusively
+ * relative to it (util_write_file_at) and import opens its inputs with O_NOFOLLOW, regular
+ * files only. */
 #include "tools/guidfiles.h"
 
 #include <dirent.h>
@@ -20,43 +25,52 @@
 
 #define GUIDFILES_MAX_FILE (64 * 1024 * 1024)
 
-static er_rc write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
+/* Opens dir (export: created first if missing) as a directory descriptor, refusing one that
+ * another user could change under us: owned by someone other than this user or root, writable
+ * by every user without the sticky bit, or reached through a symbolic link such a user owns. */
+static er_rc open_dir_checked(const char *dir, int *out, er_err *err)
 {
-    char tmp[4096], final[4096];
-    er_rc rc = ER_IO;
+    struct stat ls, st;
+    uid_t me = geteuid();
     int fd = -1;
-    if ((size_t)snprintf(final, sizeof final, "%s/%s", dir, name) >= sizeof final ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= sizeof tmp)
-        return ER_TOOBIG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) goto fail;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            rc = errno == ENOSPC ? ER_FULL : ER_IO;
-            goto fail;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    if (fsync(fd) != 0) goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
+    er_rc rc = ER_IO;
+    if (lstat(dir, &ls) != 0) {
+        er_fail(err, rc, "cannot open %s: %s", dir, strerror(errno));
         goto fail;
     }
-    fd = -1;
-    if (rename(tmp, final) != 0) goto fail;
+    if (S_ISLNK(ls.st_mode) && ls.st_uid != me && ls.st_uid != 0) {
+        er_fail(err, rc = ER_INVALID,
+                "refusing %s: a symbolic link owned by uid %lu (neither this user nor root)", dir,
+                (unsigned long)ls.st_uid);
+        goto fail;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        er_fail(err, rc, "cannot open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (st.st_uid != me && st.st_uid != 0) {
+        er_fail(err, rc = ER_INVALID,
+                "refusing %s: owned by uid %lu, neither this user (uid %lu) nor root; its owner "
+                "could swap files in it while they are used",
+                dir, (unsigned long)st.st_uid, (unsigned long)me);
+        goto fail;
+    }
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+        er_fail(err, rc = ER_INVALID, "refusing %s: every user may write to it (mode %03o)", dir,
+                (unsigned)(st.st_mode & 0777));
+        goto fail;
+    }
+    *out = fd;
     return ER_OK;
 fail:
     if (fd >= 0) close(fd);
-    unlink(tmp);
     return rc;
 }
 
 typedef struct export_ctx {
-    const char *dir;
+    const char *dir; /* for messages */
+    int dirfd;
     const config *cfg;
     guidfiles_stats *stats;
     er_err *err;
@@ -70,17 +84,19 @@ static er_rc export_one(void *arg, const inference *inf)
     message_opts mo = {.s3_bucket = x->cfg->s3_bucket, .full_fidelity = true};
     er_rc rc = message_inference_json(inf, &mo, &json);
     if (rc) goto fail;
+    const char *step = "write";
     snprintf(name, sizeof name, "%s.json", inf->guid);
-    rc = write_file_atomic(x->dir, name, json.data, json.len);
+    rc = util_write_file_at(x->dirfd, name, json.data, json.len, 0600, (uid_t)-1, (gid_t)-1, &step);
     if (rc) goto fail;
     if (inf->image.data) {
         snprintf(name, sizeof name, "%s.img", inf->guid);
-        rc = write_file_atomic(x->dir, name, inf->image.data, inf->image.len);
+        rc = util_write_file_at(x->dirfd, name, inf->image.data, inf->image.len, 0600, (uid_t)-1,
+                                (gid_t)-1, &step);
         if (rc) goto fail;
     }
     x->stats->done++;
 fail:
-    if (rc) er_fail(x->err, rc, "cannot write %s/%s: %s", x->dir, name, strerror(errno));
+    if (rc) er_fail(x->err, rc, "cannot %s %s/%s: %s", step, x->dir, name, strerror(errno));
     util_buf_free(&json);
     return rc;
 }
@@ -88,29 +104,40 @@ fail:
 er_rc guidfiles_export(store *st, const char *dir, const config *cfg, guidfiles_stats *stats,
                        er_err *err)
 {
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+    int dfd = -1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return er_fail(err, ER_IO, "cannot create %s: %s", dir, strerror(errno));
-    export_ctx x = {.dir = dir, .cfg = cfg, .stats = stats, .err = err};
-    er_rc rc = store_foreach(st, export_one, &x);
+    er_rc rc = open_dir_checked(dir, &dfd, err);
     if (rc) return rc;
-    /* make the renames durable too */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return ER_OK;
+    export_ctx x = {.dir = dir, .dirfd = dfd, .cfg = cfg, .stats = stats, .err = err};
+    rc = store_foreach(st, export_one, &x);
+    fsync(dfd); /* make the renames durable too */
+    close(dfd);
+    return rc;
 }
 
-/* Reads a whole regular file up to GUIDFILES_MAX_FILE; *data is malloc'ed (NUL-terminated). */
-static er_rc read_file(const char *path, uint8_t **data, size_t *len)
+/* Reads the whole regular file name in dirfd up to GUIDFILES_MAX_FILE, never through a
+ * symbolic link (ER_INVALID) or from a FIFO or device (ER_INVALID); ER_NOTFOUND when it does
+ * not exist. *data is malloc'ed (NUL-terminated). */
+static er_rc read_file(int dir_fd, const char *name, uint8_t **data, size_t *len)
 {
     er_rc rc = ER_IO;
     uint8_t *buf = NULL;
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL;
     struct stat sb;
-    if (!f) goto fail;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) goto fail;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it */
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = errno == ENOENT ? ER_NOTFOUND : errno == ELOOP ? ER_INVALID : ER_IO;
+        goto fail;
+    }
+    if (fstat(fd, &sb) != 0) goto fail;
+    if (!S_ISREG(sb.st_mode)) {
+        rc = ER_INVALID;
+        goto fail;
+    }
+    if (!(f = fdopen(fd, "rb"))) goto fail;
+    fd = -1;
     if (sb.st_size > GUIDFILES_MAX_FILE) {
         rc = ER_TOOBIG;
         goto fail;
@@ -130,13 +157,22 @@ static er_rc read_file(const char *path, uint8_t **data, size_t *len)
 fail:
     free(buf);
     if (f) fclose(f);
+    if (fd >= 0) close(fd);
     return rc;
 }
 
-static er_rc import_one(store *st, const char *dir, const char *json_name, const char *device,
-                        guidfiles_stats *stats)
+/* What a read_file failure means, for the log line. */
+static const char *read_failure(er_rc rc)
 {
-    char path[4096], stem[256];
+    return rc == ER_INVALID  ? "not a regular file (symbolic links are not followed)"
+           : rc == ER_TOOBIG ? "larger than 64 MiB"
+                             : "cannot read it";
+}
+
+static er_rc import_one(store *st, const char *dir, int dir_fd, const char *json_name,
+                        const char *device, guidfiles_stats *stats)
+{
+    char name[300], stem[256];
     uint8_t *json = NULL, *img = NULL;
     size_t json_len = 0, img_len = 0;
     inference *inf = NULL;
@@ -146,10 +182,9 @@ static er_rc import_one(store *st, const char *dir, const char *json_name, const
     memcpy(stem, json_name, stem_len);
     stem[stem_len] = 0;
 
-    snprintf(path, sizeof path, "%s/%s", dir, json_name);
-    er_rc rc = read_file(path, &json, &json_len);
+    er_rc rc = read_file(dir_fd, json_name, &json, &json_len);
     if (rc) {
-        er_fail(&err, rc, "cannot read the file");
+        er_fail(&err, rc, "%s", read_failure(rc));
         goto fail;
     }
     normalize_opts no = {.device = device, .source = "import", .now_ms = util_now_ms()};
@@ -160,13 +195,14 @@ static er_rc import_one(store *st, const char *dir, const char *json_name, const
         for (size_t i = 0; i <= UTIL_UUID_LEN; i++)
             inf->guid[i] = (char)(stem[i] >= 'A' && stem[i] <= 'F' ? stem[i] + 32 : stem[i]);
     }
-    snprintf(path, sizeof path, "%s/%s.img", dir, stem);
-    if (access(path, F_OK) == 0) {
-        rc = read_file(path, &img, &img_len);
-        if (rc) {
-            er_fail(&err, rc, "cannot read %s.img", stem);
-            goto fail;
-        }
+    snprintf(name, sizeof name, "%s.img", stem);
+    rc = read_file(dir_fd, name, &img, &img_len);
+    if (rc == ER_NOTFOUND) {
+        rc = ER_OK; /* a result without an image */
+    } else if (rc) {
+        er_fail(&err, rc, "%s: %s", name, read_failure(rc));
+        goto fail;
+    } else {
         rc = media_probe(img, img_len, &inf->image, &err);
         if (rc) goto fail;
         free(inf->image.data);
@@ -203,14 +239,19 @@ er_rc guidfiles_import(store *st, const char *dir, const config *cfg, guidfiles_
     char device[256];
     if (device_name_resolve(cfg->device_name, cfg->device_mac_suffix, device, sizeof device))
         return er_fail(err, ER_CONFIG, "device_name is too long");
-    DIR *d = opendir(dir);
-    if (!d) return er_fail(err, ER_IO, "cannot open %s: %s", dir, strerror(errno));
+    int dfd = -1;
+    er_rc rc = open_dir_checked(dir, &dfd, err);
+    if (rc) return rc;
+    DIR *d = fdopendir(dfd); /* takes dfd */
+    if (!d) {
+        close(dfd);
+        return er_fail(err, ER_IO, "cannot open %s: %s", dir, strerror(errno));
+    }
     struct dirent *e;
-    er_rc rc = ER_OK;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (e->d_name[0] == '.' || n <= 5 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
-        er_rc one = import_one(st, dir, e->d_name, device, stats);
+        er_rc one = import_one(st, dir, dirfd(d), e->d_name, device, stats);
         if (one == ER_FULL) { /* no point going on: every later put fails the same way */
             rc = er_fail(err, ER_FULL, "the disk is full; imported %lld so far",
                          (long long)stats->done);

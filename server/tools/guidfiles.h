@@ -1,7 +1,10 @@
 /* guidfiles.h - compatibility with the old `enable_cache_to_file` cache: a directory of
  * <guid>.img (the image bytes) and <guid>.json (the IoT Core inference message) pairs.
  * `ei-relay export --dir DIR` writes such pairs from the cache; `ei-relay import --dir DIR`
- * loads them (idempotent: an id already stored is skipped), so existing caches migrate. */
+ * loads them (idempotent: an id already stored is skipped), so existing caches migrate.
+ * Both take a directory only this user or root can change (ER_INVALID otherwise, naming why),
+ * and never follow a link in it: export creates its files exclusively (mode 0600), import reads
+ * regular files only. */
 #ifndef EI_TOOLS_GUIDFILES_H
 #define EI_TOOLS_GUIDFILES_H
 

@@ -1,7 +1,11 @@
 /* test_guidfiles.c - export of the cache as <guid>.json/.img pairs and import back into a new
  * database: every inference and image survives, a second import is skipped, bad files are
- * counted and named without stopping the rest. Real SQLite files in a temp dir. */
+ * counted and named without stopping the rest. Real SQLite files in a temp dir.
+ * Hostile directories (export runs as root): a planted symlink under the temporary or the final
+ * name is never written through, a directory another user owns or anyone may write to is
+ * refused, and import never follows a symlinked or special input out of the directory. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +76,115 @@ static void put_sample(store *st, int i, bool with_image)
     store_put_result res;
     CHECK_EQ_INT(store_put(st, inf, &res), ER_OK);
     CHECK_EQ_INT(res.rc, ER_OK);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool file_is(const char *path, const char *text)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strcmp(buf, text) == 0;
+}
+
+/* The guid of the one inference in st. */
+static void only_guid(store *st, char *out)
+{
+    store_filter flt = {.limit = 10};
+    store_page p = {0};
+    CHECK_EQ_INT(store_list(st, &flt, &p), ER_OK);
+    CHECK_EQ_INT(p.n, 1);
+    snprintf(out, UTIL_UUID_LEN + 1, "%s", p.n ? p.items[0]->guid : "");
+    store_page_free(&p);
+}
+
+static void test_hostile_dirs(const config *cfg)
+{
+    char dir[600], victim[600], link_path[700], guid[UTIL_UUID_LEN + 1];
+    er_err err;
+    store *one = open_store("one.db");
+    put_sample(one, 1, false);
+    only_guid(one, guid);
+    snprintf(victim, sizeof victim, "%s/victim", tmpdir);
+    write_text(victim, "precious");
+
+    /* planted: the temporary name and the final name, both symlinks to the victim */
+    snprintf(dir, sizeof dir, "%s/planted", tmpdir);
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    snprintf(link_path, sizeof link_path, "%s/.%s.json.tmp", dir, guid);
+    CHECK_EQ_INT(symlink(victim, link_path), 0);
+    guidfiles_stats st = {0};
+    CHECK_EQ_INT(guidfiles_export(one, dir, cfg, &st, &err), ER_OK);
+    CHECK_EQ_INT(st.done, 1);
+    CHECK(file_is(victim, "precious"));
+    CHECK_EQ_INT(count_files(dir, ".tmp"), 0); /* the planted link lost its name */
+    snprintf(link_path, sizeof link_path, "%s/%s.json", dir, guid);
+    CHECK_EQ_INT(unlink(link_path), 0);
+    CHECK_EQ_INT(symlink(victim, link_path), 0);
+    st = (guidfiles_stats){0};
+    CHECK_EQ_INT(guidfiles_export(one, dir, cfg, &st, &err), ER_OK);
+    CHECK(file_is(victim, "precious"));
+    struct stat sb;
+    CHECK(lstat(link_path, &sb) == 0 && S_ISREG(sb.st_mode)); /* replaced, not followed */
+    CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+
+    /* a directory anyone may write to (no sticky bit) is refused, nothing written */
+    snprintf(dir, sizeof dir, "%s/open", tmpdir);
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    CHECK_EQ_INT(chmod(dir, 0777), 0);
+    CHECK_EQ_INT(guidfiles_export(one, dir, cfg, &st, &err), ER_INVALID);
+    CHECK(strstr(err.msg, "every user may write") != NULL);
+    CHECK_EQ_INT(count_files(dir, ".json"), 0);
+    CHECK_EQ_INT(guidfiles_import(one, dir, cfg, &st, &err), ER_INVALID);
+
+    /* a directory another user owns is refused (as root: give it away) */
+    if (geteuid() == 0) {
+        snprintf(dir, sizeof dir, "%s/foreign", tmpdir);
+        CHECK_EQ_INT(mkdir(dir, 0755), 0);
+        CHECK_EQ_INT(chown(dir, 4242, 4242), 0);
+        CHECK_EQ_INT(guidfiles_export(one, dir, cfg, &st, &err), ER_INVALID);
+        CHECK(strstr(err.msg, "owned by uid 4242") != NULL);
+        CHECK_EQ_INT(count_files(dir, ".json"), 0);
+    }
+
+    /* import: a symlinked .json and a symlinked .img leading out of the directory, and a FIFO
+     * (which must not hang the import), are refused and counted; a real pair still imports */
+    char out[600], path[700];
+    snprintf(dir, sizeof dir, "%s/in", tmpdir);
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    snprintf(out, sizeof out, "%s/outside.json", tmpdir);
+    write_text(out, "{\"result\":{\"classification\":{\"leak\":1}}}");
+    snprintf(path, sizeof path, "%s/linked.json", dir);
+    CHECK_EQ_INT(symlink(out, path), 0);
+    snprintf(path, sizeof path, "%s/withimg.json", dir);
+    write_text(path, "{\"result\":{\"classification\":{\"img\":1}}}");
+    snprintf(path, sizeof path, "%s/withimg.img", dir);
+    CHECK_EQ_INT(symlink(victim, path), 0);
+    snprintf(path, sizeof path, "%s/fifo.json", dir);
+    CHECK_EQ_INT(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/good.json", dir);
+    write_text(path, "{\"result\":{\"classification\":{\"good\":1}}}");
+    store *dst = open_store("hostile-import.db");
+    guidfiles_stats in = {0};
+    CHECK_EQ_INT(guidfiles_import(dst, dir, cfg, &in, &err), ER_INVALID);
+    CHECK_EQ_INT(in.done, 1);
+    CHECK_EQ_INT(in.failed, 3);
+    store_info info;
+    CHECK_EQ_INT(store_get_info(dst, &info), ER_OK);
+    CHECK_EQ_INT(info.rows, 1);
+    store_destroy(dst);
+    store_destroy(one);
 }
 
 int main(void)
@@ -149,6 +262,7 @@ int main(void)
 
     store_destroy(src);
     store_destroy(dst);
+    test_hostile_dirs(&cfg);
     config_free(&cfg);
     media_shutdown();
     char cmd[600];

@@ -34,9 +34,9 @@ static size_t read_file(const char *path, char *buf, size_t size)
 
 static void test_roles_from_config(void)
 {
-    config_token toks[] = {{"read-token-1", CONFIG_ROLE_READ},
-                           {"ingest-token-1", CONFIG_ROLE_INGEST},
-                           {"admin-token-1", CONFIG_ROLE_ADMIN}};
+    config_token toks[] = {{"read-token-000001", CONFIG_ROLE_READ},
+                           {"ingest-token-00001", CONFIG_ROLE_INGEST},
+                           {"admin-token-000001", CONFIG_ROLE_ADMIN}};
     config c = {0};
     c.tokens = toks;
     c.n_tokens = 3;
@@ -45,32 +45,46 @@ static void test_roles_from_config(void)
     CHECK(auth_create(&c, &a, &err) == ER_OK);
     if (!a) return;
 
-    CHECK_EQ_INT(auth_check_token(a, "read-token-1"), AUTH_READ);
-    CHECK_EQ_INT(auth_check_token(a, "ingest-token-1"), AUTH_INGEST);
-    CHECK_EQ_INT(auth_check_token(a, "admin-token-1"), AUTH_ADMIN);
+    CHECK_EQ_INT(auth_check_token(a, "read-token-000001"), AUTH_READ);
+    CHECK_EQ_INT(auth_check_token(a, "ingest-token-00001"), AUTH_INGEST);
+    CHECK_EQ_INT(auth_check_token(a, "admin-token-000001"), AUTH_ADMIN);
     /* prefixes, extensions, case changes and empties never match */
-    CHECK_EQ_INT(auth_check_token(a, "admin-token-"), AUTH_NONE);
-    CHECK_EQ_INT(auth_check_token(a, "admin-token-12"), AUTH_NONE);
-    CHECK_EQ_INT(auth_check_token(a, "ADMIN-TOKEN-1"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check_token(a, "admin-token-00000"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check_token(a, "admin-token-0000012"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check_token(a, "ADMIN-TOKEN-000001"), AUTH_NONE);
     CHECK_EQ_INT(auth_check_token(a, ""), AUTH_NONE);
     CHECK_EQ_INT(auth_check_token(a, NULL), AUTH_NONE);
 
     /* the header: "Bearer" in any case, spaces around the token tolerated */
-    CHECK_EQ_INT(auth_check(a, "Bearer admin-token-1"), AUTH_ADMIN);
-    CHECK_EQ_INT(auth_check(a, "bearer admin-token-1"), AUTH_ADMIN);
-    CHECK_EQ_INT(auth_check(a, "BEARER   read-token-1  "), AUTH_READ);
-    CHECK_EQ_INT(auth_check(a, "Bearer\tingest-token-1"), AUTH_INGEST);
+    CHECK_EQ_INT(auth_check(a, "Bearer admin-token-000001"), AUTH_ADMIN);
+    CHECK_EQ_INT(auth_check(a, "bearer admin-token-000001"), AUTH_ADMIN);
+    CHECK_EQ_INT(auth_check(a, "BEARER   read-token-000001  "), AUTH_READ);
+    CHECK_EQ_INT(auth_check(a, "Bearer\tingest-token-00001"), AUTH_INGEST);
     CHECK_EQ_INT(auth_check(a, "Bearer"), AUTH_NONE);
     CHECK_EQ_INT(auth_check(a, "Bearer "), AUTH_NONE);
-    CHECK_EQ_INT(auth_check(a, "Beareradmin-token-1"), AUTH_NONE);
-    CHECK_EQ_INT(auth_check(a, "Basic admin-token-1"), AUTH_NONE);
-    CHECK_EQ_INT(auth_check(a, "admin-token-1"), AUTH_NONE);
-    CHECK_EQ_INT(auth_check(a, "Bearer admin-token-1 extra"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check(a, "Beareradmin-token-000001"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check(a, "Basic admin-token-000001"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check(a, "admin-token-000001"), AUTH_NONE);
+    CHECK_EQ_INT(auth_check(a, "Bearer admin-token-000001 extra"), AUTH_NONE);
     CHECK_EQ_INT(auth_check(a, NULL), AUTH_NONE);
     char huge[2000] = "Bearer ";
     memset(huge + 7, 'x', 1900);
     CHECK_EQ_INT(auth_check(a, huge), AUTH_NONE);
     auth_destroy(a);
+}
+
+/* a configured token under CONFIG_TOKEN_MIN is refused by auth too (a config built in code) */
+static void test_short_config_token(void)
+{
+    config_token toks[] = {{"fifteen-chars-x", CONFIG_ROLE_ADMIN}};
+    config c = {0};
+    c.tokens = toks;
+    c.n_tokens = 1;
+    auth *a = NULL;
+    er_err err = {{0}};
+    CHECK_EQ_INT(auth_create(&c, &a, &err), ER_CONFIG);
+    CHECK(a == NULL);
+    CHECK(strstr(err.msg, "tokens[0]") != NULL);
 }
 
 static void test_allows(void)
@@ -96,12 +110,12 @@ static void test_token_file(void)
     write_file(path,
                "# LAN tokens\n"
                "\n"
-               "reader-aaaa read\n"
-               "  writer-bbbb   ingest  \r\n"
+               "reader-aaaaaaaaaaaa read\n"
+               "  writer-bbbbbbbbbbbb   ingest  \r\n"
                "\t# indented comment\n"
-               "boss-cccc admin",
+               "boss-cccccccccccccc admin",
                0600);
-    config_token extra[] = {{"from-config-1", CONFIG_ROLE_READ}};
+    config_token extra[] = {{"from-config-000001", CONFIG_ROLE_READ}};
     config c = {0};
     c.token_file = path;
     c.tokens = extra;
@@ -110,10 +124,10 @@ static void test_token_file(void)
     er_err err = {{0}};
     CHECK(auth_create(&c, &a, &err) == ER_OK);
     if (a) {
-        CHECK_EQ_INT(auth_check_token(a, "reader-aaaa"), AUTH_READ);
-        CHECK_EQ_INT(auth_check_token(a, "writer-bbbb"), AUTH_INGEST);
-        CHECK_EQ_INT(auth_check_token(a, "boss-cccc"), AUTH_ADMIN);
-        CHECK_EQ_INT(auth_check_token(a, "from-config-1"), AUTH_READ);
+        CHECK_EQ_INT(auth_check_token(a, "reader-aaaaaaaaaaaa"), AUTH_READ);
+        CHECK_EQ_INT(auth_check_token(a, "writer-bbbbbbbbbbbb"), AUTH_INGEST);
+        CHECK_EQ_INT(auth_check_token(a, "boss-cccccccccccccc"), AUTH_ADMIN);
+        CHECK_EQ_INT(auth_check_token(a, "from-config-000001"), AUTH_READ);
         CHECK_EQ_INT(auth_check_token(a, "#"), AUTH_NONE);
         auth_destroy(a);
     }
@@ -129,10 +143,12 @@ static void test_token_file(void)
     } bad[] = {
         {"justatoken\n", "line 1"},
         {"# ok\ntok superuser\n", "line 2"},
-        {"a read\n\ntok read extra\n", "line 3"},
+        {"long-enough-token-a read\n\ntok read extra\n", "line 3"},
         {"tok READ\n", "line 1"},
         {"tok\tread\x01\n", "line 1"},
         {" read\n", "line 1"},
+        /* too short to resist guessing over the LAN */
+        {"# ok\nfifteen-chars-x read\n", "line 2"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(path, bad[i].text, 0600);
@@ -225,6 +241,7 @@ int main(void)
         return 1;
     }
     test_roles_from_config();
+    test_short_config_token();
     test_allows();
     test_token_file();
     test_generated();

@@ -334,45 +334,49 @@ static void test_tokens(void)
     config c;
     er_err err;
     CHECK_EQ_INT(load(&c,
-                      "{\"tokens\": [{\"token\": \"abcdefgh1\", \"role\": \"read\"}, "
+                      "{\"tokens\": [{\"token\": \"abcdefgh12345671\", \"role\": \"read\"}, "
                       "{\"token\": \"ingest-token-xyz\", \"role\": \"ingest\"}, "
-                      "{\"role\": \"admin\", \"token\": \"Admin!Token#42\"}]}",
+                      "{\"role\": \"admin\", \"token\": \"Admin!Token#42-xyz\"}]}",
                       &err),
                  ER_OK);
     CHECK_EQ_INT(c.n_tokens, 3);
     if (c.n_tokens == 3) {
-        CHECK_EQ_STR(c.tokens[0].token, "abcdefgh1");
+        CHECK_EQ_STR(c.tokens[0].token, "abcdefgh12345671");
         CHECK_EQ_INT(c.tokens[0].role, CONFIG_ROLE_READ);
         CHECK_EQ_INT(c.tokens[1].role, CONFIG_ROLE_INGEST);
-        CHECK_EQ_STR(c.tokens[2].token, "Admin!Token#42");
+        CHECK_EQ_STR(c.tokens[2].token, "Admin!Token#42-xyz");
         CHECK_EQ_INT(c.tokens[2].role, CONFIG_ROLE_ADMIN);
     }
     config_free(&c);
     /* tokens given as JSON text inside a string, as recipes pass structured values */
     CHECK_EQ_INT(load(&c,
-                      "{\"tokens\": \"[{\\\"token\\\": \\\"abcdefgh1\\\", \\\"role\\\": "
+                      "{\"tokens\": \"[{\\\"token\\\": \\\"abcdefgh12345671\\\", \\\"role\\\": "
                       "\\\"admin\\\"}]\"}",
                       &err),
                  ER_OK);
     CHECK_EQ_INT(c.n_tokens, 1);
     config_free(&c);
-    CHECK(fails_with("{\"tokens\": [{\"token\": \"abcdefgh1\", \"role\": \"read\"}, "
-                     "{\"token\": \"abcdefgh2\", \"role\": \"root\"}]}",
+    CHECK(fails_with("{\"tokens\": [{\"token\": \"abcdefgh12345671\", \"role\": \"read\"}, "
+                     "{\"token\": \"abcdefgh12345672\", \"role\": \"root\"}]}",
                      "tokens[1].role: \"root\" is not one of read|ingest|admin"));
     CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"short\", \"role\": \"read\"}]}",
                            "tokens[0].token:"));
+    /* 15 characters: one short of the minimum, named with the bounds */
+    CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"fifteen-chars-x\", \"role\": \"read\"}]}",
+                           "tokens[0].token: expected a string of 16..256"));
     CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"has space in it\", \"role\": \"read\"}]}",
                            "tokens[0].token:"));
     CHECK(fails_mentioning("{\"tokens\": [{\"role\": \"read\"}]}", "tokens[0].token:"));
-    CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"abcdefgh1\"}]}",
+    CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"abcdefgh12345671\"}]}",
                            "tokens[0].role: \"(missing)\""));
-    CHECK(fails_with("{\"tokens\": [{\"token\": \"abcdefgh1\", \"role\": \"read\"}, "
-                     "{\"token\": \"abcdefgh1\", \"role\": \"admin\"}]}",
+    CHECK(fails_with("{\"tokens\": [{\"token\": \"abcdefgh12345671\", \"role\": \"read\"}, "
+                     "{\"token\": \"abcdefgh12345671\", \"role\": \"admin\"}]}",
                      "tokens[1].token: same as tokens[0]"));
-    CHECK(fails_mentioning("{\"tokens\": [\"abcdefgh1\"]}", "tokens[0]: expected an object"));
+    CHECK(
+        fails_mentioning("{\"tokens\": [\"abcdefgh12345671\"]}", "tokens[0]: expected an object"));
     CHECK(fails_mentioning("{\"tokens\": {}}", "tokens: expected a JSON array"));
     CHECK(fails_mentioning("{\"tokens\": \"[oops\"}", "tokens: not valid JSON"));
-    CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"abcdefgh1\", \"role\": \"read\", "
+    CHECK(fails_mentioning("{\"tokens\": [{\"token\": \"abcdefgh12345671\", \"role\": \"read\", "
                            "\"x\": 1}]}",
                            "tokens[0]: unknown key \"x\""));
     CHECK(fails_mentioning("{\"token_file\": \"\"}", "token_file: must not be empty"));
@@ -425,7 +429,7 @@ static void test_precedence(void)
                     "EI_RELAY_BIND=10.0.0.2",
                     "EI_RELAY_BIN=/ignored/unknown/var",
                     "EI_RELAY_DEMO=yes",
-                    "EI_RELAY_TOKENS=[{\"token\":\"envtoken1\",\"role\":\"ingest\"}]",
+                    "EI_RELAY_TOKENS=[{\"token\":\"envtoken12345678\",\"role\":\"ingest\"}]",
                     NULL};
     char *argv[] = {
         "ei-relay",    "export", "--config", path, "--bind=10.0.0.3",     "--dir", "/tmp/out",
@@ -647,7 +651,7 @@ static void test_print_config(void)
     config c, again;
     er_err err;
     CHECK_EQ_INT(load(&c,
-                      "{\"tokens\": [{\"token\": \"SuperSecret123\", \"role\": \"admin\"}], "
+                      "{\"tokens\": [{\"token\": \"SuperSecret123-xyz\", \"role\": \"admin\"}], "
                       "\"mqtt_key\": \"/certs/key.pem\", \"cache_max_age\": \"12h\", "
                       "\"default_threshold\": 60, \"threshold_criteria\": \"gt\", "
                       "\"sources\": [{\"name\": \"cam\", \"kind\": \"runner-ws\"}], "
@@ -661,7 +665,7 @@ static void test_print_config(void)
     if (!out) return;
     config_print(&c, out);
     fclose(out);
-    CHECK(strstr(text, "SuperSecret123") == NULL);
+    CHECK(strstr(text, "SuperSecret123-xyz") == NULL);
     CHECK(strstr(text, "\"***\"") != NULL);
     cJSON *root = cJSON_Parse(text);
     CHECK(cJSON_IsObject(root));
