@@ -85,14 +85,11 @@ static void log_dashboard(const config *cfg, unsigned port)
  * connection, sources (ttys, model processes and their sockets, camera devices), the MQTT
  * connection, libmicrohttpd's and libwebsockets' own, logs. */
 #define RELAY_FD_RESERVE 128
-/* Descriptors budgeted for the live stream's WebSocket clients (the port has no cap of its own
- * yet: issue 12's next step). */
-#define RELAY_WS_BUDGET 64
-
-/* The HTTP connection limit that fits the open-file limit: the soft limit is raised to the hard
- * one, RELAY_FD_RESERVE descriptors are kept back, and the configured HTTP limit and the live
- * stream's budget are lowered in proportion when the rest cannot hold both. Logged once. */
-static void net_limits(const config *cfg, int *http_max)
+/* The HTTP and WebSocket connection limits that fit the open-file limit: the soft limit is
+ * raised to the hard one, RELAY_FD_RESERVE descriptors are kept back, and the configured
+ * http_max_connections and ws_max_connections are lowered in proportion when the rest cannot
+ * hold both. Logged once. */
+static void net_limits(const config *cfg, int *http_max, int *ws_max)
 {
     struct rlimit rl;
     long long fds = -1;
@@ -107,7 +104,7 @@ static void net_limits(const config *cfg, int *http_max)
         }
         fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
     }
-    long long h = cfg->http_max_connections, w = RELAY_WS_BUDGET;
+    long long h = cfg->http_max_connections, w = cfg->ws_max_connections;
     long long room = fds < 0 ? h + w : fds - RELAY_FD_RESERVE;
     if (room < 2) room = 2; /* a tiny limit: one each, the reserve is what it is */
     if (h + w > room) {
@@ -121,11 +118,14 @@ static void net_limits(const config *cfg, int *http_max)
         w = room - h2;
     }
     *http_max = (int)h;
+    *ws_max = (int)w;
     log_info("relay",
              "connections: http at most %lld (%d per address; head within %lld ms, body within "
-             "%lld ms), %lld descriptors budgeted for the live stream; open-file limit %lld",
+             "%lld ms), ws at most %lld (%d per address; upgrade within %lld ms); open-file "
+             "limit %lld",
              h, cfg->http_max_connections_per_ip, (long long)cfg->http_header_timeout_ms,
-             (long long)cfg->http_body_timeout_ms, w, fds);
+             (long long)cfg->http_body_timeout_ms, w, cfg->ws_max_connections_per_ip,
+             (long long)cfg->ws_handshake_timeout_ms, fds);
 }
 
 er_rc relay_create(const config *cfg, relay **out, er_err *err)
@@ -142,8 +142,8 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         rc = er_fail(err, ER_CONFIG, "device_name is too long");
         goto fail;
     }
-    int http_max;
-    net_limits(cfg, &http_max);
+    int http_max, ws_max;
+    net_limits(cfg, &http_max, &ws_max);
     /* the service moves a corrupt database aside rather than stop: see store_opts.recover */
     rc = open_store(cfg, true, &r->st, err);
     if (rc) goto fail;
@@ -176,7 +176,8 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
                     .st = r->st,
                     .au = r->au,
                     .fwd = r->fwd ? &r->fwd_part : NULL,
-                    .device = r->device};
+                    .device = r->device,
+                    .max_connections = ws_max};
     rc = live_create(&ld, r->ws, &r->lv, err);
     if (rc) goto fail;
     rc = wsloop_start(r->ws, err); /* setup of everything on it is done */

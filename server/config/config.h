@@ -71,6 +71,9 @@ typedef struct config {
     int64_t http_body_timeout_ms;
     int http_max_connections; /* as configured; the relay may lower them (descriptor limit) */
     int http_max_connections_per_ip;
+    int ws_max_connections; /* the live stream's port; as configured, like http_max_connections */
+    int ws_max_connections_per_ip;
+    int64_t ws_handshake_timeout_ms; /* a deadline for the WebSocket upgrade */
     bool demo;
     int64_t demo_interval_ms;
     /* access */

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,14 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (l && !wsloop_stopping(l->loop)) lv_hub_pull(l);
         break;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* on the listener; in: the accepted fd */
+        return l && lv_conns_accept(l, (int)(intptr_t)in) ? 0 : -1;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (l) lv_conns_bind(l, wsi);
+        break;
+    case LWS_CALLBACK_WSI_DESTROY: /* every wsi instantiated, upgraded or not, exactly once */
+        if (l) lv_conns_release(l, wsi);
+        break;
     case LWS_CALLBACK_HTTP: /* plain HTTP on the WebSocket port */
         if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL)) return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -45,6 +54,7 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_ESTABLISHED:
+        if (l) lv_conns_upgraded(l, wsi);
         if (!l || !p || !(p->c = lv_client_open(l, wsi))) return -1;
         break;
     case LWS_CALLBACK_TIMER:
@@ -98,6 +108,9 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     l->fwd = d->fwd;
     l->device = d->device;
     l->loop = loop;
+    rc = lv_conns_init(l, d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections,
+                       d->cfg->ws_max_connections_per_ip, d->cfg->ws_handshake_timeout_ms);
+    if (rc) goto fail;
     store_info si;
     rc = store_get_info(d->st, &si);
     if (rc) {
@@ -173,6 +186,9 @@ static const struct {
      offsetof(live, n_refused)},
     {{"ei_relay_live_resumes_total", "counter", "Live connections that resumed."},
      offsetof(live, n_resumes)},
+    {{"ei_relay_live_conn_refused_total", "counter",
+      "WebSocket connections refused at accept (ws_max_connections, ws_max_connections_per_ip)."},
+     offsetof(live, n_conn_refused)},
 };
 
 static er_rc live_prom(void *ctx, util_buf *b)
@@ -205,6 +221,7 @@ void live_destroy(live *l)
         lv_client_free(l, l->clients);
     lv_hub_free(l);
     lv_ticks_free(l);
+    lv_conns_free(l);
     free(l->deleted);
     pthread_mutex_destroy(&l->mu);
     free(l);

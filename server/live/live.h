@@ -20,7 +20,10 @@
 typedef struct live live; /* opaque */
 
 typedef struct live_deps {
-    const config *cfg; /* ws_port, bind */
+    const config *cfg; /* ws_port, bind, ws_max_connections*, ws_handshake_timeout_ms */
+    /* Connections at once: cfg->ws_max_connections lowered to fit the descriptor limit
+     * (app/relay.c); 0 = as configured. */
+    int max_connections;
     store *st;
     const auth *au;
     /* The forwarder's status part (its status() is the GET /api/v1/forwarder object), polled

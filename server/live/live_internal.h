@@ -4,6 +4,7 @@
  *   live_hub.c    the store's commits into the ring, and what each client sends next;
  *   live_client.c client sessions: auth, their messages, the send queue, writable/receive;
  *   live_ticks.c  the periodic forwarder and stats messages, and the stats counting;
+ *   live_conns.c  the port's connection limits and the upgrade deadline;
  *   live_proto.c  pure parse/render of client messages (live_proto.h).
  *
  * Threads: everything runs on the wsloop thread except lv_hub_on_commit / lv_hub_on_deleted
@@ -72,6 +73,8 @@ typedef struct lv_client {
     size_t backlog_pos;
 } lv_client;
 
+typedef struct lv_conn lv_conn; /* one accepted connection (live_conns.c) */
+
 typedef struct lv_label_stat {
     char *label;
     int64_t minute[LV_STATS_MINUTES];
@@ -113,8 +116,13 @@ struct live {
     size_t n_stats;
     lv_label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
+    lv_conn *conns; /* owned: conns_max slots, every accepted TCP connection */
+    size_t conns_max, conns_per_ip, n_conns;
+    size_t conn_pending;  /* the slot reserved by the last accept, until its wsi is named */
+    int64_t handshake_ms; /* the upgrade must be complete this long after the accept */
+    lws_sorted_usec_list_t hs_sul;
     /* written on the loop thread, read by HTTP threads (the report part, live.c) */
-    atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes;
+    atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes, n_conn_refused;
 };
 
 /* ---- the hub (live_hub.c) ---- */
@@ -161,5 +169,20 @@ void lv_ticks_hello(live *l, lv_client *c);
 void lv_stats_add(live *l, const inference *inf, int64_t now_ms);
 /* Frees the stats and the last forwarder message (live_destroy). */
 void lv_ticks_free(live *l);
+
+/* ---- connection limits (live_conns.c) ---- */
+
+/* The slots for max connections, per_ip from one address, the upgrade within handshake_ms. */
+er_rc lv_conns_init(live *l, int max, int per_ip, int64_t handshake_ms);
+/* FILTER_NETWORK_CONNECTION: counts the accepted descriptor; false to refuse it (a limit). */
+bool lv_conns_accept(live *l, int fd);
+/* SERVER_NEW_CLIENT_INSTANTIATED: the wsi of the descriptor just accepted; starts its
+ * upgrade deadline. */
+void lv_conns_bind(live *l, struct lws *wsi);
+/* ESTABLISHED: the upgrade is done, the deadline no longer applies. */
+void lv_conns_upgraded(live *l, struct lws *wsi);
+/* WSI_DESTROY: frees the connection's slot (once; unknown wsis are ignored). */
+void lv_conns_release(live *l, struct lws *wsi);
+void lv_conns_free(live *l);
 
 #endif

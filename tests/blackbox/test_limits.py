@@ -2,7 +2,8 @@
 # and security", "Connections and limits"): `bind` is honoured by the HTTP and the WebSocket
 # listener alike; an HTTP request's head and body have absolute deadlines (a client trickling
 # bytes is cut); one address cannot take every connection; the lines this writes to the log are
-# rate-limited. Raw sockets; every wait is a connect, a protocol round trip or a bounded poll.
+# rate-limited; the WebSocket port has its own caps and an upgrade deadline. Raw sockets; every
+# wait is a connect, a protocol round trip or a bounded poll.
 import fcntl
 import select
 import socket
@@ -10,7 +11,8 @@ import struct
 import threading
 import time
 
-from harness import INGEST_TOKEN, HttpConn, Relay, check, eq, run_tests, wait_for
+from harness import INGEST_TOKEN, READ_TOKEN, HttpConn, Relay, check, eq, run_tests, wait_for
+from harness.ws_client import HandshakeError, WsClient, connect_live
 
 
 def host_addresses():
@@ -125,6 +127,18 @@ class Trickler:
                     self._closed(i)
         return len(self.closed_at)
 
+    def wait_cut(self, relay, deadline_s, refused, what):
+        """Waits until the relay closed every socket; those after the first `refused` ones (closed
+        at once) must have been cut at deadline_s (0.5 s before it at the earliest, 1.5 s
+        after at the latest)."""
+        n = len(self.socks)
+        wait_for(what + " cut at the deadline", self.poll, timeout=deadline_s + 3,
+                 until=lambda k: k == n, relay=relay)
+        held = sorted(self.closed_at.values())[refused:]
+        check(held[0] >= deadline_s - 0.5,
+              "%s: one was cut after %.2f s, before the deadline" % (what, held[0]))
+        check(held[-1] <= deadline_s + 1.5, "%s: cut only after %.2f s" % (what, held[-1]))
+
     def _run(self):
         while not self.stop.wait(self.TRICKLE_S):
             for i, s in enumerate(self.socks):
@@ -167,12 +181,7 @@ def test_http_trickle_per_ip_limit_and_head_deadline():
             with HttpConn(r.http_port, timeout=2) as c:
                 eq(c.request("GET", "/api/v1/health").status, 200, "health from another address")
             check(time.monotonic() - t_h < 1.0, "health took %.2f s" % (time.monotonic() - t_h))
-            wait_for("the trickling connections cut at the head deadline", t.poll,
-                     timeout=HEAD_MS / 1000 + 3, until=lambda n: n == 40, relay=r)
-            held = sorted(v for i, v in t.closed_at.items())[8:]
-            check(held[0] >= HEAD_MS / 1000 - 0.5,
-                  "a held connection was cut after %.2f s, before the deadline" % held[0])
-            check(held[-1] <= HEAD_MS / 1000 + 1.5, "cut only after %.2f s" % held[-1])
+            t.wait_cut(r, HEAD_MS / 1000, 8, "the trickling connections")
         finally:
             t.close()
         cuts = r.log().count("was not complete within")
@@ -199,6 +208,89 @@ def test_http_body_deadline():
         eq(r.count(), 0, "inferences stored")
 
 
+WS_HS_MS, WS_PER_IP = 1000, 4
+WS_HALF_UPGRADE = b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nX-Slow: "
+
+
+def ws_relay():
+    return Relay({"ws_max_connections_per_ip": WS_PER_IP, "ws_handshake_timeout_ms": WS_HS_MS})
+
+
+def ws_upgrade(port, source, timeout=3.0):
+    """A WebSocket client from source that completed its upgrade, or None when the relay closed
+    the connection instead (refused at accept)."""
+    try:
+        return WsClient(port, source=source, timeout=timeout)
+    except (HandshakeError, ConnectionError):
+        return None
+
+
+def test_ws_per_ip_limit_frees_slots():
+    """6 complete upgrades from 127.0.0.2 against ws_max_connections_per_ip 4: the first 4 are
+    served, the other 2 are closed at once (no answer to their upgrade); a client from
+    127.0.0.1 still upgrades and authenticates; closing 2 of the 4 frees their slots."""
+    with ws_relay() as r:
+        check("ws at most 64 (4 per address; upgrade within 1000 ms)" in r.log(),
+              "the effective WebSocket limits are logged:\n" + r.log())
+        held, refused = [], 0
+        for _ in range(6):
+            t0 = time.monotonic()
+            w = ws_upgrade(r.ws_port, "127.0.0.2")
+            if w:
+                held.append(w)
+            else:
+                refused += 1
+                check(time.monotonic() - t0 < WS_HS_MS / 1000,
+                      "a refused connection was closed only after %.2f s" %
+                      (time.monotonic() - t0))
+        try:
+            eq((len(held), refused), (WS_PER_IP, 2), "(upgraded, refused) from 127.0.0.2")
+            ws, hello = connect_live(r.ws_port, READ_TOKEN, timeout=3)
+            eq(hello["type"], "hello", "a client from 127.0.0.1 while 127.0.0.2 is at its limit")
+            ws.close()
+            for w in held[:2]:
+                w.close()
+            extra = []
+            try:
+                for i in range(2):
+                    extra.append(wait_for("upgrade %d from 127.0.0.2 after two closed" % i,
+                                          lambda: ws_upgrade(r.ws_port, "127.0.0.2"),
+                                          timeout=5, relay=r))
+                eq(ws_upgrade(r.ws_port, "127.0.0.2"), None, "a fifth from 127.0.0.2 again")
+            finally:
+                for w in extra:
+                    w.abort()
+        finally:
+            for w in held[2:]:
+                w.abort()
+        eq(r.health()["status"], "ok", "health after the limit")
+
+
+def test_ws_half_upgrades_cut_at_deadline():
+    """6 half-sent upgrades from 127.0.0.2 that keep trickling header bytes: 2 are closed at
+    once (per-address limit 4), the other 4 at the 1 s upgrade deadline although they never
+    stop sending; meanwhile 127.0.0.1 upgrades; afterwards their slots are free again."""
+    with ws_relay() as r:
+        t = Trickler(r.ws_port, 6, "127.0.0.2", WS_HALF_UPGRADE)
+        try:
+            wait_for("2 connections refused by the per-IP limit", t.poll,
+                     timeout=WS_HS_MS / 2000, until=lambda n: n >= 2, relay=r)
+            eq(t.poll(), 2, "half-sent upgrades refused over the per-IP limit of 4")
+            ws, hello = connect_live(r.ws_port, READ_TOKEN, timeout=3)
+            ws.close()
+            t.wait_cut(r, WS_HS_MS / 1000, 2, "the trickling upgrades")
+        finally:
+            t.close()
+        cuts = r.log().count("its upgrade was not complete within 1000 ms")
+        check(1 <= cuts <= 5, "%d deadline lines for 4 cuts (limit 5)" % cuts)
+        ws = [wait_for("upgrade %d from 127.0.0.2 after the cuts" % i,
+                       lambda: ws_upgrade(r.ws_port, "127.0.0.2"), timeout=5, relay=r)
+              for i in range(WS_PER_IP)]
+        for w in ws:
+            w.abort()
+
+
 if __name__ == "__main__":
     run_tests([test_bind_loopback_both_listeners, test_bind_ipv6_loopback_both_listeners,
-               test_http_trickle_per_ip_limit_and_head_deadline, test_http_body_deadline])
+               test_http_trickle_per_ip_limit_and_head_deadline, test_http_body_deadline,
+               test_ws_per_ip_limit_frees_slots, test_ws_half_upgrades_cut_at_deadline])

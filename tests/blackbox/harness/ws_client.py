@@ -262,10 +262,11 @@ def parse_json_message(payload):
 class WsClient:
     """One client connection. port/host/path: where to connect. rcvbuf: SO_RCVBUF set before
     connect (a small value makes a slow reader). headers: extra request headers (dict).
-    handshake=False only connects TCP (call handshake() yourself)."""
+    handshake=False only connects TCP (call handshake() yourself). source: the local address
+    to connect from (e.g. "127.0.0.2", another client as far as the relay can tell)."""
 
     def __init__(self, port, host="127.0.0.1", path=LIVE_PATH, timeout=10.0, rcvbuf=None,
-                 headers=None, handshake=True):
+                 headers=None, handshake=True, source=None):
         self.host, self.port, self.path = host, port, path
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -273,6 +274,8 @@ class WsClient:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         try:
+            if source is not None:
+                self.sock.bind((source, 0))
             self.sock.connect((host, port))
         except OSError:
             self.sock.close()
