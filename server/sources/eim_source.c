@@ -21,8 +21,6 @@
  * is also read by destroy (under mu) to wake a camera_next in progress. */
 #include <cjson/cJSON.h>
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -195,17 +193,6 @@ static er_rc eim_validate(const cJSON *conf, const char *name, er_err *err)
 
 /* ---- the thread's helpers ---- */
 
-/* True once the source must stop; waits up to ms for it (0: just look). */
-static bool wait_stop(eim_source *s, int ms)
-{
-    struct pollfd p = {.fd = s->stop_fd, .events = POLLIN};
-    int n;
-    do {
-        n = poll(&p, 1, ms);
-    } while (n < 0 && errno == EINTR);
-    return n > 0;
-}
-
 static void publish_counters(eim_source *s, const camera *cam)
 {
     uint64_t dropped = s->dropped_base;
@@ -320,7 +307,7 @@ static bool frame_loop(eim_source *s, eim_model *m, camera *cam, char *why, size
         int64_t left = last_frame + limit - util_mono_ms();
         camera_frame f = {0};
         er_rc rc = left > 0 ? camera_next(cam, (int)left, &f, &err) : ER_AGAIN;
-        if (wait_stop(s, 0)) {
+        if (sources__wait_stop(s->stop_fd, 0)) {
             camera_frame_free(&f);
             stopping = true;
             break;
@@ -452,7 +439,7 @@ done:
     }
     publish_counters(s, NULL);
     if (m) eim_model_stop(m);
-    return stopping || wait_stop(s, 0);
+    return stopping || sources__wait_stop(s->stop_fd, 0);
 }
 
 static void *eim_main(void *arg)
@@ -471,7 +458,7 @@ static void *eim_main(void *arg)
                  (long long)backoff);
         sources_slot_state(s->slot, "backoff", "%s", why);
         sources_slot_backoff(s->slot, backoff);
-        if (wait_stop(s, (int)backoff)) break;
+        if (sources__wait_stop(s->stop_fd, (int)backoff)) break;
         backoff = sources_backoff_next(backoff);
     }
     sources_slot_state(s->slot, "stopped", NULL);

@@ -322,17 +322,6 @@ static void publish_counters(serial_source *s)
     pthread_mutex_unlock(&s->slot->mu);
 }
 
-/* Waits ms or until stop; true if stopping. */
-static bool wait_stop(serial_source *s, int ms)
-{
-    struct pollfd p = {.fd = s->stop_fd, .events = POLLIN};
-    int n;
-    do {
-        n = poll(&p, 1, ms);
-    } while (n < 0 && errno == EINTR);
-    return n > 0;
-}
-
 /* ---- the AT firmware ---- */
 
 /* What serial_at reports, on the source's thread: logged, and the configuration kept as the
@@ -532,7 +521,7 @@ static void *serial_main(void *arg)
             sources_slot_state(s->slot, "backoff", "%s", why);
         }
         sources_slot_backoff(s->slot, backoff);
-        if (wait_stop(s, (int)backoff)) break;
+        if (sources__wait_stop(s->stop_fd, (int)backoff)) break;
         backoff = sources_backoff_next(backoff);
     }
     pthread_mutex_lock(&s->slot->mu);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,18 @@ const sources_kind *sources__kind(const char *name)
     for (size_t i = 0; name && i < sources__n_kinds; i++)
         if (strcmp(sources__kinds[i]->name, name) == 0) return sources__kinds[i];
     return NULL;
+}
+
+/* ---- stopping ---- */
+
+bool sources__wait_stop(int stop_fd, int ms)
+{
+    struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+    int n;
+    do {
+        n = poll(&p, 1, ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
 }
 
 /* ---- slots ---- */

@@ -114,6 +114,10 @@ static inline int64_t sources_backoff_next(int64_t ms)
     return ms * 2 > SOURCES_BACKOFF_MAX_MS ? SOURCES_BACKOFF_MAX_MS : ms * 2;
 }
 
+/* Waits up to ms (0: just looks, -1: no limit) for the stop pipe's read end stop_fd to become
+ * readable; true once every source must stop. */
+bool sources__wait_stop(int stop_fd, int ms);
+
 /* The delay before the next attempt, shown while waiting (under the slot's mutex). */
 void sources_slot_backoff(sources_slot *sl, int64_t ms);
 /* An attempt after the first begins: counts a reconnect, the wait is over. */
