@@ -138,9 +138,8 @@ bool ratelimit_key_addr(const struct sockaddr *sa, ratelimit_key *key, bool *loo
     return false;
 }
 
-void ratelimit_key_token(const ratelimit *t, const char *token, ratelimit_key *key)
+void ratelimit_key_token(const ratelimit *t, const char *token, size_t n, ratelimit_key *key)
 {
-    size_t n = token ? strlen(token) : 0;
     uint64_t a = hash64(t->seed[0], (const unsigned char *)token, n);
     uint64_t b = hash64(t->seed[1], (const unsigned char *)token, n);
     key->b[0] = RL_KIND_TOKEN;

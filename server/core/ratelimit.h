@@ -21,6 +21,7 @@
 #include "core/rc.h"
 
 #define RATELIMIT_KEY_LEN 17 /* a kind byte, then 16 bytes */
+#define RATELIMIT_SLOTS 2048 /* keys of each table the relay makes (about 150 KB) */
 
 typedef struct ratelimit_key {
     unsigned char b[RATELIMIT_KEY_LEN];
@@ -46,8 +47,8 @@ void ratelimit_destroy(ratelimit *t); /* NULL is fine */
 bool ratelimit_key_addr(const struct sockaddr *sa, ratelimit_key *key, bool *loopback);
 /* The same from raw bytes: 4 (IPv4) or 16 (IPv6) of them. */
 bool ratelimit_key_bytes(const unsigned char *addr, size_t n, ratelimit_key *key, bool *loopback);
-/* The key of a token, hashed with the table's secret seed (so only keys of t). */
-void ratelimit_key_token(const ratelimit *t, const char *token, ratelimit_key *key);
+/* The key of a token (len bytes), hashed with the table's secret seed (so only keys of t). */
+void ratelimit_key_token(const ratelimit *t, const char *token, size_t len, ratelimit_key *key);
 
 /* Bucket: takes one token of key. True when allowed; else *retry_ms says when one is back. */
 bool ratelimit_take(ratelimit *t, const ratelimit_key *key, int64_t now_ms, int64_t *retry_ms);

@@ -159,10 +159,10 @@ static void keys(void)
 
     /* tokens: the same token the same key, another token another key, never an address */
     ratelimit *t = make(4, 1, 1);
-    ratelimit_key_token(t, "token-one-0123456789", &k1);
-    ratelimit_key_token(t, "token-one-0123456789", &k2);
+    ratelimit_key_token(t, "token-one-0123456789", 20, &k1);
+    ratelimit_key_token(t, "token-one-0123456789", 20, &k2);
     CHECK(memcmp(&k1, &k2, sizeof k1) == 0);
-    ratelimit_key_token(t, "token-two-0123456789", &k2);
+    ratelimit_key_token(t, "token-two-0123456789", 20, &k2);
     CHECK(memcmp(&k1, &k2, sizeof k1) != 0);
     CHECK(memmem(&k1, sizeof k1, "token", 5) == NULL); /* the table holds no secret */
     ratelimit_destroy(t);
