@@ -153,8 +153,8 @@ static void test_filter(void)
 static void test_unterminated(void)
 {
     static const char *const msgs[] = {
-        "{\"type\":\"auth\",\"token\":\"0123456789abcdef\",\"since_seq\":12,"
-        "\"filter\":{\"labels\":[\"person\"],\"min_score\":0.5}}",
+        ("{\"type\":\"auth\",\"token\":\"0123456789abcdef\",\"since_seq\":12,"
+         "\"filter\":{\"labels\":[\"person\"],\"min_score\":0.5}}"),
         "{\"type\":\"ping\",\"id\":[1,2.5e3,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}",
         "{\"type\":\"subscribe\",\"sources\":[\"cam\\\"x\"]}  ",
         "\xef\xbb\xbf{\"type\":\"ping\"}",
