@@ -13,6 +13,7 @@
 #include "auth/auth.h"
 #include "core/device.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "core/report.h"
 #include "core/util.h"
 #include "forward/forwarder.h"
@@ -30,6 +31,7 @@ struct relay {
     policy *pol;
     forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
+    ratelimit *auth_fails; /* failed authentications per address: HTTP and the live stream */
     http_server *http;
     wsloop *ws;   /* the libwebsockets thread: runner-ws sources and the live stream */
     live *lv;     /* the live stream */
@@ -168,6 +170,13 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
+    ratelimit_opts fails = {.slots = RATELIMIT_SLOTS,
+                            .fail_free = cfg->auth_fail_free,
+                            .fail_base_ms = 1000,
+                            .fail_max_ms = cfg->auth_fail_max_delay_ms,
+                            .fail_forget_ms = cfg->auth_fail_forget_ms};
+    rc = ratelimit_create(&fails, &r->auth_fails);
+    if (rc) goto fail;
     rc = wsloop_create(&r->ws, err);
     if (rc) goto fail;
     rc = sources_create(cfg, r->st, r->device, r->ws, &r->src, err);
@@ -175,6 +184,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     live_deps ld = {.cfg = cfg,
                     .st = r->st,
                     .au = r->au,
+                    .auth_fails = r->auth_fails,
                     .fwd = r->fwd ? &r->fwd_part : NULL,
                     .device = r->device,
                     .max_connections = ws_max};
@@ -190,6 +200,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     http_deps deps = {.cfg = cfg,
                       .st = r->st,
                       .au = r->au,
+                      .auth_fails = r->auth_fails,
                       .device = r->device,
                       .started_ms = util_now_ms(),
                       .ws_port = live_port(r->lv),
@@ -247,5 +258,6 @@ void relay_destroy(relay *r)
     live_destroy(r->lv);       /* likewise */
     policy_destroy(r->pol);    /* the store's policy hook went with the store */
     auth_destroy(r->au);
+    ratelimit_destroy(r->auth_fails); /* after HTTP and the live stream, its users */
     free(r);
 }

@@ -82,9 +82,14 @@ enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
 /* Logs the error answer and renders its body {"error":{"code","message"}} (malloc'd). */
 static char *error_text(http_req *r, unsigned status, const char *code, const char *message)
 {
-    /* One line per error answer, without headers (no token can reach the log). */
-    log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
-            r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
+    /* One line per error answer, without headers (no token can reach the log); a client
+     * past a rate limit would otherwise write one per request. */
+    if (status == 429)
+        log_ratelimited(LOG_INFO, "http", "429", "%s %s -> %u %s: %s", r->method ? r->method : "?",
+                        r->path ? r->path : "?", status, code, message);
+    else
+        log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
+                r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
     cJSON *o = cJSON_CreateObject();
     cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
     char *text = NULL;
@@ -143,6 +148,11 @@ enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code,
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (status == 429) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%lld", ratelimit_retry_s(r->retry_ms));
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     if (status == 405 && r->route.allow) MHD_add_response_header(resp, "Allow", r->route.allow);
     return http_reply(r, status, resp);
 }
@@ -268,6 +278,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
         *ret = http_reply_error(r, 503, "unavailable", "the service is shutting down");
         return true;
     }
+    http_limits_peer(r);
     http_route_match(r->method, r->path, &r->route);
     if (r->route.status == 404) {
         *ret = http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
@@ -292,10 +303,13 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
             return true;
         }
     }
+    const char *authz =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (r->route.need != AUTH_NONE) {
-        const char *authz =
-            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        /* an address refused for its failed logins is refused whatever token it sends now */
+        if (http_limits_blocked(r, ret)) return true;
         auth_role have = auth_check(s->deps.au, authz);
+        if (authz) http_limits_auth(r, have != AUTH_NONE); /* no token is not a guess */
         if (have == AUTH_NONE) {
             *ret = http_reply_error(r, 401, "unauthorized",
                                     authz ? "the bearer token is not valid"
@@ -309,6 +323,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
             return true;
         }
     }
+    if (!http_limits_take(r, authz, ret)) return true;
     if (r->route.has_id && !r->route.id_ok) {
         *ret = http_reply_error(r, 400, "bad_request", "id '%s' is not a uuid", r->route.guid);
         return true;
@@ -475,6 +490,8 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     rc = http_deadlines_create(cfg->http_header_timeout_ms, cfg->http_body_timeout_ms,
                                &s->deadlines, err);
     if (rc) goto fail;
+    rc = http_limits_create(s, err);
+    if (rc) goto fail;
     rc = ER_NOMEM;
 
     struct sockaddr_in a4 = {0};
@@ -550,6 +567,7 @@ void http_server_destroy(http_server *h)
         MHD_stop_daemon(h->daemon);
     }
     http_deadlines_destroy(h->deadlines); /* no connection is left */
+    ratelimit_destroy(h->requests);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);

@@ -9,6 +9,7 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/ratelimit.h"
 #include "core/rc.h"
 #include "core/report.h"
 #include "store/store.h"
@@ -26,6 +27,9 @@ typedef struct http_deps {
     /* Connections at once: cfg->http_max_connections lowered to fit the descriptor limit
      * (the relay decides); 0 = as configured. */
     int max_connections;
+    /* Failed authentications per address, shared with the live stream (the relay makes it
+     * from the auth_fail_* settings); NULL: failed authentications are not slowed. */
+    ratelimit *auth_fails;
     /* The other modules' report parts (core/report.h), in /metrics order: each one's prom()
      * follows the store's series; a part's status() answers GET /api/v1/<its name> where the
      * route table has that path (forwarder, sources). */

@@ -108,8 +108,9 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     l->fwd = d->fwd;
     l->device = d->device;
     l->loop = loop;
-    rc = lv_conns_init(l, d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections,
-                       d->cfg->ws_max_connections_per_ip, d->cfg->ws_handshake_timeout_ms);
+    l->auth_fails = d->auth_fails;
+    rc = lv_conns_init(l, d->cfg,
+                       d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections);
     if (rc) goto fail;
     store_info si;
     rc = store_get_info(d->st, &si);

@@ -9,6 +9,7 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/ratelimit.h"
 #include "core/rc.h"
 #include "core/report.h"
 #include "store/store.h"
@@ -26,6 +27,9 @@ typedef struct live_deps {
     int max_connections;
     store *st;
     const auth *au;
+    /* Failed authentications per address, shared with HTTP (borrowed: outlives the live
+     * stream); NULL: failed authentications are not slowed. */
+    ratelimit *auth_fails;
     /* The forwarder's status part (its status() is the GET /api/v1/forwarder object), polled
      * on the loop thread; NULL when forwarding is off. Borrowed: outlives the live stream. */
     const report_part *fwd;

@@ -258,17 +258,18 @@ static void connect_now(lws_sorted_usec_list_t *sul)
         lost(r, "cannot start a connection");
 }
 
-/* Appends a received piece to the message being gathered; false when it cannot be kept. */
+/* Appends a received piece to the message being gathered, which stays NUL-terminated (cJSON's
+ * length-bounded parse may still look one byte past the end); false when it cannot be kept. */
 static bool rx_append(runner_ws *r, const void *in, size_t len)
 {
     if (len > r->max_msg - r->rx_len) {
         r->skip_why = "message over the size limit";
         return false;
     }
-    if (r->rx_len + len > r->rx_cap) {
+    if (r->rx_len + len + 1 > r->rx_cap) {
         size_t cap = r->rx_cap ? r->rx_cap : RWS_RX_CHUNK;
-        while (cap < r->rx_len + len)
-            cap = cap > r->max_msg / 2 ? r->max_msg : cap * 2;
+        while (cap < r->rx_len + len + 1)
+            cap = cap > r->max_msg / 2 ? r->max_msg + 1 : cap * 2;
         char *p = realloc(r->rx, cap);
         if (!p) {
             r->skip_why = "out of memory for the message";
@@ -279,6 +280,7 @@ static bool rx_append(runner_ws *r, const void *in, size_t len)
     }
     memcpy(r->rx + r->rx_len, in, len);
     r->rx_len += len;
+    r->rx[r->rx_len] = '\0';
     return true;
 }
 
