@@ -37,12 +37,19 @@ class ConnectionClosed(Exception):
 
 class HttpConn:
     """A raw HTTP/1.1 client on one TCP connection (keep-alive). send_raw() writes arbitrary
-    bytes, read_response() parses one response (Content-Length, chunked, or until close)."""
+    bytes, read_response() parses one response (Content-Length, chunked, or until close).
+    ssl_context: speak HTTPS (an ssl.SSLContext that trusts the relay's certificate)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, ssl_context=None):
         self.port = port
         self.host = host
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            try:
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = b""
         self.closed = False
 
@@ -148,13 +155,14 @@ def auth_header(token):
     return {"Authorization": "Bearer " + token} if token else {}
 
 
-def http_request(port, method, path, body=None, headers=None, token=None, timeout=10.0):
+def http_request(port, method, path, body=None, headers=None, token=None, timeout=10.0,
+                 ssl_context=None):
     """One request on a fresh connection. Returns a Response (unpacks to status, headers, body)."""
     h = dict(auth_header(token))
     if headers:
         h.update(headers)
     h.setdefault("Connection", "close")
-    with HttpConn(port, timeout=timeout) as c:
+    with HttpConn(port, timeout=timeout, ssl_context=ssl_context) as c:
         return c.request(method, path, body, h)
 
 

@@ -58,10 +58,12 @@ class Relay:
            a file in the temp dir, read from the start at every start), or anything
            subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE).
     user: (name, group) to run as (the tests must run as root): the temp dir is given to it,
-          so the relay reads and writes only what that user may, as under Greengrass."""
+          so the relay reads and writes only what that user may, as under Greengrass.
+    ssl_context: with tls_cert_file/tls_key_file in overrides, an ssl.SSLContext that trusts
+          the certificate: the readiness check and the HTTP helpers then speak HTTPS."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True, stdin=None, user=None):
+                 wait_ready=True, stdin=None, user=None, ssl_context=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -107,6 +109,7 @@ class Relay:
         self.admin_token = ADMIN_TOKEN
         self.stdin = stdin
         self.user = user
+        self.ssl_context = ssl_context
 
     # -- lifecycle --
 
@@ -174,7 +177,8 @@ class Relay:
                 raise RelayExited("relay exited with %d before it was ready\n%s" %
                                   (self.proc.returncode, self.log()))
             try:
-                r = http_request(self.http_port, "GET", "/api/v1/health", timeout=0.5)
+                r = http_request(self.http_port, "GET", "/api/v1/health", timeout=0.5,
+                                 ssl_context=self.ssl_context)
                 if r.status == 200:
                     return
                 last = "status %d" % r.status
@@ -272,7 +276,8 @@ class Relay:
     # -- HTTP helpers bound to this relay --
 
     def request(self, method, path, body=None, headers=None, token=None, timeout=10.0):
-        return http_request(self.http_port, method, path, body, headers, token, timeout)
+        return http_request(self.http_port, method, path, body, headers, token, timeout,
+                            self.ssl_context)
 
     def json_request(self, method, path, obj=None, token=ADMIN_TOKEN, headers=None):
         h = {}
@@ -288,7 +293,7 @@ class Relay:
         return raw_exchange(self.http_port, data, timeout, method)
 
     def conn(self, timeout=10.0):
-        return HttpConn(self.http_port, timeout=timeout)
+        return HttpConn(self.http_port, timeout=timeout, ssl_context=self.ssl_context)
 
     def ingest(self, doc, token=INGEST_TOKEN, query="", expect=201):
         r = self.json_request("POST", "/api/v1/inferences" + query, doc, token)
