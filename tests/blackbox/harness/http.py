@@ -7,6 +7,7 @@ import socket
 import uuid
 
 from .checks import TestFailure, check, eq
+from .ws_client import wrap_tls
 
 
 class Response:
@@ -45,11 +46,7 @@ class HttpConn:
         self.host = host
         self.sock = socket.create_connection((host, port), timeout=timeout)
         if ssl_context is not None:
-            try:
-                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
-            except BaseException:
-                self.sock.close()
-                raise
+            self.sock = wrap_tls(self.sock, ssl_context, host)
         self.buf = b""
         self.closed = False
 

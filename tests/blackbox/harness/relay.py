@@ -345,6 +345,32 @@ class Relay:
         return len(self.list_all())
 
 
+def start_refused(overrides, want, timeout=30):
+    """Runs the binary with these settings (free of a database: a temp db_path) and expects a
+    configuration error: exit code 2, want in its stderr, and no database made. Returns stderr."""
+    d = tempfile.mkdtemp(prefix="ei-bb-refused-")
+    try:
+        cfg = {"db_path": os.path.join(d, "db", "x.db"), "http_port": 0, "ws_port": 0,
+               "bind": "127.0.0.1", "allow_root": os.geteuid() == 0}
+        cfg.update(overrides)
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EI_RELAY_")}
+        p = subprocess.run([relay_bin(), "--config", path], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+        if p.returncode != 2:
+            raise TestFailure("exit code %d for %r (expected 2):\n%s" % (p.returncode, overrides,
+                                                                         p.stderr))
+        if want not in p.stderr:
+            raise TestFailure("message %r not in:\n%s" % (want, p.stderr))
+        if os.path.exists(os.path.join(d, "db")):
+            raise TestFailure("a database was made for %r" % (overrides,))
+        return p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- documents ----------------
 
 

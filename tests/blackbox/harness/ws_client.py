@@ -71,6 +71,16 @@ class HandshakeError(WsError):
         self.body = body
 
 
+def wrap_tls(sock, ssl_context, host):
+    """The connected sock inside TLS (handshake done, host name checked); closes sock and
+    raises when the handshake fails."""
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def accept_key(key):
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode("ascii")).digest()).decode()
@@ -283,11 +293,7 @@ class WsClient:
             raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
-            try:
-                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
-            except BaseException:
-                self.sock.close()
-                raise
+            self.sock = wrap_tls(self.sock, ssl_context, host)
         self.parser = FrameParser()
         self.reader = MessageReader()
         self.auto_pong = True
