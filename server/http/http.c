@@ -5,7 +5,8 @@
  * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
  * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
  * connection until the store's commit callback resumes it. Routes, their roles and handlers
- * are the rows of the route table (http_routes.c). */
+ * are the rows of the route table (http_routes.c). With a certificate (deps->tls) the daemon
+ * speaks only HTTPS (GnuTLS inside libmicrohttpd). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
