@@ -20,6 +20,17 @@ export const TOKENS = {
   admin: 'browser-admin-token-0123456789',
 };
 
+// Headless Chromium's flags in every browser test: no sandbox (CI runs as root), nothing it would
+// fetch or update on its own (the tests check the page talks to the relay only).
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 const SANITIZER_MARKERS = [
   'ERROR: AddressSanitizer',
   'ERROR: LeakSanitizer',

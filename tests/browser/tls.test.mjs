@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Relay, TOKENS } from './relay.mjs';
+import { CHROMIUM_ARGS, Relay, TOKENS } from './relay.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.EI_CHROMIUM || '/usr/bin/chromium';
@@ -65,12 +65,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
+      ...CHROMIUM_ARGS,
       // trusts this one key, whatever signed it; every other certificate error still stops a page
       `--ignore-certificate-errors-spki-list=${certs.relay.spki}`,
     ],
