@@ -8,10 +8,12 @@
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 from harness import (ConnectionClosed, Relay, TestFailure, check, classification_doc, eq,
                      http_request, raw_exchange, run_tests, start_refused)
@@ -22,6 +24,7 @@ from harness.ws_client import HandshakeError, WsClient, WsError
 R = None  # the TLS relay the file shares (bound by run_tests)
 PKI = tempfile.mkdtemp(prefix="ei-bb-tls-")
 MAX_BODY = 65536
+DEADLINE_MS = 1000  # the shared relay's head and upgrade deadlines
 
 if not shutil.which("openssl") or not shutil.which("curl"):
     print("SKIP: openssl and curl are needed (scripts/deps.sh test)", flush=True)
@@ -38,6 +41,7 @@ def tls_settings(cert=CERT, key=KEY):
 def shared():
     cfg = tls_settings()
     cfg["max_body_bytes"] = MAX_BODY
+    cfg["http_header_timeout_ms"] = cfg["ws_handshake_timeout_ms"] = DEADLINE_MS
     return Relay(cfg, ssl_context=client_context(CERT))
 
 
@@ -142,6 +146,29 @@ def test_body_limits_over_https():
     eq(R.health()["status"], "ok", "the relay is unharmed")
 
 
+def test_a_stalled_tls_handshake_meets_the_deadlines():
+    """A client that opens the connection and stops inside the TLS handshake is closed by the
+    head deadline (HTTPS) and the upgrade deadline (WSS), as a plain one would be."""
+    for port in (R.http_port, R.ws_port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # the first bytes of a ClientHello, no more
+            t0 = time.monotonic()
+            try:
+                while s.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+            except socket.timeout:
+                raise TestFailure("port %d: a stalled handshake still open after 10 s" % port)
+            took = time.monotonic() - t0
+            check(took < DEADLINE_MS / 1000.0 + 4, "port %d (http %d, ws %d): closed after %.1f s" %
+                  (port, R.http_port, R.ws_port, took))
+        finally:
+            s.close()
+    eq(R.health()["status"], "ok", "the relay is unharmed")
+
+
 # ---- start-up refusals: each one exit 2, a message naming the problem, no database ----
 
 def refused(overrides, want):
@@ -191,6 +218,7 @@ if __name__ == "__main__":
             test_plain_http_and_ws_are_refused_on_the_tls_ports,
             test_wss_live_stream,
             test_body_limits_over_https,
+            test_a_stalled_tls_handshake_meets_the_deadlines,
             test_bad_settings_stop_the_start,
             test_group_readable_key_starts_with_a_warning,
         ], shared_relay=shared, bind=binder(globals()))
