@@ -60,6 +60,9 @@ typedef struct config {
     int http_port;
     int ws_port;
     char *bind;
+    /* HTTPS and WSS on both ports with this certificate and key (PEM files): both or neither */
+    char *tls_cert_file;
+    char *tls_key_file;
     char *db_path;
     config_sync db_synchronous;
     char *web_root; /* directory of the dashboard's static files */

@@ -13,6 +13,7 @@
 #include "core/rc.h"
 #include "core/report.h"
 #include "store/store.h"
+#include "tls/tls.h"
 
 typedef struct http_server http_server;
 
@@ -24,6 +25,9 @@ typedef struct http_deps {
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
+    /* HTTPS with this certificate and key (tls/tls.h), or NULL for plain HTTP. Borrowed:
+     * outlives the server. */
+    const tls_material *tls;
     /* Connections at once: cfg->http_max_connections lowered to fit the descriptor limit
      * (the relay decides); 0 = as configured. */
     int max_connections;

@@ -170,6 +170,9 @@ static void hs_tick(lws_sorted_usec_list_t *sul)
                         "within %lld ms",
                         c->text, (long long)l->handshake_ms);
         c->upgraded = true; /* not again, whatever the close does */
+        /* The socket first: over WSS lws would otherwise wait up to 5 s for the client's part of
+         * a TLS shutdown, a client that may be stalling on purpose. */
+        shutdown(lws_get_socket_fd(c->wsi), SHUT_RDWR);
         /* closes now: WSI_DESTROY releases slot i (the loop goes on over a flag) */
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     }

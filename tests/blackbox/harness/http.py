@@ -7,6 +7,7 @@ import socket
 import uuid
 
 from .checks import TestFailure, check, eq
+from .ws_client import wrap_tls
 
 
 class Response:
@@ -39,13 +40,15 @@ class HttpConn:
     """A raw HTTP/1.1 client on one TCP connection (keep-alive). send_raw() writes arbitrary
     bytes, read_response() parses one response (Content-Length, chunked, or until close).
     source: the local address to connect from (e.g. "127.0.0.2", another client as far as the
-    relay can tell)."""
+    relay can tell). ssl_context: speak HTTPS (an ssl.SSLContext that trusts the relay's certificate)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None, ssl_context=None):
         self.port = port
         self.host = host
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
+        if ssl_context is not None:
+            self.sock = wrap_tls(self.sock, ssl_context, host)
         self.buf = b""
         self.closed = False
 
@@ -152,14 +155,14 @@ def auth_header(token):
 
 
 def http_request(port, method, path, body=None, headers=None, token=None, timeout=10.0,
-                 source=None):
+                 source=None, ssl_context=None):
     """One request on a fresh connection (from the local address source, if given). Returns a
     Response (unpacks to status, headers, body)."""
     h = dict(auth_header(token))
     if headers:
         h.update(headers)
     h.setdefault("Connection", "close")
-    with HttpConn(port, timeout=timeout, source=source) as c:
+    with HttpConn(port, timeout=timeout, source=source, ssl_context=ssl_context) as c:
         return c.request(method, path, body, h)
 
 
