@@ -19,6 +19,7 @@ WAIT_S = 30.0
 RESTART_S = 60.0  # a round that fails waits out the backoff (0.5 s doubling) first
 MODEL_W = MODEL_H = 96
 STATUS_KEYS = {"name", "kind", "state", "last_error", "inferences", "reconnects", "backoff_ms",
+               "held", "store_retries", "store_refused",
                "frames", "frames_same", "frames_dropped", "frame_errors", "classify_errors",
                "model_starts", "model"}
 
