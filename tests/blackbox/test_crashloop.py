@@ -162,6 +162,7 @@ def kill_round(r, load, rng, stats, after_kill=None, kill_at=None):
     load.set_port(None)
     r.kill9()
     check(alive, "relay died by itself before the kill:\n%s" % r.log()[-4000:])
+    r.check_sanitizers()  # a report before the kill (sanitizer build)
     stats["kills"] += 1
     extra = after_kill() if after_kill else ""
     print("round %d: killed %s%s" % (stats["kills"], how, extra), flush=True)
