@@ -8,7 +8,9 @@
 # Power cut: the same, with tests/powercut/pcut_shim.c preloaded; after each kill the database
 # files lose the writes no fsync had made durable (all of them, or a random subset: see
 # harness/powercut.py). A control round with db_synchronous=normal must lose acknowledged
-# inferences: the cut really drops unsynced writes, so the checks below can fail.
+# inferences: the cut really drops unsynced writes, so the checks below can fail; and
+# test_cut_model checks the shim and the rollback on a file written by a small process (what
+# was synced stays, exactly the writes kept after it stay, the dropped ones are gone).
 #
 # What is guaranteed and checked at the end (after a clean start and the outbox drained):
 # - every inference whose ingest got a 2xx (201, or 200 for the retry of an id already stored)
@@ -28,9 +30,11 @@ import json
 import os
 import random
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 
 from harness import INGEST_TOKEN, HttpConn, Relay, TestFailure, check, eq, free_port, new_id
@@ -174,6 +178,8 @@ def final_checks(r, b, sub, out, load, stats, label):
     listed at the top of this file."""
     relisten(r)
     r.wait_ready = True
+    if r.env is not None:
+        r.env.pop("EI_PCUT_KILL_AT", None)  # the last round's self-kill is not for this run
     r.start()
     load.set_port(r.http_port)
     with load.cond:
@@ -333,12 +339,79 @@ def test_power_cut_control_normal_sync_loses():
         check_db(r)
 
 
-TESTS = [test_crash_loop, test_power_cut, test_power_cut_control_normal_sync_loses]
+WRITER = """
+import os, random, signal, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+rng = random.Random(int(sys.argv[2]))
+for i in range(60):
+    if i == 20:
+        os.fsync(fd)
+        print("synced", flush=True)
+    off, n = rng.randrange(0, 20000), rng.randrange(1, 5000)
+    os.pwrite(fd, bytes([i + 1]) * n, off)
+    print("w %d %d %d" % (i, off, n), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_cut_model():
+    """The shim and cut() together, on a file written by a small process: after the cut the
+    file holds what was synced plus exactly the unsynced writes cut() says it kept, in order,
+    and nothing of the ones it dropped."""
+    d = tempfile.mkdtemp(prefix="ei-bb-cut-")
+    try:
+        path, undo = os.path.join(d, "f.db"), os.path.join(d, "undo")
+        for seed in range(6):
+            for f in os.listdir(d):
+                if f != "undo":
+                    os.unlink(os.path.join(d, f))
+            env = dict(os.environ, **powercut.shim_env(path, undo))
+            p = subprocess.run([sys.executable, "-c", WRITER, path, str(seed)], env=env,
+                               stdout=subprocess.PIPE, timeout=30)
+            eq(p.returncode, -9, "writer killed itself")
+            lines = p.stdout.decode().split("\n")
+            writes = [tuple(int(x) for x in ln.split()[1:]) for ln in lines if ln[:2] == "w "]
+            eq(len(writes), 60, "writes done")
+            decided = []  # even seeds: every unsynced write dropped; odd: a random half
+            if seed % 2:
+                lost, kept = powercut.cut(path, undo, _Recorder(random.Random(seed), decided))
+            else:
+                lost, kept = powercut.cut(path, undo)
+                decided = [False] * 40
+            eq(lost + kept, 40, "unsynced writes in the log (those after the fsync)")
+            want = bytearray()
+            kept_writes = writes[:20] + [w for w, k in zip(writes[20:], decided) if k]
+            for i, off, n in kept_writes:
+                want[len(want):] = bytes(max(0, off + n - len(want)))
+                want[off:off + n] = bytes([i + 1]) * n
+            with open(path, "rb") as f:
+                got = f.read()
+            eq(len(got), len(want), "size after the cut (seed %d)" % seed)
+            check(got == bytes(want), "content after the cut differs (seed %d)" % seed)
+            eq(lost, decided.count(False), "writes dropped (seed %d)" % seed)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class _Recorder:
+    """An rng for cut() that keeps each write with probability 1/2 and remembers its answers
+    in order."""
+
+    def __init__(self, rng, out):
+        self.rng, self.out = rng, out
+
+    def random(self):
+        v = self.rng.random()
+        self.out.append(v < 0.5)
+        return v
+
+
+TESTS = [test_cut_model, test_crash_loop, test_power_cut, test_power_cut_control_normal_sync_loses]
 
 if __name__ == "__main__":
     print("crash-loop seed %d (EI_CRASH_SEED=%d repeats it)" % (SEED, SEED), flush=True)
     if powercut.shim_path() is None:
-        TESTS = TESTS[:1]
+        TESTS = [test_crash_loop]
         print("power-cut tests not run: EI_PCUT_SHIM (the built tests/powercut shim) not set",
               flush=True)
     run_tests(TESTS)
