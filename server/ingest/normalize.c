@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
+
 #define NORM_LABEL_MAX 128   /* bytes in one label */
 #define NORM_ITEMS_MAX 10000 /* classification labels plus boxes plus grid cells */
 #define NORM_DEVICE_MAX 128  /* bytes in a device name */
@@ -539,7 +541,12 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
     }
     if ((rc = prescan(json, len, err))) goto fail;
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
+    json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root && json_alloc_failed()) {
+        rc = ER_NOMEM; /* not the client's fault: it may send the same body again */
+        goto fail;
+    }
     if (root) {
         while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
             end++;
