@@ -135,7 +135,11 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
             goto fail;
         }
     }
-    cJSON_AddItemToObject(c->res, "classification", out);
+    /* cJSON copies the key: when that fails the item is not added (and stays ours) */
+    if (!cJSON_AddItemToObject(c->res, "classification", out)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
     out = NULL;
 fail:
     cJSON_Delete(out);
@@ -212,7 +216,10 @@ static er_rc norm_boxes(norm_ctx *c, const cJSON *arr, const char *name, const c
         if (i == 0 || v > *max) *max = v;
     }
     *n = i;
-    cJSON_AddItemToObject(c->res, key, out);
+    if (!cJSON_AddItemToObject(c->res, key, out)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
     out = NULL;
 fail:
     cJSON_Delete(out);
@@ -276,7 +283,11 @@ static er_rc norm_result(norm_ctx *c, const result_src *s)
             rc = ER_NOMEM;
             goto fail;
         }
-        cJSON_AddItemToObject(c->res, "freeform", copy);
+        if (!cJSON_AddItemToObject(c->res, "freeform", copy)) {
+            cJSON_Delete(copy);
+            rc = ER_NOMEM;
+            goto fail;
+        }
     }
 
     if (s->cls)

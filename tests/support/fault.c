@@ -15,6 +15,7 @@
 #include "core/json_alloc.h"
 
 #define BIT(k) (1u << (k))
+#define DISK_CHANGES (BIT(FAULT_WRITE) | BIT(FAULT_FULL)) /* the kinds that count writes */
 
 static atomic_int g_kind = -1; /* the armed kind, -1 = none */
 static atomic_long g_target, g_count;
@@ -26,7 +27,8 @@ static bool fault_take(unsigned mask)
     int k = atomic_load(&g_kind);
     if (k < 0 || !(mask & BIT(k)) || atomic_load(&g_paused)) return false;
     long c = atomic_fetch_add(&g_count, 1) + 1;
-    if (c != atomic_load(&g_target)) return false;
+    long target = atomic_load(&g_target);
+    if (target <= 0 || c < target || (c > target && k != FAULT_FULL)) return false;
     atomic_store(&g_hit, true);
     return true;
 }
@@ -59,7 +61,7 @@ bool fault_hit(void)
 
 const char *fault_kind_name(fault_kind k)
 {
-    static const char *const names[FAULT__N] = {"alloc", "io", "write"};
+    static const char *const names[FAULT__N] = {"alloc", "io", "write", "full"};
     return k < FAULT__N ? names[k] : "?";
 }
 
@@ -188,21 +190,21 @@ static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
     if (io_fails(BIT(FAULT_IO), EIO)) return SQLITE_IOERR_WRITE;
-    if (io_fails(BIT(FAULT_WRITE), ENOSPC)) return SQLITE_FULL;
+    if (io_fails(DISK_CHANGES, ENOSPC)) return SQLITE_FULL;
     return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 
 static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     if (io_fails(BIT(FAULT_IO), EIO)) return SQLITE_IOERR_TRUNCATE;
-    if (io_fails(BIT(FAULT_WRITE), ENOSPC)) return SQLITE_IOERR_TRUNCATE;
+    if (io_fails(DISK_CHANGES, ENOSPC)) return SQLITE_IOERR_TRUNCATE;
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int f_sync(sqlite3_file *f, int flags)
 {
     if (io_fails(BIT(FAULT_IO), EIO)) return SQLITE_IOERR_FSYNC;
-    if (io_fails(BIT(FAULT_WRITE), ENOSPC)) return SQLITE_IOERR_FSYNC;
+    if (io_fails(DISK_CHANGES, ENOSPC)) return SQLITE_IOERR_FSYNC;
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
