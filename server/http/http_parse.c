@@ -170,6 +170,102 @@ size_t http_unescape(char *s)
     return (size_t)(w - s);
 }
 
+/* The headers whose meaning a folded line would change: libmicrohttpd 0.9.75 makes
+ * "Name: v\r\n x" a header named "Namex", so a longer name starting with one of these is a
+ * folded line (no real request header is such a name). */
+static const char *const framing_names[] = {"Content-Length", "Transfer-Encoding", "Content-Type",
+                                            "Authorization"};
+
+/* RFC 9110 tchar */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool name_is_token(const char *name)
+{
+    if (!*name) return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!is_tchar(*p)) return false;
+    return true;
+}
+
+static bool name_is_folded(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof framing_names / sizeof framing_names[0]; i++) {
+        size_t k = strlen(framing_names[i]);
+        if (n > k && strncasecmp(name, framing_names[i], k) == 0) return true;
+    }
+    return false;
+}
+
+void http_framing_add(http_framing *f, const char *name, const char *value)
+{
+    if (!name) name = "";
+    if (!f->bad_name[0] && (!name_is_token(name) || name_is_folded(name)))
+        snprintf(f->bad_name, sizeof f->bad_name, "%s", name[0] ? name : "(empty)");
+    if (strcasecmp(name, "Content-Length") == 0) f->n_length++;
+    if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        f->n_encoding++;
+        /* libmicrohttpd trims the value; anything but the one coding it decodes is refused */
+        if (!value || strcasecmp(value, "chunked") != 0) f->encoding_other = true;
+    }
+}
+
+const char *http_framing_problem(const http_framing *f, char *buf, size_t n)
+{
+    if (f->bad_name[0])
+        snprintf(buf, n,
+                 "malformed header line '%s' (a name that is not a token, or a folded "
+                 "line)",
+                 f->bad_name);
+    else if (f->n_length > 1)
+        snprintf(buf, n, "Content-Length is given %u times", f->n_length);
+    else if (f->n_encoding > 1)
+        snprintf(buf, n, "Transfer-Encoding is given %u times", f->n_encoding);
+    else if (f->encoding_other)
+        snprintf(buf, n, "the only Transfer-Encoding taken is 'chunked'");
+    else if (f->n_encoding && f->n_length)
+        snprintf(buf, n, "Transfer-Encoding and Content-Length together");
+    else
+        return NULL;
+    return buf;
+}
+
+bool http_decimal_ok(const char *s, bool fraction)
+{
+    if (!s) return false;
+    if (*s == '-') s++;
+    size_t digits = strspn(s, "0123456789");
+    if (!digits) return false;
+    s += digits;
+    if (!fraction) return *s == '\0';
+    if (*s == '.') {
+        digits = strspn(++s, "0123456789");
+        if (!digits) return false;
+        s += digits;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-') s++;
+        digits = strspn(s, "0123456789");
+        if (!digits) return false;
+        s += digits;
+    }
+    return *s == '\0';
+}
+
+er_rc http_parse_time(const char *s, int64_t *ms)
+{
+    if (!s) return ER_INVALID;
+    if (http_decimal_ok(s, false)) return util_parse_i64(s, ms);
+    /* RFC 3339 starts with the four digits of the year: no sign, space or hex gets through */
+    if (*s < '0' || *s > '9') return ER_INVALID;
+    return util_parse_time_ms(s, ms);
+}
+
 bool http_query_name_ok(const char *name, const char *const *allowed)
 {
     if (!name) return false;
