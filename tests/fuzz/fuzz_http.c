@@ -9,7 +9,10 @@
  * thumbnail and delete paths have a row to find. Torn down at exit.
  *
  * Checks beyond "no crash, leak or sanitizer report":
- * - the server closes every connection once the client's side is shut (no hang: 3 s);
+ * - the server closes every connection within 3 s of the client's side being shut. Not always
+ *   at once: libmicrohttpd 0.9.75 sometimes misses the end of a connection whose client shut
+ *   its side with a keep-alive request or in the middle of a body, and keeps it to the head
+ *   or body deadline (1 s here; 10 s and 60 s by default), which is what this checks holds;
  * - the first answer has a well-formed status line; when it is JSON and an error (>= 400)
  *   it is exactly the contract's {"error":{"code","message"}}, valid UTF-8;
  * - nothing is stored or deleted unless some answer is 201 or 204 (row count and newest seq).
@@ -48,7 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char config_fmt[] =
     "{\"http_port\":0,\"bind\":\"127.0.0.1\",\"db_path\":\"%s/db/fuzz.db\","
     "\"web_root\":\"%s/web\",\"db_synchronous\":\"normal\",\"max_body_bytes\":65536,"
-    "\"cache_max_age\":0,\"http_threads\":2,\"allow_root\":true,\"tokens\":["
+    "\"cache_max_age\":0,\"http_threads\":2,\"http_header_timeout_ms\":1000,\"http_body_timeout_"
+    "ms\":1000,\"allow_root\":true,"
+    "\"tokens\":["
     "{\"token\":\"fuzz-read-token-0123456789\",\"role\":\"read\"},"
     "{\"token\":\"fuzz-ingest-token-0123456789\",\"role\":\"ingest\"},"
     "{\"token\":\"fuzz-admin-token-0123456789\",\"role\":\"admin\"}]}";
@@ -165,13 +170,16 @@ static size_t exchange(const uint8_t *data, size_t size, char *buf, size_t cap)
     /* the server may answer and close before taking everything: a failed send ends it */
     for (size_t off = 0; off < size;) {
         ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue; /* libFuzzer's own timer signals */
         if (w <= 0) break;
         off += (size_t)w;
     }
     shutdown(fd, SHUT_WR);
+    int64_t deadline = util_mono_ms() + 3000;
     for (;;) {
         ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
         if (r == 0) break;
+        if (r < 0 && errno == EINTR && util_mono_ms() < deadline) continue;
         if (r < 0) {
             if (errno == ECONNRESET) break;
             fprintf(stderr, "fuzz_http: the server kept the connection open (%s)\n",
