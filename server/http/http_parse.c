@@ -170,11 +170,14 @@ size_t http_unescape(char *s)
     return (size_t)(w - s);
 }
 
-/* The headers whose meaning a folded line would change: libmicrohttpd 0.9.75 makes
- * "Name: v\r\n x" a header named "Namex", so a longer name starting with one of these is a
- * folded line (no real request header is such a name). */
-static const char *const framing_names[] = {"Content-Length", "Transfer-Encoding", "Content-Type",
-                                            "Authorization"};
+/* The headers a request may give once, which are also those whose meaning a folded line would
+ * change: libmicrohttpd 0.9.75 makes "Name: v\r\n x" a header named "Namex", so a longer name
+ * starting with one of these is taken for a folded line (no real request header is such a
+ * name). Indexes into http_framing.count. */
+enum { FRAMING_LENGTH, FRAMING_ENCODING, FRAMING_TYPE, FRAMING_AUTH, FRAMING_HOST, FRAMING_N };
+_Static_assert(FRAMING_N == HTTP_FRAMING_SINGLE, "the table and http_framing.count agree");
+static const char *const single_names[FRAMING_N] = {"Content-Length", "Transfer-Encoding",
+                                                    "Content-Type", "Authorization", "Host"};
 
 /* RFC 9110 tchar */
 static bool is_tchar(unsigned char c)
@@ -191,43 +194,46 @@ static bool name_is_token(const char *name)
     return true;
 }
 
-static bool name_is_folded(const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof framing_names / sizeof framing_names[0]; i++) {
-        size_t k = strlen(framing_names[i]);
-        if (n > k && strncasecmp(name, framing_names[i], k) == 0) return true;
-    }
-    return false;
-}
-
 void http_framing_add(http_framing *f, const char *name, const char *value)
 {
     if (!name) name = "";
-    if (!f->bad_name[0] && (!name_is_token(name) || name_is_folded(name)))
-        snprintf(f->bad_name, sizeof f->bad_name, "%s", name[0] ? name : "(empty)");
-    if (strcasecmp(name, "Content-Length") == 0) f->n_length++;
-    if (strcasecmp(name, "Transfer-Encoding") == 0) {
-        f->n_encoding++;
-        /* libmicrohttpd trims the value; anything but the one coding it decodes is refused */
-        if (!value || strcasecmp(value, "chunked") != 0) f->encoding_other = true;
+    bool bad = !name_is_token(name);
+    size_t n = strlen(name);
+    for (size_t i = 0; i < HTTP_FRAMING_SINGLE; i++) {
+        size_t k = strlen(single_names[i]);
+        if (n < k || strncasecmp(name, single_names[i], k) != 0) continue;
+        if (n > k)
+            bad = true; /* a folded line */
+        else
+            f->count[i]++;
     }
+    if (bad && !f->bad_name[0])
+        snprintf(f->bad_name, sizeof f->bad_name, "%s", name[0] ? name : "(empty)");
+    /* libmicrohttpd trims the value; anything but the one coding it decodes is refused */
+    if (n == strlen(single_names[FRAMING_ENCODING]) &&
+        strcasecmp(name, single_names[FRAMING_ENCODING]) == 0 &&
+        (!value || strcasecmp(value, "chunked") != 0))
+        f->encoding_other = true;
 }
 
 const char *http_framing_problem(const http_framing *f, char *buf, size_t n)
 {
-    if (f->bad_name[0])
+    if (f->bad_name[0]) {
         snprintf(buf, n,
                  "malformed header line '%s' (a name that is not a token, or a folded "
                  "line)",
                  f->bad_name);
-    else if (f->n_length > 1)
-        snprintf(buf, n, "Content-Length is given %u times", f->n_length);
-    else if (f->n_encoding > 1)
-        snprintf(buf, n, "Transfer-Encoding is given %u times", f->n_encoding);
-    else if (f->encoding_other)
+        return buf;
+    }
+    for (size_t i = 0; i < HTTP_FRAMING_SINGLE; i++) {
+        if (f->count[i] > 1) {
+            snprintf(buf, n, "%s is given %u times", single_names[i], f->count[i]);
+            return buf;
+        }
+    }
+    if (f->encoding_other)
         snprintf(buf, n, "the only Transfer-Encoding taken is 'chunked'");
-    else if (f->n_encoding && f->n_length)
+    else if (f->count[FRAMING_ENCODING] && f->count[FRAMING_LENGTH])
         snprintf(buf, n, "Transfer-Encoding and Content-Length together");
     else
         return NULL;

@@ -443,6 +443,10 @@ def test_request_smuggling():
          DOC),
         ("obs-fold TE", b"Transfer-Encoding:\r\n chunked\r\nContent-Length: %d\r\n" % n,
          DOC + hidden),
+        ("two Content-Types", b"Content-Length: %d\r\nContent-Type: text/plain\r\n" % n, DOC),
+        ("two Authorizations", b"Content-Length: %d\r\nAuthorization: Bearer %s\r\n" %
+         (n, ADMIN_TOKEN.encode()), DOC),
+        ("two Hosts", b"Content-Length: %d\r\nHost: y\r\n" % n, DOC),
         ("obs-fold Content-Length", b"Content-Length:\r\n %d\r\n" % n, DOC),
         ("obs-fold Content-Type", b"Content-Length: %d\r\nContent-Type: text/plain\r\n"
          b"\t;x=1\r\n" % n, DOC),

@@ -136,7 +136,8 @@ def seeds():
             ("te-space", b"Transfer-Encoding : chunked\r\nContent-Length: %d\r\n" % n, DOC),
             ("obs-fold", b"Transfer-Encoding:\r\n chunked\r\nContent-Length: %d\r\n" % n,
              DOC + hidden),
-            ("cl-plus", b"Content-Length: +%d\r\n" % n, DOC)):
+            ("cl-plus", b"Content-Length: +%d\r\n" % n, DOC),
+            ("two-hosts", b"Content-Length: %d\r\nHost: y\r\n" % n, DOC)):
         s["smuggle-" + name] = (b"POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\nAuthorization: "
                                 b"Bearer " + INGEST + b"\r\nContent-Type: application/json\r\n" +
                                 framing + b"\r\n" + body)

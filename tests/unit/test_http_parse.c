@@ -320,6 +320,10 @@ static void test_framing(void)
         {{{"Authorizationx", "Bearer"}}, true},
         {{{"X-A b", "c"}}, true},
         {{{"", "c"}}, true},
+        {{{"Content-Type", "a"}, {"content-type", "b"}}, true},
+        {{{"Authorization", "a"}, {"Authorization", "b"}}, true},
+        {{{"Host", "a"}, {"Host", "b"}}, true},
+        {{{"Hostx", "a"}}, true},
         {{{"X-Content-Type-Options", "nosniff"}, {"Content-Disposition", "x"}}, false},
         {{{"Content-Type-Options", "1"}}, true}, /* a folded line or not: refused */
     };
