@@ -1,11 +1,12 @@
 /* http.c - the libmicrohttpd daemon, the request lifecycle and routing, and the reply helpers.
  *
  * Lifecycle of one request (one http_req per request, in con_cls, freed when MHD reports the
- * request completed): on the first call the route, method and token are decided and any
- * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
- * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
- * connection until the store's commit callback resumes it. Routes, their roles and handlers
- * are the rows of the route table (http_routes.c). */
+ * request completed): on the first call the head's framing is checked (a head two parsers could
+ * read two ways is a 400 with Connection: close), then the route, method and token are decided
+ * and any 400/401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies
+ * are then accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends
+ * the connection until the store's commit callback resumes it. Routes, their roles and handlers are
+ * the rows of the route table (http_routes.c). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
