@@ -57,6 +57,10 @@ void util_buf_free(util_buf *b);
 /* True when the n bytes are well-formed UTF-8 (no overlong forms, surrogates or values past
  * U+10FFFF): what every JSON text this service stores or sends must be. */
 bool util_utf8_valid(const void *data, size_t n);
+/* Makes the NUL-terminated s well-formed UTF-8 in place: each byte that does not start a
+ * well-formed sequence (a stray or cut one) becomes '?'. Returns how many were replaced. For
+ * text echoed from a request into a JSON answer, which must stay valid UTF-8. */
+size_t util_utf8_scrub(char *s);
 
 /* Reads the whole file at path into out (emptied first; NUL-terminated), at most max bytes:
  * ER_NOTFOUND when it does not exist, ER_TOOBIG when it is longer, ER_IO when it cannot be read;

@@ -66,7 +66,8 @@ er_rc commands_parse(const char *payload, size_t len, commands_cmd *out, er_err 
     }
     out->verb = (commands_verb)verb;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "value");
-    if (cJSON_IsNumber(v)) {
+    /* 1e999 is valid JSON that overflows to infinity: not a number any verb can use */
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
         out->has_number = true;
         out->number = v->valuedouble;
     } else if (cJSON_IsString(v)) {

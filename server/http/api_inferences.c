@@ -168,26 +168,27 @@ enum MHD_Result http_api_list(http_req *r)
         f.source = v;
     }
     if ((v = http_query(r, "min_score"))) {
-        if (util_parse_double(v, &f.min_score) || f.min_score < 0 || f.min_score > 1)
+        if (!http_decimal_ok(v, true) || util_parse_double(v, &f.min_score) || f.min_score < 0 ||
+            f.min_score > 1)
             return http_reply_error(r, 400, "bad_request",
                                     "query parameter 'min_score' must be a number from 0 to 1");
         f.has_min_score = true;
     }
     if ((v = http_query(r, "since"))) {
-        if (util_parse_time_ms(v, &f.since_ms))
+        if (http_parse_time(v, &f.since_ms))
             return http_reply_error(r, 400, "bad_request",
                                     "query parameter 'since' must be epoch ms or RFC 3339");
         f.has_since = true;
     }
     if ((v = http_query(r, "until"))) {
-        if (util_parse_time_ms(v, &f.until_ms))
+        if (http_parse_time(v, &f.until_ms))
             return http_reply_error(r, 400, "bad_request",
                                     "query parameter 'until' must be epoch ms or RFC 3339");
         f.has_until = true;
     }
     if ((v = http_query(r, "limit"))) {
         int64_t limit;
-        if (util_parse_i64(v, &limit) || limit < 1 || limit > 1000)
+        if (!http_decimal_ok(v, false) || util_parse_i64(v, &limit) || limit < 1 || limit > 1000)
             return http_reply_error(r, 400, "bad_request",
                                     "query parameter 'limit' must be an integer from 1 to 1000");
         f.limit = (int)limit;

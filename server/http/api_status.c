@@ -101,11 +101,11 @@ enum MHD_Result http_api_stats(http_req *r)
     int64_t until = util_now_ms(), since, bucket = 3600 * 1000;
     const char *v;
     bool has_since = false;
-    if ((v = http_query(r, "until")) && util_parse_time_ms(v, &until))
+    if ((v = http_query(r, "until")) && http_parse_time(v, &until))
         return http_reply_error(r, 400, "bad_request",
                                 "query parameter 'until' must be epoch ms or RFC 3339");
     if ((v = http_query(r, "since"))) {
-        if (util_parse_time_ms(v, &since))
+        if (http_parse_time(v, &since))
             return http_reply_error(r, 400, "bad_request",
                                     "query parameter 'since' must be epoch ms or RFC 3339");
         has_since = true;

@@ -1,12 +1,13 @@
 /* http.c - the libmicrohttpd daemon, the request lifecycle and routing, and the reply helpers.
  *
  * Lifecycle of one request (one http_req per request, in con_cls, freed when MHD reports the
- * request completed): on the first call the route, method and token are decided and any
- * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
- * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
- * connection until the store's commit callback resumes it. Routes, their roles and handlers
- * are the rows of the route table (http_routes.c). With a certificate (deps->tls) the daemon
- * speaks only HTTPS (GnuTLS inside libmicrohttpd). */
+ * request completed): on the first call the head's framing is checked (a head two parsers could
+ * read two ways is a 400 with Connection: close), then the route, method and token are decided
+ * and any 400/401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies
+ * are then accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends
+ * the connection until the store's commit callback resumes it. Routes, their roles and handlers are
+ * the rows of the route table (http_routes.c). With a certificate (deps->tls) the daemon speaks
+ * only HTTPS (GnuTLS inside libmicrohttpd). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -44,6 +45,9 @@ enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *re
         return MHD_NO;
     }
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    /* libmicrohttpd closes the connection after a response that says so: nothing the client
+     * sent after a head it could not frame is read as another request */
+    if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == 503) MHD_add_response_header(resp, "Retry-After", "1"); /* busy or stopping */
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -82,9 +86,12 @@ enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
     return http_reply_json(r, status, text);
 }
 
-/* Logs the error answer and renders its body {"error":{"code","message"}} (malloc'd). */
-static char *error_text(http_req *r, unsigned status, const char *code, const char *message)
+/* Logs the error answer and renders its body {"error":{"code","message"}} (malloc'd). The
+ * message may echo the client's bytes (a path, a method, a header), so it is made valid UTF-8
+ * first: the answer must be JSON every client can read. */
+static char *error_text(http_req *r, unsigned status, const char *code, char *message)
 {
+    util_utf8_scrub(message);
     /* One line per error answer, without headers (no token can reach the log); a client
      * past a rate limit would otherwise write one per request. */
     if (status == 429)
@@ -284,6 +291,13 @@ static enum MHD_Result dispatch(http_req *r)
 }
 
 /* Everything decided before any body byte is read. Returns true if an answer was queued. */
+static enum MHD_Result add_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    http_framing_add(cls, key, value);
+    return MHD_YES;
+}
+
 static bool first_call(http_req *r, enum MHD_Result *ret)
 {
     http_server *s = r->srv;
@@ -292,6 +306,16 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
         return true;
     }
     http_limits_peer(r);
+    /* Before anything else: a head two parsers could frame two ways (request smuggling) is
+     * refused and the connection closed, whatever the path. */
+    http_framing f = {0};
+    char why[160];
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_framing, &f);
+    if (http_framing_problem(&f, why, sizeof why)) {
+        r->close = true;
+        *ret = http_reply_error(r, 400, "bad_request", "%s", why);
+        return true;
+    }
     http_route_match(r->method, r->path, &r->route);
     if (r->route.status == 404) {
         *ret = http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);

@@ -89,6 +89,7 @@ struct http_req {
     void *view;
     atomic_bool put_done; /* set once by the store callback or a synchronous failure */
     bool counted;         /* counted in srv->suspended (MHD threads only) */
+    bool close;           /* answer with Connection: close (a head that cannot be trusted) */
     store_put_result put;
 };
 

@@ -170,6 +170,108 @@ size_t http_unescape(char *s)
     return (size_t)(w - s);
 }
 
+/* The headers a request may give once, which are also those whose meaning a folded line would
+ * change: libmicrohttpd 0.9.75 makes "Name: v\r\n x" a header named "Namex", so a longer name
+ * starting with one of these is taken for a folded line (no real request header is such a
+ * name). Indexes into http_framing.count. */
+enum { FRAMING_LENGTH, FRAMING_ENCODING, FRAMING_TYPE, FRAMING_AUTH, FRAMING_HOST, FRAMING_N };
+_Static_assert(FRAMING_N == HTTP_FRAMING_SINGLE, "the table and http_framing.count agree");
+static const char *const single_names[FRAMING_N] = {"Content-Length", "Transfer-Encoding",
+                                                    "Content-Type", "Authorization", "Host"};
+
+/* RFC 9110 tchar */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool name_is_token(const char *name)
+{
+    if (!*name) return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!is_tchar(*p)) return false;
+    return true;
+}
+
+void http_framing_add(http_framing *f, const char *name, const char *value)
+{
+    if (!name) name = "";
+    bool bad = !name_is_token(name);
+    size_t n = strlen(name);
+    for (size_t i = 0; i < HTTP_FRAMING_SINGLE; i++) {
+        size_t k = strlen(single_names[i]);
+        if (n < k || strncasecmp(name, single_names[i], k) != 0) continue;
+        if (n > k)
+            bad = true; /* a folded line */
+        else
+            f->count[i]++;
+    }
+    if (bad && !f->bad_name[0])
+        snprintf(f->bad_name, sizeof f->bad_name, "%s", name[0] ? name : "(empty)");
+    /* libmicrohttpd trims the value; anything but the one coding it decodes is refused */
+    if (n == strlen(single_names[FRAMING_ENCODING]) &&
+        strcasecmp(name, single_names[FRAMING_ENCODING]) == 0 &&
+        (!value || strcasecmp(value, "chunked") != 0))
+        f->encoding_other = true;
+}
+
+const char *http_framing_problem(const http_framing *f, char *buf, size_t n)
+{
+    if (f->bad_name[0]) {
+        snprintf(buf, n,
+                 "malformed header line '%s' (a name that is not a token, or a folded "
+                 "line)",
+                 f->bad_name);
+        return buf;
+    }
+    for (size_t i = 0; i < HTTP_FRAMING_SINGLE; i++) {
+        if (f->count[i] > 1) {
+            snprintf(buf, n, "%s is given %u times", single_names[i], f->count[i]);
+            return buf;
+        }
+    }
+    if (f->encoding_other)
+        snprintf(buf, n, "the only Transfer-Encoding taken is 'chunked'");
+    else if (f->count[FRAMING_ENCODING] && f->count[FRAMING_LENGTH])
+        snprintf(buf, n, "Transfer-Encoding and Content-Length together");
+    else
+        return NULL;
+    return buf;
+}
+
+bool http_decimal_ok(const char *s, bool fraction)
+{
+    if (!s) return false;
+    if (*s == '-') s++;
+    size_t digits = strspn(s, "0123456789");
+    if (!digits) return false;
+    s += digits;
+    if (!fraction) return *s == '\0';
+    if (*s == '.') {
+        digits = strspn(++s, "0123456789");
+        if (!digits) return false;
+        s += digits;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-') s++;
+        digits = strspn(s, "0123456789");
+        if (!digits) return false;
+        s += digits;
+    }
+    return *s == '\0';
+}
+
+er_rc http_parse_time(const char *s, int64_t *ms)
+{
+    if (!s) return ER_INVALID;
+    if (http_decimal_ok(s, false)) return util_parse_i64(s, ms);
+    /* RFC 3339 starts with the four digits of the year: no sign, space or hex gets through */
+    if (*s < '0' || *s > '9') return ER_INVALID;
+    return util_parse_time_ms(s, ms);
+}
+
 bool http_query_name_ok(const char *name, const char *const *allowed)
 {
     if (!name) return false;

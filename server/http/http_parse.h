@@ -108,6 +108,35 @@ er_rc http_parse_bucket(const char *s, int64_t *ms);
  * length. */
 size_t http_unescape(char *s);
 
+/* The framing of one request's head, gathered by http_framing_add from every header line
+ * libmicrohttpd parsed, before anything else is decided: a head that two parsers could read
+ * two ways (request smuggling) is refused, never guessed at. */
+/* The headers a request may give once (http_parse.c's table): Content-Length,
+ * Transfer-Encoding, Content-Type, Authorization, Host. Two of one would let two readers pick
+ * different ones. */
+#define HTTP_FRAMING_SINGLE 5
+typedef struct http_framing {
+    unsigned count[HTTP_FRAMING_SINGLE]; /* lines of each, in the table's order */
+    bool encoding_other; /* a Transfer-Encoding value other than exactly "chunked" */
+    char bad_name[48];   /* the first header name that is not an HTTP token or is a folded
+                          * line (libmicrohttpd 0.9.75 glues an obs-fold continuation onto the
+                          * name: "Content-Type" + " x" arrives as "Content-Typex") */
+} http_framing;
+void http_framing_add(http_framing *f, const char *name, const char *value);
+/* What is wrong with the head (a sentence for the 400), or NULL when it is fine: a name that
+ * is not a token or a folded line of one of the single headers, one of them given twice, a
+ * Transfer-Encoding other than "chunked", or Transfer-Encoding together with Content-Length. */
+const char *http_framing_problem(const http_framing *f, char *buf, size_t n);
+
+/* A query value written as a plain decimal number: an optional '-', digits, and (when
+ * fraction) an optional ".digits" and exponent. No sign '+', space, hex, "inf" or "nan": the
+ * C parsers behind it (strtoll, strtod) take all of those. */
+bool http_decimal_ok(const char *s, bool fraction);
+
+/* A time query value: epoch milliseconds as a plain decimal (http_decimal_ok) or RFC 3339
+ * (util_parse_time_ms). */
+er_rc http_parse_time(const char *s, int64_t *ms);
+
 /* True if name is one of the NULL-terminated allowed names. */
 bool http_query_name_ok(const char *name, const char *const *allowed);
 

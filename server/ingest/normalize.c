@@ -72,6 +72,21 @@ static er_rc count_item(norm_ctx *c, const char *field)
 /* cJSON accepts raw control bytes inside strings and turns "\u0000" into a C string that ends
  * early, silently cutting labels and names. Strict JSON forbids the first (ER_INVALID); the
  * second is valid JSON that cannot be stored faithfully (ER_SHAPE). Walks the text once. */
+static bool in_number(char ch)
+{
+    return (ch >= '0' && ch <= '9') || ch == '.' || ch == 'e' || ch == 'E' || ch == '+' ||
+           ch == '-';
+}
+
+/* Whether a number starts at json[i] (outside strings) with a zero followed by a digit: JSON
+ * forbids "01", which cJSON reads as 1. */
+static bool leading_zero(const char *json, size_t len, size_t i)
+{
+    if (i > 0 && in_number(json[i - 1])) return false; /* inside a number */
+    if (json[i] == '-') i++;
+    return i + 1 < len && json[i] == '0' && json[i + 1] >= '0' && json[i + 1] <= '9';
+}
+
 static er_rc prescan(const char *json, size_t len, er_err *err)
 {
     bool in_string = false;
@@ -86,6 +101,8 @@ static er_rc prescan(const char *json, size_t len, er_err *err)
                 in_string = true;
             else if (ch == 0)
                 return er_fail(err, ER_INVALID, "malformed JSON at byte %zu", i);
+            else if (leading_zero(json, len, i))
+                return er_fail(err, ER_INVALID, "malformed JSON at byte %zu: a leading zero", i);
             continue;
         }
         if (ch < 0x20)
@@ -101,6 +118,56 @@ static er_rc prescan(const char *json, size_t len, er_err *err)
         }
     }
     return ER_OK;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Checks the whole tree once (depth bounded by cJSON's nesting limit):
+ * - no object has a key twice: cJSON keeps every member and its lookups take the first, while
+ *   most JSON readers (the dashboard's, Node's, Python's) take the last, so a repeated key
+ *   would mean one thing here and another to whoever reads what is stored. Labels of a
+ *   classification are such keys too. Sorting the keys keeps a 10,000-label map cheap.
+ * - every number is finite: JSON has no NaN or Infinity, but 1e999 overflows to one, which
+ *   cJSON would write back as null, silently changing what was sent (in info, freeform, ...). */
+static er_rc check_tree(const cJSON *node, const char *parent, er_err *err)
+{
+    er_rc rc = ER_OK;
+    const char **keys = NULL;
+    size_t n = 0;
+    if (cJSON_IsNumber(node) && !isfinite(node->valuedouble)) {
+        /* named as "parent.key" (or "parent[]" in an array): enough to find it */
+        rc =
+            er_fail(err, ER_SHAPE, "%.64s%s%.64s%s must be a finite number (it overflows a double)",
+                    parent ? parent : "", parent && node->string ? "." : "",
+                    node->string ? node->string : "", node->string ? "" : "[]");
+        goto fail;
+    }
+    for (const cJSON *it = node->child; it; it = it->next) {
+        n++;
+        if ((rc = check_tree(it, node->string ? node->string : parent, err))) goto fail;
+    }
+    if (!cJSON_IsObject(node) || n < 2) goto fail;
+    keys = malloc(n * sizeof *keys);
+    if (!keys) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    n = 0;
+    for (const cJSON *it = node->child; it; it = it->next)
+        keys[n++] = it->string;
+    qsort(keys, n, sizeof *keys, key_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            rc = er_fail(err, ER_SHAPE, "key '%.64s' appears twice in one object", keys[i]);
+            goto fail;
+        }
+    }
+fail:
+    free(keys);
+    return rc;
 }
 
 /* label -> score map; copied into the canonical result under "classification". */
@@ -124,11 +191,6 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
         if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
             (rc = take_number(it, field, &v, c->err)))
             goto fail;
-        /* cJSON keeps duplicate keys; the result must hold one score per label */
-        if (cJSON_GetObjectItemCaseSensitive(out, it->string)) {
-            rc = er_fail(c->err, ER_SHAPE, "%s: label appears twice", field);
-            goto fail;
-        }
         if (!cJSON_AddNumberToObject(out, it->string, v) ||
             inference_add_label(c->inf, it->string, v)) {
             rc = ER_NOMEM;
@@ -571,7 +633,7 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
         rc = er_fail(err, ER_SHAPE, "%s", shape_hint);
         goto fail;
     }
-    if ((rc = locate_result(root, &src, err))) goto fail;
+    if ((rc = check_tree(root, NULL, err)) || (rc = locate_result(root, &src, err))) goto fail;
     c.inf = inference_create();
     if (!c.inf) {
         rc = ER_NOMEM;

@@ -69,6 +69,12 @@ int main(void)
     static char huge[COMMANDS_MAX_BYTES + 10];
     memset(huge, ' ', sizeof huge);
     CHECK_EQ_INT(commands_parse(huge, sizeof huge, &c, &err), ER_INVALID);
+    /* a value that overflows a double is no number, whatever the verb (found by fuzz_commands) */
+    CHECK_EQ_INT(parse("{\"cmd\":\"get_threshold_filter_confidence\",\"value\":1e999}", &c, &err),
+                 ER_OK);
+    CHECK(!c.has_number && !c.has_text);
+    CHECK(parse("{\"cmd\":\"set_threshold_filter_confidence\",\"value\":-1e999}", &c, &err) !=
+          ER_OK);
     /* not NUL-terminated: only len bytes are read */
     const char *prefix = "{\"cmd\":\"reset_metrics\"}garbage";
     CHECK_EQ_INT(commands_parse(prefix, 23, &c, &err), ER_OK);

@@ -299,8 +299,72 @@ static void test_unescape(void)
     CHECK(!http_static_path_safe(p));
 }
 
+/* The framing of a head: each row a list of header lines and whether it is refused. */
+static void test_framing(void)
+{
+    static const struct {
+        const char *lines[4][2];
+        bool refused;
+    } cases[] = {
+        {{{"Host", "x"}, {"Content-Length", "5"}}, false},
+        {{{"Transfer-Encoding", "chunked"}}, false},
+        {{{"transfer-encoding", "Chunked"}}, false},
+        {{{"Content-Length", "5"}, {"Content-Length", "5"}}, true},
+        {{{"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}}, true},
+        {{{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}, true},
+        {{{"Transfer-Encoding", "chunked, identity"}}, true},
+        {{{"Transfer-Encoding", "identity"}}, true},
+        {{{"Transfer-Encoding", "gzip"}}, true},
+        {{{"Transfer-Encoding ", "chunked"}}, true},    /* space before the colon */
+        {{{"Content-Typefolded", "text/plain"}}, true}, /* libmicrohttpd's obs-fold */
+        {{{"Authorizationx", "Bearer"}}, true},
+        {{{"X-A b", "c"}}, true},
+        {{{"", "c"}}, true},
+        {{{"Content-Type", "a"}, {"content-type", "b"}}, true},
+        {{{"Authorization", "a"}, {"Authorization", "b"}}, true},
+        {{{"Host", "a"}, {"Host", "b"}}, true},
+        {{{"Hostx", "a"}}, true},
+        {{{"X-Content-Type-Options", "nosniff"}, {"Content-Disposition", "x"}}, false},
+        {{{"Content-Type-Options", "1"}}, true}, /* a folded line or not: refused */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_framing f = {0};
+        char buf[160];
+        for (size_t k = 0; k < 4 && cases[i].lines[k][0]; k++)
+            http_framing_add(&f, cases[i].lines[k][0], cases[i].lines[k][1]);
+        const char *why = http_framing_problem(&f, buf, sizeof buf);
+        if ((why != NULL) != cases[i].refused) fprintf(stderr, "framing case %zu\n", i);
+        CHECK((why != NULL) == cases[i].refused);
+    }
+}
+
+static void test_decimal(void)
+{
+    const char *ints[] = {"0", "5", "-1", "123456789012345678901234"};
+    const char *fractions[] = {"0.5", "-0", "5e-1", "1E+3", "1.25e2"};
+    const char *bad[] = {"",   "-",  "+5",  " 5",  "5 ",  "0x10", "1.",
+                         ".5", "1e", "nan", "inf", "--1", "1e+",  "5a"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        CHECK(http_decimal_ok(ints[i], false) && http_decimal_ok(ints[i], true));
+    for (size_t i = 0; i < sizeof fractions / sizeof fractions[0]; i++)
+        CHECK(!http_decimal_ok(fractions[i], false) == (strcmp(fractions[i], "-0") != 0) &&
+              http_decimal_ok(fractions[i], true));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!http_decimal_ok(bad[i], true));
+    CHECK(!http_decimal_ok(NULL, true));
+    int64_t ms = 0;
+    CHECK(http_parse_time("-5", &ms) == ER_OK && ms == -5);
+    CHECK(http_parse_time("1970-01-01T00:00:01Z", &ms) == ER_OK && ms == 1000);
+    CHECK(http_parse_time(" 5", &ms) != ER_OK);
+    CHECK(http_parse_time("+5", &ms) != ER_OK);
+    CHECK(http_parse_time("0x5", &ms) != ER_OK);
+    CHECK(http_parse_time("99999999999999999999", &ms) != ER_OK);
+}
+
 int main(void)
 {
+    test_framing();
+    test_decimal();
     test_unescape();
     test_routes();
     test_cursor();

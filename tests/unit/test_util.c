@@ -13,8 +13,12 @@ static void test_base64(void)
 {
     static const struct {
         const char *plain, *b64;
-    } v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-             {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    } v[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
              {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         char enc[32];
@@ -35,7 +39,8 @@ static void test_base64(void)
     /* every byte value survives a round trip */
     uint8_t all[256], back[256 + 3];
     char enc[400];
-    for (int i = 0; i < 256; i++) all[i] = (uint8_t)i;
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
     util_b64_encode(all, 256, enc);
     CHECK_EQ_INT(strlen(enc), util_b64_encoded_len(256));
     CHECK_EQ_INT(util_b64_decode(enc, strlen(enc), back, &n), ER_OK);
@@ -138,19 +143,28 @@ static void test_utf8(void)
     } v[] = {{"", true},
              {"plain ascii", true},
              {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb1", true}, /* 2, 3 and 4 bytes */
-             {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", true},               /* U+FFFF, U+10FFFF */
+             {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", true},              /* U+FFFF, U+10FFFF */
              {"\xff", false},
-             {"\x80", false},                 /* continuation first */
-             {"\xc3", false},                 /* cut short */
-             {"\xc3(", false},                /* bad continuation */
-             {"\xc0\xaf", false},             /* overlong '/' */
-             {"\xe0\x80\xaf", false},         /* overlong, 3 bytes */
-             {"\xed\xa0\x80", false},         /* surrogate U+D800 */
-             {"\xf4\x90\x80\x80", false},     /* past U+10FFFF */
-             {"ok\xe2\x82", false}};           /* cut short at the end */
+             {"\x80", false},             /* continuation first */
+             {"\xc3", false},             /* cut short */
+             {"\xc3(", false},            /* bad continuation */
+             {"\xc0\xaf", false},         /* overlong '/' */
+             {"\xe0\x80\xaf", false},     /* overlong, 3 bytes */
+             {"\xed\xa0\x80", false},     /* surrogate U+D800 */
+             {"\xf4\x90\x80\x80", false}, /* past U+10FFFF */
+             {"ok\xe2\x82", false}};      /* cut short at the end */
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         CHECK_EQ_INT(util_utf8_valid(v[i].s, strlen(v[i].s)), v[i].ok);
     CHECK(util_utf8_valid("a\0b", 3)); /* NUL is valid UTF-8; JSON layers refuse it */
+    /* scrub: each byte that starts no well-formed sequence becomes '?', the rest stays */
+    char cut[] = "ok\xf0\x9f\x98";
+    CHECK_EQ_INT((int)util_utf8_scrub(cut), 3);
+    CHECK(strcmp(cut, "ok???") == 0);
+    char mixed[] = "\xc0\xaf\xc3\xa9\xed\xa0\x80x";
+    util_utf8_scrub(mixed);
+    CHECK(strcmp(mixed, "??\xc3\xa9???x") == 0);
+    char fine[] = "caf\xc3\xa9 \xf0\x9f\x98\x80";
+    CHECK_EQ_INT((int)util_utf8_scrub(fine), 0);
 }
 
 static void test_read_file(void)
