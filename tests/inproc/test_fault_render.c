@@ -200,8 +200,8 @@ static char *case_runner(er_rc *rc)
 static char *case_live(er_rc *rc)
 {
     static const char *const msgs[] = {
-        "{\"type\":\"auth\",\"token\":\"0123456789abcdef\",\"since_seq\":5,"
-        "\"filter\":{\"labels\":[\"cat\",\"dog\"],\"min_score\":0.5,\"sources\":[\"cam\"]}}",
+        ("{\"type\":\"auth\",\"token\":\"0123456789abcdef\",\"since_seq\":5,"
+         "\"filter\":{\"labels\":[\"cat\",\"dog\"],\"min_score\":0.5,\"sources\":[\"cam\"]}}"),
         "{\"type\":\"subscribe\",\"labels\":[\"cat\"],\"sources\":[\"http\",\"cam\"]}",
         "{\"type\":\"ping\",\"id\":{\"n\":[1,2,{\"k\":\"v\"}]}}",
     };
