@@ -2,7 +2,6 @@
  * strings with free(). */
 #include "core/json_alloc.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 
 static _Thread_local bool g_failed;
@@ -27,4 +26,11 @@ void json_alloc_reset(void)
 bool json_alloc_failed(void)
 {
     return g_failed;
+}
+
+bool json_alloc_add(cJSON *o, const char *key, cJSON *item)
+{
+    if (item && cJSON_AddItemToObject(o, key, item)) return true;
+    cJSON_Delete(item);
+    return false;
 }

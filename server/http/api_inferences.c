@@ -135,7 +135,10 @@ enum MHD_Result http_api_ingest_finish(http_req *r)
         inference_destroy(stored);
         return reply_view(r, 200, view, p->guid);
     }
-    view_set_stored(view, p->seq, p->ts);
+    if (!view_set_stored(view, p->seq, p->ts)) {
+        cJSON_Delete(view);
+        view = NULL; /* reply_view answers 500 */
+    }
     return reply_view(r, 201, view, p->guid);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json_alloc.h"
 #include "core/prom.h"
 #include "http/http_internal.h"
 
@@ -79,9 +80,9 @@ enum MHD_Result http_api_health(http_req *r)
         db_event(db, "corrupt", h.corrupt_ms, NULL, NULL, h.corrupt_reason) &&
         db_event(db, "writes_failing", h.writes_failing_ms, NULL, NULL, h.writes_failing_reason);
     if (ok) {
-        cJSON_AddItemToObject(o, "db", db);
-        db = NULL;
-        ok = cJSON_AddNumberToObject(o, "queue_depth", (double)info.outbox) &&
+        ok = json_alloc_add(o, "db", db);
+        db = NULL; /* o's, or freed */
+        ok = ok && cJSON_AddNumberToObject(o, "queue_depth", (double)info.outbox) &&
              cJSON_AddNumberToObject(o, "ingest_queue", (double)info.queue_depth) &&
              cJSON_AddStringToObject(o, "device", d->device ? d->device : "");
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/json_alloc.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -35,11 +36,26 @@ static lv_out_msg *out_new(const char *text, size_t len, lv_out_kind kind)
     return m;
 }
 
+/* Out of memory for a message the client waits for (a hello, a pong, an error, a missed
+ * notice): the session is closed rather than left waiting or missing; the client reconnects and
+ * resumes. */
+static void close_nomem(lv_client *c)
+{
+    if (!c->close_after)
+        log_ratelimited(LOG_WARN, "live", "nomem", "out of memory: closing a session");
+    c->close_after = true;
+    lws_callback_on_writable(c->wsi);
+}
+
 /* Queues a control message; a pending forwarder or stats message is replaced by a newer one
- * so a client that does not read holds at most one of each. */
+ * so a client that does not read holds at most one of each (one that cannot be made is
+ * skipped: the next tick sends it again). text NULL: it could not be made. */
 void lv_queue_text(lv_client *c, const char *text, lv_out_kind kind)
 {
-    if (!text) return;
+    if (!text) {
+        if (kind == LV_OUT_PLAIN) close_nomem(c);
+        return;
+    }
     if (kind != LV_OUT_PLAIN)
         for (lv_out_msg **pp = &c->ctrl_head; *pp; pp = &(*pp)->next)
             if ((*pp)->kind == kind) {
@@ -56,6 +72,7 @@ void lv_queue_text(lv_client *c, const char *text, lv_out_kind kind)
         return;
     }
     lv_out_msg *m = out_new(text, strlen(text), kind);
+    if (!m && kind == LV_OUT_PLAIN) close_nomem(c);
     if (!m) return;
     if (c->ctrl_tail)
         c->ctrl_tail->next = m;
@@ -66,10 +83,12 @@ void lv_queue_text(lv_client *c, const char *text, lv_out_kind kind)
     lws_callback_on_writable(c->wsi);
 }
 
-static void queue_json(lv_client *c, cJSON *o, lv_out_kind kind)
+/* Queues o (consumed) when ok, its whole rendering or nothing: !ok (a member could not be
+ * added) or no memory to print it closes the session. */
+static void queue_json(lv_client *c, cJSON *o, bool ok)
 {
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    lv_queue_text(c, text, kind);
+    char *text = o && ok ? cJSON_PrintUnformatted(o) : NULL;
+    lv_queue_text(c, text, LV_OUT_PLAIN);
     free(text);
     cJSON_Delete(o);
 }
@@ -77,12 +96,10 @@ static void queue_json(lv_client *c, cJSON *o, lv_out_kind kind)
 static void queue_error(lv_client *c, const char *code, const char *message, bool close)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o) {
-        cJSON_AddStringToObject(o, "type", "error");
-        cJSON_AddStringToObject(o, "code", code);
-        cJSON_AddStringToObject(o, "message", message);
-    }
-    queue_json(c, o, LV_OUT_PLAIN);
+    bool ok = o && cJSON_AddStringToObject(o, "type", "error") &&
+              cJSON_AddStringToObject(o, "code", code) &&
+              cJSON_AddStringToObject(o, "message", message);
+    queue_json(c, o, ok);
     if (close) c->close_after = true;
     lws_callback_on_writable(c->wsi);
 }
@@ -141,22 +158,25 @@ static void send_hello(live *l, lv_client *c)
         [AUTH_READ] = "read", [AUTH_INGEST] = "ingest", [AUTH_ADMIN] = "admin"};
     cJSON *o = cJSON_CreateObject();
     char *model = NULL;
-    if (o) {
-        cJSON_AddStringToObject(o, "type", "hello");
-        cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION);
-        cJSON_AddStringToObject(o, "device", l->device);
-        cJSON_AddNumberToObject(o, "server_time", (double)util_now_ms());
-        cJSON_AddNumberToObject(o, "last_seq", (double)l->fetched_seq);
-        cJSON_AddStringToObject(o, "role", roles[c->role] ? roles[c->role] : "read");
+    bool ok = o && cJSON_AddStringToObject(o, "type", "hello") &&
+              cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
+              cJSON_AddStringToObject(o, "device", l->device) &&
+              cJSON_AddNumberToObject(o, "server_time", (double)util_now_ms()) &&
+              cJSON_AddNumberToObject(o, "last_seq", (double)l->fetched_seq) &&
+              cJSON_AddStringToObject(o, "role", roles[c->role] ? roles[c->role] : "read");
+    if (ok) {
+        /* the saved model info; a parse out of memory is not "no model" */
+        json_alloc_reset();
         cJSON *m = store_meta_get(l->st, "model_info", &model) == ER_OK ? cJSON_Parse(model) : NULL;
+        ok = !json_alloc_failed();
         if (!cJSON_IsObject(m)) {
             cJSON_Delete(m);
-            m = cJSON_CreateNull();
+            m = ok ? cJSON_CreateNull() : NULL;
         }
-        cJSON_AddItemToObject(o, "model", m);
+        ok = json_alloc_add(o, "model", m);
     }
     free(model);
-    queue_json(c, o, LV_OUT_PLAIN);
+    queue_json(c, o, ok);
     lv_ticks_hello(l, c);
 }
 
@@ -226,6 +246,10 @@ static void on_message(live *l, lv_client *c, const char *text, size_t len)
     live_msg m;
     er_err err = {{0}};
     er_rc rc = live_msg_parse(text, len, &m, &err);
+    if (rc == ER_NOMEM) { /* the relay's trouble, not the client's: neither unauthorized nor bad */
+        queue_error(c, "unavailable", "out of memory; reconnect", true);
+        return;
+    }
     if (c->state == LV_CS_AUTH) {
         if (rc == ER_OK && m.type == LIVE_MSG_AUTH)
             on_auth(l, c, &m);
@@ -246,22 +270,19 @@ static void on_message(live *l, lv_client *c, const char *text, size_t len)
     case LIVE_MSG_SUBSCRIBE: {
         live_filter_move(&c->filter, &m.filter);
         cJSON *o = cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "type", "subscribed");
-            cJSON_AddItemToObject(o, "filter", live_filter_to_json(&c->filter));
-        }
-        queue_json(c, o, LV_OUT_PLAIN);
+        bool ok = o && cJSON_AddStringToObject(o, "type", "subscribed") &&
+                  json_alloc_add(o, "filter", live_filter_to_json(&c->filter));
+        queue_json(c, o, ok);
         break;
     }
     case LIVE_MSG_PING: {
+        /* ping_id is cJSON's own printing of the id: it parses again, unless out of memory */
         cJSON *o = cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "type", "pong");
-            cJSON *id = m.ping_id ? cJSON_Parse(m.ping_id) : cJSON_CreateNull();
-            cJSON_AddItemToObject(o, "id", id ? id : cJSON_CreateNull());
+        bool ok =
+            o && cJSON_AddStringToObject(o, "type", "pong") &&
+            json_alloc_add(o, "id", m.ping_id ? cJSON_Parse(m.ping_id) : cJSON_CreateNull()) &&
             cJSON_AddNumberToObject(o, "server_time", (double)util_now_ms());
-        }
-        queue_json(c, o, LV_OUT_PLAIN);
+        queue_json(c, o, ok);
         break;
     }
     }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "model/view.h"
@@ -34,8 +35,9 @@ static unsigned char *render_inference(const inference *inf, double committed_ms
     cJSON *o = cJSON_CreateObject();
     cJSON *view = view_inference(inf);
     if (!o || !view || !cJSON_AddStringToObject(o, "type", "inference")) goto fail;
-    cJSON_AddItemToObject(o, "inference", view);
-    view = NULL;
+    bool added = json_alloc_add(o, "inference", view);
+    view = NULL; /* o's, or freed */
+    if (!added) goto fail;
     if (!(committed_ms > 0 ? cJSON_AddNumberToObject(o, "committed_ms", committed_ms)
                            : cJSON_AddNullToObject(o, "committed_ms")))
         goto fail;

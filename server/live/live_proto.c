@@ -1,6 +1,7 @@
 /* live_proto.c - see live_proto.h. */
 #include "live/live_proto.h"
 
+#include "core/json_alloc.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -105,7 +106,12 @@ er_rc live_msg_parse(const char *text, size_t len, live_msg *out, er_err *err)
     if (!util_utf8_valid(text, len)) /* never echo such bytes back in a text frame */
         return er_fail(err, ER_INVALID, "malformed JSON: the text is not valid UTF-8");
     const char *end = NULL;
+    json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root && json_alloc_failed()) { /* not the client's fault: the caller closes */
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
     while (root && end < text + len && strchr(" \t\r\n", *end))
         end++;
     if (!root || end != text + len) {

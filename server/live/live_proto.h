@@ -39,7 +39,8 @@ typedef struct live_msg {
 
 /* Parses one client message of len bytes (need not be NUL-terminated). On error out is left
  * empty and err says what is wrong: ER_TOOBIG (over LIVE_MSG_MAX_BYTES), ER_INVALID (not
- * JSON), ER_SHAPE (wrong type or fields), ER_NOMEM. */
+ * JSON), ER_SHAPE (wrong type or fields), ER_NOMEM (out of memory, also inside cJSON's parse:
+ * never reported as ER_INVALID, the message may well be good). */
 er_rc live_msg_parse(const char *text, size_t len, live_msg *out, er_err *err);
 void live_msg_free(live_msg *m);
 

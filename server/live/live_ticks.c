@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
 #include "core/util.h"
 
 #define FWD_POLL_MS 500
@@ -80,7 +81,9 @@ static cJSON *stats_json(live *l)
             !cJSON_AddNumberToObject(e, "mean_score", sum / (double)count))
             goto fail;
     }
-    cJSON_AddItemToObject(o, "labels", labels);
+    bool added = json_alloc_add(o, "labels", labels);
+    labels = NULL; /* o's, or freed */
+    if (!added) goto fail;
     return o;
 fail:
     cJSON_Delete(labels);
@@ -106,11 +109,8 @@ static char *forwarder_text(live *l)
         if (!status) goto fail;
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             cJSON *v = cJSON_GetObjectItemCaseSensitive(status, keys[i]);
-            cJSON *copy = v ? cJSON_Duplicate(v, true) : cJSON_CreateNull();
-            if (!copy || !cJSON_AddItemToObject(o, keys[i], copy)) {
-                cJSON_Delete(copy);
+            if (!json_alloc_add(o, keys[i], v ? cJSON_Duplicate(v, true) : cJSON_CreateNull()))
                 goto fail;
-            }
         }
     }
     text = cJSON_PrintUnformatted(o);

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
+
 /* time_ms in the old components is the runner's total inference time. */
 static double total_time_ms(const cJSON *timing)
 {
@@ -38,15 +40,35 @@ static int result_count(const cJSON *payload)
     return 0;
 }
 
+/* A stored fragment parsed (NULL text: NULL). *nomem is set when the parse ran out of memory:
+ * the message is then not made, rather than made without the fragment. A fragment cJSON cannot
+ * read (never written by this program) is left out, as before. */
+static cJSON *parse_stored(const char *text, bool *nomem)
+{
+    if (!text) return NULL;
+    json_alloc_reset();
+    cJSON *v = cJSON_Parse(text);
+    if (!v && json_alloc_failed()) *nomem = true;
+    return v;
+}
+
+/* Moves obj[name] into msg when present; false when out of memory (the item is freed). */
+static bool move_member(cJSON *msg, cJSON *obj, const char *name)
+{
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(obj, name);
+    return !v || json_alloc_add(msg, name, v);
+}
+
 er_rc message_inference_json_cjson(const inference *inf, const message_opts *o, util_buf *out)
 {
     er_rc rc = ER_NOMEM;
-    cJSON *result = cJSON_Parse(inf->result_json ? inf->result_json : "{}");
-    cJSON *timing = inf->timing_json ? cJSON_Parse(inf->timing_json) : NULL;
-    cJSON *info = inf->info_json ? cJSON_Parse(inf->info_json) : NULL;
+    bool nomem = false;
+    cJSON *result = parse_stored(inf->result_json ? inf->result_json : "{}", &nomem);
+    cJSON *timing = parse_stored(inf->timing_json, &nomem);
+    cJSON *info = parse_stored(inf->info_json, &nomem);
     cJSON *msg = cJSON_CreateObject();
     char *image_b64 = NULL, *text = NULL;
-    if (!result || !msg) goto fail;
+    if (!result || !msg || nomem) goto fail;
 
     static const struct {
         const char *from, *to;
@@ -62,45 +84,44 @@ er_rc message_inference_json_cjson(const inference *inf, const message_opts *o, 
     }
     if (!payload) payload = cJSON_CreateObject();
     if (!payload) goto fail;
-
-    cJSON_AddNumberToObject(msg, "time_ms", total_time_ms(timing));
-    if (info) {
-        cJSON_AddItemToObject(msg, "info", info);
-        info = NULL;
-    }
-    cJSON_AddNumberToObject(msg, "inference_count", result_count(payload));
-    cJSON_AddNumberToObject(msg, "total_inferences", (double)inf->seq);
-    cJSON_AddStringToObject(msg, "id", inf->guid);
-    cJSON_AddNumberToObject(msg, "ts", (double)inf->ts);
+    /* info, payload and timing belong to msg once handed to json_alloc_add (which frees them
+     * on failure): each is set to NULL then */
+    int count = result_count(payload);
     if (o->include_image && inf->image.data) {
         image_b64 = malloc(util_b64_encoded_len(inf->image.len) + 1);
-        if (!image_b64) {
-            cJSON_Delete(payload);
-            goto fail;
-        }
-        util_b64_encode(inf->image.data, inf->image.len, image_b64);
-        cJSON_AddStringToObject(msg, "image", image_b64);
+        if (image_b64) util_b64_encode(inf->image.data, inf->image.len, image_b64);
     }
-    cJSON_AddItemToObject(msg, key, payload);
-    cJSON_AddStringToObject(msg, "s3_bucket", o->s3_bucket ? o->s3_bucket : "unset");
-    cJSON_AddStringToObject(msg, "s3_prefix", "unset");
-    cJSON_AddNumberToObject(msg, "seq", (double)inf->seq);
-    cJSON_AddStringToObject(msg, "device", inf->device ? inf->device : "");
-    /* the model's anomaly score as the result holds it (a grid's max is not one) */
-    cJSON *anomaly = cJSON_DetachItemFromObjectCaseSensitive(result, "anomaly");
-    if (anomaly) cJSON_AddItemToObject(msg, "anomaly", anomaly);
-    if (o->image_omitted) cJSON_AddTrueToObject(msg, "image_omitted");
-    if (o->full_fidelity) {
-        static const char *const extra[] = {"visual_anomaly_max", "visual_anomaly_mean"};
-        for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
-            cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(result, extra[i]);
-            if (v) cJSON_AddItemToObject(msg, extra[i], v);
-        }
-        if (timing) {
-            cJSON_AddItemToObject(msg, "timing", timing);
+    bool ok = (!o->include_image || !inf->image.data || image_b64) &&
+              cJSON_AddNumberToObject(msg, "time_ms", total_time_ms(timing));
+    if (ok && info) {
+        ok = json_alloc_add(msg, "info", info);
+        info = NULL;
+    }
+    ok = ok && cJSON_AddNumberToObject(msg, "inference_count", count) &&
+         cJSON_AddNumberToObject(msg, "total_inferences", (double)inf->seq) &&
+         cJSON_AddStringToObject(msg, "id", inf->guid) &&
+         cJSON_AddNumberToObject(msg, "ts", (double)inf->ts) &&
+         (!image_b64 || cJSON_AddStringToObject(msg, "image", image_b64));
+    if (ok)
+        ok = json_alloc_add(msg, key, payload);
+    else
+        cJSON_Delete(payload);
+    ok = ok && cJSON_AddStringToObject(msg, "s3_bucket", o->s3_bucket ? o->s3_bucket : "unset") &&
+         cJSON_AddStringToObject(msg, "s3_prefix", "unset") &&
+         cJSON_AddNumberToObject(msg, "seq", (double)inf->seq) &&
+         cJSON_AddStringToObject(msg, "device", inf->device ? inf->device : "") &&
+         /* the model's anomaly score as the result holds it (a grid's max is not one) */
+         move_member(msg, result, "anomaly") &&
+         (!o->image_omitted || cJSON_AddTrueToObject(msg, "image_omitted"));
+    if (ok && o->full_fidelity) {
+        ok = move_member(msg, result, "visual_anomaly_max") &&
+             move_member(msg, result, "visual_anomaly_mean");
+        if (ok && timing) {
+            ok = json_alloc_add(msg, "timing", timing);
             timing = NULL;
         }
     }
+    if (!ok) goto fail;
 
     text = cJSON_PrintUnformatted(msg);
     if (!text) goto fail;

@@ -5,20 +5,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "core/json_alloc.h"
+
 static bool add_raw_or_null(cJSON *o, const char *name, const char *raw)
 {
-    cJSON *v = raw && *raw ? cJSON_CreateRaw(raw) : cJSON_CreateNull();
-    if (!v) return false;
-    cJSON_AddItemToObject(o, name, v);
-    return true;
+    return json_alloc_add(o, name, raw && *raw ? cJSON_CreateRaw(raw) : cJSON_CreateNull());
 }
 
 static bool add_str_or_null(cJSON *o, const char *name, const char *s)
 {
-    cJSON *v = s ? cJSON_CreateString(s) : cJSON_CreateNull();
-    if (!v) return false;
-    cJSON_AddItemToObject(o, name, v);
-    return true;
+    return json_alloc_add(o, name, s ? cJSON_CreateString(s) : cJSON_CreateNull());
 }
 
 static bool add_image(cJSON *o, const inference *inf)
@@ -75,8 +71,18 @@ fail:
     return NULL;
 }
 
-void view_set_stored(cJSON *view, int64_t seq, int64_t ts)
+/* Sets a number member in place: no allocation, so it cannot half-fail (cJSON's
+ * ReplaceItemInObject copies the key and, in 1.7.15, keeps the item with a NULL key when that
+ * copy fails). */
+static bool set_number(cJSON *view, const char *name, double v)
 {
-    cJSON_ReplaceItemInObject(view, "seq", cJSON_CreateNumber((double)seq));
-    cJSON_ReplaceItemInObject(view, "ts", cJSON_CreateNumber((double)ts));
+    cJSON *item = cJSON_GetObjectItemCaseSensitive(view, name);
+    if (!cJSON_IsNumber(item)) return false;
+    cJSON_SetNumberValue(item, v);
+    return true;
+}
+
+bool view_set_stored(cJSON *view, int64_t seq, int64_t ts)
+{
+    return set_number(view, "seq", (double)seq) && set_number(view, "ts", (double)ts);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
 #include "core/util.h"
 #include "ingest/normalize.h"
 
@@ -454,7 +455,12 @@ er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, 
         rc = er_fail(err, ER_INVALID, "malformed JSON: the text is not valid UTF-8");
         goto fail;
     }
+    json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
+    if (!root && json_alloc_failed()) { /* a good inference must not be dropped as malformed */
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
     if (root)
         while (end < msg + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
             end++;
@@ -488,7 +494,9 @@ er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, 
         s->counters.unknown++;
     }
 fail:
-    if (rc) {
+    if (rc == ER_NOMEM) {
+        s->counters.messages--; /* not taken: the caller hands the same message again */
+    } else if (rc) {
         s->counters.rejected++;
         drop_frame(s);
     }

@@ -76,7 +76,9 @@ const char *runner_session_greeting(runner_session *s);
  *              its data URL says;
  *  ER_SHAPE    well-formed JSON of the wrong shape (not an object, no "type", a hello or
  *              classification with fields of the wrong type; normalize_json's messages);
- *  ER_NOMEM. */
+ *  ER_NOMEM    out of memory (cJSON's included: never reported as malformed). The message is
+ *              not taken: nothing changed but a pending frame the message would replace anyway,
+ *              it is not counted, and the caller should hand the same message again later. */
 er_rc runner_session_on_message(runner_session *s, const char *msg, size_t len, runner_emit_fn emit,
                                 void *arg, er_err *err);
 

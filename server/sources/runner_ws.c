@@ -27,7 +27,8 @@
 #include "sources/runner_msg.h"
 #include "sources/sources_internal.h"
 
-#define RWS_RX_CHUNK 65536 /* lws receive buffer; messages larger than this come in pieces */
+#define RWS_RX_CHUNK 65536     /* lws receive buffer; messages larger than this come in pieces */
+#define RWS_NOMEM_RETRY_MS 100 /* a message held for lack of memory is tried again this often */
 #define RWS_WARN_EVERY_MS 5000
 
 /* The counters a runner-ws source keeps besides inferences and reconnects, in the order of the
@@ -61,6 +62,8 @@ typedef struct runner_ws {
     bool attempted;           /* a connect attempt was made: later ones count as reconnects */
     sources_commits *commits; /* the inferences on their way to the store */
     bool paused;              /* rx flow control is off on wsi: inferences wait */
+    bool rx_held; /* rx is a whole message runner_msg had no memory for: retried, kept across
+                     a reconnect, and nothing more is read until it is taken */
     lws_sorted_usec_list_t retry_sul;
     char last_why[SOURCES_ERROR_MAX]; /* the reason last logged at warn */
 } runner_ws;
@@ -208,7 +211,7 @@ static void lost(runner_ws *r, const char *why)
     r->wsi = NULL;
     r->paused = false;
     r->lost_reported = true;
-    r->rx_len = 0;
+    if (!r->rx_held) r->rx_len = 0;
     r->rx_skip = false;
     if (r->got_message) r->backoff_ms = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
     r->got_message = false;
@@ -300,19 +303,24 @@ static void pump(runner_ws *r)
 {
     if (wsloop_stopping(r->loop)) return;
     int ms = sources__commits_step(r->commits);
-    bool wait = sources__commits_queued(r->commits) > 0;
+    bool wait = sources__commits_queued(r->commits) > 0 || r->rx_held;
     if (wait != r->paused && r->wsi) lws_rx_flow_control(r->wsi, wait ? 0 : 1);
     r->paused = wait && r->wsi;
     if (ms < 0 && sources__commits_held(r->commits) > 0) ms = RWS_POLL_MS;
+    if (r->rx_held && (ms < 0 || ms > RWS_NOMEM_RETRY_MS)) ms = RWS_NOMEM_RETRY_MS;
     if (ms >= 0)
         lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, pump_timer,
                          (lws_usec_t)ms * LWS_US_PER_MS);
     publish_counters(r);
 }
 
+static void take_message(runner_ws *r);
+
 static void pump_timer(lws_sorted_usec_list_t *sul)
 {
-    pump((runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul)));
+    runner_ws *r = (runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul));
+    if (r->rx_held && !wsloop_stopping(r->loop)) take_message(r);
+    pump(r);
 }
 
 static void emit(void *arg, inference *inf)
@@ -331,7 +339,9 @@ static void model_changed(runner_ws *r)
     log_info("sources", "source \"%s\": runner hello, model %s", r->slot->st.name, info);
 }
 
-static void message_done(runner_ws *r)
+/* Hands the gathered message to runner_msg. Out of memory is no verdict on the message (it may
+ * be a good inference): it stays in rx, held, and pump tries it again while reading waits. */
+static void take_message(runner_ws *r)
 {
     if (r->rx_skip) {
         runner_session_reject(r->session);
@@ -340,13 +350,26 @@ static void message_done(runner_ws *r)
         er_err err = {{0}};
         runner_session_counters before, after;
         runner_session_counters_get(r->session, &before);
-        if (runner_session_on_message(r->session, r->rx, r->rx_len, emit, r, &err) != ER_OK)
-            warn_bad(r, err.msg);
+        er_rc rc = runner_session_on_message(r->session, r->rx, r->rx_len, emit, r, &err);
+        if (rc == ER_NOMEM) {
+            if (!r->rx_held)
+                log_warn("sources", "source \"%s\": out of memory reading a message: holding it",
+                         r->slot->st.name);
+            r->rx_held = true;
+            return;
+        }
+        if (rc) warn_bad(r, err.msg);
         runner_session_counters_get(r->session, &after);
         if (after.hellos != before.hellos) model_changed(r);
     }
+    r->rx_held = false;
     r->rx_len = 0;
     r->rx_skip = false;
+}
+
+static void message_done(runner_ws *r)
+{
+    take_message(r);
     r->got_message = true;
     pump(r);
 }
@@ -359,11 +382,11 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (!r) break;
-        r->rx_len = 0;
+        if (!r->rx_held) r->rx_len = 0;
         r->rx_skip = false;
         sources_slot_state(r->slot, "running", NULL);
         r->last_why[0] = '\0';
-        if (sources__commits_queued(r->commits) > 0) { /* still holding: read nothing yet */
+        if (sources__commits_queued(r->commits) > 0 || r->rx_held) { /* read nothing yet */
             lws_rx_flow_control(wsi, 0);
             r->paused = true;
         }
@@ -385,6 +408,13 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!r) break;
+        if (r->rx_held) take_message(r); /* reading was paused for it; lws may hold one more */
+        if (r->rx_held) { /* still no memory: the older message goes, reported, not both */
+            r->rx_held = false;
+            r->rx_skip = true;
+            r->skip_why = "out of memory (held, then a newer message came)";
+            take_message(r);
+        }
         if (lws_is_first_fragment(wsi)) {
             r->rx_len = 0;
             r->rx_skip = false;

@@ -74,6 +74,16 @@ fail:
     return rc;
 }
 
+/* Moves *item (when set) into res under key; on failure it stays in the block (freed with it)
+ * and the block is dropped whole: never an inference without one of its parts. */
+static er_rc move_into(cJSON *res, const char *key, cJSON **item)
+{
+    if (!*item) return ER_OK;
+    if (!cJSON_AddItemToObject(res, key, *item)) return ER_NOMEM;
+    *item = NULL;
+    return ER_OK;
+}
+
 /* The block's pieces to a canonical inference: result keys in normalize's order, kind and
  * anomaly by normalize's rules. Takes the cJSON pieces out of the block. */
 static er_rc build_inference(serial_parser *p, inference **out)
@@ -98,32 +108,24 @@ static er_rc build_inference(serial_parser *p, inference **out)
     for (const cJSON *it = b->cls ? b->cls->child : NULL; it; it = it->next)
         if ((rc = inference_add_label(inf, it->string, it->valuedouble))) goto fail;
 
-    if (b->cls) {
-        cJSON_AddItemToObject(res, "classification", b->cls);
-        b->cls = NULL;
-    }
     /* a visual anomaly model's empty box list is dropped next to its grid, as normalize does */
-    if (b->boxes && (boxes_found || !b->grid)) {
-        cJSON_AddItemToObject(res, "bounding_boxes", b->boxes);
+    bool grid = b->grid != NULL;
+    if (b->boxes && !boxes_found && grid) {
+        cJSON_Delete(b->boxes);
         b->boxes = NULL;
     }
-    if (b->grid) {
-        cJSON_AddItemToObject(res, "visual_anomaly_grid", b->grid);
-        b->grid = NULL;
-        if ((b->has_vmax && !cJSON_AddNumberToObject(res, "visual_anomaly_max", b->vmax)) ||
-            (b->has_vmean && !cJSON_AddNumberToObject(res, "visual_anomaly_mean", b->vmean))) {
-            rc = ER_NOMEM;
-            goto fail;
-        }
-    }
-    if (b->has_anomaly && !cJSON_AddNumberToObject(res, "anomaly", b->anomaly)) {
+    if ((rc = move_into(res, "classification", &b->cls)) ||
+        (rc = move_into(res, "bounding_boxes", &b->boxes)) ||
+        (rc = move_into(res, "visual_anomaly_grid", &b->grid)))
+        goto fail;
+    if ((grid && b->has_vmax && !cJSON_AddNumberToObject(res, "visual_anomaly_max", b->vmax)) ||
+        (grid && b->has_vmean && !cJSON_AddNumberToObject(res, "visual_anomaly_mean", b->vmean)) ||
+        (b->has_anomaly && !cJSON_AddNumberToObject(res, "anomaly", b->anomaly))) {
         rc = ER_NOMEM;
         goto fail;
     }
-    if (b->freeform) {
-        cJSON_AddItemToObject(res, "freeform", b->freeform);
-        b->freeform = b->ff_cur = NULL;
-    }
+    b->ff_cur = NULL;
+    if ((rc = move_into(res, "freeform", &b->freeform))) goto fail;
 
     if (cJSON_GetObjectItemCaseSensitive(res, "classification"))
         inf->kind = INFERENCE_CLASSIFICATION;
