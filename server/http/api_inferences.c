@@ -70,7 +70,8 @@ enum MHD_Result http_api_ingest(http_req *r)
     normalize_opts o = {.device = s->deps.device,
                         .source = source ? source : "http",
                         .max_image_bytes = max > 0 ? (size_t)max : 0,
-                        .now_ms = util_now_ms()};
+                        .now_ms = util_now_ms(),
+                        .lim = normalize_limits_of(s->deps.cfg)};
     inference *inf = NULL;
     er_err err = {{0}};
     const uint8_t *body = r->body.data ? (const uint8_t *)r->body.data : (const uint8_t *)"";

@@ -117,10 +117,10 @@ enum MHD_Result http_api_stats(http_req *r)
     cJSON *arr = NULL;
     const char *arr_label = NULL;
     for (size_t i = 0; ok && i < n; i++) {
-        /* rows usually come grouped by label; look up only when the label changes */
+        /* rows come ordered by label (store_stats): a new label starts its array, without a
+         * look-up in the object (linear in cJSON: quadratic over 10,000 labels) */
         if (!arr_label || strcmp(arr_label, rows[i].label) != 0) {
-            arr = cJSON_GetObjectItemCaseSensitive(labels, rows[i].label);
-            if (!arr) arr = cJSON_AddArrayToObject(labels, rows[i].label);
+            arr = cJSON_AddArrayToObject(labels, rows[i].label);
             arr_label = rows[i].label;
         }
         cJSON *pt = arr ? cJSON_CreateObject() : NULL;

@@ -144,7 +144,8 @@ typedef struct store_stats_row {
     double mean_score;
 } store_stats_row;
 
-/* Per label per bucket counts and mean score for ts in [since, until). */
+/* Per label per bucket counts and mean score for ts in [since, until), ordered by label, then
+ * bucket. */
 er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
                   store_stats_row **rows, size_t *n);
 void store_stats_free(store_stats_row *rows, size_t n);
