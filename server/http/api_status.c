@@ -106,6 +106,11 @@ enum MHD_Result http_api_stats(http_req *r)
     store_stats_row *rows = NULL;
     size_t n = 0;
     er_rc rc = store_stats(r->srv->deps.st, since, until, bucket, &rows, &n);
+    if (rc == ER_TOOBIG)
+        return http_reply_error(r, 413, "payload_too_large",
+                                "the statistics would pass page_max_bytes (%lld); narrow the "
+                                "range or widen 'bucket'",
+                                (long long)r->srv->deps.cfg->page_max_bytes);
     if (rc) return http_reply_rc(r, rc, "the statistics could not be computed");
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddNumberToObject(o, "since", (double)since) &&

@@ -40,6 +40,11 @@ typedef struct store_opts {
     int64_t outbox_max_bytes;
     bool outbox_reject_new;
     int max_attempts; /* publish attempts before a row is dead-lettered; 0 = default (10) */
+    /* Row bytes one read may hold (inference_footprint, labels included, image bytes only
+     * when read): a page ends early past it, with next_seq set, but always holds one row.
+     * Bounds store_list, store_list_after, the outbox reads, store_foreach's pages and
+     * store_stats (ER_TOOBIG past it). 0 = default (4 MiB). */
+    int64_t page_max_bytes;
     /* A file that is corrupt or not a database (quick_check, SQLITE_CORRUPT, SQLITE_NOTADB) is
      * moved to <path>.corrupt-<UTC time> with its -wal/-shm and a fresh database created (the
      * service); false: store_create fails with ER_DB and touches nothing (the tools). Either
@@ -145,7 +150,8 @@ typedef struct store_stats_row {
 } store_stats_row;
 
 /* Per label per bucket counts and mean score for ts in [since, until), ordered by label, then
- * bucket. */
+ * bucket. ER_TOOBIG when the rows would pass page_max_bytes (a narrower range or a wider bucket
+ * holds fewer). */
 er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
                   store_stats_row **rows, size_t *n);
 void store_stats_free(store_stats_row *rows, size_t n);

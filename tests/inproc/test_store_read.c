@@ -197,11 +197,12 @@ static void test_stats(void)
         CHECK_EQ_INT(rows[0].bucket_ms, 0);
         CHECK_EQ_INT(rows[0].count, 2);
         CHECK(rows[0].mean_score > 0.2999 && rows[0].mean_score < 0.3001);
-        CHECK_EQ_STR(rows[1].label, "dog");
-        CHECK_EQ_INT(rows[1].bucket_ms, 0);
+        /* ordered by label, then bucket: one label's points together */
+        CHECK_EQ_STR(rows[1].label, "cat");
+        CHECK_EQ_INT(rows[1].bucket_ms, 1000);
         CHECK_EQ_INT(rows[1].count, 1);
-        CHECK_EQ_STR(rows[2].label, "cat");
-        CHECK_EQ_INT(rows[2].bucket_ms, 1000);
+        CHECK_EQ_STR(rows[2].label, "dog");
+        CHECK_EQ_INT(rows[2].bucket_ms, 0);
         CHECK_EQ_INT(rows[2].count, 1);
     }
     store_stats_free(rows, n);
@@ -253,6 +254,78 @@ static void test_foreach(void)
     store_destroy(s);
 }
 
+/* ---- pages bounded by bytes ---- */
+
+/* Walks every row with store_list (newest first) or store_list_after (oldest first), pages of
+ * up to 100 rows; counts the rows and the pages, and the most rows one page held. */
+static void walk_pages(store *s, bool after, size_t *rows, int *pages, size_t *most)
+{
+    int64_t cursor = 0;
+    *rows = 0;
+    *pages = 0;
+    *most = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        store_page p;
+        store_filter f = {.limit = 100, .before_seq = cursor};
+        CHECK_EQ_INT(after ? store_list_after(s, cursor, 100, &p) : store_list(s, &f, &p), ER_OK);
+        *rows += p.n;
+        (*pages)++;
+        if (p.n > *most) *most = p.n;
+        int64_t next = p.next_seq;
+        store_page_free(&p);
+        if (!next) break;
+        cursor = next;
+    }
+}
+
+/* Rows of ~20 KB (a big info) under page_max_bytes 64 KiB: every read holds at most 4 of them,
+ * ends early with its cursor, and the pages together give every row once. Images are read (and
+ * counted) only where their bytes are: store_foreach's pages. */
+static void test_page_bytes(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.page_max_bytes = 64 * 1024};
+    store *s = open_store(path, &o);
+    char *info = malloc(20002);
+    info[0] = '"';
+    memset(info + 1, 'x', 19999);
+    info[20000] = '"';
+    info[20001] = 0;
+    for (int i = 0; i < 10; i++) {
+        inference *inf = make_inf(1000 + i, "http", "a", 0.5);
+        inf->info_json = strdup(info);
+        put_ok(s, inf);
+    }
+    free(info);
+    size_t rows, most;
+    int pages;
+    walk_pages(s, false, &rows, &pages, &most);
+    CHECK_EQ_INT(rows, 10);
+    CHECK_EQ_INT(most, 4);
+    CHECK_EQ_INT(pages, 3);
+    walk_pages(s, true, &rows, &pages, &most);
+    CHECK_EQ_INT(rows, 10);
+    CHECK_EQ_INT(most, 4);
+    walk w = {.ordered = 1, .images_ok = 1};
+    CHECK_EQ_INT(store_foreach(s, walk_one, &w), ER_OK);
+    CHECK_EQ_INT(w.n, 10);
+    CHECK(w.ordered);
+    /* stats past the bound: ER_TOOBIG, not a growing array (10 rows x 10 labels per bucket) */
+    store_stats_row *st = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(store_stats(s, 0, 2000, 1000, &st, &n), ER_OK);
+    store_stats_free(st, n);
+    for (int i = 0; i < 300; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "l%d", i);
+        put_ok(s, make_inf(i, "http", label, 0.5));
+    }
+    CHECK_EQ_INT(store_stats(s, 0, 300, 1, &st, &n), ER_TOOBIG);
+    CHECK(st == NULL && n == 0);
+    store_destroy(s);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-store-read-XXXXXX")) return 1;
@@ -260,5 +333,6 @@ int main(void)
     test_query_plan();
     test_stats();
     test_foreach();
+    test_page_bytes();
     return store_fixture_end();
 }
