@@ -75,7 +75,8 @@ typedef struct config {
     int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
-    int max_json_depth; /* inference documents: nesting, values, stored sizes */
+    int64_t max_bodies_bytes; /* request bodies held at once, all connections together */
+    int max_json_depth;       /* inference documents: nesting, values, stored sizes */
     int max_json_nodes;
     int64_t max_result_bytes;
     int64_t max_info_bytes;

@@ -87,6 +87,14 @@ const cfg_opt cfg_opts[] = {
      .max = 1024 * 1024 * 1024,
      .help = "largest accepted request body"},
     /* memory: each bound is checked before the work it bounds (README, Memory bounds) */
+    {.name = "max_bodies_bytes",
+     .type = CFG_OT_SIZE,
+     FIELD(max_bodies_bytes),
+     .def = "64MiB",
+     .min = 1024,
+     .max = INT64_MAX,
+     .help = "most request body bytes held at once over all connections (at least "
+             "max_body_bytes); a body that does not fit now gets 503 with Retry-After"},
     {.name = "max_json_depth",
      .type = CFG_OT_INT,
      FIELD(max_json_depth),

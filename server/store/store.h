@@ -126,9 +126,10 @@ typedef struct store_page {
 
 er_rc store_list(store *s, const store_filter *f, store_page *out);
 /* Up to limit (1..1000) inferences with seq > after_seq, OLDEST first, with their labels and
- * image metadata (no image bytes): the live stream's catch-up. next_seq is the page's last seq
- * when more rows follow, else 0. */
-er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out);
+ * image metadata (no image bytes): the live stream's catch-up. Fewer past max_bytes of rows
+ * (0: page_max_bytes; at least one row). next_seq is the page's last seq when more rows
+ * follow, else 0. */
+er_rc store_list_after(store *s, int64_t after_seq, int limit, size_t max_bytes, store_page *out);
 void store_page_free(store_page *p);
 
 /* One inference by guid, image metadata but no image bytes. ER_NOTFOUND if absent. */

@@ -328,9 +328,9 @@ int64_t store__retention_wait_ms(const store *s);
 enum { PAGE_DATA = 1, PAGE_LABELS = 2 }; /* what store__read_page adds to each row */
 /* One page of INF_COLS rows from reader statement which (?1 cursor, ?2 limit + 1: the extra row
  * sets next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked; it ends early
- * (next_seq set) once its rows pass page_max_bytes. */
+ * (next_seq set) once its rows pass max_bytes (0 or more: page_max_bytes). */
 er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
-                       store_page *out);
+                       size_t max_bytes, store_page *out);
 /* The first n int64 columns of the one row reader statement which answers. */
 er_rc store__read_row(reader *r, int which, int64_t *vals, int n);
 

@@ -90,9 +90,9 @@ static size_t row_bytes(const inference *inf)
 
 /* Whether a page of n rows holding bytes must end before the next row: it is full, or past
  * the byte bound (a page always holds one row, so a big row still moves the cursor). */
-static bool page_ends(const store *s, size_t n, size_t limit, size_t bytes)
+static bool page_ends(size_t max_bytes, size_t n, size_t limit, size_t bytes)
 {
-    return n == limit || (n > 0 && bytes >= s->page_max_bytes);
+    return n == limit || (n > 0 && bytes >= max_bytes);
 }
 
 /* Copies the image bytes of column COL_DATA (if not NULL) into inf. */
@@ -111,8 +111,9 @@ static er_rc copy_image_data(sqlite3_stmt *st, inference *inf)
 /* One page of INF_COLS rows from statement which (?1 cursor, ?2 limit + 1: the extra row sets
  * next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
 er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
-                       store_page *out)
+                       size_t max_bytes, store_page *out)
 {
+    if (!max_bytes || max_bytes > s->page_max_bytes) max_bytes = s->page_max_bytes;
     reader *r = store__reader_get(s);
     sqlite3_stmt *st = r->st[which];
     er_rc rc = ER_OK;
@@ -126,7 +127,7 @@ er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned 
     sqlite3_bind_int64(st, 1, cursor);
     sqlite3_bind_int(st, 2, limit + 1);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (page_ends(s, out->n, (size_t)limit, bytes)) {
+        if (page_ends(max_bytes, out->n, (size_t)limit, bytes)) {
             out->next_seq = out->items[out->n - 1]->seq;
             src = SQLITE_DONE;
             break;
@@ -186,7 +187,7 @@ er_rc store_list(store *s, const store_filter *f, store_page *out)
     if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
     size_t bytes = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (page_ends(s, out->n, (size_t)f->limit, bytes)) {
+        if (page_ends(s->page_max_bytes, out->n, (size_t)f->limit, bytes)) {
             out->next_seq = out->items[out->n - 1]->seq;
             src = SQLITE_DONE;
             break;
@@ -203,11 +204,11 @@ fail:
     return rc;
 }
 
-er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
+er_rc store_list_after(store *s, int64_t after_seq, int limit, size_t max_bytes, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return store__read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, out);
+    return store__read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, max_bytes, out);
 }
 
 void store_page_free(store_page *p)
@@ -422,7 +423,8 @@ static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n, 
     size_t bytes = 0;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int(st, 2, FOREACH_PAGE);
-    while (!page_ends(s, *n, FOREACH_PAGE, bytes) && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!page_ends(s->page_max_bytes, *n, FOREACH_PAGE, bytes) &&
+           (src = sqlite3_step(st)) == SQLITE_ROW) {
         inference *inf = NULL;
         rc = row_to_inference(st, &inf);
         if (rc) goto fail;

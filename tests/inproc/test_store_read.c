@@ -26,7 +26,7 @@ static void test_list(void)
 
     /* Oldest first after a seq, with labels (the live stream's catch-up). */
     store_page after;
-    CHECK_EQ_INT(store_list_after(s, seqs[2], 3, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[2], 3, 0, &after), ER_OK);
     CHECK_EQ_INT(after.n, 3);
     for (size_t i = 0; i < after.n; i++) {
         CHECK_EQ_INT(after.items[i]->seq, seqs[3 + i]);
@@ -36,14 +36,14 @@ static void test_list(void)
     }
     CHECK_EQ_INT(after.next_seq, seqs[5]); /* more follow */
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, seqs[37], 10, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[37], 10, 0, &after), ER_OK);
     CHECK(after.n == 2 && after.next_seq == 0);
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, seqs[39], 10, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[39], 10, 0, &after), ER_OK);
     CHECK_EQ_INT(after.n, 0);
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, 0, 0, &after), ER_INVALID);
-    CHECK_EQ_INT(store_list_after(s, -1, 5, &after), ER_INVALID);
+    CHECK_EQ_INT(store_list_after(s, 0, 0, 0, &after), ER_INVALID);
+    CHECK_EQ_INT(store_list_after(s, -1, 5, 0, &after), ER_INVALID);
 
     /* Keyset pages stay exact while new rows arrive between pages. */
     store_filter f = {.limit = 7};
@@ -267,7 +267,8 @@ static void walk_pages(store *s, bool after, size_t *rows, int *pages, size_t *m
     for (int guard = 0; guard < 100; guard++) {
         store_page p;
         store_filter f = {.limit = 100, .before_seq = cursor};
-        CHECK_EQ_INT(after ? store_list_after(s, cursor, 100, &p) : store_list(s, &f, &p), ER_OK);
+        CHECK_EQ_INT(after ? store_list_after(s, cursor, 100, 0, &p) : store_list(s, &f, &p),
+                     ER_OK);
         *rows += p.n;
         (*pages)++;
         if (p.n > *most) *most = p.n;
