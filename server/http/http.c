@@ -173,7 +173,6 @@ enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code,
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     if (status == 405 && r->route.allow) MHD_add_response_header(resp, "Allow", r->route.allow);
-    if (status == 503) MHD_add_response_header(resp, "Retry-After", "1");
     return http_reply(r, status, resp);
 }
 
