@@ -9,11 +9,12 @@
 import json
 import os
 import re
+import select
 import socket
 import threading
 
-from harness import (INGEST_TOKEN, Relay, TestFailure, check, eq, error_of, relay_bin, run_tests,
-                     source_dir)
+from harness import (INGEST_TOKEN, ConnectionClosed, HttpConn, Relay, TestFailure, check, eq,
+                     error_of, relay_bin, run_tests, source_dir)
 from harness.live import live, next_msg, read_until_id
 
 
@@ -121,9 +122,35 @@ def test_ring_and_pages_by_bytes():
         eq(got, ids[::-1], "every row once, newest first, over the short pages")
 
 
+def chunked_refused(r):
+    """A chunked body that grows past the room left is answered 503 while it is being sent."""
+    resp = None
+    with HttpConn(r.http_port, timeout=10) as c:
+        c.send_raw(("POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                    "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    % INGEST_TOKEN).encode())
+        chunk = b"c" * 65536
+        try:
+            for _ in range(64):  # 4 MiB at most; the room left is about 250 kB
+                if select.select([c.sock], [], [], 0)[0]:
+                    break  # the server answered: stop sending
+                c.send_raw(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            resp = c.read_response("POST")
+        except (ConnectionClosed, ConnectionResetError):
+            pass
+    check(resp is not None, "a chunked body past the budget got no answer")
+    _, message = error_of(resp, 503)
+    check("max_bodies_bytes (1048576)" in message, "503 names the setting: %r" % message)
+    eq(resp.headers.get("retry-after"), "1", "Retry-After of the raw answer")
+
+
 def test_bodies_budget():
     """max_bodies_bytes 1 MiB: while one 800 kB body is being received, a second is refused
-    with 503 and Retry-After naming the setting; once the first is in, the room is back."""
+    with 503 and Retry-After naming the setting (at its head from Content-Length, or while a
+    chunked one arrives); once the first is in, the room is back."""
     with Relay({"max_body_bytes": 1 << 20, "max_bodies_bytes": 1 << 20,
                 "max_info_bytes": 1 << 20}) as r:
         doc = json.dumps({"result": {"anomaly": 1}, "info": "b" * 799000}).encode()
@@ -144,6 +171,7 @@ def test_bodies_budget():
             _, message = error_of(resp, 503)
             check("max_bodies_bytes (1048576)" in message, "503 names the setting: %r" % message)
             eq(resp.headers.get("retry-after"), "1", "Retry-After")
+            chunked_refused(r)
             s.sendall(doc[1000:])
             answer = b""
             while b"\r\n\r\n" not in answer:
