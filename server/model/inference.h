@@ -69,8 +69,9 @@ typedef struct inference {
     char *info_json;         /* owned; free-form info (JSON text) or NULL */
     inference_label *labels; /* owned; per-label best score, for the index */
     size_t n_labels;
-    /* inference_add_label's own: the array's capacity (0: exactly n_labels, as a reader built
-     * it) and a hash of the labels (slot = 1 + index, 0 free; rebuilt when missing or full) */
+    /* the array's capacity (0: exactly n_labels, as code that builds the array itself may
+     * leave it) and inference_add_label's hash of the labels (slot = 1 + index, 0 free;
+     * rebuilt when missing or full) */
     size_t labels_cap;
     uint32_t *label_slots;  /* owned */
     size_t label_slots_cap; /* a power of two, at least twice n_labels; 0 = none yet */

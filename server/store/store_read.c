@@ -61,15 +61,20 @@ static er_rc read_labels(reader *r, inference *inf)
     int src;
     sqlite3_bind_int64(st, 1, inf->seq);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        inference_label *grown = realloc(inf->labels, (inf->n_labels + 1) * sizeof *grown);
-        if (!grown) {
-            rc = ER_NOMEM;
-            goto fail;
+        if (inf->n_labels == inf->labels_cap) { /* doubling: 10,000 labels, not 10,000 copies */
+            size_t cap = inf->labels_cap ? inf->labels_cap * 2 : 8;
+            inference_label *grown = realloc(inf->labels, cap * sizeof *grown);
+            if (!grown) {
+                rc = ER_NOMEM;
+                goto fail;
+            }
+            inf->labels = grown;
+            inf->labels_cap = cap;
         }
-        inf->labels = grown;
-        grown[inf->n_labels].label = col_strdup(st, 0);
-        grown[inf->n_labels].score = sqlite3_column_double(st, 1);
-        if (!grown[inf->n_labels].label) {
+        inference_label *l = &inf->labels[inf->n_labels];
+        l->label = col_strdup(st, 0);
+        l->score = sqlite3_column_double(st, 1);
+        if (!l->label) {
             rc = ER_NOMEM;
             goto fail;
         }

@@ -327,6 +327,35 @@ static void test_page_bytes(void)
     store_destroy(s);
 }
 
+/* 10,000 labels read back: the array grows by doubling (its capacity at most twice the
+ * labels), not one realloc (and, under a sanitizer, one copy) per label. */
+static void test_many_labels(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    inference *inf = make_inf(1, "http", "l0", 0.5);
+    char guid[UTIL_UUID_LEN + 1];
+    snprintf(guid, sizeof guid, "%s", inf->guid);
+    for (int i = 1; i < 10000; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "l%d", i);
+        CHECK_EQ_INT(inference_add_label(inf, label, 0.25), ER_OK);
+    }
+    put_ok(s, inf);
+    inference *got = NULL;
+    CHECK_EQ_INT(store_get(s, guid, &got), ER_OK);
+    if (got) {
+        CHECK_EQ_INT(got->n_labels, 10000);
+        CHECK(got->labels_cap >= 10000 && got->labels_cap <= 20000);
+        /* and adding to what was read still finds each label once */
+        CHECK_EQ_INT(inference_add_label(got, "l9999", 0.75), ER_OK);
+        CHECK_EQ_INT(got->n_labels, 10000);
+    }
+    inference_destroy(got);
+    store_destroy(s);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-store-read-XXXXXX")) return 1;
@@ -335,5 +364,6 @@ int main(void)
     test_stats();
     test_foreach();
     test_page_bytes();
+    test_many_labels();
     return store_fixture_end();
 }
