@@ -61,6 +61,7 @@ static er_rc open_store(const config *cfg, bool recover, store **out, er_err *er
         .outbox_max_bytes = cfg->outbox_max_bytes,
         .outbox_reject_new = cfg->outbox_on_full == CONFIG_OUTBOX_REJECT_NEW,
         .max_attempts = cfg->max_attempts,
+        .page_max_bytes = cfg->page_max_bytes,
         .recover = recover,
     };
     return store_create(&so, out, err);

@@ -28,6 +28,15 @@ typedef enum config_role {
 #define CONFIG_TOKEN_MIN 16
 #define CONFIG_TOKEN_MAX 256
 
+/* The defaults of the inference document limits, shared with ingest/normalize (which applies
+ * them when a caller passes 0). */
+#define CONFIG_DEF_JSON_DEPTH 32
+#define CONFIG_DEF_JSON_NODES 200000
+#define CONFIG_DEF_RESULT_BYTES 1048576
+#define CONFIG_DEF_INFO_BYTES 65536
+#define CONFIG_STR_(x) #x
+#define CONFIG_STR(x) CONFIG_STR_(x)
+
 typedef struct config_token {
     char *token; /* owned */
     config_role role;
@@ -69,6 +78,13 @@ typedef struct config {
     int log_level;  /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
+    int64_t max_bodies_bytes; /* request bodies held at once, all connections together */
+    int max_json_depth;       /* inference documents: nesting, values, stored sizes */
+    int max_json_nodes;
+    int64_t max_result_bytes;
+    int64_t max_info_bytes;
+    int64_t live_ring_bytes;        /* the live stream's ring of rendered inferences */
+    int64_t page_max_bytes;         /* row bytes in one read page of the cache */
     bool allow_root;                /* the service refuses to run as root unless this is set */
     int64_t http_header_timeout_ms; /* absolute deadlines, not idle timers */
     int64_t http_body_timeout_ms;

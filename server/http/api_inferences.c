@@ -70,13 +70,14 @@ enum MHD_Result http_api_ingest(http_req *r)
     normalize_opts o = {.device = s->deps.device,
                         .source = source ? source : "http",
                         .max_image_bytes = max > 0 ? (size_t)max : 0,
-                        .now_ms = util_now_ms()};
+                        .now_ms = util_now_ms(),
+                        .lim = normalize_limits_of(s->deps.cfg)};
     inference *inf = NULL;
     er_err err = {{0}};
     const uint8_t *body = r->body.data ? (const uint8_t *)r->body.data : (const uint8_t *)"";
     er_rc rc = ingest_parse(ct, body, r->body.len, &o, &inf, &err);
     if (rc) return http_reply_rc(r, rc, err.msg);
-    util_buf_free(&r->body);
+    http_req_body_free(r);
 
     /* The store owns inf from store_put_async on, so the answer is rendered now; only seq
      * and ts are filled in from the commit result. */

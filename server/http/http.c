@@ -111,35 +111,32 @@ static char *error_text(http_req *r, unsigned status, const char *code, char *me
 }
 
 /* libmicrohttpd 0.9.75 cannot queue a response while an upload is still arriving, yet a
- * chunked sender that went past the limit must hear 413 without sending everything. So the
+ * chunked sender that went past a limit must hear the answer without sending everything. So the
  * answer is written straight to the socket and the connection is closed once the rest of the
  * body is drained or HTTP_DISCARD_MAX is reached. Over HTTPS the socket carries TLS records that
  * only libmicrohttpd may write: there the connection is closed at once, without an answer
- * (returns false). */
-static bool raw_reply_413(http_req *r)
+ * (returns false). message is scrubbed in place (see error_text). */
+static bool raw_reply(http_req *r, unsigned status, const char *code, char *message)
 {
     if (r->srv->deps.tls) {
-        log_ratelimited(LOG_INFO, "http", "413-close",
-                        "%s %s: the chunked body passed max_body_bytes (%lld): closed (HTTPS)",
-                        r->method, r->path, (long long)r->srv->deps.cfg->max_body_bytes);
-        count_status(r, 413);
+        log_ratelimited(LOG_INFO, "http", "raw-close", "%s %s -> %u %s: %s: closed (HTTPS)",
+                        r->method, r->path, status, code, message);
+        count_status(r, status);
         return false;
     }
-    char message[128];
-    snprintf(message, sizeof message, "the body is larger than the limit of %lld bytes",
-             (long long)r->srv->deps.cfg->max_body_bytes);
-    char *text = error_text(r, 413, "payload_too_large", message);
+    char *text = error_text(r, status, code, message);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    count_status(r, 413);
+    count_status(r, status);
     r->state = HTTP_REQ_DISCARD;
     if (!text || !ci) goto done;
     char head[512];
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                     "HTTP/1.1 %u %s\r\nConnection: close\r\n%s"
                      "Content-Type: application/json\r\nCache-Control: no-store\r\n"
                      "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n\r\n",
-                     strlen(text));
+                     status, status == 503 ? "Service Unavailable" : "Payload Too Large",
+                     status == 503 ? "Retry-After: 1\r\n" : "", strlen(text));
     /* A few hundred bytes on an idle socket: the send buffer takes them at once. */
     if (n > 0 && (size_t)n < sizeof head &&
         send(ci->connect_fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
@@ -148,6 +145,37 @@ done:
     free(text);
     return true;
 }
+
+static bool raw_reply_413(http_req *r)
+{
+    char message[128];
+    snprintf(message, sizeof message, "the body is larger than the limit of %lld bytes",
+             (long long)r->srv->deps.cfg->max_body_bytes);
+    return raw_reply(r, 413, "payload_too_large", message);
+}
+
+/* Takes n more bytes of the bodies budget for r; false (nothing taken) when they do not fit. */
+static bool body_reserve(http_req *r, int64_t n)
+{
+    http_server *s = r->srv;
+    int64_t held = atomic_fetch_add(&s->bodies_held, n);
+    if (held + n > s->bodies_max) {
+        atomic_fetch_sub(&s->bodies_held, n);
+        return false;
+    }
+    r->body_held += n;
+    return true;
+}
+
+void http_req_body_free(http_req *r)
+{
+    util_buf_free(&r->body);
+    atomic_fetch_sub(&r->srv->bodies_held, r->body_held);
+    r->body_held = 0;
+}
+
+static const char bodies_full_fmt[] =
+    "request bodies being received hold max_bodies_bytes (%lld); retry shortly";
 
 enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
                                  ...)
@@ -376,6 +404,12 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
                                     (long long)max);
             return true;
         }
+        /* a declared body takes its room before a byte is read (refused while others hold it) */
+        if (cl && len > 0 && !body_reserve(r, len)) {
+            *ret =
+                http_reply_error(r, 503, "unavailable", bodies_full_fmt, (long long)s->bodies_max);
+            return true;
+        }
     }
     return false;
 }
@@ -422,8 +456,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (max > 0 && (r->body.len > (size_t)max || n > (size_t)max - r->body.len)) {
                 /* A chunked (or lying) body grew past the limit. libmicrohttpd 0.9.75 cannot
                  * queue a response in the middle of an upload (see raw_reply_413). */
-                util_buf_free(&r->body);
+                http_req_body_free(r);
                 return raw_reply_413(r) ? MHD_YES : MHD_NO;
+            }
+            int64_t more = (int64_t)(r->body.len + n) - r->body_held;
+            if (more > 0 && !body_reserve(r, more)) { /* chunked, or longer than declared */
+                char message[160];
+                snprintf(message, sizeof message, bodies_full_fmt, (long long)s->bodies_max);
+                http_req_body_free(r);
+                return raw_reply(r, 503, "unavailable", message) ? MHD_YES : MHD_NO;
             }
             if (util_buf_append(&r->body, upload_data, n) != ER_OK)
                 return http_reply_error(r, 500, "internal", "out of memory for the body");
@@ -462,7 +503,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_phase(r->srv, conn, HTTP_PHASE_HEAD); /* a keep-alive connection's next request */
     /* a resumed connection whose client went away completes without another handler call */
     uncount_suspended(r);
-    util_buf_free(&r->body);
+    http_req_body_free(r);
     http_req_free_ingest(r);
     free(r);
     *con_cls = NULL;
@@ -523,6 +564,8 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     s->max_conns =
         (unsigned)(deps->max_connections > 0 ? deps->max_connections : cfg->http_max_connections);
     s->max_per_ip = (unsigned)cfg->http_max_connections_per_ip;
+    s->bodies_max =
+        cfg->max_bodies_bytes > cfg->max_body_bytes ? cfg->max_bodies_bytes : cfg->max_body_bytes;
     rc = http_deadlines_create(cfg->http_header_timeout_ms, cfg->http_body_timeout_ms,
                                &s->deadlines, err);
     if (rc) goto fail;

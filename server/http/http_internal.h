@@ -61,6 +61,10 @@ struct http_server {
     atomic_uint_fast64_t by_status[HTTP_STATUS_MAX];
     atomic_uint_fast64_t ingest_by_status[HTTP_STATUS_MAX];
     atomic_uint_fast64_t bytes_received;
+    /* request body bytes held now (reserved as they arrive, or at once from Content-Length),
+     * against bodies_max: max(max_bodies_bytes, max_body_bytes) */
+    atomic_int_fast64_t bodies_held;
+    int64_t bodies_max;
 };
 
 typedef enum http_req_state {
@@ -84,6 +88,7 @@ struct http_req {
     int64_t retry_ms;   /* a 429's wait, for its Retry-After */
     http_req_state state;
     util_buf body;      /* ingest upload, bounded by max_body_bytes */
+    int64_t body_held;  /* what this request holds of srv->bodies_held */
     uint64_t discarded; /* bytes drained in HTTP_REQ_DISCARD */
     /* ingest: the view rendered before the inference went to the store (owned cJSON) */
     void *view;
@@ -129,6 +134,9 @@ enum MHD_Result http_reply_rc(http_req *r, er_rc rc, const char *message);
 bool http_query_check(http_req *r, const char *const *allowed, enum MHD_Result *ret);
 /* A query value or NULL; "?x" without '=' gives "". */
 const char *http_query(http_req *r, const char *name);
+
+/* Frees the body and gives its bytes back to the bodies budget (max_bodies_bytes). */
+void http_req_body_free(http_req *r);
 
 /* Counts r in srv->suspended before it is suspended (false, counting nothing, once the server
  * is stopping: answer 503 instead); http.c uncounts it when the request is

@@ -23,6 +23,7 @@
 /* Where the pieces of a result live in the document and what to call them in errors: the two
  * input shapes differ only in key names, so one code path validates both. */
 typedef struct result_src {
+    cJSON *parent; /* the object holding them: the freeform array is moved out of it */
     const cJSON *cls, *boxes, *grid, *vmax, *vmean, *anomaly, *freeform;
     const char *cls_name, *boxes_name, *grid_name, *vmax_name, *vmean_name, *anomaly_name,
         *freeform_name;
@@ -30,8 +31,9 @@ typedef struct result_src {
 
 typedef struct norm_ctx {
     inference *inf;
-    cJSON *res;     /* canonical result object being built; owned here */
-    size_t n_items; /* labels, boxes and cells seen, against NORM_ITEMS_MAX */
+    normalize_limits lim; /* every field set (defaults filled in) */
+    cJSON *res;           /* canonical result object being built; owned here */
+    size_t n_items;       /* labels, boxes and cells seen, against NORM_ITEMS_MAX */
     er_err *err;
 } norm_ctx;
 
@@ -69,9 +71,6 @@ static er_rc count_item(norm_ctx *c, const char *field)
     return ER_OK;
 }
 
-/* cJSON accepts raw control bytes inside strings and turns "\u0000" into a C string that ends
- * early, silently cutting labels and names. Strict JSON forbids the first (ER_INVALID); the
- * second is valid JSON that cannot be stored faithfully (ER_SHAPE). Walks the text once. */
 static bool in_number(char ch)
 {
     return (ch >= '0' && ch <= '9') || ch == '.' || ch == 'e' || ch == 'E' || ch == '+' ||
@@ -87,9 +86,18 @@ static bool leading_zero(const char *json, size_t len, size_t i)
     return i + 1 < len && json[i] == '0' && json[i + 1] >= '0' && json[i + 1] <= '9';
 }
 
-static er_rc prescan(const char *json, size_t len, er_err *err)
+/* cJSON accepts raw control bytes inside strings and turns "\u0000" into a C string that ends
+ * early, silently cutting labels and names. Strict JSON forbids the first (ER_INVALID); the
+ * second is valid JSON that cannot be stored faithfully (ER_SHAPE). The same walk bounds the
+ * tree cJSON would build (cJSON itself allows depth 1000 and any number of values, 64 bytes
+ * each: 16 MB of "1," is 500 MB of tree): nesting by counting brackets, values as 1 + commas +
+ * opening brackets (each member after the first follows a comma; an opening bracket stands for
+ * the first member, or for nothing in an empty container). Walks the text once. */
+static er_rc prescan(const char *json, size_t len, const normalize_limits *lim, er_err *err)
 {
     bool in_string = false;
+    int depth = 0;
+    int64_t nodes = 1;
     /* Text that is not UTF-8 would be stored and then sent to every API and live client,
      * whose JSON and WebSocket readers must refuse it. */
     if (!util_utf8_valid(json, len))
@@ -97,12 +105,28 @@ static er_rc prescan(const char *json, size_t len, er_err *err)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)json[i];
         if (!in_string) {
-            if (ch == '"')
+            if (ch == '"') {
                 in_string = true;
-            else if (ch == 0)
+            } else if (ch == '{' || ch == '[') {
+                if (++depth > lim->max_depth)
+                    return er_fail(err, ER_SHAPE,
+                                   "the document nests deeper than max_json_depth (%d) at byte %zu",
+                                   lim->max_depth, i);
+                nodes++;
+            } else if (ch == '}' || ch == ']') {
+                depth--;
+            } else if (ch == ',') {
+                nodes++;
+            } else if (ch == 0) {
                 return er_fail(err, ER_INVALID, "malformed JSON at byte %zu", i);
-            else if (leading_zero(json, len, i))
+            } else if (leading_zero(json, len, i)) {
                 return er_fail(err, ER_INVALID, "malformed JSON at byte %zu: a leading zero", i);
+            }
+            if (nodes > lim->max_nodes)
+                return er_fail(err, ER_TOOBIG,
+                               "the document has more than max_json_nodes (%lld) "
+                               "JSON values",
+                               (long long)lim->max_nodes);
             continue;
         }
         if (ch < 0x20)
@@ -191,8 +215,19 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
         if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
             (rc = take_number(it, field, &v, c->err)))
             goto fail;
-        if (!cJSON_AddNumberToObject(out, it->string, v) ||
-            inference_add_label(c->inf, it->string, v)) {
+        /* cJSON keeps duplicate keys; the result must hold one score per label. The label
+         * index is empty before the classification, so a label it already has is a repeat
+         * (found by its hash: a linear look-up here made 10,000 labels quadratic). */
+        size_t before = c->inf->n_labels;
+        if (inference_add_label(c->inf, it->string, v)) {
+            rc = ER_NOMEM;
+            goto fail;
+        }
+        if (c->inf->n_labels == before) {
+            rc = er_fail(c->err, ER_SHAPE, "%s: label appears twice", field);
+            goto fail;
+        }
+        if (!cJSON_AddNumberToObject(out, it->string, v)) {
             rc = ER_NOMEM;
             goto fail;
         }
@@ -335,18 +370,14 @@ static er_rc norm_result(norm_ctx *c, const result_src *s)
     if (s->anomaly && (rc = add_number(c, s->anomaly, s->anomaly_name, "anomaly", &anomaly)))
         goto fail;
     if (s->freeform) {
-        cJSON *copy;
         if (!cJSON_IsArray(s->freeform)) {
             rc = er_fail(c->err, ER_SHAPE, "%s must be an array", s->freeform_name);
             goto fail;
         }
-        copy = cJSON_Duplicate(s->freeform, 1);
-        if (!copy) {
-            rc = ER_NOMEM;
-            goto fail;
-        }
-        if (!cJSON_AddItemToObject(c->res, "freeform", copy)) {
-            cJSON_Delete(copy);
+        /* moved, not copied: the tree is bounded by max_json_nodes once, not twice */
+        cJSON *moved = cJSON_DetachItemViaPointer(s->parent, (cJSON *)s->freeform);
+        if (!cJSON_AddItemToObject(c->res, "freeform", moved)) {
+            cJSON_Delete(moved);
             rc = ER_NOMEM;
             goto fail;
         }
@@ -373,7 +404,14 @@ static er_rc norm_result(norm_ctx *c, const result_src *s)
         inf->anomaly = vmax;
     }
     inf->result_json = cJSON_PrintUnformatted(c->res);
-    if (!inf->result_json) rc = ER_NOMEM;
+    if (!inf->result_json) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
+    size_t n = strlen(inf->result_json);
+    if (n > c->lim.max_result_bytes)
+        rc = er_fail(c->err, ER_TOOBIG, "the result has %zu bytes, over max_result_bytes (%zu)", n,
+                     c->lim.max_result_bytes);
 fail:
     return rc;
 }
@@ -548,6 +586,12 @@ static er_rc norm_meta(norm_ctx *c, const cJSON *root, const normalize_opts *o)
             rc = ER_NOMEM;
             goto fail;
         }
+        size_t n = strlen(inf->info_json);
+        if (n > c->lim.max_info_bytes) {
+            rc = er_fail(c->err, ER_TOOBIG, "info has %zu bytes, over max_info_bytes (%zu)", n,
+                         c->lim.max_info_bytes);
+            goto fail;
+        }
     }
     if ((rc = norm_timing(c, root))) goto fail;
     if (model && (rc = norm_model(c, model))) goto fail;
@@ -557,11 +601,11 @@ fail:
 }
 
 /* Finds the result pieces of either shape; ER_SHAPE when the document is neither. */
-static er_rc locate_result(const cJSON *root, result_src *s, er_err *err)
+static er_rc locate_result(cJSON *root, result_src *s, er_err *err)
 {
     static const char *const iot_keys[] = {"c", "box", "grid", "freeform"};
     er_rc rc = ER_SHAPE;
-    const cJSON *result = member(root, "result"), *o;
+    cJSON *result = (cJSON *)member(root, "result"), *o;
     int n_iot = 0;
     bool ei = result != NULL;
     memset(s, 0, sizeof *s);
@@ -580,6 +624,7 @@ static er_rc locate_result(const cJSON *root, result_src *s, er_err *err)
     }
     /* The IoT message keeps the result keys at top level under short names. */
     o = ei ? result : root;
+    s->parent = o;
     s->cls = member(o, ei ? "classification" : "c");
     s->boxes = member(o, ei ? "bounding_boxes" : "box");
     s->grid = member(o, ei ? "visual_anomaly_grid" : "grid");
@@ -606,13 +651,17 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
     const char *end = json;
     cJSON *root = NULL;
     result_src src;
-    norm_ctx c = {.err = err};
+    norm_ctx c = {.err = err, .lim = o->lim};
     *out = NULL;
+    if (c.lim.max_depth <= 0) c.lim.max_depth = CONFIG_DEF_JSON_DEPTH;
+    if (c.lim.max_nodes <= 0) c.lim.max_nodes = CONFIG_DEF_JSON_NODES;
+    if (!c.lim.max_result_bytes) c.lim.max_result_bytes = CONFIG_DEF_RESULT_BYTES;
+    if (!c.lim.max_info_bytes) c.lim.max_info_bytes = CONFIG_DEF_INFO_BYTES;
     if (!json || len == 0) {
         rc = er_fail(err, ER_INVALID, "malformed JSON at byte 0");
         goto fail;
     }
-    if ((rc = prescan(json, len, err))) goto fail;
+    if ((rc = prescan(json, len, &c.lim, err))) goto fail;
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
     json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

@@ -14,7 +14,8 @@
  * classification, bounding_boxes, visual_anomaly_grid, visual_anomaly_max, visual_anomaly_mean,
  * anomaly, freeform (an empty bounding_boxes next to a grid is dropped; box objects keep only
  * label, value, x, y, width, height). Labels are 1..128 bytes, at most 10000 labels + boxes +
- * cells per document. A ts that is not a positive integer means "receive time" (now_ms).
+ * cells per document, and the document within normalize_limits. A ts that is not a positive
+ * integer means "receive time" (now_ms).
  *
  * Pure: no I/O. A base64 image is decoded into inf->image.data but not validated here (the
  * media module probes it). Errors: ER_INVALID for malformed JSON or base64, ER_SHAPE for valid
@@ -25,14 +26,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "core/rc.h"
 #include "model/inference.h"
+
+/* The bounds on one document, each checked before the work it bounds: depth and values by a
+ * pass over the bytes before cJSON builds a tree (so a tree never holds more than max_nodes
+ * values), the result and info sizes on their canonical text before they are kept. A field left
+ * 0 takes the setting's default (CONFIG_DEF_*), so no caller is unbounded. Over a bound: depth is
+ * ER_SHAPE (422), the others ER_TOOBIG (413); the message names the setting and its value. */
+typedef struct normalize_limits {
+    int max_depth;           /* nesting of arrays and objects (max_json_depth) */
+    int64_t max_nodes;       /* JSON values, counted as 1 + commas + brackets (max_json_nodes) */
+    size_t max_result_bytes; /* the canonical result text (max_result_bytes) */
+    size_t max_info_bytes;   /* the info text (max_info_bytes) */
+} normalize_limits;
+
+/* The limits a configuration sets. */
+static inline normalize_limits normalize_limits_of(const config *cfg)
+{
+    return (normalize_limits){.max_depth = cfg->max_json_depth,
+                              .max_nodes = cfg->max_json_nodes,
+                              .max_result_bytes = (size_t)cfg->max_result_bytes,
+                              .max_info_bytes = (size_t)cfg->max_info_bytes};
+}
 
 typedef struct normalize_opts {
     const char *device;     /* device name when the document names none */
     const char *source;     /* source name recorded on the inference */
     size_t max_image_bytes; /* decoded image size limit; 0 = no limit */
     int64_t now_ms;         /* ts when the document has none */
+    normalize_limits lim;   /* zero fields: the defaults */
 } normalize_opts;
 
 er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, inference **out,

@@ -109,6 +109,7 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     l->device = d->device;
     l->loop = loop;
     l->auth_fails = d->auth_fails;
+    l->ring_max_bytes = (size_t)d->cfg->live_ring_bytes;
     rc = lv_conns_init(l, d->cfg,
                        d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections);
     if (rc) goto fail;
@@ -197,6 +198,11 @@ static const struct {
     {{"ei_relay_live_conn_refused_total", "counter",
       "WebSocket connections refused at accept (ws_max_connections, ws_max_connections_per_ip)."},
      offsetof(live, n_conn_refused)},
+    {{"ei_relay_live_ring_inferences", "gauge",
+      "Inferences the live ring holds now (bounded by live_ring_bytes)."},
+     offsetof(live, ring_n_now)},
+    {{"ei_relay_live_ring_bytes", "gauge", "Bytes the live ring holds now."},
+     offsetof(live, ring_bytes_now)},
 };
 
 static er_rc live_prom(void *ctx, util_buf *b)

@@ -4,13 +4,15 @@
  * store's writer thread), which only record the newest committed seq and its commit time, or
  * the deleted ids, under mu and wake the loop.
  *
- * The ring holds the last LV_RING_CAP committed inferences, rendered once, in seq order and
- * contiguous: every row with ring_base_seq < seq <= fetched_seq that still existed when read is
- * in it. A client's cursor is the last seq it has considered (sent or filtered out); it sends
- * from the ring while the ring covers its cursor, otherwise from the cache (store_list_after),
- * so resume and a client that fell out of the ring use the same path. The ring owns its
- * entries' inferences and messages; a message lv_hub_next returns from it is borrowed until the
- * next pull. */
+ * The ring holds the last committed inferences, rendered once, in seq order and contiguous:
+ * every row with ring_base_seq < seq <= fetched_seq that still existed when read is in it. It
+ * holds at most LV_RING_CAP of them and at most ring_max_bytes (live_ring_bytes) of messages
+ * and filter data, the newest always: appending drops the oldest until the new one fits, so a
+ * few big inferences leave fewer in the ring, not more memory. A client's cursor is the last seq it
+ * has considered (sent or filtered out); it sends from the ring while the ring covers its cursor,
+ * otherwise from the cache (store_list_after), so resume and a client that fell out of the ring use
+ * the same path. The ring owns its entries' inferences and messages; a message lv_hub_next returns
+ * from it is borrowed until the next pull. */
 #include "live/live_internal.h"
 
 #include <cjson/cJSON.h>
@@ -23,9 +25,10 @@
 #include "core/util.h"
 #include "model/view.h"
 
-#define PULL_PAGE 256         /* rows per store read */
-#define BACKLOG_PAGE 64       /* rows per cache read for one client */
-#define RESUME_SCAN_MAX 10000 /* rows examined to count a resume backlog (~0.1 s of loop) */
+#define PULL_PAGE 256              /* rows per store read */
+#define BACKLOG_PAGE 64            /* rows per cache read for one client */
+#define BACKLOG_BYTES (256u << 10) /* and their bytes: every connected client may hold one */
+#define RESUME_SCAN_MAX 10000      /* rows examined to count a resume backlog (~0.1 s of loop) */
 
 /* {"type":"inference","inference":<view>,"committed_ms":..} with LWS_PRE headroom. */
 static unsigned char *render_inference(const inference *inf, double committed_ms, size_t *len)
@@ -110,7 +113,7 @@ static lv_ring_entry *entry_at(live *l, uint64_t idx)
 
 static uint64_t ring_tail(const live *l)
 {
-    return l->head > LV_RING_CAP ? l->head - LV_RING_CAP : 0;
+    return l->tail;
 }
 
 /* Whether c is to get ring entry e: not deleted since, and passing c's filter. */
@@ -124,6 +127,10 @@ static bool wants(const lv_client *c, const lv_ring_entry *e)
 static void enforce_queue(live *l, lv_client *c)
 {
     if (c->state != LV_CS_OPEN || !c->in_ring) return;
+    if (c->ring_idx < l->tail) { /* the byte bound evicted its next entry: on to the cache */
+        c->in_ring = false;
+        return;
+    }
     if (!c->caught_up) {
         if (l->head - c->ring_idx <= LIVE_CLIENT_QUEUE) c->caught_up = true;
         return;
@@ -139,23 +146,44 @@ static void enforce_queue(live *l, lv_client *c)
     }
 }
 
+/* The oldest entry leaves the ring; the rows up to its seq are the cache's to serve. */
+static void ring_evict(live *l)
+{
+    lv_ring_entry *e = entry_at(l, l->tail++);
+    l->ring_base_seq = e->seq;
+    l->ring_bytes -= e->bytes;
+    inference_destroy(e->inf);
+    free(e->msg);
+    *e = (lv_ring_entry){0};
+}
+
 static void ring_append(live *l, inference *inf, double committed_ms)
 {
     size_t len = 0;
     unsigned char *msg = render_inference(inf, committed_ms, &len);
     if (!msg) {
         log_warn("live", "out of memory rendering inference %lld", (long long)inf->seq);
+        while (l->tail < l->head) /* the ring stays contiguous: clients read from the cache */
+            ring_evict(l);
+        l->ring_base_seq = inf->seq;
         inference_destroy(inf);
         return;
     }
-    lv_ring_entry *e = entry_at(l, l->head);
-    if (l->head >= LV_RING_CAP) {
-        l->ring_base_seq = e->seq; /* the oldest leaves the ring */
-        inference_destroy(e->inf);
-        free(e->msg);
-    }
-    *e = (lv_ring_entry){.seq = inf->seq, .inf = inf, .msg = msg, .len = len};
+    /* the filters need only labels, source and top score: the big texts are in msg now */
+    free(inf->result_json);
+    free(inf->timing_json);
+    free(inf->info_json);
+    inf->result_json = inf->timing_json = inf->info_json = NULL;
+    size_t bytes = LWS_PRE + len + inference_footprint(inf);
+    while (l->tail < l->head &&
+           (l->head - l->tail >= LV_RING_CAP || l->ring_bytes + bytes > l->ring_max_bytes))
+        ring_evict(l);
+    *entry_at(l, l->head) =
+        (lv_ring_entry){.seq = inf->seq, .inf = inf, .msg = msg, .len = len, .bytes = bytes};
     l->head++;
+    l->ring_bytes += bytes;
+    atomic_store(&l->ring_n_now, (long long)(l->head - l->tail));
+    atomic_store(&l->ring_bytes_now, (long long)l->ring_bytes);
 }
 
 /* Tells every client that the inference guid was deleted. */
@@ -178,7 +206,7 @@ static void hub_recheck_ring(live *l)
     bool error = false;
     while (i < l->head && !error) {
         store_page page;
-        if (store_list_after(l->st, after, PULL_PAGE, &page) != ER_OK) {
+        if (store_list_after(l->st, after, PULL_PAGE, 0, &page) != ER_OK) {
             error = true;
             break;
         }
@@ -239,7 +267,7 @@ void lv_hub_pull(live *l)
     size_t m = 0;
     while (l->fetched_seq < target) {
         store_page page;
-        er_rc rc = store_list_after(l->st, l->fetched_seq, PULL_PAGE, &page);
+        er_rc rc = store_list_after(l->st, l->fetched_seq, PULL_PAGE, 0, &page);
         if (rc) {
             log_warn("live", "cannot read new inferences: %s (will retry on the next commit)",
                      er_rc_name(rc));
@@ -305,7 +333,8 @@ const unsigned char *lv_hub_next(live *l, lv_client *c, size_t *len, unsigned ch
         if (c->backlog_pos >= c->backlog.n) {
             store_page_free(&c->backlog);
             c->backlog_pos = 0;
-            if (store_list_after(l->st, c->cursor, BACKLOG_PAGE, &c->backlog) != ER_OK)
+            if (store_list_after(l->st, c->cursor, BACKLOG_PAGE, BACKLOG_BYTES, &c->backlog) !=
+                ER_OK)
                 return NULL; /* logged by the store; tried again on the next writable */
             if (c->backlog.n == 0) {
                 c->cursor = l->ring_base_seq; /* the rows in between are gone */
@@ -343,7 +372,7 @@ void lv_hub_resume(live *l, lv_client *c, int64_t since)
     int64_t cur = from;
     while (cur < end) {
         store_page page;
-        if (store_list_after(l->st, cur, 1000, &page) != ER_OK) break;
+        if (store_list_after(l->st, cur, 1000, 0, &page) != ER_OK) break;
         for (size_t i = 0; i < page.n && page.items[i]->seq <= end; i++)
             if (live_filter_match(&c->filter, page.items[i]))
                 keep[n_match++ % LIVE_RESUME_MAX] = page.items[i]->seq;
@@ -368,8 +397,6 @@ void lv_hub_resume(live *l, lv_client *c, int64_t since)
 
 void lv_hub_free(live *l)
 {
-    for (uint64_t i = ring_tail(l); i < l->head; i++) {
-        inference_destroy(entry_at(l, i)->inf);
-        free(entry_at(l, i)->msg);
-    }
+    while (l->tail < l->head)
+        ring_evict(l);
 }

@@ -26,7 +26,7 @@
 #include "live/live.h"
 #include "live/live_proto.h"
 
-#define LV_RING_CAP 1024    /* > LIVE_CLIENT_QUEUE * 2: a pull appends at most one page */
+#define LV_RING_CAP 1024    /* most entries; live_ring_bytes bounds their memory */
 #define LV_STATS_MINUTES 60 /* the stats window: the last hour, in minute buckets */
 #define LV_COMMITS_MAX 256  /* commit times remembered between two pulls */
 #define LV_DELETED_MAX 4096 /* deleted ids remembered between two pulls */
@@ -34,9 +34,11 @@
 typedef struct lv_ring_entry {
     int64_t seq;
     bool deleted;       /* deleted since: no longer served */
-    inference *inf;     /* owned: labels, source and top score for the filters */
+    inference *inf;     /* owned: guid, labels, source and top score for the filters (its
+                           result, timing and info texts are freed once rendered) */
     unsigned char *msg; /* owned: LWS_PRE bytes, then the message text */
     size_t len;
+    size_t bytes; /* what the entry holds, against ring_max_bytes */
 } lv_ring_entry;
 
 typedef enum lv_out_kind { LV_OUT_PLAIN, LV_OUT_FORWARDER, LV_OUT_STATS } lv_out_kind;
@@ -109,6 +111,8 @@ struct live {
     int64_t fetched_seq;
     int64_t ring_base_seq;
     uint64_t head; /* entries ever appended; entry i lives in ring[i % LV_RING_CAP] */
+    uint64_t tail; /* the oldest entry still held: tail..head-1 (tail >= head - LV_RING_CAP) */
+    size_t ring_bytes, ring_max_bytes; /* held by tail..head-1, and the bound (live_ring_bytes) */
     lv_ring_entry ring[LV_RING_CAP];
     lv_client *clients;
     size_t n_clients;
@@ -127,6 +131,7 @@ struct live {
     lws_sorted_usec_list_t hs_sul;
     /* written on the loop thread, read by HTTP threads (the report part, live.c) */
     atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes, n_conn_refused;
+    atomic_llong ring_n_now, ring_bytes_now; /* the ring's entries and bytes (gauges) */
 };
 
 /* ---- the hub (live_hub.c) ---- */

@@ -55,6 +55,7 @@ void inference_destroy(inference *inf)
     for (size_t i = 0; i < inf->n_labels; i++)
         free(inf->labels[i].label);
     free(inf->labels);
+    free(inf->label_slots);
     free(inf->top_label);
     free(inf->image.data);
     free(inf);
@@ -72,21 +73,66 @@ er_rc inference_set_str(char **dst, const char *s)
     return ER_OK;
 }
 
-er_rc inference_add_label(inference *inf, const char *label, double score)
+/* FNV-1a: labels are short, and an attacker choosing them only makes probes longer, which the
+ * table's load (at most half full) keeps short on average. */
+static size_t label_hash(const char *s)
 {
-    size_t i;
-    for (i = 0; i < inf->n_labels; i++)
-        if (strcmp(inf->labels[i].label, label) == 0) break;
-    if (i == inf->n_labels) {
-        inference_label *grown = realloc(inf->labels, (inf->n_labels + 1) * sizeof *grown);
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* The slot of label in the hash: the one holding it, or the free one where it goes. */
+static size_t label_slot(inference *inf, const char *label)
+{
+    size_t mask = inf->label_slots_cap - 1;
+    size_t i = label_hash(label) & mask;
+    for (; inf->label_slots[i]; i = (i + 1) & mask) {
+        inf->label_probes++;
+        if (strcmp(inf->labels[inf->label_slots[i] - 1].label, label) == 0) break;
+    }
+    return i;
+}
+
+/* Makes room for one more label: the array doubles, and the hash is rebuilt (twice the labels'
+ * room) when it is missing or would pass half full. */
+static er_rc label_room(inference *inf)
+{
+    if (inf->n_labels + 1 > inf->labels_cap) {
+        size_t cap = inf->n_labels < 8 ? 16 : inf->n_labels * 2;
+        inference_label *grown = realloc(inf->labels, cap * sizeof *grown);
         if (!grown) return ER_NOMEM;
         inf->labels = grown;
-        grown[i].label = strdup(label);
-        if (!grown[i].label) return ER_NOMEM;
-        grown[i].score = score;
-        inf->n_labels++;
-    } else if (score > inf->labels[i].score) {
+        inf->labels_cap = cap;
+    }
+    if (inf->label_slots_cap >= 2 * (inf->n_labels + 1)) return ER_OK;
+    size_t cap = 32;
+    while (cap < 4 * (inf->n_labels + 1))
+        cap *= 2;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return ER_NOMEM;
+    free(inf->label_slots);
+    inf->label_slots = slots;
+    inf->label_slots_cap = cap;
+    for (size_t k = 0; k < inf->n_labels; k++)
+        slots[label_slot(inf, inf->labels[k].label)] = (uint32_t)(k + 1);
+    return ER_OK;
+}
+
+er_rc inference_add_label(inference *inf, const char *label, double score)
+{
+    if (inf->n_labels >= UINT32_MAX - 1 || label_room(inf)) return ER_NOMEM;
+    size_t slot = label_slot(inf, label);
+    if (!inf->label_slots[slot]) {
+        size_t i = inf->n_labels;
+        inf->labels[i].label = strdup(label);
+        if (!inf->labels[i].label) return ER_NOMEM;
         inf->labels[i].score = score;
+        inf->label_slots[slot] = (uint32_t)(i + 1);
+        inf->n_labels++;
+    } else if (score > inf->labels[inf->label_slots[slot] - 1].score) {
+        inf->labels[inf->label_slots[slot] - 1].score = score;
     }
     if (!inf->top_label || score > inf->top_score) {
         er_rc rc = inference_set_str(&inf->top_label, label);

@@ -69,9 +69,16 @@ typedef struct inference {
     char *info_json;         /* owned; free-form info (JSON text) or NULL */
     inference_label *labels; /* owned; per-label best score, for the index */
     size_t n_labels;
-    char *top_label;  /* owned; label with the best score, NULL if none */
-    double top_score; /* best score; 0 if none */
-    double anomaly;   /* anomaly score if has_anomaly */
+    /* the array's capacity (0: exactly n_labels, as code that builds the array itself may
+     * leave it) and inference_add_label's hash of the labels (slot = 1 + index, 0 free;
+     * rebuilt when missing or full) */
+    size_t labels_cap;
+    uint32_t *label_slots;  /* owned */
+    size_t label_slots_cap; /* a power of two, at least twice n_labels; 0 = none yet */
+    size_t label_probes;    /* label comparisons inference_add_label made (tests, bench) */
+    char *top_label;        /* owned; label with the best score, NULL if none */
+    double top_score;       /* best score; 0 if none */
+    double anomaly;         /* anomaly score if has_anomaly */
     int has_anomaly;
     int model_width; /* model input resolution for box coordinates; 0 unknown */
     int model_height;
@@ -83,7 +90,8 @@ typedef struct inference {
 inference *inference_create(void);
 /* Frees the inference and everything it owns; NULL is fine. */
 void inference_destroy(inference *inf);
-/* Adds or raises the score of a label (keeps the best per label) and updates top_label. */
+/* Adds or raises the score of a label (keeps the best per label) and updates top_label. Finds
+ * the label through a hash: constant time per call, whatever the number of labels. */
 er_rc inference_add_label(inference *inf, const char *label, double score);
 /* Sets the string field *dst to a copy of s (NULL clears). */
 er_rc inference_set_str(char **dst, const char *s);

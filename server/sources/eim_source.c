@@ -73,9 +73,10 @@ typedef struct eim_settings {
 
 typedef struct eim_source {
     store *st;
-    sources_slot *slot; /* shared with the API, see sources_internal.h */
-    int stop_fd;        /* readable once the source must stop */
-    char *device_name;  /* recorded on inferences */
+    sources_slot *slot;   /* shared with the API, see sources_internal.h */
+    int stop_fd;          /* readable once the source must stop */
+    char *device_name;    /* recorded on inferences */
+    normalize_limits lim; /* the result document limits */
     char *model_file, *pipeline, *device;
     int width, height;
     bool images;
@@ -257,8 +258,10 @@ static er_rc store_result(eim_source *s, const eim_model_info *info, cJSON *repl
         !cJSON_AddNumberToObject(model, "height", info->height) ||
         !(text = cJSON_PrintUnformatted(doc)))
         goto fail;
-    normalize_opts no = {
-        .device = s->device_name, .source = s->slot->st.name, .now_ms = util_now_ms()};
+    normalize_opts no = {.device = s->device_name,
+                         .source = s->slot->st.name,
+                         .now_ms = util_now_ms(),
+                         .lim = s->lim};
     if ((rc = normalize_json(text, strlen(text), &no, &inf, err))) goto fail;
     if (pre->jpeg) {
         inf->image.data = pre->jpeg;
@@ -495,6 +498,7 @@ static er_rc eim_create(const cJSON *conf, const sources_env *env, sources_slot 
     s->width = set.width;
     s->height = set.height;
     s->images = set.images;
+    s->lim = env->lim;
     memcpy(s->thr, set.thr, sizeof s->thr);
     s->n_thr = set.n_thr;
     if (!(s->model_file = strdup(set.model_file)) ||
@@ -502,7 +506,7 @@ static er_rc eim_create(const cJSON *conf, const sources_env *env, sources_slot 
         (set.device && !(s->device = strdup(set.device))) ||
         !(s->device_name = strdup(env->device)))
         goto fail;
-    runner_session_opts so = {.source = slot->st.name, .device = env->device};
+    runner_session_opts so = {.source = slot->st.name, .device = env->device, .lim = env->lim};
     if ((rc = runner_session_create(&so, &s->session))) goto fail;
     if ((rc = sources__commits_create(s->st, slot, &s->commits))) {
         er_fail(err, rc, "source \"%s\": out of resources", slot->st.name);

@@ -32,6 +32,7 @@ struct runner_session {
     bool want_images;
     size_t max_frame; /* decoded bytes */
     size_t max_msg;   /* message bytes */
+    normalize_limits lim;
     char *model_info; /* owned; JSON text from the last hello, NULL before */
     int model_width;
     int model_height;
@@ -68,6 +69,7 @@ er_rc runner_session_create(const runner_session_opts *o, runner_session **out)
         goto fail;
     }
     s->want_images = o->want_images;
+    s->lim = o->lim;
     s->max_frame = o->max_frame_bytes ? o->max_frame_bytes : RUNNER_DEFAULT_MAX_FRAME_BYTES;
     /* base64 of the largest frame plus its data URL and the rest of a message; saturating so
      * a huge max_frame_bytes cannot wrap around to a small limit. */
@@ -260,7 +262,8 @@ static er_rc on_classification(runner_session *s, const char *msg, size_t len, r
     normalize_opts no = {.device = s->device,
                          .source = s->source,
                          .max_image_bytes = s->max_frame,
-                         .now_ms = util_now_ms()};
+                         .now_ms = util_now_ms(),
+                         .lim = s->lim};
     if ((rc = normalize_json(msg, len, &no, &inf, err))) goto fail;
     if (s->model_width > 0 && s->model_height > 0) {
         inf->model_width = s->model_width;

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/rc.h"
+#include "ingest/normalize.h"
 #include "model/inference.h"
 
 /* Decoded frame limit when runner_session_opts.max_frame_bytes is 0. */
@@ -40,6 +41,7 @@ typedef struct runner_session_opts {
     const char *device;     /* device name recorded on inferences; copied; NULL = "runner" */
     bool want_images;       /* ask for camera-preview frames and attach them */
     size_t max_frame_bytes; /* decoded frame size limit; 0 = RUNNER_DEFAULT_MAX_FRAME_BYTES */
+    normalize_limits lim;   /* the result document limits; zero fields: the defaults */
 } runner_session_opts;
 
 /* Counters since creation, for the source's state in /api/v1/sources and /metrics. */

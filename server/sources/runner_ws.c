@@ -463,7 +463,7 @@ static er_rc rws_create(const cJSON *conf, const sources_env *env, sources_slot 
     r->slot = slot;
     r->loop = env->loop;
     r->backoff_ms = SOURCES_BACKOFF_MIN_MS;
-    runner_session_opts so = {.source = slot->st.name, .device = env->device};
+    runner_session_opts so = {.source = slot->st.name, .device = env->device, .lim = env->lim};
     rc = parse_settings(r, conf, slot->st.name, &so, err);
     if (rc) goto fail;
     rc = runner_session_create(&so, &r->session);

@@ -109,7 +109,11 @@ er_rc sources_create(const config *cfg, store *st, const char *device, wsloop *l
     if (!(arr = cJSON_Parse(json))) goto fail;
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n && !(s->e = calloc(n, sizeof *s->e))) goto fail;
-    const sources_env env = {.st = st, .device = device, .stop_fd = s->stop_pipe[0], .loop = loop};
+    const sources_env env = {.st = st,
+                             .device = device,
+                             .stop_fd = s->stop_pipe[0],
+                             .loop = loop,
+                             .lim = normalize_limits_of(cfg)};
     const cJSON *it = NULL;
     cJSON_ArrayForEach(it, arr)
     {

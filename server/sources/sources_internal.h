@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest/normalize.h"
 #include "sources/sources.h"
 
 #define SOURCES_ERROR_MAX 256
@@ -58,8 +59,9 @@ typedef struct sources_slot {
 typedef struct sources_env {
     store *st;
     const char *device;
-    int stop_fd;  /* readable once every source must stop (threads poll it) */
-    wsloop *loop; /* setup time until wsloop_start: vhosts and timers go on it */
+    int stop_fd;          /* readable once every source must stop (threads poll it) */
+    wsloop *loop;         /* setup time until wsloop_start: vhosts and timers go on it */
+    normalize_limits lim; /* the inference document limits (max_json_depth, ...) */
 } sources_env;
 
 /* A kind of source: one row of the kinds table (sources.c). */

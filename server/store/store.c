@@ -9,6 +9,7 @@
 #include <time.h>
 
 #define DEFAULT_BATCH 256
+#define DEFAULT_PAGE_MAX_BYTES (4u << 20)
 #define DEFAULT_READERS 4
 #define DEFAULT_MAX_ATTEMPTS 10
 
@@ -55,6 +56,8 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     s->ob_reject_new = opts->outbox_reject_new;
     s->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_MAX_ATTEMPTS;
     s->batch_max = opts->batch_max > 0 ? opts->batch_max : DEFAULT_BATCH;
+    s->page_max_bytes =
+        opts->page_max_bytes > 0 ? (size_t)opts->page_max_bytes : DEFAULT_PAGE_MAX_BYTES;
     s->q_max_len = (size_t)s->batch_max * QUEUE_JOBS_PER_BATCH;
     s->n_readers = opts->readers > 0 ? opts->readers : DEFAULT_READERS;
     s->ret_more = true; /* one pass at start: limits may have been lowered since last run */

@@ -40,6 +40,11 @@ typedef struct store_opts {
     int64_t outbox_max_bytes;
     bool outbox_reject_new;
     int max_attempts; /* publish attempts before a row is dead-lettered; 0 = default (10) */
+    /* Row bytes one read may hold (inference_footprint, labels included, image bytes only
+     * when read): a page ends early past it, with next_seq set, but always holds one row.
+     * Bounds store_list, store_list_after, the outbox reads, store_foreach's pages and
+     * store_stats (ER_TOOBIG past it). 0 = default (4 MiB). */
+    int64_t page_max_bytes;
     /* A file that is corrupt or not a database (quick_check, SQLITE_CORRUPT, SQLITE_NOTADB) is
      * moved to <path>.corrupt-<UTC time> with its -wal/-shm and a fresh database created (the
      * service); false: store_create fails with ER_DB and touches nothing (the tools). Either
@@ -130,9 +135,10 @@ typedef struct store_page {
 
 er_rc store_list(store *s, const store_filter *f, store_page *out);
 /* Up to limit (1..1000) inferences with seq > after_seq, OLDEST first, with their labels and
- * image metadata (no image bytes): the live stream's catch-up. next_seq is the page's last seq
- * when more rows follow, else 0. */
-er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out);
+ * image metadata (no image bytes): the live stream's catch-up. Fewer past max_bytes of rows
+ * (0: page_max_bytes; at least one row). next_seq is the page's last seq when more rows
+ * follow, else 0. */
+er_rc store_list_after(store *s, int64_t after_seq, int limit, size_t max_bytes, store_page *out);
 void store_page_free(store_page *p);
 
 /* One inference by guid, image metadata but no image bytes. ER_NOTFOUND if absent. */
@@ -153,7 +159,9 @@ typedef struct store_stats_row {
     double mean_score;
 } store_stats_row;
 
-/* Per label per bucket counts and mean score for ts in [since, until). */
+/* Per label per bucket counts and mean score for ts in [since, until), ordered by label, then
+ * bucket. ER_TOOBIG when the rows would pass page_max_bytes (a narrower range or a wider bucket
+ * holds fewer). */
 er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
                   store_stats_row **rows, size_t *n);
 void store_stats_free(store_stats_row *rows, size_t n);

@@ -170,6 +170,7 @@ struct store {
     int64_t ob_max_rows, ob_max_bytes;
     bool ob_reject_new;
     int max_attempts;
+    size_t page_max_bytes; /* row bytes one read holds (store_opts.page_max_bytes) */
     /* publish policy: set under mu before traffic, read by the writer (which takes mu for every
      * batch, so it sees the latest) */
     store_policy_fn policy_fn;
@@ -330,9 +331,10 @@ int64_t store__retention_wait_ms(const store *s);
 
 enum { PAGE_DATA = 1, PAGE_LABELS = 2 }; /* what store__read_page adds to each row */
 /* One page of INF_COLS rows from reader statement which (?1 cursor, ?2 limit + 1: the extra row
- * sets next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
+ * sets next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked; it ends early
+ * (next_seq set) once its rows pass max_bytes (0 or more: page_max_bytes). */
 er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
-                       store_page *out);
+                       size_t max_bytes, store_page *out);
 /* The first n int64 columns of the one row reader statement which answers. */
 er_rc store__read_row(reader *r, int which, int64_t *vals, int n);
 

@@ -150,14 +150,14 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return store__read_page(s, RSTMT_OB_FETCH, after_seq, limit, PAGE_DATA, out);
+    return store__read_page(s, RSTMT_OB_FETCH, after_seq, limit, PAGE_DATA, 0, out);
 }
 
 er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || before_seq < 0) return ER_INVALID;
-    return store__read_page(s, RSTMT_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, 0,
+    return store__read_page(s, RSTMT_OB_DEAD, before_seq > 0 ? before_seq : INT64_MAX, limit, 0, 0,
                             out);
 }
 

@@ -61,15 +61,20 @@ static er_rc read_labels(reader *r, inference *inf)
     int src;
     sqlite3_bind_int64(st, 1, inf->seq);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        inference_label *grown = realloc(inf->labels, (inf->n_labels + 1) * sizeof *grown);
-        if (!grown) {
-            rc = ER_NOMEM;
-            goto fail;
+        if (inf->n_labels == inf->labels_cap) { /* doubling: 10,000 labels, not 10,000 copies */
+            size_t cap = inf->labels_cap ? inf->labels_cap * 2 : 8;
+            inference_label *grown = realloc(inf->labels, cap * sizeof *grown);
+            if (!grown) {
+                rc = ER_NOMEM;
+                goto fail;
+            }
+            inf->labels = grown;
+            inf->labels_cap = cap;
         }
-        inf->labels = grown;
-        grown[inf->n_labels].label = col_strdup(st, 0);
-        grown[inf->n_labels].score = sqlite3_column_double(st, 1);
-        if (!grown[inf->n_labels].label) {
+        inference_label *l = &inf->labels[inf->n_labels];
+        l->label = col_strdup(st, 0);
+        l->score = sqlite3_column_double(st, 1);
+        if (!l->label) {
             rc = ER_NOMEM;
             goto fail;
         }
@@ -79,6 +84,20 @@ static er_rc read_labels(reader *r, inference *inf)
 fail:
     stmt_done(st);
     return rc;
+}
+
+/* What a row read holds, against page_max_bytes: image bytes only when they were read. */
+static size_t row_bytes(const inference *inf)
+{
+    size_t n = inference_footprint(inf);
+    return inf->image.data ? n : n - inf->image.len;
+}
+
+/* Whether a page of n rows holding bytes must end before the next row: it is full, or past
+ * the byte bound (a page always holds one row, so a big row still moves the cursor). */
+static bool page_ends(size_t max_bytes, size_t n, size_t limit, size_t bytes)
+{
+    return n == limit || (n > 0 && bytes >= max_bytes);
 }
 
 /* Copies the image bytes of column COL_DATA (if not NULL) into inf. */
@@ -97,12 +116,14 @@ static er_rc copy_image_data(sqlite3_stmt *st, inference *inf)
 /* One page of INF_COLS rows from statement which (?1 cursor, ?2 limit + 1: the extra row sets
  * next_seq), with image bytes (PAGE_DATA) and labels (PAGE_LABELS) as asked. */
 er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned what,
-                       store_page *out)
+                       size_t max_bytes, store_page *out)
 {
+    if (!max_bytes || max_bytes > s->page_max_bytes) max_bytes = s->page_max_bytes;
     reader *r = store__reader_get(s);
     sqlite3_stmt *st = r->st[which];
     er_rc rc = ER_OK;
     int src;
+    size_t bytes = 0;
     out->items = calloc((size_t)limit, sizeof *out->items);
     if (!out->items) {
         rc = ER_NOMEM;
@@ -111,22 +132,21 @@ er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned 
     sqlite3_bind_int64(st, 1, cursor);
     sqlite3_bind_int(st, 2, limit + 1);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
+        if (page_ends(max_bytes, out->n, (size_t)limit, bytes)) {
             out->next_seq = out->items[out->n - 1]->seq;
             src = SQLITE_DONE;
             break;
         }
         rc = row_to_inference(st, &out->items[out->n]);
         if (rc) goto fail;
-        out->n++;
-        if ((what & PAGE_DATA) && (rc = copy_image_data(st, out->items[out->n - 1]))) goto fail;
+        inference *inf = out->items[out->n++];
+        /* labels with their row (same read transaction), so they count against the bound */
+        if (((what & PAGE_DATA) && (rc = copy_image_data(st, inf))) ||
+            ((what & PAGE_LABELS) && (rc = read_labels(r, inf))))
+            goto fail;
+        bytes += row_bytes(inf);
     }
     if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "reading inferences");
-    stmt_done(st);
-    /* Labels after the rows, each its own read: a row deleted by retention in between just
-     * comes without labels. */
-    for (size_t i = 0; rc == ER_OK && (what & PAGE_LABELS) && i < out->n; i++)
-        rc = read_labels(r, out->items[i]);
 fail:
     stmt_done(st);
     store__reader_put(s, r);
@@ -170,15 +190,16 @@ er_rc store_list(store *s, const store_filter *f, store_page *out)
     if (f->has_until) sqlite3_bind_int64(st, 5, f->until_ms);
     sqlite3_bind_int(st, 6, f->limit + 1); /* one extra row tells whether a next page exists */
     if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
+    size_t bytes = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == (size_t)f->limit) {
+        if (page_ends(s->page_max_bytes, out->n, (size_t)f->limit, bytes)) {
             out->next_seq = out->items[out->n - 1]->seq;
             src = SQLITE_DONE;
             break;
         }
         rc = row_to_inference(st, &out->items[out->n]);
         if (rc) goto fail;
-        out->n++;
+        bytes += row_bytes(out->items[out->n++]);
     }
     if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
 fail:
@@ -188,11 +209,11 @@ fail:
     return rc;
 }
 
-er_rc store_list_after(store *s, int64_t after_seq, int limit, store_page *out)
+er_rc store_list_after(store *s, int64_t after_seq, int limit, size_t max_bytes, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
-    return store__read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, out);
+    return store__read_page(s, RSTMT_AFTER, after_seq, limit, PAGE_LABELS, max_bytes, out);
 }
 
 void store_page_free(store_page *p)
@@ -301,7 +322,7 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
     reader *r = store__reader_get(s);
     sqlite3_stmt *st = r->st[RSTMT_STATS];
     store_stats_row *v = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, bytes = 0;
     er_rc rc = ER_OK;
     int src;
     sqlite3_bind_int64(st, 1, since_ms);
@@ -323,10 +344,16 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
             rc = ER_NOMEM;
             goto fail;
         }
+        /* the row, its label, and what the answer makes of it (a JSON point of ~4 values) */
+        bytes += sizeof *v + strlen(v[len].label) + 320;
         v[len].bucket_ms = sqlite3_column_int64(st, 1);
         v[len].count = sqlite3_column_int64(st, 2);
         v[len].mean_score = sqlite3_column_double(st, 3);
         len++;
+        if (bytes > s->page_max_bytes) {
+            rc = ER_TOOBIG;
+            goto fail;
+        }
     }
     if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "computing stats");
 fail:
@@ -393,17 +420,20 @@ fail:
     return rc;
 }
 
-/* Reads up to FOREACH_PAGE inferences with seq > after, image bytes included. */
-static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
+/* Reads up to FOREACH_PAGE inferences with seq > after, image bytes included, fewer past
+ * page_max_bytes; *more when rows may follow. */
+static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n, bool *more)
 {
     reader *r = store__reader_get(s);
     sqlite3_stmt *st = r->st[RSTMT_FOREACH];
     er_rc rc = ER_OK;
-    int src;
+    int src = SQLITE_DONE;
     *n = 0;
+    size_t bytes = 0;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int(st, 2, FOREACH_PAGE);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!page_ends(s->page_max_bytes, *n, FOREACH_PAGE, bytes) &&
+           (src = sqlite3_step(st)) == SQLITE_ROW) {
         inference *inf = NULL;
         rc = row_to_inference(st, &inf);
         if (rc) goto fail;
@@ -412,8 +442,11 @@ static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n)
         if (rc) goto fail;
         rc = read_labels(r, inf);
         if (rc) goto fail;
+        bytes += row_bytes(inf);
     }
-    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "reading inferences");
+    *more = src == SQLITE_ROW; /* stopped by the bound, not by the end */
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        rc = store__db_error(s, r->db, src, "reading inferences");
 fail:
     stmt_done(st);
     store__reader_put(s, r);
@@ -425,18 +458,19 @@ er_rc store_foreach(store *s, store_each_fn fn, void *arg)
     inference *page[FOREACH_PAGE];
     size_t n = 0;
     int64_t after = 0;
+    bool more = false;
     er_rc rc;
     /* The reader goes back to the pool between pages, so fn may use the store freely and no
      * read transaction stays open across a long export. */
     do {
-        rc = foreach_page(s, after, page, &n);
+        rc = foreach_page(s, after, page, &n, &more);
         for (size_t i = 0; !rc && i < n; i++) {
             rc = fn(arg, page[i]);
             after = page[i]->seq;
         }
         for (size_t i = 0; i < n; i++)
             inference_destroy(page[i]);
-    } while (!rc && n == FOREACH_PAGE);
+    } while (!rc && more);
     return rc;
 }
 

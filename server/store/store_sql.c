@@ -90,7 +90,7 @@ const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
                     " FROM inference i JOIN label_score l ON l.seq = i.seq"
                     " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
-                    " ORDER BY bucket, l.label",
+                    " ORDER BY l.label, bucket",
     [RSTMT_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
     /* Separate sub-selects so each min/max is one index probe. */
     [RSTMT_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"

@@ -170,7 +170,7 @@ static const char *read_failure(er_rc rc)
 }
 
 static er_rc import_one(store *st, const char *dir, int dir_fd, const char *json_name,
-                        const char *device, guidfiles_stats *stats)
+                        const char *device, const normalize_limits *lim, guidfiles_stats *stats)
 {
     char name[300], stem[256];
     uint8_t *json = NULL, *img = NULL;
@@ -187,7 +187,8 @@ static er_rc import_one(store *st, const char *dir, int dir_fd, const char *json
         er_fail(&err, rc, "%s", read_failure(rc));
         goto fail;
     }
-    normalize_opts no = {.device = device, .source = "import", .now_ms = util_now_ms()};
+    normalize_opts no = {
+        .device = device, .source = "import", .now_ms = util_now_ms(), .lim = *lim};
     rc = normalize_json((const char *)json, json_len, &no, &inf, &err);
     if (rc) goto fail;
     /* The old components named the pair after the guid; keep it when the JSON has no id. */
@@ -237,6 +238,7 @@ er_rc guidfiles_import(store *st, const char *dir, const config *cfg, guidfiles_
                        er_err *err)
 {
     char device[256];
+    const normalize_limits lim = normalize_limits_of(cfg);
     if (device_name_resolve(cfg->device_name, cfg->device_mac_suffix, device, sizeof device))
         return er_fail(err, ER_CONFIG, "device_name is too long");
     int dfd = -1;
@@ -251,7 +253,7 @@ er_rc guidfiles_import(store *st, const char *dir, const config *cfg, guidfiles_
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (e->d_name[0] == '.' || n <= 5 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
-        er_rc one = import_one(st, dir, dirfd(d), e->d_name, device, stats);
+        er_rc one = import_one(st, dir, dirfd(d), e->d_name, device, &lim, stats);
         if (one == ER_FULL) { /* no point going on: every later put fails the same way */
             rc = er_fail(err, ER_FULL, "the disk is full; imported %lld so far",
                          (long long)stats->done);

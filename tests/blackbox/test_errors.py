@@ -14,7 +14,8 @@ R = None
 
 
 def make_relay():
-    return Relay({"max_body_bytes": MAX_BODY})
+    # max_info_bytes as large as a body: the padded info below tests the body limit alone
+    return Relay({"max_body_bytes": MAX_BODY, "max_info_bytes": MAX_BODY})
 
 
 BASE_ROWS = None  # stored rows when the current test took its snapshot

@@ -107,7 +107,10 @@ def test_message_too_big_without_image_dead_lettered():
     with Broker(PKI) as b:
         sub = b.subscriber(topic(name, "#"))
         try:
-            with Relay(overrides=relay_mqtt_config(b, name)) as r:
+            # an info that big passes only a raised max_info_bytes (a result of up to
+            # max_result_bytes can make such a message under the defaults)
+            cfg = dict(relay_mqtt_config(b, name), max_info_bytes=2 * MQTT_PAYLOAD_MAX)
+            with Relay(overrides=cfg) as r:
                 poison = new_id()
                 r.ingest({"id": poison, "info": "i" * (MQTT_PAYLOAD_MAX + 1000),
                           "result": {"classification": {"huge": 1.0}}})

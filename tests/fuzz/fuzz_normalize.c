@@ -11,7 +11,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const normalize_opts opts = {
-        .device = "fuzz", .source = "fuzz", .max_image_bytes = 4096, .now_ms = 1};
+        .device = "fuzz",
+        .source = "fuzz",
+        .max_image_bytes = 4096,
+        .now_ms = 1,
+        /* small bounds, so short inputs reach every limit's path */
+        .lim = {.max_depth = 8, .max_nodes = 500, .max_result_bytes = 4096, .max_info_bytes = 512}};
     inference *inf = NULL;
     er_err err;
     er_rc rc = normalize_json((const char *)data, size, &opts, &inf, &err);

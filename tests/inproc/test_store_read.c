@@ -26,7 +26,7 @@ static void test_list(void)
 
     /* Oldest first after a seq, with labels (the live stream's catch-up). */
     store_page after;
-    CHECK_EQ_INT(store_list_after(s, seqs[2], 3, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[2], 3, 0, &after), ER_OK);
     CHECK_EQ_INT(after.n, 3);
     for (size_t i = 0; i < after.n; i++) {
         CHECK_EQ_INT(after.items[i]->seq, seqs[3 + i]);
@@ -36,14 +36,14 @@ static void test_list(void)
     }
     CHECK_EQ_INT(after.next_seq, seqs[5]); /* more follow */
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, seqs[37], 10, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[37], 10, 0, &after), ER_OK);
     CHECK(after.n == 2 && after.next_seq == 0);
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, seqs[39], 10, &after), ER_OK);
+    CHECK_EQ_INT(store_list_after(s, seqs[39], 10, 0, &after), ER_OK);
     CHECK_EQ_INT(after.n, 0);
     store_page_free(&after);
-    CHECK_EQ_INT(store_list_after(s, 0, 0, &after), ER_INVALID);
-    CHECK_EQ_INT(store_list_after(s, -1, 5, &after), ER_INVALID);
+    CHECK_EQ_INT(store_list_after(s, 0, 0, 0, &after), ER_INVALID);
+    CHECK_EQ_INT(store_list_after(s, -1, 5, 0, &after), ER_INVALID);
 
     /* Keyset pages stay exact while new rows arrive between pages. */
     store_filter f = {.limit = 7};
@@ -197,11 +197,12 @@ static void test_stats(void)
         CHECK_EQ_INT(rows[0].bucket_ms, 0);
         CHECK_EQ_INT(rows[0].count, 2);
         CHECK(rows[0].mean_score > 0.2999 && rows[0].mean_score < 0.3001);
-        CHECK_EQ_STR(rows[1].label, "dog");
-        CHECK_EQ_INT(rows[1].bucket_ms, 0);
+        /* ordered by label, then bucket: one label's points together */
+        CHECK_EQ_STR(rows[1].label, "cat");
+        CHECK_EQ_INT(rows[1].bucket_ms, 1000);
         CHECK_EQ_INT(rows[1].count, 1);
-        CHECK_EQ_STR(rows[2].label, "cat");
-        CHECK_EQ_INT(rows[2].bucket_ms, 1000);
+        CHECK_EQ_STR(rows[2].label, "dog");
+        CHECK_EQ_INT(rows[2].bucket_ms, 0);
         CHECK_EQ_INT(rows[2].count, 1);
     }
     store_stats_free(rows, n);
@@ -253,6 +254,108 @@ static void test_foreach(void)
     store_destroy(s);
 }
 
+/* ---- pages bounded by bytes ---- */
+
+/* Walks every row with store_list (newest first) or store_list_after (oldest first), pages of
+ * up to 100 rows; counts the rows and the pages, and the most rows one page held. */
+static void walk_pages(store *s, bool after, size_t *rows, int *pages, size_t *most)
+{
+    int64_t cursor = 0;
+    *rows = 0;
+    *pages = 0;
+    *most = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        store_page p;
+        store_filter f = {.limit = 100, .before_seq = cursor};
+        CHECK_EQ_INT(after ? store_list_after(s, cursor, 100, 0, &p) : store_list(s, &f, &p),
+                     ER_OK);
+        *rows += p.n;
+        (*pages)++;
+        if (p.n > *most) *most = p.n;
+        int64_t next = p.next_seq;
+        store_page_free(&p);
+        if (!next) break;
+        cursor = next;
+    }
+}
+
+/* Rows of ~20 KB (a big info) under page_max_bytes 64 KiB: every read holds at most 4 of them,
+ * ends early with its cursor, and the pages together give every row once. Images are read (and
+ * counted) only where their bytes are: store_foreach's pages. */
+static void test_page_bytes(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store_opts o = {.page_max_bytes = 64 * 1024};
+    store *s = open_store(path, &o);
+    char *info = malloc(20002);
+    info[0] = '"';
+    memset(info + 1, 'x', 19999);
+    info[20000] = '"';
+    info[20001] = 0;
+    for (int i = 0; i < 10; i++) {
+        inference *inf = make_inf(1000 + i, "http", "a", 0.5);
+        inf->info_json = strdup(info);
+        put_ok(s, inf);
+    }
+    free(info);
+    size_t rows, most;
+    int pages;
+    walk_pages(s, false, &rows, &pages, &most);
+    CHECK_EQ_INT(rows, 10);
+    CHECK_EQ_INT(most, 4);
+    CHECK_EQ_INT(pages, 3);
+    walk_pages(s, true, &rows, &pages, &most);
+    CHECK_EQ_INT(rows, 10);
+    CHECK_EQ_INT(most, 4);
+    walk w = {.ordered = 1, .images_ok = 1};
+    CHECK_EQ_INT(store_foreach(s, walk_one, &w), ER_OK);
+    CHECK_EQ_INT(w.n, 10);
+    CHECK(w.ordered);
+    /* stats past the bound: ER_TOOBIG, not a growing array (10 rows x 10 labels per bucket) */
+    store_stats_row *st = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(store_stats(s, 0, 2000, 1000, &st, &n), ER_OK);
+    store_stats_free(st, n);
+    for (int i = 0; i < 300; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "l%d", i);
+        put_ok(s, make_inf(i, "http", label, 0.5));
+    }
+    CHECK_EQ_INT(store_stats(s, 0, 300, 1, &st, &n), ER_TOOBIG);
+    CHECK(st == NULL && n == 0);
+    store_destroy(s);
+}
+
+/* 10,000 labels read back: the array grows by doubling (its capacity at most twice the
+ * labels), not one realloc (and, under a sanitizer, one copy) per label. */
+static void test_many_labels(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    inference *inf = make_inf(1, "http", "l0", 0.5);
+    char guid[UTIL_UUID_LEN + 1];
+    snprintf(guid, sizeof guid, "%s", inf->guid);
+    for (int i = 1; i < 10000; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "l%d", i);
+        CHECK_EQ_INT(inference_add_label(inf, label, 0.25), ER_OK);
+    }
+    put_ok(s, inf);
+    inference *got = NULL;
+    CHECK_EQ_INT(store_get(s, guid, &got), ER_OK);
+    if (got) {
+        CHECK_EQ_INT(got->n_labels, 10000);
+        CHECK(got->labels_cap >= 10000 && got->labels_cap <= 20000);
+        /* and adding to what was read still finds each label once */
+        CHECK_EQ_INT(inference_add_label(got, "l9999", 0.75), ER_OK);
+        CHECK_EQ_INT(got->n_labels, 10000);
+    }
+    inference_destroy(got);
+    store_destroy(s);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-store-read-XXXXXX")) return 1;
@@ -260,5 +363,7 @@ int main(void)
     test_query_plan();
     test_stats();
     test_foreach();
+    test_page_bytes();
+    test_many_labels();
     return store_fixture_end();
 }

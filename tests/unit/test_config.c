@@ -59,6 +59,13 @@ static void test_defaults(void)
     CHECK_EQ_INT(c.log_level, LOG_INFO);
     CHECK_EQ_INT(c.http_threads, 2);
     CHECK_EQ_INT(c.max_body_bytes, 16 * 1024 * 1024);
+    CHECK_EQ_INT(c.max_bodies_bytes, 64 * 1024 * 1024);
+    CHECK_EQ_INT(c.max_json_depth, 32);
+    CHECK_EQ_INT(c.max_json_nodes, 200000);
+    CHECK_EQ_INT(c.max_result_bytes, 1024 * 1024);
+    CHECK_EQ_INT(c.max_info_bytes, 64 * 1024);
+    CHECK_EQ_INT(c.live_ring_bytes, 8 * 1024 * 1024);
+    CHECK_EQ_INT(c.page_max_bytes, 4 * 1024 * 1024);
     CHECK(!c.demo);
     CHECK_EQ_INT(c.demo_interval_ms, 1000);
     CHECK(c.tokens == NULL);

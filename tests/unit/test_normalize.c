@@ -347,6 +347,143 @@ static void test_limits(void)
     free(big);
 }
 
+/* Parses text (without its terminator) under the limits lim; the message goes to err. */
+static er_rc parse_lim(const char *json, normalize_limits lim, inference **out, er_err *err)
+{
+    size_t n = strlen(json);
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, json, n);
+    normalize_opts o = opts;
+    o.lim = lim;
+    memset(err->msg, 0, sizeof err->msg);
+    er_rc rc = normalize_json(copy, n, &o, out, err);
+    free(copy);
+    return rc;
+}
+
+/* {"result":{"freeform":[1,1,...]}} with k values: exactly k + 3 JSON values. */
+static char *freeform_doc(size_t k)
+{
+    char *doc = malloc(2 * k + 64);
+    size_t n = (size_t)sprintf(doc, "{\"result\":{\"freeform\":[");
+    for (size_t i = 0; i < k; i++)
+        n += (size_t)sprintf(doc + n, i ? ",1" : "1");
+    sprintf(doc + n, "]}}");
+    return doc;
+}
+
+/* {"result":{"anomaly":1},"info":[[...]]} with levels brackets in info, into doc. */
+static void nested_doc(char *doc, int levels)
+{
+    size_t n = (size_t)sprintf(doc, "{\"result\":{\"anomaly\":1},\"info\":");
+    memset(doc + n, '[', (size_t)levels);
+    memset(doc + n + (size_t)levels, ']', (size_t)levels);
+    strcpy(doc + n + 2 * (size_t)levels, "}");
+}
+
+/* Each document limit holds at its bound and refuses one past it, naming the setting and its
+ * value; the defaults apply when a caller sets none. */
+static void test_doc_limits(void)
+{
+    inference *inf = NULL;
+    er_err err;
+    char doc[512];
+    const normalize_limits lim = {
+        .max_depth = 4, .max_nodes = 100, .max_result_bytes = 1024, .max_info_bytes = 16};
+
+    /* depth: the root and three levels in info */
+    CHECK_EQ_INT(parse_lim("{\"result\":{\"anomaly\":1},\"info\":[[[1]]]}", lim, &inf, &err),
+                 ER_OK);
+    inference_destroy(inf);
+    CHECK_EQ_INT(parse_lim("{\"result\":{\"anomaly\":1},\"info\":[[[[1]]]]}", lim, &inf, &err),
+                 ER_SHAPE);
+    CHECK(strstr(err.msg, "max_json_depth (4)") != NULL);
+    /* the default depth (32), with no limits given: the root and 31 or 32 levels in info */
+    nested_doc(doc, 31);
+    CHECK_EQ_INT(parse(doc, &inf, &err), ER_OK);
+    inference_destroy(inf);
+    nested_doc(doc, 32);
+    expect_error(doc, ER_SHAPE, "max_json_depth (32)");
+
+    /* values: freeform counts, before any tree is built */
+    char *ff = freeform_doc(97);
+    CHECK_EQ_INT(parse_lim(ff, lim, &inf, &err), ER_OK);
+    inference_destroy(inf);
+    free(ff);
+    ff = freeform_doc(98);
+    CHECK_EQ_INT(parse_lim(ff, lim, &inf, &err), ER_TOOBIG);
+    CHECK(strstr(err.msg, "max_json_nodes (100)") != NULL);
+    free(ff);
+    ff = freeform_doc(CONFIG_DEF_JSON_NODES); /* the default bound */
+    expect_error(ff, ER_TOOBIG, "max_json_nodes (200000)");
+    free(ff);
+
+    /* the result's stored size: 120 values of 10 bytes */
+    normalize_limits wide = lim;
+    wide.max_nodes = 1000;
+    char *big = malloc(120 * 11 + 64);
+    size_t n = (size_t)sprintf(big, "{\"result\":{\"freeform\":[");
+    for (int i = 0; i < 120; i++)
+        n += (size_t)sprintf(big + n, "%s123456789", i ? "," : "");
+    sprintf(big + n, "]}}");
+    CHECK_EQ_INT(parse_lim(big, wide, &inf, &err), ER_TOOBIG);
+    CHECK(strstr(err.msg, "max_result_bytes (1024)") != NULL);
+    free(big);
+
+    /* info's stored size: 16 bytes pass, 17 do not */
+    CHECK_EQ_INT(
+        parse_lim("{\"result\":{\"anomaly\":1},\"info\":\"0123456789abcd\"}", lim, &inf, &err),
+        ER_OK);
+    if (inf) CHECK_EQ_INT(strlen(inf->info_json), 16);
+    inference_destroy(inf);
+    CHECK_EQ_INT(
+        parse_lim("{\"result\":{\"anomaly\":1},\"info\":\"0123456789abcde\"}", lim, &inf, &err),
+        ER_TOOBIG);
+    CHECK(strstr(err.msg, "max_info_bytes (16)") != NULL);
+}
+
+/* Label look-ups are hashed: 10,000 distinct labels cost a few comparisons each, not one per
+ * label already seen (50 million). Counted, not timed. */
+static void test_label_lookups(void)
+{
+    const int n_labels = 10000;
+    char *doc = malloc((size_t)n_labels * 24 + 64);
+    size_t n = (size_t)sprintf(doc, "{\"c\":{");
+    for (int i = 0; i < n_labels; i++)
+        n += (size_t)sprintf(doc + n, "%s\"label%05d\":0.%d", i ? "," : "", i, i % 10);
+    sprintf(doc + n, "}}");
+    inference *inf = NULL;
+    er_err err;
+    CHECK_EQ_INT(parse(doc, &inf, &err), ER_OK);
+    if (inf) {
+        CHECK_EQ_INT(inf->n_labels, n_labels);
+        if (inf->label_probes > 3u * (size_t)n_labels)
+            fprintf(stderr, "  %zu label comparisons for %d labels\n", inf->label_probes, n_labels);
+        CHECK(inf->label_probes <= 3u * (size_t)n_labels);
+        CHECK(label_score(inf, "label09999") > 0.85);
+    }
+    inference_destroy(inf);
+    /* the duplicate check rides on the same look-up */
+    memcpy(doc + 6, "\"label00001\"", 11);
+    expect_error(doc, ER_SHAPE, "appears twice");
+    free(doc);
+
+    /* the same through inference_add_label on a reader-built inference (no hash yet): the
+     * best score per label is kept and top_label follows it */
+    inference *r = inference_create();
+    r->labels = calloc(2, sizeof *r->labels);
+    r->labels[0] = (inference_label){.label = strdup("a"), .score = 0.5};
+    r->labels[1] = (inference_label){.label = strdup("b"), .score = 0.25};
+    r->n_labels = 2;
+    CHECK_EQ_INT(inference_add_label(r, "b", 0.75), ER_OK);
+    CHECK_EQ_INT(inference_add_label(r, "a", 0.1), ER_OK);
+    CHECK_EQ_INT(inference_add_label(r, "c", 0.2), ER_OK);
+    CHECK_EQ_INT(r->n_labels, 3);
+    CHECK(label_score(r, "a") == 0.5 && label_score(r, "b") == 0.75 && label_score(r, "c") == 0.2);
+    CHECK_EQ_STR(r->top_label, "b");
+    inference_destroy(r);
+}
+
 /* Every "classification" message of the runner sessions (tests/fixtures/runner-ws) normalizes
  * once wrapped: 6 classifications with 3 labels each, then 6 object-detection results of
  * which the 3rd and 4th found nothing. */
@@ -434,6 +571,8 @@ int main(void)
     test_image();
     test_errors();
     test_limits();
+    test_doc_limits();
+    test_label_lookups();
     test_fixtures();
     return check_summary();
 }

@@ -548,6 +548,31 @@ static void test_rejects(void)
     runner_session_destroy(s);
 }
 
+/* The session's document limits reach normalize: a classification nested past max_depth or
+ * with more values than max_nodes is refused, naming the setting; within them it is stored. */
+static void test_document_limits(void)
+{
+    runner_session_opts o = {
+        .want_images = true, .max_frame_bytes = 64, .lim = {.max_depth = 3, .max_nodes = 20}};
+    runner_session *s = NULL;
+    CHECK_EQ_INT(runner_session_create(&o, &s), ER_OK);
+    sink k = {0};
+    er_err err;
+    CHECK_EQ_INT(feed(s, HELLO, &k, &err), ER_OK);
+    CHECK_EQ_INT(feed(s, CLS, &k, &err), ER_OK);
+    reject(s,
+           "{\"type\":\"classification\",\"result\":{\"classification\":{\"a\":1}},"
+           "\"additionalInfo\":[[[1]]]}",
+           ER_SHAPE, "max_json_depth (3)");
+    reject(s,
+           "{\"type\":\"classification\",\"result\":{\"freeform\":[1,2,3,4,5,6,7,8,9,10,"
+           "11,12,13,14,15,16,17,18]}}",
+           ER_TOOBIG, "max_json_nodes (20)");
+    runner_session_destroy(s);
+    for (size_t i = 0; i < k.n; i++)
+        inference_destroy(k.inf[i]);
+}
+
 static void test_image_size(void)
 {
     int w = -1, h = -1;
@@ -589,5 +614,6 @@ int main(void)
     test_classification_image_dropped();
     test_rejects();
     test_image_size();
+    test_document_limits();
     return check_summary();
 }
