@@ -163,6 +163,7 @@ typedef struct store_info {
     int64_t duplicates;        /* puts answered with an existing row */
     int64_t put_errors;        /* puts that failed */
     int64_t retention_deleted; /* rows removed by retention since start */
+    int64_t retention_passes;  /* retention passes completed since start */
     int64_t queue_depth;       /* puts waiting for the writer */
 } store_info;
 

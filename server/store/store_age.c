@@ -1,0 +1,88 @@
+/* store_age.c - the store's age clock (core/ageclock.h): what cache_max_age measures against.
+ * Each inference row records the clock's value at its commit (age_ms); retention deletes rows
+ * whose age_ms is more than max_age before the clock's current value.
+ *
+ * The clock is persisted as the meta row 'age_clock' (a mark: its value at a boot-relative
+ * moment). It is written at open (so a run killed before its first commit still leaves a mark
+ * of its boot), inside every group commit (so the mark is never older than the newest row), and
+ * at a clean stop. A missing or unreadable mark starts the clock at the wall clock's value, and
+ * never below the newest row's age_ms. */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+
+#include "core/log.h"
+
+#define AGE_META_KEY "age_clock"
+
+/* The newest row's age_ms (0 for an empty cache or when it cannot be read) into *floor. */
+static er_rc newest_age(store *s, int64_t *floor)
+{
+    sqlite3_stmt *st = s->wst[WSTMT_NEWEST_AGE];
+    er_rc rc = ER_OK;
+    int src = sqlite3_step(st);
+    *floor = 0;
+    if (src == SQLITE_ROW)
+        *floor = sqlite3_column_int64(st, 0);
+    else if (src != SQLITE_DONE)
+        rc = store__db_error(s, s->wdb, src, "reading the newest age");
+    stmt_done(st);
+    return rc;
+}
+
+/* The persisted mark into *then; false when there is none or it does not parse. */
+static bool saved_mark(store *s, ageclock_mark *then)
+{
+    sqlite3_stmt *st = s->wst[WSTMT_META_GET];
+    bool ok = false;
+    sqlite3_bind_text(st, 1, AGE_META_KEY, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        ok = ageclock_parse((const char *)sqlite3_column_text(st, 0), then) == ER_OK;
+    stmt_done(st);
+    return ok;
+}
+
+/* Never fails the open: a file the store can open but not read or write here (a corrupt page,
+ * a full disk) gets its error logged and recorded for health by store__db_error, and the clock
+ * still runs from what could be read (at worst a new clock: rows then live longer, never
+ * shorter, than their age). */
+void store__age_open(store *s)
+{
+    ageclock_mark then, now;
+    int64_t floor = 0;
+    newest_age(s, &floor);
+    ageclock_now(&now);
+    if (saved_mark(s, &then)) {
+        ageclock_resume(&then, &now, floor);
+        log_debug("store", "age clock: %lld ms since its last mark%s",
+                  (long long)(now.age_ms - then.age_ms),
+                  strcmp(then.boot_id, now.boot_id) == 0 ? "" : " (another boot)");
+    } else {
+        now.age_ms = now.wall_ms > floor ? now.wall_ms : floor; /* a new clock */
+    }
+    s->age_base = now;
+    store__age_save(s, now.age_ms);
+}
+
+int64_t store__age_now(const store *s)
+{
+    return ageclock_at(&s->age_base, ageclock_boot_ms());
+}
+
+er_rc store__age_save(store *s, int64_t age)
+{
+    ageclock_mark m;
+    char text[AGECLOCK_TEXT_MAX];
+    ageclock_now(&m); /* the wall clock and its sync state as they are now */
+    /* the boot and the boot time that age stands for (age was read from them, maybe a moment
+     * ago): a later start continues from exactly this value */
+    memcpy(m.boot_id, s->age_base.boot_id, sizeof m.boot_id);
+    m.boot_ms = s->age_base.boot_ms + (age - s->age_base.age_ms);
+    m.age_ms = age;
+    ageclock_format(&m, text, sizeof text);
+    sqlite3_stmt *st = s->wst[WSTMT_META_SET];
+    sqlite3_bind_text(st, 1, AGE_META_KEY, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    int src = step_once(st);
+    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "saving the age clock");
+}
