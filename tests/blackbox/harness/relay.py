@@ -58,10 +58,13 @@ class Relay:
            a file in the temp dir, read from the start at every start), or anything
            subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE).
     user: (name, group) to run as (the tests must run as root): the temp dir is given to it,
-          so the relay reads and writes only what that user may, as under Greengrass."""
+          so the relay reads and writes only what that user may, as under Greengrass.
+    stderr: None (into the log file with stdout) or a descriptor the relay's stderr goes to
+            instead (e.g. a pty's slave: the relay then writes to a terminal; its log goes
+            there too, and the log file keeps only stdout)."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True, stdin=None, user=None):
+                 wait_ready=True, stdin=None, user=None, stderr=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -107,6 +110,7 @@ class Relay:
         self.admin_token = ADMIN_TOKEN
         self.stdin = stdin
         self.user = user
+        self.stderr = stderr
 
     # -- lifecycle --
 
@@ -156,7 +160,9 @@ class Relay:
                     shutil.chown(p, *self.user)
         try:
             self.proc = subprocess.Popen([relay_bin(), "--config", self.config_path] +
-                                         self.extra_args, stdout=logf, stderr=subprocess.STDOUT,
+                                         self.extra_args, stdout=logf,
+                                         stderr=subprocess.STDOUT if self.stderr is None
+                                         else self.stderr,
                                          stdin=stdin, cwd=self.dir, env=env, **as_user)
         finally:
             logf.close()
