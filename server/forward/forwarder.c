@@ -174,10 +174,36 @@ static void restart_cb(void *arg)
     kill(getpid(), SIGTERM); /* process-directed: main's sigwait takes it */
 }
 
+/* Persists f->handled; a failure only costs running a replay once more after a restart. */
+static void save_handled(forwarder *f)
+{
+    if (commands_handled_save(f->st, &f->handled))
+        log_warn("forward", "the list of handled commands could not be saved");
+}
+
 static void handle_message(forwarder *f, fwd_event *e)
 {
     if (strcmp(e->topic, f->tp.t[TOPICS_CMD_IN]) != 0) return;
-    if (e->len == 0) return; /* our own clearing of a retained command, echoed back */
+    if (e->len == 0) {
+        /* our own clearing of a retained command echoed back (or anyone's): the broker holds
+         * no retained command now, so none of those we ran can come back */
+        if (f->handled.n > 0) {
+            f->handled.n = 0;
+            save_handled(f);
+        }
+        return;
+    }
+    char id[COMMANDS_ID_LEN + 1];
+    commands_id(e->payload, e->len, id);
+    if (e->retained && commands_handled_has(&f->handled, id)) {
+        /* delivered again at a new subscription: the broker did not let us clear it */
+        log_info("forward",
+                 "the retained command on %s (id %s) already ran; not running it again "
+                 "(clearing it was refused: see iot:RetainPublish in docs/greengrass.md)",
+                 e->topic, id);
+        atomic_fetch_add_explicit(&f->commands_replayed, 1, memory_order_relaxed);
+        return;
+    }
     util_buf reply = {0};
     commands_ctx c = {.st = f->st,
                       .pol = f->pol,
@@ -193,6 +219,10 @@ static void handle_message(forwarder *f, fwd_event *e)
         publish_aux(f, f->tp.t[TOPICS_CMD_OUT], reply.data, reply.len, false);
     atomic_fetch_add_explicit(&f->commands, 1, memory_order_relaxed);
     util_buf_free(&reply);
+    /* recorded before the clear and before a restart: a retained restart whose clear is
+     * refused must not restart the relay on every connection */
+    commands_handled_add(&f->handled, id);
+    save_handled(f);
     /* The components expected senders to retain commands. A broker sets the retain flag only
      * on delivery to a new subscription, not on live delivery of a retained PUBLISH, so the
      * command may be retained either way: always clear it (an empty retained message; a no-op
@@ -537,6 +567,7 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
         goto fail;
     }
     commands_load_persisted(st, pol); /* settings changed by command win over the config */
+    commands_handled_load(st, &f->handled);
     if (pthread_create(&f->thread, NULL, run, f)) {
         rc = er_fail(err, ER_INTERNAL, "cannot start the forwarder thread");
         goto fail;
@@ -613,6 +644,7 @@ void forwarder_get_status(forwarder *f, forwarder_status *out)
     out->shrunk = atomic_load(&f->shrunk);
     out->omitted = atomic_load(&f->omitted);
     out->commands = atomic_load(&f->commands);
+    out->commands_replayed = atomic_load(&f->commands_replayed);
     out->restart_requested = atomic_load(&f->restart);
     out->qos = f->cfg->iotcore_qos;
     store_outbox_stats os;
