@@ -104,6 +104,8 @@ struct forwarder {
     int64_t send_failed_ms;   /* a publish failed without a connection loss (yet); 0 if not */
     int64_t stop_by_ms;       /* stopping: the last moment to wait for acks in flight */
     commands_handled handled; /* commands run since command/input was last seen cleared */
+    int64_t clear_sent_ms;    /* mono time of a clear not yet echoed back; 0 if none */
+    bool clear_refused;       /* the broker dropped us for a clear: stop clearing */
 };
 
 /* ---- the hand-offs (forwarder_events.c) ---- */

@@ -22,7 +22,10 @@
 #include "forward/payload.h"
 #include "forward/topics.h"
 
-#define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
+#define STABLE_MS 10000 /* a connection that lived this long resets the backoff */
+/* A connection lost this soon after clearing a retained command, before the clear came back:
+ * the broker refused the clear (IoT Core closes the connection on a denied publish). */
+#define CLEAR_REFUSED_MS 5000
 #define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
 #define SEND_FAIL_GRACE_MS 2000 /* wait for connectionLost before resending a failed publish */
 /* Stopping: how long to wait for the PUBACKs of the publishes in flight, so their rows leave
@@ -187,6 +190,7 @@ static void handle_message(forwarder *f, fwd_event *e)
     if (e->len == 0) {
         /* our own clearing of a retained command echoed back (or anyone's): the broker holds
          * no retained command now, so none of those we ran can come back */
+        f->clear_sent_ms = 0;
         if (f->handled.n > 0) {
             f->handled.n = 0;
             save_handled(f);
@@ -227,7 +231,10 @@ static void handle_message(forwarder *f, fwd_event *e)
      * on delivery to a new subscription, not on live delivery of a retained PUBLISH, so the
      * command may be retained either way: always clear it (an empty retained message; a no-op
      * when nothing is retained) so it is not handled again on the next connection. */
-    publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+    if (!f->clear_refused) {
+        publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+        if (f->live) f->clear_sent_ms = util_mono_ms();
+    }
     if (restart) restart_cb(f); /* after the reply was queued */
 }
 
@@ -240,11 +247,30 @@ static int64_t max_seq(const fwd_inflight *fl, int64_t floor)
     return m;
 }
 
+/* The connection was lost right after a clear that never came back: the broker refused it.
+ * Then ei-relay stops clearing for the rest of the run (each clear would cost a connection)
+ * and the loss is not held against the rows in flight. */
+static bool clear_refused(forwarder *f, int64_t now)
+{
+    bool refused = f->clear_sent_ms != 0 && now - f->clear_sent_ms < CLEAR_REFUSED_MS;
+    f->clear_sent_ms = 0;
+    if (!refused || f->clear_refused) return refused;
+    f->clear_refused = true;
+    log_warn("forward",
+             "the broker closed the connection when ei-relay cleared the retained command on "
+             "%s (an IoT policy without iot:RetainPublish does that): retained commands are no "
+             "longer cleared until a restart; one that comes back is recognised and not run "
+             "again",
+             f->tp.t[TOPICS_CMD_IN]);
+    return true;
+}
+
 static void handle_down(forwarder *f, fwd_event *e, int64_t now)
 {
     bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
+    bool by_clear = e->was_connected && clear_refused(f, now);
     if (e->was_connected && !quick) pace_backoff_reset(&f->bo);
-    if (quick && f->n_fl > 0) {
+    if (quick && !by_clear && f->n_fl > 0) {
         if (f->probe && f->n_fl == 1) {
             /* alone on the wire and the broker hung up: count it against this row */
             bool dead = false;

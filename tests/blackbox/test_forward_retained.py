@@ -2,7 +2,9 @@
 # (mosquitto with an ACL that forbids the relay to publish on command/input, as an IoT policy
 # without iot:RetainPublish does) runs once: the relay remembers, in its database, the commands
 # it ran, and a replay of one at a new subscription (a reconnect, a restart) is not run again.
-# Once the topic is seen cleared, the same command sent retained again later does run.
+# Once the topic is seen cleared, the same command sent retained again later does run. A broker
+# that drops the connection for the clear (IoT Core does, on a denied publish) does so once:
+# the relay then stops clearing.
 import json
 
 from harness import Relay, check, eq, run_tests, wait_for
@@ -35,8 +37,13 @@ def result_of(m):
         return {}
 
 
+def replies_in(msgs, outp, key):
+    """The replies carrying an object under key (the start message's "status" is a string)."""
+    return [m for m in msgs if m.topic == outp and isinstance(result_of(m).get(key), dict)]
+
+
 def replies(sub, outp, key):
-    return [m for m in sub.on(outp) if key in result_of(m)]
+    return replies_in(sub.on(outp), outp, key)
 
 
 def wait_started(sub, outp, n):
@@ -49,8 +56,8 @@ def barrier(broker, sub, inp, outp):
     subscription, one thread, in order). Returns how many get_status replies there are now."""
     n = len(replies(sub, outp, "status"))
     broker.publish(inp, json.dumps({"cmd": "get_status"}))
-    sub.wait_count(outp, 1, WAIT_S, pred=lambda m: "status" in result_of(m)
-                   and len(replies(sub, outp, "status")) > n)
+    sub.wait_for(lambda msgs: len(replies_in(msgs, outp, "status")) > n, WAIT_S,
+                 "a get_status reply")
     return n + 1
 
 
@@ -139,6 +146,31 @@ def test_cleared_command_runs_again_when_sent_again():
             sub.close()
 
 
+def test_clear_that_costs_the_connection_is_not_repeated():
+    """A broker that disconnects a client publishing a retained message (retain_available
+    false; IoT Core without iot:RetainPublish): the first clear costs one reconnect, then the
+    relay stops clearing, so the next commands cost none."""
+    name = device_name("dropper")
+    inp, outp = topic(name, "command/input"), topic(name, "command/output")
+    with Broker(PKI, conf=["retain_available false"]) as broker:
+        sub = broker.subscriber(topic(name, "#"))
+        try:
+            with Relay(overrides=relay_mqtt_config(broker, name)) as r:
+                wait_started(sub, outp, 1)
+                broker.publish(inp, json.dumps({"cmd": "get_model_info"}))
+                sub.wait_count(outp, 1, WAIT_S, pred=lambda m: "model_info" in result_of(m))
+                wait_for("the reconnect after the refused clear", lambda: forwarder(r),
+                         timeout=WAIT_S, relay=r,
+                         until=lambda d: d["reconnects"] == 1 and d["state"] == "connected")
+                check("no longer cleared" in r.log(), "the log says the relay stops clearing")
+                for i in range(3):
+                    eq(barrier(broker, sub, inp, outp), i + 1, "get_status replies")
+                eq(forwarder(r)["reconnects"], 1, "reconnects after three more commands")
+        finally:
+            sub.close()
+
+
 if __name__ == "__main__":
     run_tests([test_refused_clear_runs_a_retained_command_once,
-               test_cleared_command_runs_again_when_sent_again])
+               test_cleared_command_runs_again_when_sent_again,
+               test_clear_that_costs_the_connection_is_not_repeated])

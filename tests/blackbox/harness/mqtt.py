@@ -459,15 +459,18 @@ class Broker:
     persistence: sessions and queued QoS 1 messages survive stop()/start() (SIGTERM saves).
     acl: optional mosquitto acl_file text (users are certificate CNs: the relay's client is
     CLIENT_CN, the test's own TESTER_CN). mosquitto drops a denied PUBLISH silently (PUBACK
-    sent, "Denied PUBLISH" logged) and keeps the connection."""
+    sent, "Denied PUBLISH" logged) and keeps the connection.
+    conf: further mosquitto.conf lines (e.g. "retain_available false": a client that publishes
+    a retained message is disconnected, as IoT Core disconnects on a denied publish)."""
 
     def __init__(self, pki, server="server", max_packet_size=None, persistence=True,
-                 port=None, acl=None):
+                 port=None, acl=None, conf=()):
         self.pki = pki
         self.server = server
         self.max_packet_size = max_packet_size
         self.persistence = persistence
         self.acl = acl
+        self.conf = list(conf)
         self.dir = tempfile.mkdtemp(prefix="ei-bb-mosq-")
         self.port = port or free_port()
         self.proc = None
@@ -499,6 +502,7 @@ class Broker:
             with open(acl_path, "w") as f:
                 f.write(self.acl)
             lines.append("acl_file %s" % acl_path)
+        lines += self.conf
         if self.persistence:
             lines += ["persistence true", "persistence_location %s/" % self.dir,
                       "autosave_interval 0"]
