@@ -4,9 +4,10 @@
  *
  * The clock is persisted as the meta row 'age_clock' (a mark: its value at a boot-relative
  * moment). It is written at open (so a run killed before its first commit still leaves a mark
- * of its boot), inside every group commit (so the mark is never older than the newest row), and
- * at a clean stop. A missing or unreadable mark starts the clock at the wall clock's value, and
- * never below the newest row's age_ms. */
+ * of its boot), inside a group commit when the last mark is a minute old (the rows' own age_ms
+ * keep the clock from running behind them: see store__age_open), and at a clean stop. A missing or
+ * unreadable mark starts the clock at the wall clock's value, and never below the newest row's
+ * age_ms. */
 #include "store/store_internal.h"
 
 #include <stdio.h>
@@ -14,6 +15,9 @@
 #include "core/log.h"
 
 #define AGE_META_KEY "age_clock"
+/* A commit rewrites the mark when the last one is this old: within a boot any mark is exact,
+ * and across a reboot a staler one only undercounts the downtime (rows then live longer). */
+#define AGE_SAVE_EVERY_MS 60000
 
 /* The newest row's age_ms (0 for an empty cache or when it cannot be read) into *floor. */
 static er_rc newest_age(store *s, int64_t *floor)
@@ -64,6 +68,11 @@ void store__age_open(store *s)
     store__age_save(s, now.age_ms);
 }
 
+bool store__age_due(const store *s, int64_t age)
+{
+    return age - s->age_saved >= AGE_SAVE_EVERY_MS;
+}
+
 int64_t store__age_now(const store *s)
 {
     return ageclock_at(&s->age_base, ageclock_boot_ms());
@@ -84,5 +93,7 @@ er_rc store__age_save(store *s, int64_t age)
     sqlite3_bind_text(st, 1, AGE_META_KEY, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
     int src = step_once(st);
-    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "saving the age clock");
+    if (src != SQLITE_DONE) return store__db_error(s, s->wdb, src, "saving the age clock");
+    s->age_saved = age; /* in a transaction that may yet roll back: then saved a minute late */
+    return ER_OK;
 }

@@ -230,6 +230,7 @@ struct store {
 
     /* the age clock's mark of this run (store_age.c): set at open, read-only afterwards */
     ageclock_mark age_base;
+    int64_t age_saved; /* the age of the last mark written (writer thread) */
 };
 
 /* ---- statement helpers (inline: they run several times per put on the writer's hot path) ---- */
@@ -337,6 +338,8 @@ int64_t store__retention_wait_ms(const store *s);
 void store__age_open(store *s);
 int64_t store__age_now(const store *s);
 er_rc store__age_save(store *s, int64_t age);
+/* Whether a commit at age should rewrite the mark (the last one is old enough). */
+bool store__age_due(const store *s, int64_t age);
 
 /* ---- store_read.c ---- */
 

@@ -130,7 +130,7 @@ again:
         if (src != SQLITE_DONE) {
             batch_rc = store__db_error(s, db, src, "begin");
             fatal = true;
-        } else if ((batch_rc = store__age_save(s, age)) != ER_OK) {
+        } else if (store__age_due(s, age) && (batch_rc = store__age_save(s, age)) != ER_OK) {
             fatal = true; /* the same disk as the rows: they would fail too */
         }
         for (j = list; j && !fatal && !redo; j = j->next) {
