@@ -3,9 +3,11 @@
  * whose age_ms is more than max_age before the clock's current value.
  *
  * The clock is persisted as the meta row 'age_clock' (a mark: its value at a boot-relative
- * moment). It is written at open (so a run killed before its first commit still leaves a mark
- * of its boot), inside a group commit when the last mark is a minute old (the rows' own age_ms
- * keep the clock from running behind them: see store__age_open), and at a clean stop. A missing or
+ * moment). It is written inside a group commit when this run has written none yet or its last
+ * is a minute old, and at a clean stop of a run that wrote one; never by a run that writes
+ * nothing else (opening a database changes nothing in it). A run without a mark of its own
+ * loses nothing it stamped: the next start resumes from the older mark, and the newest row's
+ * age_ms keeps the clock from running behind the rows (see store__age_open). A missing or
  * unreadable mark starts the clock at the wall clock's value, and never below the newest row's
  * age_ms. */
 #include "store/store_internal.h"
@@ -64,8 +66,8 @@ void store__age_open(store *s)
     } else {
         now.age_ms = now.wall_ms > floor ? now.wall_ms : floor; /* a new clock */
     }
-    s->age_base = now;
-    store__age_save(s, now.age_ms);
+    s->age_base = now; /* written with the first commit: a start that writes nothing else
+                        * leaves the file as it was */
 }
 
 bool store__age_due(const store *s, int64_t age)

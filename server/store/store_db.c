@@ -274,8 +274,9 @@ void store__db_close(store *s)
 {
     for (int i = 0; s->readers && i < s->n_readers; i++)
         close_conn(s->readers[i].db, s->readers[i].st, RSTMT__N);
-    /* the age clock's last mark: a restart in this boot continues from it to the ms */
-    if (s->opened && !s->bad[0] && s->wdb) store__age_save(s, store__age_now(s));
+    /* the age clock's last mark, when this run wrote any: a restart in this boot continues
+     * from it to the ms */
+    if (s->opened && !s->bad[0] && s->wdb && s->age_saved) store__age_save(s, store__age_now(s));
     store__clean_mark(s);
     close_conn(s->wdb, s->wst, WSTMT__N);
     free(s->readers);

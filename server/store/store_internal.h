@@ -230,7 +230,7 @@ struct store {
 
     /* the age clock's mark of this run (store_age.c): set at open, read-only afterwards */
     ageclock_mark age_base;
-    int64_t age_saved; /* the age of the last mark written (writer thread) */
+    int64_t age_saved; /* the age of the last mark this run wrote, 0 if none (writer thread) */
 };
 
 /* ---- statement helpers (inline: they run several times per put on the writer's hot path) ---- */
@@ -331,7 +331,7 @@ er_rc store__run_clear(store *s, int64_t *deleted);
 int64_t store__retention_wait_ms(const store *s);
 
 /* store_age.c: the age clock (core/ageclock.h). open: on the writer connection at open, resumes
- * the persisted clock (or starts one) and persists the new mark; never fails the open. now: its
+ * the persisted clock (or starts one); writes nothing and never fails the open. now: its
  * current value (any thread once open: s->age_base is written only by open). save: persists the
  * mark for age (taken now) through the writer connection, inside the caller's transaction or alone.
  */
