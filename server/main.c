@@ -19,6 +19,7 @@
 #include "app/relay.h"
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/json_alloc.h"
 #include "core/log.h"
 #include "greengrass/greengrass.h"
 #include "media/image.h"
@@ -154,6 +155,8 @@ int main(int argc, char **argv, char **envp)
      * whatever umask the shell, systemd or Greengrass handed down. Files that another user must
      * read (greengrass-setup's) get their mode explicitly with fchmod. */
     umask(077);
+    /* cJSON running out of memory is told from malformed JSON (ingest answers 500, not 400) */
+    json_alloc_install();
     /* a command with options of its own, which are no settings */
     if (argc > 1 && strcmp(argv[1], "greengrass-setup") == 0)
         return run_greengrass_setup(argc - 1, argv + 1, envp);

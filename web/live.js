@@ -1,7 +1,8 @@
 // live.js - the dashboard's client of the relay's live stream (docs/live.md).
 //
 // It finds the WebSocket port in GET /api/v1/health (`ws_port`), connects to
-// ws://<this host>:<ws_port>/api/v1/live, authenticates with its first message, and turns the
+// ws://<this host>:<ws_port>/api/v1/live (wss:// when the page came over https://: the relay
+// serves both ports with TLS or neither), authenticates with its first message, and turns the
 // server's messages into events. When the connection drops (the relay restarts, the network
 // goes), it reconnects by itself with exponential backoff and jitter, and resumes with
 // `since_seq` = the last seq it delivered, so the server fills the gap from its cache: no

@@ -1,8 +1,9 @@
-/* relay.c - see relay.h. Start order: store -> policy -> forwarder -> auth -> wsloop -> sources
- * (the runner-ws ones set up on the wsloop) -> live stream -> wsloop thread -> HTTP (which reads
- * the sources' state) -> demo; stop in reverse so no producer outlives the store it writes to. The
- * forwarder is stopped before the store but freed after it, because the store calls its commit hook
- * until the end. */
+/* relay.c - see relay.h. Start order: the TLS certificate and key (when set, checked before
+ * anything opens) -> store -> policy -> forwarder -> auth -> wsloop -> sources (the runner-ws ones
+ * set up on the wsloop) -> live stream -> wsloop thread -> HTTP (which reads the sources' state)
+ * -> demo; stop in reverse so no producer outlives the store it writes to. The forwarder is
+ * stopped before the store but freed after it, because the store calls its commit hook until the
+ * end. */
 #include "app/relay.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "auth/auth.h"
 #include "core/device.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "core/report.h"
 #include "core/util.h"
 #include "forward/forwarder.h"
@@ -23,6 +25,7 @@
 #include "live/live.h"
 #include "sources/demo.h"
 #include "sources/sources.h"
+#include "tls/tls.h"
 #include "ws/wsloop.h"
 
 struct relay {
@@ -32,6 +35,8 @@ struct relay {
     policy *pol;
     forwarder *fwd; /* NULL when forwarding is off */
     auth *au;
+    ratelimit *auth_fails; /* failed authentications per address: HTTP and the live stream */
+    tls_material *tls;     /* NULL without TLS; the listeners borrow it */
     http_server *http;
     wsloop *ws;   /* the libwebsockets thread: runner-ws sources and the live stream */
     live *lv;     /* the live stream */
@@ -68,8 +73,6 @@ er_rc relay_open_store(const config *cfg, store **out, er_err *err)
     return open_store(cfg, false, out, err);
 }
 
-/* The line a person looks for after starting the service: where to open the dashboard. With
- * a wildcard bind that is the default-route interface's address (what a LAN browser reaches). */
 /* A token generated at this start goes to its file (auth) and, when a person started the
  * service on a terminal, to that terminal, once; never to the log (logs are kept and shipped:
  * journald, the Greengrass component log, CloudWatch), which only says where the file is. A
@@ -82,7 +85,9 @@ static void show_generated_token(const auth *au)
     fprintf(stderr, "\n    the generated admin token (kept in %s):\n\n    %s\n\n", path, token);
 }
 
-static void log_dashboard(const config *cfg, unsigned port)
+/* The line a person looks for after starting the service: where to open the dashboard. With
+ * a wildcard bind that is the default-route interface's address (what a LAN browser reaches). */
+static void log_dashboard(const config *cfg, unsigned port, bool tls)
 {
     char host[64];
     const char *h = cfg->bind;
@@ -90,9 +95,9 @@ static void log_dashboard(const config *cfg, unsigned port)
         h = device_lan_address(host, sizeof host) == ER_OK ? host : "localhost";
     bool v6 = strchr(h, ':') != NULL;
     log_info("relay",
-             "dashboard: http://%s%s%s:%u/ (sign in with a read or admin token; "
+             "dashboard: %s://%s%s%s:%u/ (sign in with a read or admin token; "
              "'ei-relay token' prints the admin token)",
-             v6 ? "[" : "", h, v6 ? "]" : "", port);
+             tls ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "", port);
 }
 
 /* Descriptors kept out of the listeners' reach: the database and its WAL/SHM on every reader
@@ -156,6 +161,12 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
         rc = er_fail(err, ER_CONFIG, "device_name is too long");
         goto fail;
     }
+    /* the certificate and key before anything is opened: a bad pair is a configuration error
+     * that changes nothing */
+    if (cfg->tls_cert_file) {
+        rc = tls_material_load(cfg->tls_cert_file, cfg->tls_key_file, &r->tls, err);
+        if (rc) goto fail;
+    }
     int http_max, ws_max;
     net_limits(cfg, &http_max, &ws_max);
     /* the service moves a corrupt database aside rather than stop: see store_opts.recover */
@@ -183,6 +194,13 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
     show_generated_token(r->au);
+    ratelimit_opts fails = {.slots = RATELIMIT_SLOTS,
+                            .fail_free = cfg->auth_fail_free,
+                            .fail_base_ms = 1000,
+                            .fail_max_ms = cfg->auth_fail_max_delay_ms,
+                            .fail_forget_ms = cfg->auth_fail_forget_ms};
+    rc = ratelimit_create(&fails, &r->auth_fails);
+    if (rc) goto fail;
     rc = wsloop_create(&r->ws, err);
     if (rc) goto fail;
     rc = sources_create(cfg, r->st, r->device, r->ws, &r->src, err);
@@ -190,8 +208,10 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     live_deps ld = {.cfg = cfg,
                     .st = r->st,
                     .au = r->au,
+                    .auth_fails = r->auth_fails,
                     .fwd = r->fwd ? &r->fwd_part : NULL,
                     .device = r->device,
+                    .tls = r->tls,
                     .max_connections = ws_max};
     rc = live_create(&ld, r->ws, &r->lv, err);
     if (rc) goto fail;
@@ -205,9 +225,11 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     http_deps deps = {.cfg = cfg,
                       .st = r->st,
                       .au = r->au,
+                      .auth_fails = r->auth_fails,
                       .device = r->device,
                       .started_ms = util_now_ms(),
                       .ws_port = live_port(r->lv),
+                      .tls = r->tls,
                       .max_connections = http_max,
                       .parts = r->parts,
                       .n_parts = sizeof r->parts / sizeof r->parts[0]};
@@ -220,7 +242,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     log_info("relay", "ei-relay %s ready: device %s, http %s:%u, ws %s:%d, db %s", EI_RELAY_VERSION,
              r->device, cfg->bind, (unsigned)http_server_port(r->http), cfg->bind, live_port(r->lv),
              cfg->db_path);
-    log_dashboard(cfg, http_server_port(r->http));
+    log_dashboard(cfg, http_server_port(r->http), r->tls != NULL);
     *out = r;
     return ER_OK;
 fail:
@@ -262,5 +284,7 @@ void relay_destroy(relay *r)
     live_destroy(r->lv);       /* likewise */
     policy_destroy(r->pol);    /* the store's policy hook went with the store */
     auth_destroy(r->au);
+    ratelimit_destroy(r->auth_fails); /* after HTTP and the live stream, its users */
+    tls_material_destroy(r->tls);     /* after both listeners */
     free(r);
 }

@@ -361,20 +361,30 @@ auth_role auth_check_token(const auth *a, const char *token)
     return found;
 }
 
-auth_role auth_check(const auth *a, const char *authorization)
+bool auth_bearer(const char *authorization, const char **token, size_t *len)
 {
-    if (!authorization) return AUTH_NONE;
+    if (!authorization) return false;
     const char *p = authorization;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) return AUTH_NONE;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) return false;
     p += 6;
     while (*p == ' ' || *p == '\t')
         p++;
-    size_t len = strlen(p);
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    if (len == 0 || len > AUTH_TOKEN_MAX) return AUTH_NONE;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n > AUTH_TOKEN_MAX) return false;
+    *token = p;
+    *len = n;
+    return true;
+}
+
+auth_role auth_check(const auth *a, const char *authorization)
+{
+    const char *p;
+    size_t len;
+    if (!auth_bearer(authorization, &p, &len)) return AUTH_NONE;
     char token[AUTH_TOKEN_MAX + 1];
     memcpy(token, p, len);
     token[len] = '\0';

@@ -7,6 +7,7 @@
 #define EI_AUTH_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config/config.h"
 #include "core/rc.h"
@@ -25,6 +26,9 @@ void auth_destroy(auth *a);
 
 /* Role of an "Authorization: Bearer <token>" header value (NULL allowed). */
 auth_role auth_check(const auth *a, const char *authorization);
+/* The token inside an "Authorization: Bearer <token>" value (borrowed from it, *len bytes, not
+ * terminated); false when the value is not of that form. */
+bool auth_bearer(const char *authorization, const char **token, size_t *len);
 /* Role of a bare token (WebSocket auth message). */
 auth_role auth_check_token(const auth *a, const char *token);
 /* The first admin token (configured order: tokens, token_file, the generated file), borrowed

@@ -60,6 +60,9 @@ typedef struct config {
     int http_port;
     int ws_port;
     char *bind;
+    /* HTTPS and WSS on both ports with this certificate and key (PEM files): both or neither */
+    char *tls_cert_file;
+    char *tls_key_file;
     char *db_path;
     config_sync db_synchronous;
     char *web_root; /* directory of the dashboard's static files */
@@ -74,6 +77,15 @@ typedef struct config {
     int ws_max_connections; /* the live stream's port; as configured, like http_max_connections */
     int ws_max_connections_per_ip;
     int64_t ws_handshake_timeout_ms; /* a deadline for the WebSocket upgrade */
+    /* rate limits (core/ratelimit.h): per token or address, per address on the ws port */
+    int rate_limit_per_s; /* 0 = none */
+    int rate_limit_burst;
+    int ws_connect_per_s; /* 0 = none */
+    int ws_connect_burst;
+    int auth_fail_free; /* failed authentications from one address before it is slowed */
+    int64_t auth_fail_max_delay_ms;
+    int64_t auth_fail_forget_ms;
+    bool rate_limit_loopback; /* false: loopback clients are exempt */
     bool demo;
     int64_t demo_interval_ms;
     /* access */

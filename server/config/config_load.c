@@ -295,6 +295,10 @@ static er_rc finish(cfg_loader *ld, er_err *err)
     if (inet_pton(AF_INET, c->bind, addr) != 1 && inet_pton(AF_INET6, c->bind, addr) != 1)
         return er_fail(err, ER_CONFIG, "bind: \"%.60s\" is not an IP address (IPv4 or IPv6)",
                        c->bind);
+    if (!c->tls_cert_file != !c->tls_key_file) /* one without the other: name the missing one */
+        return er_fail(err, ER_CONFIG, "%s is set but %s is not: TLS needs both",
+                       c->tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                       c->tls_cert_file ? "tls_key_file" : "tls_cert_file");
     if (c->http_port != 0 && c->http_port == c->ws_port)
         return er_fail(err, ER_CONFIG, "ws_port: %d is the same as http_port", c->ws_port);
     if (c->reconnect_min_ms > c->reconnect_max_ms)

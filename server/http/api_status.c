@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/prom.h"
 #include "http/http_internal.h"
@@ -25,6 +26,15 @@ static bool db_event(cJSON *db, const char *name, int64_t at, const char *key, c
            cJSON_AddStringToObject(e, "reason", reason);
 }
 
+/* epoch ms as RFC 3339 UTC, to the second. */
+static void format_utc(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, cap, "%lld ms", (long long)ms);
+}
+
 enum MHD_Result http_api_health(http_req *r)
 {
     static const char *const allowed[] = {NULL};
@@ -40,13 +50,24 @@ enum MHD_Result http_api_health(http_req *r)
                                 er_rc_name(rc), h.corrupt_ms ? ": corruption: " : "",
                                 h.corrupt_ms ? h.corrupt_reason : "");
     int64_t uptime = (util_now_ms() - d->started_ms) / 1000;
+    /* checks.store: what a monitor alerts on; the first problem is also the status's reason */
+    char check_store[320] = "ok", since[40];
+    const char *reason = NULL;
+    if (h.writes_failing_ms) {
+        format_utc(h.writes_failing_ms, since, sizeof since);
+        snprintf(check_store, sizeof check_store, "writes failing: %s since %s",
+                 h.writes_failing_reason, since);
+        reason = check_store;
+    }
+    if (h.corrupt_ms)
+        reason = "database corruption detected; restart to check the database and move it aside";
     cJSON *o = cJSON_CreateObject();
     cJSON *db = o ? cJSON_CreateObject() : NULL;
+    cJSON *checks = db ? cJSON_AddObjectToObject(o, "checks") : NULL;
     bool ok =
-        db && cJSON_AddStringToObject(o, "status", h.corrupt_ms ? "degraded" : "ok") &&
-        (!h.corrupt_ms || cJSON_AddStringToObject(o, "reason",
-                                                  "database corruption detected; restart to "
-                                                  "check the database and move it aside")) &&
+        checks && cJSON_AddStringToObject(checks, "store", check_store) &&
+        cJSON_AddStringToObject(o, "status", reason ? "degraded" : "ok") &&
+        (!reason || cJSON_AddStringToObject(o, "reason", reason)) &&
         cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
         cJSON_AddNumberToObject(o, "uptime_s", (double)(uptime > 0 ? uptime : 0)) &&
         cJSON_AddNumberToObject(o, "ws_port", d->ws_port) &&
@@ -55,7 +76,8 @@ enum MHD_Result http_api_health(http_req *r)
         cJSON_AddNumberToObject(db, "rows", (double)info.rows) &&
         cJSON_AddNumberToObject(db, "images", (double)info.images) &&
         db_event(db, "recovered", h.recovered_ms, "moved_to", h.moved_to, h.recovered_reason) &&
-        db_event(db, "corrupt", h.corrupt_ms, NULL, NULL, h.corrupt_reason);
+        db_event(db, "corrupt", h.corrupt_ms, NULL, NULL, h.corrupt_reason) &&
+        db_event(db, "writes_failing", h.writes_failing_ms, NULL, NULL, h.writes_failing_reason);
     if (ok) {
         cJSON_AddItemToObject(o, "db", db);
         db = NULL;

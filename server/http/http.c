@@ -5,7 +5,8 @@
  * 401/403/404/405/413 is queued at once, so MHD never reads that body. Ingest bodies are then
  * accumulated (bounded by max_body_bytes) and handed to api_inferences.c, which suspends the
  * connection until the store's commit callback resumes it. Routes, their roles and handlers
- * are the rows of the route table (http_routes.c). */
+ * are the rows of the route table (http_routes.c). With a certificate (deps->tls) the daemon
+ * speaks only HTTPS (GnuTLS inside libmicrohttpd). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -25,6 +26,8 @@
 #define HTTP_HEADER_TIMEOUT_S 5 /* idle limit before a new connection's first request head */
 #define HTTP_STOP_WAIT_MS 10000 /* period of the warning while stopping waits */
 #define HTTP_DISCARD_MAX (64u * 1024 * 1024) /* most bytes drained after a 413 decision */
+/* GnuTLS priorities of HTTPS: its defaults without TLS 1.0 and 1.1 */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-TLS1.1:-VERS-TLS1.0"
 
 static void count_status(http_req *r, unsigned status)
 {
@@ -82,9 +85,14 @@ enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
 /* Logs the error answer and renders its body {"error":{"code","message"}} (malloc'd). */
 static char *error_text(http_req *r, unsigned status, const char *code, const char *message)
 {
-    /* One line per error answer, without headers (no token can reach the log). */
-    log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
-            r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
+    /* One line per error answer, without headers (no token can reach the log); a client
+     * past a rate limit would otherwise write one per request. */
+    if (status == 429)
+        log_ratelimited(LOG_INFO, "http", "429", "%s %s -> %u %s: %s", r->method ? r->method : "?",
+                        r->path ? r->path : "?", status, code, message);
+    else
+        log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s -> %u %s: %s",
+                r->method ? r->method : "?", r->path ? r->path : "?", status, code, message);
     cJSON *o = cJSON_CreateObject();
     cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
     char *text = NULL;
@@ -97,10 +105,19 @@ static char *error_text(http_req *r, unsigned status, const char *code, const ch
 
 /* libmicrohttpd 0.9.75 cannot queue a response while an upload is still arriving, yet a
  * chunked sender that went past the limit must hear 413 without sending everything. So the
- * answer is written straight to the socket (plain HTTP only; the server has no TLS) and the
- * connection is closed once the rest of the body is drained or HTTP_DISCARD_MAX is reached. */
-static void raw_reply_413(http_req *r)
+ * answer is written straight to the socket and the connection is closed once the rest of the
+ * body is drained or HTTP_DISCARD_MAX is reached. Over HTTPS the socket carries TLS records that
+ * only libmicrohttpd may write: there the connection is closed at once, without an answer
+ * (returns false). */
+static bool raw_reply_413(http_req *r)
 {
+    if (r->srv->deps.tls) {
+        log_ratelimited(LOG_INFO, "http", "413-close",
+                        "%s %s: the chunked body passed max_body_bytes (%lld): closed (HTTPS)",
+                        r->method, r->path, (long long)r->srv->deps.cfg->max_body_bytes);
+        count_status(r, 413);
+        return false;
+    }
     char message[128];
     snprintf(message, sizeof message, "the body is larger than the limit of %lld bytes",
              (long long)r->srv->deps.cfg->max_body_bytes);
@@ -122,6 +139,7 @@ static void raw_reply_413(http_req *r)
         (void)!send(ci->connect_fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
 done:
     free(text);
+    return true;
 }
 
 enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
@@ -143,6 +161,11 @@ enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code,
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (status == 429) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%lld", ratelimit_retry_s(r->retry_ms));
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     if (status == 405 && r->route.allow) MHD_add_response_header(resp, "Allow", r->route.allow);
     return http_reply(r, status, resp);
 }
@@ -268,6 +291,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
         *ret = http_reply_error(r, 503, "unavailable", "the service is shutting down");
         return true;
     }
+    http_limits_peer(r);
     http_route_match(r->method, r->path, &r->route);
     if (r->route.status == 404) {
         *ret = http_reply_error(r, 404, "not_found", "no such resource: %s", r->path);
@@ -292,10 +316,13 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
             return true;
         }
     }
+    const char *authz =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (r->route.need != AUTH_NONE) {
-        const char *authz =
-            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        /* an address refused for its failed logins is refused whatever token it sends now */
+        if (http_limits_blocked(r, ret)) return true;
         auth_role have = auth_check(s->deps.au, authz);
+        if (authz) http_limits_auth(r, have != AUTH_NONE); /* no token is not a guess */
         if (have == AUTH_NONE) {
             *ret = http_reply_error(r, 401, "unauthorized",
                                     authz ? "the bearer token is not valid"
@@ -309,6 +336,7 @@ static bool first_call(http_req *r, enum MHD_Result *ret)
             return true;
         }
     }
+    if (!http_limits_take(r, authz, ret)) return true;
     if (r->route.has_id && !r->route.id_ok) {
         *ret = http_reply_error(r, 400, "bad_request", "id '%s' is not a uuid", r->route.guid);
         return true;
@@ -371,8 +399,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* A chunked (or lying) body grew past the limit. libmicrohttpd 0.9.75 cannot
                  * queue a response in the middle of an upload (see raw_reply_413). */
                 util_buf_free(&r->body);
-                raw_reply_413(r);
-                return MHD_YES;
+                return raw_reply_413(r) ? MHD_YES : MHD_NO;
             }
             if (util_buf_append(&r->body, upload_data, n) != ER_OK)
                 return http_reply_error(r, 500, "internal", "out of memory for the body");
@@ -475,6 +502,8 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     rc = http_deadlines_create(cfg->http_header_timeout_ms, cfg->http_body_timeout_ms,
                                &s->deadlines, err);
     if (rc) goto fail;
+    rc = http_limits_create(s, err);
+    if (rc) goto fail;
     rc = ER_NOMEM;
 
     struct sockaddr_in a4 = {0};
@@ -499,6 +528,22 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
         rc = er_fail(err, ER_CONFIG, "bind '%s' is not an IP address", bind);
         goto fail;
     }
+    /* HTTPS: the certificate and key from memory (read and checked by tls/), TLS 1.2 or newer;
+     * the same port then never speaks plain HTTP. Without TLS the array is empty. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, deps->tls ? (void *)tls_cert_pem(deps->tls) : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, deps->tls ? (void *)tls_key_pem(deps->tls) : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (deps->tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            rc = er_fail(err, ER_CONFIG,
+                         "tls_cert_file is set but this libmicrohttpd was built without TLS");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+    }
     unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
     /* the logger must be the first option so MHD's own start-up messages use it too */
     s->daemon = MHD_start_daemon(
@@ -507,10 +552,11 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
         MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         s->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY,
+        deps->tls ? tls_opts : tls_opts + 3, MHD_OPTION_END);
     if (!s->daemon) {
-        rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s)", bind, cfg->http_port,
-                     strerror(errno));
+        rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s%s)", bind, cfg->http_port,
+                     strerror(errno), deps->tls ? "; or GnuTLS refused the certificate" : "");
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -550,6 +596,7 @@ void http_server_destroy(http_server *h)
         MHD_stop_daemon(h->daemon);
     }
     http_deadlines_destroy(h->deadlines); /* no connection is left */
+    ratelimit_destroy(h->requests);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);

@@ -9,9 +9,11 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/ratelimit.h"
 #include "core/rc.h"
 #include "core/report.h"
 #include "store/store.h"
+#include "tls/tls.h"
 
 typedef struct http_server http_server;
 
@@ -23,9 +25,15 @@ typedef struct http_deps {
     const char *device; /* effective device name (with MAC suffix) */
     int64_t started_ms; /* wall clock at start, for uptime */
     int ws_port;        /* the live stream's port, for health (the dashboard finds it there) */
+    /* HTTPS with this certificate and key (tls/tls.h), or NULL for plain HTTP. Borrowed:
+     * outlives the server. */
+    const tls_material *tls;
     /* Connections at once: cfg->http_max_connections lowered to fit the descriptor limit
      * (the relay decides); 0 = as configured. */
     int max_connections;
+    /* Failed authentications per address, shared with the live stream (the relay makes it
+     * from the auth_fail_* settings); NULL: failed authentications are not slowed. */
+    ratelimit *auth_fails;
     /* The other modules' report parts (core/report.h), in /metrics order: each one's prom()
      * follows the store's series; a part's status() answers GET /api/v1/<its name> where the
      * route table has that path (forwarder, sources). */

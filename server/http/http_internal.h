@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "http/http.h"
 #include "http/http_parse.h"
@@ -47,6 +48,8 @@ struct http_server {
     struct MHD_Daemon *daemon;
     http_deadlines *deadlines;
     unsigned max_conns, max_per_ip; /* effective connection limits */
+    ratelimit *requests;            /* owned: requests per token or address */
+    ratelimit *auth_fails;          /* borrowed (deps): failed authentications per address */
     uint16_t port;
     atomic_bool stopping; /* set by destroy: new requests get 503 */
     /* Suspended ingest connections not yet re-entered; destroy waits for zero because
@@ -75,7 +78,10 @@ struct http_req {
     const char *method; /* borrowed from libmicrohttpd, valid for the request */
     const char *path;
     http_route route;
-    auth_role role; /* the token's role (AUTH_NONE on routes that need none) */
+    auth_role role;     /* the token's role (AUTH_NONE on routes that need none) */
+    ratelimit_key peer; /* the client address's key (http_limits.c) */
+    bool limited;       /* the rate limits apply to this client (not an exempt loopback) */
+    int64_t retry_ms;   /* a 429's wait, for its Retry-After */
     http_req_state state;
     util_buf body;      /* ingest upload, bounded by max_body_bytes */
     uint64_t discarded; /* bytes drained in HTTP_REQ_DISCARD */
@@ -86,10 +92,26 @@ struct http_req {
     store_put_result put;
 };
 
+/* ---- rate limits and failed authentications (http_limits.c) ---- */
+
+/* Creates the server's request table (srv->requests) from the configuration. */
+er_rc http_limits_create(http_server *s, er_err *err);
+/* Sets r->peer and r->limited from the connection's client address. */
+void http_limits_peer(http_req *r);
+/* Before the token is checked: true when r's address is refused for its failed
+ * authentications (a 429 is queued; *ret holds its result). */
+bool http_limits_blocked(http_req *r, enum MHD_Result *ret);
+/* The outcome of checking r's token: a failure counts against the address, a success clears. */
+void http_limits_auth(http_req *r, bool ok);
+/* Takes one request from the bucket of r's token (authorization, when its role is known) or
+ * else of its address: true when allowed, else a 429 is queued (*ret holds its result). */
+bool http_limits_take(http_req *r, const char *authorization, enum MHD_Result *ret);
+
 /* ---- replies (http.c); each returns the MHD_queue_response result ---- */
 /* Queues resp (destroyed here) with X-Content-Type-Options and counts it. */
 enum MHD_Result http_reply(http_req *r, unsigned status, struct MHD_Response *resp);
-/* {"error":{"code","message"}}; logs one line (info for 4xx, warn for 5xx). */
+/* {"error":{"code","message"}}; logs one line (info for 4xx, warn for 5xx). A 429 carries
+ * Retry-After from r->retry_ms. */
 enum MHD_Result http_reply_error(http_req *r, unsigned status, const char *code, const char *fmt,
                                  ...) __attribute__((format(printf, 4, 5)));
 /* Takes ownership of json (malloc'd, NUL-terminated). */

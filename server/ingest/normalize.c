@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_alloc.h"
+
 #define NORM_LABEL_MAX 128   /* bytes in one label */
 #define NORM_ITEMS_MAX 10000 /* classification labels plus boxes plus grid cells */
 #define NORM_DEVICE_MAX 128  /* bytes in a device name */
@@ -133,7 +135,11 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
             goto fail;
         }
     }
-    cJSON_AddItemToObject(c->res, "classification", out);
+    /* cJSON copies the key: when that fails the item is not added (and stays ours) */
+    if (!cJSON_AddItemToObject(c->res, "classification", out)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
     out = NULL;
 fail:
     cJSON_Delete(out);
@@ -210,7 +216,10 @@ static er_rc norm_boxes(norm_ctx *c, const cJSON *arr, const char *name, const c
         if (i == 0 || v > *max) *max = v;
     }
     *n = i;
-    cJSON_AddItemToObject(c->res, key, out);
+    if (!cJSON_AddItemToObject(c->res, key, out)) {
+        rc = ER_NOMEM;
+        goto fail;
+    }
     out = NULL;
 fail:
     cJSON_Delete(out);
@@ -274,7 +283,11 @@ static er_rc norm_result(norm_ctx *c, const result_src *s)
             rc = ER_NOMEM;
             goto fail;
         }
-        cJSON_AddItemToObject(c->res, "freeform", copy);
+        if (!cJSON_AddItemToObject(c->res, "freeform", copy)) {
+            cJSON_Delete(copy);
+            rc = ER_NOMEM;
+            goto fail;
+        }
     }
 
     if (s->cls)
@@ -539,7 +552,12 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
     }
     if ((rc = prescan(json, len, err))) goto fail;
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
+    json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root && json_alloc_failed()) {
+        rc = ER_NOMEM; /* not the client's fault: it may send the same body again */
+        goto fail;
+    }
     if (root) {
         while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
             end++;

@@ -108,8 +108,9 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
     l->fwd = d->fwd;
     l->device = d->device;
     l->loop = loop;
-    rc = lv_conns_init(l, d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections,
-                       d->cfg->ws_max_connections_per_ip, d->cfg->ws_handshake_timeout_ms);
+    l->auth_fails = d->auth_fails;
+    rc = lv_conns_init(l, d->cfg,
+                       d->max_connections > 0 ? d->max_connections : d->cfg->ws_max_connections);
     if (rc) goto fail;
     store_info si;
     rc = store_get_info(d->st, &si);
@@ -130,6 +131,13 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
         struct in_addr a4;
         if (inet_pton(AF_INET, l->iface, &a4) == 1) vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
+    if (d->tls) {
+        /* WSS: lws loads the files itself (with the chain after the certificate); tls/ checked
+         * them already. Without ALLOW_NON_SSL_ON_SSL_PORT a plain client is refused. */
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        vi.ssl_cert_filepath = tls_cert_path(d->tls);
+        vi.ssl_private_key_filepath = tls_key_path(d->tls);
+    }
     vi.protocols = protocols;
     vi.vhost_name = "live";
     vi.user = l;
@@ -149,8 +157,8 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
         goto fail;
     }
     lv_ticks_start(l);
-    log_info("live", "live stream on ws://%s:%d%s", d->cfg->bind ? d->cfg->bind : "0.0.0.0",
-             live_port(l), LIVE_PATH);
+    log_info("live", "live stream on %s://%s:%d%s", d->tls ? "wss" : "ws",
+             d->cfg->bind ? d->cfg->bind : "0.0.0.0", live_port(l), LIVE_PATH);
     *out = l;
     return ER_OK;
 fail:

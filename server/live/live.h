@@ -1,6 +1,6 @@
-/* live.h - the live stream: ws://<bind>:<ws_port>/api/v1/live (docs/live.md). A vhost on the
- * relay's wsloop. The store's commit notification only records the newest committed seq and
- * wakes the loop; on the loop thread the hub reads what was committed (store_list_after),
+/* live.h - the live stream: ws://<bind>:<ws_port>/api/v1/live (wss:// with TLS; docs/live.md). A
+ * vhost on the relay's wsloop. The store's commit notification only records the newest committed
+ * seq and wakes the loop; on the loop thread the hub reads what was committed (store_list_after),
  * renders each inference once into a shared ring, and every client sends from the ring at its
  * own pace: a client more than LIVE_CLIENT_QUEUE behind loses the oldest and is told
  * ("missed"). Resuming clients read the cache first. Nothing here ever makes the store wait. */
@@ -9,9 +9,11 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/ratelimit.h"
 #include "core/rc.h"
 #include "core/report.h"
 #include "store/store.h"
+#include "tls/tls.h"
 #include "ws/wsloop.h"
 
 #define LIVE_CLIENT_QUEUE 256 /* inferences a client may be behind before it loses some */
@@ -26,10 +28,16 @@ typedef struct live_deps {
     int max_connections;
     store *st;
     const auth *au;
+    /* Failed authentications per address, shared with HTTP (borrowed: outlives the live
+     * stream); NULL: failed authentications are not slowed. */
+    ratelimit *auth_fails;
     /* The forwarder's status part (its status() is the GET /api/v1/forwarder object), polled
      * on the loop thread; NULL when forwarding is off. Borrowed: outlives the live stream. */
     const report_part *fwd;
     const char *device; /* borrowed; outlives the live stream */
+    /* WSS with this certificate and key (tls/tls.h), or NULL for plain WS. Borrowed: outlives
+     * the live stream. */
+    const tls_material *tls;
 } live_deps;
 
 /* Setup time (before wsloop_start): listens on cfg->ws_port and subscribes to the store's

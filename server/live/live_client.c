@@ -160,12 +160,37 @@ static void send_hello(live *l, lv_client *c)
     lv_ticks_hello(l, c);
 }
 
+/* The failed-authentication slow-down shared with HTTP: true when c's address is refused now
+ * (an error is queued), else the token is checked and its outcome counted. */
+static bool auth_refused(live *l, lv_client *c, const char *token, auth_role *role)
+{
+    ratelimit_key key;
+    bool limited = l->auth_fails && lv_conns_peer(l, c->wsi, &key);
+    int64_t retry_ms;
+    if (limited && ratelimit_blocked(l->auth_fails, &key, util_mono_ms(), &retry_ms)) {
+        /* whatever the token: checking it would let the address go on guessing */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "too many failed authentications from this address; retry in %lld s",
+                 ratelimit_retry_s(retry_ms));
+        atomic_fetch_add(&l->n_refused, 1);
+        queue_error(c, "too_many_requests", msg, true);
+        return true;
+    }
+    *role = auth_check_token(l->au, token);
+    if (limited && *role != AUTH_NONE) ratelimit_succeeded(l->auth_fails, &key);
+    if (limited && *role == AUTH_NONE) ratelimit_failed(l->auth_fails, &key, util_mono_ms());
+    return false;
+}
+
 static void on_auth(live *l, lv_client *c, live_msg *m)
 {
-    auth_role role = auth_check_token(l->au, m->token);
+    auth_role role = AUTH_NONE;
+    if (auth_refused(l, c, m->token, &role)) return;
     if (role == AUTH_NONE) {
         atomic_fetch_add(&l->n_refused, 1);
-        log_info("live", "refused a connection: the token is not valid");
+        log_ratelimited(LOG_INFO, "live", "bad-token",
+                        "refused a connection: the token is not valid");
         queue_error(c, "unauthorized", "the token is not valid", true);
         return;
     }
@@ -258,7 +283,8 @@ void lv_client_receive(live *l, lv_client *c, struct lws *wsi, const void *in, s
         c->rx_skip_why = "message over the 65536-byte limit";
     }
     if (!c->rx_skip && len) {
-        char *grown = realloc(c->rx, c->rx_len + len);
+        /* kept NUL-terminated: cJSON's length-bounded parse may look one byte past the end */
+        char *grown = realloc(c->rx, c->rx_len + len + 1);
         if (!grown) {
             c->rx_skip = true;
             c->rx_skip_why = "out of memory";
@@ -266,6 +292,7 @@ void lv_client_receive(live *l, lv_client *c, struct lws *wsi, const void *in, s
             c->rx = grown;
             memcpy(c->rx + c->rx_len, in, len);
             c->rx_len += len;
+            c->rx[c->rx_len] = '\0';
         }
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return;

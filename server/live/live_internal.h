@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "live/live.h"
 #include "live/live_proto.h"
@@ -118,8 +119,11 @@ struct live {
     lws_sorted_usec_list_t fwd_sul, stats_sul;
     lv_conn *conns; /* owned: conns_max slots, every accepted TCP connection */
     size_t conns_max, conns_per_ip, n_conns;
-    size_t conn_pending;  /* the slot reserved by the last accept, until its wsi is named */
-    int64_t handshake_ms; /* the upgrade must be complete this long after the accept */
+    size_t conn_pending;   /* the slot reserved by the last accept, until its wsi is named */
+    int64_t handshake_ms;  /* the upgrade must be complete this long after the accept */
+    ratelimit *connects;   /* owned: connection attempts per address (ws_connect_*) */
+    ratelimit *auth_fails; /* borrowed (live_deps): failed authentications per address */
+    bool limit_loopback;   /* rate_limit_loopback */
     lws_sorted_usec_list_t hs_sul;
     /* written on the loop thread, read by HTTP threads (the report part, live.c) */
     atomic_llong n_clients_now, n_sent, n_missed, n_refused, n_resumes, n_conn_refused;
@@ -172,15 +176,20 @@ void lv_ticks_free(live *l);
 
 /* ---- connection limits (live_conns.c) ---- */
 
-/* The slots for max connections, per_ip from one address, the upgrade within handshake_ms. */
-er_rc lv_conns_init(live *l, int max, int per_ip, int64_t handshake_ms);
-/* FILTER_NETWORK_CONNECTION: counts the accepted descriptor; false to refuse it (a limit). */
+/* The slots for max connections, per_ip from one address, the upgrade within handshake_ms;
+ * the connection rate per address from cfg (ws_connect_*, rate_limit_loopback). */
+er_rc lv_conns_init(live *l, const config *cfg, int max);
+/* FILTER_NETWORK_CONNECTION: counts the accepted descriptor; false to refuse it (a limit or
+ * the address's connection rate). */
 bool lv_conns_accept(live *l, int fd);
 /* SERVER_NEW_CLIENT_INSTANTIATED: the wsi of the descriptor just accepted; starts its
  * upgrade deadline. */
 void lv_conns_bind(live *l, struct lws *wsi);
 /* ESTABLISHED: the upgrade is done, the deadline no longer applies. */
 void lv_conns_upgraded(live *l, struct lws *wsi);
+/* The rate-limit key of wsi's client address; false when the limits do not apply to it (an
+ * exempt loopback client, or a connection not counted). */
+bool lv_conns_peer(live *l, const struct lws *wsi, ratelimit_key *key);
 /* WSI_DESTROY: frees the connection's slot (once; unknown wsis are ignored). */
 void lv_conns_release(live *l, struct lws *wsi);
 void lv_conns_free(live *l);

@@ -7,9 +7,10 @@
  * hello and read by the same runner_session), applies the `thresholds` overrides, starts the
  * camera, and then loops: newest frame -> skip it when its bytes equal the previous frame's ->
  * preprocess exactly as the runner does (media/preprocess) -> classify -> the runner's minimum
- * score -> normalize -> store_put_async (which waits when the writer's queue is full: this thread
- * then stops taking frames and the camera drops them, counted, never queued). Frames that arrive
- * while the model is busy are dropped by the camera (it keeps only the newest).
+ * score -> normalize -> sources_commits (in order, each with its outcome; while the previous one
+ * is not committed - the writer's queue is full, or the store fails and it is held and retried -
+ * this thread takes no frames and the camera drops them, counted, never queued). Frames that
+ * arrive while the model is busy are dropped by the camera (it keeps only the newest).
  *
  * A round ends on stop, on a model that exits or stops answering, on a camera error or end of
  * stream, and when no frame comes for EIM_SRC_FIRST_FRAME_MS (the first) or EIM_SRC_FRAME_GAP_MS
@@ -80,7 +81,8 @@ typedef struct eim_source {
     bool images;
     eim_threshold thr[EIM_SRC_THRESHOLDS_MAX];
     size_t n_thr;
-    runner_session *session; /* turns the model's runner hello into the model info */
+    runner_session *session;  /* turns the model's runner hello into the model info */
+    sources_commits *commits; /* the inferences on their way to the store */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu; /* guards cam and stopping between the thread and destroy */
@@ -266,9 +268,8 @@ static er_rc store_result(eim_source *s, const eim_model_info *info, cJSON *repl
         inf->image.height = pre->jpeg_h;
         pre->jpeg = NULL;
     }
-    rc = store_put_async(s->st, inf, NULL, NULL); /* takes inf */
+    sources__commits_add(s->commits, inf); /* the frame loop waits for it */
     inf = NULL;
-    if (rc) er_fail(err, rc, "the store refused it (%s)", er_rc_name(rc));
 fail:
     inference_destroy(inf);
     free(text);
@@ -359,6 +360,9 @@ static bool frame_loop(eim_source *s, eim_model *m, camera *cam, char *why, size
                 s->inferences++;
             else
                 frame_problem(s, "result", &serr);
+            /* no next frame before the store took this one (the camera keeps the newest) */
+            if (sources__commits_drain(s->commits, s->stop_fd)) stopping = true;
+            last_frame = util_mono_ms(); /* the wait was not the camera's silence */
         } else if (rc == ER_CLOSED) {
             stopping = true;
         } else if (rc == ER_INVALID || rc == ER_SHAPE || rc == ER_NOMEM) {
@@ -452,7 +456,13 @@ static void *eim_main(void *arg)
         if (again) sources_slot_attempt(s->slot);
         uint64_t before = s->inferences;
         char why[SOURCES_ERROR_MAX] = "";
-        if (run_round(s, why, sizeof why)) break;
+        bool stop = run_round(s, why, sizeof why);
+        /* a round's results are stored before the next; at stop, for a bounded time */
+        if (!stop) stop = sources__commits_finish(s->commits, s->stop_fd, -1);
+        if (stop) {
+            sources__commits_finish(s->commits, -1, SOURCES_STOP_COMMIT_MS);
+            break;
+        }
         if (s->inferences > before) backoff = SOURCES_BACKOFF_MIN_MS; /* it worked for a while */
         log_warn("sources", "source \"%s\": %s (restarting in %lld ms)", name, why,
                  (long long)backoff);
@@ -494,6 +504,10 @@ static er_rc eim_create(const cJSON *conf, const sources_env *env, sources_slot 
         goto fail;
     runner_session_opts so = {.source = slot->st.name, .device = env->device};
     if ((rc = runner_session_create(&so, &s->session))) goto fail;
+    if ((rc = sources__commits_create(s->st, slot, &s->commits))) {
+        er_fail(err, rc, "source \"%s\": out of resources", slot->st.name);
+        goto fail;
+    }
     if (pthread_create(&s->thread, NULL, eim_main, s) != 0) {
         rc = er_fail(err, ER_INTERNAL, "cannot start the thread of source \"%s\"", slot->st.name);
         goto fail;
@@ -519,6 +533,7 @@ static void eim_destroy(void *source)
     pthread_mutex_unlock(&s->mu);
     if (s->started) pthread_join(s->thread, NULL);
     runner_session_destroy(s->session);
+    sources__commits_destroy(s->commits);
     pthread_mutex_destroy(&s->mu);
     free(s->model_file);
     free(s->pipeline);

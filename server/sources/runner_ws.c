@@ -1,7 +1,9 @@
 /* runner_ws.c - the "runner-ws" source kind (its row: sources_kind_runner_ws): a libwebsockets
  * client of edge-impulse-linux-runner's preview WebSocket ("url", default ws://127.0.0.1:4912/).
  * Messages go through runner_msg (pairing camera-preview frames with classifications when
- * "images" is true, the default); inferences are stored with store_put_async; the hello's model
+ * "images" is true, the default); inferences are stored through sources_commits (in order, each
+ * with its outcome; while one waits behind another or a failed commit is retried, reading from
+ * the runner stops: TCP pushes back on it); the hello's model
  * info is kept for the API and saved in the store's meta (get_model_info). Reconnects with
  * backoff, 0.5 s doubling to 30 s, and pings an idle runner so a hung one is noticed.
  * Everything but create/cancel/destroy runs on the wsloop thread; create and cancel at setup
@@ -55,9 +57,10 @@ typedef struct runner_ws {
     const char *skip_why;
     int64_t last_warn_ms;
     uint64_t warns_suppressed;
-    bool lost_reported; /* lost() ran since the last connect attempt began */
-    bool attempted;     /* a connect attempt was made: later ones count as reconnects */
-    inference *held;    /* refused by a full store queue: retried before reading more */
+    bool lost_reported;       /* lost() ran since the last connect attempt began */
+    bool attempted;           /* a connect attempt was made: later ones count as reconnects */
+    sources_commits *commits; /* the inferences on their way to the store */
+    bool paused;              /* rx flow control is off on wsi: inferences wait */
     lws_sorted_usec_list_t retry_sul;
     char last_why[SOURCES_ERROR_MAX]; /* the reason last logged at warn */
 } runner_ws;
@@ -203,6 +206,7 @@ static void schedule_connect(runner_ws *r, int64_t delay_ms)
 static void lost(runner_ws *r, const char *why)
 {
     r->wsi = NULL;
+    r->paused = false;
     r->lost_reported = true;
     r->rx_len = 0;
     r->rx_skip = false;
@@ -258,17 +262,18 @@ static void connect_now(lws_sorted_usec_list_t *sul)
         lost(r, "cannot start a connection");
 }
 
-/* Appends a received piece to the message being gathered; false when it cannot be kept. */
+/* Appends a received piece to the message being gathered, which stays NUL-terminated (cJSON's
+ * length-bounded parse may still look one byte past the end); false when it cannot be kept. */
 static bool rx_append(runner_ws *r, const void *in, size_t len)
 {
     if (len > r->max_msg - r->rx_len) {
         r->skip_why = "message over the size limit";
         return false;
     }
-    if (r->rx_len + len > r->rx_cap) {
+    if (r->rx_len + len + 1 > r->rx_cap) {
         size_t cap = r->rx_cap ? r->rx_cap : RWS_RX_CHUNK;
-        while (cap < r->rx_len + len)
-            cap = cap > r->max_msg / 2 ? r->max_msg : cap * 2;
+        while (cap < r->rx_len + len + 1)
+            cap = cap > r->max_msg / 2 ? r->max_msg + 1 : cap * 2;
         char *p = realloc(r->rx, cap);
         if (!p) {
             r->skip_why = "out of memory for the message";
@@ -279,52 +284,41 @@ static bool rx_append(runner_ws *r, const void *in, size_t len)
     }
     memcpy(r->rx + r->rx_len, in, len);
     r->rx_len += len;
+    r->rx[r->rx_len] = '\0';
     return true;
 }
 
-#define RWS_RETRY_US (5 * LWS_US_PER_MS)
+/* While an inference is in flight its outcome is looked for this often: the loop cannot be
+ * woken for it safely (the store may answer after the loop is gone at stop). */
+#define RWS_POLL_MS 2
 
-static void retry_held(lws_sorted_usec_list_t *sul);
+static void pump_timer(lws_sorted_usec_list_t *sul);
 
-/* This thread also serves the live stream and the other runners, so it must not wait for the
- * store: when the writer's queue is full the inference is held, reading from the runner stops
- * (TCP pushes back on the runner) and a timer offers it again. */
-static void offer(runner_ws *r, inference *inf)
+/* Moves the inferences on to the store; reading stops while any waits behind the one in flight
+ * (this thread also serves the live stream and the other runners: it never waits itself). */
+static void pump(runner_ws *r)
 {
-    er_rc rc = store_offer_async(r->st, inf, NULL, NULL); /* takes inf unless ER_BUSY */
-    if (rc == ER_BUSY) {
-        if (!r->held && r->wsi) lws_rx_flow_control(r->wsi, 0);
-        r->held = inf;
-        lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, retry_held, RWS_RETRY_US);
-        return;
-    }
-    if (r->held == inf) {
-        r->held = NULL;
-        if (r->wsi) lws_rx_flow_control(r->wsi, 1);
-    }
-    if (rc)
-        log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
-                 er_rc_name(rc));
+    if (wsloop_stopping(r->loop)) return;
+    int ms = sources__commits_step(r->commits);
+    bool wait = sources__commits_queued(r->commits) > 0;
+    if (wait != r->paused && r->wsi) lws_rx_flow_control(r->wsi, wait ? 0 : 1);
+    r->paused = wait && r->wsi;
+    if (ms < 0 && sources__commits_held(r->commits) > 0) ms = RWS_POLL_MS;
+    if (ms >= 0)
+        lws_sul_schedule(wsloop_context(r->loop), 0, &r->retry_sul, pump_timer,
+                         (lws_usec_t)ms * LWS_US_PER_MS);
+    publish_counters(r);
+}
+
+static void pump_timer(lws_sorted_usec_list_t *sul)
+{
+    pump((runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul)));
 }
 
 static void emit(void *arg, inference *inf)
 {
     runner_ws *r = arg;
-    if (!r->held) {
-        offer(r, inf);
-        return;
-    }
-    /* a second one in the same turn, before reading stopped: rare, wait for room */
-    er_rc rc = store_put_async(r->st, inf, NULL, NULL);
-    if (rc)
-        log_warn("sources", "source \"%s\": cannot store an inference: %s", r->slot->st.name,
-                 er_rc_name(rc));
-}
-
-static void retry_held(lws_sorted_usec_list_t *sul)
-{
-    runner_ws *r = (runner_ws *)((char *)sul - offsetof(runner_ws, retry_sul));
-    if (r->held && !wsloop_stopping(r->loop)) offer(r, r->held);
+    sources__commits_add(r->commits, inf); /* pumped once the message is done */
 }
 
 /* A hello changed the model: keep it for the API and for get_model_info. */
@@ -354,7 +348,7 @@ static void message_done(runner_ws *r)
     r->rx_len = 0;
     r->rx_skip = false;
     r->got_message = true;
-    publish_counters(r);
+    pump(r);
 }
 
 static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -369,6 +363,10 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         r->rx_skip = false;
         sources_slot_state(r->slot, "running", NULL);
         r->last_why[0] = '\0';
+        if (sources__commits_queued(r->commits) > 0) { /* still holding: read nothing yet */
+            lws_rx_flow_control(wsi, 0);
+            r->paused = true;
+        }
         log_info("sources", "source \"%s\": connected to the runner at %s:%d%s", r->slot->st.name,
                  r->host, r->port, r->path);
         r->greeting_due = runner_session_greeting(r->session) != NULL;
@@ -439,6 +437,7 @@ static er_rc rws_create(const cJSON *conf, const sources_env *env, sources_slot 
     rc = parse_settings(r, conf, slot->st.name, &so, err);
     if (rc) goto fail;
     rc = runner_session_create(&so, &r->session);
+    if (!rc) rc = sources__commits_create(r->st, slot, &r->commits);
     if (rc) {
         er_fail(err, rc, "out of memory");
         goto fail;
@@ -477,7 +476,7 @@ static void rws_destroy(void *source)
     runner_ws *r = source;
     if (!r) return;
     runner_session_destroy(r->session);
-    inference_destroy(r->held); /* the relay stopped while the store was full */
+    sources__commits_destroy(r->commits); /* drops what the store did not take by the stop */
     free(r->rx);
     free(r);
 }

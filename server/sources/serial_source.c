@@ -1,7 +1,9 @@
 /* serial_source.c - the "serial" source kind (its row: sources_kind_serial): reads Edge Impulse
  * firmware text from a tty ("device", termios raw at "baud", default 115200), a child process's
  * stdout ("command", run by /bin/sh -c, restarted with backoff unless "restart": false) or stdin
- * ("stdin": true), feeds serial_parse and stores every inference through store_put_async.
+ * ("stdin": true), feeds serial_parse and stores every inference through sources_commits (in
+ * order, each with its outcome: while the store fails the thread holds them, reads no more from
+ * the input - a tty's or pipe's own buffer then pushes back - and retries).
  *
  * On a device, "impulse" (normal, continuous, debug; off = never write) has serial_at speak the
  * AT firmware protocol as edge-impulse-run-impulse does: handshake, AT+CONFIG? (shown as the
@@ -80,7 +82,8 @@ typedef struct serial_source {
     speed_t speed;
     bool restart; /* command: run again after it exits */
     serial_parser *parser;
-    serial_at *at; /* NULL when nothing is to be written (impulse off, command, stdin) */
+    sources_commits *commits; /* the inferences on their way to the store */
+    serial_at *at;            /* NULL when nothing is to be written (impulse off, command, stdin) */
     bool write_blocked;
     pthread_t thread;
     bool started;
@@ -299,10 +302,7 @@ static void close_input(serial_source *s, bool stopping)
 static void emit(void *arg, inference *inf)
 {
     serial_source *s = arg;
-    er_rc rc = store_put_async(s->st, inf, NULL, NULL); /* takes inf */
-    if (rc)
-        log_warn("sources", "source \"%s\": cannot store an inference: %s", s->slot->st.name,
-                 er_rc_name(rc));
+    sources__commits_add(s->commits, inf); /* the read loop waits for it before reading on */
 }
 
 static void publish_counters(serial_source *s)
@@ -442,6 +442,7 @@ static bool read_loop(serial_source *s, char *why, size_t why_len, bool *gone)
             serial_parser_flush(s->parser, emit, s);
             publish_counters(s);
             pending = false;
+            if (sources__commits_drain(s->commits, s->stop_fd)) return true;
         }
         int n = poll(p, 2, wait_ms(s, now, pending ? last_rx + SERIAL_FLUSH_MS : INT64_MAX));
         if (n < 0 && errno == EINTR) continue;
@@ -454,8 +455,10 @@ static bool read_loop(serial_source *s, char *why, size_t why_len, bool *gone)
         ssize_t r = read(s->fd, buf, sizeof buf);
         if (r > 0) {
             feed(s, buf, (size_t)r);
+            /* back-pressure: nothing more is read while the store has not taken them */
+            if (sources__commits_drain(s->commits, s->stop_fd)) return true;
             pending = true;
-            last_rx = util_mono_ms();
+            last_rx = util_mono_ms(); /* after the wait: it was no silence of the device */
             continue;
         }
         if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
@@ -506,6 +509,9 @@ static void *serial_main(void *arg)
                 serial_parser_abort(s->parser); /* a window cut off: stored whole or not at all */
             else
                 serial_parser_finish(s->parser, emit, s); /* keeps the stream's last block */
+            /* what the input gave is stored before it is reopened; at stop, for a bounded time */
+            if (!stopping) stopping = sources__commits_finish(s->commits, s->stop_fd, -1);
+            if (stopping) sources__commits_finish(s->commits, -1, SOURCES_STOP_COMMIT_MS);
             publish_counters(s);
             close_input(s, stopping);
             if (stopping) break;
@@ -561,6 +567,10 @@ static er_rc serial_create(const cJSON *conf, const sources_env *env, sources_sl
     serial_parser_opts po = {.device = env->device, .source = slot->st.name};
     rc = serial_parser_create(&po, &s->parser, err);
     if (rc) goto fail;
+    if ((rc = sources__commits_create(s->st, slot, &s->commits))) {
+        er_fail(err, rc, "source \"%s\": out of resources", slot->st.name);
+        goto fail;
+    }
     if (pthread_create(&s->thread, NULL, serial_main, s) != 0) {
         rc = er_fail(err, ER_INTERNAL, "cannot start the thread of source \"%s\"", slot->st.name);
         goto fail;
@@ -579,6 +589,7 @@ static void serial_destroy(void *source)
     serial_source *s = source;
     if (!s) return;
     if (s->started) pthread_join(s->thread, NULL);
+    sources__commits_destroy(s->commits);
     serial_parser_destroy(s->parser);
     serial_at_destroy(s->at);
     free(s->path);

@@ -4,7 +4,10 @@
  *   sources.c        the kinds table, the slots, create and destroy;
  *   sources_check.c  the one validation of the `sources` setting;
  *   sources_report.c the status object and the series of every source (the report part);
- *   serial_source.c, runner_ws.c  one kind each, exporting its row (sources_kind_<kind>).
+ *   sources_commit.c every inference a source makes goes to the store through it (held and
+ *                    retried in order while the store fails);
+ *   serial_source.c, runner_ws.c, eim_source.c  one kind each, exporting its row
+ *                    (sources_kind_<kind>).
  * Adding a kind is one new file exporting its row, and that row in sources.c's table.
  * Functions one file offers another are sources__*. */
 #ifndef EI_SOURCES_SOURCES_INTERNAL_H
@@ -37,6 +40,8 @@ typedef struct sources_status {
     const char *state;                       /* starting|running|backoff|stopped (static) */
     char last_error[SOURCES_ERROR_MAX];      /* "" when none */
     uint64_t inferences, reconnects;         /* every kind keeps these */
+    uint64_t store_retries, store_refused;   /* and these (sources_commit.c) */
+    uint64_t held;                           /* inferences made, not yet committed */
     uint64_t counters[SOURCES_COUNTERS_MAX]; /* the kind's own, in its counters' order */
     int64_t backoff_ms;                      /* current reopen delay (0 when running) */
 } sources_status;
@@ -129,5 +134,38 @@ void sources_slot_model(sources_slot *sl, store *st, const char *info);
 /* Updates under the slot's mutex. fmt NULL leaves last_error as it is. */
 void sources_slot_state(sources_slot *sl, const char *state, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- sources_commit.c: storing a source's inferences, none lost unseen ----
+ * Each source has one; every inference it makes is added to it, and it offers them to the store
+ * one at a time, in order, each with a completion; an inference whose transaction was lost (disk
+ * full, locked, I/O) is held and offered again with a growing delay. While it holds anything the
+ * source reads no more input. Used by the source's own thread only (the done callback's hand-off
+ * is internal). */
+typedef struct sources_commits sources_commits;
+/* ER_NOMEM, ER_IO (no eventfd). */
+er_rc sources__commits_create(store *st, sources_slot *slot, sources_commits **out);
+/* What is still held is dropped (logged with its count: it was acknowledged to no one); with a
+ * put in flight the store's callback frees the rest later. NULL is fine. */
+void sources__commits_destroy(sources_commits *c);
+/* Takes inf, to be stored after every inference added before it. */
+void sources__commits_add(sources_commits *c, inference *inf);
+/* Inferences added and not yet committed (or refused). */
+size_t sources__commits_held(const sources_commits *c);
+/* Makes progress without waiting: settles an outcome that arrived, offers the next inference
+ * when its time came. Returns the ms after which to call again, or -1 when only an outcome of
+ * the one in flight or a new inference can change anything. */
+int sources__commits_step(sources_commits *c);
+/* Of those, the ones waiting behind the one in flight: while any waits, the source reads no
+ * more input. */
+size_t sources__commits_queued(const sources_commits *c);
+/* For a source's thread, before reading more input: steps and waits until none is queued (the
+ * last may still be in flight; false) or stop_fd is readable (true: the source must stop). */
+bool sources__commits_drain(sources_commits *c, int stop_fd);
+/* At the end of a source's input or at stop: steps and waits until everything is committed
+ * (false), stop_fd (-1: none) is readable or max_ms (-1: no limit) passed (true: what is left
+ * stays held; destroy drops it). */
+bool sources__commits_finish(sources_commits *c, int stop_fd, int max_ms);
+/* How long a stopping source waits for its last inferences to commit. */
+#define SOURCES_STOP_COMMIT_MS 1000
 
 #endif

@@ -17,6 +17,11 @@ static const struct {
 } common[] = {
     {{"inferences", "Inferences the source produced."}, offsetof(sources_status, inferences)},
     {{"reconnects", "Times the source reopened its input."}, offsetof(sources_status, reconnects)},
+    {{"store_retries", "Times a commit of the source's failed (disk full, locked) and its "
+                       "inference was held to be offered again."},
+     offsetof(sources_status, store_retries)},
+    {{"store_refused", "Inferences of the source the store refused for themselves (dropped)."},
+     offsetof(sources_status, store_refused)},
 };
 
 #define N_COMMON (sizeof common / sizeof common[0])
@@ -73,6 +78,7 @@ static bool add_source(cJSON *arr, const sources_status *s, const char *model)
     ok = ok && (s->last_error[0] ? cJSON_AddStringToObject(o, "last_error", s->last_error) != NULL
                                  : cJSON_AddNullToObject(o, "last_error") != NULL);
     ok = ok && cJSON_AddNumberToObject(o, "backoff_ms", (double)s->backoff_ms) != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "held", (double)s->held) != NULL;
     uint64_t v;
     const sources_counter *c;
     for (size_t i = 0; ok && (c = counter_at(s, i, &v)); i++)
@@ -85,8 +91,8 @@ static bool add_source(cJSON *arr, const sources_status *s, const char *model)
     return ok;
 }
 
-/* {"sources":[{"name","kind","state","last_error","backoff_ms", the counters, ("model")}, ...]}
- * in configuration order; NULL when out of memory. */
+/* {"sources":[{"name","kind","state","last_error","backoff_ms","held", the counters, ("model")},
+ * ...]} in configuration order; NULL when out of memory. */
 static cJSON *sources_status_json(void *ctx)
 {
     static sources none;
@@ -149,6 +155,8 @@ static er_rc sources_prom(void *ctx, util_buf *b)
 {
     static const prom_metric up = {"ei_relay_source_up", "gauge",
                                    "1 while the source is running (input open or connected)."};
+    static const prom_metric held = {"ei_relay_source_held", "gauge",
+                                     "Inferences the source made that are not committed yet."};
     sources *s = ctx;
     if (!s || s->n == 0) return ER_OK;
     /* One snapshot for every family, so the series of one scrape agree with each other. */
@@ -158,6 +166,11 @@ static er_rc sources_prom(void *ctx, util_buf *b)
     for (size_t i = 0; rc == ER_OK && i < s->n; i++) {
         const char *const kv[] = {"source", all[i].name, "kind", all[i].kind->name};
         rc = prom_sample(b, up.name, kv, 2, strcmp(all[i].state, "running") == 0);
+    }
+    if (rc == ER_OK) rc = prom_head(b, &held);
+    for (size_t i = 0; rc == ER_OK && i < s->n; i++) {
+        const char *const kv[] = {"source", all[i].name, "kind", all[i].kind->name};
+        rc = prom_sample(b, held.name, kv, 2, all[i].held);
     }
     for (size_t i = 0; rc == ER_OK && i < N_COMMON; i++)
         rc = family(b, common[i].c.name, common[i].c.help, all, s->n);

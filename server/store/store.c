@@ -100,7 +100,7 @@ static job *put_job(inference *inf, store_done_fn done, void *arg, bool keep)
     }
     j->kind = JOB_PUT;
     j->inf = inf;
-    j->keep_on_busy = keep;
+    j->offered = keep;
     j->cost = inference_footprint(inf); /* JSON held in memory counts as much as images */
     j->done = done;
     j->arg = arg;

@@ -60,6 +60,13 @@ typedef struct store_put_result {
     int64_t seq;
     int64_t ts;
     char guid[UTIL_UUID_LEN + 1];
+    /* The inference was fine but its whole transaction was lost (disk full, the database locked
+     * by another process past the busy timeout, an I/O error, corruption): offering it again
+     * may succeed. False for a put that failed alone (the inference itself was refused). */
+    bool retry;
+    /* store_offer_async only, with retry: the inference handed back to the done callback, which
+     * owns it from then on (to hold and offer again, or to free). NULL otherwise. */
+    inference *held;
 } store_put_result;
 
 /* Called on the writer thread after the put's transaction committed (or failed). Must not
@@ -77,7 +84,9 @@ er_rc store_put_async(store *s, inference *inf, store_done_fn done, void *arg);
  * of waiting: for callers that must not block (HTTP threads answer 503, Retry-After). */
 er_rc store_try_put_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* The same, except that on ER_BUSY inf stays the caller's (to hold and offer again later);
- * on any other result the store has taken it. For event-loop threads that must not wait. */
+ * on any other result the store has taken it. For callers that must not wait and must not
+ * lose an inference: when its transaction fails as a whole (res.retry), done gets it back in
+ * res.held (without a done callback it is freed). */
 er_rc store_offer_async(store *s, inference *inf, store_done_fn done, void *arg);
 /* Queues and waits for the commit. Takes ownership of inf. */
 er_rc store_put(store *s, inference *inf, store_put_result *res);
@@ -165,6 +174,8 @@ typedef struct store_info {
     int64_t retention_deleted; /* rows removed by retention since start */
     int64_t retention_passes;  /* retention passes completed since start */
     int64_t queue_depth;       /* puts waiting for the writer */
+    int64_t write_failures;    /* transactions lost as a whole (disk full, locked, I/O) */
+    int64_t writes_failing;    /* 1 while the latest of them came after the latest put commit */
 } store_info;
 
 er_rc store_get_info(store *s, store_info *out);
@@ -194,6 +205,10 @@ typedef struct store_health {
     char recovered_reason[256]; /* what was wrong with it */
     int64_t corrupt_ms;         /* SQLite reported corruption while running (first time); 0 = no */
     char corrupt_reason[256];   /* what was being done and SQLite's message */
+    /* Writes failing: the first of the failed transactions since the last commit of a put
+     * (epoch ms; 0 = writes work) and why the latest failed ("disk full (SQLITE_FULL)"). */
+    int64_t writes_failing_ms;
+    char writes_failing_reason[192];
 } store_health;
 /* Any thread. */
 void store_health_get(store *s, store_health *out);

@@ -336,5 +336,7 @@ void store_health_get(store *s, store_health *out)
     pthread_mutex_lock(&s->health_mu);
     out->corrupt_ms = s->corrupt_ms;
     snprintf(out->corrupt_reason, sizeof out->corrupt_reason, "%s", s->corrupt_reason);
+    out->writes_failing_ms = s->wfail_ms;
+    snprintf(out->writes_failing_reason, sizeof out->writes_failing_reason, "%s", s->wfail_reason);
     pthread_mutex_unlock(&s->health_mu);
 }

@@ -40,6 +40,7 @@ static er_rc map_sqlite(sqlite3 *db, int rc)
 er_rc store__db_error(store *s, sqlite3 *db, int rc, const char *what)
 {
     log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(db), sqlite3_errstr(rc));
+    if (db == s->wdb) s->wlast_src = rc; /* the writer's: why a transaction was lost */
     store__note_corrupt(s, db, rc, what);
     return map_sqlite(db, rc);
 }

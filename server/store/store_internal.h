@@ -131,11 +131,11 @@ typedef enum job_kind {
  * number of inferences deleted (store_put_result is the one result every job carries). */
 typedef struct job {
     job_kind kind;
-    inference *inf;    /* JOB_PUT: owned until the job is freed */
-    bool keep_on_busy; /* JOB_PUT offered: on ER_BUSY inf goes back to the caller */
-    char *guid;        /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
-    char *text;        /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
-    uint8_t *data;     /* JOB_THUMB: owned copy */
+    inference *inf; /* JOB_PUT: owned until the job is freed */
+    bool offered;   /* JOB_PUT offered: on ER_BUSY or a retry inf goes back to the caller */
+    char *guid;     /* JOB_DELETE / JOB_THUMB: owned copy; JOB_META: the key */
+    char *text;     /* JOB_META: the value; JOB_FAIL: the reason (owned copies, may be NULL) */
+    uint8_t *data;  /* JOB_THUMB: owned copy */
     size_t len;
     int64_t *seqs; /* JOB_ACK: owned array of n_seqs */
     size_t n_seqs;
@@ -219,6 +219,10 @@ struct store {
     pthread_mutex_t health_mu; /* guards the two below, set by any thread */
     int64_t corrupt_ms;        /* when SQLite first reported corruption while running */
     char corrupt_reason[256];
+    int64_t wfail_ms; /* writes failing since (store_health.writes_failing_ms) */
+    char wfail_reason[192];
+    atomic_llong write_failures; /* transactions lost as a whole */
+    int wlast_src;               /* writer thread: the last SQLite error code it met */
 
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;

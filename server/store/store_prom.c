@@ -32,6 +32,13 @@ static const struct {
     {{"ei_relay_outbox_depth", "gauge", "Outbox rows waiting to be forwarded."}, AT(outbox)},
     {{"ei_relay_ingest_queue_depth", "gauge", "Puts waiting for the store writer."},
      AT(queue_depth)},
+    {{"ei_relay_store_write_failures_total", "counter",
+      "Transactions lost as a whole (disk full, database locked, I/O error); their puts are "
+      "answered with an error and sources hold and retry them."},
+     AT(write_failures)},
+    {{"ei_relay_store_writes_failing", "gauge",
+      "1 while writes fail: no put committed since the last lost transaction."},
+     AT(writes_failing)},
     {{"ei_relay_newest_seq", "gauge", "Sequence number of the newest inference."}, AT(newest_seq)},
 };
 

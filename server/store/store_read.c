@@ -385,6 +385,10 @@ er_rc store_get_info(store *s, store_info *out)
     pthread_mutex_lock(&s->mu);
     out->queue_depth = (int64_t)s->q_len;
     pthread_mutex_unlock(&s->mu);
+    out->write_failures = atomic_load(&s->write_failures);
+    pthread_mutex_lock(&s->health_mu);
+    out->writes_failing = s->wfail_ms != 0;
+    pthread_mutex_unlock(&s->health_mu);
 fail:
     store__reader_put(s, r);
     return rc;

@@ -8,6 +8,7 @@
  * everything below run_batch belong to the writer thread. */
 #include "store/store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -107,6 +108,63 @@ static er_rc run_clear(store *s, int64_t *deleted)
     return rc;
 }
 
+/* Why a transaction was lost, by SQLite's primary code: health's "writes failing: ..." */
+static const struct {
+    int code;
+    const char *name, *what;
+} write_errors[] = {
+    {SQLITE_FULL, "SQLITE_FULL", "disk full"},
+    {SQLITE_IOERR, "SQLITE_IOERR", "I/O error"},
+    {SQLITE_BUSY, "SQLITE_BUSY", "database locked by another process"},
+    {SQLITE_LOCKED, "SQLITE_LOCKED", "database table locked"},
+    {SQLITE_CORRUPT, "SQLITE_CORRUPT", "database corrupt"},
+    {SQLITE_NOTADB, "SQLITE_NOTADB", "database corrupt"},
+    {SQLITE_READONLY, "SQLITE_READONLY", "database read-only"},
+    {SQLITE_CANTOPEN, "SQLITE_CANTOPEN", "database cannot be opened"},
+    {SQLITE_NOMEM, "SQLITE_NOMEM", "out of memory"},
+};
+
+/* A transaction was lost as a whole (rc: the batch's): writes are failing from now (the first
+ * time: logged) until a put commits. */
+static void writes_failed(store *s, er_rc rc)
+{
+    char why[sizeof s->wfail_reason];
+    const char *name = NULL, *what = "database error";
+    int primary = s->wlast_src & 0xff;
+    for (size_t i = 0; i < sizeof write_errors / sizeof write_errors[0]; i++)
+        if (write_errors[i].code == primary)
+            name = write_errors[i].name, what = write_errors[i].what;
+    if (rc == ER_FULL) what = "disk full"; /* also an I/O error whose cause was ENOSPC */
+    if (name)
+        snprintf(why, sizeof why, "%s (%s)", what, name);
+    else
+        snprintf(why, sizeof why, "%s (%s)", what, er_rc_name(rc));
+    atomic_fetch_add(&s->write_failures, 1);
+    pthread_mutex_lock(&s->health_mu);
+    bool first = s->wfail_ms == 0;
+    if (first) s->wfail_ms = util_now_ms();
+    snprintf(s->wfail_reason, sizeof s->wfail_reason, "%s", why);
+    pthread_mutex_unlock(&s->health_mu);
+    if (first)
+        log_error("store",
+                  "writes failing: %s; puts are refused (HTTP 507/503) and sources hold "
+                  "their inferences and retry",
+                  why);
+}
+
+/* A put committed: writes work (again). */
+static void writes_work(store *s)
+{
+    pthread_mutex_lock(&s->health_mu);
+    int64_t since = s->wfail_ms;
+    s->wfail_ms = 0;
+    s->wfail_reason[0] = '\0';
+    pthread_mutex_unlock(&s->health_mu);
+    if (since)
+        log_info("store", "writes work again after %lld ms of failures",
+                 (long long)(util_now_ms() - since));
+}
+
 static void run_batch(store *s, job *list)
 {
     sqlite3 *db = s->wdb;
@@ -123,6 +181,7 @@ static void run_batch(store *s, job *list)
      * the transaction is rolled back and the batch runs again with one savepoint per job, so
      * that job fails alone. */
     bool per_job_sp = false;
+    s->wlast_src = 0;
 again:
     if (n_data > 0) {
         bool redo = false;
@@ -183,6 +242,7 @@ again:
             j->res.rc = batch_rc;
             j->res.duplicate = false;
             j->res.seq = 0;
+            j->res.retry = true;
         }
         if (j->kind != JOB_PUT) continue;
         if (j->res.rc) {
@@ -198,6 +258,10 @@ again:
         }
     }
     atomic_fetch_add(&s->puts, (long long)n_put_ok);
+    if (fatal)
+        writes_failed(s, batch_rc);
+    else if (n_put_ok > 0)
+        writes_work(s);
     s->ret_puts += (int64_t)n_put_ok;
     /* Subscribers first, callers second: once a caller hears "committed" (or "deleted"), the
      * live stream and the forwarder already know of it (a live client connecting after a POST
@@ -210,8 +274,14 @@ again:
             if (subs[i].fn) subs[i].fn(subs[i].arg, committed, n_committed);
     }
     free(committed);
-    for (j = list; j; j = j->next)
-        if (is_data_job(j) && j->done) j->done(j->arg, &j->res);
+    for (j = list; j; j = j->next) {
+        if (!is_data_job(j) || !j->done) continue;
+        if (j->kind == JOB_PUT && j->offered && j->res.retry) {
+            j->res.held = j->inf; /* handed back: the caller holds it and offers it again */
+            j->inf = NULL;
+        }
+        j->done(j->arg, &j->res);
+    }
 
     /* Control jobs run after the commit, outside any transaction. */
     for (j = list; j; j = j->next) {
@@ -325,7 +395,7 @@ er_rc store__enqueue(store *s, job *j, bool nowait)
     pthread_cond_signal(&s->has_work);
 fail:
     pthread_mutex_unlock(&s->mu);
-    if (rc == ER_BUSY && j->keep_on_busy) j->inf = NULL;
+    if (rc == ER_BUSY && j->offered) j->inf = NULL;
     if (rc) store__free_job(j);
     return rc;
 }

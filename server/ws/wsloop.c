@@ -16,13 +16,19 @@ struct wsloop {
     atomic_bool stop;
 };
 
-/* lws hands over whole lines ending in '\n'; our logger adds its own. */
+/* lws hands over whole lines ending in '\n'; our logger adds its own. A client can make lws
+ * log at will (an accept storm at the descriptor limit logged millions of "accept: errno 24"
+ * lines; an oversized request head logs "Ran out of header data space"), so its lines are
+ * rate-limited, one budget per level: the text varies, and a kind per text would fill the
+ * logger's table. */
 static void lws_log_line(int level, const char *line)
 {
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", "%.*s", (int)n, line);
+    bool err = level == LLL_ERR;
+    log_ratelimited(err ? LOG_ERROR : LOG_WARN, "lws", err ? "error" : "warn", "%.*s", (int)n,
+                    line);
 }
 
 er_rc wsloop_create(wsloop **out, er_err *err)

@@ -39,7 +39,10 @@ def test_disk_full_507_and_recovery():
             check(len(acked) > 5, "some inferences fit first (%d)" % len(acked))
 
             # still up, still serving, nothing half-written: exactly the acknowledged rows
-            eq(r.health()["status"], "ok", "health while full")
+            h = r.health()
+            eq(h["status"], "degraded", "health while full")
+            check(h["checks"]["store"].startswith("writes failing: disk full (SQLITE_FULL) since "),
+                  "checks.store while full: %r" % h["checks"])
             ids = [it["id"] for it in r.list_all()]
             eq(sorted(ids), sorted(acked), "stored rows are exactly the acknowledged ones")
             for _ in range(3):
@@ -57,6 +60,8 @@ def test_disk_full_507_and_recovery():
                                       "image/jpeg", expect=None)
             eq(resp.status, 201, "ingest after space returned: %r" % resp.body[:200])
             eq(len(r.list_all()), len(acked) + 1, "rows after recovery")
+            h = r.health()
+            eq((h["status"], h["checks"]["store"]), ("ok", "ok"), "health after recovery")
             r.stop()
             check("full" in r.log().lower(), "the log names the full disk")
             out = subprocess.run(["sqlite3", r.db_path, "PRAGMA integrity_check;"],

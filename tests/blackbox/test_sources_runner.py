@@ -17,6 +17,7 @@ WAIT_S = 20.0
 RECONNECT_S = 60.0  # the relay's reconnect backoff doubles up to 30 s
 GREETING = '{"type":"set-camera-preview","enabled":true,"messageId":1}'
 STATUS_KEYS = {"name", "kind", "state", "last_error", "inferences", "reconnects", "backoff_ms",
+               "held", "store_retries", "store_refused",
                "messages", "frames", "frames_paired", "unknown", "rejected", "model"}
 
 

@@ -125,14 +125,15 @@ def source_series(m, name):
     return out
 
 
-SERIAL_COUNTERS = ("inferences", "reconnects", "bytes", "lines", "long_lines", "noise_lines",
+SERIAL_COUNTERS = ("inferences", "reconnects", "store_retries", "store_refused", "bytes", "lines", "long_lines", "noise_lines",
                    "empty_blocks", "dropped", "images")
 
 
 def check_serial_series(m, st):
     """The serial source st's series in the parsed metrics m agree with its API status."""
     got = source_series(m, st["name"])
-    want = {"ei_relay_source_up": 1 if st["state"] == "running" else 0}
+    want = {"ei_relay_source_up": 1 if st["state"] == "running" else 0,
+            "ei_relay_source_held": st["held"]}
     for c in SERIAL_COUNTERS:
         want["ei_relay_source_%s_total" % c] = st[c]
     eq(sorted(got), sorted(want), "series of source %r" % st["name"])

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Relay, TOKENS } from './relay.mjs';
+import { CHROMIUM_ARGS, Relay, TOKENS } from './relay.mjs';
 import { PyHelper } from './pyhelper.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -203,15 +203,7 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-      `--disk-cache-dir=${profile}`,
-    ],
+    args: [...CHROMIUM_ARGS, `--disk-cache-dir=${profile}`],
   });
   scratch = await browser.newPage();
 

@@ -1,11 +1,14 @@
 // relay.mjs - runs the real ei-relay binary for the browser tests: its own temp dir, a JSON
 // config with free ports and known tokens, the dashboard served from the repository's web/.
-// stop() asserts a clean exit (code 0, no sanitizer report), as the black-box tests do.
+// stop() asserts a clean exit (code 0, no sanitizer report), as the black-box tests do. With
+// tls_cert_file/tls_key_file in the overrides it speaks HTTPS, trusting that certificate only
+// (node:https with `ca`; Node's fetch takes no CA of its own).
 //
 // Environment: EI_RELAY_BIN (the built binary), EI_TEST_SOURCE_DIR (repository root).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +19,17 @@ export const TOKENS = {
   ingest: 'browser-ingest-token-0123456789',
   admin: 'browser-admin-token-0123456789',
 };
+
+// Headless Chromium's flags in every browser test: no sandbox (CI runs as root), nothing it would
+// fetch or update on its own (the tests check the page talks to the relay only).
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const SANITIZER_MARKERS = [
   'ERROR: AddressSanitizer',
@@ -60,7 +74,35 @@ export class Relay {
   }
 
   get base() {
-    return `http://127.0.0.1:${this.cfg.http_port}`;
+    return `${this.ca ? 'https' : 'http'}://127.0.0.1:${this.cfg.http_port}`;
+  }
+
+  // The PEM the clients trust when the relay speaks HTTPS (its own certificate), else null.
+  get ca() {
+    const cert = this.overrides.tls_cert_file;
+    return cert ? fs.readFileSync(cert) : null;
+  }
+
+  // fetch for plain HTTP; node:https trusting only the relay's certificate for HTTPS. Resolves to
+  // { ok, status, text } (a string body: JSON and text only).
+  async fetchText(url, { method = 'GET', headers = {}, body } = {}) {
+    if (!this.ca) {
+      const res = await fetch(url, { method, headers, body });
+      return { ok: res.ok, status: res.status, text: await res.text() };
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method, headers, ca: this.ca }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode;
+          resolve({ ok: status >= 200 && status < 300, status, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   async configure() {
@@ -132,9 +174,9 @@ export class Relay {
         throw new Error(`ei-relay exited (${this.exitCode}) while starting:\n${this.log()}`);
       }
       try {
-        const res = await fetch(`${this.base}/api/v1/health`);
+        const res = await this.fetchText(`${this.base}/api/v1/health`);
         if (res.ok) {
-          const health = await res.json();
+          const health = JSON.parse(res.text);
           if (health.ws_port !== this.cfg.ws_port) {
             throw new Error(`health.ws_port is ${health.ws_port}, configured ${this.cfg.ws_port}`);
           }
@@ -186,8 +228,8 @@ export class Relay {
   async request(method, p, { token = TOKENS.admin, body, headers = {} } = {}) {
     const h = { ...headers };
     if (token) h.Authorization = `Bearer ${token}`;
-    const res = await fetch(`${this.base}${p}`, { method, headers: h, body });
-    const text = await res.text();
+    const res = await this.fetchText(`${this.base}${p}`, { method, headers: h, body });
+    const { text } = res;
     let json = null;
     try {
       json = text ? JSON.parse(text) : null;

@@ -23,7 +23,7 @@ import checklib  # noqa: E402
 # Lowest first; the modules of one row are peers and may not include each other.
 ORDER = [
     ["core"],
-    ["config", "model", "ws", "eim", "camera"],
+    ["config", "model", "ws", "eim", "camera", "tls"],
     ["auth", "media"],
     ["ingest"],
     ["store"],

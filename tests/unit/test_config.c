@@ -220,6 +220,12 @@ static void test_errors_name_the_key(void)
     CHECK(fails_mentioning("{\"http_port\": 99999999999999999999999}",
                            "\" is not an integer (0..65535)"));
     CHECK(fails_mentioning("{\"http_port\": 4921}", "ws_port: 4921 is the same as http_port"));
+    /* TLS needs both files; the error names the one missing */
+    CHECK(fails_with("{\"tls_cert_file\": \"c.pem\"}",
+                     "tls_cert_file is set but tls_key_file is not: TLS needs both"));
+    CHECK(fails_with("{\"tls_key_file\": \"k.pem\"}",
+                     "tls_key_file is set but tls_cert_file is not: TLS needs both"));
+    CHECK(fails_with("{\"tls_cert_file\": \"\"}", "tls_cert_file: must not be empty"));
     /* the enum word is case-insensitive; stored as the log_level of core/log.h */
     config c;
     er_err err;

@@ -2,6 +2,8 @@
  * inference is matched against. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "live/live_proto.h"
@@ -144,9 +146,45 @@ static void test_filter(void)
     live_msg_free(&m);
 }
 
+/* A WebSocket message is not NUL-terminated, and libcjson is not built with the sanitizer, so
+ * ASan cannot see it read past the end: each message (and each of its prefixes) is placed at
+ * the very end of a page followed by an inaccessible one, where any read past its last byte is
+ * a crash. */
+static void test_unterminated(void)
+{
+    static const char *const msgs[] = {
+        ("{\"type\":\"auth\",\"token\":\"0123456789abcdef\",\"since_seq\":12,"
+         "\"filter\":{\"labels\":[\"person\"],\"min_score\":0.5}}"),
+        "{\"type\":\"ping\",\"id\":[1,2.5e3,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}",
+        "{\"type\":\"subscribe\",\"sources\":[\"cam\\\"x\"]}  ",
+        "\xef\xbb\xbf{\"type\":\"ping\"}",
+    };
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *mem =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    if (mem == MAP_FAILED) return;
+    CHECK(mprotect(mem + page, (size_t)page, PROT_NONE) == 0);
+    int parsed = 0;
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        size_t n = strlen(msgs[i]);
+        for (size_t len = 1; len <= n; len++) {
+            char *text = (char *)mem + page - len;
+            memcpy(text, msgs[i], len);
+            live_msg m;
+            er_err err = {{0}};
+            if (live_msg_parse(text, len, &m, &err) == ER_OK) parsed++;
+            live_msg_free(&m);
+        }
+    }
+    CHECK(parsed >= 3); /* the whole messages (and a prefix or two) parse */
+    munmap(mem, (size_t)page * 2);
+}
+
 int main(void)
 {
     test_parse();
     test_filter();
+    test_unterminated();
     return check_summary();
 }

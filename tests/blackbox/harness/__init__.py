@@ -21,7 +21,7 @@ from .http import (ConnectionClosed, HttpConn, Response, auth_header, error_of, 
 from .images import jpeg_dims, make_jpeg, make_jpeg_of_size, make_png, png_dims
 from .paths import fixture_path, fixtures_dir, relay_bin, source_dir
 from .relay import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, SANITIZER_MARKERS, Relay,
-                    RelayExited, classification_doc, free_port, new_id, now_ms)
+                    RelayExited, classification_doc, free_port, new_id, now_ms, start_refused)
 from .sources import (runner_source, source_status, sources_cfg, stored, wait_status,
                       wait_stored)
 from .suite import run_tests
@@ -33,7 +33,7 @@ __all__ = [
     "jpeg_dims", "make_jpeg", "make_jpeg_of_size", "make_png", "png_dims",
     "fixture_path", "fixtures_dir", "relay_bin", "source_dir",
     "ADMIN_TOKEN", "INGEST_TOKEN", "READ_TOKEN", "SANITIZER_MARKERS", "Relay", "RelayExited",
-    "classification_doc", "free_port", "new_id", "now_ms",
+    "classification_doc", "free_port", "new_id", "now_ms", "start_refused",
     "runner_source", "source_status", "sources_cfg", "stored", "wait_status", "wait_stored",
     "run_tests",
 ]

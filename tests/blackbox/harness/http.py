@@ -7,6 +7,7 @@ import socket
 import uuid
 
 from .checks import TestFailure, check, eq
+from .ws_client import wrap_tls
 
 
 class Response:
@@ -37,12 +38,17 @@ class ConnectionClosed(Exception):
 
 class HttpConn:
     """A raw HTTP/1.1 client on one TCP connection (keep-alive). send_raw() writes arbitrary
-    bytes, read_response() parses one response (Content-Length, chunked, or until close)."""
+    bytes, read_response() parses one response (Content-Length, chunked, or until close).
+    source: the local address to connect from (e.g. "127.0.0.2", another client as far as the
+    relay can tell). ssl_context: speak HTTPS (an ssl.SSLContext that trusts the relay's certificate)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None, ssl_context=None):
         self.port = port
         self.host = host
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        if ssl_context is not None:
+            self.sock = wrap_tls(self.sock, ssl_context, host)
         self.buf = b""
         self.closed = False
 
@@ -148,13 +154,15 @@ def auth_header(token):
     return {"Authorization": "Bearer " + token} if token else {}
 
 
-def http_request(port, method, path, body=None, headers=None, token=None, timeout=10.0):
-    """One request on a fresh connection. Returns a Response (unpacks to status, headers, body)."""
+def http_request(port, method, path, body=None, headers=None, token=None, timeout=10.0,
+                 source=None, ssl_context=None):
+    """One request on a fresh connection (from the local address source, if given). Returns a
+    Response (unpacks to status, headers, body)."""
     h = dict(auth_header(token))
     if headers:
         h.update(headers)
     h.setdefault("Connection", "close")
-    with HttpConn(port, timeout=timeout) as c:
+    with HttpConn(port, timeout=timeout, source=source, ssl_context=ssl_context) as c:
         return c.request(method, path, body, h)
 
 

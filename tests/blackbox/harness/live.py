@@ -152,7 +152,10 @@ def newest_seq(relay=None):
 
 def live(token=READ_TOKEN, relay=None, **kw):
     """connect_live on the relay; the client gets a .bg list for forwarder/stats messages."""
-    ws, hello = connect_live((relay or R).ws_port, token, **kw)
+    relay = relay or R
+    if relay.ssl_context is not None:
+        kw.setdefault("ssl_context", relay.ssl_context)  # wss://
+    ws, hello = connect_live(relay.ws_port, token, **kw)
     ws.bg = []
     return ws, hello
 

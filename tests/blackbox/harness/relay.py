@@ -61,10 +61,13 @@ class Relay:
           so the relay reads and writes only what that user may, as under Greengrass.
     stderr: None (into the log file with stdout) or a descriptor the relay's stderr goes to
             instead (e.g. a pty's slave: the relay then writes to a terminal; its log goes
-            there too, and the log file keeps only stdout)."""
+            there too, and the log file keeps only stdout).
+    ssl_context: with tls_cert_file/tls_key_file in overrides, an ssl.SSLContext that trusts
+          the certificate: the readiness check and the HTTP helpers then speak HTTPS."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True, stdin=None, user=None, stderr=None):
+                 wait_ready=True, stdin=None, user=None, ssl_context=None,
+                 stderr=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -110,6 +113,7 @@ class Relay:
         self.admin_token = ADMIN_TOKEN
         self.stdin = stdin
         self.user = user
+        self.ssl_context = ssl_context
         self.stderr = stderr
 
     # -- lifecycle --
@@ -180,7 +184,8 @@ class Relay:
                 raise RelayExited("relay exited with %d before it was ready\n%s" %
                                   (self.proc.returncode, self.log()))
             try:
-                r = http_request(self.http_port, "GET", "/api/v1/health", timeout=0.5)
+                r = http_request(self.http_port, "GET", "/api/v1/health", timeout=0.5,
+                                 ssl_context=self.ssl_context)
                 if r.status == 200:
                     return
                 last = "status %d" % r.status
@@ -278,7 +283,8 @@ class Relay:
     # -- HTTP helpers bound to this relay --
 
     def request(self, method, path, body=None, headers=None, token=None, timeout=10.0):
-        return http_request(self.http_port, method, path, body, headers, token, timeout)
+        return http_request(self.http_port, method, path, body, headers, token, timeout,
+                            ssl_context=self.ssl_context)
 
     def json_request(self, method, path, obj=None, token=ADMIN_TOKEN, headers=None):
         h = {}
@@ -294,7 +300,7 @@ class Relay:
         return raw_exchange(self.http_port, data, timeout, method)
 
     def conn(self, timeout=10.0):
-        return HttpConn(self.http_port, timeout=timeout)
+        return HttpConn(self.http_port, timeout=timeout, ssl_context=self.ssl_context)
 
     def ingest(self, doc, token=INGEST_TOKEN, query="", expect=201):
         r = self.json_request("POST", "/api/v1/inferences" + query, doc, token)
@@ -344,6 +350,32 @@ class Relay:
     def count(self):
         """Number of stored inferences (by listing; health rows as a cross-check elsewhere)."""
         return len(self.list_all())
+
+
+def start_refused(overrides, want, timeout=30):
+    """Runs the binary with these settings (free of a database: a temp db_path) and expects a
+    configuration error: exit code 2, want in its stderr, and no database made. Returns stderr."""
+    d = tempfile.mkdtemp(prefix="ei-bb-refused-")
+    try:
+        cfg = {"db_path": os.path.join(d, "db", "x.db"), "http_port": 0, "ws_port": 0,
+               "bind": "127.0.0.1", "allow_root": os.geteuid() == 0}
+        cfg.update(overrides)
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EI_RELAY_")}
+        p = subprocess.run([relay_bin(), "--config", path], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+        if p.returncode != 2:
+            raise TestFailure("exit code %d for %r (expected 2):\n%s" % (p.returncode, overrides,
+                                                                         p.stderr))
+        if want not in p.stderr:
+            raise TestFailure("message %r not in:\n%s" % (want, p.stderr))
+        if os.path.exists(os.path.join(d, "db")):
+            raise TestFailure("a database was made for %r" % (overrides,))
+        return p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- documents ----------------

@@ -71,6 +71,16 @@ class HandshakeError(WsError):
         self.body = body
 
 
+def wrap_tls(sock, ssl_context, host):
+    """The connected sock inside TLS (handshake done, host name checked); closes sock and
+    raises when the handshake fails."""
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def accept_key(key):
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode("ascii")).digest()).decode()
@@ -263,10 +273,11 @@ class WsClient:
     """One client connection. port/host/path: where to connect. rcvbuf: SO_RCVBUF set before
     connect (a small value makes a slow reader). headers: extra request headers (dict).
     handshake=False only connects TCP (call handshake() yourself). source: the local address
-    to connect from (e.g. "127.0.0.2", another client as far as the relay can tell)."""
+    to connect from (e.g. "127.0.0.2", another client as far as the relay can tell).
+    ssl_context: speak WSS (an ssl.SSLContext that trusts the relay's certificate)."""
 
     def __init__(self, port, host="127.0.0.1", path=LIVE_PATH, timeout=10.0, rcvbuf=None,
-                 headers=None, handshake=True, source=None):
+                 headers=None, handshake=True, source=None, ssl_context=None):
         self.host, self.port, self.path = host, port, path
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -281,6 +292,8 @@ class WsClient:
             self.sock.close()
             raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = wrap_tls(self.sock, ssl_context, host)
         self.parser = FrameParser()
         self.reader = MessageReader()
         self.auto_pong = True
