@@ -13,9 +13,11 @@ build_pkgs=(build-essential cmake pkg-config "${lib_pkgs[@]}")
 # dpkg-dev: dpkg-shlibdeps computes the package's Depends; python3: the generated documentation
 package_pkgs=(dpkg-dev python3)
 # the install test's clean Debian 12 root (mmdebstrap) and its checks of the .deb; the camera
-# tests' GStreamer elements (videotestsrc, appsink: base; jpegenc, jpegdec, v4l2src: good)
+# tests' GStreamer elements (videotestsrc, appsink: base; jpegenc, jpegdec, v4l2src: good);
+# faketime: libfaketime, the shifted wall clock of the retention tests (blackbox/test_clock.py)
 test_pkgs=(clang libclang-rt-14-dev python3 python3-yaml sqlite3 curl openssl mosquitto chromium nodejs npm
-           "${package_pkgs[@]}" mmdebstrap lintian gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+           "${package_pkgs[@]}" mmdebstrap lintian gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+           faketime)
 # other architectures: their cross roots (mmdebstrap) and qemu-user to run their binaries
 cross_pkgs=(mmdebstrap qemu-user)
 

@@ -7,9 +7,11 @@
 #include "app/relay.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "core/device.h"
@@ -70,6 +72,18 @@ static er_rc open_store(const config *cfg, bool recover, store **out, er_err *er
 er_rc relay_open_store(const config *cfg, store **out, er_err *err)
 {
     return open_store(cfg, false, out, err);
+}
+
+/* A token generated at this start goes to its file (auth) and, when a person started the
+ * service on a terminal, to that terminal, once; never to the log (logs are kept and shipped:
+ * journald, the Greengrass component log, CloudWatch), which only says where the file is. A
+ * pipe or a file behind stderr is a log, so only a terminal gets it. */
+static void show_generated_token(const auth *au)
+{
+    const char *path = auth_generated_path(au);
+    const char *token = auth_admin_token(au);
+    if (!path || !token || !isatty(STDERR_FILENO)) return;
+    fprintf(stderr, "\n    the generated admin token (kept in %s):\n\n    %s\n\n", path, token);
 }
 
 /* The line a person looks for after starting the service: where to open the dashboard. With
@@ -180,6 +194,7 @@ er_rc relay_create(const config *cfg, relay **out, er_err *err)
     }
     rc = auth_create(cfg, &r->au, err);
     if (rc) goto fail;
+    show_generated_token(r->au);
     ratelimit_opts fails = {.slots = RATELIMIT_SLOTS,
                             .fail_free = cfg->auth_fail_free,
                             .fail_base_ms = 1000,

@@ -27,6 +27,7 @@ typedef struct auth_entry {
 struct auth {
     auth_entry *entries; /* owned */
     size_t n;
+    char *generated; /* owned: the token file auth_create generated, NULL if none */
 };
 
 static er_rc add_token(auth *a, const char *token, size_t len, auth_role role)
@@ -266,6 +267,7 @@ static er_rc create_generated(auth *a, const char *path, er_err *err)
              "no tokens configured: generated an admin token in %s (mode 0600); "
              "'ei-relay token' prints it",
              path);
+    a->generated = strdup(path); /* NULL when out of memory: then only the terminal misses it */
 fail:
     close(fd);
     unlink(tmp);
@@ -330,6 +332,7 @@ void auth_destroy(auth *a)
         free(a->entries[i].token);
     }
     free(a->entries);
+    free(a->generated);
     free(a);
 }
 
@@ -338,6 +341,11 @@ const char *auth_admin_token(const auth *a)
     for (size_t i = 0; a && i < a->n; i++)
         if (a->entries[i].role == AUTH_ADMIN) return a->entries[i].token;
     return NULL;
+}
+
+const char *auth_generated_path(const auth *a)
+{
+    return a ? a->generated : NULL;
 }
 
 auth_role auth_check_token(const auth *a, const char *token)

@@ -34,6 +34,9 @@ auth_role auth_check_token(const auth *a, const char *token);
 /* The first admin token (configured order: tokens, token_file, the generated file), borrowed
  * for a's life; NULL when no token has the admin role. For `ei-relay token`. */
 const char *auth_admin_token(const auth *a);
+/* The token file this auth_create generated (none was configured and none existed), borrowed
+ * for a's life; NULL otherwise. The service shows that token once on its terminal. */
+const char *auth_generated_path(const auth *a);
 /* read: GET; ingest: POST inferences; admin: everything. */
 bool auth_allows(auth_role have, auth_role need);
 

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,4 +270,68 @@ er_rc commands_load_persisted(store *st, policy *pol)
         policy_set_criteria(pol, crit);
     free(v);
     return ER_OK;
+}
+
+/* ---- retained commands that could not be cleared --------------------------------------- */
+
+void commands_id(const char *payload, size_t len, char out[COMMANDS_ID_LEN + 1])
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)payload[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, COMMANDS_ID_LEN + 1, "%016llx", (unsigned long long)h);
+}
+
+bool commands_handled_has(const commands_handled *h, const char *id)
+{
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->ids[i], id) == 0) return true;
+    return false;
+}
+
+void commands_handled_add(commands_handled *h, const char *id)
+{
+    int at = h->n < COMMANDS_HANDLED_MAX ? h->n : COMMANDS_HANDLED_MAX - 1; /* the slot freed */
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->ids[i], id) == 0) at = i;
+    if (at == h->n) h->n++;
+    memmove(h->ids[1], h->ids[0], (size_t)at * sizeof h->ids[0]);
+    snprintf(h->ids[0], sizeof h->ids[0], "%s", id);
+}
+
+static bool is_id(const char *s, size_t n)
+{
+    if (n != COMMANDS_ID_LEN) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdef", s[i]) || !s[i]) return false;
+    return true;
+}
+
+void commands_handled_load(store *st, commands_handled *h)
+{
+    char *v = NULL;
+    memset(h, 0, sizeof *h);
+    if (store_meta_get(st, COMMANDS_META_HANDLED, &v) != ER_OK) return;
+    for (const char *p = v; *p && h->n < COMMANDS_HANDLED_MAX;) {
+        size_t n = strcspn(p, " ");
+        if (is_id(p, n)) {
+            memcpy(h->ids[h->n], p, n);
+            h->ids[h->n++][n] = '\0';
+        }
+        p += n;
+        p += strspn(p, " ");
+    }
+    free(v);
+}
+
+er_rc commands_handled_save(store *st, const commands_handled *h)
+{
+    char text[COMMANDS_HANDLED_MAX * (COMMANDS_ID_LEN + 1) + 1];
+    size_t o = 0;
+    text[0] = '\0';
+    for (int i = 0; i < h->n; i++)
+        o += (size_t)snprintf(text + o, sizeof text - o, "%s%s", i ? " " : "", h->ids[i]);
+    return store_meta_set(st, COMMANDS_META_HANDLED, text);
 }

@@ -28,6 +28,7 @@
 #define COMMANDS_META_VALUE "threshold.value"
 #define COMMANDS_META_CRITERIA "threshold.criteria"
 #define COMMANDS_META_MODEL_INFO "model_info"
+#define COMMANDS_META_HANDLED "command.handled" /* see commands_handled */
 
 typedef enum commands_verb {
     COMMANDS_RESTART = 0,
@@ -78,5 +79,33 @@ er_rc commands_handle(const commands_ctx *c, const char *payload, size_t len, ut
 
 /* Applies the threshold settings persisted by earlier commands over the configured ones. */
 er_rc commands_load_persisted(store *st, policy *pol);
+
+/* ---- retained commands that could not be cleared ----
+ * A command is cleared after it ran (an empty retained message). When the broker refuses that
+ * publish (an IoT policy without iot:RetainPublish; mosquitto's ACL drops it silently) the
+ * command stays retained and comes back, flagged retained, on every new subscription. The
+ * forwarder remembers the ids of the commands it ran since the topic was last seen cleared
+ * (persisted in the store, so a restart does not run them again) and does not run such a
+ * replay twice. An empty message on the topic (its own clear echoed back, or anyone's) proves
+ * nothing is retained any more and empties the list, so the same command sent retained again
+ * later runs. The newest COMMANDS_HANDLED_MAX are kept: only the last retained command can
+ * come back, but a live delivery does not say whether it was retained. */
+#define COMMANDS_HANDLED_MAX 16
+#define COMMANDS_ID_LEN 16 /* hex digits of a 64-bit digest of the payload */
+
+typedef struct commands_handled {
+    char ids[COMMANDS_HANDLED_MAX][COMMANDS_ID_LEN + 1]; /* newest first */
+    int n;
+} commands_handled;
+
+/* The id of a command payload (FNV-1a 64 of its bytes, hex). */
+void commands_id(const char *payload, size_t len, char out[COMMANDS_ID_LEN + 1]);
+bool commands_handled_has(const commands_handled *h, const char *id);
+/* Puts id first (once), dropping the oldest beyond COMMANDS_HANDLED_MAX. */
+void commands_handled_add(commands_handled *h, const char *id);
+/* The list persisted as meta COMMANDS_META_HANDLED (ids separated by spaces; entries that are
+ * not ids are skipped); an empty list when there is none. */
+void commands_handled_load(store *st, commands_handled *h);
+er_rc commands_handled_save(store *st, const commands_handled *h);
 
 #endif

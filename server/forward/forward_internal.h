@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/util.h"
+#include "forward/commands.h"
 #include "forward/forwarder.h"
 #include "forward/model_metrics.h"
 #include "forward/mqtt.h"
@@ -69,6 +70,7 @@ struct forwarder {
     int64_t connected_since;
 
     atomic_int_fast64_t sent, acked, reconnects, in_flight, shrunk, omitted, commands;
+    atomic_int_fast64_t commands_replayed; /* retained commands not run again */
     atomic_bool restart;
 
     /* ---- thread-only ---- */
@@ -97,10 +99,13 @@ struct forwarder {
     pace_bucket rate, bytes;
     int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms, pace_until_ms;
     bool start_sent;
-    bool up;                /* CONNACK received on the current connection */
-    bool flapping;          /* the last loss repeated the one before: log reconnects quietly */
-    int64_t send_failed_ms; /* a publish failed without a connection loss (yet); 0 if not */
-    int64_t stop_by_ms;     /* stopping: the last moment to wait for acks in flight */
+    bool up;                  /* CONNACK received on the current connection */
+    bool flapping;            /* the last loss repeated the one before: log reconnects quietly */
+    int64_t send_failed_ms;   /* a publish failed without a connection loss (yet); 0 if not */
+    int64_t stop_by_ms;       /* stopping: the last moment to wait for acks in flight */
+    commands_handled handled; /* commands run since command/input was last seen cleared */
+    int64_t clear_sent_ms;    /* mono time of a clear not yet echoed back; 0 if none */
+    bool clear_refused;       /* the broker dropped us for a clear: stop clearing */
 };
 
 /* ---- the hand-offs (forwarder_events.c) ---- */
@@ -123,18 +128,19 @@ typedef struct forwarder_status {
     int64_t connected_since; /* epoch ms of the current connection's CONNACK; 0 if down */
     int64_t queue_depth;     /* outbox rows waiting (store) */
     int64_t oldest_pending_age_ms;
-    int64_t in_flight;      /* published, not yet acknowledged */
-    int64_t sent;           /* inference publishes handed to the client since start */
-    int64_t acked;          /* rows acknowledged (deleted from the outbox) since start */
-    int64_t dropped;        /* outbox full, oldest dropped (store, since start) */
-    int64_t rejected;       /* outbox full, new not queued (store, since start) */
-    int64_t dead;           /* dead-lettered rows (store) */
-    int64_t reconnects;     /* connection attempts after the first */
-    int64_t shrunk;         /* images re-encoded smaller to fit */
-    int64_t omitted;        /* images left out ("image_omitted") */
-    int64_t commands;       /* commands handled */
-    bool restart_requested; /* a restart command was received */
-    int64_t qos;            /* iotcore_qos, the QoS of every publish */
+    int64_t in_flight;         /* published, not yet acknowledged */
+    int64_t sent;              /* inference publishes handed to the client since start */
+    int64_t acked;             /* rows acknowledged (deleted from the outbox) since start */
+    int64_t dropped;           /* outbox full, oldest dropped (store, since start) */
+    int64_t rejected;          /* outbox full, new not queued (store, since start) */
+    int64_t dead;              /* dead-lettered rows (store) */
+    int64_t reconnects;        /* connection attempts after the first */
+    int64_t shrunk;            /* images re-encoded smaller to fit */
+    int64_t omitted;           /* images left out ("image_omitted") */
+    int64_t commands;          /* commands handled */
+    int64_t commands_replayed; /* retained commands delivered again and not run again */
+    bool restart_requested;    /* a restart command was received */
+    int64_t qos;               /* iotcore_qos, the QoS of every publish */
 } forwarder_status;
 
 void forwarder_get_status(forwarder *f, forwarder_status *out);

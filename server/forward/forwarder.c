@@ -22,7 +22,10 @@
 #include "forward/payload.h"
 #include "forward/topics.h"
 
-#define STABLE_MS 10000         /* a connection that lived this long resets the backoff */
+#define STABLE_MS 10000 /* a connection that lived this long resets the backoff */
+/* A connection lost this soon after clearing a retained command, before the clear came back:
+ * the broker refused the clear (IoT Core closes the connection on a denied publish). */
+#define CLEAR_REFUSED_MS 5000
 #define CONNECT_SPACING_MS 1000 /* IoT Core: one CONNECT per second per client id */
 #define SEND_FAIL_GRACE_MS 2000 /* wait for connectionLost before resending a failed publish */
 /* Stopping: how long to wait for the PUBACKs of the publishes in flight, so their rows leave
@@ -174,10 +177,37 @@ static void restart_cb(void *arg)
     kill(getpid(), SIGTERM); /* process-directed: main's sigwait takes it */
 }
 
+/* Persists f->handled; a failure only costs running a replay once more after a restart. */
+static void save_handled(forwarder *f)
+{
+    if (commands_handled_save(f->st, &f->handled))
+        log_warn("forward", "the list of handled commands could not be saved");
+}
+
 static void handle_message(forwarder *f, fwd_event *e)
 {
     if (strcmp(e->topic, f->tp.t[TOPICS_CMD_IN]) != 0) return;
-    if (e->len == 0) return; /* our own clearing of a retained command, echoed back */
+    if (e->len == 0) {
+        /* our own clearing of a retained command echoed back (or anyone's): the broker holds
+         * no retained command now, so none of those we ran can come back */
+        f->clear_sent_ms = 0;
+        if (f->handled.n > 0) {
+            f->handled.n = 0;
+            save_handled(f);
+        }
+        return;
+    }
+    char id[COMMANDS_ID_LEN + 1];
+    commands_id(e->payload, e->len, id);
+    if (e->retained && commands_handled_has(&f->handled, id)) {
+        /* delivered again at a new subscription: the broker did not let us clear it */
+        log_info("forward",
+                 "the retained command on %s (id %s) already ran; not running it again "
+                 "(clearing it was refused: see iot:RetainPublish in docs/greengrass.md)",
+                 e->topic, id);
+        atomic_fetch_add_explicit(&f->commands_replayed, 1, memory_order_relaxed);
+        return;
+    }
     util_buf reply = {0};
     commands_ctx c = {.st = f->st,
                       .pol = f->pol,
@@ -193,11 +223,18 @@ static void handle_message(forwarder *f, fwd_event *e)
         publish_aux(f, f->tp.t[TOPICS_CMD_OUT], reply.data, reply.len, false);
     atomic_fetch_add_explicit(&f->commands, 1, memory_order_relaxed);
     util_buf_free(&reply);
+    /* recorded before the clear and before a restart: a retained restart whose clear is
+     * refused must not restart the relay on every connection */
+    commands_handled_add(&f->handled, id);
+    save_handled(f);
     /* The components expected senders to retain commands. A broker sets the retain flag only
      * on delivery to a new subscription, not on live delivery of a retained PUBLISH, so the
      * command may be retained either way: always clear it (an empty retained message; a no-op
      * when nothing is retained) so it is not handled again on the next connection. */
-    publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+    if (!f->clear_refused) {
+        publish_aux(f, f->tp.t[TOPICS_CMD_IN], "", 0, true);
+        if (f->live) f->clear_sent_ms = util_mono_ms();
+    }
     if (restart) restart_cb(f); /* after the reply was queued */
 }
 
@@ -210,11 +247,30 @@ static int64_t max_seq(const fwd_inflight *fl, int64_t floor)
     return m;
 }
 
+/* The connection was lost right after a clear that never came back: the broker refused it.
+ * Then ei-relay stops clearing for the rest of the run (each clear would cost a connection)
+ * and the loss is not held against the rows in flight. */
+static bool clear_refused(forwarder *f, int64_t now)
+{
+    bool refused = f->clear_sent_ms != 0 && now - f->clear_sent_ms < CLEAR_REFUSED_MS;
+    f->clear_sent_ms = 0;
+    if (!refused || f->clear_refused) return refused;
+    f->clear_refused = true;
+    log_warn("forward",
+             "the broker closed the connection when ei-relay cleared the retained command on "
+             "%s (an IoT policy without iot:RetainPublish does that): retained commands are no "
+             "longer cleared until a restart; one that comes back is recognised and not run "
+             "again",
+             f->tp.t[TOPICS_CMD_IN]);
+    return true;
+}
+
 static void handle_down(forwarder *f, fwd_event *e, int64_t now)
 {
     bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
+    bool by_clear = e->was_connected && clear_refused(f, now);
     if (e->was_connected && !quick) pace_backoff_reset(&f->bo);
-    if (quick && f->n_fl > 0) {
+    if (quick && !by_clear && f->n_fl > 0) {
         if (f->probe && f->n_fl == 1) {
             /* alone on the wire and the broker hung up: count it against this row */
             bool dead = false;
@@ -537,6 +593,7 @@ er_rc forwarder_create(const config *cfg, store *st, policy *pol, const char *de
         goto fail;
     }
     commands_load_persisted(st, pol); /* settings changed by command win over the config */
+    commands_handled_load(st, &f->handled);
     if (pthread_create(&f->thread, NULL, run, f)) {
         rc = er_fail(err, ER_INTERNAL, "cannot start the forwarder thread");
         goto fail;
@@ -613,6 +670,7 @@ void forwarder_get_status(forwarder *f, forwarder_status *out)
     out->shrunk = atomic_load(&f->shrunk);
     out->omitted = atomic_load(&f->omitted);
     out->commands = atomic_load(&f->commands);
+    out->commands_replayed = atomic_load(&f->commands_replayed);
     out->restart_requested = atomic_load(&f->restart);
     out->qos = f->cfg->iotcore_qos;
     store_outbox_stats os;

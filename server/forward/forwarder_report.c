@@ -47,6 +47,7 @@ static const key api_keys[] = {
     {"images_shrunk", S_NUM, AT(shrunk)},
     {"images_omitted", S_NUM, AT(omitted)},
     {"commands", S_NUM, AT(commands)},
+    {"commands_replayed", S_NUM, AT(commands_replayed)},
     {"qos", S_NUM, AT(qos)},
 };
 

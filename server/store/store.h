@@ -180,6 +180,7 @@ typedef struct store_info {
     int64_t duplicates;        /* puts answered with an existing row */
     int64_t put_errors;        /* puts that failed */
     int64_t retention_deleted; /* rows removed by retention since start */
+    int64_t retention_passes;  /* retention passes completed since start */
     int64_t queue_depth;       /* puts waiting for the writer */
     int64_t write_failures;    /* transactions lost as a whole (disk full, locked, I/O) */
     int64_t writes_failing;    /* 1 while the latest of them came after the latest put commit */

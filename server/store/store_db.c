@@ -224,6 +224,8 @@ static er_rc open_writer(store *s, er_err *err)
     if (!s->bad[0]) sqlite3_db_config(s->wdb, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
     if (rc) goto fail;
     rc = prepare_all(s->wdb, store__writer_sql, s->wst, WSTMT__N, err);
+    if (rc) goto fail;
+    store__age_open(s);
 fail:
     return rc;
 }
@@ -273,6 +275,9 @@ void store__db_close(store *s)
 {
     for (int i = 0; s->readers && i < s->n_readers; i++)
         close_conn(s->readers[i].db, s->readers[i].st, RSTMT__N);
+    /* the age clock's last mark, when this run wrote any: a restart in this boot continues
+     * from it to the ms */
+    if (s->opened && !s->bad[0] && s->wdb && s->age_saved) store__age_save(s, store__age_now(s));
     store__clean_mark(s);
     close_conn(s->wdb, s->wst, WSTMT__N);
     free(s->readers);

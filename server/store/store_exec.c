@@ -9,7 +9,8 @@
 
 #include "core/log.h"
 
-static er_rc exec_put(store *s, job *j, int64_t now)
+/* now: the wall clock (received_ms); age: the age clock (age_ms, what retention compares). */
+static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
 {
     sqlite3 *db = s->wdb;
     inference *inf = j->inf;
@@ -68,6 +69,7 @@ static er_rc exec_put(store *s, job *j, int64_t now)
     sqlite3_bind_int(st, 15, inf->image.data ? 1 : 0);
     sqlite3_bind_int64(st, 16, footprint);
     sqlite3_bind_int(st, 17, (int)decision);
+    sqlite3_bind_int64(st, 18, age);
     src = step_once(st);
     if (src != SQLITE_DONE) {
         rc = store__db_error(s, db, src, "inserting inference");
@@ -146,11 +148,11 @@ fail:
     return rc;
 }
 
-er_rc store__exec_data_job(store *s, job *j, int64_t now)
+er_rc store__exec_data_job(store *s, job *j, int64_t now, int64_t age)
 {
     switch (j->kind) {
     case JOB_PUT:
-        return exec_put(s, j, now);
+        return exec_put(s, j, now, age);
     case JOB_DELETE:
     case JOB_THUMB:
         return exec_guid_change(s, j);

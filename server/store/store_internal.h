@@ -9,6 +9,7 @@
  *   store_writer.c     the job queue, the writer thread and its group commit, waiting for a job
  *   store_exec.c       what a put, delete or thumbnail job does inside the transaction
  *   store_retention.c  retention passes (age, rows, bytes) and clear_cache
+ *   store_age.c        the age clock retention measures ages with (persisted in meta)
  *   store_read.c       list, get, image, thumbnail, stats, info, foreach, query plans
  *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
  *   store_meta.c       the small persistent key/value state
@@ -30,6 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/ageclock.h"
 #include "store/store.h"
 
 #define MAX_SUBSCRIBERS 16
@@ -70,6 +72,8 @@ enum {
     WSTMT_OB_KILL,
     WSTMT_META_SET,
     WSTMT_CLEAR_SCAN,
+    WSTMT_META_GET,
+    WSTMT_NEWEST_AGE,
     WSTMT__N
 };
 
@@ -201,7 +205,7 @@ struct store {
     int n_free;
 
     /* counters: written by the writer, read by anyone */
-    atomic_llong commits, puts, duplicates, put_errors, retention_deleted;
+    atomic_llong commits, puts, duplicates, put_errors, retention_deleted, retention_passes;
     atomic_llong ob_dropped, ob_rejected; /* outbox full, since start */
 
     /* the database's health (store_check.c). Set while opening, read-only afterwards: */
@@ -228,6 +232,10 @@ struct store {
     bool ret_in_pass;                 /* a pass is under way; the fields below are its cursor */
     bool ret_age_done, ret_size_done; /* phases of the current pass */
     int64_t ret_cutoff, ret_cur_seq;
+
+    /* the age clock's mark of this run (store_age.c): set at open, read-only afterwards */
+    ageclock_mark age_base;
+    int64_t age_saved; /* the age of the last mark this run wrote, 0 if none (writer thread) */
 };
 
 /* ---- statement helpers (inline: they run several times per put on the writer's hot path) ---- */
@@ -313,7 +321,7 @@ void store__free_job(job *j);
 /* ---- the jobs, run by the writer thread ---- */
 
 /* store_exec.c: runs one data job inside the open transaction (dispatches to the files below). */
-er_rc store__exec_data_job(store *s, job *j, int64_t now);
+er_rc store__exec_data_job(store *s, job *j, int64_t now, int64_t age);
 er_rc store__exec_max_pages(store *s, int64_t pages);
 /* store_outbox.c */
 er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *decision);
@@ -326,6 +334,17 @@ er_rc store__run_retention(store *s, bool full);
 er_rc store__run_clear(store *s, int64_t *deleted);
 /* When retention should run next: -1 not scheduled, 0 now, else in that many ms. */
 int64_t store__retention_wait_ms(const store *s);
+
+/* store_age.c: the age clock (core/ageclock.h). open: on the writer connection at open, resumes
+ * the persisted clock (or starts one); writes nothing and never fails the open. now: its
+ * current value (any thread once open: s->age_base is written only by open). save: persists the
+ * mark for age (taken now) through the writer connection, inside the caller's transaction or alone.
+ */
+void store__age_open(store *s);
+int64_t store__age_now(const store *s);
+er_rc store__age_save(store *s, int64_t age);
+/* Whether a commit at age should rewrite the mark (the last one is old enough). */
+bool store__age_due(const store *s, int64_t age);
 
 /* ---- store_read.c ---- */
 

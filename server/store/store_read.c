@@ -408,6 +408,7 @@ er_rc store_get_info(store *s, store_info *out)
     out->duplicates = atomic_load(&s->duplicates);
     out->put_errors = atomic_load(&s->put_errors);
     out->retention_deleted = atomic_load(&s->retention_deleted);
+    out->retention_passes = atomic_load(&s->retention_passes);
     pthread_mutex_lock(&s->mu);
     out->queue_depth = (int64_t)s->q_len;
     pthread_mutex_unlock(&s->mu);

@@ -144,7 +144,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         s->ret_in_pass = true;
         s->ret_age_done = s->max_age_ms <= 0;
         s->ret_size_done = s->max_rows <= 0 && s->max_bytes <= 0;
-        s->ret_cutoff = util_now_ms() - s->max_age_ms;
+        s->ret_cutoff = store__age_now(s) - s->max_age_ms; /* not the wall clock: it steps */
         s->ret_cur_seq = 0;
     }
     while (!s->ret_age_done || !s->ret_size_done) {
@@ -183,7 +183,10 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         scanned_total += scanned;
         chunks++;
     }
-    if (s->ret_age_done && s->ret_size_done) s->ret_in_pass = false;
+    if (s->ret_age_done && s->ret_size_done) {
+        s->ret_in_pass = false;
+        atomic_fetch_add(&s->retention_passes, 1);
+    }
     if (deleted_total > 0) {
         /* Give freed pages back to the file system (auto_vacuum=INCREMENTAL). */
         int src = step_once(s->wst[WSTMT_VACUUM]);

@@ -15,8 +15,9 @@ const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_FIND_GUID] = "SELECT seq, ts FROM inference WHERE guid = ?1",
     [WSTMT_INS_INFERENCE] =
         "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result, timing, info,"
-        " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish,"
+        " age_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [WSTMT_INS_IMAGE] =
         "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     [WSTMT_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
@@ -27,9 +28,10 @@ const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_COUNTERS] = "SELECT rows, bytes FROM counters WHERE id = 1",
     /* Only pending outbox rows protect an inference: a dead letter is an ordinary cached row
      * for retention (see store_outbox_dead). */
-    /* Age is the relay's own receive time, not the sender's ts (a runner without a set clock
-     * sends ts from boot). received_ms grows with seq, so the oldest are a prefix by seq. */
-    [WSTMT_RET_AGE] = "SELECT i.seq, i.received_ms,"
+    /* Age is the store's age clock at commit (store_age.c), neither the sender's ts (a runner
+     * without a set clock sends ts from boot) nor the wall clock (it steps). age_ms grows with
+     * seq, so the oldest are a prefix by seq. */
+    [WSTMT_RET_AGE] = "SELECT i.seq, i.age_ms,"
                       " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                       " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [WSTMT_RET_OLD] = "SELECT i.seq, i.bytes,"
@@ -57,6 +59,8 @@ const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_CLEAR_SCAN] = "SELECT i.seq,"
                          " EXISTS (SELECT 1 FROM outbox o WHERE o.seq = i.seq AND o.state = 0)"
                          " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
+    [WSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [WSTMT_NEWEST_AGE] = "SELECT age_ms FROM inference ORDER BY seq DESC LIMIT 1",
 };
 
 /* Newest first by seq; each optional filter is `?n IS NULL OR ...` so one static statement

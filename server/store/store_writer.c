@@ -38,7 +38,7 @@ static bool failed_clean(const job *j, er_rc rc)
 
 /* Runs one job inside its own savepoint, so a failing job rolls back alone. Returns the job's
  * rc; *fatal is set when the whole transaction is lost (disk full, SQLite rolled back). */
-static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
+static er_rc exec_in_savepoint(store *s, job *j, int64_t now, int64_t age, bool *fatal)
 {
     er_rc rc;
     int src = step_once(s->wst[WSTMT_SAVEPOINT]);
@@ -47,7 +47,7 @@ static er_rc exec_in_savepoint(store *s, job *j, int64_t now, bool *fatal)
         rc = store__db_error(s, s->wdb, src, "savepoint");
         goto fail;
     }
-    rc = store__exec_data_job(s, j, now);
+    rc = store__exec_data_job(s, j, now, age);
     if (rc == ER_FULL || sqlite3_get_autocommit(s->wdb)) {
         *fatal = true;
         goto fail;
@@ -168,7 +168,7 @@ static void writes_work(store *s)
 static void run_batch(store *s, job *list)
 {
     sqlite3 *db = s->wdb;
-    int64_t now = util_now_ms();
+    int64_t now = util_now_ms(), age = store__age_now(s);
     size_t n_data = 0, n_put_ok = 0;
     er_rc batch_rc = ER_OK;
     bool fatal = false;
@@ -189,15 +189,17 @@ again:
         if (src != SQLITE_DONE) {
             batch_rc = store__db_error(s, db, src, "begin");
             fatal = true;
+        } else if (store__age_due(s, age) && (batch_rc = store__age_save(s, age)) != ER_OK) {
+            fatal = true; /* the same disk as the rows: they would fail too */
         }
         for (j = list; j && !fatal && !redo; j = j->next) {
             if (!is_data_job(j)) continue;
             memset(&j->res, 0, sizeof j->res);
             j->dropped = j->rejected = 0;
             if (per_job_sp) {
-                j->res.rc = exec_in_savepoint(s, j, now, &fatal);
+                j->res.rc = exec_in_savepoint(s, j, now, age, &fatal);
             } else {
-                j->res.rc = store__exec_data_job(s, j, now);
+                j->res.rc = store__exec_data_job(s, j, now, age);
                 if (j->res.rc == ER_FULL || sqlite3_get_autocommit(db))
                     fatal = true;
                 else if (j->res.rc && !failed_clean(j, j->res.rc))

@@ -1,13 +1,17 @@
 # test_auth.py - black-box: bearer tokens and roles on the LAN API, and the admin token that
 # is generated (mode 0600, kept out of the log, stable across restarts, printed by
-# `ei-relay token`) when none is configured.
+# `ei-relay token`, shown once on the terminal of a relay started on one) when none is
+# configured.
 import os
+import pty
+import threading
 import re
 import stat
 import subprocess
 
-from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, Relay, TestFailure, check, eq, error_of,
-                     relay_bin, run_tests)
+from harness import (ADMIN_TOKEN, INGEST_TOKEN, READ_TOKEN, SANITIZER_MARKERS, Relay,
+                     TestFailure, check, eq, error_of,
+                     relay_bin, run_tests, wait_for)
 
 R = None
 DOC = {"result": {"classification": {"auth": 0.5}}}
@@ -160,6 +164,61 @@ def test_generated_token():
         eq(relay.log().count(token), 0, "token not logged after restart either")
 
 
+class Terminal:
+    """A pty: the relay's stderr is its slave; a thread collects what reaches the master."""
+
+    def __init__(self):
+        self.master, self.slave = pty.openpty()
+        self.out = bytearray()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every slave descriptor closed
+                return
+            if not data:
+                return
+            with self.lock:
+                self.out += data
+
+    def text(self):
+        with self.lock:
+            return self.out.decode("utf-8", "replace")
+
+    def close(self):
+        os.close(self.slave)
+        self.thread.join(timeout=10)
+        os.close(self.master)
+
+
+def test_generated_token_on_terminal():
+    """Started by hand on a terminal: the generated token is shown there, once, apart from
+    the log lines (which say where the file is); a restart that finds the file shows nothing."""
+    term = Terminal()
+    try:
+        with Relay({"tokens": None}, stderr=term.slave) as relay:
+            path = find_token_files(relay)[0]
+            token = admin_token_from_file(relay, path)
+            wait_for("the token on the terminal", term.text, timeout=10,
+                     until=lambda t: token in t, relay=relay)
+            lines = [ln.strip() for ln in term.text().splitlines() if token in ln]
+            eq(lines, [token], "the token alone on its line, once")
+            check("(kept in %s)" % path in term.text(), "the terminal names the file")
+            check("generated an admin token in %s" % path in term.text(), "the log names the file")
+            relay.restart()
+            relay.stop()
+            eq(term.text().count(token), 1, "the token shown again after a restart")
+            eq(relay.all_logs().count(token), 0, "the token in the log file")
+            for m in SANITIZER_MARKERS:  # stderr was the terminal: reports would be there
+                check(m not in term.text(), "sanitizer report on the terminal:\n" + term.text())
+    finally:
+        term.close()
+
+
 def test_generated_token_not_made_when_configured():
     with Relay() as relay:
         eq(find_token_files(relay), [], "no token file when tokens are configured")
@@ -169,7 +228,8 @@ def test_generated_token_not_made_when_configured():
 
 TESTS = [test_no_token_401, test_bad_tokens_401, test_read_role, test_ingest_role,
          test_admin_role, test_health_needs_no_token, test_token_not_in_query,
-         test_generated_token, test_generated_token_not_made_when_configured]
+         test_generated_token, test_generated_token_on_terminal,
+         test_generated_token_not_made_when_configured]
 
 if __name__ == "__main__":
     run_tests(TESTS, shared_relay=Relay, bind=lambda r: globals().__setitem__("R", r))

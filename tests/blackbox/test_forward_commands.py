@@ -1,7 +1,7 @@
 # test_forward_commands.py - black-box: the Edge Impulse commands over MQTT against a real TLS
 # mosquitto. Each of the twelve commands and get_status, sent on .../command/input, gets a
 # {"result":{...}} reply on .../command/output; a retained command is handled once and cleared
-# (empty retained message); malformed and unknown commands get an error reply and the relay
+# (empty retained message; when the broker refuses that, see test_forward_retained.py); malformed and unknown commands get an error reply and the relay
 # lives on; the threshold confidence set by command changes publish decisions and survives a
 # restart.
 import json

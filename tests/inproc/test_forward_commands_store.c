@@ -1,7 +1,8 @@
 /* test_forward_commands_store.c - command handling against a real store and policy: every
  * reply shape, threshold settings persisted and loaded over the config after a reopen,
  * clear_cache / clear_cache_file, get_model_info from store meta, callbacks for get_status,
- * reset_metrics and restart, and error replies that change nothing. */
+ * reset_metrics and restart, error replies that change nothing, and the list of handled
+ * commands persisted across a reopen. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <cjson/cJSON.h>
 #include <ftw.h>
@@ -185,6 +186,30 @@ int main(void)
     CHECK(ps.threshold_enabled);
     CHECK(ps.threshold == 0.75);
     CHECK_EQ_INT(ps.criteria, CONFIG_CRIT_LT);
+
+    /* the handled commands survive a reopen, newest first; entries that are not ids are
+     * skipped; an empty list saves as empty */
+    commands_handled h = {0}, back;
+    char id1[COMMANDS_ID_LEN + 1], id2[COMMANDS_ID_LEN + 1];
+    commands_id("{\"cmd\":\"restart\"}", 17, id1);
+    commands_id("{\"cmd\":\"get_status\"}", 20, id2);
+    commands_handled_add(&h, id1);
+    commands_handled_add(&h, id2);
+    CHECK_EQ_INT(commands_handled_save(st, &h), ER_OK);
+    store_destroy(st);
+    CHECK_EQ_INT(store_create(&so, &st, &err), ER_OK);
+    commands_handled_load(st, &back);
+    CHECK_EQ_INT(back.n, 2);
+    CHECK_EQ_STR(back.ids[0], id2);
+    CHECK_EQ_STR(back.ids[1], id1);
+    CHECK_EQ_INT(store_meta_set(st, COMMANDS_META_HANDLED, "zz  0123456789abcdef x"), ER_OK);
+    commands_handled_load(st, &back);
+    CHECK_EQ_INT(back.n, 1);
+    CHECK_EQ_STR(back.ids[0], "0123456789abcdef");
+    back.n = 0;
+    CHECK_EQ_INT(commands_handled_save(st, &back), ER_OK);
+    commands_handled_load(st, &back);
+    CHECK_EQ_INT(back.n, 0);
     store_destroy(st);
     policy_destroy(pol);
     raw_rm_tree(dir);

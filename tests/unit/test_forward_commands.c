@@ -1,5 +1,7 @@
 /* test_forward_commands.c - command parsing: every verb, values as numbers or quoted, and the
- * malformed cases that must get an error reply instead of a crash. */
+ * malformed cases that must get an error reply instead of a crash; the ids and the list of
+ * handled commands that keep a retained command from running twice. */
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -8,6 +10,39 @@
 static er_rc parse(const char *s, commands_cmd *c, er_err *err)
 {
     return commands_parse(s, strlen(s), c, err);
+}
+
+/* The ids of the commands run while command/input may still hold one retained: a stable
+ * digest of the payload bytes; the list newest first, each id once, the oldest dropped. */
+static void test_handled(void)
+{
+    char a[COMMANDS_ID_LEN + 1], b[COMMANDS_ID_LEN + 1], id[COMMANDS_ID_LEN + 1];
+    commands_id("", 0, a);
+    CHECK_EQ_STR(a, "cbf29ce484222325"); /* FNV-1a 64's offset basis */
+    commands_id("{\"cmd\":\"restart\"}", 17, a);
+    commands_id("{\"cmd\":\"restart\"} ", 18, b);
+    CHECK(strcmp(a, b) != 0);
+    CHECK_EQ_INT(strlen(a), COMMANDS_ID_LEN);
+    commands_handled h = {0};
+    CHECK(!commands_handled_has(&h, a));
+    commands_handled_add(&h, a);
+    commands_handled_add(&h, b);
+    commands_handled_add(&h, a); /* again: moves to the front, once */
+    CHECK_EQ_INT(h.n, 2);
+    CHECK_EQ_STR(h.ids[0], a);
+    CHECK_EQ_STR(h.ids[1], b);
+    for (int i = 0; i < COMMANDS_HANDLED_MAX + 3; i++) {
+        snprintf(id, sizeof id, "%016x", i);
+        commands_handled_add(&h, id);
+    }
+    CHECK_EQ_INT(h.n, COMMANDS_HANDLED_MAX);
+    CHECK(!commands_handled_has(&h, a) && !commands_handled_has(&h, b)); /* the oldest went */
+    snprintf(id, sizeof id, "%016x", COMMANDS_HANDLED_MAX + 2);
+    CHECK_EQ_STR(h.ids[0], id);
+    snprintf(id, sizeof id, "%016x", 3);
+    CHECK_EQ_STR(h.ids[COMMANDS_HANDLED_MAX - 1], id);
+    snprintf(id, sizeof id, "%016x", 2);
+    CHECK(!commands_handled_has(&h, id));
 }
 
 int main(void)
@@ -79,5 +114,6 @@ int main(void)
     const char *prefix = "{\"cmd\":\"reset_metrics\"}garbage";
     CHECK_EQ_INT(commands_parse(prefix, 23, &c, &err), ER_OK);
     CHECK_EQ_INT(c.verb, COMMANDS_RESET_METRICS);
+    test_handled();
     return check_summary();
 }

@@ -26,6 +26,8 @@ from .relay import free_port
 SKIP_CODE = 77
 MQTT_PAYLOAD_MAX = 131072  # IoT Core's payload limit, enforced by the test broker
 BROKER_READY_TIMEOUT_S = 10.0
+CLIENT_CN = "ei-relay-test-device"  # the relay's client certificate: its user name at the broker
+TESTER_CN = "ei-relay-tester"  # the test's own clients
 
 
 def skip(reason):
@@ -98,9 +100,9 @@ def make_pki(directory=None, server_cn="localhost"):
     _make_leaf(d, "wronghost", "ca", "other.example",
                ["subjectAltName=DNS:other.example", "extendedKeyUsage=serverAuth",
                 "keyUsage=critical,digitalSignature"])
-    _make_leaf(d, "client", "ca", "ei-relay-test-device",
+    _make_leaf(d, "client", "ca", CLIENT_CN,
                ["extendedKeyUsage=clientAuth", "keyUsage=critical,digitalSignature"])
-    _make_leaf(d, "tester", "ca", "ei-relay-tester",
+    _make_leaf(d, "tester", "ca", TESTER_CN,
                ["extendedKeyUsage=clientAuth", "keyUsage=critical,digitalSignature"])
     p = lambda n: os.path.join(os.path.abspath(d), n)  # noqa: E731
     pki = {
@@ -454,14 +456,21 @@ class Broker:
     server: "server" (correct host name) or "wronghost" (SAN other.example).
     max_packet_size: optional; a client sending a bigger packet is disconnected (IoT Core
     disconnects too), the only refusal an MQTT 3.1.1 client can observe.
-    persistence: sessions and queued QoS 1 messages survive stop()/start() (SIGTERM saves)."""
+    persistence: sessions and queued QoS 1 messages survive stop()/start() (SIGTERM saves).
+    acl: optional mosquitto acl_file text (users are certificate CNs: the relay's client is
+    CLIENT_CN, the test's own TESTER_CN). mosquitto drops a denied PUBLISH silently (PUBACK
+    sent, "Denied PUBLISH" logged) and keeps the connection.
+    conf: further mosquitto.conf lines (e.g. "retain_available false": a client that publishes
+    a retained message is disconnected, as IoT Core disconnects on a denied publish)."""
 
     def __init__(self, pki, server="server", max_packet_size=None, persistence=True,
-                 port=None):
+                 port=None, acl=None, conf=()):
         self.pki = pki
         self.server = server
         self.max_packet_size = max_packet_size
         self.persistence = persistence
+        self.acl = acl
+        self.conf = list(conf)
         self.dir = tempfile.mkdtemp(prefix="ei-bb-mosq-")
         self.port = port or free_port()
         self.proc = None
@@ -488,6 +497,12 @@ class Broker:
         ]
         if self.max_packet_size:
             lines.append("max_packet_size %d" % self.max_packet_size)
+        if self.acl is not None:
+            acl_path = os.path.join(self.dir, "acl")
+            with open(acl_path, "w") as f:
+                f.write(self.acl)
+            lines.append("acl_file %s" % acl_path)
+        lines += self.conf
         if self.persistence:
             lines += ["persistence true", "persistence_location %s/" % self.dir,
                       "autosave_interval 0"]

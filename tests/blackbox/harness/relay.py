@@ -59,11 +59,15 @@ class Relay:
            subprocess.Popen takes as stdin (a file object, a descriptor, subprocess.PIPE).
     user: (name, group) to run as (the tests must run as root): the temp dir is given to it,
           so the relay reads and writes only what that user may, as under Greengrass.
+    stderr: None (into the log file with stdout) or a descriptor the relay's stderr goes to
+            instead (e.g. a pty's slave: the relay then writes to a terminal; its log goes
+            there too, and the log file keeps only stdout).
     ssl_context: with tls_cert_file/tls_key_file in overrides, an ssl.SSLContext that trusts
           the certificate: the readiness check and the HTTP helpers then speak HTTPS."""
 
     def __init__(self, overrides=None, workdir=None, extra_args=None, env=None, web_root=True,
-                 wait_ready=True, stdin=None, user=None, ssl_context=None):
+                 wait_ready=True, stdin=None, user=None, ssl_context=None,
+                 stderr=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="ei-bb-")
         self.db_path = os.path.join(self.dir, "db", "ei-relay.db")
@@ -110,6 +114,7 @@ class Relay:
         self.stdin = stdin
         self.user = user
         self.ssl_context = ssl_context
+        self.stderr = stderr
 
     # -- lifecycle --
 
@@ -159,7 +164,9 @@ class Relay:
                     shutil.chown(p, *self.user)
         try:
             self.proc = subprocess.Popen([relay_bin(), "--config", self.config_path] +
-                                         self.extra_args, stdout=logf, stderr=subprocess.STDOUT,
+                                         self.extra_args, stdout=logf,
+                                         stderr=subprocess.STDOUT if self.stderr is None
+                                         else self.stderr,
                                          stdin=stdin, cwd=self.dir, env=env, **as_user)
         finally:
             logf.close()
