@@ -68,9 +68,10 @@ enum MHD_Result http_api_health(http_req *r)
     char check_disk[200] = "ok";
     if (sp.cap_exceeds_fs)
         snprintf(check_disk, sizeof check_disk,
-                 "cache_max_bytes (%lld) exceeds what the file system can hold (%lld: free + "
+                 "cache_max_bytes (%lld%s) exceeds what the file system can hold (%lld: free + "
                  "database); the disk fills before the cache limit",
-                 (long long)d->cfg->cache_max_bytes, (long long)sp.fs_room_bytes);
+                 (long long)d->cfg->cache_max_bytes, d->cfg->cache_max_bytes > 0 ? "" : ": none",
+                 (long long)sp.fs_room_bytes);
     cJSON *o = cJSON_CreateObject();
     cJSON *db = o ? cJSON_CreateObject() : NULL;
     cJSON *checks = db ? cJSON_AddObjectToObject(o, "checks") : NULL;

@@ -5,17 +5,20 @@
  * the WAL, and a checkpoint copies the WAL into the main file, which grows to its logical size.
  * On a full file system neither can happen, so nothing (not even freeing space) could be
  * written again. <db>-reserve holds `reserve` bytes (1/32 of the file system, 256 KiB..17 MiB)
- * and the WAL is checkpointed before it outgrows the reserve (wal_autocheckpoint). When a
- * transaction fails with a full disk, the writer (store__space_full):
+ * and the WAL is checkpointed before it outgrows the reserve, and after every commit once the
+ * file system is nearly full (wal_hook). When a transaction fails with a full disk, the writer
+ * (store__space_full, at most once a second):
  *   1. empties the reserve: room for the checkpoint to grow the main file;
  *   2. checkpoints and truncates the WAL (gives its space back);
- *   3. evicts the oldest rows the forwarder is done with (no pending outbox row), at least
- *      EVICT_RESERVES reserves' worth of accounted bytes, and gives the pages back (incremental
- *      vacuum, another truncating checkpoint);
- *   4. re-creates the reserve if the space is there (else store__space_tick retries after each
- *      commit, at most once a second).
+ *   3. until as much again as the reserve is free (a few rounds at most): evicts the oldest
+ *      rows the forwarder is done with (no pending outbox row), EVICT_RESERVES reserves' worth
+ *      of accounted bytes, and gives the pages back (incremental vacuum in steps, each
+ *      checkpointed);
+ *   4. takes the reserve back: puts must not use up its space, or the next full disk is a dead
+ *      end (nothing could be freed).
  * Rows still waiting for the broker are never evicted: with the broker away a full disk stays
- * full (ingest 507) until the forwarder drains or space returns.
+ * full (ingest 507) until the forwarder drains or space returns. store__space_tick takes a
+ * released reserve back after a commit once there is room.
  *
  * The reserve fields belong to the writer thread (after store__space_init, which runs before
  * the writer starts); store_space_get reads only constants and statvfs. */
@@ -37,6 +40,7 @@
 #define WAL_FRAME_OVERHEAD 24
 #define EVICT_RESERVES 2
 #define ROOM_SPACING_MS 1000
+#define ROOM_ROUNDS 16   /* eviction rounds per full disk at most */
 #define VACUUM_STEP "32" /* pages moved per step: 132 KiB of WAL */
 #define VACUUM_STEPS_MAX 4096
 
@@ -72,10 +76,13 @@ static er_rc fs_space(const char *dir, int64_t *avail, int64_t *total)
 }
 
 /* After each commit (SQLite's WAL hook, in place of wal_autocheckpoint): the usual passive
- * checkpoint every ckpt_pages frames, and, once the file system is nearly full, a truncating
- * one after every commit. A checkpoint grows the main file by up to the WAL's pages, so the
- * WAL must be emptied while the space for that is still there: then a transaction lost to a
- * full disk leaves a WAL of few valid frames, which the reserve can take (store__space_full). */
+ * checkpoint every ckpt_pages frames, and, once the file system is nearly full, after every
+ * commit. A checkpoint grows the main file by up to the WAL's pages, so the WAL must be copied
+ * back while the space for that is still there: a transaction lost to a full disk leaves a WAL of
+ * few valid frames, which the reserve can take (store__space_full). Nearly full, the checkpoint
+ * truncates the WAL and so waits for the readers of the moment (the busy timeout at most):
+ * measured, a passive one left frames behind readers' snapshots often enough for the WAL to outgrow
+ * the reserve (a wedged disk). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     store *s = arg;
@@ -184,15 +191,16 @@ static void vacuum_steps(store *s)
     }
 }
 
-void store__space_full(store *s)
+/* The reserve fits with as much again left for writes (then the disk is not full any more). */
+static bool room_for_reserve(store *s)
 {
-    if (!s->reserve_path) return;
-    int64_t now = util_mono_ms();
-    if (now < s->room_next_ms) return; /* at most once a second: no hot loop while full */
-    s->room_next_ms = now + ROOM_SPACING_MS;
-    bool had = s->reserve_held;
-    if (had) reserve_release(s);
-    checkpoint(s);
+    int64_t avail = 0, total = 0;
+    return fs_space(s->dir_path, &avail, &total) == ER_OK && avail >= 2 * s->reserve;
+}
+
+/* One eviction round: the oldest rows the broker has, EVICT_RESERVES reserves' worth. */
+static er_rc evict_round(store *s, int64_t *evicted)
+{
     int64_t before = atomic_load(&s->retention_deleted);
     s->room_bytes = EVICT_RESERVES * s->reserve;
     /* Debian's SQLite zero-fills every freed page (SECURE_DELETE): each evicted image would be
@@ -202,11 +210,31 @@ void store__space_full(store *s)
     er_rc rc = store__run_retention(s, true);
     sqlite3_exec(s->wdb, s->secure_delete_sql, NULL, NULL, NULL);
     s->room_bytes = 0;
-    int64_t evicted = atomic_load(&s->retention_deleted) - before;
-    if (evicted > 0) s->ack_retry_at = 0; /* room: kept acks go now */
+    *evicted = atomic_load(&s->retention_deleted) - before;
     checkpoint(s);
     vacuum_steps(s);
-    store__space_tick(s);
+    return rc;
+}
+
+void store__space_full(store *s)
+{
+    if (!s->reserve_path) return;
+    int64_t now = util_mono_ms(), evicted = 0, round = 0;
+    if (now < s->room_next_ms) return; /* at most once a second: no hot loop while full */
+    s->room_next_ms = now + ROOM_SPACING_MS;
+    bool had = s->reserve_held;
+    er_rc rc = ER_OK;
+    if (had) reserve_release(s);
+    checkpoint(s);
+    /* Rounds until the reserve is back: puts must never use up the space that makes the next
+     * full disk recoverable (without it nothing could be freed). */
+    for (int i = 0; i < ROOM_ROUNDS && !room_for_reserve(s); i++) {
+        rc = evict_round(s, &round);
+        evicted += round;
+        if (rc || round == 0) break;
+    }
+    reserve_fill(s);                      /* with room to spare, or as the best that can be done */
+    if (evicted > 0) s->ack_retry_at = 0; /* room: kept acks go now */
     log_ratelimited(LOG_WARN, "store", "disk_full",
                     "disk full: evicted %lld rows the broker has%s; reserve %s", (long long)evicted,
                     rc ? " (stopped by an error)" : "",
@@ -215,17 +243,17 @@ void store__space_full(store *s)
                                     : "already released");
 }
 
-/* Takes the reserve back once the file system has room for it and as much again (never the
- * last free bytes), at most once a second. */
+/* Takes the reserve back once the file system has room for it, at most once a second. */
 void store__space_tick(store *s)
 {
     if (s->reserve_held || !s->reserve_path) return;
     int64_t now = util_mono_ms(), avail = 0, total = 0;
     if (now < s->reserve_next_ms) return;
     s->reserve_next_ms = now + ROOM_SPACING_MS;
-    if (fs_space(s->dir_path, &avail, &total) || avail < 2 * s->reserve) return;
+    if (fs_space(s->dir_path, &avail, &total) || avail < s->reserve) return;
     if (reserve_fill(s)) log_info("store", "reserve %s taken back", s->reserve_path);
 }
+
 void store_space_get(store *s, store_space *out)
 {
     memset(out, 0, sizeof *out);

@@ -214,10 +214,8 @@ static void run_once(run *r)
         note(r, "outbox fail", store_outbox_fail(s, r->seq[3], false, "timeout", &dead), ER_OK);
     }
     er_rc rc = store_delete(s, g_guid[DELETED_AT]);
-    /* an acked row may be gone already: a failed write (disk full) evicts rows the broker has */
-    bool stored = r->put_rc[DELETED_AT] == ER_OK && !r->may_go[DELETED_AT];
     r->may_go[DELETED_AT] = true;
-    note(r, "delete", rc, stored ? ER_OK : ER_NOTFOUND);
+    note(r, "delete", rc, r->put_rc[DELETED_AT] == ER_OK ? ER_OK : ER_NOTFOUND);
     note(r, "retention", store_retain(s), ER_OK);
 
     /* a transient fault leaves the store working */
