@@ -62,11 +62,23 @@ enum MHD_Result http_api_health(http_req *r)
     }
     if (h.corrupt_ms)
         reason = "database corruption detected; restart to check the database and move it aside";
+    /* checks.disk: a warning, not degraded: the cache still works (a full disk evicts the rows
+     * the broker has), but cache_max_bytes is not what bounds it */
+    store_space sp;
+    store_space_get(d->st, &sp);
+    char check_disk[200] = "ok";
+    if (sp.cap_exceeds_fs)
+        snprintf(check_disk, sizeof check_disk,
+                 "cache_max_bytes (%lld%s) exceeds what the file system can hold (%lld: free + "
+                 "database); the disk fills before the cache limit",
+                 (long long)d->cfg->cache_max_bytes, d->cfg->cache_max_bytes > 0 ? "" : ": none",
+                 (long long)sp.fs_room_bytes);
     cJSON *o = cJSON_CreateObject();
     cJSON *db = o ? cJSON_CreateObject() : NULL;
     cJSON *checks = db ? cJSON_AddObjectToObject(o, "checks") : NULL;
     bool ok =
         checks && cJSON_AddStringToObject(checks, "store", check_store) &&
+        cJSON_AddStringToObject(checks, "disk", check_disk) &&
         cJSON_AddStringToObject(o, "status", reason ? "degraded" : "ok") &&
         (!reason || cJSON_AddStringToObject(o, "reason", reason)) &&
         cJSON_AddStringToObject(o, "version", EI_RELAY_VERSION) &&
@@ -76,6 +88,8 @@ enum MHD_Result http_api_health(http_req *r)
         cJSON_AddNumberToObject(db, "bytes", (double)info.db_file_bytes) &&
         cJSON_AddNumberToObject(db, "rows", (double)info.rows) &&
         cJSON_AddNumberToObject(db, "images", (double)info.images) &&
+        cJSON_AddNumberToObject(db, "fs_free_bytes", (double)sp.fs_free_bytes) &&
+        cJSON_AddNumberToObject(db, "fs_total_bytes", (double)sp.fs_total_bytes) &&
         db_event(db, "recovered", h.recovered_ms, "moved_to", h.moved_to, h.recovered_reason) &&
         db_event(db, "corrupt", h.corrupt_ms, NULL, NULL, h.corrupt_reason) &&
         db_event(db, "writes_failing", h.writes_failing_ms, NULL, NULL, h.writes_failing_reason);

@@ -65,6 +65,8 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
 
     rc = store__db_open(s, err);
     if (rc) goto fail;
+    rc = store__space_init(s, err);
+    if (rc) goto fail;
     rc = store__writer_start(s, err);
     if (rc) goto fail;
     s->opened = true;
@@ -80,6 +82,7 @@ void store_destroy(store *s)
     if (!s) return;
     store__writer_stop(s);
     store__db_close(s);
+    store__space_close(s);
     pthread_cond_destroy(&s->has_work);
     pthread_cond_destroy(&s->has_room);
     pthread_cond_destroy(&s->pool_cv);

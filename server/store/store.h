@@ -184,6 +184,8 @@ typedef struct store_info {
     int64_t queue_depth;       /* puts waiting for the writer */
     int64_t write_failures;    /* transactions lost as a whole (disk full, locked, I/O) */
     int64_t writes_failing;    /* 1 while the latest of them came after the latest put commit */
+    int64_t fs_free_bytes;     /* free bytes of the database's file system (store_space) */
+    int64_t cap_exceeds_fs;    /* 1 when cache_max_bytes is more than the file system holds */
 } store_info;
 
 er_rc store_get_info(store *s, store_info *out);
@@ -220,6 +222,20 @@ typedef struct store_health {
 } store_health;
 /* Any thread. */
 void store_health_get(store *s, store_health *out);
+
+/* The database's file system (statvfs of its directory) against cache_max_bytes. The store
+ * keeps a reserve file (<path>-reserve) so that a full disk can be recovered from: on a
+ * transaction lost to a full disk it releases it, checkpoints, evicts the oldest rows the
+ * forwarder is done with and takes the reserve back (store_space.c). Any thread. */
+typedef struct store_space {
+    int64_t fs_free_bytes;  /* free to the service (f_bavail) */
+    int64_t fs_total_bytes; /* the file system's size */
+    int64_t db_bytes;       /* database file + WAL */
+    int64_t reserve_bytes;  /* the reserve file's size when held */
+    int64_t fs_room_bytes;  /* what the cache can grow to: free + database */
+    bool cap_exceeds_fs;    /* cache_max_bytes is 0 (unlimited) or above fs_room_bytes */
+} store_space;
+void store_space_get(store *s, store_space *out);
 
 /* ---- maintenance and diagnostics ---- */
 

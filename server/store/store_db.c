@@ -17,11 +17,12 @@
 #include "store/migrations.h"
 
 #define BUSY_TIMEOUT_MS 5000
-/* The writer checkpoints when the WAL reaches 4000 pages (SQLite's default is 1000): the
- * pages every commit rewrites (table tails, counters, index tails) are copied into the database
- * once per checkpoint rather than once per 1000 pages. 4000 pages of 4 KiB stay well under
- * journal_size_limit. */
-#define WRITER_PRAGMAS " PRAGMA journal_size_limit=67108864; PRAGMA wal_autocheckpoint=4000;"
+/* The writer's checkpoints are scheduled by store_space.c (a WAL hook in place of
+ * wal_autocheckpoint): every 4000 pages (SQLite's default is 1000: the pages every commit
+ * rewrites are copied into the database once per checkpoint rather than once per 1000 pages),
+ * fewer on a small file system, and after every commit on a nearly full one. 4000 pages of
+ * 4 KiB stay well under journal_size_limit. */
+#define WRITER_PRAGMAS " PRAGMA journal_size_limit=67108864;"
 
 /* SQLITE_FULL, or an I/O error whose cause was ENOSPC, is "disk full": the caller answers 507
  * and the next batch tries again. */

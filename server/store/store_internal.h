@@ -15,6 +15,7 @@
  *   store_meta.c       the small persistent key/value state
  *   store_prom.c       the store's series of /metrics
  *   store_check.c      the checks at open, moving a corrupt file aside, corruption at run time
+ *   store_space.c      free space, the reserve file, making room when the disk is full
  *
  * Ownership: the store owns one writer connection (used only by the writer thread once it runs,
  * and by create/destroy around it) and `readers` reader connections, each with its own prepared
@@ -232,11 +233,33 @@ struct store {
     bool ret_in_pass;                 /* a pass is under way; the fields below are its cursor */
     bool ret_age_done, ret_size_done; /* phases of the current pass */
     int64_t ret_cutoff, ret_cur_seq;
+    int64_t room_bytes; /* store__space_full: a pass that evicts this many bytes; else 0 */
+    int64_t room_cap;   /* that pass's byte limit (its start's bytes - room_bytes) */
+
+    /* the file system (store_space.c): set by store__space_init, then the writer thread's */
+    char *reserve_path;         /* owned: <path>-reserve */
+    char *dir_path;             /* owned: the database's directory */
+    int ckpt_pages;             /* WAL frames between passive checkpoints */
+    char secure_delete_sql[32]; /* restores the connection's secure_delete after a full disk */
+    int64_t reserve;            /* its size */
+    bool reserve_held;          /* it holds its bytes now */
+    int64_t room_next_ms, reserve_next_ms; /* monotonic: next make-room / reserve attempt */
+
+    /* outbox acks without a waiter that failed (disk full): the writer queues them again after
+     * ack_retry_at (monotonic ms), backing off; writer thread only */
+    job *ack_retry;
+    int64_t ack_retry_at, ack_backoff_ms;
 
     /* the age clock's mark of this run (store_age.c): set at open, read-only afterwards */
     ageclock_mark age_base;
     int64_t age_saved; /* the age of the last mark this run wrote, 0 if none (writer thread) */
 };
+
+/* store_space.c, the writer's hooks: after a transaction lost to a full disk / after a commit */
+er_rc store__space_init(store *s, er_err *err);
+void store__space_close(store *s);
+void store__space_full(store *s);
+void store__space_tick(store *s);
 
 /* ---- statement helpers (inline: they run several times per put on the writer's hot path) ---- */
 

@@ -39,6 +39,12 @@ static const struct {
     {{"ei_relay_store_writes_failing", "gauge",
       "1 while writes fail: no put committed since the last lost transaction."},
      AT(writes_failing)},
+    {{"ei_relay_db_fs_free_bytes", "gauge",
+      "Free bytes of the file system holding the database (statvfs f_bavail)."},
+     AT(fs_free_bytes)},
+    {{"ei_relay_cache_max_bytes_exceeds_fs", "gauge",
+      "1 when cache_max_bytes is unlimited or more than the database's file system can hold."},
+     AT(cap_exceeds_fs)},
     {{"ei_relay_newest_seq", "gauge", "Sequence number of the newest inference."}, AT(newest_seq)},
 };
 

@@ -416,6 +416,10 @@ er_rc store_get_info(store *s, store_info *out)
     pthread_mutex_lock(&s->health_mu);
     out->writes_failing = s->wfail_ms != 0;
     pthread_mutex_unlock(&s->health_mu);
+    store_space sp;
+    store_space_get(s, &sp);
+    out->fs_free_bytes = sp.fs_free_bytes;
+    out->cap_exceeds_fs = sp.cap_exceeds_fs;
 fail:
     store__reader_put(s, r);
     return rc;

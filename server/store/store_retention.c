@@ -99,8 +99,9 @@ static er_rc ret_size_chunk(store *s, int64_t *cur_seq, int *scanned, int64_t *d
     sqlite3_bind_int64(st, 1, *cur_seq);
     sqlite3_bind_int(st, 2, RET_CHUNK);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        bool over =
-            (s->max_rows > 0 && rows > s->max_rows) || (s->max_bytes > 0 && bytes > s->max_bytes);
+        bool over = (s->max_rows > 0 && rows > s->max_rows) ||
+                    (s->max_bytes > 0 && bytes > s->max_bytes) ||
+                    (s->room_bytes > 0 && bytes > s->room_cap);
         if (!over) {
             *satisfied = true;
             break;
@@ -143,7 +144,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
     if (!s->ret_in_pass) {
         s->ret_in_pass = true;
         s->ret_age_done = s->max_age_ms <= 0;
-        s->ret_size_done = s->max_rows <= 0 && s->max_bytes <= 0;
+        s->ret_size_done = s->max_rows <= 0 && s->max_bytes <= 0 && s->room_bytes <= 0;
         s->ret_cutoff = store__age_now(s) - s->max_age_ms; /* not the wall clock: it steps */
         s->ret_cur_seq = 0;
     }
@@ -187,7 +188,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
         s->ret_in_pass = false;
         atomic_fetch_add(&s->retention_passes, 1);
     }
-    if (deleted_total > 0) {
+    if (deleted_total > 0 && s->room_bytes <= 0) { /* a full disk: store__space_full does it */
         /* Give freed pages back to the file system (auto_vacuum=INCREMENTAL). */
         int src = step_once(s->wst[WSTMT_VACUUM]);
         if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "incremental vacuum");
@@ -197,11 +198,18 @@ fail:
     return rc;
 }
 
-/* full: run passes until the limits hold (store_retain); else one yielding pass. */
+/* full: run passes until the limits hold (store_retain); else one yielding pass. With
+ * s->room_bytes set (a full disk, store_space.c) a new full pass also evicts that many bytes. */
 er_rc store__run_retention(store *s, bool full)
 {
     bool more = false;
-    er_rc rc;
+    er_rc rc = ER_OK;
+    if (s->room_bytes > 0) {
+        int64_t rows = 0, bytes = 0;
+        s->ret_in_pass = false;
+        if ((rc = ret_counters(s, &rows, &bytes))) return rc;
+        s->room_cap = bytes > s->room_bytes ? bytes - s->room_bytes : 0;
+    }
     do
         rc = retention_pass(s, !full, &more);
     while (!rc && full && (more || s->ret_in_pass));

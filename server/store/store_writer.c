@@ -165,6 +165,57 @@ static void writes_work(store *s)
                  (long long)(util_now_ms() - since));
 }
 
+/* An outbox ack nobody waits for (the forwarder's drain loop) that was lost with its
+ * transaction: kept and queued again later, so the row neither stays pending for good (nothing
+ * could evict it) nor goes to the broker again. */
+static bool j_retry_ack(const job *j)
+{
+    return j->kind == JOB_ACK && !j->done && j->res.rc && j->res.retry;
+}
+
+#define ACK_RETRY_MIN_MS 100
+#define ACK_RETRY_MAX_MS 5000
+
+static void keep_ack(store *s, job *j)
+{
+    j->next = s->ack_retry;
+    s->ack_retry = j;
+    s->ack_backoff_ms = s->ack_backoff_ms ? s->ack_backoff_ms * 2 : ACK_RETRY_MIN_MS;
+    if (s->ack_backoff_ms > ACK_RETRY_MAX_MS) s->ack_backoff_ms = ACK_RETRY_MAX_MS;
+    s->ack_retry_at = util_mono_ms() + s->ack_backoff_ms;
+}
+
+/* Due kept acks go back to the front of the queue (caller holds mu). */
+static void requeue_acks(store *s, int64_t now)
+{
+    if (!s->ack_retry || now < s->ack_retry_at) return;
+    job *last = s->ack_retry;
+    size_t n = 1;
+    for (; last->next; last = last->next)
+        n++;
+    last->next = s->q_head;
+    s->q_head = s->ack_retry;
+    if (!s->q_tail) s->q_tail = last;
+    s->q_len += n;
+    for (job *j = s->ack_retry; j != last->next; j = j->next) {
+        s->q_bytes += j->cost;
+        memset(&j->res, 0, sizeof j->res);
+    }
+    s->ack_retry = NULL;
+}
+
+/* How long the writer may sleep: until retention or a kept ack is due (-1: no deadline). */
+static int64_t writer_wait_ms(store *s)
+{
+    int64_t wait = store__retention_wait_ms(s);
+    if (s->ack_retry) {
+        int64_t a = s->ack_retry_at - util_mono_ms();
+        if (a < 0) a = 0;
+        if (wait < 0 || a < wait) wait = a;
+    }
+    return wait;
+}
+
 static void run_batch(store *s, job *list)
 {
     sqlite3 *db = s->wdb;
@@ -297,8 +348,17 @@ again:
     }
     while (list) {
         j = list->next;
-        store__free_job(list);
+        if (j_retry_ack(list))
+            keep_ack(s, list);
+        else
+            store__free_job(list);
         list = j;
+    }
+    if (fatal && batch_rc == ER_FULL) store__space_full(s);
+    if (!fatal && n_data > 0) { /* writes work: kept acks go now */
+        s->ack_backoff_ms = 0;
+        s->ack_retry_at = 0;
+        store__space_tick(s);
     }
 }
 
@@ -308,13 +368,17 @@ static void *writer_main(void *arg)
     util_thread_name("eir-writer", NULL);
     for (;;) {
         pthread_mutex_lock(&s->mu);
+        requeue_acks(s, util_mono_ms());
         while (!s->q_head && !s->stopping) {
-            int64_t wait = store__retention_wait_ms(s);
+            int64_t wait = writer_wait_ms(s);
             if (wait < 0) {
                 pthread_cond_wait(&s->has_work, &s->mu);
                 continue;
             }
-            if (wait == 0) break;
+            if (wait == 0) {
+                requeue_acks(s, util_mono_ms());
+                break;
+            }
             struct timespec dl;
             util_deadline(&dl, CLOCK_MONOTONIC, wait);
             pthread_cond_timedwait(&s->has_work, &s->mu, &dl);
@@ -361,6 +425,11 @@ void store__writer_stop(store *s)
     pthread_cond_broadcast(&s->has_room);
     pthread_mutex_unlock(&s->mu);
     if (s->writer_started) pthread_join(s->writer, NULL);
+    while (s->ack_retry) { /* their rows stay pending: sent again after the next start */
+        job *j = s->ack_retry->next;
+        store__free_job(s->ack_retry);
+        s->ack_retry = j;
+    }
 }
 
 /* Appends j; while the queue is full it waits for room (except on the writer thread itself,

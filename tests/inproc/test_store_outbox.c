@@ -1,8 +1,9 @@
 /* test_store_outbox.c - the store's forwarder side against real database files: publish
  * decisions recorded per inference, only PENDING queued, fetch order and paging, ack, fail and
  * dead letters, outbox bounds under both policies, migration 001 -> 002 on a database with
- * data, meta across reopen, clear_cache, retention of dead letters, and start-up with a large
- * queued outbox built directly in SQL. */
+ * data, meta across reopen, clear_cache, retention of dead letters, start-up with a large
+ * queued outbox built directly in SQL, and an ack lost with its transaction (a full disk) that
+ * the store keeps and commits once there is room. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
 #include <sqlite3.h>
@@ -557,6 +558,67 @@ static void test_startup_big_outbox(void)
     store_destroy(s);
 }
 
+/* ---- an ack lost with its transaction (disk full) ---- */
+
+typedef struct lost_ack {
+    store *s;
+    int64_t seq;
+    er_rc ack_rc;
+    int done; /* puts answered */
+} lost_ack;
+
+static void big_put_done(void *arg, const store_put_result *res)
+{
+    lost_ack *l = arg;
+    (void)res;
+    __atomic_add_fetch(&l->done, 1, __ATOMIC_SEQ_CST);
+}
+
+/* On the writer thread, inside a batch: the ack (nobody waits for it, as the forwarder's) and a
+ * put that cannot fit are queued now, so they commit together in the next batch, or not. */
+static void fence_done(void *arg, const store_put_result *res)
+{
+    lost_ack *l = arg;
+    big_put_done(arg, res);
+    l->ack_rc = store_outbox_ack_async(l->s, &l->seq, 1);
+    store_put_async(l->s, make_sized_inf("big", 0.5, 200000), big_put_done, l);
+}
+
+/* Polls until the outbox is empty (a bounded wait for the retry; false after 10 s). */
+static bool outbox_drains(store *s)
+{
+    for (int i = 0; i < 500; i++) {
+        if (stats(s).pending == 0) return true;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static void test_ack_lost_full(void)
+{
+    char path[512], guid[40];
+    flat_db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    lost_ack l = {.s = s};
+    l.seq = put(s, "cat", 100, guid);
+    CHECK_EQ_INT(store_debug_max_pages(s, 1), ER_OK); /* the file cannot grow: full */
+    CHECK_EQ_INT(store_put_async(s, make_sized_inf("big", 0.5, 200000), fence_done, &l), ER_OK);
+    for (int i = 0; i < 500 && __atomic_load_n(&l.done, __ATOMIC_SEQ_CST) < 2; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT(l.done, 2);
+    CHECK_EQ_INT(l.ack_rc, ER_OK);
+    CHECK_EQ_INT(publish_of(s, guid), INFERENCE_PUBLISH_PENDING); /* lost with the put */
+    /* Space returns: the kept ack is committed by itself (no new ack, no republish). */
+    CHECK_EQ_INT(store_debug_max_pages(s, 1073741823), ER_OK);
+    CHECK(outbox_drains(s));
+    CHECK_EQ_INT(publish_of(s, guid), INFERENCE_PUBLISH_PUBLISHED);
+    store_destroy(s);
+}
+
 int main(void)
 {
     if (!store_fixture_begin("/tmp/ei-outbox-XXXXXX")) return 1;
@@ -569,5 +631,6 @@ int main(void)
     test_clear();
     test_retention_dead();
     test_startup_big_outbox();
+    test_ack_lost_full();
     return store_fixture_end();
 }

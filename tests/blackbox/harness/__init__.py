@@ -10,6 +10,7 @@
 #   live.py         the live WebSocket stream: posting, connecting, reading the stream
 #   ws_client.py    an RFC 6455 WebSocket client
 #   mqtt.py         mosquitto with a test PKI, and an MQTT 3.1.1 client (forwarder tests)
+#   disk.py         a small tmpfs for the database (full-disk tests)
 #   runner_stub.py  the edge-impulse-linux-runner stand-in (with stub_connection.py, its
 #                   WebSocket connections, and js_json.py, JSON as Node writes it)
 # Test files take the names every file needs from here (`from harness import Relay, check`)
