@@ -51,7 +51,7 @@ ROUNDS = int(os.environ.get("EI_CRASH_ROUNDS", "5"))
 PC_ROUNDS = int(os.environ.get("EI_POWERCUT_ROUNDS", "3"))
 SEED = int(os.environ.get("EI_CRASH_SEED", str(random.SystemRandom().randrange(1 << 31))))
 DRAIN_S = 60
-DB_FILES = ("", "-wal", "-shm", ".clean")  # what the database directory may hold at the end
+DB_FILES = ("", "-wal", "-shm", ".clean", "-reserve")  # what the database directory may hold
 
 
 class Load:
