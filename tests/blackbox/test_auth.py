@@ -108,7 +108,7 @@ def test_token_not_in_query():
 
 # ---- generated token ----
 
-DB_SIDE_FILES = re.compile(r".*\.db(-wal|-shm|-journal|\.clean)?$")
+DB_SIDE_FILES = re.compile(r".*\.db(-wal|-shm|-journal|-reserve|\.clean)?$")
 
 
 def find_token_files(relay):
