@@ -57,6 +57,7 @@ static er_rc open_store(const config *cfg, bool recover, store **out, er_err *er
         .outbox = cfg->mqtt_endpoint != NULL,
         .max_rows = cfg->cache_max_rows,
         .max_bytes = cfg->cache_max_bytes,
+        .max_bytes_default = cfg->cache_max_bytes_default,
         .max_age_ms = cfg->cache_max_age_ms,
         .batch_max = cfg->commit_batch_max,
         .outbox_max_rows = cfg->outbox_max_rows,

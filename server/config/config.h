@@ -111,6 +111,9 @@ typedef struct config {
     /* cache */
     int64_t cache_max_rows;
     int64_t cache_max_bytes;
+    /* cache_max_bytes is its default (no file, variable or flag gave it): the store may lower
+     * it to half of what the database's file system can hold */
+    bool cache_max_bytes_default;
     int64_t cache_max_age_ms;
     int commit_batch_max;
     int thumbnail_px;

@@ -342,6 +342,7 @@ er_rc config_load(config *c, int argc, char **argv, char **envp, config_sources_
         if ((rc = parse_argv(&ld, argc, argv, cli, true, err))) goto fail;
         if ((rc = cfg_apply_greengrass(&ld, err))) goto fail;
     }
+    c->cache_max_bytes_default = !ld.explicit_set[cfg_find_opt("cache_max_bytes") - cfg_opts];
     if ((rc = finish(&ld, err))) goto fail;
     return ER_OK;
 fail:

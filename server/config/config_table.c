@@ -312,7 +312,8 @@ const cfg_opt cfg_opts[] = {
      .def = "1GiB",
      .min = 0,
      .max = INT64_MAX,
-     .help = "most bytes kept; 0 = unlimited"},
+     .help = "most bytes kept; 0 = unlimited; not set: 1GiB or half of what the database's file "
+             "system holds, whichever is less"},
     {.name = "cache_max_age",
      .type = CFG_OT_DURATION,
      FIELD(cache_max_age_ms),

@@ -50,6 +50,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     s->outbox = opts->outbox;
     s->max_rows = opts->max_rows;
     s->max_bytes = opts->max_bytes;
+    s->max_bytes_default = opts->max_bytes_default;
     s->max_age_ms = opts->max_age_ms;
     s->ob_max_rows = opts->outbox_max_rows;
     s->ob_max_bytes = opts->outbox_max_bytes;

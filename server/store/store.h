@@ -26,14 +26,16 @@
 typedef struct store store;
 
 typedef struct store_opts {
-    const char *path;   /* database file; its directory is created if missing */
-    bool sync_full;     /* synchronous=FULL (default) or NORMAL */
-    bool outbox;        /* write an outbox row with each inference (forwarding enabled) */
-    int64_t max_rows;   /* 0 = no limit */
-    int64_t max_bytes;  /* 0 = no limit */
-    int64_t max_age_ms; /* 0 = no limit */
-    int batch_max;      /* most puts in one transaction; 0 = default (256) */
-    int readers;        /* reader connections in the pool; 0 = default (4) */
+    const char *path;       /* database file; its directory is created if missing */
+    bool sync_full;         /* synchronous=FULL (default) or NORMAL */
+    bool outbox;            /* write an outbox row with each inference (forwarding enabled) */
+    int64_t max_rows;       /* 0 = no limit */
+    int64_t max_bytes;      /* 0 = no limit */
+    bool max_bytes_default; /* max_bytes is the default: lowered to half of what the file
+                             * system can hold (free + database) when that is less */
+    int64_t max_age_ms;     /* 0 = no limit */
+    int batch_max;          /* most puts in one transaction; 0 = default (256) */
+    int readers;            /* reader connections in the pool; 0 = default (4) */
     /* outbox bounds (forwarding): 0 = no limit; on full drop the oldest pending row or refuse
      * to queue the new one (the inference is stored either way) */
     int64_t outbox_max_rows;

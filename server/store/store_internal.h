@@ -171,6 +171,7 @@ struct store {
     bool sync_full;
     bool outbox;
     int64_t max_rows, max_bytes, max_age_ms;
+    bool max_bytes_default; /* max_bytes not chosen: store__space_init may lower it */
     int batch_max;
     int64_t ob_max_rows, ob_max_bytes;
     bool ob_reject_new;

@@ -36,6 +36,7 @@
 
 #define RESERVE_MIN (256 * 1024)
 #define RESERVE_MAX (17 * 1024 * 1024) /* 4000 WAL frames of 4 KiB (the usual checkpoint) */
+#define CAP_DEFAULT_MIN (1LL << 20)    /* the default cap lowered no further than this */
 #define WAL_CKPT_MAX 4000
 #define WAL_FRAME_OVERHEAD 24
 #define EVICT_RESERVES 2
@@ -151,6 +152,20 @@ er_rc store__space_init(store *s, er_err *err)
                  (long long)s->reserve, s->reserve_path);
     store_space sp;
     store_space_get(s, &sp);
+    /* The default cap must not promise more than the card holds: a full disk is recoverable
+     * (store__space_full) but answers 507 meanwhile, while retention under the cap never does.
+     * Only the default: a chosen cache_max_bytes is the operator's (warned about below). */
+    if (s->max_bytes_default && sp.fs_total_bytes > 0 && s->max_bytes > sp.fs_room_bytes / 2) {
+        int64_t half =
+            sp.fs_room_bytes / 2 > CAP_DEFAULT_MIN ? sp.fs_room_bytes / 2 : CAP_DEFAULT_MIN;
+        log_warn("store",
+                 "cache_max_bytes: the default %lld is more than half of what this file system "
+                 "can hold (%lld bytes: free + database - reserve): using %lld; set "
+                 "cache_max_bytes to choose",
+                 (long long)s->max_bytes, (long long)sp.fs_room_bytes, (long long)half);
+        s->max_bytes = half;
+        store_space_get(s, &sp);
+    }
     log_msg(sp.cap_exceeds_fs ? LOG_WARN : LOG_INFO, "store",
             "database file system: %lld bytes free of %lld, database %lld bytes, reserve %lld; "
             "cache_max_bytes %lld%s",

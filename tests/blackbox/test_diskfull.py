@@ -18,7 +18,8 @@ def test_disk_full_507_and_recovery():
     os.makedirs(dbdir)
     check(mount_tmpfs(dbdir, "3m"), "mount tmpfs")
     try:
-        with Relay(workdir=workdir) as r:
+        # a chosen cap above the disk (the default would be lowered to half of it)
+        with Relay({"cache_max_bytes": 1 << 30}, workdir=workdir) as r:
             image = make_jpeg_of_size(50000)[0]
             acked, full = [], None
             for i in range(200):  # 3 MB holds far fewer than 200 x 50 KB

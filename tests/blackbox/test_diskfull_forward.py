@@ -83,8 +83,10 @@ def post(r, image):
 
 
 def run_full(b, sub, workdir, dbdir, name, out):
-    with Relay(workdir=workdir, overrides=relay_mqtt_config(b, name)) as r:
-        # the default cache_max_bytes (1 GiB) is more than this 4 MiB file system holds
+    # a chosen cache_max_bytes (1 GiB) more than this 4 MiB file system holds (the default would
+    # be lowered to fit: checked last)
+    with Relay(workdir=workdir, overrides=dict(relay_mqtt_config(b, name),
+                                               cache_max_bytes=1 << 30)) as r:
         h = r.health()
         check(h["checks"]["disk"].startswith("cache_max_bytes (1073741824) exceeds"),
               "checks.disk at start: %r" % h["checks"])
@@ -155,6 +157,20 @@ def run_full(b, sub, workdir, dbdir, name, out):
         h = r.health()
         eq(h["checks"]["disk"], "ok", "checks.disk with cache_max_bytes 4 MiB on 32 MiB")
         eq(metric(r, "ei_relay_cache_max_bytes_exceeds_fs"), 0, "exceeds gauge")
+        r.stop()
+
+        # the default cap (1 GiB, not chosen) is lowered to half of what the disk holds, and
+        # the log says so
+        del r.cfg["cache_max_bytes"]
+        r.write_config()
+        r.start()
+        h = r.health()
+        eq(h["checks"]["disk"], "ok", "checks.disk with the default cap on 32 MiB")
+        eq(metric(r, "ei_relay_cache_max_bytes_exceeds_fs"), 0, "exceeds gauge, default cap")
+        m = re.search(r"warn +store: cache_max_bytes: the default 1073741824 is more than half of "
+                      r"what this file system can hold \((\d+) bytes.*\): using (\d+)", r.log())
+        check(m, "the log says the default cap was lowered")
+        eq(int(m.group(2)), int(m.group(1)) // 2, "half of what the file system holds")
 
 
 if __name__ == "__main__":
