@@ -112,7 +112,7 @@ static bool reserve_fill(store *s)
     if (fd < 0) return false;
     int err = posix_fallocate(fd, 0, (off_t)s->reserve);
     if (err == 0 && fsync(fd) != 0) err = errno;
-    if (err) (void)ftruncate(fd, 0); /* a part-filled reserve would be counted as whole */
+    if (err) (void)!ftruncate(fd, 0); /* a part-filled reserve would be counted as whole */
     close(fd);
     s->reserve_held = err == 0;
     return s->reserve_held;

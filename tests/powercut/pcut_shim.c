@@ -122,9 +122,10 @@ static void opened(const char *path, int fd)
             char p[PCUT_PATH_MAX * 2];
             const char *base = strrchr(files[i].path, '/');
             base = base ? base + 1 : files[i].path;
-            snprintf(p, sizeof p, "%s/%s.undo", log_dir, base);
-            files[i].undo_fd =
-                real_openat(AT_FDCWD, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            int n = snprintf(p, sizeof p, "%s/%s.undo", log_dir, base);
+            if (n > 0 && (size_t)n < sizeof p) /* a cut path would log into another file */
+                files[i].undo_fd =
+                    real_openat(AT_FDCWD, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         }
         pthread_mutex_unlock(&files[i].mu);
         pthread_mutex_lock(&table_mu);
