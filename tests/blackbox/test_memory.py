@@ -154,16 +154,13 @@ def chunked_refused(r):
     eq(resp.headers.get("retry-after"), "1", "Retry-After of the raw answer")
 
 
-def poll_budget(r, length):
-    """A POST whose head declares length bytes: sends the head, then the body (junk, 400) only
-    if no answer came to the head (a 503 is decided on the head; sending the body into it would
-    race the server's close)."""
+def post_head(r, length):
+    """A POST whose head declares length bytes, and no body: the bodies budget is decided on the
+    head (sending a body into a refusal would race the server's close)."""
     with HttpConn(r.http_port, timeout=10) as c:
         c.send_raw(("POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
                     "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                     "Connection: close\r\n\r\n" % (INGEST_TOKEN, length)).encode())
-        if not select.select([c.sock], [], [], 0.5)[0]:
-            c.send_raw(b"j" * length)
         return c.read_response("POST")
 
 
@@ -174,27 +171,21 @@ def test_bodies_budget():
     with Relay({"max_body_bytes": 1 << 20, "max_bodies_bytes": 1 << 20,
                 "max_info_bytes": 1 << 20}) as r:
         doc = json.dumps({"result": {"anomaly": 1}, "info": "b" * 799000}).encode()
-        junk = b"j" * len(doc)
-        # The first request's head must be taken before a poll's: two server threads may take
-        # the poll's connection first, and then the first request is the one refused (it has an
-        # answer waiting). Then start again; a poll answered before the first head was in reads
-        # a body that is not JSON (400, nothing stored).
-        for attempt in range(10):
-            s = socket.create_connection(("127.0.0.1", r.http_port), timeout=10)
-            s.sendall(("POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
-                       "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                       "Connection: close\r\n\r\n" % (INGEST_TOKEN, len(doc))).encode())
-            s.sendall(doc[:1000])
-            for _ in range(50):
-                resp = poll_budget(r, len(junk))
-                if resp.status == 503:
-                    break
-                eq(resp.status, 400, "a poll before the first head was in")
-            if not select.select([s], [], [], 0.2)[0]:
-                break  # the first request is held, unanswered: the poll was the one refused
-            s.close()
-        else:
-            raise TestFailure("the first request was refused in every attempt")
+        # The first request's head is taken (its bytes reserved) when the server answers its
+        # "Expect: 100-continue"; only then is the second started, so it is the one refused.
+        s = socket.create_connection(("127.0.0.1", r.http_port), timeout=10)
+        s.sendall(("POST /api/v1/inferences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                   "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                   "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+                   % (INGEST_TOKEN, len(doc))).encode())
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = s.recv(1)
+            check(chunk, "the first request was closed before 100 Continue: %r" % interim)
+            interim += chunk
+        check(interim.startswith(b"HTTP/1.1 100"), "100 Continue: %r" % interim)
+        s.sendall(doc[:1000])
+        resp = post_head(r, len(doc))
         try:
             _, message = error_of(resp, 503)
             check("max_bodies_bytes (1048576)" in message, "503 names the setting: %r" % message)
