@@ -4,12 +4,11 @@
 # test_diskfull_forward.py.)
 # The database lives on a small tmpfs mounted for the test (needs root; skipped otherwise).
 import os
-import subprocess
 import tempfile
 
-from harness import (Relay, check, eq, error_of, make_jpeg_of_size, new_id, run_tests,
-                     wait_for)
-from harness.disk import mount_tmpfs, require_tmpfs, resize_tmpfs, umount
+from harness import Relay, check, eq, make_jpeg_of_size, run_tests, wait_for
+from harness.disk import (ingest_until_full, integrity, mount_tmpfs, post_image, require_tmpfs,
+                          resize_tmpfs, umount)
 
 
 def test_disk_full_507_and_recovery():
@@ -21,18 +20,7 @@ def test_disk_full_507_and_recovery():
         # a chosen cap above the disk (the default would be lowered to half of it)
         with Relay({"cache_max_bytes": 1 << 30}, workdir=workdir) as r:
             image = make_jpeg_of_size(50000)[0]
-            acked, full = [], None
-            for i in range(200):  # 3 MB holds far fewer than 200 x 50 KB
-                full_id = ident = new_id()
-                resp = r.ingest_multipart({"id": ident, "result": {"classification": {"x": 0.5}}},
-                                          image, "image/jpeg", expect=None)
-                if resp.status == 507:
-                    full = resp
-                    break
-                eq(resp.status, 201, "ingest before the disk is full")
-                acked.append(ident)
-            check(full is not None, "disk never reported full")
-            error_of(full, 507, "storage_full")
+            acked, full, full_id = ingest_until_full(r, image)
             check(len(acked) > 5, "some inferences fit first (%d)" % len(acked))
 
             # still up, still serving, nothing half-written: the newest acknowledged rows (a
@@ -50,11 +38,8 @@ def test_disk_full_507_and_recovery():
 
             # ingest resumes by itself: the oldest rows make room (at most one try a second)
             def post():
-                ident = new_id()
-                resp = r.ingest_multipart({"id": ident, "result": {"classification": {"x": 0.5}}},
-                                          image, "image/jpeg", expect=None)
+                ident, resp = post_image(r, image)
                 if resp.status == 507:
-                    error_of(resp, 507, "storage_full")
                     refused.append(ident)
                     return None
                 eq(resp.status, 201, "ingest on the full disk")
@@ -74,10 +59,7 @@ def test_disk_full_507_and_recovery():
             eq((h["status"], h["checks"]["store"]), ("ok", "ok"), "health after recovery")
             r.stop()
             check("full" in r.log().lower(), "the log names the full disk")
-            out = subprocess.run(["sqlite3", r.db_path, "PRAGMA integrity_check;"],
-                                 capture_output=True, text=True)
-            if out.returncode == 0:  # sqlite3 CLI present (a test dependency)
-                eq(out.stdout.strip(), "ok", "integrity_check")
+            eq(integrity(r.db_path), "ok", "integrity_check")
     finally:
         umount(dbdir)
 

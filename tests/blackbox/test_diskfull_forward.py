@@ -8,11 +8,11 @@
 # The database lives on a small tmpfs mounted for the test (needs root; skipped otherwise).
 import os
 import re
-import subprocess
 import tempfile
 
-from harness import Relay, check, eq, error_of, make_jpeg_of_size, new_id, run_tests, wait_for
-from harness.disk import mount_tmpfs, require_tmpfs, resize_tmpfs, umount
+from harness import Relay, check, eq, error_of, make_jpeg_of_size, run_tests, wait_for
+from harness.disk import (ingest_until_full, integrity, mount_tmpfs, post_image,
+                          require_tmpfs, resize_tmpfs, umount)
 from harness.mqtt import (Broker, device_name, first_ids, make_pki, relay_mqtt_config,
                           require_tools, topic, wait_forwarder)
 
@@ -25,27 +25,6 @@ def metric(r, name):
     m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M)
     check(m is not None, "metric %s missing" % name)
     return float(m.group(1))
-
-
-def ingest_until_full(r, image, limit=400):
-    """Posts 50 KB images until one is refused with 507; returns (acked ids, the 507)."""
-    acked = []
-    for i in range(limit):
-        ident = new_id()
-        resp = r.ingest_multipart({"id": ident, "result": {"classification": {"x": 0.5}}},
-                                  image, "image/jpeg", expect=None)
-        if resp.status == 507:
-            return acked, resp
-        eq(resp.status, 201, "ingest before the disk is full: %r" % resp.body[:200])
-        acked.append(ident)
-    raise AssertionError("disk never reported full after %d posts" % limit)
-
-
-def integrity(path):
-    out = subprocess.run(["sqlite3", path, "PRAGMA integrity_check;"], capture_output=True,
-                         text=True)
-    check(out.returncode == 0, "sqlite3: %s" % out.stderr)
-    return out.stdout.strip()
 
 
 def test_disk_full_with_forwarding():
@@ -73,12 +52,9 @@ def at_broker(sub, out, ids):
 
 
 def post(r, image):
-    ident = new_id()
-    resp = r.ingest_multipart({"id": ident, "result": {"classification": {"x": 0.5}}}, image,
-                              "image/jpeg", expect=None)
+    """One ingest on the (maybe) full disk: its id when accepted, None on the 507."""
+    ident, resp = post_image(r, image)
     check(resp.status in (201, 507), "ingest: %d %r" % (resp.status, resp.body[:200]))
-    if resp.status == 507:
-        error_of(resp, 507, "storage_full")
     return ident if resp.status == 201 else None
 
 
@@ -97,7 +73,7 @@ def run_full(b, sub, workdir, dbdir, name, out):
                         r"cache_max_bytes 1073741824 exceeds", r.log()), "start warning")
 
         image = make_jpeg_of_size(50000)[0]
-        acked, full = ingest_until_full(r, image)
+        acked, full, _ = ingest_until_full(r, image)
         error_of(full, 507, "storage_full")
         check(len(acked) > 5, "some inferences fit first (%d)" % len(acked))
 
