@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef EI_MODULE_DIR
-#define EI_MODULE_DIR "/usr/lib/ei-relay"
+#ifndef EI_MODULE_INSTALL_DIR
+#define EI_MODULE_INSTALL_DIR "/usr/lib/ei-relay"
 #endif
 
 /* The directory of the running binary into dir (empty when /proc is not there). */
@@ -30,9 +30,9 @@ er_rc module_load(const char *file, const char *symbol, unsigned abi, const void
 {
     er_rc rc = ER_NOTFOUND;
     char self[PATH_MAX], path[PATH_MAX + 64], looked[600] = "";
-    const char *env = getenv("EI_RELAY_MODULE_DIR");
+    const char *env = getenv("EI_MODULE_DIR");
     exe_dir(self, sizeof self);
-    const char *dirs[] = {env && env[0] ? env : NULL, self[0] ? self : NULL, EI_MODULE_DIR};
+    const char *dirs[] = {env && env[0] ? env : NULL, self[0] ? self : NULL, EI_MODULE_INSTALL_DIR};
     void *h = NULL;
     *api = NULL;
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && rc == ER_NOTFOUND; i++) {

@@ -6,9 +6,9 @@
  * A module exports one function, `const void *<symbol>(unsigned abi)`, that returns its table of
  * function pointers when abi is the version its header was built with (else NULL). Where it is
  * looked for, first hit wins:
- *   1. $EI_RELAY_MODULE_DIR, when set (the test builds point it at the build tree);
+ *   1. $EI_MODULE_DIR, when set (the test builds point it at the build tree);
  *   2. the directory of the running binary (/proc/self/exe: a build tree, a copy with its modules);
- *   3. EI_MODULE_DIR, the installed location (CMake: <libdir>/ei-relay).
+ *   3. EI_MODULE_INSTALL_DIR, the installed location (CMake: <libdir>/ei-relay).
  * Modules are never unloaded. */
 #ifndef EI_CORE_MODULE_H
 #define EI_CORE_MODULE_H

@@ -12,6 +12,7 @@ import tempfile
 from harness import (Relay, check, eq, error_of, make_jpeg, relay_bin, run_tests)
 
 DOC = {"result": {"classification": {"a": 0.5}}}
+NO_MODULE_DIR = {"EI_MODULE_DIR": ""}  # empty: not set (core/module.c), whatever the caller has
 
 
 def mapped(r, what):
@@ -36,7 +37,7 @@ def test_loaded_on_first_use():
 
 class Copy:
     """The binary copied alone into a temp dir (with extra files beside it), run by EI_RELAY_BIN.
-    The installed location (EI_MODULE_DIR) of a test build is not populated."""
+    The installed location (EI_MODULE_INSTALL_DIR) of a test build is not populated."""
 
     def __init__(self, extra=None):
         self.dir = tempfile.mkdtemp(prefix="ei-bb-mod-")
@@ -66,7 +67,7 @@ def thumbnail_error(r):
 
 
 def test_missing_module():
-    with Copy() as c, Relay() as r:
+    with Copy() as c, Relay(env=NO_MODULE_DIR) as r:
         msg = thumbnail_error(r)
         check("ei-relay-vips.so is not installed" in msg and c.dir in msg,
               "the error names the missing file: %r" % msg)
@@ -77,7 +78,7 @@ def test_missing_module():
 
 
 def test_broken_module():
-    with Copy({"ei-relay-vips.so": b"not an ELF file\n"}) as c, Relay() as r:
+    with Copy({"ei-relay-vips.so": b"not an ELF file\n"}) as c, Relay(env=NO_MODULE_DIR) as r:
         msg = thumbnail_error(r)
         check("cannot load " + os.path.join(c.dir, "ei-relay-vips.so") in msg,
               "the error names the broken file: %r" % msg)

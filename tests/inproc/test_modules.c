@@ -1,4 +1,4 @@
-/* test_modules.c - the relay without its modules (core/module.h): EI_RELAY_MODULE_DIR points
+/* test_modules.c - the relay without its modules (core/module.h): EI_MODULE_DIR points
  * at an empty directory, so every call that needs libvips or GStreamer fails with ER_IO and a
  * message naming the missing file, never a crash, while the header probe still works; and
  * module_load on a file that is not a module, a module without the asked symbol, and a module of
@@ -21,7 +21,7 @@ static const uint8_t jpeg_head[] = {0xff, 0xd8, 0xff, 0xc0, 0, 11, 8, 0, 8, 0, 9
 
 static void test_missing(const char *empty)
 {
-    setenv("EI_RELAY_MODULE_DIR", empty, 1);
+    setenv("EI_MODULE_DIR", empty, 1);
     inference_image img = {0};
     er_err err = {{0}};
     CHECK_EQ_INT(media_probe(jpeg_head, sizeof jpeg_head, &img, &err), ER_OK);
@@ -48,7 +48,7 @@ static void test_missing(const char *empty)
     CHECK(cam == NULL);
     CHECK(strstr(err.msg, "camera: ei-relay-gst.so is not installed") != NULL);
     camera_destroy(NULL);
-    unsetenv("EI_RELAY_MODULE_DIR");
+    unsetenv("EI_MODULE_DIR");
 }
 
 static void test_broken(const char *dir, const char *build)
@@ -63,26 +63,26 @@ static void test_broken(const char *dir, const char *build)
         fputs("not an ELF file\n", f);
         fclose(f);
     }
-    setenv("EI_RELAY_MODULE_DIR", dir, 1);
+    setenv("EI_MODULE_DIR", dir, 1);
     CHECK_EQ_INT(module_load("ei-relay-vips.so", "ei_relay_vips_api", 1, &api, &err), ER_IO);
     CHECK(api == NULL);
     CHECK(strstr(err.msg, "cannot load ") && strstr(err.msg, path));
     unlink(path);
     if (!build) return;
     /* the real modules: one asked for the other's symbol, one for an interface it is not */
-    setenv("EI_RELAY_MODULE_DIR", build, 1);
+    setenv("EI_MODULE_DIR", build, 1);
     CHECK_EQ_INT(module_load("ei-relay-gst.so", "ei_relay_vips_api", 1, &api, &err), ER_IO);
     CHECK(strstr(err.msg, "is not an ei-relay module (no ei_relay_vips_api)") != NULL);
     CHECK_EQ_INT(module_load("ei-relay-gst.so", "ei_relay_gst_api", 999, &api, &err), ER_IO);
     CHECK(strstr(err.msg, "another ei-relay version (interface 999 wanted)") != NULL);
     CHECK_EQ_INT(module_load("ei-relay-gst.so", "ei_relay_gst_api", 1, &api, &err), ER_OK);
     CHECK(api != NULL);
-    unsetenv("EI_RELAY_MODULE_DIR");
+    unsetenv("EI_MODULE_DIR");
 }
 
 int main(int argc, char **argv)
 {
-    const char *build = getenv("EI_RELAY_MODULE_DIR"); /* ctest points it at the build tree */
+    const char *build = getenv("EI_MODULE_DIR"); /* ctest points it at the build tree */
     char dir[] = "/tmp/ei-modules-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char *keep = build ? strdup(build) : NULL;
