@@ -4,6 +4,7 @@
  * and the inference goes to the store's writer; the writer's done callback records the result
  * and resumes the connection, and the answer is built when MHD calls the handler again. */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,9 +302,14 @@ enum MHD_Result http_api_thumbnail(http_req *r)
     int px = r->srv->deps.cfg->thumbnail_px > 0 ? r->srv->deps.cfg->thumbnail_px : 160;
     rc = media_thumbnail(img.data, img.len, px, &thumb, &thumb_len);
     free(img.data);
-    if (rc)
-        return http_reply_rc(r, rc == ER_NOMEM ? ER_NOMEM : ER_INTERNAL,
-                             "the thumbnail could not be made");
+    if (rc) {
+        /* ER_IO: no libvips module; say which file, so the operator can install it */
+        const char *missing = rc == ER_IO ? media_unavailable() : NULL;
+        char why[400];
+        snprintf(why, sizeof why, "the thumbnail could not be made%s%s", missing ? ": " : "",
+                 missing ? missing : "");
+        return http_reply_rc(r, rc == ER_NOMEM ? ER_NOMEM : ER_INTERNAL, why);
+    }
     er_rc crc = store_set_thumbnail(st, r->route.guid, thumb, thumb_len);
     if (crc) log_warn("http", "thumbnail of %s not cached: %s", r->route.guid, er_rc_name(crc));
     return reply_bytes(r, thumb, thumb_len, "image/jpeg");
