@@ -66,17 +66,8 @@ JSON_LEN=$(stat -c %s "$WORK/result.json")
 JPEG=$WORK/image.jpg
 bench_jpeg "$JPEG"
 JPEG_BYTES=$(stat -c %s "$JPEG")
-BOUNDARY=----eirelaybench7d3f9a
 MULTIPART=$WORK/multipart.body
-{
-    printf -- '--%s\r\nContent-Disposition: form-data; name="json"\r\n' "$BOUNDARY"
-    printf 'Content-Type: application/json\r\n\r\n'
-    cat "$WORK/result.json"
-    printf '\r\n--%s\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n' "$BOUNDARY"
-    printf 'Content-Type: image/jpeg\r\n\r\n'
-    cat "$JPEG"
-    printf '\r\n--%s--\r\n' "$BOUNDARY"
-} >"$MULTIPART"
+bench_multipart "$WORK/result.json" "$JPEG" "$MULTIPART"
 
 # ---- 1a. the old approach: one writer, write + fsync per file, for SECS ----
 # old MODE -> O_RATE O_CPU_US (per inference) O_RSS_KB (peak) O_BPI (disk bytes per inference,
@@ -104,34 +95,19 @@ old() {
 # relay NAME BODY CTYPE -> R_RATE R_CPU_US R_RSS_KB (peak) R_BPI (database + WAL bytes per row,
 # after the stop's checkpoint) R_P99
 relay() {
-    local dir=$WORK/relay-$1 port wsport rows code
-    mkdir -p "$dir"
-    port=$(free_port)
-    wsport=$(free_port)
-    cat >"$dir/config.json" <<EOF
-{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
- "db_path": "$dir/ei-relay.db", "web_root": "$ROOT/web", "log_level": "warn",
- "tokens": [{"token": "$TOKEN", "role": "admin"}]}
-EOF
-    (cd "$dir" && exec "$RELAY" --config "$dir/config.json") >"$dir/relay.log" 2>&1 &
-    local pid=$!
-    STARTED+=("$pid")
-    local url=http://127.0.0.1:$port
-    wait_http "$url/api/v1/health" 10 || { tail -n 20 "$dir/relay.log" >&2; die "ei-relay did not answer /api/v1/health"; }
-    code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-        -H "Content-Type: $3" --data-binary "@$2" "$url/api/v1/inferences")
-    [[ $code == 201 ]] || { cat "$WORK/probe.out" >&2; die "ingest probe answered $code, not 201"; }
-    run_wrk "relay-$1" "$url/api/v1/inferences" "$2" "$3" "$pid"
+    local dir=$WORK/relay-$1 rows stored b
+    relay_start "$1" "$dir"
+    wait_health 10
+    probe_ingest "$RELAY_URL/api/v1/inferences" "$2" "$3"
+    run_wrk "relay-$1" "$RELAY_URL/api/v1/inferences" "$2" "$3" "$RELAY_PID"
     R_RATE=$(printf '%.0f' "$W_RPS")
     R_P99=$W_P99
-    local stored
-    stored=$(curl -s -H "Authorization: Bearer $TOKEN" "$url/metrics" | awk '$1=="ei_relay_inferences_stored_total"{print $2}')
+    stored=$(curl -s -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" | awk '$1=="ei_relay_inferences_stored_total"{print $2}')
     R_CPU_US=$(us_per "$W_SRV_TICKS" "${stored:-0}")
-    R_RSS_KB=$(status_kb "$pid" VmHWM)
-    rows=$(curl -s "$url/api/v1/health" | json_num rows)
-    stop_pid "$pid"
-    local b=0 f
-    for f in "$dir"/ei-relay.db "$dir"/ei-relay.db-wal; do [[ -f $f ]] && b=$((b + $(stat -c %s "$f"))); done
+    R_RSS_KB=$(status_kb "$RELAY_PID" VmHWM)
+    rows=$(curl -s "$RELAY_URL/api/v1/health" | json_num rows)
+    stop_pid "$RELAY_PID"
+    b=$(db_bytes "$dir")
     R_BPI=$((rows > 0 ? b / rows : 0))
     log "relay $1: $R_RATE req/s, CPU $R_CPU_US µs per inference ($stored stored), peak RSS $R_RSS_KB kB, $R_BPI B per row ($rows rows, $b B)"
     rm -rf "$dir"

@@ -198,3 +198,67 @@ bench_jpeg() {
     vips copy "$d/u8.v" "${1}[Q=75,strip]"
     rm -f "$d"/{r,g,b,rgb,u8}.v
 }
+
+# bench_multipart JSON_FILE IMAGE_FILE OUT: the multipart/form-data body of run.sh's image row
+# (part `json`, part `image`) in OUT; its boundary in BOUNDARY.
+bench_multipart() {
+    BOUNDARY=----eirelaybench7d3f9a
+    {
+        printf -- '--%s\r\nContent-Disposition: form-data; name="json"\r\n' "$BOUNDARY"
+        printf 'Content-Type: application/json\r\n\r\n'
+        tr -d '\n' <"$1"
+        printf '\r\n--%s\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n' "$BOUNDARY"
+        printf 'Content-Type: image/jpeg\r\n\r\n'
+        cat "$2"
+        printf '\r\n--%s--\r\n' "$BOUNDARY"
+    } >"$3"
+}
+
+# relay_start NAME DIR [EXTRA]: ei-relay ($RELAY) on free loopback ports with the database
+# DIR/ei-relay.db, log level warn, the admin TOKEN, and the JSON members EXTRA; its config and
+# log in DIR -> RELAY_PID RELAY_URL RELAY_HOSTPORT RELAY_LOG T_SPAWN (ms). Not waited for.
+relay_start() {
+    local dir=$2 port wsport
+    mkdir -p "$dir"
+    port=$(free_port)
+    wsport=$(free_port)
+    cat >"$dir/config-$1.json" <<EOC
+{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
+ "db_path": "$dir/ei-relay.db", "web_root": "$ROOT/web", "log_level": "warn",
+ "tokens": [{"token": "$TOKEN", "role": "admin"}]${3:+, $3}}
+EOC
+    RELAY_URL=http://127.0.0.1:$port
+    RELAY_HOSTPORT=127.0.0.1:$port
+    RELAY_LOG=$dir/relay-$1.log
+    T_SPAWN=$(now_ms)
+    (cd "$dir" && exec "$RELAY" --config "$dir/config-$1.json") >>"$RELAY_LOG" 2>&1 &
+    RELAY_PID=$!
+    STARTED+=("$RELAY_PID")
+}
+# wait_health SECONDS -> T_READY (ms): polls $RELAY_URL/api/v1/health back to back until it
+# answers 200; dies with the log's tail when the relay exits or the time is up.
+wait_health() {
+    local end=$(($(now_ms) + $1 * 1000)) code
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$RELAY_URL/api/v1/health" || true)
+        [[ $code == 200 ]] && break
+        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited"; }
+        (($(now_ms) < end)) || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay did not answer /api/v1/health in $1 s"; }
+    done
+    T_READY=$(now_ms)
+}
+# probe_ingest URL BODY CTYPE: one POST must answer 201
+probe_ingest() {
+    local code
+    code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -H "Content-Type: $3" --data-binary "@$2" "$1")
+    [[ $code == 201 ]] || { cat "$WORK/probe.out" >&2; die "ingest probe answered $code, not 201"; }
+}
+# db_bytes DIR: bytes of DIR/ei-relay.db and its WAL (not the store's fixed-size -reserve file)
+db_bytes() {
+    local f t=0
+    for f in "$1"/ei-relay.db "$1"/ei-relay.db-wal; do
+        [[ -f $f ]] && t=$((t + $(stat -c %s "$f")))
+    done
+    echo "$t"
+}

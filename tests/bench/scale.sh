@@ -7,12 +7,14 @@
 # 200 inferences/s; database bytes per inference, JSON only and with a 48 KB JPEG. Prints one
 # table for tests/bench/README.md. It reports: exit 0 whenever it measured, whatever the numbers
 # (not part of ctest). Loopback only; every process it starts is stopped on exit and its scratch
-# dir removed. The caches are filled through the store API (store_fill.c), never with SQL.
+# dir removed. The caches are filled through the store API (store_fill.c), never with SQL: the
+# backlogs with their outbox rows; a drained backlog is the cache of the ingest row of its size
+# (a relay that has forwarded everything), so 1,000,000 rows are filled once.
 #
-# Usage: tests/bench/scale.sh        (about 8-10 minutes at the default sizes)
+# Usage: tests/bench/scale.sh        (about 7 minutes at the default sizes on a quiet machine)
 # Environment (all optional):
 #   EI_SCALE_ROWS      cache sizes for the ingest rows (default "0 100000 1000000"); the reads
-#                      are measured at the largest
+#                      are measured at the largest; a size not in EI_SCALE_QUEUED is filled
 #   EI_SCALE_QUEUED    backlogs for the drain rows (default "10000 100000 1000000"); start-up is
 #                      measured with 0 and the largest
 #   EI_SCALE_CLIENTS   live subscribers (default "10 100 500"; "" skips the live rows)
@@ -84,14 +86,6 @@ JSON_LEN=$(stat -c %s "$WORK/result.json")
 
 ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$3" "$4")"); }
-# db_bytes DIR: the database file and its WAL (not the store's fixed-size -reserve file)
-db_bytes() {
-    local f t=0
-    for f in "$1"/ei-relay.db "$1"/ei-relay.db-wal; do
-        [[ -f $f ]] && t=$((t + $(stat -c %s "$f")))
-    done
-    echo "$t"
-}
 # fill DIR ROWS OUTBOX [IMAGE W H]: a database of ROWS inferences made through the store API
 fill() {
     local dir=$1 n=$2 t0 out
@@ -102,120 +96,45 @@ fill() {
         { tail -n 5 "$dir/fill.log" >&2; die "store_fill of $n rows failed"; }
     log "$out ($(($(now_ms) - t0)) ms with start and stop; db $(($(db_bytes "$dir") / 1048576)) MB)"
 }
+# bpi_row WHAT DIR ROWS: database bytes per inference
+bpi_row() {
+    local b
+    b=$(db_bytes "$2")
+    row "database bytes per inference, $1" "$(awk -v b="$b" -v n="$3" 'BEGIN{printf "%.0f B", b/n}')" \
+        "$3 rows: $((b / 1048576)) MB (database file + WAL after the checkpoint at close)" "-"
+}
 # Retention raised above every size here so no row is trimmed (the defaults hold 1,000,000 rows
 # and 1 GiB); the ages of filled rows are minutes, under the 30 d default.
 LIMITS='"cache_max_rows": 100000000, "cache_max_bytes": "64GiB", "outbox_max_rows": 100000000, "outbox_max_bytes": "64GiB"'
 DEAD_PORT=$(free_port) # nothing listens here: a forwarder pointed at it keeps its backlog
-# start_relay NAME DIR FORWARD(none|dead|broker) -> RELAY_PID RELAY_URL RELAY_HOSTPORT T_SPAWN
+# start_relay NAME DIR FORWARD(none|dead|broker): relay_start with LIMITS and, unless none, the
+# forwarder on the dead port or the broker (QoS 1, window 10, IoT Core pacing lifted)
 start_relay() {
-    local dir=$2 port wsport mqtt=""
-    port=$(free_port)
-    wsport=$(free_port)
-    case $3 in
-    dead | broker)
+    local mqtt=""
+    if [[ $3 != none ]]; then
         mqtt=", \"mqtt_endpoint\": \"localhost\", \"mqtt_port\": $([[ $3 == dead ]] && echo "$DEAD_PORT" || echo "$MQTT_PORT"),
  \"mqtt_ca\": \"$PKI/ca.crt\", \"mqtt_cert\": \"$PKI/client.crt\", \"mqtt_key\": \"$PKI/client.key\",
  \"mqtt_client_id\": \"bench-ei-relay\", \"device_name\": \"bench\", \"device_mac_suffix\": false,
  \"iotcore_qos\": 1, \"publish_inference_base64_image\": \"no\", \"enable_threshold_limit\": \"no\",
  \"iotcore_backoff\": 0, \"metrics_sleeptime_ms\": 3600000, \"mqtt_inflight\": 10,
  \"publish_rate_max\": 0, \"publish_bytes_max\": 0"
-        ;;
-    esac
-    cat >"$dir/config-$1.json" <<EOF
-{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
- "db_path": "$dir/ei-relay.db", "web_root": "$ROOT/web", "log_level": "warn",
- "tokens": [{"token": "$TOKEN", "role": "admin"}], $LIMITS$mqtt}
-EOF
-    RELAY_URL=http://127.0.0.1:$port
-    RELAY_HOSTPORT=127.0.0.1:$port
-    RELAY_LOG=$dir/relay-$1.log
-    T_SPAWN=$(now_ms)
-    (cd "$dir" && exec "$RELAY" --config "$dir/config-$1.json") >>"$RELAY_LOG" 2>&1 &
-    RELAY_PID=$!
-    STARTED+=("$RELAY_PID")
-}
-# wait_health SECONDS -> T_READY (ms): polls /api/v1/health back to back until it answers 200
-wait_health() {
-    local end=$(($(now_ms) + $1 * 1000)) code
-    while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$RELAY_URL/api/v1/health" || true)
-        [[ $code == 200 ]] && break
-        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited"; }
-        (($(now_ms) < end)) || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay did not answer /api/v1/health in $1 s"; }
-    done
-    T_READY=$(now_ms)
+    fi
+    relay_start "$1" "$2" "$LIMITS$mqtt"
 }
 fwd() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/api/v1/forwarder"; }
 metric() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" | awk -v k="$1" '$1==k{print $2}'; }
+is_size() { local s; for s in "${SIZES[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 
-# ---- 1. ingest with the cache at each size; the reads at the largest ----
-INGEST0=""
-LAST=${SIZES[${#SIZES[@]} - 1]}
-for n in "${SIZES[@]}"; do
-    dir=$WORK/ingest-$n
-    fill "$dir" "$n" 0
-    if [[ $n == "$LAST" ]] && ((n > 0)); then
-        JSON_BPI=$(awk -v b="$(db_bytes "$dir")" -v n="$n" 'BEGIN{printf "%.0f", b/n}')
-        JSON_DB_MB=$(($(db_bytes "$dir") / 1048576))
-    fi
-    start_relay ingest "$dir" none
-    wait_health 60
-    code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-        -H "Content-Type: application/json" --data-binary "@$WORK/result.json" "$RELAY_URL/api/v1/inferences")
-    [[ $code == 201 ]] || { cat "$WORK/probe.out" >&2; die "ingest probe answered $code, not 201"; }
-    if [[ $n == "$LAST" ]]; then
-        # keep-alive reads, one at a time, with the cache at n rows (+ the probe)
-        python3 "$HERE/query_lat.py" "$RELAY_HOSTPORT" "$TOKEN" "$QUERIES" \
-            "newest 50, label=wave@/api/v1/inferences?label=wave&limit=50" \
-            "newest 50, label=wave, min_score=0.9 (1 row in 40)@/api/v1/inferences?label=wave&min_score=0.9&limit=50" \
-            "50 at a cursor in the oldest 10 %@/api/v1/inferences?limit=50&cursor={deep}" \
-            "50 at a cursor in the oldest 10 %, label=wave@/api/v1/inferences?label=wave&limit=50&cursor={deep}" \
-            >"$WORK/queries.txt" || die "the read queries failed"
-        while read -r line; do
-            log "$line"
-            name=$(sed -E 's/^QUERY (.*) n=[0-9]+ p50_ms=.*/\1/' <<<"$line")
-            row "reads at $((n + 1)) rows: $name" \
-                "$(sed -E 's/.* p50_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+).*/p50 \1 ms, p99 \2 ms/' <<<"$line")" \
-                "$(sed -E 's/.* n=([0-9]+) .* max_ms=([0-9.]+) items=([0-9]+) bytes=([0-9]+).*/\1 requests, max \2 ms; \3 items, \4 B per answer/' <<<"$line")" \
-                "p99 < 5 ms: $(awk -v p="$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")" 'BEGIN{print (p < 5 ? "PASS" : "BELOW")}')"
-        done <"$WORK/queries.txt"
-    fi
-    run_wrk "ingest-$n" "$RELAY_URL/api/v1/inferences" "$WORK/result.json" application/json "$RELAY_PID"
-    stored=$(metric ei_relay_inferences_stored_total)
-    commits=$(metric ei_relay_commits_total)
-    HWM=$(status_kb "$RELAY_PID" VmHWM)
-    stop_pid "$RELAY_PID"
-    if [[ -z $INGEST0 ]]; then
-        INGEST0=$W_RPS
-        CPU0=$(us_per "$W_SRV_TICKS" "${stored:-0}")
-    fi
-    INGEST_LAST=$W_RPS
-    CPU_LAST=$(us_per "$W_SRV_TICKS" "${stored:-0}")
-    rel=$(awk -v a="$W_RPS" -v b="$INGEST0" 'BEGIN{printf "%.0f", (b > 0 ? a/b*100 : 0)}')
-    row "ingest, ${JSON_LEN} B JSON, durable, cache at $n rows" \
-        "$(printf '%.0f req/s (%s %% of the first row)' "$W_RPS" "$rel")" \
-        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}; relay CPU $(us_per "$W_SRV_TICKS" "${stored:-0}") µs per inference; ${stored:-?} stored in ${commits:-?} commits; peak RSS $(mb "$HWM") MB" \
-        "$W_CPU"
-    rm -rf "$dir"
-done
-
-# ---- 2. database bytes per inference ----
-if [[ -n ${JSON_BPI:-} ]]; then
-    row "database bytes per inference, JSON only" "$JSON_BPI B" \
-        "$LAST rows: $JSON_DB_MB MB (file + WAL after the fill's checkpoint at close)" "-"
-fi
+# ---- 1. database bytes per inference with the JPEG (the JSON-only rows come with the fills) ----
 if ((IMG_ROWS > 0)); then
     bench_jpeg "$WORK/image.jpg"
     JPEG_BYTES=$(stat -c %s "$WORK/image.jpg")
     fill "$WORK/images" "$IMG_ROWS" 0 "$WORK/image.jpg" 640 480
-    b=$(db_bytes "$WORK/images")
-    row "database bytes per inference, JSON + $((JPEG_BYTES / 1024)) KB JPEG" \
-        "$(awk -v b="$b" -v n="$IMG_ROWS" 'BEGIN{printf "%.0f B", b/n}')" \
-        "$IMG_ROWS rows: $((b / 1048576)) MB (file + WAL after the fill's checkpoint at close); the JPEG is $JPEG_BYTES B" "-"
+    bpi_row "JSON + $((JPEG_BYTES / 1024)) KB JPEG ($JPEG_BYTES B), forwarding off" "$WORK/images" "$IMG_ROWS"
     rm -rf "$WORK/images"
 fi
 
-# ---- 3. start-up and drain with each backlog ----
+# ---- 2. start-up and drain with each backlog; a drained database is kept for the ingest rows ----
 bench_broker
 measure_start() { # name dir -> START_MS (median of 3) START_ALL RSS_NOW RSS_1S QDEPTH
     local r all=()
@@ -232,25 +151,22 @@ measure_start() { # name dir -> START_MS (median of 3) START_ALL RSS_NOW RSS_1S 
     START_ALL="${all[*]}"
     START_MS=$(printf '%s\n' "${all[@]}" | sort -n | sed -n 2p)
     log "start-up $1: $START_ALL ms; RSS at ready $RSS_NOW kB, 1 s later $RSS_1S kB; queue_depth $QDEPTH"
-}
-start_row() {
     row "start-up, $1 queued" "$START_MS ms (median of 3: $START_ALL)" \
-        "RSS at ready $(mb "$RSS_NOW") MB, 1 s later $(mb "$RSS_1S") MB; queue_depth $QDEPTH" "-"
+        "spawn to the first 200 of /api/v1/health; RSS then $(mb "$RSS_NOW") MB, 1 s later $(mb "$RSS_1S") MB; queue_depth $QDEPTH" "-"
 }
 mkdir -p "$WORK/empty"
 start_relay init "$WORK/empty" dead # creates the schema; measured on the next starts
 wait_health 30
 stop_pid "$RELAY_PID"
-measure_start empty "$WORK/empty"
-start_row 0
+measure_start 0 "$WORK/empty"
 rm -rf "$WORK/empty"
 QLAST=${QUEUED[${#QUEUED[@]} - 1]}
 for q in "${QUEUED[@]}"; do
     dir=$WORK/drain-$q
     fill "$dir" "$q" 1
     if [[ $q == "$QLAST" ]]; then
+        bpi_row "$JSON_LEN B JSON, queued for forwarding (with its outbox row)" "$dir" "$q"
         measure_start "$q" "$dir"
-        start_row "$q"
     fi
     log "draining $q rows (mqtt_inflight 10, pacing off, at most $DRAIN_MAX_S s)"
     start_relay drain "$dir" broker
@@ -287,10 +203,68 @@ for q in "${QUEUED[@]}"; do
     row "drain to TLS mosquitto, QoS 1, window 10, $q queued" "$rate msgs/s" \
         "$note; $drained drained, acked ${acked:-?}, ${commits:-?} store commits; relay CPU $(us_per "$ticks" "$drained") µs per message (start-up included); peak RSS $(mb "$HWM") MB" \
         "relay $(pct "$ticks" "$ms")% CPU"
-    rm -rf "$dir"
+    if [[ $q == "$QLAST" ]]; then
+        bpi_row "$JSON_LEN B JSON, forwarded (outbox rows deleted, pages kept by the file)" "$dir" "$q"
+    fi
+    if is_size "$q"; then
+        mv "$dir" "$WORK/ingest-$q" # the cache the ingest row at this size starts with
+    else
+        rm -rf "$dir"
+    fi
 done
 stop_pid "$MOSQ_PID"
 
+# ---- 3. ingest with the cache at each size (the drained backlog when there is one, else a
+# fill); the reads at the largest ----
+INGEST0=""
+LAST=${SIZES[${#SIZES[@]} - 1]}
+for n in "${SIZES[@]}"; do
+    dir=$WORK/ingest-$n
+    how="fresh database"
+    if [[ -d $dir ]]; then
+        how="the forwarded backlog of row 2"
+    elif ((n > 0)); then
+        fill "$dir" "$n" 0
+        how="filled, forwarding off"
+    fi
+    start_relay ingest "$dir" none
+    wait_health 60
+    probe_ingest "$RELAY_URL/api/v1/inferences" "$WORK/result.json" application/json
+    if [[ $n == "$LAST" ]]; then
+        # keep-alive reads, one at a time, with the cache at n rows (+ the probe)
+        python3 "$HERE/query_lat.py" "$RELAY_HOSTPORT" "$TOKEN" "$QUERIES" \
+            "newest 50, label=wave@/api/v1/inferences?label=wave&limit=50" \
+            "newest 50, label=wave, min_score=0.9 (1 row in 40)@/api/v1/inferences?label=wave&min_score=0.9&limit=50" \
+            "50 at a cursor in the oldest 10 %@/api/v1/inferences?limit=50&cursor={deep}" \
+            "50 at a cursor in the oldest 10 %, label=wave@/api/v1/inferences?label=wave&limit=50&cursor={deep}" \
+            >"$WORK/queries.txt" || die "the read queries failed"
+        while read -r line; do
+            log "$line"
+            name=$(sed -E 's/^QUERY (.*) n=[0-9]+ p50_ms=.*/\1/' <<<"$line")
+            row "reads at $((n + 1)) rows: $name" \
+                "$(sed -E 's/.* p50_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+).*/p50 \1 ms, p99 \2 ms/' <<<"$line")" \
+                "$(sed -E 's/.* n=([0-9]+) .* max_ms=([0-9.]+) items=([0-9]+) bytes=([0-9]+).*/\1 requests, max \2 ms; \3 items, \4 B per answer/' <<<"$line")" \
+                "p99 < 5 ms: $(awk -v p="$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")" 'BEGIN{print (p < 5 ? "PASS" : "BELOW")}')"
+        done <"$WORK/queries.txt"
+    fi
+    run_wrk "ingest-$n" "$RELAY_URL/api/v1/inferences" "$WORK/result.json" application/json "$RELAY_PID"
+    stored=$(metric ei_relay_inferences_stored_total)
+    commits=$(metric ei_relay_commits_total)
+    HWM=$(status_kb "$RELAY_PID" VmHWM)
+    stop_pid "$RELAY_PID"
+    if [[ -z $INGEST0 ]]; then
+        INGEST0=$W_RPS
+        CPU0=$(us_per "$W_SRV_TICKS" "${stored:-0}")
+    fi
+    INGEST_LAST=$W_RPS
+    CPU_LAST=$(us_per "$W_SRV_TICKS" "${stored:-0}")
+    rel=$(awk -v a="$W_RPS" -v b="$INGEST0" 'BEGIN{printf "%.0f", (b > 0 ? a/b*100 : 0)}')
+    row "ingest, ${JSON_LEN} B JSON, durable, cache at $n rows ($how)" \
+        "$(printf '%.0f req/s (%s %% of the first row)' "$W_RPS" "$rel")" \
+        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}; relay CPU $(us_per "$W_SRV_TICKS" "${stored:-0}") µs per inference; ${stored:-?} stored in ${commits:-?} commits; peak RSS $(mb "$HWM") MB" \
+        "$W_CPU"
+    rm -rf "$dir"
+done
 # ---- 4. live delivery with each number of subscribers ----
 LIVE_LIMITS='{"ws_max_connections": 4096, "ws_max_connections_per_ip": 4096, "http_max_connections_per_ip": 256}'
 for c in "${CLIENTS[@]}"; do
