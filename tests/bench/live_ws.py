@@ -20,8 +20,8 @@
 #   EI_LIVE_NICE        niceness of the subscriber processes (default 10: in a deployment the
 #                       subscribers are other machines; here they share the relay's 2 cores)
 #   EI_BENCH_DIR        parent of the scratch directory (default: the system temp dir)
-#   EI_LIVE_EXTRA       a JSON object of extra config members for the relay (e.g. the live
-#                       stream's connection limits for more than 16 subscribers; scale.sh)
+#   EI_LIVE_EXTRA       a JSON object of extra config members for the relay (for experiments;
+#                       the live stream's connection limits are already raised to fit)
 #   EI_LIVE_ALONE       0: skip the two phases without subscribers (default 1)
 import array
 import json
@@ -447,7 +447,12 @@ def main():
     machine = machine_line()
     log("machine: " + machine)
     body = load_doc()
-    relay = relay_test.Relay(dict({"log_level": "warn"}, **EXTRA), workdir=scratch)
+    # the live stream's connection limits (64, 16 per address by default) raised to fit the
+    # subscribers, who all come from 127.0.0.1
+    limit = max(64, CLIENTS + 16)
+    relay = relay_test.Relay(dict({"log_level": "warn", "ws_max_connections": limit,
+                                   "ws_max_connections_per_ip": limit}, **EXTRA),
+                             workdir=scratch)
     relay.own_dir = True   # removed at the end
     rows, verdicts = [], []
     try:

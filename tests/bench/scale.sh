@@ -266,13 +266,12 @@ for n in "${SIZES[@]}"; do
     rm -rf "$dir"
 done
 # ---- 4. live delivery with each number of subscribers ----
-LIVE_LIMITS='{"ws_max_connections": 4096, "ws_max_connections_per_ip": 4096, "http_max_connections_per_ip": 256}'
 for c in "${CLIENTS[@]}"; do
     procs=$((c < 100 ? 2 : c / 50)) # about 50 Python subscribers per process
     ((procs > 16)) && procs=16
     log "live: $c subscribers in $procs processes at 200/s for $LIVE_SECS s"
     if EI_RELAY_BIN=$RELAY EI_LIVE_CLIENTS=$c EI_LIVE_PROCS=$procs EI_LIVE_SECONDS=$LIVE_SECS \
-        EI_LIVE_ALONE=0 EI_LIVE_EXTRA=$LIVE_LIMITS EI_BENCH_DIR=$WORK \
+        EI_LIVE_ALONE=0 EI_BENCH_DIR=$WORK \
         python3 "$HERE/live_ws.py" >"$WORK/live-$c.txt" 2>"$WORK/live-$c.err"; then
         lat=$(grep -F '| commit -> arrival at the client socket' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
         full=$(grep -F '| clients with every inference' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
