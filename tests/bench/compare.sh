@@ -45,6 +45,7 @@ fi
 
 bench_init ei-comparebench comparebench
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')
 T_BEGIN=$(now_ms)
 need_cmd wrk wrk
 need_cmd curl curl
@@ -160,7 +161,7 @@ fi
 
 # ---- report ----
 echo
-echo "ei-relay compared with what it replaces — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), repo at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "ei-relay compared with what it replaces — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), scripts at $REV, relay $RELAY"
 echo "load average before the run: $LOAD0; ingest: wrk -t$WRK_THREADS -c$CONNS -d${SECS}s keep-alive, db_synchronous=full (relay p99 ${JSON_P99} µs JSON, ${IMG_P99} µs with the JPEG); old: one thread, write + fsync per file, ${SECS} s"
 echo
 echo "| | before: what users run | ei-relay | gain |"

@@ -55,6 +55,7 @@ done
 
 bench_init ei-scalebench scalebench
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')
 T_BEGIN=$(now_ms)
 
 # ---- tools ----
@@ -277,9 +278,11 @@ for c in "${CLIENTS[@]}"; do
         full=$(grep -F '| clients with every inference' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
         ing=$(grep -F '| 2. ingest with' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
         cpu=$(grep -F '| 2. ingest with' "$WORK/live-$c.txt" | awk -F'|' '{print $5}' | xargs)
+        missed=$(grep -F '| missed (announced) total' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
+        eof=$(grep -F '| connections ended early' "$WORK/live-$c.txt" | awk -F'|' '{print $3}' | xargs)
         p99=$(awk -F' / ' '{print $3}' <<<"$lat")
         row "live delivery, $c subscribers, 200 inferences/s" "p99 $p99 ms" \
-            "commit -> client socket p50/p90/p99/p99.9/max $lat; clients with every inference $full; ingest $ing" "$cpu"
+            "commit -> client socket p50/p90/p99/p99.9/max $lat; clients with every inference $full (missed, announced: $missed; ended early: $eof); ingest $ing" "$cpu"
     else
         tail -n 5 "$WORK/live-$c.err" >&2
         row "live delivery, $c subscribers, 200 inferences/s" "failed" "$(tail -n 1 "$WORK/live-$c.err")" "-"
@@ -288,7 +291,7 @@ done
 
 # ---- report ----
 echo
-echo "ei-relay scaling benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), repo at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "ei-relay scaling benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), scripts at $REV, relay $RELAY"
 echo "load average before the run: $LOAD0; ingest: wrk -t$WRK_THREADS -c$CONNS -d${SECS}s keep-alive, db_synchronous=full; caches filled through the store API"
 echo
 echo "| row | measured | detail | CPU / verdict |"
