@@ -11,7 +11,8 @@
 # backlogs with their outbox rows; a drained backlog is the cache of the ingest row of its size
 # (a relay that has forwarded everything), so 1,000,000 rows are filled once.
 #
-# Usage: tests/bench/scale.sh        (about 7 minutes at the default sizes on a quiet machine)
+# Usage: tests/bench/scale.sh   (about 7 minutes at the default sizes on a quiet machine, estimated;
+#                                 17 on a saturated one)
 # Environment (all optional):
 #   EI_SCALE_ROWS      cache sizes for the ingest rows (default "0 100000 1000000"); the reads
 #                      are measured at the largest; a size not in EI_SCALE_QUEUED is filled
