@@ -262,3 +262,17 @@ db_bytes() {
     done
     echo "$t"
 }
+# thread_ticks PID: "name ticks" per thread name of PID (utime+stime, threads of one name summed)
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+    done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) print k, c[k]}' | sort
+}
+# thread_us_per BEFORE AFTER N: "name µs, ..." per unit of work for each thread name whose CPU
+# grew between two thread_ticks outputs, busiest first
+thread_us_per() {
+    join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$1") <(printf '%s\n' "$2") |
+        awk -v n="$3" -v hz="$(getconf CLK_TCK)" '$3 > $2 && n > 0 {printf "%s %.1f\n", $1, ($3-$2)/hz/n*1e6}' |
+        sort -k2 -nr | awk '{printf "%s%s %s µs", (NR > 1 ? ", " : ""), $1, $2}'
+}

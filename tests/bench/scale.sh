@@ -249,8 +249,11 @@ for n in "${SIZES[@]}"; do
                 "p99 < 5 ms: $(awk -v p="$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")" 'BEGIN{print (p < 5 ? "PASS" : "BELOW")}')"
         done <"$WORK/queries.txt"
     fi
+    th0=$(thread_ticks "$RELAY_PID")
+    stored0=$(metric ei_relay_inferences_stored_total)
     run_wrk "ingest-$n" "$RELAY_URL/api/v1/inferences" "$WORK/result.json" application/json "$RELAY_PID"
     stored=$(metric ei_relay_inferences_stored_total)
+    by_thread=$(thread_us_per "$th0" "$(thread_ticks "$RELAY_PID")" $((${stored:-0} - ${stored0:-0})))
     commits=$(metric ei_relay_commits_total)
     HWM=$(status_kb "$RELAY_PID" VmHWM)
     stop_pid "$RELAY_PID"
@@ -263,7 +266,7 @@ for n in "${SIZES[@]}"; do
     rel=$(awk -v a="$W_RPS" -v b="$INGEST0" 'BEGIN{printf "%.0f", (b > 0 ? a/b*100 : 0)}')
     row "ingest, ${JSON_LEN} B JSON, durable, cache at $n rows ($how)" \
         "$(printf '%.0f req/s (%s %% of the first row)' "$W_RPS" "$rel")" \
-        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}; relay CPU $(us_per "$W_SRV_TICKS" "${stored:-0}") µs per inference; ${stored:-?} stored in ${commits:-?} commits; peak RSS $(mb "$HWM") MB" \
+        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}; relay CPU $(us_per "$W_SRV_TICKS" "${stored:-0}") µs per inference (by thread: $by_thread); ${stored:-?} stored in ${commits:-?} commits; peak RSS $(mb "$HWM") MB" \
         "$W_CPU"
     rm -rf "$dir"
 done
