@@ -256,7 +256,11 @@ for n in "${SIZES[@]}"; do
     by_thread=$(thread_us_per "$th0" "$(thread_ticks "$RELAY_PID")" $((${stored:-0} - ${stored0:-0})))
     commits=$(metric ei_relay_commits_total)
     HWM=$(status_kb "$RELAY_PID" VmHWM)
+    cached=$(curl -s --max-time 2 "$RELAY_URL/api/v1/health" | json_num rows)
     stop_pid "$RELAY_PID"
+    if [[ $n == 0 && ${cached:-0} -gt 0 ]]; then # the rows this run wrote, forwarding off
+        bpi_row "$JSON_LEN B JSON, forwarding off (the rows the ingest at 0 wrote)" "$dir" "$cached"
+    fi
     if [[ -z $INGEST0 ]]; then
         INGEST0=$W_RPS
         CPU0=$(us_per "$W_SRV_TICKS" "${stored:-0}")
