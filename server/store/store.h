@@ -277,7 +277,9 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
 er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n);
 /* The same without waiting for the commit (the forwarder keeps its window full meanwhile): a
  * crash before that commit only means the rows are sent again, which at-least-once allows. A
- * later store_outbox_fetch may still return them until the commit. */
+ * later store_outbox_fetch may still return them until the commit. While an earlier such ack
+ * still waits in the queue (the writer is committing), the seqs join it: one job, and one
+ * statement per run of consecutive seqs, however many calls. */
 er_rc store_outbox_ack_async(store *s, const int64_t *seqs, size_t n);
 
 /* Records a failed attempt; permanent (or attempts reaching max_attempts) moves the row to the

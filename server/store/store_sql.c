@@ -49,6 +49,9 @@ const char *const store__writer_sql[WSTMT__N] = {
                         " ORDER BY seq LIMIT ?1",
     [WSTMT_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
     [WSTMT_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
+    /* acks: one statement per run of consecutive seqs rather than per row */
+    [WSTMT_OB_DELETE_RANGE] = "DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2",
+    [WSTMT_SET_PUBLISH_RANGE] = "UPDATE inference SET publish = ?3 WHERE seq BETWEEN ?1 AND ?2",
     [WSTMT_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
                        " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
     [WSTMT_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"

@@ -193,7 +193,7 @@ start_relay() {
  "mqtt_cert": "$PKI/client.crt", "mqtt_key": "$PKI/client.key", "mqtt_client_id": "$DEVICE-ei-relay",
  "device_name": "$DEVICE", "device_mac_suffix": false, "iotcore_qos": 1,
  "publish_inference_base64_image": "no", "enable_threshold_limit": "no", "iotcore_backoff": 0,
- "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT,
+ "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT, "http_max_connections_per_ip": 64,
  "publish_rate_max": 0, "publish_bytes_max": 0${4:+, $4}}
 EOF
     RELAY_URL=http://127.0.0.1:$port
@@ -302,6 +302,10 @@ while :; do # poll every 100 ms, bounded by 180 s
     sleep 0.1
 done
 RELAY_T=$(proc_ticks "$RELAY_PID")
+# CPU per thread (utime+stime ticks by thread name), for the CPU per message of each
+THREAD_CPU=$(for t in /proc/"$RELAY_PID"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) if (c[k] > 0) printf "%s %d\n", k, c[k]}' | sort -k2 -nr)
 COMMITS=$(curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
     awk '$1=="ei_relay_commits_total"{print $2}')
 MQ1=$(proc_ticks "$MOSQ_PID")
@@ -324,6 +328,9 @@ else
 fi
 DRAIN_CPU="relay $(pct "$RELAY_T" "$DRAIN_MS")%, mosquitto $(pct $((MQ1 - MQ0)) "$DRAIN_MS")% CPU"
 log "drain: $DRAINED rows in $DRAIN_MS ms = $DRAIN_RATE msgs/s; sent $SENT acked $ACKED dead $DEAD reconnects $RECONN; ${COMMITS:-?} commits; $DRAIN_CPU"
+if ((DRAINED > 0)); then
+    log "CPU per message (us): relay $(awk -v t="$RELAY_T" -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz/n*1e6}'); by thread: $(awk -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" '{printf "%s %.1f, ", $1, $2/hz/n*1e6}' <<<"$THREAD_CPU")"
+fi
 ((DRAIN_DONE)) || log "WARNING: the drain did not finish within 180 s ($LEFT rows left)"
 if [[ -n $PERF_PID ]]; then
     kill -INT "$PERF_PID" 2>/dev/null || true
