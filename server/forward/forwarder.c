@@ -404,7 +404,8 @@ static void drain(forwarder *f, int64_t now)
             store_page_free(&f->page);
             memset(&f->page, 0, sizeof f->page);
             f->page_i = 0;
-            er_rc rc = store_outbox_fetch(f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
+            er_rc rc = (po.include_image ? store_outbox_fetch : store_outbox_fetch_meta)(
+                f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
             if (rc) {
                 log_warn("forward", "reading the outbox failed: %s", er_rc_name(rc));
                 f->pace_until_ms = now + 1000;

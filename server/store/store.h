@@ -271,6 +271,9 @@ void store_set_policy(store *s, store_policy_fn fn, void *arg);
  * *items is an owned array of owned inferences (free with store_page_free on a store_page,
  * or inference_destroy each + free). Dead rows are not returned. */
 er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out);
+/* The same without the image bytes (image.data NULL; mime, width, height and len kept): for a
+ * forwarder that publishes no images, so a drain does not read every stored JPEG. */
+er_rc store_outbox_fetch_meta(store *s, int64_t after_seq, int limit, store_page *out);
 
 /* Marks rows published: deletes their outbox rows and records PUBLISHED (writer, batched;
  * returns after commit). */

@@ -192,6 +192,13 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
     return store__read_page(s, RSTMT_OB_FETCH, after_seq, limit, PAGE_DATA, 0, out);
 }
 
+er_rc store_outbox_fetch_meta(store *s, int64_t after_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
+    return store__read_page(s, RSTMT_OB_FETCH_META, after_seq, limit, 0, 0, out);
+}
+
 er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);

@@ -112,6 +112,11 @@ const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
                        " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
                        " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    /* The same without the image bytes (length(m.data) reads no overflow page). */
+    [RSTMT_OB_FETCH_META] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_pending"
+                            " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON"
+                            " m.seq = o.seq WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq"
+                            " LIMIT ?2",
     [RSTMT_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
                       " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
                       " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",

@@ -172,6 +172,19 @@ static void test_fetch_ack(void)
     }
     int64_t after = page.n ? page.items[page.n - 1]->seq : 0;
     store_page_free(&page);
+    /* The same rows without image bytes: what the image is, not its data. */
+    CHECK_EQ_INT(store_outbox_fetch_meta(s, 0, 4, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 4);
+    for (size_t i = 0; i < page.n; i++) {
+        CHECK_EQ_INT(page.items[i]->seq, seqs[i]);
+        CHECK(page.items[i]->image.data == NULL);
+    }
+    if (page.n == 4) {
+        CHECK_EQ_INT(page.items[1]->image.len, 101);
+        CHECK_EQ_STR(page.items[1]->image.mime, "image/jpeg");
+    }
+    store_page_free(&page);
+    CHECK_EQ_INT(store_outbox_fetch_meta(s, 0, 0, &page), ER_INVALID);
     CHECK_EQ_INT(store_outbox_fetch(s, after, 100, &page), ER_OK);
     CHECK_EQ_INT(page.n, 6);
     if (page.n) CHECK_EQ_INT(page.items[0]->seq, seqs[4]);
