@@ -182,6 +182,10 @@ while :; do # poll every 100 ms, bounded by 180 s
     sleep 0.1
 done
 RELAY_T=$(proc_ticks "$RELAY_PID")
+# CPU per thread (utime+stime ticks by thread name), for the CPU per message of each
+THREAD_CPU=$(for t in /proc/"$RELAY_PID"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) if (c[k] > 0) printf "%s %d\n", k, c[k]}' | sort -k2 -nr)
 COMMITS=$(curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
     awk '$1=="ei_relay_commits_total"{print $2}')
 MQ1=$(proc_ticks "$MOSQ_PID")
@@ -204,6 +208,9 @@ else
 fi
 DRAIN_CPU="relay $(pct "$RELAY_T" "$DRAIN_MS")%, mosquitto $(pct $((MQ1 - MQ0)) "$DRAIN_MS")% CPU"
 log "drain: $DRAINED rows in $DRAIN_MS ms = $DRAIN_RATE msgs/s; sent $SENT acked $ACKED dead $DEAD reconnects $RECONN; ${COMMITS:-?} commits; $DRAIN_CPU"
+if ((DRAINED > 0)); then
+    log "CPU per message (us): relay $(awk -v t="$RELAY_T" -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz/n*1e6}'); by thread: $(awk -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" '{printf "%s %.1f, ", $1, $2/hz/n*1e6}' <<<"$THREAD_CPU")"
+fi
 ((DRAIN_DONE)) || log "WARNING: the drain did not finish within 180 s ($LEFT rows left)"
 if [[ -n $PERF_PID ]]; then
     kill -INT "$PERF_PID" 2>/dev/null || true
