@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_print.h"
 #include "core/log.h"
 #include "http/http_internal.h"
 #include "model/view.h"
@@ -33,7 +34,7 @@ static bool source_name_ok(const char *s)
 /* Answers a view (cJSON, consumed) with a Location header when guid is given. */
 static enum MHD_Result reply_view(http_req *r, unsigned status, cJSON *view, const char *guid)
 {
-    char *text = view ? cJSON_PrintUnformatted(view) : NULL;
+    char *text = view ? json_print(view) : NULL;
     cJSON_Delete(view);
     if (!text) return http_reply_error(r, 500, "internal", "out of memory rendering the view");
     char loc[64];
