@@ -12,13 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct jp_out {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} jp_out;
-
-static char *grow(jp_out *o, size_t n)
+static char *grow(json_buf *o, size_t n)
 {
     if (o->failed) return NULL;
     if (o->len + n + 1 > o->cap) {
@@ -38,13 +32,13 @@ static char *grow(jp_out *o, size_t n)
     return at;
 }
 
-static void put(jp_out *o, const char *s, size_t n)
+static void put(json_buf *o, const char *s, size_t n)
 {
     char *at = grow(o, n);
     if (at) memcpy(at, s, n);
 }
 
-static void put_c(jp_out *o, char c)
+static void put_c(json_buf *o, char c)
 {
     char *at = grow(o, 1);
     if (at) *at = c;
@@ -146,7 +140,11 @@ size_t json_print_number(double d, char *out)
     return (size_t)n;
 }
 
-static void put_string(jp_out *o, const char *s)
+/* The two-character escapes cJSON writes; every other byte below 0x20 is \u00xx. */
+static const char short_escape[128] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                       ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+
+static void put_string(json_buf *o, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     put_c(o, '"');
@@ -155,37 +153,16 @@ static void put_string(jp_out *o, const char *s)
         for (; *p; p++) {
             if (*p > 31 && *p != '"' && *p != '\\') continue;
             put(o, (const char *)run, (size_t)(p - run));
-            char esc[6] = {'\\', 0};
-            size_t n = 2;
-            switch (*p) {
-            case '\\':
-                esc[1] = '\\';
-                break;
-            case '"':
-                esc[1] = '"';
-                break;
-            case '\b':
-                esc[1] = 'b';
-                break;
-            case '\f':
-                esc[1] = 'f';
-                break;
-            case '\n':
-                esc[1] = 'n';
-                break;
-            case '\r':
-                esc[1] = 'r';
-                break;
-            case '\t':
-                esc[1] = 't';
-                break;
-            default:
-                memcpy(esc + 1, "u00", 3);
+            char esc[6] = {'\\', short_escape[*p]};
+            if (esc[1]) {
+                put(o, esc, 2);
+            } else {
+                esc[1] = 'u';
+                esc[2] = esc[3] = '0';
                 esc[4] = hex[*p >> 4];
                 esc[5] = hex[*p & 15];
-                n = 6;
+                put(o, esc, 6);
             }
-            put(o, esc, n);
             run = p + 1;
         }
         put(o, (const char *)run, (size_t)(p - run));
@@ -195,7 +172,7 @@ static void put_string(jp_out *o, const char *s)
 
 /* depth is bounded by the tree, which cJSON's parser bounds (CJSON_NESTING_LIMIT) and the
  * project's builders keep shallow */
-static bool put_value(jp_out *o, const cJSON *it)
+static bool put_value(json_buf *o, const cJSON *it)
 {
     switch (it->type & 0xFF) {
     case cJSON_NULL:
@@ -239,13 +216,45 @@ static bool put_value(jp_out *o, const cJSON *it)
     }
 }
 
+void json_buf_raw(json_buf *b, const char *s, size_t n)
+{
+    put(b, s, n);
+}
+
+void json_buf_string(json_buf *b, const char *s)
+{
+    put_string(b, s);
+}
+
+void json_buf_number(json_buf *b, double d)
+{
+    char num[JSON_PRINT_NUMBER_MAX];
+    put(b, num, json_print_number(d, num));
+}
+
+bool json_buf_value(json_buf *b, const cJSON *item)
+{
+    if (!put_value(b, item)) b->failed = true;
+    return !b->failed;
+}
+
+char *json_buf_take(json_buf *b)
+{
+    char *text = NULL;
+    if (grow(b, 0)) {
+        b->p[b->len] = '\0';
+        text = b->p;
+    } else {
+        free(b->p);
+    }
+    *b = (json_buf){0};
+    return text;
+}
+
 char *json_print(const cJSON *item)
 {
-    jp_out o = {0};
-    if (!item || !put_value(&o, item) || !grow(&o, 0)) {
-        free(o.p);
-        return NULL;
-    }
-    o.p[o.len] = '\0';
-    return o.p;
+    json_buf b = {0};
+    if (!item) return NULL;
+    json_buf_value(&b, item);
+    return json_buf_take(&b);
 }

@@ -12,6 +12,7 @@
 #define EI_CORE_JSON_PRINT_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The text cJSON_PrintUnformatted(item) gives, malloc'd (free() it); NULL when cJSON's would
@@ -22,5 +23,22 @@ char *json_print(const cJSON *item);
  * length written (NUL-terminated). */
 #define JSON_PRINT_NUMBER_MAX 32
 size_t json_print_number(double d, char *out);
+
+/* A text being written the same way, for renderers that need no tree (the ingest answer): start
+ * from {0}, append, then take. An append that runs out of memory marks the buffer failed and
+ * the later ones do nothing, so a renderer checks once, at json_buf_take. */
+typedef struct json_buf {
+    char *p; /* owned until taken */
+    size_t len, cap;
+    bool failed;
+} json_buf;
+
+void json_buf_raw(json_buf *b, const char *s, size_t n); /* bytes as they are */
+void json_buf_string(json_buf *b, const char *s);        /* a JSON string (NULL: "") */
+void json_buf_number(json_buf *b, double d);
+/* item as json_print writes it; false (and the buffer failed) where json_print gives NULL */
+bool json_buf_value(json_buf *b, const cJSON *item);
+/* The text (malloc'd, the caller's), or NULL when an append failed; b is empty afterwards. */
+char *json_buf_take(json_buf *b);
 
 #endif

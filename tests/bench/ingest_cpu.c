@@ -1,11 +1,13 @@
 /* ingest_cpu.c - the HTTP threads' per-request work of a JSON ingest without the network or the
- * store: ingest_parse of the benchmark's result.json (pre-scan, parse, normalize), the 201 view
- * rendered and its text, all freed again, N times. Run under callgrind it gives an instruction
- * count per request that the machine's load does not move (tests/bench/README.md, "HTTP threads").
- * Build and run (after a Release build in build-rel):
+ * store: ingest_parse of the benchmark's result.json (pre-scan, parse, normalize) and the 201
+ * answer's text (view_render_tail, view_render), all freed again, N times. Run under callgrind
+ * it gives an instruction count per request that the machine's load does not move
+ * (tests/bench/README.md, "HTTP threads"). Build and run (after a Release build in build-rel):
+ *
  *   cc -O2 -I server tests/bench/ingest_cpu.c build-rel/libeirelay_core.a \
- *      $(pkg-config --cflags --libs libmicrohttpd sqlite3 libcjson vips) -lpthread -lm -o
- * /tmp/ingest_cpu valgrind --tool=callgrind /tmp/ingest_cpu tests/bench/result.json 2000
+ *      $(pkg-config --cflags --libs libmicrohttpd sqlite3 libcjson vips) -lpthread -lm \
+ *      -o /tmp/ingest_cpu
+ *   valgrind --tool=callgrind /tmp/ingest_cpu tests/bench/result.json 2000
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,14 +46,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "ingest_cpu: %s\n", err.msg);
             return 1;
         }
-        cJSON *view = view_inference(inf);
-        if (!view || !view_set_stored(view, 1000 + i, o.now_ms)) return 1;
-        char *text = json_print(view);
+        char *tail = view_render_tail(inf); /* as http_api_ingest, then ..._finish */
+        char *text = tail ? view_render(inf->guid, 1000 + i, o.now_ms, tail) : NULL;
+        free(tail);
         if (!text) return 1;
         out_bytes += strlen(text);
         if (i == 0) printf("%s\n", text);
         free(text);
-        cJSON_Delete(view);
         inference_destroy(inf);
     }
     printf("requests %d, answer bytes %zu\n", n, out_bytes);
