@@ -189,6 +189,16 @@ static er_rc check_tree(const cJSON *node, const char *parent, er_err *err)
         if ((rc = check_tree(it, node->string ? node->string : parent, err))) goto fail;
     }
     if (!cJSON_IsObject(node) || n < 2) goto fail;
+    if (n <= 8) { /* the usual object: comparing each pair is cheaper than sorting a copy */
+        for (const cJSON *a = node->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0) {
+                    rc = er_fail(err, ER_SHAPE, "key '%.64s' appears twice in one object",
+                                 a->string);
+                    goto fail;
+                }
+        goto fail;
+    }
     keys = malloc(n * sizeof *keys);
     if (!keys) {
         rc = ER_NOMEM;
@@ -692,6 +702,8 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
         goto fail;
     }
     if ((rc = prescan(json, len, &c.lim, err))) goto fail;
+    /* The trees below live only in this call: one arena instead of a malloc per node. */
+    json_alloc_scratch_begin();
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
     json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -726,5 +738,6 @@ fail:
     inference_destroy(c.inf);
     cJSON_Delete(c.res);
     cJSON_Delete(root);
+    json_alloc_scratch_end();
     return rc;
 }
