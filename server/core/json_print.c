@@ -144,28 +144,35 @@ size_t json_print_number(double d, char *out)
 static const char short_escape[128] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
                                        ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
 
+/* The bytes a string run stops at: the end (NUL), control bytes, '"' and '\\'. */
+static const bool run_stop[256] = {
+    [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,   [6] = 1,   [7] = 1,  [8] = 1,
+    [9] = 1,  [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1,  [15] = 1,  [16] = 1, [17] = 1,
+    [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] = 1, [23] = 1,  [24] = 1,  [25] = 1, [26] = 1,
+    [27] = 1, [28] = 1, [29] = 1, [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
+
 static void put_string(json_buf *o, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     put_c(o, '"');
-    if (s) {
-        const unsigned char *p = (const unsigned char *)s, *run = p;
-        for (; *p; p++) {
-            if (*p > 31 && *p != '"' && *p != '\\') continue;
-            put(o, (const char *)run, (size_t)(p - run));
-            char esc[6] = {'\\', short_escape[*p]};
-            if (esc[1]) {
-                put(o, esc, 2);
-            } else {
-                esc[1] = 'u';
-                esc[2] = esc[3] = '0';
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 15];
-                put(o, esc, 6);
-            }
-            run = p + 1;
-        }
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    for (;;) {
+        const unsigned char *run = p;
+        while (!run_stop[*p])
+            p++;
         put(o, (const char *)run, (size_t)(p - run));
+        if (!*p) break;
+        char esc[6] = {'\\', short_escape[*p]};
+        if (esc[1]) {
+            put(o, esc, 2);
+        } else {
+            esc[1] = 'u';
+            esc[2] = esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            put(o, esc, 6);
+        }
+        p++;
     }
     put_c(o, '"');
 }
