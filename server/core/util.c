@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,17 +63,46 @@ er_rc util_random(void *buf, size_t n)
     return ER_OK;
 }
 
+/* Random bytes for ids, taken from getrandom in blocks: one system call per UUID_POOL / 16 ids
+ * instead of one per id (an ingest request made one). Per thread, so no lock; a forked child
+ * drops the block it inherited, so parent and child never hand out the same bytes. */
+#define UUID_POOL 256
+static _Thread_local uint8_t t_pool[UUID_POOL];
+static _Thread_local size_t t_pool_left;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    t_pool_left = 0;
+}
+
+static void pool_init(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
 er_rc util_uuid4(char *out)
 {
+    static const char hex[] = "0123456789abcdef";
+    pthread_once(&g_pool_once, pool_init);
+    if (t_pool_left < 16) {
+        er_rc rc = util_random(t_pool, sizeof t_pool);
+        if (rc) return rc;
+        t_pool_left = sizeof t_pool;
+    }
     uint8_t b[16];
-    er_rc rc = util_random(b, sizeof b);
-    if (rc) return rc;
+    memcpy(b, t_pool + sizeof t_pool - t_pool_left, sizeof b);
+    memset(t_pool + sizeof t_pool - t_pool_left, 0, sizeof b); /* each byte is used once */
+    t_pool_left -= sizeof b;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, UTIL_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
     return ER_OK;
 }
 
