@@ -54,6 +54,7 @@ static er_rc open_store(const config *cfg, bool recover, store **out, er_err *er
     store_opts so = {
         .path = cfg->db_path,
         .sync_full = cfg->db_synchronous == CONFIG_SYNC_FULL,
+        .busy_timeout_ms = cfg->db_busy_timeout_ms,
         .outbox = cfg->mqtt_endpoint != NULL,
         .max_rows = cfg->cache_max_rows,
         .max_bytes = cfg->cache_max_bytes,

@@ -74,8 +74,9 @@ typedef struct config {
     char *tls_key_file;
     char *db_path;
     config_sync db_synchronous;
-    char *web_root; /* directory of the dashboard's static files */
-    int log_level;  /* log_level from core/log.h */
+    int db_busy_timeout_ms; /* SQLite's busy timeout on every connection */
+    char *web_root;         /* directory of the dashboard's static files */
+    int log_level;          /* log_level from core/log.h */
     int http_threads;
     int64_t max_body_bytes;
     int64_t max_bodies_bytes; /* request bodies held at once, all connections together */

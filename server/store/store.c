@@ -46,6 +46,7 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
         goto fail;
     }
     s->sync_full = opts->sync_full;
+    s->busy_timeout_ms = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : STORE_BUSY_TIMEOUT_MS;
     s->recover = opts->recover;
     s->outbox = opts->outbox;
     s->max_rows = opts->max_rows;

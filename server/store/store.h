@@ -28,6 +28,7 @@ typedef struct store store;
 typedef struct store_opts {
     const char *path;       /* database file; its directory is created if missing */
     bool sync_full;         /* synchronous=FULL (default) or NORMAL */
+    int busy_timeout_ms;    /* another process's lock waited for; 0 = default (5000) */
     bool outbox;            /* write an outbox row with each inference (forwarding enabled) */
     int64_t max_rows;       /* 0 = no limit */
     int64_t max_bytes;      /* 0 = no limit */

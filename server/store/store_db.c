@@ -16,7 +16,6 @@
 #include "core/log.h"
 #include "store/migrations.h"
 
-#define BUSY_TIMEOUT_MS 5000
 /* The writer's checkpoints are scheduled by store_space.c (a WAL hook in place of
  * wal_autocheckpoint): every 4000 pages (SQLite's default is 1000: the pages every commit
  * rewrites are copied into the database once per checkpoint rather than once per 1000 pages),
@@ -64,13 +63,13 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
     /* Until the file has passed the checks (open_writer), closing must neither checkpoint a
      * WAL into it nor delete the WAL: a corrupt file is moved aside exactly as it was found. */
     if (writer) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(db, s->busy_timeout_ms);
     /* journal_mode is checked separately below: it answers the mode it ended up in. */
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=%d;"
              " PRAGMA temp_store=MEMORY;"
              " PRAGMA cache_size=%d;%s",
-             s->sync_full ? "FULL" : "NORMAL", BUSY_TIMEOUT_MS, writer ? -4096 : -1024,
+             s->sync_full ? "FULL" : "NORMAL", s->busy_timeout_ms, writer ? -4096 : -1024,
              writer ? WRITER_PRAGMAS : "");
     int src = sqlite3_exec(db, sql, NULL, NULL, &errmsg);
     if (src != SQLITE_OK) {

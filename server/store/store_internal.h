@@ -35,6 +35,8 @@
 #include "core/ageclock.h"
 #include "store/store.h"
 
+/* every connection waits this long for another process's lock (store_opts.busy_timeout_ms) */
+#define STORE_BUSY_TIMEOUT_MS 5000
 #define MAX_SUBSCRIBERS 16
 /* The queue holds at most this many jobs / image bytes (beyond one job) before producers wait:
  * memory stays bounded when the disk is slower than ingest. */
@@ -172,6 +174,7 @@ typedef struct subscriber {
 struct store {
     char *path;
     bool sync_full;
+    int busy_timeout_ms;
     bool outbox;
     int64_t max_rows, max_bytes, max_age_ms;
     bool max_bytes_default; /* max_bytes not chosen: store__space_init may lower it */

@@ -1,6 +1,7 @@
 # test_store_failures.py - no silent loss from any source while the store cannot write: another
 # process holds the database's write lock (python sqlite3 BEGIN EXCLUSIVE) longer than the
-# relay's busy timeout (5 s), so every commit fails with SQLITE_BUSY. With the runner stand-in,
+# relay's busy timeout (db_busy_timeout_ms: 0.5 s here, so each lock period is short; 5 s by
+# default), so every commit fails with SQLITE_BUSY. With the runner stand-in,
 # the AT device stand-in and the fake eim model: health turns degraded with the reason, each
 # source holds what it made (reading paused) and retries, and once the lock is let go every
 # inference is stored, in order, none lost, none twice, and health is ok again. A stop while
@@ -16,7 +17,13 @@ from harness import (Relay, check, eq, run_tests, runner_source, source_dir, sou
 from harness.at_device import RESULTS, AtDevice
 from harness.runner_stub import RunnerStub
 
-FAIL_S = 30.0  # the first failure needs the 5 s busy timeout; retries back off up to 5 s
+BUSY_MS = 500  # the relay's busy timeout here (db_busy_timeout_ms; the default is 5000)
+FAIL_S = 30.0  # the first failure needs one busy timeout; retries back off up to 5 s
+
+
+def relay_with(srcs):
+    """A relay reading these sources, its commits waiting BUSY_MS for another process's lock."""
+    return Relay(dict(sources_cfg(srcs), db_busy_timeout_ms=BUSY_MS))
 
 
 @contextlib.contextmanager
@@ -63,7 +70,7 @@ def scores(i):
 
 def test_runner_holds_and_retries():
     with RunnerStub(hello="classification") as stub:
-        with Relay(sources_cfg([runner_source(stub.port, images=False)])) as r:
+        with relay_with([runner_source(stub.port, images=False)]) as r:
             stub.wait_client()
             sent = 0
             for _ in range(5):
@@ -96,8 +103,7 @@ def test_runner_holds_and_retries():
 def test_serial_at_device_holds_and_retries():
     dev = AtDevice(interval_s=0.05)
     try:
-        with Relay(sources_cfg([{"name": "mcu", "kind": "serial",
-                                 "device": dev.device}])) as r:
+        with relay_with([{"name": "mcu", "kind": "serial", "device": dev.device}]) as r:
             wait_stored(r, "mcu", 3, exact=False)
             with write_lock(r.db_path):
                 wait_degraded(r)
@@ -125,7 +131,7 @@ def test_stop_while_holding():
     """SIGTERM while the store fails and a source holds: a clean exit in bounded time; what was
     held is dropped with a log line saying so."""
     with RunnerStub(hello="classification") as stub:
-        r = Relay(sources_cfg([runner_source(stub.port, images=False)]))
+        r = relay_with([runner_source(stub.port, images=False)])
         with r:
             stub.wait_client()
             stub.classify({"classification": scores(1)})
@@ -157,7 +163,7 @@ def test_eim_holds_and_retries():
     ball = ("videotestsrc pattern=ball is-live=true ! video/x-raw,width=160,height=120,"
             "framerate=10/1 ! jpegenc")
     src = {"name": "cam", "kind": "eim", "model_file": eim_model(), "gst_launch_args": ball}
-    with Relay(sources_cfg([src])) as r:
+    with relay_with([src]) as r:
         wait_stored(r, "cam", 3, timeout=FAIL_S, exact=False)
         with write_lock(r.db_path):
             wait_degraded(r)

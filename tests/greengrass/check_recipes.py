@@ -322,6 +322,21 @@ def rule_relay_settings(r, opts):
                   % key
 
 
+_SHELL_RUNS = {}
+
+
+def shell_tool(argv, script):
+    """(exit code, output) of a checker reading script on stdin. Remembered per argv and script:
+    the answer depends on nothing else, and the self-test checks the same unchanged scripts once
+    per broken copy (one shellcheck each, most of its time before)."""
+    key = (tuple(argv), script)
+    if key not in _SHELL_RUNS:
+        p = subprocess.run(argv, input=script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        _SHELL_RUNS[key] = (p.returncode, p.stdout)
+    return _SHELL_RUNS[key]
+
+
 def rule_shell(r, opts):
     for where, text, in_script in r.texts():
         if not in_script:
@@ -330,16 +345,14 @@ def rule_shell(r, opts):
             script = N.substitute(text, r.context("lite"), True)
         except N.RecipeError:
             continue  # rule_variables says why
-        p = subprocess.run(["sh", "-n"], input=script, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            yield "%s: not POSIX sh (both nuclei run /bin/sh): %s" % (where, p.stdout.strip())
+        rc, out = shell_tool(["sh", "-n"], script)
+        if rc != 0:
+            yield "%s: not POSIX sh (both nuclei run /bin/sh): %s" % (where, out.strip())
         elif shutil.which("shellcheck"):  # where it is installed, its warnings too
-            p = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", "-f", "gcc", "-"],
-                               input=script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-            if p.returncode != 0:
-                yield "%s: shellcheck: %s" % (where, " / ".join(p.stdout.strip().splitlines()))
+            rc, out = shell_tool(["shellcheck", "-s", "sh", "-S", "warning", "-f", "gcc", "-"],
+                                 script)
+            if rc != 0:
+                yield "%s: shellcheck: %s" % (where, " / ".join(out.strip().splitlines()))
 
 
 RULES = [

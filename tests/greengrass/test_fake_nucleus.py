@@ -2,7 +2,8 @@
 # test_fake_nucleus.py - the components end to end on a fake Java nucleus and a fake nucleus lite
 # (label greengrass), each in its own clean Debian 12 root:
 #  1. scripts/package.sh builds the host's package and, through recipes/build.sh, the components
-#     (dist/greengrass/), as a release does;
+#     (dist/greengrass/), as a release does (under CTest once for this test and the install
+#     test: the fixture package.dist, tests/install/build_dist.py);
 #  2. the nucleus's layout and the device's identity (certificate and key signed by the test CA
 #     of the black-box broker) where that nucleus keeps them (fake_nucleus.py);
 #  3. EdgeImpulseInferenceRelay deployed with a configuration merge of both shapes (top level and
@@ -28,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import urllib.request
@@ -81,13 +81,14 @@ except ImportError as e:
 # ---------------------------------------------------------------- the release ---------------
 
 def build_release():
-    """scripts/package.sh for the host's architecture (and recipes/build.sh through it)."""
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    out = os.path.join(WORK, "dist")
-    step("scripts/package.sh %s (with the components)" % arch)
-    subprocess.run([os.path.join(SRC, "scripts", "package.sh"), "--out", out, "--work",
-                    os.path.join(WORK, "pkg"), arch], check=True)
+    """scripts/package.sh for the host's architecture (and recipes/build.sh through it), or
+    what CTest's package.dist fixture built for this run (tests/install/build_dist.py)."""
+    if chroot.dist_prebuilt():
+        out = os.path.join(WORK, "dist")
+        step("the package and the components of this run in %s (package.dist)" % out)
+    else:
+        step("scripts/package.sh (with the components)")
+        out, _ = chroot.build_dist(SRC, WORK, recipes=True)
     gg = os.path.join(out, "greengrass")
     check(os.path.isdir(os.path.join(gg, "recipes")), "package.sh wrote no dist/greengrass")
     return gg

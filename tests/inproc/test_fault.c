@@ -21,7 +21,9 @@
  *
  * N goes as far as the run needs (a run without fault counts its events and the loop stops at
  * the first N past them); EI_FAULT_MAX caps it (default 20000, never reached). EI_FAULT_ONLY=alloc
- * (io, write, full) runs one kind; EI_FAULT_VERBOSE=1 keeps the product's log lines. */
+ * (io, write, full) runs one kind, EI_FAULT_SHARD=i/k only the N with N % k == i: CTest runs each
+ * kind as its own test (inproc.test_fault.<kind>; alloc, two thirds of the runs, as two shards),
+ * so they spread over the cores; EI_FAULT_VERBOSE=1 keeps the product's log lines. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -272,6 +274,15 @@ int main(int argc, char **argv)
     if (!fault_install()) return 1;
     if (!env_long("EI_FAULT_VERBOSE", 0)) log_set_level((log_level)(LOG_ERROR + 1)); /* none */
     long max_n = env_long("EI_FAULT_MAX", 20000);
+    /* EI_FAULT_SHARD=i/k: only the N with N % k == i (CTest splits the longest kind so) */
+    long shard = 0, shards = 1;
+    const char *sh = getenv("EI_FAULT_SHARD");
+    if (sh && *sh &&
+        (sscanf(sh, "%ld/%ld", &shard, &shards) != 2 || shards < 1 || shard < 0 ||
+         shard >= shards)) {
+        fprintf(stderr, "EI_FAULT_SHARD=%s is not i/k with 0 <= i < k\n", sh);
+        return 1;
+    }
     CHECK_EQ_INT(media_init(argc > 0 ? argv[0] : "test"), ER_OK);
     CHECK(make_bodies());
     /* thousands of fresh databases with synchronous=FULL: on tmpfs where there is one (an fsync
@@ -287,8 +298,10 @@ int main(int argc, char **argv)
     store_destroy(t);
 
     const char *only = getenv("EI_FAULT_ONLY");
+    int kinds = 0;
     for (int k = 0; k < FAULT__N; k++) {
         if (only && *only && strcmp(only, fault_kind_name((fault_kind)k)) != 0) continue;
+        kinds++;
         run base = {.kind = (fault_kind)k, .n = 0};
         run_once(&base);
         for (int i = 0; i <= PUTS; i++)
@@ -296,16 +309,21 @@ int main(int argc, char **argv)
         long n;
         bool done = false;
         for (n = 1; n <= max_n && !done; n++) {
+            if (n % shards != shard) continue;
             run r = {.kind = (fault_kind)k, .n = n};
             run_once(&r);
             done = !r.hit;
         }
-        printf("%s: %ld events in a run without fault; runs failing N = 1..%ld, %s\n",
-               fault_kind_name((fault_kind)k), base.events, n - 1,
+        printf("%s: %ld events in a run without fault; runs failing N = 1..%ld (N %% %ld == %ld), "
+               "%s\n",
+               fault_kind_name((fault_kind)k), base.events, n - 1, shards, shard,
                done ? "the last one reached no fault" : "stopped at EI_FAULT_MAX");
         fflush(stdout); /* before LeakSanitizer's report at exit */
         CHECK(done || max_n < base.events);
     }
+    /* EI_FAULT_ONLY naming no kind would make this a test that cannot fail */
+    if (kinds == 0) fprintf(stderr, "EI_FAULT_ONLY=%s names no fault kind\n", only);
+    CHECK(kinds > 0);
     for (int i = 0; i <= PUTS; i++)
         free(g_body[i]);
     media_shutdown();

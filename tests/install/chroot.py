@@ -5,7 +5,8 @@ package installed into it with apt, and commands or services run inside it.
 Used by tests/install/test_install.py and the Greengrass fake-nucleus tests; the root building
 itself is packaging/debroot.py (scripts/package.sh's cross roots use it too).
 
-  deb, arch = build_deb(src_dir, work_dir)      # scripts/package.sh into work_dir/dist
+  out, arch = build_dist(src_dir, work_dir)     # scripts/package.sh into work_dir/dist
+  deb, arch = build_deb(src_dir, work_dir)      # the .deb: built once per ctest run, or here
   root = debian_root(cache_dir)                 # a fresh root; raises Unavailable to skip
   times = install_deb(root, deb, cache_dir)     # apt-get install ./<deb> in it
   run_in_root(root, ["ei-relay", "--version"])  # like subprocess.run, inside the root
@@ -49,15 +50,42 @@ def project_version(src_dir):
     raise RuntimeError("no project version in CMakeLists.txt")
 
 
-def build_deb(src_dir, work_dir):
-    """This machine's .deb built by scripts/package.sh into work_dir/dist (its build trees in
-    work_dir/pkg): (path, Debian architecture)."""
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+def host_arch():
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+def build_dist(src_dir, work_dir, recipes=True):
+    """This machine's release built by scripts/package.sh into work_dir/dist (its build trees in
+    work_dir/pkg): the .deb and, with recipes, the Greengrass components (dist/greengrass).
+    Returns (dist directory, Debian architecture)."""
+    arch = host_arch()
     out = os.path.join(work_dir, "dist")
-    subprocess.run([os.path.join(src_dir, "scripts", "package.sh"), "--no-recipes", "--out", out,
-                    "--work", os.path.join(work_dir, "pkg"), arch], check=True)
-    return os.path.join(out, "ei-relay_%s_%s.deb" % (project_version(src_dir), arch)), arch
+    subprocess.run([os.path.join(src_dir, "scripts", "package.sh")] +
+                   ([] if recipes else ["--no-recipes"]) +
+                   ["--out", out, "--work", os.path.join(work_dir, "pkg"), arch], check=True)
+    return out, arch
+
+
+def dist_prebuilt():
+    """Whether this run's release is already in work_dir/dist: CTest's fixture test
+    package.dist (build_dist.py) builds it once for install.clean_root and
+    greengrass.fake_nucleus, which it runs first and tells so with EI_DIST_PREBUILT=1. A test
+    run by hand builds its own."""
+    return os.environ.get("EI_DIST_PREBUILT") == "1"
+
+
+def build_deb(src_dir, work_dir):
+    """This machine's .deb in work_dir/dist, built by scripts/package.sh unless this run's
+    fixture built it (dist_prebuilt): (path, Debian architecture)."""
+    if dist_prebuilt():
+        out, arch = os.path.join(work_dir, "dist"), host_arch()
+    else:
+        out, arch = build_dist(src_dir, work_dir, recipes=False)
+    deb = os.path.join(out, "ei-relay_%s_%s.deb" % (project_version(src_dir), arch))
+    if not os.path.isfile(deb):
+        raise RuntimeError("no %s (scripts/package.sh, or the package.dist fixture)" % deb)
+    return deb, arch
 
 
 def debian_root(cache_dir, dest=None, include=()):

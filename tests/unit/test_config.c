@@ -55,6 +55,7 @@ static void test_defaults(void)
     CHECK_EQ_STR(c.bind, "0.0.0.0");
     CHECK_EQ_STR(c.db_path, "./var/ei-relay.db");
     CHECK_EQ_INT(c.db_synchronous, CONFIG_SYNC_FULL);
+    CHECK_EQ_INT(c.db_busy_timeout_ms, 5000);
     CHECK_EQ_STR(c.web_root, "./web");
     CHECK_EQ_INT(c.log_level, LOG_INFO);
     CHECK_EQ_INT(c.http_threads, 2);
@@ -215,6 +216,8 @@ static void test_errors_name_the_key(void)
                      "db_synchronous: \"off\" is not one of full|normal"));
     CHECK(fails_with("{\"http_threads\": 0}", "http_threads: 0 is out of range 1..64"));
     CHECK(fails_with("{\"iotcore_qos\": 2}", "iotcore_qos: 2 is out of range 0..1"));
+    CHECK(fails_with("{\"db_busy_timeout_ms\": 0}",
+                     "db_busy_timeout_ms: 0 is out of range 1..600000"));
     CHECK(fails_with("{\"commit_batch_max\": 10001}",
                      "commit_batch_max: 10001 is out of range 1..10000"));
     CHECK(fails_with("{\"thumbnail_px\": 8}", "thumbnail_px: 8 is out of range 16..1024"));
