@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,18 @@ er_rc util_random(void *buf, size_t n)
     return ER_OK;
 }
 
+static void uuid_format(const uint8_t b[16], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
 er_rc util_uuid4(char *out)
 {
     uint8_t b[16];
@@ -69,11 +82,72 @@ er_rc util_uuid4(char *out)
     if (rc) return rc;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, UTIL_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    uuid_format(b, out);
     return ER_OK;
+}
+
+/* The v7 generator's state (RFC 9562 section 6.2, method 1 with a 42-bit counter: rand_a's
+ * 12 bits and the top 30 of rand_b). The counter starts at a random value below 2^41 each new
+ * ms, so about 2^41 ids fit in one ms; the random bytes come from a pool refilled 32 ids at a
+ * time (one getrandom call rather than one per id). */
+#define UUID7_POOL 128
+static struct {
+    pthread_mutex_t mu;
+    int64_t ms;       /* the timestamp of the last id */
+    uint64_t counter; /* its counter */
+    uint8_t pool[UUID7_POOL];
+    size_t pool_left;
+} g_uuid7 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static er_rc uuid7_take(void *out, size_t n)
+{
+    if (g_uuid7.pool_left < n) {
+        er_rc rc = util_random(g_uuid7.pool, sizeof g_uuid7.pool);
+        if (rc) return rc;
+        g_uuid7.pool_left = sizeof g_uuid7.pool;
+    }
+    memcpy(out, g_uuid7.pool + sizeof g_uuid7.pool - g_uuid7.pool_left, n);
+    g_uuid7.pool_left -= n;
+    return ER_OK;
+}
+
+#define UUID7_COUNTER_BITS 42
+#define UUID7_COUNTER_MAX ((UINT64_C(1) << UUID7_COUNTER_BITS) - 1)
+
+er_rc util_uuid7(char *out)
+{
+    uint8_t b[16], r[4];
+    uint64_t seed = 0;
+    er_rc rc;
+    int64_t now = util_now_ms();
+    pthread_mutex_lock(&g_uuid7.mu);
+    rc = uuid7_take(r, sizeof r);
+    if (rc) goto fail;
+    if (now > g_uuid7.ms) {
+        rc = uuid7_take(&seed, sizeof seed);
+        if (rc) goto fail;
+        g_uuid7.ms = now;
+        g_uuid7.counter = seed & (UUID7_COUNTER_MAX >> 1);
+    } else if (g_uuid7.counter < UUID7_COUNTER_MAX) {
+        g_uuid7.counter++; /* same ms, or the clock stepped back: keep counting from the last */
+    } else {
+        g_uuid7.ms++; /* counter used up (never in practice): borrow the next ms */
+        g_uuid7.counter = 0;
+    }
+    uint64_t ms = (uint64_t)g_uuid7.ms, c = g_uuid7.counter;
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | ((c >> 38) & 0x0f)); /* version 7, counter bits 41..38 */
+    b[7] = (uint8_t)(c >> 30);
+    b[8] = (uint8_t)(0x80 | ((c >> 24) & 0x3f)); /* variant 10, counter bits 29..24 */
+    b[9] = (uint8_t)(c >> 16);
+    b[10] = (uint8_t)(c >> 8);
+    b[11] = (uint8_t)c;
+    memcpy(b + 12, r, sizeof r);
+    uuid_format(b, out);
+fail:
+    pthread_mutex_unlock(&g_uuid7.mu);
+    return rc;
 }
 
 bool util_is_uuid(const char *s)
