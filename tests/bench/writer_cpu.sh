@@ -14,6 +14,8 @@ SECS=${EI_BENCH_SECONDS:-5}
 TOKEN=bench-admin-token-0123456789
 WORK=$(mktemp -d "${EI_BENCH_DIR:-/tmp}/ei-writer-cpu.XXXXXX")
 PID=""
+# the service refuses to run as root unless allowed
+if [[ $(id -u) == 0 ]]; then export EI_RELAY_ALLOW_ROOT=true; fi
 cleanup() {
     [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
     rm -rf "$WORK"
@@ -30,6 +32,7 @@ EOF
 PID=$!
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 200); do curl -sf "$URL/api/v1/health" >/dev/null && break; sleep 0.05; done
+curl -sf "$URL/api/v1/health" >/dev/null || { cat "$WORK/relay.log" >&2; exit 1; }
 # ticks of the thread named $1 (all threads: "all")
 ticks() {
     local total=0 t c
