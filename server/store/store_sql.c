@@ -91,9 +91,8 @@ const char *const store__writer_sql[WSTMT__N] = {
     " AND (?4 IS NULL OR i.ts >= ?4) AND (?5 IS NULL OR i.ts < ?5)"                                \
     " ORDER BY i.seq DESC LIMIT ?6"
 
-/* With a label: a range scan of the (label, seq) index drives the query (CROSS JOIN pins that
- * loop order; score and ts come from label_score by primary key), so "newest N with label X"
- * never scans. */
+/* With a label: a range scan of the covering (label, seq, score, ts) index drives the query
+ * (CROSS JOIN pins that loop order), so "newest N with label X" never scans. */
 #define SQL_LIST_LABEL                                                                             \
     "SELECT " INF_COLS " FROM label_score l CROSS JOIN inference i ON i.seq = l.seq"               \
     " LEFT JOIN image m ON m.seq = i.seq"                                                          \
