@@ -4,6 +4,8 @@
  * a new key takes a free entry or the one at the back. Everything under one mutex. */
 #include "core/ratelimit.h"
 
+#include <math.h>
+
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -231,8 +233,8 @@ bool ratelimit_take(ratelimit *t, const ratelimit_key *key, int64_t now_ms, int6
     bool ok = e->tokens >= 1.0;
     if (ok)
         e->tokens -= 1.0;
-    else
-        *retry_ms = (int64_t)((1.0 - e->tokens) * 1000.0 / t->o.per_s) + 1;
+    else /* rounded up, not +1: an empty bucket at 1/s is 1000 ms, Retry-After 1, not 2 */
+        *retry_ms = (int64_t)ceil((1.0 - e->tokens) * 1000.0 / t->o.per_s);
     pthread_mutex_unlock(&t->mu);
     return ok;
 }

@@ -63,6 +63,39 @@ er_rc util_random(void *buf, size_t n)
     return ER_OK;
 }
 
+/* Random bytes for ids, taken from getrandom in blocks: one system call per UUID_POOL / 16 ids
+ * instead of one per id (an ingest request made one). Per thread, so no lock; a forked child
+ * drops the block it inherited, so parent and child never hand out the same bytes. */
+#define UUID_POOL 256
+static _Thread_local uint8_t t_pool[UUID_POOL];
+static _Thread_local size_t t_pool_left;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    t_pool_left = 0;
+}
+
+static void pool_init(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
+/* n (at most 16) random bytes from this thread's block. */
+static er_rc pool_take(uint8_t *out, size_t n)
+{
+    pthread_once(&g_pool_once, pool_init);
+    if (t_pool_left < n) {
+        er_rc rc = util_random(t_pool, sizeof t_pool);
+        if (rc) return rc;
+        t_pool_left = sizeof t_pool;
+    }
+    memcpy(out, t_pool + sizeof t_pool - t_pool_left, n);
+    memset(t_pool + sizeof t_pool - t_pool_left, 0, n); /* each byte is used once */
+    t_pool_left -= n;
+    return ER_OK;
+}
+
 static void uuid_format(const uint8_t b[16], char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -78,7 +111,7 @@ static void uuid_format(const uint8_t b[16], char *out)
 er_rc util_uuid4(char *out)
 {
     uint8_t b[16];
-    er_rc rc = util_random(b, sizeof b);
+    er_rc rc = pool_take(b, sizeof b);
     if (rc) return rc;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
@@ -88,44 +121,26 @@ er_rc util_uuid4(char *out)
 
 /* The v7 generator's state (RFC 9562 section 6.2, method 1 with a 42-bit counter: rand_a's
  * 12 bits and the top 30 of rand_b). The counter starts at a random value below 2^41 each new
- * ms, so about 2^41 ids fit in one ms; the random bytes come from a pool refilled 32 ids at a
- * time (one getrandom call rather than one per id). */
-#define UUID7_POOL 128
+ * ms, so about 2^41 ids fit in one ms; the last 32 bits are random (the thread's block). */
 static struct {
     pthread_mutex_t mu;
     int64_t ms;       /* the timestamp of the last id */
     uint64_t counter; /* its counter */
-    uint8_t pool[UUID7_POOL];
-    size_t pool_left;
 } g_uuid7 = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static er_rc uuid7_take(void *out, size_t n)
-{
-    if (g_uuid7.pool_left < n) {
-        er_rc rc = util_random(g_uuid7.pool, sizeof g_uuid7.pool);
-        if (rc) return rc;
-        g_uuid7.pool_left = sizeof g_uuid7.pool;
-    }
-    memcpy(out, g_uuid7.pool + sizeof g_uuid7.pool - g_uuid7.pool_left, n);
-    g_uuid7.pool_left -= n;
-    return ER_OK;
-}
 
 #define UUID7_COUNTER_BITS 42
 #define UUID7_COUNTER_MAX ((UINT64_C(1) << UUID7_COUNTER_BITS) - 1)
 
 er_rc util_uuid7(char *out)
 {
-    uint8_t b[16], r[4];
+    uint8_t b[16], r[12];
     uint64_t seed = 0;
-    er_rc rc;
+    er_rc rc = pool_take(r, sizeof r); /* 4 for the tail, 8 for a new ms's seed */
+    if (rc) return rc;
+    memcpy(&seed, r + 4, sizeof seed);
     int64_t now = util_now_ms();
     pthread_mutex_lock(&g_uuid7.mu);
-    rc = uuid7_take(r, sizeof r);
-    if (rc) goto fail;
     if (now > g_uuid7.ms) {
-        rc = uuid7_take(&seed, sizeof seed);
-        if (rc) goto fail;
         g_uuid7.ms = now;
         g_uuid7.counter = seed & (UUID7_COUNTER_MAX >> 1);
     } else if (g_uuid7.counter < UUID7_COUNTER_MAX) {
@@ -135,6 +150,7 @@ er_rc util_uuid7(char *out)
         g_uuid7.counter = 0;
     }
     uint64_t ms = (uint64_t)g_uuid7.ms, c = g_uuid7.counter;
+    pthread_mutex_unlock(&g_uuid7.mu);
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t)(ms >> (40 - 8 * i));
     b[6] = (uint8_t)(0x70 | ((c >> 38) & 0x0f)); /* version 7, counter bits 41..38 */
@@ -143,11 +159,9 @@ er_rc util_uuid7(char *out)
     b[9] = (uint8_t)(c >> 16);
     b[10] = (uint8_t)(c >> 8);
     b[11] = (uint8_t)c;
-    memcpy(b + 12, r, sizeof r);
+    memcpy(b + 12, r, 4);
     uuid_format(b, out);
-fail:
-    pthread_mutex_unlock(&g_uuid7.mu);
-    return rc;
+    return ER_OK;
 }
 
 bool util_is_uuid(const char *s)

@@ -64,6 +64,14 @@ struct forwarder {
     pthread_cond_t cv;
     bool stop, wake; /* stop: forwarder_stop asked; wake: a commit */
     fwd_event *ev_head, *ev_tail;
+    /* Events the thread is done with, kept for the next callbacks (no malloc per PUBACK). */
+    fwd_event *ev_free;
+    int n_free;
+    /* PUBACKs queued since the thread took the queue, and how many of them wake it while it
+     * sleeps (set before each sleep: a quarter of the window, so it refills in batches
+     * instead of being woken per message; never more than it has in flight) */
+    int n_dones, wake_dones;
+    bool ev_urgent; /* an event other than a PUBACK is queued: wake at once */
     model_metrics_state model_metrics;
     fwd_state state;
     char last_error[FWD_REASON_MAX];
@@ -115,9 +123,12 @@ void forward__mqtt_callbacks(forwarder *f, mqtt_callbacks *out);
 /* The store's commit hook: counts the model metrics and wakes the thread. */
 void forward__on_commit(void *arg, inference *const *committed, size_t n);
 void forward__free_events(fwd_event *e);
-/* Sleeps until mono_ms, an event or a commit; and, unless stopping (the thread is finishing the
- * publishes in flight), until forwarder_stop. */
-void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping);
+/* The thread's turn: gives back the events it is done with (done, may be NULL), takes the
+ * queued ones (returned, oldest first) and the stop and wake flags (wake is cleared). */
+fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken);
+/* Sleeps until mono_ms, an event other than a PUBACK, wake_dones PUBACKs, or a commit; and,
+ * unless stopping (the thread is finishing the publishes in flight), until forwarder_stop. */
+void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping, int wake_dones);
 
 /* One snapshot of the forwarder's state and counters, for its one status writer. */
 typedef struct forwarder_status {

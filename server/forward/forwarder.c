@@ -404,7 +404,8 @@ static void drain(forwarder *f, int64_t now)
             store_page_free(&f->page);
             memset(&f->page, 0, sizeof f->page);
             f->page_i = 0;
-            er_rc rc = store_outbox_fetch(f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
+            er_rc rc = (po.include_image ? store_outbox_fetch : store_outbox_fetch_meta)(
+                f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
             if (rc) {
                 log_warn("forward", "reading the outbox failed: %s", er_rc_name(rc));
                 f->pace_until_ms = now + 1000;
@@ -488,6 +489,16 @@ static void send_model_metrics(forwarder *f)
     util_buf_free(&b);
 }
 
+/* How many PUBACKs wake the thread: a quarter of the window (one turn then refills several
+ * publishes and records their acks together), never more than are in flight. */
+static int wake_dones(const forwarder *f)
+{
+    int window = f->probe ? 1 : f->cfg->mqtt_inflight;
+    int n = window / 4;
+    if (!f->up || n < 1) return 1;
+    return n < f->n_fl ? n : f->n_fl;
+}
+
 static void *run(void *arg)
 {
     forwarder *f = arg;
@@ -497,13 +508,11 @@ static void *run(void *arg)
     f->next_model_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
     pace_bucket_init(&f->rate, f->cfg->publish_rate_max, now);
     pace_bucket_init(&f->bytes, (double)f->cfg->publish_bytes_max, now);
+    fwd_event *spent = NULL; /* the last turn's events, given back at the next */
     for (;;) {
-        pthread_mutex_lock(&f->mu);
-        bool stop = f->stop, woken = f->wake;
-        fwd_event *evs = f->ev_head;
-        f->ev_head = f->ev_tail = NULL;
-        f->wake = false;
-        pthread_mutex_unlock(&f->mu);
+        bool stop, woken;
+        fwd_event *evs = forward__take_events(f, spent, &stop, &woken);
+        spent = evs;
         now = util_mono_ms();
         if (stop && !f->stop_by_ms) {
             f->stop_by_ms = now + STOP_ACKS_MS;
@@ -530,11 +539,10 @@ static void *run(void *arg)
                 break;
             }
         }
-        forward__free_events(evs);
         if (stop) {
             /* nothing new is sent; forwarder_stop records the acks that came */
             if (!f->up || f->n_fl == 0 || now >= f->stop_by_ms) break;
-            forward__wait_until(f, f->stop_by_ms, true);
+            forward__wait_until(f, f->stop_by_ms, true, 1);
             continue;
         }
         if (!f->live && now >= f->next_connect_ms) start_connect(f, now);
@@ -552,8 +560,9 @@ static void *run(void *arg)
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
             until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
-        forward__wait_until(f, until, false);
+        forward__wait_until(f, until, false, wake_dones(f));
     }
+    forward__free_events(spent);
     return NULL;
 }
 
@@ -647,6 +656,7 @@ void forwarder_destroy(forwarder *f)
         drop_inflight(f, f->n_fl - 1); /* they stay in the outbox */
     store_page_free(&f->page);
     util_buf_free(&f->built);
+    forward__free_events(f->ev_free);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);

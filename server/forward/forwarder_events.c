@@ -14,14 +14,24 @@
 #include "core/util.h"
 #include "forward/commands.h"
 
-static void push(forwarder *f, fwd_event *e)
+#define FREE_EVENTS_MAX 256 /* events kept for reuse; more are freed */
+
+/* Appends e (caller holds f->mu). */
+static void append(forwarder *f, fwd_event *e)
 {
-    pthread_mutex_lock(&f->mu);
+    e->next = NULL;
     if (f->ev_tail)
         f->ev_tail->next = e;
     else
         f->ev_head = e;
     f->ev_tail = e;
+}
+
+static void push(forwarder *f, fwd_event *e)
+{
+    pthread_mutex_lock(&f->mu);
+    append(f, e);
+    f->ev_urgent = true;
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
 }
@@ -46,15 +56,27 @@ static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *rea
     push(arg, e);
 }
 
+/* paho's receive thread, once per PUBACK: a kept event, and the thread is woken only when
+ * enough PUBACKs wait (see wake_dones) */
 static void cb_done(void *arg, uint64_t gen, int token, bool ok)
 {
-    fwd_event *e = calloc(1, sizeof *e);
-    if (!e) return;
+    forwarder *f = arg;
+    pthread_mutex_lock(&f->mu);
+    fwd_event *e = f->ev_free;
+    if (e) {
+        f->ev_free = e->next;
+        f->n_free--;
+    } else if (!(e = calloc(1, sizeof *e))) {
+        goto fail;
+    }
     e->type = FWD_EV_DONE;
     e->gen = gen;
     e->token = token;
     e->ok = ok;
-    push(arg, e);
+    append(f, e);
+    if (++f->n_dones >= f->wake_dones) pthread_cond_signal(&f->cv);
+fail:
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void cb_message(void *arg, uint64_t gen, const char *topic, const void *payload, size_t len,
@@ -106,15 +128,45 @@ void forward__free_events(fwd_event *e)
     }
 }
 
-void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping)
+fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken)
+{
+    pthread_mutex_lock(&f->mu);
+    while (done) { /* kept blank: a message's strings go, the fixed fields are set anew */
+        fwd_event *n = done->next;
+        free(done->topic);
+        free(done->payload);
+        done->topic = done->payload = NULL;
+        if (f->n_free < FREE_EVENTS_MAX) {
+            done->next = f->ev_free;
+            f->ev_free = done;
+            f->n_free++;
+        } else {
+            free(done);
+        }
+        done = n;
+    }
+    fwd_event *evs = f->ev_head;
+    f->ev_head = f->ev_tail = NULL;
+    f->n_dones = 0;
+    f->ev_urgent = false;
+    *stop = f->stop;
+    *woken = f->wake;
+    f->wake = false;
+    pthread_mutex_unlock(&f->mu);
+    return evs;
+}
+
+void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping, int wake_dones)
 {
     struct timespec ts;
     int64_t delta = mono_ms - util_mono_ms();
     util_deadline(&ts, CLOCK_MONOTONIC, delta > 0 ? delta : 0);
     pthread_mutex_lock(&f->mu);
-    while ((stopping || !f->stop) && !f->wake && !f->ev_head) {
+    f->wake_dones = wake_dones > 1 ? wake_dones : 1;
+    while ((stopping || !f->stop) && !f->wake && !f->ev_urgent && f->n_dones < f->wake_dones) {
         if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT) break;
     }
+    f->wake_dones = 1;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -4,9 +4,11 @@
  * and the inference goes to the store's writer; the writer's done callback records the result
  * and resumes the connection, and the answer is built when MHD calls the handler again. */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_print.h"
 #include "core/log.h"
 #include "http/http_internal.h"
 #include "model/view.h"
@@ -33,7 +35,7 @@ static bool source_name_ok(const char *s)
 /* Answers a view (cJSON, consumed) with a Location header when guid is given. */
 static enum MHD_Result reply_view(http_req *r, unsigned status, cJSON *view, const char *guid)
 {
-    char *text = view ? cJSON_PrintUnformatted(view) : NULL;
+    char *text = view ? json_print(view) : NULL;
     cJSON_Delete(view);
     if (!text) return http_reply_error(r, 500, "internal", "out of memory rendering the view");
     char loc[64];
@@ -79,14 +81,13 @@ enum MHD_Result http_api_ingest(http_req *r)
     if (rc) return http_reply_rc(r, rc, err.msg);
     http_req_body_free(r);
 
-    /* The store owns inf from store_put_async on, so the answer is rendered now; only seq
-     * and ts are filled in from the commit result. */
-    cJSON *view = view_inference(inf);
-    if (!view) {
+    /* The store owns inf from store_put_async on, so the answer is rendered now; only id,
+     * seq and ts are put before it from the commit result. */
+    r->view_tail = view_render_tail(inf);
+    if (!r->view_tail) {
         inference_destroy(inf);
         return http_reply_error(r, 500, "internal", "out of memory rendering the view");
     }
-    r->view = view;
 
     /* Suspend before submitting: the done callback may run (and resume) before
      * store_put_async even returns. */
@@ -114,13 +115,10 @@ enum MHD_Result http_api_ingest_finish(http_req *r)
                                     "the disk is full; the inference was not stored");
         return http_reply_rc(r, p->rc, "the inference could not be stored");
     }
-    cJSON *view = r->view;
-    r->view = NULL;
     if (p->duplicate) {
         /* An idempotent retry: answer what is stored, not what was sent this time; but only to
          * a token that may read it. An ingest-only token gets just the id (and 200: the client
          * knows its retry landed), so posting a known id never reads a row back. */
-        cJSON_Delete(view);
         if (!auth_allows(r->role, AUTH_READ)) {
             cJSON *o = cJSON_CreateObject();
             if (o && !cJSON_AddStringToObject(o, "id", p->guid)) {
@@ -132,21 +130,21 @@ enum MHD_Result http_api_ingest_finish(http_req *r)
         inference *stored = NULL;
         er_rc rc = store_get(r->srv->deps.st, p->guid, &stored);
         if (rc) return http_reply_rc(r, rc, "the stored inference could not be read");
-        view = view_inference(stored);
+        cJSON *view = view_inference(stored);
         inference_destroy(stored);
         return reply_view(r, 200, view, p->guid);
     }
-    if (!view_set_stored(view, p->seq, p->ts)) {
-        cJSON_Delete(view);
-        view = NULL; /* reply_view answers 500 */
-    }
-    return reply_view(r, 201, view, p->guid);
+    char *text = view_render(p->guid, p->seq, p->ts, r->view_tail);
+    if (!text) return http_reply_error(r, 500, "internal", "out of memory rendering the view");
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/inferences/%s", p->guid);
+    return http_reply_json_at(r, 201, text, loc);
 }
 
 void http_req_free_ingest(http_req *r)
 {
-    cJSON_Delete(r->view);
-    r->view = NULL;
+    free(r->view_tail);
+    r->view_tail = NULL;
 }
 
 /* ---- reads ---- */
@@ -301,9 +299,14 @@ enum MHD_Result http_api_thumbnail(http_req *r)
     int px = r->srv->deps.cfg->thumbnail_px > 0 ? r->srv->deps.cfg->thumbnail_px : 160;
     rc = media_thumbnail(img.data, img.len, px, &thumb, &thumb_len);
     free(img.data);
-    if (rc)
-        return http_reply_rc(r, rc == ER_NOMEM ? ER_NOMEM : ER_INTERNAL,
-                             "the thumbnail could not be made");
+    if (rc) {
+        /* ER_IO: no libvips module; say which file, so the operator can install it */
+        const char *missing = rc == ER_IO ? media_unavailable() : NULL;
+        char why[400];
+        snprintf(why, sizeof why, "the thumbnail could not be made%s%s", missing ? ": " : "",
+                 missing ? missing : "");
+        return http_reply_rc(r, rc == ER_NOMEM ? ER_NOMEM : ER_INTERNAL, why);
+    }
     er_rc crc = store_set_thumbnail(st, r->route.guid, thumb, thumb_len);
     if (crc) log_warn("http", "thumbnail of %s not cached: %s", r->route.guid, er_rc_name(crc));
     return reply_bytes(r, thumb, thumb_len, "image/jpeg");

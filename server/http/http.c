@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/json_print.h"
 #include "core/log.h"
 #include "http/http_internal.h"
 
@@ -81,7 +82,7 @@ enum MHD_Result http_reply_json_at(http_req *r, unsigned status, char *json, con
 
 enum MHD_Result http_reply_cjson(http_req *r, unsigned status, void *cjson)
 {
-    char *text = cjson ? cJSON_PrintUnformatted(cjson) : NULL;
+    char *text = cjson ? json_print(cjson) : NULL;
     cJSON_Delete(cjson);
     return http_reply_json(r, status, text);
 }

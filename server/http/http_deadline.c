@@ -32,6 +32,7 @@ struct http_deadlines {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC: a deadline moved earlier, or stop */
     http_conn *conns;
+    int64_t wake_ms; /* the deadline the watchdog sleeps until; 0 = none (it waits for a signal) */
     bool stop;
     bool started;
     pthread_t thread;
@@ -77,6 +78,7 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&d->mu);
     while (!d->stop) {
         int64_t next = cut_expired(d, util_mono_ms());
+        d->wake_ms = next;
         if (!next) {
             pthread_cond_wait(&d->cv, &d->mu);
             continue;
@@ -136,13 +138,20 @@ uint64_t http_deadlines_cut(http_deadlines *d)
     return d ? atomic_load_explicit(&d->n_cut, memory_order_relaxed) : 0;
 }
 
-/* Sets c's deadline ms from now (0: none) under the mutex and wakes the watchdog. */
+/* Sets c's deadline ms from now (0: none) under the mutex. The watchdog is woken only when the
+ * new deadline is earlier than the one it sleeps until: every request moves its connection's
+ * deadline twice, and a wake-up (futex, a scan of every connection) per move cost more CPU
+ * than the request's own work. A deadline that moved later is found when the watchdog wakes
+ * for the old one, so the watchdog runs about once per head/body timeout. */
 static void set_deadline(http_deadlines *d, http_conn *c, int64_t ms, bool body)
 {
     pthread_mutex_lock(&d->mu);
     c->deadline_ms = ms ? util_mono_ms() + ms : 0;
     c->body = body;
-    if (ms) pthread_cond_signal(&d->cv);
+    if (ms && (!d->wake_ms || c->deadline_ms < d->wake_ms)) {
+        d->wake_ms = c->deadline_ms; /* no second signal before the watchdog has looked */
+        pthread_cond_signal(&d->cv);
+    }
     pthread_mutex_unlock(&d->mu);
 }
 

@@ -90,8 +90,9 @@ struct http_req {
     util_buf body;      /* ingest upload, bounded by max_body_bytes */
     int64_t body_held;  /* what this request holds of srv->bodies_held */
     uint64_t discarded; /* bytes drained in HTTP_REQ_DISCARD */
-    /* ingest: the view rendered before the inference went to the store (owned cJSON) */
-    void *view;
+    /* ingest: the view's members after "ts", rendered before the inference went to the store
+     * (view_render_tail; owned text) */
+    char *view_tail;
     atomic_bool put_done; /* set once by the store callback or a synchronous failure */
     bool counted;         /* counted in srv->suspended (MHD threads only) */
     bool close;           /* answer with Connection: close (a head that cannot be trusted) */

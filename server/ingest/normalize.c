@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/json_alloc.h"
+#include "core/json_print.h"
 
 #define NORM_LABEL_MAX 128   /* bytes in one label */
 #define NORM_ITEMS_MAX 10000 /* classification labels plus boxes plus grid cells */
@@ -53,6 +54,20 @@ static er_rc take_number(const cJSON *it, const char *field, double *out, er_err
         return er_fail(err, ER_SHAPE, "%s must be a finite number", field);
     *out = it->valuedouble;
     return ER_OK;
+}
+
+/* The checks of take_number and check_label without the error: a field's name for the message
+ * is formatted only when there is an error (a snprintf per label cost more than the rest of
+ * the label's work). */
+static bool number_ok(const cJSON *it)
+{
+    return cJSON_IsNumber(it) && isfinite(it->valuedouble);
+}
+
+static bool label_ok(const char *label)
+{
+    size_t n = strlen(label);
+    return n > 0 && n <= NORM_LABEL_MAX;
 }
 
 static er_rc check_label(const char *label, const char *field, er_err *err)
@@ -174,6 +189,16 @@ static er_rc check_tree(const cJSON *node, const char *parent, er_err *err)
         if ((rc = check_tree(it, node->string ? node->string : parent, err))) goto fail;
     }
     if (!cJSON_IsObject(node) || n < 2) goto fail;
+    if (n <= 8) { /* the usual object: comparing each pair is cheaper than sorting a copy */
+        for (const cJSON *a = node->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0) {
+                    rc = er_fail(err, ER_SHAPE, "key '%.64s' appears twice in one object",
+                                 a->string);
+                    goto fail;
+                }
+        goto fail;
+    }
     keys = malloc(n * sizeof *keys);
     if (!keys) {
         rc = ER_NOMEM;
@@ -211,10 +236,14 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
     }
     for (const cJSON *it = map->child; it; it = it->next) {
         double v = 0;
-        snprintf(field, sizeof field, "%s.%.64s", name, it->string);
-        if ((rc = count_item(c, name)) || (rc = check_label(it->string, field, c->err)) ||
-            (rc = take_number(it, field, &v, c->err)))
+        if ((rc = count_item(c, name))) goto fail;
+        if (!label_ok(it->string) || !number_ok(it)) {
+            snprintf(field, sizeof field, "%s.%.64s", name, it->string);
+            if (!(rc = check_label(it->string, field, c->err)))
+                rc = take_number(it, field, &v, c->err);
             goto fail;
+        }
+        v = it->valuedouble;
         /* cJSON keeps duplicate keys; the result must hold one score per label. The label
          * index is empty before the classification, so a label it already has is a repeat
          * (found by its hash: a linear look-up here made 10,000 labels quadratic). */
@@ -224,6 +253,7 @@ static er_rc norm_classification(norm_ctx *c, const cJSON *map, const char *name
             goto fail;
         }
         if (c->inf->n_labels == before) {
+            snprintf(field, sizeof field, "%s.%.64s", name, it->string);
             rc = er_fail(c->err, ER_SHAPE, "%s: label appears twice", field);
             goto fail;
         }
@@ -256,14 +286,21 @@ static er_rc norm_box(norm_ctx *c, const cJSON *box, const char *name, size_t i,
         rc = er_fail(c->err, ER_SHAPE, "%s[%zu] must be an object", name, i);
         goto fail;
     }
-    snprintf(field, sizeof field, "%s[%zu].label", name, i);
-    if (!cJSON_IsString(label)) {
-        rc = er_fail(c->err, ER_SHAPE, "%s must be a string", field);
+    const cJSON *val = member(box, "value");
+    if (!cJSON_IsString(label) || !label_ok(label->valuestring)) {
+        snprintf(field, sizeof field, "%s[%zu].label", name, i);
+        if (!cJSON_IsString(label))
+            rc = er_fail(c->err, ER_SHAPE, "%s must be a string", field);
+        else
+            rc = check_label(label->valuestring, field, c->err);
         goto fail;
     }
-    if ((rc = check_label(label->valuestring, field, c->err))) goto fail;
-    snprintf(field, sizeof field, "%s[%zu].value", name, i);
-    if ((rc = take_number(member(box, "value"), field, value, c->err))) goto fail;
+    if (!number_ok(val)) {
+        snprintf(field, sizeof field, "%s[%zu].value", name, i);
+        rc = take_number(val, field, value, c->err);
+        goto fail;
+    }
+    *value = val->valuedouble;
     out = cJSON_CreateObject();
     if (!out || !cJSON_AddStringToObject(out, "label", label->valuestring) ||
         !cJSON_AddNumberToObject(out, "value", *value)) {
@@ -271,10 +308,13 @@ static er_rc norm_box(norm_ctx *c, const cJSON *box, const char *name, size_t i,
         goto fail;
     }
     for (size_t k = 0; k < sizeof coords / sizeof coords[0]; k++) {
-        double v = 0;
-        snprintf(field, sizeof field, "%s[%zu].%s", name, i, coords[k]);
-        if ((rc = take_number(member(box, coords[k]), field, &v, c->err))) goto fail;
-        if (!cJSON_AddNumberToObject(out, coords[k], v)) {
+        const cJSON *it = member(box, coords[k]);
+        if (!number_ok(it)) {
+            snprintf(field, sizeof field, "%s[%zu].%s", name, i, coords[k]);
+            rc = take_number(it, field, &(double){0}, c->err);
+            goto fail;
+        }
+        if (!cJSON_AddNumberToObject(out, coords[k], it->valuedouble)) {
             rc = ER_NOMEM;
             goto fail;
         }
@@ -403,7 +443,7 @@ static er_rc norm_result(norm_ctx *c, const result_src *s)
         inf->has_anomaly = 1;
         inf->anomaly = vmax;
     }
-    inf->result_json = cJSON_PrintUnformatted(c->res);
+    inf->result_json = json_print(c->res);
     if (!inf->result_json) {
         rc = ER_NOMEM;
         goto fail;
@@ -453,7 +493,7 @@ static er_rc norm_timing(norm_ctx *c, const cJSON *root)
         }
     }
     if (!t->child) goto fail; /* nothing numeric: no timing */
-    c->inf->timing_json = cJSON_PrintUnformatted(t);
+    c->inf->timing_json = json_print(t);
     if (!c->inf->timing_json) rc = ER_NOMEM;
 fail:
     cJSON_Delete(t);
@@ -581,7 +621,7 @@ static er_rc norm_meta(norm_ctx *c, const cJSON *root, const normalize_opts *o)
         goto fail;
 
     if (info) {
-        inf->info_json = cJSON_PrintUnformatted(info);
+        inf->info_json = json_print(info);
         if (!inf->info_json) {
             rc = ER_NOMEM;
             goto fail;
@@ -662,6 +702,8 @@ er_rc normalize_json(const char *json, size_t len, const normalize_opts *o, infe
         goto fail;
     }
     if ((rc = prescan(json, len, &c.lim, err))) goto fail;
+    /* The trees below live only in this call: one arena instead of a malloc per node. */
+    json_alloc_scratch_begin();
     /* Not NUL-terminated, so cJSON must not check for a terminator; we check the tail. */
     json_alloc_reset();
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -696,5 +738,6 @@ fail:
     inference_destroy(c.inf);
     cJSON_Delete(c.res);
     cJSON_Delete(root);
+    json_alloc_scratch_end();
     return rc;
 }

@@ -1,9 +1,10 @@
-/* synth.c - see synth.h. The pixels are made here; libvips only encodes them. */
+/* synth.c - see synth.h. The pixels are made here; the libvips module only encodes them. */
 #include "media/synth.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <vips/vips.h>
+
+#include "media/media_internal.h"
 
 static uint32_t xorshift(uint32_t *s)
 {
@@ -18,9 +19,6 @@ er_rc synth_jpeg(int w, int h, const synth_rect *rects, size_t n, uint32_t seed,
                  uint8_t **out, size_t *out_len)
 {
     er_rc rc = ER_NOMEM;
-    VipsImage *img = NULL;
-    void *jpeg = NULL;
-    size_t jpeg_len = 0;
     if (w <= 0 || h <= 0 || w > 4096 || h > 4096) return ER_INVALID;
     uint8_t *px = malloc((size_t)w * (size_t)h * 3);
     if (!px) goto fail;
@@ -46,25 +44,9 @@ er_rc synth_jpeg(int w, int h, const synth_rect *rects, size_t n, uint32_t seed,
             }
         }
     }
-    img = vips_image_new_from_memory(px, (size_t)w * (size_t)h * 3, w, h, 3, VIPS_FORMAT_UCHAR);
-    if (!img) {
-        rc = ER_INTERNAL;
-        goto fail;
-    }
-    if (vips_jpegsave_buffer(img, &jpeg, &jpeg_len, "Q", quality, "strip", TRUE, NULL)) {
-        vips_error_clear();
-        rc = ER_INTERNAL;
-        goto fail;
-    }
-    /* libvips allocates with g_malloc; hand the caller plain malloc memory. */
-    *out = malloc(jpeg_len);
-    if (!*out) goto fail;
-    memcpy(*out, jpeg, jpeg_len);
-    *out_len = jpeg_len;
-    rc = ER_OK;
+    const media_vips_api *v = media__vips(NULL);
+    rc = v ? v->jpeg_from_rgb(px, w, h, quality, out, out_len) : ER_IO;
 fail:
-    g_free(jpeg);
-    if (img) g_object_unref(img);
     free(px);
     return rc;
 }

@@ -271,13 +271,18 @@ void store_set_policy(store *s, store_policy_fn fn, void *arg);
  * *items is an owned array of owned inferences (free with store_page_free on a store_page,
  * or inference_destroy each + free). Dead rows are not returned. */
 er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out);
+/* The same without the image bytes (image.data NULL; mime, width, height and len kept): for a
+ * forwarder that publishes no images, so a drain does not read every stored JPEG. */
+er_rc store_outbox_fetch_meta(store *s, int64_t after_seq, int limit, store_page *out);
 
 /* Marks rows published: deletes their outbox rows and records PUBLISHED (writer, batched;
  * returns after commit). */
 er_rc store_outbox_ack(store *s, const int64_t *seqs, size_t n);
 /* The same without waiting for the commit (the forwarder keeps its window full meanwhile): a
  * crash before that commit only means the rows are sent again, which at-least-once allows. A
- * later store_outbox_fetch may still return them until the commit. */
+ * later store_outbox_fetch may still return them until the commit. While an earlier such ack
+ * still waits in the queue (the writer is committing), the seqs join it: one job, and one
+ * statement per run of consecutive seqs, however many calls. */
 er_rc store_outbox_ack_async(store *s, const int64_t *seqs, size_t n);
 
 /* Records a failed attempt; permanent (or attempts reaching max_attempts) moves the row to the

@@ -5,6 +5,7 @@
  * connection; the policy is set under s->mu before traffic. */
 #include "store/store_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,14 +91,52 @@ fail:
     return rc;
 }
 
+/* Deletes the outbox rows lo..hi and marks their inferences PUBLISHED: two statements for a
+ * run of consecutive seqs, every one of which was acknowledged. */
+static er_rc ack_run(store *s, int64_t lo, int64_t hi)
+{
+    if (lo == hi) {
+        er_rc rc = outbox_delete(s, lo);
+        return rc ? rc : set_publish(s, lo, INFERENCE_PUBLISH_PUBLISHED);
+    }
+    sqlite3_stmt *st = s->wst[WSTMT_OB_DELETE_RANGE];
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    int src = step_once(st);
+    if (src != SQLITE_DONE) return store__db_error(s, s->wdb, src, "deleting outbox rows");
+    st = s->wst[WSTMT_SET_PUBLISH_RANGE];
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int(st, 3, (int)INFERENCE_PUBLISH_PUBLISHED);
+    src = step_once(st);
+    return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "recording publish state");
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Broker acknowledged: the outbox rows go, the inferences say PUBLISHED (also for a row the
- * outbox dropped meanwhile: the broker has it, so that is the truth). */
+ * outbox dropped meanwhile: the broker has it, so that is the truth). The seqs are sorted (a
+ * drain acks them nearly in order) and each run of consecutive ones is two range statements. */
 er_rc store__exec_ack(store *s, job *j)
 {
     er_rc rc = ER_OK;
-    for (size_t i = 0; i < j->n_seqs; i++) {
-        if ((rc = outbox_delete(s, j->seqs[i]))) goto fail;
-        if ((rc = set_publish(s, j->seqs[i], INFERENCE_PUBLISH_PUBLISHED))) goto fail;
+    int64_t *q = j->seqs;
+    size_t n = j->n_seqs;
+    for (size_t i = 1; i < n; i++)
+        if (q[i] < q[i - 1]) {
+            qsort(q, n, sizeof *q, cmp_seq);
+            break;
+        }
+    for (size_t i = 0; i < n;) {
+        size_t k = i + 1;
+        while (k < n && (q[k] == q[k - 1] || q[k] == q[k - 1] + 1)) /* duplicates are harmless */
+            k++;
+        if ((rc = ack_run(s, q[i], q[k - 1]))) goto fail;
+        i = k;
     }
 fail:
     return rc;
@@ -153,6 +192,13 @@ er_rc store_outbox_fetch(store *s, int64_t after_seq, int limit, store_page *out
     return store__read_page(s, RSTMT_OB_FETCH, after_seq, limit, PAGE_DATA, 0, out);
 }
 
+er_rc store_outbox_fetch_meta(store *s, int64_t after_seq, int limit, store_page *out)
+{
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > 1000 || after_seq < 0) return ER_INVALID;
+    return store__read_page(s, RSTMT_OB_FETCH_META, after_seq, limit, 0, 0, out);
+}
+
 er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out)
 {
     memset(out, 0, sizeof *out);
@@ -161,14 +207,50 @@ er_rc store_outbox_dead(store *s, int64_t before_seq, int limit, store_page *out
                             out);
 }
 
+/* An ack job's seqs array holds ack_cap(n_seqs) entries: powers of two, so appending to a
+ * queued job is amortised O(1). */
+static size_t ack_cap(size_t n)
+{
+    size_t c = 64;
+    while (c < n)
+        c *= 2;
+    return c;
+}
+
+/* Appends the seqs to the ack job at the tail of the queue, if there is one nobody waits for:
+ * while the writer commits, the acks of that time become one job (one statement per run of
+ * seqs), and the writer, already signalled, is not woken again. false: queue a new job. */
+static bool ack_append(store *s, const int64_t *seqs, size_t n)
+{
+    bool ok = false;
+    pthread_mutex_lock(&s->mu);
+    job *t = s->q_tail;
+    if (s->stopping || !t || t->kind != JOB_ACK || t->done) goto fail;
+    size_t need = t->n_seqs + n;
+    if (need > ack_cap(t->n_seqs)) {
+        int64_t *p = realloc(t->seqs, ack_cap(need) * sizeof *p);
+        if (!p) goto fail;
+        t->seqs = p;
+    }
+    memcpy(t->seqs + t->n_seqs, seqs, n * sizeof *seqs);
+    t->n_seqs = need;
+    t->cost += n * sizeof *seqs;
+    s->q_bytes += n * sizeof *seqs;
+    ok = true;
+fail:
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
 static er_rc outbox_ack(store *s, const int64_t *seqs, size_t n, bool wait)
 {
     if (n == 0) return ER_OK;
     if (!seqs) return ER_INVALID;
+    if (!wait && ack_append(s, seqs, n)) return ER_OK;
     job *j = calloc(1, sizeof *j);
     if (!j) return ER_NOMEM;
     j->kind = JOB_ACK;
-    j->seqs = malloc(n * sizeof *j->seqs);
+    j->seqs = malloc(ack_cap(n) * sizeof *j->seqs);
     if (!j->seqs) {
         store__free_job(j);
         return ER_NOMEM;

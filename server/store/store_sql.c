@@ -65,6 +65,9 @@ const char *const store__writer_sql[WSTMT__N] = {
                         " ORDER BY seq LIMIT ?1",
     [WSTMT_OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
     [WSTMT_SET_PUBLISH] = "UPDATE inference SET publish = ?2 WHERE seq = ?1",
+    /* acks: one statement per run of consecutive seqs rather than per row */
+    [WSTMT_OB_DELETE_RANGE] = "DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2",
+    [WSTMT_SET_PUBLISH_RANGE] = "UPDATE inference SET publish = ?3 WHERE seq BETWEEN ?1 AND ?2",
     [WSTMT_OB_TALLY] = "UPDATE counters SET outbox_dropped = outbox_dropped + ?1,"
                        " outbox_rejected = outbox_rejected + ?2 WHERE id = 1",
     [WSTMT_OB_FAIL] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?2"
@@ -129,6 +132,11 @@ const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_OB_FETCH] = "SELECT " INF_COLS ", m.data FROM outbox o INDEXED BY outbox_pending"
                        " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
                        " WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    /* The same without the image bytes (length(m.data) reads no overflow page). */
+    [RSTMT_OB_FETCH_META] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_pending"
+                            " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON"
+                            " m.seq = o.seq WHERE o.state = 0 AND o.seq > ?1 ORDER BY o.seq"
+                            " LIMIT ?2",
     [RSTMT_OB_DEAD] = "SELECT " INF_COLS " FROM outbox o INDEXED BY outbox_dead"
                       " CROSS JOIN inference i ON i.seq = o.seq LEFT JOIN image m ON m.seq = o.seq"
                       " WHERE o.state = 1 AND o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",

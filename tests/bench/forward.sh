@@ -36,41 +36,14 @@ done
 ((ROWS_START >= ROWS_DRAIN && ROWS_START <= 5000000)) || { echo "forward.sh: EI_FWD_START_ROWS must be EI_FWD_ROWS..5000000" >&2; exit 2; }
 ((INFLIGHT >= 1 && INFLIGHT <= 100)) || { echo "forward.sh: EI_FWD_INFLIGHT must be 1..100" >&2; exit 2; }
 
-# ---- scratch space and cleanup: everything started here is stopped on any exit ----
-WORK=$(mktemp -d "${EI_BENCH_DIR:-/tmp}/ei-fwdbench.XXXXXX")
-STARTED=()
-cleanup() {
-    local p
-    for p in "${STARTED[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${STARTED[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[fwdbench] %s\n' "$*" >&2; }
-die() {
-    printf '[fwdbench] error: %s\n' "$*" >&2
-    exit 1
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# ---- scratch space and cleanup (lib.sh): everything started here is stopped on any exit ----
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init ei-fwdbench fwdbench
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T_BEGIN=$(now_ms)
 
 # ---- tools (Debian packages) ----
-apt_install() {
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    log "installing $* (apt-get)"
-    $sudo apt-get install -y --no-install-recommends "$@" >/dev/null ||
-        { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
-}
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-[[ -x $MOSQUITTO ]] || { apt_install mosquitto; MOSQUITTO=/usr/sbin/mosquitto; }
 command -v mosquitto_sub >/dev/null || apt_install mosquitto-clients
 command -v openssl >/dev/null || apt_install openssl
 command -v wrk >/dev/null || apt_install wrk
@@ -84,98 +57,16 @@ TOOLS=$WORK/bin
 mkdir -p "$TOOLS"
 cc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -Wvla "$HERE/paho_pub.c" -o "$TOOLS/paho_pub" -lpaho-mqtt3as -lpthread
-# the service refuses to run as root unless allowed
-if [[ $(id -u) == 0 ]]; then export EI_RELAY_ALLOW_ROOT=true; fi
+PAHO_PUB=$TOOLS/paho_pub
 RELAY=${EI_RELAY_BIN:-}
 if [[ -z $RELAY ]]; then
-    log "building ei-relay (Release) in $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" --target ei-relay >"$WORK/build.log" 2>&1 ||
-        { tail -n 30 "$WORK/build.log" >&2; die "ei-relay does not build"; }
+    bench_build_relay "$BUILD"
     RELAY=$BUILD/ei-relay
 fi
 
-# ---- helpers ----
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
-pct() { awk -v t="$1" -v ms="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", (ms > 0 ? t/hz/(ms/1000)*100 : 0)}'; }
-stop_pid() { # pid: SIGTERM and wait, then forget it
-    kill -TERM "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    local keep=() p
-    for p in "${STARTED[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    STARTED=("${keep[@]+"${keep[@]}"}")
-}
-json_num() { # key < json: the first number value of "key"
-    sed -nE "s/.*\"$1\":(-?[0-9]+(\.[0-9]+)?).*/\1/p"
-}
-
-# ---- PKI: CA, server (localhost / 127.0.0.1), client; EC P-256 as in the black-box tests ----
-PKI=$WORK/pki
-mkdir -p "$PKI"
-ossl() { openssl "$@" >>"$PKI/openssl.log" 2>&1 || { cat "$PKI/openssl.log" >&2; die "openssl $1 failed"; }; }
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$PKI/ca.key" \
-    -out "$PKI/ca.crt" -days 2 -subj "/CN=ei-relay bench CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-leaf() { # name cn ext...
-    local name=$1 cn=$2
-    shift 2
-    ossl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$PKI/$name.key" -out "$PKI/$name.csr" -subj "/CN=$cn"
-    printf '%s\n' "basicConstraints=CA:FALSE" "$@" >"$PKI/$name.ext"
-    ossl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-        -out "$PKI/$name.crt" -days 2 -extfile "$PKI/$name.ext"
-}
-leaf server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
-    "keyUsage=critical,digitalSignature"
-leaf client ei-relay-bench-device "extendedKeyUsage=clientAuth" "keyUsage=critical,digitalSignature"
-leaf tester ei-relay-bench-tester "extendedKeyUsage=clientAuth" "keyUsage=critical,digitalSignature"
-
-# ---- broker: Debian's mosquitto, TLS, client certificate required, IoT Core payload limit ----
-MQTT_PORT=$(free_port)
-MOSQ_LOG=$WORK/mosquitto.log
-{
-    echo "per_listener_settings false"
-    echo "allow_anonymous false"
-    echo "listener $MQTT_PORT 127.0.0.1"
-    echo "cafile $PKI/ca.crt"
-    echo "certfile $PKI/server.crt"
-    echo "keyfile $PKI/server.key"
-    echo "require_certificate true"
-    echo "use_identity_as_username true"
-    echo "message_size_limit 131072"
-    echo "persistence false"
-    echo "log_dest file $MOSQ_LOG"
-    echo "log_type error"
-    echo "log_type warning"
-    echo "log_type notice"
-    echo "log_type information"
-    echo "log_type subscribe"
-    echo "log_timestamp true"
-    [[ $(id -u) -ne 0 ]] || echo "user root" # else it drops to `mosquitto`, who can't read the keys
-} >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.out" 2>&1 &
-MOSQ_PID=$!
-STARTED+=("$MOSQ_PID")
-printf '{"probe":true}' >"$WORK/probe.json"
-paho() { # n window -> stdout: the PAHO line
-    "$TOOLS/paho_pub" localhost "$MQTT_PORT" "$PKI/ca.crt" "$PKI/tester.crt" "$PKI/tester.key" \
-        "$TOPIC" "$3" "$1" "$2"
-}
-ready=0
-for ((i = 0; i < 100; i++)); do # up to ~10 s: ready when a TLS + CONNECT + PUBLISH round trip works
-    kill -0 "$MOSQ_PID" 2>/dev/null || { cat "$WORK/mosquitto.out" "$MOSQ_LOG" >&2 2>/dev/null; die "mosquitto exited"; }
-    if paho 1 1 "$WORK/probe.json" >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-((ready)) || { cat "$MOSQ_LOG" >&2; die "mosquitto did not accept a TLS client"; }
-log "mosquitto $("$MOSQUITTO" -h 2>/dev/null | awk 'NR==1{print $3}') on 127.0.0.1:$MQTT_PORT (TLS, require_certificate)"
+# ---- PKI and broker (lib.sh): Debian's mosquitto, TLS, client certificate required, IoT Core
+# payload limit ----
+bench_broker
 
 # ---- ei-relay instances ----
 DEAD_PORT=$(free_port) # nothing listens here: the forwarder keeps failing to connect
@@ -193,7 +84,7 @@ start_relay() {
  "mqtt_cert": "$PKI/client.crt", "mqtt_key": "$PKI/client.key", "mqtt_client_id": "$DEVICE-ei-relay",
  "device_name": "$DEVICE", "device_mac_suffix": false, "iotcore_qos": 1,
  "publish_inference_base64_image": "no", "enable_threshold_limit": "no", "iotcore_backoff": 0,
- "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT,
+ "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT, "http_max_connections_per_ip": 64,
  "publish_rate_max": 0, "publish_bytes_max": 0${4:+, $4}}
 EOF
     RELAY_URL=http://127.0.0.1:$port
@@ -202,17 +93,6 @@ EOF
     RELAY_PID=$!
     STARTED+=("$RELAY_PID")
     RELAY_LOG=$dir/relay.log
-}
-# wait_health SECONDS -> T_READY (ms): polls /api/v1/health back to back until it answers 200
-wait_health() {
-    local end=$(($(now_ms) + $1 * 1000)) code
-    while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$RELAY_URL/api/v1/health" || true)
-        [[ $code == 200 ]] && break
-        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited"; }
-        (($(now_ms) < end)) || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay did not answer /api/v1/health in $1 s"; }
-    done
-    T_READY=$(now_ms)
 }
 fwd() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/api/v1/forwarder"; }
 
@@ -302,6 +182,10 @@ while :; do # poll every 100 ms, bounded by 180 s
     sleep 0.1
 done
 RELAY_T=$(proc_ticks "$RELAY_PID")
+# CPU per thread (utime+stime ticks by thread name), for the CPU per message of each
+THREAD_CPU=$(for t in /proc/"$RELAY_PID"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) if (c[k] > 0) printf "%s %d\n", k, c[k]}' | sort -k2 -nr)
 COMMITS=$(curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
     awk '$1=="ei_relay_commits_total"{print $2}')
 MQ1=$(proc_ticks "$MOSQ_PID")
@@ -324,6 +208,9 @@ else
 fi
 DRAIN_CPU="relay $(pct "$RELAY_T" "$DRAIN_MS")%, mosquitto $(pct $((MQ1 - MQ0)) "$DRAIN_MS")% CPU"
 log "drain: $DRAINED rows in $DRAIN_MS ms = $DRAIN_RATE msgs/s; sent $SENT acked $ACKED dead $DEAD reconnects $RECONN; ${COMMITS:-?} commits; $DRAIN_CPU"
+if ((DRAINED > 0)); then
+    log "CPU per message (us): relay $(awk -v t="$RELAY_T" -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz/n*1e6}'); by thread: $(awk -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" '{printf "%s %.1f, ", $1, $2/hz/n*1e6}' <<<"$THREAD_CPU")"
+fi
 ((DRAIN_DONE)) || log "WARNING: the drain did not finish within 180 s ($LEFT rows left)"
 if [[ -n $PERF_PID ]]; then
     kill -INT "$PERF_PID" 2>/dev/null || true
@@ -456,7 +343,6 @@ measure_start backlog "$START_DB"
 B_MS=$(median "${START_MS[@]}") B_MAX=$(maxof "${START_MS[@]}") B_ALL="${START_MS[*]}" B_RSS=$RSS_NOW B_RSS1=$RSS_1S B_Q=$QDEPTH
 
 # ---- report ----
-mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN{ok = dir == "ge" ? v >= t : v < t; print ok ? "PASS" : "BELOW"}'; }
 RATIO=$(awk -v a="$DRAIN_RATE" -v b="$PAHO_MEAN" 'BEGIN{printf "%.1f", a/b*100}')
 RATIO100=$(awk -v a="$DRAIN_RATE" -v b="$PAHO100" 'BEGIN{printf "%.1f", a/b*100}')

@@ -27,38 +27,14 @@ if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 1 || SECS > 10)); then
     exit 2
 fi
 
-# ---- scratch space and cleanup: everything started here is stopped on any exit ----
-WORK=$(mktemp -d "${EI_BENCH_DIR:-/tmp}/ei-bench.XXXXXX")
-STARTED=()
-cleanup() {
-    local p
-    for p in "${STARTED[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${STARTED[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() {
-    printf '[bench] error: %s\n' "$*" >&2
-    exit 1
-}
+# ---- scratch space and cleanup (lib.sh): everything started here is stopped on any exit ----
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init ei-bench bench
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- tools: wrk and the vips CLI from Debian packages ----
-apt_install() {
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    log "installing $* (apt-get)"
-    $sudo apt-get install -y --no-install-recommends "$@" >/dev/null ||
-        { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
-}
 command -v wrk >/dev/null || apt_install wrk
 command -v vips >/dev/null || apt_install libvips-tools
 command -v curl >/dev/null || apt_install curl
@@ -74,94 +50,23 @@ cc "${CFLAGS_BENCH[@]}" "$HERE/mhd_empty.c" -o "$TOOLS/mhd_empty" \
     $(pkg-config --cflags --libs libmicrohttpd) -lpthread
 cc "${CFLAGS_BENCH[@]}" "$HERE/guidfiles_old.c" -o "$TOOLS/guidfiles_old"
 
-# the service refuses to run as root unless allowed
-if [[ $(id -u) == 0 ]]; then export EI_RELAY_ALLOW_ROOT=true; fi
 RELAY=${EI_RELAY_BIN:-}
 if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 && -z $RELAY ]]; then
-    log "building ei-relay (Release) in $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" --target ei-relay >"$WORK/build.log" 2>&1 ||
-        { tail -n 30 "$WORK/build.log" >&2; die "ei-relay does not build (EI_BENCH_SKIP_RELAY=1 skips it)"; }
+    bench_build_relay "$BUILD"
     RELAY=$BUILD/ei-relay
 fi
 
 # ---- payloads ----
 JSON_BODY=$HERE/result.json
 JPEG=$WORK/image.jpg
-# 640x480 colour noise at Q75 gives a ~50 KB JPEG that does not compress away (a camera frame).
-for c in r g b; do vips gaussnoise "$WORK/$c.v" 640 480 --mean 128 --sigma 12; done
-vips bandjoin "$WORK/r.v $WORK/g.v $WORK/b.v" "$WORK/rgb.v"
-vips cast "$WORK/rgb.v" "$WORK/u8.v" uchar
-vips copy "$WORK/u8.v" "${JPEG}[Q=75,strip]"
-rm -f "$WORK"/*.v
+bench_jpeg "$JPEG" # 640x480 colour noise at Q75: ~50 KB that does not compress away
 JPEG_BYTES=$(stat -c %s "$JPEG")
-BOUNDARY=----eirelaybench7d3f9a
 MULTIPART=$WORK/multipart.body
-{
-    printf -- '--%s\r\nContent-Disposition: form-data; name="json"\r\n' "$BOUNDARY"
-    printf 'Content-Type: application/json\r\n\r\n'
-    tr -d '\n' <"$JSON_BODY"
-    printf '\r\n--%s\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n' "$BOUNDARY"
-    printf 'Content-Type: image/jpeg\r\n\r\n'
-    cat "$JPEG"
-    printf '\r\n--%s--\r\n' "$BOUNDARY"
-} >"$MULTIPART"
+bench_multipart "$JSON_BODY" "$JPEG" "$MULTIPART"
 JSON_LEN=$(tr -d '\n' <"$JSON_BODY" | wc -c)
 tr -d '\n' <"$JSON_BODY" >"$WORK/result.json"
 
-# ---- helpers ----
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# utime+stime of a process in clock ticks (all its threads).
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# busy and total jiffies of the whole machine.
-machine_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8; print b, b+$5+$6}' /proc/stat; }
-status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
-wait_http() { # url seconds
-    local i
-    for ((i = 0; i < $2 * 20; i++)); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    return 1
-}
-# run_wrk NAME URL BODY CTYPE PID -> sets W_RPS W_ERR W_P50 W_P99 W_CPU (CPU split, in % of one core)
-run_wrk() {
-    local name=$1 url=$2 body=$3 ctype=$4 pid=$5 out=$WORK/wrk-$1.txt
-    local t0 t1 mb0 mt0 mb1 mt1
-    t0=$(proc_ticks "$pid")
-    read -r mb0 mt0 < <(machine_ticks)
-    BENCH_BODY=$body BENCH_CTYPE=$ctype BENCH_TOKEN=$TOKEN \
-        /usr/bin/time -o "$WORK/wrk-$name.time" -f '%U %S' wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$url" >"$out" 2>&1 ||
-        { cat "$out" >&2; die "wrk failed for $name"; }
-    t1=$(proc_ticks "$pid")
-    read -r mb1 mt1 < <(machine_ticks)
-    local line
-    line=$(grep '^BENCH ' "$out") || { cat "$out" >&2; die "no result from wrk for $name"; }
-    W_RPS=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
-    W_ERR=$(awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="status_errors"||a[1]=="socket_errors"||a[1]=="timeouts") s+=a[2]}} END{print s+0}' <<<"$line")
-    W_P50=$(sed -E 's/.* p50_us=([0-9]+).*/\1/' <<<"$line")
-    W_P99=$(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")
-    local hz
-    hz=$(getconf CLK_TCK)
-    W_SRV_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$SECS" 'BEGIN{printf "%.0f", (b-a)/hz/s*100}')
-    W_ALL_CPU=$(awk -v b0="$mb0" -v b1="$mb1" -v t0="$mt0" -v t1="$mt1" -v n="$(nproc)" \
-        'BEGIN{printf "%.0f", (t1>t0)?(b1-b0)/(t1-t0)*100*n:0}')
-    W_WRK_CPU=$(awk -v s="$SECS" 'NF==2{printf "%.0f", ($1+$2)/s*100}' "$WORK/wrk-$name.time")
-    W_OTHER_CPU=$((W_ALL_CPU - W_SRV_CPU - W_WRK_CPU))
-    ((W_OTHER_CPU < 0)) && W_OTHER_CPU=0
-    W_CPU="server ${W_SRV_CPU}%, wrk ${W_WRK_CPU}%, other ${W_OTHER_CPU}% CPU"
-    log "$name: $line ($W_CPU, machine ${W_ALL_CPU}% of $(($(nproc) * 100))%)"
-}
-stop_pid() { # pid: SIGTERM and wait, then forget it
-    kill -TERM "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    local keep=() p
-    for p in "${STARTED[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    STARTED=("${keep[@]+"${keep[@]}"}")
-}
-
+# ---- helpers: free_port, proc_ticks, status_kb, wait_http, run_wrk, stop_pid in lib.sh ----
 ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$3" "$4")"); }
 
@@ -186,22 +91,9 @@ measure_ceiling a
 
 # ---- 2./3. ei-relay: fresh database each, durable commit (synchronous=FULL default) ----
 IDLE_KB="" PEAK_KB=0
-start_relay() { # name -> RELAY_PID RELAY_URL
-    local dir=$WORK/relay-$1 port wsport
-    mkdir -p "$dir"
-    port=$(free_port)
-    wsport=$(free_port)
-    cat >"$dir/config.json" <<EOF
-{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
- "db_path": "$dir/ei-relay.db", "web_root": "$ROOT/web", "log_level": "warn",
- "tokens": [{"token": "$TOKEN", "role": "admin"}]}
-EOF
-    (cd "$dir" && exec "$RELAY" --config "$dir/config.json") >"$dir/relay.log" 2>&1 &
-    RELAY_PID=$!
-    STARTED+=("$RELAY_PID")
-    RELAY_URL=http://127.0.0.1:$port
-    wait_http "$RELAY_URL/api/v1/health" 10 ||
-        { tail -n 20 "$dir/relay.log" >&2; die "ei-relay did not answer /api/v1/health"; }
+start_relay() { # name -> RELAY_PID RELAY_URL (lib.sh)
+    relay_start "$1" "$WORK/relay-$1"
+    wait_health 10
 }
 relay_rows() { # "S stored, C commits (avg batch B)" from /metrics
     local m stored commits deleted
@@ -216,12 +108,6 @@ relay_rows() { # "S stored, C commits (avg batch B)" from /metrics
     else
         echo "stored: ?"
     fi
-}
-probe_ingest() { # url body ctype: one request must give 201
-    local code
-    code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-        -H "Content-Type: $3" --data-binary "@$2" "$1")
-    [[ $code == 201 ]] || { cat "$WORK/probe.out" >&2; die "ingest probe answered $code, not 201"; }
 }
 
 if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then

@@ -429,6 +429,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--no-plugins") == 0) return no_plugins_child();
     CHECK_EQ_INT(media_init(argv[0]), ER_OK);
+    CHECK_EQ_INT(VIPS_INIT(argv[0]), 0); /* the test reads frames with libvips itself */
     test_missing_plugins(); /* first: the child starts before this process runs GStreamer */
     test_frames_and_eos();
     test_red_identical();

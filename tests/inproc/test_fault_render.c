@@ -115,6 +115,16 @@ static char *case_view(er_rc *rc)
     return text;
 }
 
+/* The ingest answer rendered without a tree: the same text as case_view. */
+static char *case_view_text(er_rc *rc)
+{
+    char *tail = view_render_tail(g_inf);
+    char *text = tail ? view_render(g_inf->guid, 42, 1736016142999, tail) : NULL;
+    free(tail);
+    *rc = text ? ER_OK : ER_NOMEM;
+    return text;
+}
+
 static char *message_with(const message_opts *o, bool cjson_way)
 {
     util_buf out = {0};
@@ -385,6 +395,12 @@ int main(void)
     CHECK(g_inf != NULL);
     if (g_inf) {
         run_case("view", case_view, false);
+        run_case("view-text", case_view_text, false);
+        er_rc rc1, rc2;
+        char *tree = case_view(&rc1), *text = case_view_text(&rc2);
+        CHECK_EQ_STR(text, tree);
+        free(tree);
+        free(text);
         run_case("message", case_message, false);
         run_case("message-full", case_message_full, false);
         inference_destroy(g_inf);

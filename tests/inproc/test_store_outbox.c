@@ -2,8 +2,8 @@
  * decisions recorded per inference, only PENDING queued, fetch order and paging, ack, fail and
  * dead letters, outbox bounds under both policies, migration 001 -> 002 on a database with
  * data, meta across reopen, clear_cache, retention of dead letters, start-up with a large
- * queued outbox built directly in SQL, and an ack lost with its transaction (a full disk) that
- * the store keeps and commits once there is room. */
+ * queued outbox built directly in SQL, acks in runs (out of order, repeated, with gaps), and an ack
+ * lost with its transaction (a full disk) that the store keeps and commits once there is room. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
 #include <sqlite3.h>
@@ -172,6 +172,19 @@ static void test_fetch_ack(void)
     }
     int64_t after = page.n ? page.items[page.n - 1]->seq : 0;
     store_page_free(&page);
+    /* The same rows without image bytes: what the image is, not its data. */
+    CHECK_EQ_INT(store_outbox_fetch_meta(s, 0, 4, &page), ER_OK);
+    CHECK_EQ_INT(page.n, 4);
+    for (size_t i = 0; i < page.n; i++) {
+        CHECK_EQ_INT(page.items[i]->seq, seqs[i]);
+        CHECK(page.items[i]->image.data == NULL);
+    }
+    if (page.n == 4) {
+        CHECK_EQ_INT(page.items[1]->image.len, 101);
+        CHECK_EQ_STR(page.items[1]->image.mime, "image/jpeg");
+    }
+    store_page_free(&page);
+    CHECK_EQ_INT(store_outbox_fetch_meta(s, 0, 0, &page), ER_INVALID);
     CHECK_EQ_INT(store_outbox_fetch(s, after, 100, &page), ER_OK);
     CHECK_EQ_INT(page.n, 6);
     if (page.n) CHECK_EQ_INT(page.items[0]->seq, seqs[4]);
@@ -598,6 +611,48 @@ static bool outbox_drains(store *s)
     return false;
 }
 
+/* Acks that do not wait, out of order, repeated and with gaps, many at once (so they pile up
+ * in one queued job while the writer commits): exactly the acknowledged rows go, in runs. */
+static void test_ack_runs(void)
+{
+    enum { N = 300 };
+    char path[512], guid_gap[40], guid_last[40];
+    static int64_t seqs[N];
+    flat_db_path(path, sizeof path);
+    store_opts o = {.outbox = true};
+    store *s = open_store(path, &o);
+    for (int i = 0; i < N; i++) {
+        inference *inf = make_sized_inf("cat", 0.5, 0);
+        if (i == 150) memcpy(guid_gap, inf->guid, sizeof guid_gap);
+        if (i == N - 1) memcpy(guid_last, inf->guid, sizeof guid_last);
+        store_put_result res;
+        CHECK_EQ_INT(store_put(s, inf, &res), ER_OK);
+        seqs[i] = res.seq;
+    }
+    /* every row but 150 (a gap in the middle of a run) and 299 (the end), backwards in pairs,
+     * each pair twice */
+    for (int i = N - 2; i >= 0; i -= 2) {
+        int64_t pair[2] = {seqs[i + 1], seqs[i]};
+        if (i + 1 == N - 1) pair[0] = seqs[i];
+        if (i == 150) pair[1] = seqs[i + 1];
+        CHECK_EQ_INT(store_outbox_ack_async(s, pair, 2), ER_OK);
+        CHECK_EQ_INT(store_outbox_ack_async(s, pair, 2), ER_OK);
+    }
+    CHECK_EQ_INT(store_meta_set(s, "test.fence", "1"), ER_OK); /* after every queued ack */
+    CHECK_EQ_INT(stats(s).pending, 2);
+    CHECK_EQ_INT(publish_of(s, guid_gap), INFERENCE_PUBLISH_PENDING);
+    CHECK_EQ_INT(publish_of(s, guid_last), INFERENCE_PUBLISH_PENDING);
+    store_page page;
+    CHECK_EQ_INT(store_outbox_fetch(s, 0, 10, &page), ER_OK);
+    CHECK(page.n == 2 && page.items[0]->seq == seqs[150] && page.items[1]->seq == seqs[N - 1]);
+    store_page_free(&page);
+    store_destroy(s);
+    sqlite3 *db = raw_open(path);
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM inference WHERE publish = 2"), N - 2);
+    CHECK_EQ_INT(raw_int(db, "SELECT outbox FROM counters"), 2);
+    sqlite3_close(db);
+}
+
 static void test_ack_lost_full(void)
 {
     char path[512], guid[40];
@@ -634,6 +689,7 @@ int main(void)
     test_clear();
     test_retention_dead();
     test_startup_big_outbox();
+    test_ack_runs();
     test_ack_lost_full();
     return store_fixture_end();
 }

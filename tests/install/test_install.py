@@ -24,6 +24,7 @@ Env: EI_TEST_SOURCE_DIR (the checkout), EI_INSTALL_DIR (its work and cache direc
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,13 +94,12 @@ def dep_names(field):
     return names
 
 
-def binary_needed(deb):
-    """The NEEDED sonames of the packaged /usr/bin/ei-relay (readelf -d)."""
+def binary_needed(deb, path):
+    """The NEEDED sonames of the packaged file path ("./usr/bin/ei-relay"; readelf -d)."""
     tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True)
     binary = os.path.join(WORK, "ei-relay.needed-check")
     with open(binary, "wb") as out:
-        subprocess.run(["tar", "-xO", "./usr/bin/ei-relay"], input=tar.stdout, stdout=out,
-                       check=True)
+        subprocess.run(["tar", "-xO", path], input=tar.stdout, stdout=out, check=True)
     try:
         r = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True)
     finally:
@@ -117,11 +117,29 @@ def check_deb(deb, arch):
     for lib in ("libc6", "libvips42", "libsqlite3-0", "libmicrohttpd12", "libpaho-mqtt1.3",
                 "libwebsockets17", "libcjson1", "adduser"):
         check(lib in deps, "Depends lacks %s: %s" % (lib, f.get("Depends")))
+    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True,
+                             check=True).stdout
+    modes = {}
+    for line in listing.splitlines():
+        parts = line.split()
+        modes[parts[5]] = (parts[0], tuple(parts[1].split("/")))  # (mode, (owner, group))
+    # libvips and GStreamer are modules in <libdir>/ei-relay (dlopen'ed on first use), which the
+    # relay finds by its compiled-in path: the binary links neither, the modules do
+    modules = {os.path.basename(p): p for p in modes
+               if re.fullmatch(r"\./usr/lib/([^/]+/)?ei-relay/ei-relay-(vips|gst)\.so", p)}
+    eq(sorted(modules), ["ei-relay-gst.so", "ei-relay-vips.so"], "the modules packaged")
+    for name in modules.values():
+        eq(modes[name], ("-rw-r--r--", ("root", "root")), "mode and owner of " + name)
+    needed = binary_needed(deb, "./usr/bin/ei-relay")
+    check(not [n for n in needed if "vips" in n or "gst" in n],
+          "the binary links libvips or GStreamer itself: %s" % sorted(needed))
+    check("libvips.so.42" in binary_needed(deb, modules["ei-relay-vips.so"]),
+          "ei-relay-vips.so does not link libvips")
     # the eim source's camera links GStreamer's libraries: Depends must name their packages
-    needed = binary_needed(deb)
+    needed = binary_needed(deb, modules["ei-relay-gst.so"])
     for soname, lib in GST_LIBS.items():
-        check(soname in needed, "the binary does not link %s (the camera)" % soname)
-        check(lib in deps, "the binary needs %s but Depends lacks %s: %s"
+        check(soname in needed, "ei-relay-gst.so does not link %s (the camera)" % soname)
+        check(lib in deps, "the camera needs %s but Depends lacks %s: %s"
               % (soname, lib, f.get("Depends")))
     # the plugins only a camera needs (~180 packages on a clean root) are recommended, not
     # required: the camera's "no element" error names them
@@ -131,12 +149,6 @@ def check_deb(deb, arch):
               "%s should be in Recommends, not Depends: %s" % (pkg, f.get("Recommends")))
     bad = [d for d in deps if d.endswith("-dev")]
     check(not bad, "Depends names -dev packages: %s" % bad)
-    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True,
-                             check=True).stdout
-    modes = {}
-    for line in listing.splitlines():
-        parts = line.split()
-        modes[parts[5]] = (parts[0], tuple(parts[1].split("/")))  # (mode, (owner, group))
     for path, mode in REQUIRED_FILES.items():
         check(path in modes, "the package lacks %s" % path)
         eq(modes[path], (mode, ("root", "root")), "mode and owner of " + path)

@@ -48,11 +48,21 @@ static void bucket(void)
     CHECK(!ratelimit_take(t, &k, now + 499, &retry));
     CHECK(ratelimit_take(t, &k, now + 500, &retry));
     CHECK(!ratelimit_take(t, &k, now + 500, &retry));
+    CHECK_EQ_INT(retry, 500); /* the bucket is empty at the same ms: exactly one token's time */
     /* a long pause refills to the burst, not beyond */
     now += 100000;
     for (int i = 0; i < 3; i++)
         CHECK(ratelimit_take(t, &k, now, &retry));
     CHECK(!ratelimit_take(t, &k, now, &retry));
+    ratelimit_destroy(t);
+
+    /* 1 per second, asked again in the same ms: Retry-After 1 (the wait is 1000 ms, not more) */
+    t = make(8, 1, 1);
+    CHECK(ratelimit_take(t, &k, now, &retry));
+    CHECK(!ratelimit_take(t, &k, now, &retry));
+    CHECK_EQ_INT(retry, 1000);
+    CHECK_EQ_INT(ratelimit_retry_s(retry), 1);
+    CHECK(ratelimit_take(t, &k, now + retry, &retry));
     ratelimit_destroy(t);
 
     t = make(8, 0, 1); /* per_s 0: never limits */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -57,6 +58,35 @@ static void test_uuid(void)
     CHECK(strcmp(a, b) != 0);
     CHECK(a[14] == '4');
     CHECK(strchr("89ab", a[19]) != NULL);
+    /* ids come from a per-thread block of random bytes: across refills every one is a valid,
+     * different v4 uuid (sorted, so a repeat is next to its twin) */
+    enum { N_IDS = 1000 };
+    static char ids[N_IDS][UTIL_UUID_LEN + 1];
+    for (int i = 0; i < N_IDS; i++) {
+        CHECK_EQ_INT(util_uuid4(ids[i]), ER_OK);
+        CHECK(util_is_uuid(ids[i]) && ids[i][14] == '4' && strchr("89ab", ids[i][19]));
+    }
+    qsort(ids, N_IDS, sizeof ids[0], (int (*)(const void *, const void *))strcmp);
+    int repeats = 0;
+    for (int i = 1; i < N_IDS; i++)
+        repeats += strcmp(ids[i - 1], ids[i]) == 0;
+    CHECK_EQ_INT(repeats, 0);
+    /* a forked child does not reuse the parent's block: its next id is not the parent's */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c[UTIL_UUID_LEN + 1];
+        util_uuid4(c);
+        _exit(write(fds[1], c, sizeof c) == (ssize_t)sizeof c ? 0 : 1);
+    }
+    char child[UTIL_UUID_LEN + 1] = {0}, parent[UTIL_UUID_LEN + 1];
+    CHECK(read(fds[0], child, sizeof child) == (ssize_t)sizeof child);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_EQ_INT(util_uuid4(parent), ER_OK);
+    CHECK(util_is_uuid(child) && strcmp(child, parent) != 0);
     CHECK(util_is_uuid("2F7C8A34-5D4E-4B5A-9D7E-0C1F2A3B4C5D"));
     CHECK(!util_is_uuid("2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5"));
     CHECK(!util_is_uuid("2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5dd"));
