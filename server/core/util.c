@@ -81,21 +81,24 @@ static void pool_init(void)
     pthread_atfork(NULL, NULL, pool_forget);
 }
 
-er_rc util_uuid4(char *out)
+/* n (at most 16) random bytes from this thread's block. */
+static er_rc pool_take(uint8_t *out, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     pthread_once(&g_pool_once, pool_init);
-    if (t_pool_left < 16) {
+    if (t_pool_left < n) {
         er_rc rc = util_random(t_pool, sizeof t_pool);
         if (rc) return rc;
         t_pool_left = sizeof t_pool;
     }
-    uint8_t b[16];
-    memcpy(b, t_pool + sizeof t_pool - t_pool_left, sizeof b);
-    memset(t_pool + sizeof t_pool - t_pool_left, 0, sizeof b); /* each byte is used once */
-    t_pool_left -= sizeof b;
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    memcpy(out, t_pool + sizeof t_pool - t_pool_left, n);
+    memset(t_pool + sizeof t_pool - t_pool_left, 0, n); /* each byte is used once */
+    t_pool_left -= n;
+    return ER_OK;
+}
+
+static void uuid_format(const uint8_t b[16], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
     char *o = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
@@ -103,6 +106,61 @@ er_rc util_uuid4(char *out)
         *o++ = hex[b[i] & 15];
     }
     *o = '\0';
+}
+
+er_rc util_uuid4(char *out)
+{
+    uint8_t b[16];
+    er_rc rc = pool_take(b, sizeof b);
+    if (rc) return rc;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
+    return ER_OK;
+}
+
+/* The v7 generator's state (RFC 9562 section 6.2, method 1 with a 42-bit counter: rand_a's
+ * 12 bits and the top 30 of rand_b). The counter starts at a random value below 2^41 each new
+ * ms, so about 2^41 ids fit in one ms; the last 32 bits are random (the thread's block). */
+static struct {
+    pthread_mutex_t mu;
+    int64_t ms;       /* the timestamp of the last id */
+    uint64_t counter; /* its counter */
+} g_uuid7 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define UUID7_COUNTER_BITS 42
+#define UUID7_COUNTER_MAX ((UINT64_C(1) << UUID7_COUNTER_BITS) - 1)
+
+er_rc util_uuid7(char *out)
+{
+    uint8_t b[16], r[12];
+    uint64_t seed = 0;
+    er_rc rc = pool_take(r, sizeof r); /* 4 for the tail, 8 for a new ms's seed */
+    if (rc) return rc;
+    memcpy(&seed, r + 4, sizeof seed);
+    int64_t now = util_now_ms();
+    pthread_mutex_lock(&g_uuid7.mu);
+    if (now > g_uuid7.ms) {
+        g_uuid7.ms = now;
+        g_uuid7.counter = seed & (UUID7_COUNTER_MAX >> 1);
+    } else if (g_uuid7.counter < UUID7_COUNTER_MAX) {
+        g_uuid7.counter++; /* same ms, or the clock stepped back: keep counting from the last */
+    } else {
+        g_uuid7.ms++; /* counter used up (never in practice): borrow the next ms */
+        g_uuid7.counter = 0;
+    }
+    uint64_t ms = (uint64_t)g_uuid7.ms, c = g_uuid7.counter;
+    pthread_mutex_unlock(&g_uuid7.mu);
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | ((c >> 38) & 0x0f)); /* version 7, counter bits 41..38 */
+    b[7] = (uint8_t)(c >> 30);
+    b[8] = (uint8_t)(0x80 | ((c >> 24) & 0x3f)); /* variant 10, counter bits 29..24 */
+    b[9] = (uint8_t)(c >> 16);
+    b[10] = (uint8_t)(c >> 8);
+    b[11] = (uint8_t)c;
+    memcpy(b + 12, r, 4);
+    uuid_format(b, out);
     return ER_OK;
 }
 

@@ -1,4 +1,4 @@
-/* util.h - small pure helpers shared by modules: clocks, uuid v4, base64, constant-time
+/* util.h - small pure helpers shared by modules: clocks, uuid v4 and v7, base64, constant-time
  * compare, strict number parsing, a growable byte buffer. */
 #ifndef EI_CORE_UTIL_H
 #define EI_CORE_UTIL_H
@@ -24,6 +24,12 @@ void util_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 er_rc util_random(void *buf, size_t n);
 /* Writes a random (v4) uuid plus NUL into out (at least UTIL_UUID_LEN + 1 bytes). */
 er_rc util_uuid4(char *out);
+/* Writes a time-ordered (v7, RFC 9562) uuid plus NUL into out: 48 bits of wall-clock epoch ms,
+ * then a counter seeded at random each ms (so ids made in one process sort in the order they
+ * were made, even within one ms or across a clock step back), then random bits. Inference ids
+ * the relay makes are these, so the store's id index is appended to instead of written at a
+ * random place per insert. Thread-safe. */
+er_rc util_uuid7(char *out);
 /* True if s is a uuid in canonical 8-4-4-4-12 hex form (any version, any case). */
 bool util_is_uuid(const char *s);
 

@@ -592,7 +592,7 @@ static er_rc norm_meta(norm_ctx *c, const cJSON *root, const normalize_opts *o)
         for (int i = 0; i < UTIL_UUID_LEN; i++)
             inf->guid[i] = (char)tolower((unsigned char)id->valuestring[i]);
         inf->guid[UTIL_UUID_LEN] = '\0';
-    } else if ((rc = util_uuid4(inf->guid))) {
+    } else if ((rc = util_uuid7(inf->guid))) {
         goto fail;
     }
 

@@ -97,7 +97,7 @@ static er_rc build_inference(serial_parser *p, inference **out)
         rc = ER_NOMEM;
         goto fail;
     }
-    if ((rc = util_uuid4(inf->guid))) goto fail;
+    if ((rc = util_uuid7(inf->guid))) goto fail;
     inf->ts = b->ts;
     inf->model_width = p->model_w;
     inf->model_height = p->model_h;

@@ -90,15 +90,23 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
             goto fail;
         }
     }
-    st = s->wst[WSTMT_INS_LABEL];
-    for (size_t i = 0; i < inf->n_labels; i++) {
-        bind_text(st, 1, inf->labels[i].label);
-        sqlite3_bind_int64(st, 2, seq);
-        sqlite3_bind_int64(st, 3, inf->ts);
-        sqlite3_bind_double(st, 4, inf->labels[i].score);
+    /* the labels in statements of up to LABELS_PER_INSERT rows (one for a typical model), or
+     * one by one when the batch runs job by job (s->wsafe) */
+    for (size_t done = 0, k; done < inf->n_labels; done += k) {
+        k = inf->n_labels - done;
+        if (k > LABELS_PER_INSERT) k = LABELS_PER_INSERT;
+        if (s->wsafe) k = 1;
+        st = s->wst[s->wsafe ? WSTMT_INS_LABEL_SAFE : WSTMT_INS_LABEL + (int)k - 1];
+        for (size_t i = 0; i < k; i++) {
+            int p = 4 * (int)i;
+            bind_text(st, p + 1, inf->labels[done + i].label);
+            sqlite3_bind_int64(st, p + 2, seq);
+            sqlite3_bind_int64(st, p + 3, inf->ts);
+            sqlite3_bind_double(st, p + 4, inf->labels[done + i].score);
+        }
         src = step_once(st);
         if (src != SQLITE_DONE) {
-            rc = store__db_error(s, db, src, "inserting label score");
+            rc = store__db_error(s, db, src, "inserting label scores");
             goto fail;
         }
     }
@@ -122,6 +130,14 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
             rc = store__db_error(s, db, src, "counting outbox drops");
             goto fail;
         }
+    }
+    /* counted only once every row is in: a failed put adds nothing */
+    s->cnt_add.rows++;
+    s->cnt_add.bytes += footprint;
+    s->cnt_add.images += inf->image.data ? 1 : 0;
+    if (decision == INFERENCE_PUBLISH_PENDING) {
+        s->cnt_add.outbox++;
+        s->cnt_add.outbox_bytes += footprint;
     }
     inf->publish = decision;
     j->res.seq = seq;
@@ -165,6 +181,26 @@ er_rc store__exec_data_job(store *s, job *j, int64_t now, int64_t age)
     default:
         return ER_INTERNAL;
     }
+}
+
+er_rc store__counters_flush(store *s)
+{
+    sqlite3_stmt *st = s->wst[WSTMT_COUNTERS_ADD];
+    er_rc rc = ER_OK;
+    if (s->cnt_add.rows == 0 && s->cnt_add.outbox == 0) goto fail;
+    sqlite3_bind_int64(st, 1, s->cnt_add.rows);
+    sqlite3_bind_int64(st, 2, s->cnt_add.bytes);
+    sqlite3_bind_int64(st, 3, s->cnt_add.images);
+    sqlite3_bind_int64(st, 4, s->cnt_add.outbox);
+    sqlite3_bind_int64(st, 5, s->cnt_add.outbox_bytes);
+    int src = step_once(st);
+    if (src != SQLITE_DONE) {
+        rc = store__db_error(s, s->wdb, src, "updating counters");
+        goto fail;
+    }
+    memset(&s->cnt_add, 0, sizeof s->cnt_add);
+fail:
+    return rc;
 }
 
 er_rc store__exec_max_pages(store *s, int64_t pages)

@@ -45,6 +45,9 @@
 
 /* ---- statements: every one is a constant (store_sql.c), prepared once per connection ---- */
 
+/* An inference's labels go in with one INSERT of up to this many rows per statement. */
+#define LABELS_PER_INSERT 8
+
 /* The writer connection's statements (s->wst[WSTMT_*]). */
 enum {
     WSTMT_BEGIN,
@@ -56,7 +59,8 @@ enum {
     WSTMT_FIND_GUID,
     WSTMT_INS_INFERENCE,
     WSTMT_INS_IMAGE,
-    WSTMT_INS_LABEL,
+    WSTMT_INS_LABEL, /* WSTMT_INS_LABEL + k - 1 inserts k labels, k = 1..LABELS_PER_INSERT */
+    WSTMT_INS_LABEL_LAST = WSTMT_INS_LABEL + 7,
     WSTMT_INS_OUTBOX,
     WSTMT_DEL_GUID,
     WSTMT_SET_THUMB,
@@ -79,6 +83,8 @@ enum {
     WSTMT_CLEAR_SCAN,
     WSTMT_META_GET,
     WSTMT_NEWEST_AGE,
+    WSTMT_COUNTERS_ADD,
+    WSTMT_INS_LABEL_SAFE, /* one label, a failure aborts the statement only */
     WSTMT__N
 };
 
@@ -233,6 +239,15 @@ struct store {
     atomic_llong write_failures; /* transactions lost as a whole */
     int wlast_src;               /* writer thread: the last SQLite error code it met */
 
+    /* What the open transaction's puts inserted, added to `counters` by one statement before
+     * its COMMIT (schema/004_ingest.sql: no insert triggers); writer thread only. */
+    struct {
+        int64_t rows, bytes, images, outbox, outbox_bytes;
+    } cnt_add;
+    /* The batch runs again job by job (store_writer.c): puts insert their labels with
+     * WSTMT_INS_LABEL_SAFE, whose failure does not end the transaction; writer thread only. */
+    bool wsafe;
+
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;
     int64_t ret_puts;
@@ -353,6 +368,8 @@ void store__free_job(job *j);
 /* store_exec.c: runs one data job inside the open transaction (dispatches to the files below). */
 er_rc store__exec_data_job(store *s, job *j, int64_t now, int64_t age);
 er_rc store__exec_max_pages(store *s, int64_t pages);
+/* store_exec.c: adds s->cnt_add to `counters` and clears it (before the batch's COMMIT). */
+er_rc store__counters_flush(store *s);
 /* store_outbox.c */
 er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *decision);
 er_rc store__exec_ack(store *s, job *j);

@@ -45,9 +45,9 @@ er_rc store__outbox_make_room(store *s, job *j, int64_t add, inference_publish *
     int src;
     if (s->ob_max_rows <= 0 && s->ob_max_bytes <= 0) goto fail;
     src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        rows = sqlite3_column_int64(st, 0);
-        bytes = sqlite3_column_int64(st, 1);
+    if (src == SQLITE_ROW) { /* plus the rows this transaction queued so far (not yet added) */
+        rows = sqlite3_column_int64(st, 0) + s->cnt_add.outbox;
+        bytes = sqlite3_column_int64(st, 1) + s->cnt_add.outbox_bytes;
     }
     stmt_done(st);
     if (src != SQLITE_ROW) {

@@ -5,6 +5,11 @@
 
 #define RET_VACUUM_PAGES "2048" /* pages a retention pass gives back */
 
+#define INS_LABELS "INSERT OR ROLLBACK INTO label_score (label, seq, ts, score) VALUES "
+#define LV "(?,?,?,?)"
+_Static_assert(WSTMT_INS_LABEL_LAST - WSTMT_INS_LABEL + 1 == LABELS_PER_INSERT,
+               "one label insert per row count");
+
 const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_BEGIN] = "BEGIN IMMEDIATE",
     [WSTMT_COMMIT] = "COMMIT",
@@ -20,7 +25,18 @@ const char *const store__writer_sql[WSTMT__N] = {
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [WSTMT_INS_IMAGE] =
         "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [WSTMT_INS_LABEL] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?1, ?2, ?3, ?4)",
+    /* OR ROLLBACK: a constraint failure (an inference's labels are distinct and set, so only
+     * a bug) loses the transaction rather than the statement, so SQLite keeps no statement
+     * journal for these multi-row inserts; the writer then runs the batch again job by job
+     * with WSTMT_INS_LABEL_SAFE, so the failing put fails alone. */
+    [WSTMT_INS_LABEL] = INS_LABELS LV,
+    [WSTMT_INS_LABEL + 1] = INS_LABELS LV "," LV,
+    [WSTMT_INS_LABEL + 2] = INS_LABELS LV "," LV "," LV,
+    [WSTMT_INS_LABEL + 3] = INS_LABELS LV "," LV "," LV "," LV,
+    [WSTMT_INS_LABEL + 4] = INS_LABELS LV "," LV "," LV "," LV "," LV,
+    [WSTMT_INS_LABEL + 5] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV,
+    [WSTMT_INS_LABEL + 6] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV "," LV,
+    [WSTMT_INS_LABEL + 7] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV "," LV "," LV,
     [WSTMT_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
     [WSTMT_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
     [WSTMT_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
@@ -64,6 +80,10 @@ const char *const store__writer_sql[WSTMT__N] = {
                          " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [WSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [WSTMT_NEWEST_AGE] = "SELECT age_ms FROM inference ORDER BY seq DESC LIMIT 1",
+    [WSTMT_INS_LABEL_SAFE] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?, ?, ?, ?)",
+    [WSTMT_COUNTERS_ADD] = "UPDATE counters SET rows = rows + ?1, bytes = bytes + ?2,"
+                           " images = images + ?3, outbox = outbox + ?4,"
+                           " outbox_bytes = outbox_bytes + ?5 WHERE id = 1",
 };
 
 /* Newest first by seq; each optional filter is `?n IS NULL OR ...` so one static statement

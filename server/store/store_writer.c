@@ -230,12 +230,16 @@ static void run_batch(store *s, job *list)
     /* The first pass runs the jobs without savepoints (a savepoint per job costs a copy of
      * every page the job touches); if a job fails in a way that may have left writes behind,
      * the transaction is rolled back and the batch runs again with one savepoint per job, so
-     * that job fails alone. */
+     * that job fails alone. A put's labels go in with INSERT OR ROLLBACK in the first pass
+     * (store_sql.c), so there a constraint failure has already ended the transaction: that too
+     * runs the batch again job by job (s->wsafe). */
     bool per_job_sp = false;
     s->wlast_src = 0;
+    s->wsafe = false;
 again:
     if (n_data > 0) {
         bool redo = false;
+        memset(&s->cnt_add, 0, sizeof s->cnt_add); /* what this attempt's puts insert */
         int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
             batch_rc = store__db_error(s, db, src, "begin");
@@ -250,8 +254,12 @@ again:
             if (per_job_sp) {
                 j->res.rc = exec_in_savepoint(s, j, now, age, &fatal);
             } else {
+                s->wlast_src = 0; /* set by the job's SQLite error, if any */
                 j->res.rc = store__exec_data_job(s, j, now, age);
-                if (j->res.rc == ER_FULL || sqlite3_get_autocommit(db))
+                if (j->res.rc && j->res.rc != ER_FULL && sqlite3_get_autocommit(db) &&
+                    (s->wlast_src & 0xff) == SQLITE_CONSTRAINT)
+                    redo = true; /* an OR ROLLBACK statement ended the transaction */
+                else if (j->res.rc == ER_FULL || sqlite3_get_autocommit(db))
                     fatal = true;
                 else if (j->res.rc && !failed_clean(j, j->res.rc))
                     redo = true;
@@ -259,15 +267,17 @@ again:
             if (fatal) batch_rc = j->res.rc ? j->res.rc : ER_DB;
         }
         if (redo) {
-            step_once(s->wst[WSTMT_ROLLBACK]);
+            if (!sqlite3_get_autocommit(db)) step_once(s->wst[WSTMT_ROLLBACK]);
             if (!sqlite3_get_autocommit(db)) {
                 batch_rc = ER_DB;
                 fatal = true;
             } else {
                 per_job_sp = true;
+                s->wsafe = true;
                 goto again;
             }
         }
+        if (!fatal && (batch_rc = store__counters_flush(s)) != ER_OK) fatal = true;
         if (!fatal) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) {

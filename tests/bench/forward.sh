@@ -293,6 +293,13 @@ EOF
         have=$((have + take))
         k=$((k + 1))
     done
+    # the relay counts the rows it inserts itself (schema/004_ingest.sql): recount once
+    echo "UPDATE counters SET rows = (SELECT count(*) FROM inference),"
+    echo "    bytes = (SELECT coalesce(sum(bytes), 0) FROM inference),"
+    echo "    images = (SELECT count(*) FROM image),"
+    echo "    outbox = (SELECT count(*) FROM outbox WHERE state = 0),"
+    echo "    outbox_bytes = (SELECT coalesce(sum(bytes), 0) FROM outbox WHERE state = 0),"
+    echo "    outbox_dead = (SELECT count(*) FROM outbox WHERE state = 1) WHERE id = 1;"
     echo "COMMIT;"
     echo "PRAGMA journal_mode=WAL;"
 } >"$WORK/expand.sql"

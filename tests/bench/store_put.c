@@ -2,13 +2,15 @@
  * benchmark's 290 B classification document, so the writer thread's own ceiling can be told
  * apart from the HTTP path's. Build and run (after a Release build in build-bench):
  *   cc -O2 -I server tests/bench/store_put.c build-bench/libeirelay_core.a \
- *      $(pkg-config --cflags --libs libmicrohttpd sqlite3 libcjson vips) -lpthread -lm -o /tmp/store_put
- *   /tmp/store_put /tmp/sp/ei.db THREADS PUTS_PER_THREAD [sync_full=1|0]
+ *      $(pkg-config --cflags --libs libmicrohttpd sqlite3 libcjson vips) -lpthread -lm -o
+ * /tmp/store_put /tmp/store_put /tmp/sp/ei.db THREADS PUTS_PER_THREAD [sync_full=1|0]
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "ingest/normalize.h"
@@ -20,6 +22,52 @@ static const char g_doc[] =
     "{\"result\":{\"classification\":{\"idle\":0.02,\"wave\":0.9,\"snake\":0.03,\"updown\":0.03,"
     "\"other\":0.02}},\"timing\":{\"dsp\":2,\"classification\":9,\"anomaly\":0},\"info\":"
     "\"bench\",\"model\":{\"width\":96,\"height\":96}}";
+
+/* CPU seconds (utime + stime) of this process's thread named name, summed; -1 if none. */
+static double thread_cpu_s(const char *name)
+{
+    double total = -1;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], comm[64] = "", stat[1024];
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) != 0) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *p = strrchr(stat, ')');
+        unsigned long long ut = 0, st = 0;
+        /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt ut st */
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            total = (total < 0 ? 0 : total) + (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (d) closedir(d);
+    return total;
+}
+
+/* Bytes this process wrote through write syscalls (wchar of /proc/self/io): the WAL frames and
+ * the checkpoints' copies into the database file. */
+static long long written_bytes(void)
+{
+    char line[128];
+    long long v = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %lld", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
 
 static void *client(void *arg)
 {
@@ -53,16 +101,25 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_t *t = calloc((size_t)threads, sizeof *t);
+    double cpu0 = thread_cpu_s("eir-writer");
+    long long w0 = written_bytes();
     int64_t t0 = util_mono_ms();
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, client, NULL);
-    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, client, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
     int64_t ms = util_mono_ms() - t0;
+    double cpu = thread_cpu_s("eir-writer") - cpu0;
+    long long wrote = written_bytes() - w0;
     store_info info;
     store_get_info(g_store, &info);
     long long n = (long long)threads * g_per_thread;
-    printf("store_put: %lld puts, %d threads, %lld ms, %.0f puts/s, %lld commits (avg batch %.1f)\n",
-           n, threads, (long long)ms, ms ? n * 1000.0 / (double)ms : 0.0, (long long)info.commits,
-           info.commits ? (double)n / (double)info.commits : 0.0);
+    printf("store_put: writer CPU %.1f us/put, %.0f bytes written/put (%.2f 4 KiB pages)\n",
+           cpu * 1e6 / (double)n, (double)wrote / (double)n, (double)wrote / (double)n / 4096.0);
+    printf(
+        "store_put: %lld puts, %d threads, %lld ms, %.0f puts/s, %lld commits (avg batch %.1f)\n",
+        n, threads, (long long)ms, ms ? n * 1000.0 / (double)ms : 0.0, (long long)info.commits,
+        info.commits ? (double)n / (double)info.commits : 0.0);
     store_destroy(g_store);
     free(t);
     return 0;

@@ -145,7 +145,7 @@ static void test_roundtrip(void)
     /* Every connection's pragmas took: WAL, incremental auto-vacuum, schema version. */
     sqlite3 *db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "PRAGMA auto_vacuum"), 2);
-    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 3); /* 001 + 002 + 003 */
+    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 4); /* 001 .. 004 */
     sqlite3_stmt *st = NULL;
     CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
@@ -321,7 +321,7 @@ static void test_reopen(void)
     store_destroy(s);
     db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "PRAGMA schema_version"), schema_before);
-    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 3); /* 001 + 002 + 003 */
+    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 4); /* 001 .. 004 */
     CHECK(sqlite3_close(db) == SQLITE_OK);
 
     /* A database from a newer binary is refused with a clear error (a configuration matter),

@@ -1,5 +1,6 @@
 /* test_util.c - core helpers: base64, uuid, time parsing, constant-time compare, device iface,
  * reading a whole file, deadlines. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,70 @@ static void test_uuid(void)
     CHECK(!util_is_uuid("2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5dd"));
     CHECK(!util_is_uuid("2f7c8a34x5d4e-4b5a-9d7e-0c1f2a3b4c5d"));
     CHECK(!util_is_uuid("' OR 1=1 --"));
+}
+
+/* v7: format, version, variant, the timestamp, strict order and no repeats across many ids in
+ * one ms, and from several threads at once. */
+#define UUID7_N 20000
+static char g_ids[4][UUID7_N][UTIL_UUID_LEN + 1];
+
+static void *uuid7_thread(void *arg)
+{
+    char(*ids)[UTIL_UUID_LEN + 1] = arg;
+    for (int i = 0; i < UUID7_N; i++)
+        if (util_uuid7(ids[i])) ids[i][0] = '\0';
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_uuid7(void)
+{
+    char a[UTIL_UUID_LEN + 1];
+    int64_t before = util_now_ms();
+    CHECK_EQ_INT(util_uuid7(a), ER_OK);
+    int64_t after = util_now_ms();
+    CHECK(util_is_uuid(a));
+    CHECK(a[14] == '7');
+    CHECK(strchr("89ab", a[19]) != NULL);
+    char hex[13];
+    memcpy(hex, a, 8);
+    memcpy(hex + 8, a + 9, 4);
+    hex[12] = '\0';
+    int64_t ms = (int64_t)strtoll(hex, NULL, 16);
+    CHECK(ms >= before && ms <= after);
+    /* one thread: each id sorts after the one before (many share a ms) */
+    int same_ms = 0;
+    uuid7_thread(g_ids[0]);
+    for (int i = 1; i < UUID7_N; i++) {
+        CHECK(strcmp(g_ids[0][i - 1], g_ids[0][i]) < 0);
+        same_ms += memcmp(g_ids[0][i - 1], g_ids[0][i], 13) == 0;
+        if (strcmp(g_ids[0][i - 1], g_ids[0][i]) >= 0) break;
+    }
+    CHECK(same_ms > 0); /* the same-ms path was taken */
+    /* threads at once: every id well-formed and unique, each thread's in order */
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++)
+        pthread_create(&t[k], NULL, uuid7_thread, g_ids[k]);
+    for (int k = 0; k < 4; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 0; k < 4; k++) {
+        for (int i = 1; i < UUID7_N; i++)
+            if (strcmp(g_ids[k][i - 1], g_ids[k][i]) >= 0) {
+                CHECK(!"ids of one thread out of order");
+                break;
+            }
+        CHECK(util_is_uuid(g_ids[k][0]) && g_ids[k][0][14] == '7');
+    }
+    qsort(g_ids, 4 * UUID7_N, UTIL_UUID_LEN + 1, cmp_id);
+    int dups = 0;
+    char(*all)[UTIL_UUID_LEN + 1] = &g_ids[0][0];
+    for (int i = 1; i < 4 * UUID7_N; i++)
+        dups += strcmp(all[i - 1], all[i]) == 0;
+    CHECK_EQ_INT(dups, 0);
 }
 
 static void test_time(void)
@@ -234,6 +299,7 @@ int main(void)
     test_utf8();
     test_base64();
     test_uuid();
+    test_uuid7();
     test_time();
     test_numbers();
     test_ct_equal();
