@@ -79,7 +79,10 @@ void lv_hub_on_commit(void *arg, inference *const *committed, size_t n)
             l->n_commits--;
         }
         l->commits[l->n_commits++] = (lv_commit_mark){.seq = top, .ms = now};
-        wsloop_wake(l->loop);
+        /* With no client connected the loop has nothing to do per commit (an auth pulls what
+         * was committed before it): it is woken only to keep the commit times from overflowing. */
+        if (atomic_load(&l->n_clients_now) > 0 || l->n_commits >= LV_COMMITS_MAX / 2)
+            wsloop_wake(l->loop);
     }
     pthread_mutex_unlock(&l->mu);
 }
