@@ -6,6 +6,8 @@
 #   EI_RELAY_BIN        the ei-relay binary (required: a Release build)
 #   EI_BENCH_SECONDS    measured seconds (default 5, after a 1 s warm-up)
 #   EI_BENCH_RUNS       runs, each on a fresh database (default 1)
+#   EI_BENCH_LISTEN=1   one live subscriber (/api/v1/live, the black-box tests' client) reads
+#                       every message during the runs; without it nobody listens
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -25,6 +27,25 @@ stored() {
 for run in $(seq 1 "${EI_BENCH_RUNS:-1}"); do
     relay_start "run$run" "$WORK/relay-$run"
     wait_health 30
+    if [[ ${EI_BENCH_LISTEN:-0} == 1 ]]; then
+        wsport=$(sed -nE 's/.*"ws_port": ([0-9]+).*/\1/p' "$WORK/relay-$run/config-run$run.json")
+        python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+from harness.ws_client import connect_live
+ws, hello = connect_live(int(sys.argv[2]), sys.argv[3])
+print("subscribed", flush=True)
+n = 0
+try:
+    while True:
+        ws.recv_message(30)
+        n += 1
+except Exception:
+    print("subscriber: %d messages" % n, file=sys.stderr)
+' "$ROOT/tests/blackbox" "$wsport" "$TOKEN" >"$WORK/sub.out" &
+        STARTED+=($!)
+        until grep -q subscribed "$WORK/sub.out" 2>/dev/null; do sleep 0.1; done
+    fi
     export BENCH_BODY=$WORK/result.json BENCH_CTYPE=application/json BENCH_TOKEN=$TOKEN
     wrk -t2 -c32 -d1s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >/dev/null
     n0=$(stored)
