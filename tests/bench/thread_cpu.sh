@@ -15,6 +15,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 source "$HERE/lib.sh"
 bench_init ei-thread-cpu thread_cpu
 TOKEN=bench-token-thread-cpu
+# shellcheck disable=SC2034  # read by lib.sh (relay_start)
 RELAY=${EI_RELAY_BIN:?set EI_RELAY_BIN to a Release ei-relay}
 SECS=${EI_BENCH_SECONDS:-5}
 command -v wrk >/dev/null || apt_install wrk
