@@ -119,7 +119,7 @@ er_rc live_create(const live_deps *d, wsloop *loop, live **out, er_err *err)
         er_fail(err, rc, "live: cannot read the store");
         goto fail;
     }
-    l->fetched_seq = l->ring_base_seq = l->committed_seq = si.newest_seq;
+    l->fetched_seq = l->ring_base_seq = l->committed_seq = l->marks_floor = si.newest_seq;
     struct lws_context_creation_info vi;
     memset(&vi, 0, sizeof vi);
     vi.port = d->cfg->ws_port;

@@ -1,8 +1,13 @@
 /* live_hub.c - the hub: the store's commits in, the ring out, and what each client sends next
  * (from the ring, or from the cache when the ring no longer covers it, as on resume).
  * Everything runs on the wsloop thread except lv_hub_on_commit and lv_hub_on_deleted (the
- * store's writer thread), which only record the newest committed seq and its commit time, or
- * the deleted ids, under mu and wake the loop.
+ * store's writer thread), which only count the stats and record the newest committed seq and
+ * its commit time, or the deleted ids, under mu and wake the loop (for commits, only while a
+ * client is connected).
+ *
+ * With no client listening the hub reads and renders nothing (it cost ~20 us of this thread per
+ * inference): the ring is emptied and moved past the commits, and a client that resumes reads
+ * them from the cache, with their commit times from the kept marks (mark_ms).
  *
  * The ring holds the last committed inferences, rendered once, in seq order and contiguous:
  * every row with ring_base_seq < seq <= fetched_seq that still existed when read is in it. It
@@ -15,12 +20,11 @@
  * from it is borrowed until the next pull. */
 #include "live/live_internal.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json_alloc.h"
+#include "core/json_print.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "model/view.h"
@@ -30,29 +34,33 @@
 #define BACKLOG_BYTES (256u << 10) /* and their bytes: every connected client may hold one */
 #define RESUME_SCAN_MAX 10000      /* rows examined to count a resume backlog (~0.1 s of loop) */
 
-/* {"type":"inference","inference":<view>,"committed_ms":..} with LWS_PRE headroom. */
+/* {"type":"inference","inference":<view>,"committed_ms":..} with LWS_PRE headroom, written as
+ * text (view_render: the bytes cJSON_PrintUnformatted of the same tree gives, without its ~50
+ * allocations). committed_ms 0: null (not known). */
 static unsigned char *render_inference(const inference *inf, double committed_ms, size_t *len)
 {
+    static const char head[] = "{\"type\":\"inference\",\"inference\":";
+    static const char pre[LWS_PRE];
+    json_buf b = {0};
+    char *tail = view_render_tail(inf);
+    char *view = tail ? view_render(inf->guid, inf->seq, inf->ts, tail) : NULL;
     unsigned char *buf = NULL;
-    char *text = NULL;
-    cJSON *o = cJSON_CreateObject();
-    cJSON *view = view_inference(inf);
-    if (!o || !view || !cJSON_AddStringToObject(o, "type", "inference")) goto fail;
-    bool added = json_alloc_add(o, "inference", view);
-    view = NULL; /* o's, or freed */
-    if (!added) goto fail;
-    if (!(committed_ms > 0 ? cJSON_AddNumberToObject(o, "committed_ms", committed_ms)
-                           : cJSON_AddNullToObject(o, "committed_ms")))
-        goto fail;
-    text = cJSON_PrintUnformatted(o);
-    if (!text) goto fail;
-    *len = strlen(text);
-    buf = malloc(LWS_PRE + *len);
-    if (buf) memcpy(buf + LWS_PRE, text, *len);
+    if (!view) goto fail;
+    json_buf_raw(&b, pre, LWS_PRE);
+    json_buf_raw(&b, head, sizeof head - 1);
+    json_buf_raw(&b, view, strlen(view));
+    json_buf_raw(&b, ",\"committed_ms\":", 16);
+    if (committed_ms > 0)
+        json_buf_number(&b, committed_ms);
+    else
+        json_buf_raw(&b, "null", 4);
+    json_buf_raw(&b, "}", 1);
+    size_t n = b.len;
+    buf = (unsigned char *)json_buf_take(&b);
+    if (buf) *len = n - LWS_PRE;
 fail:
-    free(text);
-    cJSON_Delete(view);
-    cJSON_Delete(o);
+    free(view);
+    free(tail);
     return buf;
 }
 
@@ -68,13 +76,18 @@ void lv_hub_on_commit(void *arg, inference *const *committed, size_t n)
     double now = (double)util_now_us() / 1000.0;
     pthread_mutex_lock(&l->mu);
     if (!l->stopped) {
+        for (size_t i = 0; i < n; i++) /* here, so the loop reads no row nobody listens to */
+            lv_stats_add(l, committed[i], (int64_t)now);
         if (top > l->committed_seq) l->committed_seq = top;
         if (l->n_commits == LV_COMMITS_MAX) { /* the loop is far behind: keep the newest */
             memmove(l->commits, l->commits + 1, (LV_COMMITS_MAX - 1) * sizeof *l->commits);
             l->n_commits--;
         }
         l->commits[l->n_commits++] = (lv_commit_mark){.seq = top, .ms = now};
-        wsloop_wake(l->loop);
+        /* With no client connected the loop has nothing to do per commit (an auth pulls what
+         * was committed before it): it is woken only to keep the commit times from overflowing. */
+        if (atomic_load(&l->n_clients_now) > 0 || l->n_commits >= LV_COMMITS_MAX / 2)
+            wsloop_wake(l->loop);
     }
     pthread_mutex_unlock(&l->mu);
 }
@@ -146,6 +159,44 @@ static void enforce_queue(live *l, lv_client *c)
     }
 }
 
+/* Keeps the commit marks of one pull (in seq order) in the loop's history; the oldest ones
+ * leave it, and the rows up to theirs no longer have a known commit time. */
+static void marks_keep(live *l, const lv_commit_mark *marks, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (l->marks_head && marks[k].seq <= l->marks[(l->marks_head - 1) % LV_MARKS_MAX].seq)
+            continue;
+        lv_commit_mark *slot = &l->marks[l->marks_head % LV_MARKS_MAX];
+        if (l->marks_head >= LV_MARKS_MAX) l->marks_floor = slot->seq;
+        *slot = marks[k];
+        l->marks_head++;
+    }
+}
+
+/* The commit time of row seq, epoch ms: that of the first kept commit whose newest seq is at
+ * least seq (the commit that stored it, or the next one known when the writer's marks
+ * overflowed); 0 when not known (before the relay started, or too long ago). */
+static double mark_ms(const live *l, int64_t seq)
+{
+    if (seq <= l->marks_floor) return 0;
+    uint64_t lo = l->marks_head > LV_MARKS_MAX ? l->marks_head - LV_MARKS_MAX : 0;
+    uint64_t hi = l->marks_head;
+    while (lo < hi) { /* the first kept mark with seq >= the row's */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (l->marks[mid % LV_MARKS_MAX].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->marks_head ? l->marks[lo % LV_MARKS_MAX].ms : 0;
+}
+
+static void ring_gauges(live *l)
+{
+    atomic_store(&l->ring_n_now, (long long)(l->head - l->tail));
+    atomic_store(&l->ring_bytes_now, (long long)l->ring_bytes);
+}
+
 /* The oldest entry leaves the ring; the rows up to its seq are the cache's to serve. */
 static void ring_evict(live *l)
 {
@@ -182,8 +233,7 @@ static void ring_append(live *l, inference *inf, double committed_ms)
         (lv_ring_entry){.seq = inf->seq, .inf = inf, .msg = msg, .len = len, .bytes = bytes};
     l->head++;
     l->ring_bytes += bytes;
-    atomic_store(&l->ring_n_now, (long long)(l->head - l->tail));
-    atomic_store(&l->ring_bytes_now, (long long)l->ring_bytes);
+    ring_gauges(l);
 }
 
 /* Tells every client that the inference guid was deleted. */
@@ -252,7 +302,18 @@ static void hub_deletes(live *l)
     if (cleared) hub_recheck_ring(l);
 }
 
-/* Reads everything committed since the last pull into the ring. */
+/* Whether any client reads the stream (an authenticated one). */
+static bool hub_listened(const live *l)
+{
+    for (const lv_client *c = l->clients; c; c = c->next)
+        if (c->state == LV_CS_OPEN) return true;
+    return false;
+}
+
+/* Reads everything committed since the last pull into the ring. With nobody listening, reads
+ * nothing: the ring is emptied and moved past the commits (ring_base_seq = fetched_seq), so a
+ * client that connects later and resumes reads them from the cache, with their commit times
+ * from the marks. */
 void lv_hub_pull(live *l)
 {
     hub_deletes(l);
@@ -263,8 +324,15 @@ void lv_hub_pull(live *l)
     memcpy(marks, l->commits, n_marks * sizeof *marks);
     l->n_commits = 0;
     pthread_mutex_unlock(&l->mu);
-    int64_t now_ms = util_now_ms();
-    size_t m = 0;
+    marks_keep(l, marks, n_marks);
+    if (!hub_listened(l)) {
+        while (l->tail < l->head)
+            ring_evict(l);
+        if (target > l->fetched_seq) l->fetched_seq = target;
+        l->ring_base_seq = l->fetched_seq;
+        ring_gauges(l);
+        return;
+    }
     while (l->fetched_seq < target) {
         store_page page;
         er_rc rc = store_list_after(l->st, l->fetched_seq, PULL_PAGE, 0, &page);
@@ -283,11 +351,8 @@ void lv_hub_pull(live *l)
             inference *inf = page.items[i];
             if (inf->seq > target) break; /* committed after we looked: next pull, with its time */
             page.items[i] = NULL;
-            while (m < n_marks && marks[m].seq < inf->seq)
-                m++;
             l->fetched_seq = inf->seq;
-            lv_stats_add(l, inf, now_ms);
-            ring_append(l, inf, m < n_marks ? marks[m].ms : 0); /* takes inf */
+            ring_append(l, inf, mark_ms(l, inf->seq)); /* takes inf */
         }
         if (i < page.n) l->fetched_seq = target; /* the rest of the range is gone */
         store_page_free(&page);
@@ -350,7 +415,7 @@ const unsigned char *lv_hub_next(live *l, lv_client *c, size_t *len, unsigned ch
                 break;
             }
             if (live_filter_match(&c->filter, inf)) {
-                *owned = render_inference(inf, 0, len);
+                *owned = render_inference(inf, mark_ms(l, inf->seq), len);
                 if (*owned) return *owned;
             }
         }

@@ -8,9 +8,9 @@
  *   live_proto.c  pure parse/render of client messages (live_proto.h).
  *
  * Threads: everything runs on the wsloop thread except lv_hub_on_commit / lv_hub_on_deleted
- * (the store's writer thread) and the report part's prom (any thread), which touch only the fields
- * under mu or the atomics. struct live owns the ring, the clients and the stats; a client owns
- * its queue, its filter and its backlog page. */
+ * (the store's writer thread: the commit hook also counts the stats) and the report part's prom
+ * (any thread), which touch only the fields under mu or the atomics. struct live owns the ring, the
+ * clients and the stats; a client owns its queue, its filter and its backlog page. */
 #ifndef EI_LIVE_LIVE_INTERNAL_H
 #define EI_LIVE_LIVE_INTERNAL_H
 
@@ -30,6 +30,7 @@
 #define LV_STATS_MINUTES 60 /* the stats window: the last hour, in minute buckets */
 #define LV_COMMITS_MAX 256  /* commit times remembered between two pulls */
 #define LV_DELETED_MAX 4096 /* deleted ids remembered between two pulls */
+#define LV_MARKS_MAX 1024   /* commit times kept for the messages (at least the ring's rows) */
 
 typedef struct lv_ring_entry {
     int64_t seq;
@@ -107,7 +108,13 @@ struct live {
     char (*deleted)[UTIL_UUID_LEN + 1]; /* guids deleted since the last pull (owned array) */
     size_t n_deleted;
     bool cleared; /* clear_cache ran since the last pull: check the ring against the cache */
+    lv_label_stat *stats; /* counted by the commit hook, read by the loop's stats messages */
+    size_t n_stats;
+    lv_label_stat total; /* every inference, whatever its labels (label unused) */
     /* loop thread only */
+    lv_commit_mark marks[LV_MARKS_MAX]; /* the last commits' times: mark i at i % LV_MARKS_MAX */
+    uint64_t marks_head;                /* marks ever kept */
+    int64_t marks_floor;                /* rows up to this seq have no known commit time */
     int64_t fetched_seq;
     int64_t ring_base_seq;
     uint64_t head; /* entries ever appended; entry i lives in ring[i % LV_RING_CAP] */
@@ -117,9 +124,6 @@ struct live {
     lv_client *clients;
     size_t n_clients;
     char *fwd_msg; /* the last forwarder message text (rendered on change) */
-    lv_label_stat *stats;
-    size_t n_stats;
-    lv_label_stat total; /* every inference, whatever its labels (label unused) */
     lws_sorted_usec_list_t fwd_sul, stats_sul;
     lv_conn *conns; /* owned: conns_max slots, every accepted TCP connection */
     size_t conns_max, conns_per_ip, n_conns;
@@ -174,7 +178,7 @@ void lv_queue_text(lv_client *c, const char *text, lv_out_kind kind);
 void lv_ticks_start(live *l);
 /* Queues the current forwarder and stats messages for a client just authenticated. */
 void lv_ticks_hello(live *l, lv_client *c);
-/* Counts a newly committed inference in the stats window. */
+/* Counts a newly committed inference in the stats window (the commit hook, under mu). */
 void lv_stats_add(live *l, const inference *inf, int64_t now_ms);
 /* Frees the stats and the last forwarder message (live_destroy). */
 void lv_ticks_free(live *l);

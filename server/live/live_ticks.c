@@ -1,7 +1,10 @@
 /* live_ticks.c - the live stream's periodic messages: the forwarder's state (polled every
  * FWD_POLL_MS, sent when it changes) and the per-label stats of the last hour (counted here as
- * the hub reads commits, sent every STATS_EVERY_MS), plus both once after a client's hello.
- * Loop thread only. struct live owns the stats table and the last forwarder message text. */
+ * inferences are committed, sent every STATS_EVERY_MS), plus both once after a client's hello.
+ * Loop thread only, but for lv_stats_add: the store's commit hook counts every committed
+ * inference on the writer thread, under mu (so nothing is read from the store for the stats,
+ * and the hub need not read commits nobody listens to). struct live owns the stats table and
+ * the last forwarder message text. */
 #include "live/live_internal.h"
 
 #include <cjson/cJSON.h>
@@ -122,7 +125,9 @@ fail:
 
 static char *stats_text(live *l)
 {
+    pthread_mutex_lock(&l->mu); /* the commit hook counts on the writer thread */
     cJSON *o = stats_json(l);
+    pthread_mutex_unlock(&l->mu);
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;

@@ -3,6 +3,7 @@
 # the backlog bound. Helpers in harness/live.py. Every wait is a protocol round trip or a bounded
 # read; nothing sleeps.
 import random
+import re
 import threading
 import time
 
@@ -179,11 +180,37 @@ def test_resume_limit():
         ws.abort()
 
 
+def test_nobody_listening_renders_nothing():
+    """With no client connected the stream reads and renders nothing (its ring stays empty); a
+    client that resumes then gets those inferences from the cache, with their commit times."""
+    with Relay() as r:
+        t0 = time.time() * 1000
+        views = [post(cls({"nl-%d" % i: 0.5}), relay=r) for i in range(3)]
+        t1 = time.time() * 1000
+        ws, hello = live(relay=r, since_seq=0)
+        try:
+            eq(hello["last_seq"], views[-1]["seq"], "hello.last_seq")
+            m = re.search(r"^ei_relay_live_ring_inferences (\d+)$",
+                          r.get("/metrics").body.decode(), re.M)
+            check(m is not None and int(m.group(1)) == 0,
+                  "ring entries after commits nobody listened to: %r" % (m and m.group(1),))
+            msgs = read_until_id(ws, views[-1]["id"])
+            check_no_missed(msgs)
+            eq(ids_of(msgs), [v["id"] for v in views], "the resumed inferences")
+            for msg in msgs:
+                c = msg.get("committed_ms")
+                check(isinstance(c, (int, float)) and t0 - 1 <= c <= t1 + 1,
+                      "committed_ms %r not within the POSTs' window [%.1f, %.1f]" % (c, t0, t1))
+        finally:
+            ws.abort()
+
+
 TESTS = [
     test_resume_gets_exactly_the_missed_ones,
     test_resume_with_filter_applies_to_backlog,
     test_resume_during_ingest_no_gap_no_duplicate,
     test_resume_limit,
+    test_nobody_listening_renders_nothing,
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# thread_cpu.sh - CPU per stored inference of each ei-relay thread (utime+stime of
+# /proc/PID/task/TID, threads of one name summed, divided by the inferences stored) under
+# durable JSON ingest: wrk -t2 -c32 with post.lua and result.json, as run.sh's row 2. A figure
+# that the load of other processes moves little (unlike req/s). See tests/bench/README.md.
+#   EI_RELAY_BIN        the ei-relay binary (required: a Release build)
+#   EI_BENCH_SECONDS    measured seconds (default 5, after a 1 s warm-up)
+#   EI_BENCH_RUNS       runs, each on a fresh database (default 1)
+#   EI_BENCH_LISTEN=1   one live subscriber (/api/v1/live, the black-box tests' client) reads
+#                       every message during the runs; without it nobody listens
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=tests/bench/lib.sh
+source "$HERE/lib.sh"
+bench_init ei-thread-cpu thread_cpu
+TOKEN=bench-token-thread-cpu
+# shellcheck disable=SC2034  # read by lib.sh (relay_start)
+RELAY=${EI_RELAY_BIN:?set EI_RELAY_BIN to a Release ei-relay}
+SECS=${EI_BENCH_SECONDS:-5}
+command -v wrk >/dev/null || apt_install wrk
+tr -d '\n' <"$HERE/result.json" >"$WORK/result.json"
+
+stored() {
+    curl -s -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
+        awk '$1=="ei_relay_inferences_stored_total"{print $2}'
+}
+for run in $(seq 1 "${EI_BENCH_RUNS:-1}"); do
+    relay_start "run$run" "$WORK/relay-$run"
+    wait_health 30
+    if [[ ${EI_BENCH_LISTEN:-0} == 1 ]]; then
+        wsport=$(sed -nE 's/.*"ws_port": ([0-9]+).*/\1/p' "$WORK/relay-$run/config-run$run.json")
+        python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+from harness.ws_client import connect_live
+ws, hello = connect_live(int(sys.argv[2]), sys.argv[3])
+print("subscribed", flush=True)
+n = 0
+try:
+    while True:
+        ws.recv_message(30)
+        n += 1
+except Exception:
+    print("subscriber: %d messages" % n, file=sys.stderr)
+' "$ROOT/tests/blackbox" "$wsport" "$TOKEN" >"$WORK/sub.out" &
+        STARTED+=($!)
+        until grep -q subscribed "$WORK/sub.out" 2>/dev/null; do sleep 0.1; done
+    fi
+    export BENCH_BODY=$WORK/result.json BENCH_CTYPE=application/json BENCH_TOKEN=$TOKEN
+    wrk -t2 -c32 -d1s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >/dev/null
+    n0=$(stored)
+    th0=$(thread_ticks "$RELAY_PID")
+    wrk -t2 -c32 -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >"$WORK/wrk.txt"
+    th1=$(thread_ticks "$RELAY_PID")
+    n1=$(stored)
+    total=$(awk '{s+=$2} END{print s}' <<<"$th1")
+    total0=$(awk '{s+=$2} END{print s}' <<<"$th0")
+    printf 'run %d: %d inferences in %d s, relay %s µs each; %s\n' "$run" $((n1 - n0)) "$SECS" \
+        "$(us_per $((total - total0)) $((n1 - n0)))" "$(thread_us_per "$th0" "$th1" $((n1 - n0)))"
+    stop_pid "$RELAY_PID"
+done
