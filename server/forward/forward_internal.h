@@ -28,6 +28,11 @@ struct cJSON;
 #define FWD_FETCH_ROWS 256
 #define FWD_INFLIGHT_CAP 100
 #define FWD_REASON_MAX 320
+/* Acks nothing waits on are gathered for up to FWD_ACK_DELAY_MS or FWD_ACK_BATCH rows before
+ * they go to the store as one job (one durable commit for many rows instead of one every few
+ * PUBACKs); at once whenever nothing is left in flight. */
+#define FWD_ACK_BATCH 256
+#define FWD_ACK_DELAY_MS 20
 
 typedef enum fwd_ev_type { FWD_EV_CONNECTED, FWD_EV_DOWN, FWD_EV_DONE, FWD_EV_MESSAGE } fwd_ev_type;
 
@@ -96,9 +101,10 @@ struct forwarder {
     size_t page_i;
     bool page_empty; /* the last fetch found nothing: wait for a commit */
     int64_t last_sent_seq;
-    int64_t acks[FWD_INFLIGHT_CAP * 2];
+    int64_t acks[FWD_ACK_BATCH + FWD_FETCH_ROWS]; /* acked, not yet handed to the store */
     size_t n_acks;
-    util_buf built; /* the payload of built_seq, kept across a pacing wait */
+    int64_t ack_due_ms; /* when the oldest of them goes to the store at the latest */
+    util_buf built;     /* the payload of built_seq, kept across a pacing wait */
     int64_t built_seq;
     int built_n; /* rows in built: > 1 for a batch message */
     int64_t built_seqs[FWD_FETCH_ROWS];

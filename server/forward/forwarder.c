@@ -73,10 +73,21 @@ static void flush_acks(forwarder *f, bool wait)
     f->n_acks = 0;
 }
 
-static void add_ack(forwarder *f, int64_t seq)
+static void add_ack(forwarder *f, int64_t seq, int64_t now)
 {
     if (f->n_acks == sizeof f->acks / sizeof f->acks[0]) flush_acks(f, false);
+    if (f->n_acks == 0) f->ack_due_ms = now + FWD_ACK_DELAY_MS;
     f->acks[f->n_acks++] = seq;
+}
+
+/* The drain loop's flush: the acks wait (bounded) for more to join them while the window is
+ * busy, so the store makes one durable commit per FWD_ACK_BATCH rows or FWD_ACK_DELAY_MS
+ * rather than one per turn; with nothing in flight they go at once (a lone message, the end
+ * of a drain). Nothing waits on these rows: they are already PUBACKed, and a crash before
+ * the commit only sends them again (at-least-once). */
+static void flush_acks_due(forwarder *f, int64_t now)
+{
+    if (f->n_fl == 0 || f->n_acks >= FWD_ACK_BATCH || now >= f->ack_due_ms) flush_acks(f, false);
 }
 
 static void drop_inflight(forwarder *f, int i)
@@ -330,9 +341,9 @@ static void handle_done(forwarder *f, fwd_event *e, int64_t now)
         }
         if (f->fl[i].batch)
             for (int k = 0; k < f->fl[i].n; k++)
-                add_ack(f, f->fl[i].batch[k]);
+                add_ack(f, f->fl[i].batch[k], now);
         else
-            add_ack(f, f->fl[i].seq);
+            add_ack(f, f->fl[i].seq, now);
         if (max_seq(&f->fl[i], INT64_MIN) >= f->probe_until) f->probe = false;
         drop_inflight(f, i);
         return;
@@ -549,7 +560,7 @@ static void *run(void *arg)
         if (f->up && f->send_failed_ms && now - f->send_failed_ms >= SEND_FAIL_GRACE_MS)
             rewind_queue(f); /* a publish failed but the connection stayed: send again */
         if (f->up) drain(f, now);
-        flush_acks(f, false); /* after refilling the window: the broker works meanwhile */
+        flush_acks_due(f, now); /* after refilling the window: the broker works meanwhile */
         if (now >= f->next_model_metrics_ms) {
             if (f->up) send_model_metrics(f); /* while down the window keeps accumulating */
             f->next_model_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
@@ -560,6 +571,7 @@ static void *run(void *arg)
         if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
             until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
+        if (f->n_acks > 0 && f->ack_due_ms < until) until = f->ack_due_ms;
         forward__wait_until(f, until, false, wake_dones(f));
     }
     forward__free_events(spent);
