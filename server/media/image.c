@@ -22,6 +22,7 @@ static char vips_argv0[256] = "ei-relay";
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static const media_vips_api *vips_api; /* set once by load_vips, NULL when it failed */
 static er_err vips_err;                /* why it failed */
+static pthread_mutex_t vips_mu = PTHREAD_MUTEX_INITIALIZER; /* see media__vips_lock */
 
 static void host_log_debug(const char *domain, const char *msg)
 {
@@ -51,6 +52,16 @@ const media_vips_api *media__vips(er_err *err)
     pthread_once(&vips_once, load_vips);
     if (!vips_api && err) *err = vips_err;
     return vips_api;
+}
+
+void media__vips_lock(void)
+{
+    pthread_mutex_lock(&vips_mu);
+}
+
+void media__vips_unlock(void)
+{
+    pthread_mutex_unlock(&vips_mu);
 }
 
 const char *media_unavailable(void)
@@ -110,7 +121,9 @@ er_rc media_jpeg(const uint8_t *data, size_t len, int max_px, int q, uint8_t **o
         rc = ER_IO;
         goto fail;
     }
+    media__vips_lock();
     rc = v->jpeg(data, len, max_px, q, out, out_len);
+    media__vips_unlock();
 fail:
     return rc;
 }

@@ -64,7 +64,9 @@ er_rc preprocess_frame(const uint8_t *img, size_t len, int W, int H, int channel
         rc = ER_IO;
         goto fail;
     }
+    media__vips_lock();
     rc = v->preprocess(img, len, W, H, channels, mode, want_jpeg, out, err);
+    media__vips_unlock();
 fail:
     return rc;
 }

@@ -45,7 +45,12 @@ er_rc synth_jpeg(int w, int h, const synth_rect *rects, size_t n, uint32_t seed,
         }
     }
     const media_vips_api *v = media__vips(NULL);
-    rc = v ? v->jpeg_from_rgb(px, w, h, quality, out, out_len) : ER_IO;
+    rc = ER_IO;
+    if (v) {
+        media__vips_lock();
+        rc = v->jpeg_from_rgb(px, w, h, quality, out, out_len);
+        media__vips_unlock();
+    }
 fail:
     free(px);
     return rc;
