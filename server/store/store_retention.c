@@ -170,6 +170,7 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
             rc = ret_size_chunk(s, &s->ret_cur_seq, &scanned, &deleted, &satisfied);
             if (!rc && (satisfied || scanned < RET_CHUNK)) s->ret_size_done = true;
         }
+        if (!rc && deleted > 0) rc = store__posts_trim(s); /* postings of what went */
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "retention commit");
@@ -248,6 +249,7 @@ er_rc store__run_clear(store *s, int64_t *deleted)
         if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear scan");
         for (int i = 0; !rc && i < n; i++)
             rc = ret_delete(s, seqs[i], &chunk_deleted);
+        if (!rc && chunk_deleted > 0) rc = store__posts_trim(s);
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear commit");

@@ -415,7 +415,7 @@ static void test_migration_001(void)
     CHECK_EQ_INT(stats(s).pending, 3);
     store_destroy(s);
     db = raw_open(path);
-    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 4);
+    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 5);
     /* 003: a migrated row's age on the age clock is its wall clock receive time */
     CHECK_EQ_INT(raw_int(db, "SELECT age_ms FROM inference WHERE seq = 2"), 2);
     sqlite3_close(db);
