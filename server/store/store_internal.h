@@ -10,7 +10,10 @@
  *   store_exec.c       what a put, delete or thumbnail job does inside the transaction
  *   store_retention.c  retention passes (age, rows, bytes) and clear_cache
  *   store_age.c        the age clock retention measures ages with (persisted in meta)
- *   store_read.c       list, get, image, thumbnail, stats, info, foreach, query plans
+ *   store_read.c       list (label pages: postings, then label_score below the watermark), get,
+ *                      image, thumbnail, info, foreach, query plans
+ *   store_labels.c     packed labels and label postings (writer), decoding labels, stats
+ *   store_pack.c       the packed forms' pure encoders and decoders (store_pack.h)
  *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
  *   store_meta.c       the small persistent key/value state
  *   store_prom.c       the store's series of /metrics

@@ -1,6 +1,7 @@
 /* store_read.c - the reads, on any thread, each on a reader connection borrowed from the pool
- * for the call: list (keyset pages, filters), list_after, get, image, thumbnail, stats, info,
- * foreach, query plans, and the row decoding and paging the outbox reads share. What a read
+ * for the call: list (keyset pages, filters; with a label the postings since 005, then the old
+ * label_score rows below the watermark), list_after, get, image, thumbnail, info, foreach, query
+ * plans, and the row decoding and paging the outbox reads share. What a read
  * returns is the caller's (see store.h for each free function). */
 #include "store/store_internal.h"
 
