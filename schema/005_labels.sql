@@ -8,9 +8,10 @@
 --    label_score (read there; the cascade trigger of 004 still deletes them).
 -- 2. "Newest N with label X" reads label_post: one row per label per commit batch, its entries
 --    (seq, score, ts) packed in seq order. A newest-first scan of a label is a range of the
---    primary key; retention deletes the rows whose newest seq is gone (the seq1 index). A single
---    delete leaves its entries behind: seq is AUTOINCREMENT, never reused, so a stale entry
---    points at nothing and the read skips it.
+--    primary key; retention (and clear_cache) deletes the rows whose inferences are all gone,
+--    from the seq1 index up to where it examined every row. A single delete leaves its entries
+--    behind: seq is AUTOINCREMENT, never reused, so a stale entry points at nothing and the read
+--    skips it.
 -- 3. meta 'labels_packed_from' is the first seq written this way (the watermark W): below it a
 --    label read continues in label_score, unchanged. Nothing is rewritten here, so this migration
 --    takes the same time at 1M rows as on an empty file.

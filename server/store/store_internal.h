@@ -83,7 +83,7 @@ enum {
     WSTMT_NEWEST_AGE,
     WSTMT_COUNTERS_ADD,
     WSTMT_INS_POST,   /* one label_post row (store_labels.c) */
-    WSTMT_TRIM_POSTS, /* label_post rows whose newest seq is gone */
+    WSTMT_TRIM_POSTS, /* label_post rows whose inferences are all gone */
     WSTMT__N
 };
 
@@ -414,8 +414,10 @@ void store__posts_reset(store *s);
 /* Writes the gathered postings, one row per label (per STORE_PACK_POST_MAX entries), in the
  * open transaction, just before its COMMIT. */
 er_rc store__posts_flush(store *s);
-/* Deletes the posting rows whose newest seq is older than every inference (retention, clear). */
-er_rc store__posts_trim(store *s);
+/* Deletes the posting rows that end at or below upto and whose seq range holds no inference any
+ * more (retention and clear, after a chunk examined every row up to upto: what stays there is
+ * kept for the forwarder, and only the few posting rows around it stay too). */
+er_rc store__posts_trim(store *s, int64_t upto);
 /* Adds inf's labels: from column col of row (packed) or, when that is NULL, from label_score. */
 er_rc store__read_labels(reader *r, sqlite3_stmt *row, int col, inference *inf);
 

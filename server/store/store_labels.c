@@ -203,9 +203,11 @@ fail:
     return rc;
 }
 
-er_rc store__posts_trim(store *s)
+er_rc store__posts_trim(store *s, int64_t upto)
 {
-    int src = step_once(s->wst[WSTMT_TRIM_POSTS]);
+    sqlite3_stmt *st = s->wst[WSTMT_TRIM_POSTS];
+    sqlite3_bind_int64(st, 1, upto);
+    int src = step_once(st);
     return src == SQLITE_DONE ? ER_OK : store__db_error(s, s->wdb, src, "trimming label postings");
 }
 

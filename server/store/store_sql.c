@@ -64,9 +64,9 @@ const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [WSTMT_NEWEST_AGE] = "SELECT age_ms FROM inference ORDER BY seq DESC LIMIT 1",
     [WSTMT_INS_POST] = "INSERT INTO label_post (label, seq0, seq1, data) VALUES (?1, ?2, ?3, ?4)",
-    /* the seq1 index from its start; an empty cache keeps no postings */
-    [WSTMT_TRIM_POSTS] = "DELETE FROM label_post WHERE seq1 < coalesce((SELECT min(seq) FROM"
-                         " inference), 9223372036854775807)",
+    /* the seq1 index from its start; each row's range one probe of the primary key */
+    [WSTMT_TRIM_POSTS] = "DELETE FROM label_post WHERE seq1 <= ?1 AND NOT EXISTS (SELECT 1 FROM"
+                         " inference i WHERE i.seq BETWEEN label_post.seq0 AND label_post.seq1)",
     [WSTMT_COUNTERS_ADD] = "UPDATE counters SET rows = rows + ?1, bytes = bytes + ?2,"
                            " images = images + ?3, outbox = outbox + ?4,"
                            " outbox_bytes = outbox_bytes + ?5 WHERE id = 1",
