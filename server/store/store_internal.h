@@ -110,9 +110,9 @@ enum {
     RSTMT_META_GET,
     RSTMT_AFTER,
     RSTMT_POST_SCAN, /* a label's label_post rows, newest first */
-    RSTMT_BY_SEQ,    /* one inference by seq (+ source), what a posting entry points at */
+    RSTMT_BY_SEQS,   /* up to PROBE_SEQS inferences by seq (+ source): what postings point at */
     RSTMT_EXPLAIN_POST,
-    RSTMT_EXPLAIN_BY_SEQ,
+    RSTMT_EXPLAIN_BY_SEQS,
     RSTMT__N
 };
 
@@ -124,6 +124,7 @@ extern const char *const store__reader_sql[RSTMT__N];
     "i.seq, i.guid, i.ts, i.device, i.source, i.kind, i.result, i.timing, i.info, i.top_label,"    \
     " i.top_score, i.anomaly, i.model_width, i.model_height, i.has_image, m.mime, m.width,"        \
     " m.height, length(m.data), i.publish, i.labels"
+#define PROBE_SEQS 32 /* seqs RSTMT_BY_SEQS takes (?2 .. ?33) */
 #define COL_LABELS 20 /* i.labels: packed (store_pack.h), NULL before 005 */
 #define COL_DATA 21   /* m.data after INF_COLS, where a statement selects image bytes */
 

@@ -164,20 +164,47 @@ static er_rc page_take(page_fill *pf, sqlite3_stmt *st)
     return ER_OK;
 }
 
-/* The label's postings (inferences since 005) with seq < cursor, newest first: each entry that
- * passes the score and time filters is probed in `inference` (with the source filter); an entry
- * whose inference was deleted finds nothing and is skipped. */
+/* Takes the rows of the bound statement st until it ends or the page is done; resets st. */
+static er_rc page_fill_rows(store *s, reader *r, sqlite3_stmt *st, page_fill *pf)
+{
+    er_rc rc = ER_OK;
+    int src = SQLITE_DONE;
+    while (!pf->done && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = page_take(pf, st))) goto fail;
+    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
+fail:
+    stmt_done(st);
+    return rc;
+}
+
+/* Probes the candidate seqs cand[0..n) (newest first) in one statement, which returns the ones
+ * that still exist and pass the source filter, newest first: one statement and one pair of
+ * cursors for up to PROBE_SEQS entries instead of one per entry. */
+static er_rc probe_seqs(store *s, reader *r, const store_filter *f, const int64_t *cand, size_t n,
+                        page_fill *pf)
+{
+    sqlite3_stmt *st = r->st[RSTMT_BY_SEQS];
+    bind_text(st, 1, f->source);
+    for (size_t i = 0; i < n; i++)
+        sqlite3_bind_int64(st, 2 + (int)i, cand[i]); /* the rest stay NULL: they match nothing */
+    return page_fill_rows(s, r, st, pf);
+}
+
+/* The label's postings (inferences since 005) with seq < cursor, newest first: the entries that
+ * pass the score and time filters are probed in `inference` (with the source filter), as many
+ * at a time as the page may still take; an entry whose inference was deleted finds nothing and
+ * is skipped. */
 static er_rc list_postings(store *s, reader *r, const store_filter *f, int64_t cursor,
                            page_fill *pf)
 {
-    sqlite3_stmt *scan = r->st[RSTMT_POST_SCAN], *one = r->st[RSTMT_BY_SEQ];
+    sqlite3_stmt *scan = r->st[RSTMT_POST_SCAN];
     store_pack_entry e[STORE_PACK_POST_MAX];
-    size_t n = 0;
+    int64_t cand[PROBE_SEQS];
+    size_t n = 0, n_cand = 0;
     er_rc rc = ER_OK;
     int src = SQLITE_DONE;
     sqlite3_bind_text(scan, 1, f->label, -1, SQLITE_STATIC);
     sqlite3_bind_int64(scan, 2, cursor);
-    bind_text(one, 2, f->source);
     while (!pf->done && (src = sqlite3_step(scan)) == SQLITE_ROW) {
         if (store_pack_post_read(
                 sqlite3_column_blob(scan, 2), (size_t)sqlite3_column_bytes(scan, 2),
@@ -190,20 +217,23 @@ static er_rc list_postings(store *s, reader *r, const store_filter *f, int64_t c
             if (e[k].seq >= cursor || (f->has_min_score && !(e[k].score >= f->min_score)) ||
                 (f->has_since && e[k].ts < f->since_ms) || (f->has_until && e[k].ts >= f->until_ms))
                 continue;
-            sqlite3_bind_int64(one, 1, e[k].seq);
-            int got = sqlite3_step(one);
-            if (got == SQLITE_ROW)
-                rc = page_take(pf, one);
-            else if (got != SQLITE_DONE)
-                rc = store__db_error(s, r->db, got, "listing inferences");
-            sqlite3_reset(one); /* the source stays bound */
-            if (rc) goto fail;
+            cand[n_cand++] = e[k].seq;
+            /* the rows the page may still take, the one that tells a next page exists included */
+            size_t want = (size_t)pf->limit + 1 - pf->out->n;
+            if (n_cand == PROBE_SEQS || n_cand >= want) {
+                rc = probe_seqs(s, r, f, cand, n_cand, pf);
+                if (rc) goto fail;
+                n_cand = 0;
+            }
         }
     }
-    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing postings");
+    if (!pf->done && src != SQLITE_DONE) {
+        rc = store__db_error(s, r->db, src, "listing postings");
+        goto fail;
+    }
+    if (!pf->done && n_cand) rc = probe_seqs(s, r, f, cand, n_cand, pf);
 fail:
     stmt_done(scan);
-    stmt_done(one);
     return rc;
 }
 
@@ -213,8 +243,6 @@ static er_rc list_rows(store *s, reader *r, int which, const store_filter *f, in
                        page_fill *pf)
 {
     sqlite3_stmt *st = r->st[which];
-    er_rc rc = ER_OK;
-    int src = SQLITE_DONE;
     sqlite3_bind_int64(st, 1, cursor);
     bind_text(st, 2, f->source);
     if (f->has_min_score) sqlite3_bind_double(st, 3, f->min_score);
@@ -223,12 +251,7 @@ static er_rc list_rows(store *s, reader *r, int which, const store_filter *f, in
     /* one extra row tells whether a next page exists */
     sqlite3_bind_int(st, 6, f->limit + 1 - (int)pf->out->n);
     if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
-    while (!pf->done && (src = sqlite3_step(st)) == SQLITE_ROW)
-        if ((rc = page_take(pf, st))) goto fail;
-    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
-fail:
-    stmt_done(st);
-    return rc;
+    return page_fill_rows(s, r, st, pf);
 }
 
 er_rc store_list(store *s, const store_filter *f, store_page *out)
@@ -469,7 +492,7 @@ er_rc store_foreach(store *s, store_each_fn fn, void *arg)
 er_rc store_explain_list(store *s, bool with_label, char **plan)
 {
     static const int list[] = {RSTMT_EXPLAIN_LIST};
-    static const int label[] = {RSTMT_EXPLAIN_POST, RSTMT_EXPLAIN_BY_SEQ, RSTMT_EXPLAIN_LABEL};
+    static const int label[] = {RSTMT_EXPLAIN_POST, RSTMT_EXPLAIN_BY_SEQS, RSTMT_EXPLAIN_LABEL};
     const int *which = with_label ? label : list;
     size_t n = with_label ? sizeof label / sizeof label[0] : 1;
     *plan = NULL;

@@ -91,12 +91,16 @@ const char *const store__writer_sql[WSTMT__N] = {
     " AND (?5 IS NULL OR l.ts < ?5) ORDER BY l.seq DESC LIMIT ?6"
 
 /* With a label, since 005: a newest-first walk of the label's label_post rows from the cursor
- * (a primary-key range), then each entry's inference by its primary key. */
+ * (a primary-key range), then the entries' inferences by their primary key, up to PROBE_SEQS
+ * in one statement. */
 #define SQL_POST_SCAN                                                                              \
     "SELECT seq0, seq1, data FROM label_post WHERE label = ?1 AND seq0 < ?2 ORDER BY seq0 DESC"
-#define SQL_BY_SEQ                                                                                 \
+#define Q4 "?,?,?,?"
+#define SQL_BY_SEQS                                                                                \
     "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"                      \
-    " WHERE i.seq = ?1 AND (?2 IS NULL OR i.source = ?2)"
+    " WHERE i.seq IN (?2," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 ",?,?,?)"                  \
+    " AND (?1 IS NULL OR i.source = ?1) ORDER BY i.seq DESC"
+_Static_assert(PROBE_SEQS == 32, "SQL_BY_SEQS has ?2 .. ?33");
 
 const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_LIST] = SQL_LIST,
@@ -143,7 +147,7 @@ const char *const store__reader_sql[RSTMT__N] = {
                         " ORDER BY o.seq LIMIT 1",
     [RSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [RSTMT_POST_SCAN] = SQL_POST_SCAN,
-    [RSTMT_BY_SEQ] = SQL_BY_SEQ,
+    [RSTMT_BY_SEQS] = SQL_BY_SEQS,
     [RSTMT_EXPLAIN_POST] = "EXPLAIN QUERY PLAN " SQL_POST_SCAN,
-    [RSTMT_EXPLAIN_BY_SEQ] = "EXPLAIN QUERY PLAN " SQL_BY_SEQ,
+    [RSTMT_EXPLAIN_BY_SEQS] = "EXPLAIN QUERY PLAN " SQL_BY_SEQS,
 };
