@@ -111,6 +111,7 @@ enum {
     RSTMT_AFTER,
     RSTMT_POST_SCAN, /* a label's label_post rows, newest first */
     RSTMT_BY_SEQS,   /* up to PROBE_SEQS inferences by seq (+ source): what postings point at */
+    RSTMT_BY_RANGE,  /* the same as a seq range, newest first */
     RSTMT_EXPLAIN_POST,
     RSTMT_EXPLAIN_BY_SEQS,
     RSTMT__N

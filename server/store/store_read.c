@@ -179,15 +179,37 @@ fail:
 
 /* Probes the candidate seqs cand[0..n) (newest first) in one statement, which returns the ones
  * that still exist and pass the source filter, newest first: one statement and one pair of
- * cursors for up to PROBE_SEQS entries instead of one per entry. */
+ * cursors for up to PROBE_SEQS entries instead of one per entry. Dense candidates (a label on
+ * most rows) are read as their seq range with the others skipped here: cheaper than the IN
+ * list's ephemeral table when at most about every other row of the range is skipped. */
 static er_rc probe_seqs(store *s, reader *r, const store_filter *f, const int64_t *cand, size_t n,
                         page_fill *pf)
 {
-    sqlite3_stmt *st = r->st[RSTMT_BY_SEQS];
+    sqlite3_stmt *st;
+    er_rc rc = ER_OK;
+    int src = SQLITE_DONE;
+    if ((uint64_t)(cand[0] - cand[n - 1]) >= 2 * (uint64_t)n) {
+        st = r->st[RSTMT_BY_SEQS];
+        bind_text(st, 1, f->source);
+        for (size_t i = 0; i < n; i++) /* the rest stay NULL: they match nothing */
+            sqlite3_bind_int64(st, 2 + (int)i, cand[i]);
+        return page_fill_rows(s, r, st, pf);
+    }
+    st = r->st[RSTMT_BY_RANGE];
     bind_text(st, 1, f->source);
-    for (size_t i = 0; i < n; i++)
-        sqlite3_bind_int64(st, 2 + (int)i, cand[i]); /* the rest stay NULL: they match nothing */
-    return page_fill_rows(s, r, st, pf);
+    sqlite3_bind_int64(st, 2, cand[n - 1]);
+    sqlite3_bind_int64(st, 3, cand[0]);
+    size_t k = 0;
+    while (!pf->done && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        while (k < n && cand[k] > seq)
+            k++;
+        if (k < n && cand[k] == seq && (rc = page_take(pf, st))) goto fail;
+    }
+    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
+fail:
+    stmt_done(st);
+    return rc;
 }
 
 /* The label's postings (inferences since 005) with seq < cursor, newest first: the entries that

@@ -101,6 +101,9 @@ const char *const store__writer_sql[WSTMT__N] = {
     " WHERE i.seq IN (?2," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 ",?,?,?)"                  \
     " AND (?1 IS NULL OR i.source = ?1) ORDER BY i.seq DESC"
 _Static_assert(PROBE_SEQS == 32, "SQL_BY_SEQS has ?2 .. ?33");
+#define SQL_BY_RANGE                                                                               \
+    "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"                      \
+    " WHERE i.seq BETWEEN ?2 AND ?3 AND (?1 IS NULL OR i.source = ?1) ORDER BY i.seq DESC"
 
 const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_LIST] = SQL_LIST,
@@ -148,6 +151,7 @@ const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [RSTMT_POST_SCAN] = SQL_POST_SCAN,
     [RSTMT_BY_SEQS] = SQL_BY_SEQS,
+    [RSTMT_BY_RANGE] = SQL_BY_RANGE,
     [RSTMT_EXPLAIN_POST] = "EXPLAIN QUERY PLAN " SQL_POST_SCAN,
     [RSTMT_EXPLAIN_BY_SEQS] = "EXPLAIN QUERY PLAN " SQL_BY_SEQS,
 };
