@@ -1,7 +1,8 @@
 /* forwarder_events.c - the forwarder's hand-offs from other threads: paho's callbacks and the
- * store's commit hook only queue an event (or add to the model metrics) under f->mu and signal
- * f->cv; the forwarder thread (forwarder.c) takes the queue and sleeps here between its
- * deadlines. Nothing here touches the thread-only fields of struct forwarder. */
+ * store's commit hook queue an event (or add to the model metrics) under f->mu and signal f->cv;
+ * paho's PUBACK callback may instead record the ack and publish the next prepared message
+ * itself (forwarder_window.c). The forwarder thread (forwarder.c) takes the queue and sleeps
+ * here between its deadlines. Nothing here touches the thread-only fields of struct forwarder. */
 #include "forward/forward_internal.h"
 
 #include <errno.h>
