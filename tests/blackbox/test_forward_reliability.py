@@ -115,14 +115,14 @@ def test_takeover_mid_drain_loses_nothing():
                 ids = sorted(seq, key=seq.get)  # seq order
                 b.start()
                 sub.reconnect()
-                sub.wait_count(out, 100, WAIT_S)
-                before = forwarder(r).get("reconnects", 0)
+                # the relay's own count: the test's subscriber lags behind a fast drain
+                doc = wait_forwarder(r, lambda d: d.get("sent", 0) >= 100, WAIT_S, "drain")
+                before = doc.get("reconnects", 0)
                 kicker = b.client(cfg["mqtt_client_id"])  # the broker drops the relay
                 kicker.connect()
                 kicker.close()
-                got_before = len({m.json()["id"] for m in sub.on(out)})
-                check(got_before < n, "the drain ended before the takeover (%d of %d)" %
-                      (got_before, n))
+                left = forwarder(r).get("queue_depth", 0)  # no ingest: it only shrinks
+                check(left > 0, "the drain ended before the takeover")
                 order = all_arrived(sub, out, ids, WAIT_S)
                 eq(len(order), n, "distinct messages")
                 # Publishes paho had queued but not written when the connection dropped go
