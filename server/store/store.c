@@ -65,6 +65,10 @@ er_rc store_create(const store_opts *opts, store **out, er_err *err)
     s->ret_more = true; /* one pass at start: limits may have been lowered since last run */
     s->ret_last_ms = util_mono_ms();
 
+    if (store__posts_create(s)) {
+        rc = er_fail(err, ER_NOMEM, "out of memory");
+        goto fail;
+    }
     rc = store__db_open(s, err);
     if (rc) goto fail;
     rc = store__space_init(s, err);
@@ -85,6 +89,7 @@ void store_destroy(store *s)
     store__writer_stop(s);
     store__db_close(s);
     store__space_close(s);
+    store__posts_destroy(s);
     pthread_cond_destroy(&s->has_work);
     pthread_cond_destroy(&s->has_room);
     pthread_cond_destroy(&s->pool_cv);

@@ -215,6 +215,24 @@ static void close_conn(sqlite3 *db, sqlite3_stmt **st, int n)
         log_error("store", "closing connection: %s", sqlite3_errmsg(db));
 }
 
+/* s->labels_from, the watermark migration 005 recorded (see schema/005_labels.sql). */
+static er_rc labels_from_load(store *s, er_err *err)
+{
+    sqlite3_stmt *st = s->wst[WSTMT_META_GET];
+    er_rc rc = ER_OK;
+    sqlite3_bind_text(st, 1, "labels_packed_from", -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+        s->labels_from = sqlite3_column_int64(st, 0);
+    else if (src == SQLITE_ROW || src == SQLITE_DONE)
+        rc = er_fail(err, ER_DB, "database %s: meta labels_packed_from is missing or bad", s->path);
+    else
+        rc = er_fail(err, store__db_error(s, s->wdb, src, "reading meta"),
+                     "database %s: cannot read meta: %s", s->path, sqlite3_errmsg(s->wdb));
+    stmt_done(st);
+    return rc;
+}
+
 /* The writer connection, checked and migrated; on corruption s->bad says why. */
 static er_rc open_writer(store *s, er_err *err)
 {
@@ -227,6 +245,8 @@ static er_rc open_writer(store *s, er_err *err)
     if (!s->bad[0]) sqlite3_db_config(s->wdb, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
     if (rc) goto fail;
     rc = prepare_all(s->wdb, store__writer_sql, s->wst, WSTMT__N, err);
+    if (rc) goto fail;
+    rc = labels_from_load(s, err);
     if (rc) goto fail;
     store__age_open(s);
 fail:

@@ -1,5 +1,6 @@
 /* store_exec.c - what a data job does inside the writer's open transaction: a put (guid
- * lookup, publish decision, inference, image, label and outbox rows), a delete or a thumbnail
+ * lookup, publish decision, inference row with its packed labels, image and outbox rows, the
+ * labels' postings gathered for the COMMIT), a delete or a thumbnail
  * by guid, and the dispatch to the outbox and meta jobs (store_outbox.c, store_meta.c). Runs on
  * the writer thread only; the job and its inference belong to the writer meanwhile. */
 #include "store/store_internal.h"
@@ -48,6 +49,11 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
         }
     }
 
+    /* the labels go in the row, packed (schema/005_labels.sql); their postings at the COMMIT */
+    const void *labels;
+    size_t labels_len;
+    rc = store__labels_pack(s, inf, &labels, &labels_len);
+    if (rc) goto fail;
     st = s->wst[WSTMT_INS_INFERENCE];
     sqlite3_bind_text(st, 1, inf->guid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, inf->ts);
@@ -70,6 +76,7 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
     sqlite3_bind_int64(st, 16, footprint);
     sqlite3_bind_int(st, 17, (int)decision);
     sqlite3_bind_int64(st, 18, age);
+    sqlite3_bind_blob(st, 19, labels, (int)labels_len, SQLITE_STATIC);
     src = step_once(st);
     if (src != SQLITE_DONE) {
         rc = store__db_error(s, db, src, "inserting inference");
@@ -87,26 +94,6 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
         src = step_once(st);
         if (src != SQLITE_DONE) {
             rc = store__db_error(s, db, src, "inserting image");
-            goto fail;
-        }
-    }
-    /* the labels in statements of up to LABELS_PER_INSERT rows (one for a typical model), or
-     * one by one when the batch runs job by job (s->wsafe) */
-    for (size_t done = 0, k; done < inf->n_labels; done += k) {
-        k = inf->n_labels - done;
-        if (k > LABELS_PER_INSERT) k = LABELS_PER_INSERT;
-        if (s->wsafe) k = 1;
-        st = s->wst[s->wsafe ? WSTMT_INS_LABEL_SAFE : WSTMT_INS_LABEL + (int)k - 1];
-        for (size_t i = 0; i < k; i++) {
-            int p = 4 * (int)i;
-            bind_text(st, p + 1, inf->labels[done + i].label);
-            sqlite3_bind_int64(st, p + 2, seq);
-            sqlite3_bind_int64(st, p + 3, inf->ts);
-            sqlite3_bind_double(st, p + 4, inf->labels[done + i].score);
-        }
-        src = step_once(st);
-        if (src != SQLITE_DONE) {
-            rc = store__db_error(s, db, src, "inserting label scores");
             goto fail;
         }
     }
@@ -132,6 +119,8 @@ static er_rc exec_put(store *s, job *j, int64_t now, int64_t age)
         }
     }
     /* counted only once every row is in: a failed put adds nothing */
+    rc = store__posts_add(s, inf, seq);
+    if (rc) goto fail;
     s->cnt_add.rows++;
     s->cnt_add.bytes += footprint;
     s->cnt_add.images += inf->image.data ? 1 : 0;

@@ -10,7 +10,10 @@
  *   store_exec.c       what a put, delete or thumbnail job does inside the transaction
  *   store_retention.c  retention passes (age, rows, bytes) and clear_cache
  *   store_age.c        the age clock retention measures ages with (persisted in meta)
- *   store_read.c       list, get, image, thumbnail, stats, info, foreach, query plans
+ *   store_read.c       list (label pages: postings, then label_score below the watermark), get,
+ *                      image, thumbnail, info, foreach, query plans
+ *   store_labels.c     packed labels and label postings (writer), decoding labels, stats
+ *   store_pack.c       the packed forms' pure encoders and decoders (store_pack.h)
  *   store_outbox.c     the forwarder's side: publish policy, outbox bounds, fetch, ack, fail
  *   store_meta.c       the small persistent key/value state
  *   store_prom.c       the store's series of /metrics
@@ -45,9 +48,6 @@
 
 /* ---- statements: every one is a constant (store_sql.c), prepared once per connection ---- */
 
-/* An inference's labels go in with one INSERT of up to this many rows per statement. */
-#define LABELS_PER_INSERT 8
-
 /* The writer connection's statements (s->wst[WSTMT_*]). */
 enum {
     WSTMT_BEGIN,
@@ -59,8 +59,6 @@ enum {
     WSTMT_FIND_GUID,
     WSTMT_INS_INFERENCE,
     WSTMT_INS_IMAGE,
-    WSTMT_INS_LABEL, /* WSTMT_INS_LABEL + k - 1 inserts k labels, k = 1..LABELS_PER_INSERT */
-    WSTMT_INS_LABEL_LAST = WSTMT_INS_LABEL + 7,
     WSTMT_INS_OUTBOX,
     WSTMT_DEL_GUID,
     WSTMT_SET_THUMB,
@@ -84,7 +82,8 @@ enum {
     WSTMT_META_GET,
     WSTMT_NEWEST_AGE,
     WSTMT_COUNTERS_ADD,
-    WSTMT_INS_LABEL_SAFE, /* one label, a failure aborts the statement only */
+    WSTMT_INS_POST,   /* one label_post row (store_labels.c) */
+    WSTMT_TRIM_POSTS, /* label_post rows whose inferences are all gone */
     WSTMT__N
 };
 
@@ -110,18 +109,25 @@ enum {
     RSTMT_OB_OLDEST,
     RSTMT_META_GET,
     RSTMT_AFTER,
+    RSTMT_POST_SCAN, /* a label's label_post rows, newest first */
+    RSTMT_BY_SEQS,   /* up to PROBE_SEQS inferences by seq (+ source): what postings point at */
+    RSTMT_BY_RANGE,  /* the same as a seq range, newest first */
+    RSTMT_EXPLAIN_POST,
+    RSTMT_EXPLAIN_BY_SEQS,
     RSTMT__N
 };
 
 extern const char *const store__writer_sql[WSTMT__N];
 extern const char *const store__reader_sql[RSTMT__N];
 
-/* Columns 0..19 shared by list, get, foreach and the outbox reads (see row_to_inference). */
+/* Columns 0..20 shared by list, get, foreach and the outbox reads (see row_to_inference). */
 #define INF_COLS                                                                                   \
     "i.seq, i.guid, i.ts, i.device, i.source, i.kind, i.result, i.timing, i.info, i.top_label,"    \
     " i.top_score, i.anomaly, i.model_width, i.model_height, i.has_image, m.mime, m.width,"        \
-    " m.height, length(m.data), i.publish"
-#define COL_DATA 20 /* m.data after INF_COLS, where a statement selects image bytes */
+    " m.height, length(m.data), i.publish, i.labels"
+#define PROBE_SEQS 32 /* seqs RSTMT_BY_SEQS takes (?2 .. ?33) */
+#define COL_LABELS 20 /* i.labels: packed (store_pack.h), NULL before 005 */
+#define COL_DATA 21   /* m.data after INF_COLS, where a statement selects image bytes */
 
 /* ---- types ---- */
 
@@ -244,9 +250,11 @@ struct store {
     struct {
         int64_t rows, bytes, images, outbox, outbox_bytes;
     } cnt_add;
-    /* The batch runs again job by job (store_writer.c): puts insert their labels with
-     * WSTMT_INS_LABEL_SAFE, whose failure does not end the transaction; writer thread only. */
-    bool wsafe;
+    /* The open transaction's label postings (store_labels.c); writer thread only. */
+    struct store_posts *posts;
+    /* meta 'labels_packed_from' (schema/005_labels.sql): the first seq whose labels are packed;
+     * below it they are in label_score. Set at open, read-only afterwards. */
+    int64_t labels_from;
 
     /* retention schedule: writer thread only */
     int64_t ret_last_ms;
@@ -392,6 +400,28 @@ int64_t store__age_now(const store *s);
 er_rc store__age_save(store *s, int64_t age);
 /* Whether a commit at age should rewrite the mark (the last one is old enough). */
 bool store__age_due(const store *s, int64_t age);
+
+/* ---- store_labels.c ---- */
+
+er_rc store__posts_create(store *s);
+void store__posts_destroy(store *s);
+/* Packs inf's labels for its row into the writer's buffer (*blob valid until the next call);
+ * ER_INVALID: a label is NULL or appears twice. */
+er_rc store__labels_pack(store *s, const inference *inf, const void **blob, size_t *len);
+/* A put went in as seq: its labels' entries join the open transaction's postings (all or,
+ * ER_NOMEM, none). */
+er_rc store__posts_add(store *s, const inference *inf, int64_t seq);
+/* Forgets the postings gathered (a transaction starts or starts again). */
+void store__posts_reset(store *s);
+/* Writes the gathered postings, one row per label (per STORE_PACK_POST_MAX entries), in the
+ * open transaction, just before its COMMIT. */
+er_rc store__posts_flush(store *s);
+/* Deletes the posting rows that end at or below upto and whose seq range holds no inference any
+ * more (retention and clear, after a chunk examined every row up to upto: what stays there is
+ * kept for the forwarder, and only the few posting rows around it stay too). */
+er_rc store__posts_trim(store *s, int64_t upto);
+/* Adds inf's labels: from column col of row (packed) or, when that is NULL, from label_score. */
+er_rc store__read_labels(reader *r, sqlite3_stmt *row, int col, inference *inf);
 
 /* ---- store_read.c ---- */
 

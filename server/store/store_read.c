@@ -1,8 +1,11 @@
 /* store_read.c - the reads, on any thread, each on a reader connection borrowed from the pool
- * for the call: list (keyset pages, filters), list_after, get, image, thumbnail, stats, info,
- * foreach, query plans, and the row decoding and paging the outbox reads share. What a read
+ * for the call: list (keyset pages, filters; with a label the postings since 005, then the old
+ * label_score rows below the watermark), list_after, get, image, thumbnail, info, foreach, query
+ * plans, and the row decoding and paging the outbox reads share. What a read
  * returns is the caller's (see store.h for each free function). */
 #include "store/store_internal.h"
+
+#include "store/store_pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,38 +54,6 @@ static er_rc row_to_inference(sqlite3_stmt *st, inference **out)
     rc = ER_OK;
 fail:
     inference_destroy(inf);
-    return rc;
-}
-
-static er_rc read_labels(reader *r, inference *inf)
-{
-    sqlite3_stmt *st = r->st[RSTMT_GET_LABELS];
-    er_rc rc = ER_OK;
-    int src;
-    sqlite3_bind_int64(st, 1, inf->seq);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (inf->n_labels == inf->labels_cap) { /* doubling: 10,000 labels, not 10,000 copies */
-            size_t cap = inf->labels_cap ? inf->labels_cap * 2 : 8;
-            inference_label *grown = realloc(inf->labels, cap * sizeof *grown);
-            if (!grown) {
-                rc = ER_NOMEM;
-                goto fail;
-            }
-            inf->labels = grown;
-            inf->labels_cap = cap;
-        }
-        inference_label *l = &inf->labels[inf->n_labels];
-        l->label = col_strdup(st, 0);
-        l->score = sqlite3_column_double(st, 1);
-        if (!l->label) {
-            rc = ER_NOMEM;
-            goto fail;
-        }
-        inf->n_labels++;
-    }
-    if (src != SQLITE_DONE) rc = store__db_error(r->owner, r->db, src, "reading labels");
-fail:
-    stmt_done(st);
     return rc;
 }
 
@@ -142,7 +113,7 @@ er_rc store__read_page(store *s, int which, int64_t cursor, int limit, unsigned 
         inference *inf = out->items[out->n++];
         /* labels with their row (same read transaction), so they count against the bound */
         if (((what & PAGE_DATA) && (rc = copy_image_data(st, inf))) ||
-            ((what & PAGE_LABELS) && (rc = read_labels(r, inf))))
+            ((what & PAGE_LABELS) && (rc = store__read_labels(r, st, COL_LABELS, inf))))
             goto fail;
         bytes += row_bytes(inf);
     }
@@ -170,40 +141,162 @@ fail:
     return rc;
 }
 
+/* A list page being filled, newest first, until its limit or byte bound. */
+typedef struct page_fill {
+    store_page *out;
+    int limit;
+    size_t max_bytes, bytes;
+    bool done; /* full: the row that came next set next_seq */
+} page_fill;
+
+/* Takes the row st is on, or, once the page is full, lets it set next_seq only. */
+static er_rc page_take(page_fill *pf, sqlite3_stmt *st)
+{
+    store_page *out = pf->out;
+    if (page_ends(pf->max_bytes, out->n, (size_t)pf->limit, pf->bytes)) {
+        out->next_seq = out->items[out->n - 1]->seq;
+        pf->done = true;
+        return ER_OK;
+    }
+    er_rc rc = row_to_inference(st, &out->items[out->n]);
+    if (rc) return rc;
+    pf->bytes += row_bytes(out->items[out->n++]);
+    return ER_OK;
+}
+
+/* Takes the rows of the bound statement st until it ends or the page is done; resets st. */
+static er_rc page_fill_rows(store *s, reader *r, sqlite3_stmt *st, page_fill *pf)
+{
+    er_rc rc = ER_OK;
+    int src = SQLITE_DONE;
+    while (!pf->done && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = page_take(pf, st))) goto fail;
+    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
+fail:
+    stmt_done(st);
+    return rc;
+}
+
+/* Probes the candidate seqs cand[0..n) (newest first) in one statement, which returns the ones
+ * that still exist and pass the source filter, newest first: one statement and one pair of
+ * cursors for up to PROBE_SEQS entries instead of one per entry. Dense candidates (a label on
+ * most rows) are read as their seq range with the others skipped here: cheaper than the IN
+ * list's ephemeral table when at most about every other row of the range is skipped. */
+static er_rc probe_seqs(store *s, reader *r, const store_filter *f, const int64_t *cand, size_t n,
+                        page_fill *pf)
+{
+    sqlite3_stmt *st;
+    er_rc rc = ER_OK;
+    int src = SQLITE_DONE;
+    if ((uint64_t)(cand[0] - cand[n - 1]) >= 2 * (uint64_t)n) {
+        st = r->st[RSTMT_BY_SEQS];
+        bind_text(st, 1, f->source);
+        for (size_t i = 0; i < n; i++) /* the rest stay NULL: they match nothing */
+            sqlite3_bind_int64(st, 2 + (int)i, cand[i]);
+        return page_fill_rows(s, r, st, pf);
+    }
+    st = r->st[RSTMT_BY_RANGE];
+    bind_text(st, 1, f->source);
+    sqlite3_bind_int64(st, 2, cand[n - 1]);
+    sqlite3_bind_int64(st, 3, cand[0]);
+    size_t k = 0;
+    while (!pf->done && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        while (k < n && cand[k] > seq)
+            k++;
+        if (k < n && cand[k] == seq && (rc = page_take(pf, st))) goto fail;
+    }
+    if (!pf->done && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
+fail:
+    stmt_done(st);
+    return rc;
+}
+
+/* The label's postings (inferences since 005) with seq < cursor, newest first: the entries that
+ * pass the score and time filters are probed in `inference` (with the source filter), as many
+ * at a time as the page may still take; an entry whose inference was deleted finds nothing and
+ * is skipped. */
+static er_rc list_postings(store *s, reader *r, const store_filter *f, int64_t cursor,
+                           page_fill *pf)
+{
+    sqlite3_stmt *scan = r->st[RSTMT_POST_SCAN];
+    store_pack_entry e[STORE_PACK_POST_MAX];
+    int64_t cand[PROBE_SEQS];
+    size_t n = 0, n_cand = 0;
+    er_rc rc = ER_OK;
+    int src = SQLITE_DONE;
+    sqlite3_bind_text(scan, 1, f->label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(scan, 2, cursor);
+    while (!pf->done && (src = sqlite3_step(scan)) == SQLITE_ROW) {
+        if (store_pack_post_read(
+                sqlite3_column_blob(scan, 2), (size_t)sqlite3_column_bytes(scan, 2),
+                sqlite3_column_int64(scan, 0), sqlite3_column_int64(scan, 1), e, &n)) {
+            store__note_corrupt(s, r->db, SQLITE_CORRUPT, "decoding label postings");
+            rc = ER_DB;
+            goto fail;
+        }
+        for (size_t k = n; k-- > 0 && !pf->done;) {
+            if (e[k].seq >= cursor || (f->has_min_score && !(e[k].score >= f->min_score)) ||
+                (f->has_since && e[k].ts < f->since_ms) || (f->has_until && e[k].ts >= f->until_ms))
+                continue;
+            cand[n_cand++] = e[k].seq;
+            /* the rows the page may still take, the one that tells a next page exists included */
+            size_t want = (size_t)pf->limit + 1 - pf->out->n;
+            if (n_cand == PROBE_SEQS || n_cand >= want) {
+                rc = probe_seqs(s, r, f, cand, n_cand, pf);
+                if (rc) goto fail;
+                n_cand = 0;
+            }
+        }
+    }
+    if (!pf->done && src != SQLITE_DONE) {
+        rc = store__db_error(s, r->db, src, "listing postings");
+        goto fail;
+    }
+    if (!pf->done && n_cand) rc = probe_seqs(s, r, f, cand, n_cand, pf);
+fail:
+    stmt_done(scan);
+    return rc;
+}
+
+/* Rows of the filtered list from statement which (RSTMT_LIST, or RSTMT_LIST_LABEL for the
+ * inferences older than 005) with seq < cursor, until the page is done. */
+static er_rc list_rows(store *s, reader *r, int which, const store_filter *f, int64_t cursor,
+                       page_fill *pf)
+{
+    sqlite3_stmt *st = r->st[which];
+    sqlite3_bind_int64(st, 1, cursor);
+    bind_text(st, 2, f->source);
+    if (f->has_min_score) sqlite3_bind_double(st, 3, f->min_score);
+    if (f->has_since) sqlite3_bind_int64(st, 4, f->since_ms);
+    if (f->has_until) sqlite3_bind_int64(st, 5, f->until_ms);
+    /* one extra row tells whether a next page exists */
+    sqlite3_bind_int(st, 6, f->limit + 1 - (int)pf->out->n);
+    if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
+    return page_fill_rows(s, r, st, pf);
+}
+
 er_rc store_list(store *s, const store_filter *f, store_page *out)
 {
     memset(out, 0, sizeof *out);
     if (!f || f->limit < 1 || f->limit > 1000 || f->before_seq < 0) return ER_INVALID;
     reader *r = store__reader_get(s);
-    sqlite3_stmt *st = r->st[f->label ? RSTMT_LIST_LABEL : RSTMT_LIST];
+    page_fill pf = {.out = out, .limit = f->limit, .max_bytes = s->page_max_bytes};
+    int64_t cursor = f->before_seq > 0 ? f->before_seq : INT64_MAX;
     er_rc rc = ER_OK;
-    int src;
     out->items = calloc((size_t)f->limit, sizeof *out->items);
     if (!out->items) {
         rc = ER_NOMEM;
         goto fail;
     }
-    sqlite3_bind_int64(st, 1, f->before_seq > 0 ? f->before_seq : INT64_MAX);
-    bind_text(st, 2, f->source);
-    if (f->has_min_score) sqlite3_bind_double(st, 3, f->min_score);
-    if (f->has_since) sqlite3_bind_int64(st, 4, f->since_ms);
-    if (f->has_until) sqlite3_bind_int64(st, 5, f->until_ms);
-    sqlite3_bind_int(st, 6, f->limit + 1); /* one extra row tells whether a next page exists */
-    if (f->label) sqlite3_bind_text(st, 7, f->label, -1, SQLITE_STATIC);
-    size_t bytes = 0;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (page_ends(s->page_max_bytes, out->n, (size_t)f->limit, bytes)) {
-            out->next_seq = out->items[out->n - 1]->seq;
-            src = SQLITE_DONE;
-            break;
-        }
-        rc = row_to_inference(st, &out->items[out->n]);
-        if (rc) goto fail;
-        bytes += row_bytes(out->items[out->n++]);
+    if (f->label) {
+        /* postings first (seq >= labels_from), then label_score below the watermark */
+        rc = list_postings(s, r, f, cursor, &pf);
+        if (rc || pf.done || s->labels_from <= 1) goto fail;
+        if (cursor > s->labels_from) cursor = s->labels_from;
     }
-    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "listing inferences");
+    rc = list_rows(s, r, f->label ? RSTMT_LIST_LABEL : RSTMT_LIST, f, cursor, &pf);
 fail:
-    stmt_done(st);
     store__reader_put(s, r);
     if (rc) store_page_free(out);
     return rc;
@@ -241,9 +334,8 @@ er_rc store_get(store *s, const char *guid, inference **out)
         rc = ER_NOTFOUND;
     else
         rc = store__db_error(s, r->db, src, "reading inference");
+    if (!rc) rc = store__read_labels(r, st, COL_LABELS, inf);
     stmt_done(st);
-    if (rc) goto fail;
-    rc = read_labels(r, inf);
     if (rc) goto fail;
     *out = inf;
     inf = NULL;
@@ -311,68 +403,6 @@ fail:
     stmt_done(st);
     store__reader_put(s, r);
     return rc;
-}
-
-er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
-                  store_stats_row **rows, size_t *n)
-{
-    *rows = NULL;
-    *n = 0;
-    if (bucket_ms <= 0 || until_ms < since_ms) return ER_INVALID;
-    reader *r = store__reader_get(s);
-    sqlite3_stmt *st = r->st[RSTMT_STATS];
-    store_stats_row *v = NULL;
-    size_t len = 0, cap = 0, bytes = 0;
-    er_rc rc = ER_OK;
-    int src;
-    sqlite3_bind_int64(st, 1, since_ms);
-    sqlite3_bind_int64(st, 2, until_ms);
-    sqlite3_bind_int64(st, 3, bucket_ms);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            store_stats_row *grown = realloc(v, ncap * sizeof *grown);
-            if (!grown) {
-                rc = ER_NOMEM;
-                goto fail;
-            }
-            v = grown;
-            cap = ncap;
-        }
-        v[len].label = col_strdup(st, 0);
-        if (!v[len].label) {
-            rc = ER_NOMEM;
-            goto fail;
-        }
-        /* the row, its label, and what the answer makes of it (a JSON point of ~4 values) */
-        bytes += sizeof *v + strlen(v[len].label) + 320;
-        v[len].bucket_ms = sqlite3_column_int64(st, 1);
-        v[len].count = sqlite3_column_int64(st, 2);
-        v[len].mean_score = sqlite3_column_double(st, 3);
-        len++;
-        if (bytes > s->page_max_bytes) {
-            rc = ER_TOOBIG;
-            goto fail;
-        }
-    }
-    if (src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "computing stats");
-fail:
-    stmt_done(st);
-    store__reader_put(s, r);
-    if (rc) {
-        store_stats_free(v, len);
-    } else {
-        *rows = v;
-        *n = len;
-    }
-    return rc;
-}
-
-void store_stats_free(store_stats_row *rows, size_t n)
-{
-    for (size_t i = 0; rows && i < n; i++)
-        free(rows[i].label);
-    free(rows);
 }
 
 er_rc store_get_info(store *s, store_info *out)
@@ -445,7 +475,7 @@ static er_rc foreach_page(store *s, int64_t after, inference **page, size_t *n, 
         page[(*n)++] = inf;
         rc = copy_image_data(st, inf);
         if (rc) goto fail;
-        rc = read_labels(r, inf);
+        rc = store__read_labels(r, st, COL_LABELS, inf);
         if (rc) goto fail;
         bytes += row_bytes(inf);
     }
@@ -479,29 +509,34 @@ er_rc store_foreach(store *s, store_each_fn fn, void *arg)
     return rc;
 }
 
+/* The plans of the statements a list runs, one after the other: with a label, the postings'
+ * walk, the probe of each entry's inference and the statement for rows older than 005. */
 er_rc store_explain_list(store *s, bool with_label, char **plan)
 {
+    static const int list[] = {RSTMT_EXPLAIN_LIST};
+    static const int label[] = {RSTMT_EXPLAIN_POST, RSTMT_EXPLAIN_BY_SEQS, RSTMT_EXPLAIN_LABEL};
+    const int *which = with_label ? label : list;
+    size_t n = with_label ? sizeof label / sizeof label[0] : 1;
     *plan = NULL;
     reader *r = store__reader_get(s);
-    sqlite3_stmt *st = r->st[with_label ? RSTMT_EXPLAIN_LABEL : RSTMT_EXPLAIN_LIST];
     util_buf b = {0};
     er_rc rc = ER_OK;
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *detail = sqlite3_column_text(st, 3);
-        rc = util_buf_printf(&b, "%s\n", detail ? (const char *)detail : "");
-        if (rc) goto fail;
+    for (size_t i = 0; i < n && !rc; i++) {
+        sqlite3_stmt *st = r->st[which[i]];
+        int src;
+        while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            const unsigned char *detail = sqlite3_column_text(st, 3);
+            rc = util_buf_printf(&b, "%s\n", detail ? (const char *)detail : "");
+        }
+        if (!rc && src != SQLITE_DONE) rc = store__db_error(s, r->db, src, "explain");
+        stmt_done(st);
     }
-    if (src != SQLITE_DONE) {
-        rc = store__db_error(s, r->db, src, "explain");
-        goto fail;
-    }
+    if (rc) goto fail;
     rc = util_buf_append(&b, "", 0);
     if (rc) goto fail;
     *plan = b.data;
     b.data = NULL;
 fail:
-    stmt_done(st);
     store__reader_put(s, r);
     util_buf_free(&b);
     return rc;

@@ -159,17 +159,21 @@ static er_rc retention_pass(store *s, bool yield, bool *more)
             rc = store__db_error(s, s->wdb, src, "retention begin");
             goto fail;
         }
+        int64_t upto; /* the chunk examined every row up to this seq */
         if (!s->ret_age_done) {
             bool reached = false;
             rc = ret_age_chunk(s, s->ret_cutoff, &s->ret_cur_seq, &scanned, &deleted, &reached);
+            upto = s->ret_cur_seq;
             if (!rc && reached) {
                 s->ret_age_done = true;
                 s->ret_cur_seq = 0; /* the size phase starts at the oldest seq */
             }
         } else {
             rc = ret_size_chunk(s, &s->ret_cur_seq, &scanned, &deleted, &satisfied);
+            upto = s->ret_cur_seq;
             if (!rc && (satisfied || scanned < RET_CHUNK)) s->ret_size_done = true;
         }
+        if (!rc && deleted > 0) rc = store__posts_trim(s, upto); /* postings of what went */
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "retention commit");
@@ -248,6 +252,7 @@ er_rc store__run_clear(store *s, int64_t *deleted)
         if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear scan");
         for (int i = 0; !rc && i < n; i++)
             rc = ret_delete(s, seqs[i], &chunk_deleted);
+        if (!rc && chunk_deleted > 0) rc = store__posts_trim(s, cursor);
         if (!rc) {
             src = step_once(s->wst[WSTMT_COMMIT]);
             if (src != SQLITE_DONE) rc = store__db_error(s, s->wdb, src, "clear commit");

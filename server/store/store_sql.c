@@ -5,11 +5,6 @@
 
 #define RET_VACUUM_PAGES "2048" /* pages a retention pass gives back */
 
-#define INS_LABELS "INSERT OR ROLLBACK INTO label_score (label, seq, ts, score) VALUES "
-#define LV "(?,?,?,?)"
-_Static_assert(WSTMT_INS_LABEL_LAST - WSTMT_INS_LABEL + 1 == LABELS_PER_INSERT,
-               "one label insert per row count");
-
 const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_BEGIN] = "BEGIN IMMEDIATE",
     [WSTMT_COMMIT] = "COMMIT",
@@ -21,22 +16,10 @@ const char *const store__writer_sql[WSTMT__N] = {
     [WSTMT_INS_INFERENCE] =
         "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result, timing, info,"
         " top_label, top_score, anomaly, model_width, model_height, has_image, bytes, publish,"
-        " age_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        " age_ms, labels) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " ?16, ?17, ?18, ?19)",
     [WSTMT_INS_IMAGE] =
         "INSERT INTO image (seq, mime, width, height, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-    /* OR ROLLBACK: a constraint failure (an inference's labels are distinct and set, so only
-     * a bug) loses the transaction rather than the statement, so SQLite keeps no statement
-     * journal for these multi-row inserts; the writer then runs the batch again job by job
-     * with WSTMT_INS_LABEL_SAFE, so the failing put fails alone. */
-    [WSTMT_INS_LABEL] = INS_LABELS LV,
-    [WSTMT_INS_LABEL + 1] = INS_LABELS LV "," LV,
-    [WSTMT_INS_LABEL + 2] = INS_LABELS LV "," LV "," LV,
-    [WSTMT_INS_LABEL + 3] = INS_LABELS LV "," LV "," LV "," LV,
-    [WSTMT_INS_LABEL + 4] = INS_LABELS LV "," LV "," LV "," LV "," LV,
-    [WSTMT_INS_LABEL + 5] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV,
-    [WSTMT_INS_LABEL + 6] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV "," LV,
-    [WSTMT_INS_LABEL + 7] = INS_LABELS LV "," LV "," LV "," LV "," LV "," LV "," LV "," LV,
     [WSTMT_INS_OUTBOX] = "INSERT INTO outbox (seq, created_ms, bytes) VALUES (?1, ?2, ?3)",
     [WSTMT_DEL_GUID] = "DELETE FROM inference WHERE guid = ?1",
     [WSTMT_SET_THUMB] = "UPDATE image SET thumbnail = ?2"
@@ -80,7 +63,10 @@ const char *const store__writer_sql[WSTMT__N] = {
                          " FROM inference i WHERE i.seq > ?1 ORDER BY i.seq LIMIT ?2",
     [WSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [WSTMT_NEWEST_AGE] = "SELECT age_ms FROM inference ORDER BY seq DESC LIMIT 1",
-    [WSTMT_INS_LABEL_SAFE] = "INSERT INTO label_score (label, seq, ts, score) VALUES (?, ?, ?, ?)",
+    [WSTMT_INS_POST] = "INSERT INTO label_post (label, seq0, seq1, data) VALUES (?1, ?2, ?3, ?4)",
+    /* the seq1 index from its start; each row's range one probe of the primary key */
+    [WSTMT_TRIM_POSTS] = "DELETE FROM label_post WHERE seq1 <= ?1 AND NOT EXISTS (SELECT 1 FROM"
+                         " inference i WHERE i.seq BETWEEN label_post.seq0 AND label_post.seq1)",
     [WSTMT_COUNTERS_ADD] = "UPDATE counters SET rows = rows + ?1, bytes = bytes + ?2,"
                            " images = images + ?3, outbox = outbox + ?4,"
                            " outbox_bytes = outbox_bytes + ?5 WHERE id = 1",
@@ -94,14 +80,30 @@ const char *const store__writer_sql[WSTMT__N] = {
     " AND (?4 IS NULL OR i.ts >= ?4) AND (?5 IS NULL OR i.ts < ?5)"                                \
     " ORDER BY i.seq DESC LIMIT ?6"
 
-/* With a label: a range scan of the covering (label, seq, score, ts) index drives the query
- * (CROSS JOIN pins that loop order), so "newest N with label X" never scans. */
+/* With a label, for the inferences written before 005 (seq < labels_from; newer ones are read
+ * from label_post, store_read.c): a range scan of the covering (label, seq, score, ts) index
+ * drives the query (CROSS JOIN pins that loop order), so "newest N with label X" never scans. */
 #define SQL_LIST_LABEL                                                                             \
     "SELECT " INF_COLS " FROM label_score l CROSS JOIN inference i ON i.seq = l.seq"               \
     " LEFT JOIN image m ON m.seq = i.seq"                                                          \
     " WHERE l.label = ?7 AND l.seq < ?1 AND (?2 IS NULL OR i.source = ?2)"                         \
     " AND (?3 IS NULL OR l.score >= ?3) AND (?4 IS NULL OR l.ts >= ?4)"                            \
     " AND (?5 IS NULL OR l.ts < ?5) ORDER BY l.seq DESC LIMIT ?6"
+
+/* With a label, since 005: a newest-first walk of the label's label_post rows from the cursor
+ * (a primary-key range), then the entries' inferences by their primary key, up to PROBE_SEQS
+ * in one statement. */
+#define SQL_POST_SCAN                                                                              \
+    "SELECT seq0, seq1, data FROM label_post WHERE label = ?1 AND seq0 < ?2 ORDER BY seq0 DESC"
+#define Q4 "?,?,?,?"
+#define SQL_BY_SEQS                                                                                \
+    "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"                      \
+    " WHERE i.seq IN (?2," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 ",?,?,?)"                  \
+    " AND (?1 IS NULL OR i.source = ?1) ORDER BY i.seq DESC"
+_Static_assert(PROBE_SEQS == 32, "SQL_BY_SEQS has ?2 .. ?33");
+#define SQL_BY_RANGE                                                                               \
+    "SELECT " INF_COLS " FROM inference i LEFT JOIN image m ON m.seq = i.seq"                      \
+    " WHERE i.seq BETWEEN ?2 AND ?3 AND (?1 IS NULL OR i.source = ?1) ORDER BY i.seq DESC"
 
 const char *const store__reader_sql[RSTMT__N] = {
     [RSTMT_LIST] = SQL_LIST,
@@ -113,11 +115,10 @@ const char *const store__reader_sql[RSTMT__N] = {
                     " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
     [RSTMT_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
                     " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
-    /* The ts index finds the range; each inference's labels are a prefix lookup by seq. */
-    [RSTMT_STATS] = "SELECT l.label, (i.ts / ?3) * ?3 AS bucket, count(*), avg(l.score)"
-                    " FROM inference i JOIN label_score l ON l.seq = i.seq"
-                    " WHERE i.ts >= ?1 AND i.ts < ?2 GROUP BY bucket, l.label"
-                    " ORDER BY l.label, bucket",
+    /* The ts index finds the range; store_labels.c groups each row's labels (packed, or before
+     * 005 a prefix lookup of label_score by seq). */
+    [RSTMT_STATS] = "SELECT i.seq, (i.ts / ?3) * ?3, i.labels FROM inference i"
+                    " WHERE i.ts >= ?1 AND i.ts < ?2",
     [RSTMT_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
     /* Separate sub-selects so each min/max is one index probe. */
     [RSTMT_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"
@@ -148,4 +149,9 @@ const char *const store__reader_sql[RSTMT__N] = {
                         " CROSS JOIN inference i ON i.seq = o.seq WHERE o.state = 0"
                         " ORDER BY o.seq LIMIT 1",
     [RSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [RSTMT_POST_SCAN] = SQL_POST_SCAN,
+    [RSTMT_BY_SEQS] = SQL_BY_SEQS,
+    [RSTMT_BY_RANGE] = SQL_BY_RANGE,
+    [RSTMT_EXPLAIN_POST] = "EXPLAIN QUERY PLAN " SQL_POST_SCAN,
+    [RSTMT_EXPLAIN_BY_SEQS] = "EXPLAIN QUERY PLAN " SQL_BY_SEQS,
 };

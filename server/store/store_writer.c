@@ -230,16 +230,17 @@ static void run_batch(store *s, job *list)
     /* The first pass runs the jobs without savepoints (a savepoint per job costs a copy of
      * every page the job touches); if a job fails in a way that may have left writes behind,
      * the transaction is rolled back and the batch runs again with one savepoint per job, so
-     * that job fails alone. A put's labels go in with INSERT OR ROLLBACK in the first pass
-     * (store_sql.c), so there a constraint failure has already ended the transaction: that too
-     * runs the batch again job by job (s->wsafe). */
+     * that job fails alone. A statement of the first pass that ended the transaction itself
+     * (OR ROLLBACK, a constraint) runs the batch again job by job too. The label postings the
+     * puts gathered are written just before the COMMIT (store_labels.c) and forgotten whenever
+     * the transaction starts again. */
     bool per_job_sp = false;
     s->wlast_src = 0;
-    s->wsafe = false;
 again:
     if (n_data > 0) {
         bool redo = false;
         memset(&s->cnt_add, 0, sizeof s->cnt_add); /* what this attempt's puts insert */
+        store__posts_reset(s);
         int src = step_once(s->wst[WSTMT_BEGIN]);
         if (src != SQLITE_DONE) {
             batch_rc = store__db_error(s, db, src, "begin");
@@ -273,10 +274,10 @@ again:
                 fatal = true;
             } else {
                 per_job_sp = true;
-                s->wsafe = true;
                 goto again;
             }
         }
+        if (!fatal && (batch_rc = store__posts_flush(s)) != ER_OK) fatal = true;
         if (!fatal && (batch_rc = store__counters_flush(s)) != ER_OK) fatal = true;
         if (!fatal) {
             src = step_once(s->wst[WSTMT_COMMIT]);

@@ -135,11 +135,13 @@ static void verify(run *r)
         " AND c.outbox_bytes = (SELECT coalesce(sum(bytes), 0) FROM outbox WHERE state = 0)"
         " AND c.outbox_dead = (SELECT count(*) FROM outbox WHERE state = 1)"
         " FROM counters c";
-    /* an inference without all its labels, without its image, or whose publish state and
+    /* an inference without all its labels (cat and dog, packed: length, name, score) or
+     * their postings, without its image, or whose publish state and
      * outbox row disagree (1 pending <-> state 0, 6 dead <-> state 1, else no row) */
     static const char half_sql[] =
         "SELECT count(*) FROM inference i LEFT JOIN outbox o ON o.seq = i.seq"
-        " WHERE (SELECT count(*) FROM label_score l WHERE l.seq = i.seq) != 2"
+        " WHERE length(i.labels) IS NOT 2 * (1 + 3 + 8)"
+        " OR (SELECT count(*) FROM label_post p WHERE i.seq BETWEEN p.seq0 AND p.seq1) < 2"
         " OR i.result IS NOT '" RESULT "' OR i.timing IS NOT '" TIMING "'"
         " OR i.info IS NOT '\"fault run\"'"
         " OR i.has_image != EXISTS (SELECT 1 FROM image m WHERE m.seq = i.seq)"

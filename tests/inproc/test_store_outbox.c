@@ -401,7 +401,7 @@ static void test_migration_001(void)
     CHECK_EQ_INT(stats(s).pending, 3);
     store_destroy(s);
     db = raw_open(path);
-    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 4);
+    CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 5);
     /* 003: a migrated row's age on the age clock is its wall clock receive time */
     CHECK_EQ_INT(raw_int(db, "SELECT age_ms FROM inference WHERE seq = 2"), 2);
     CHECK(sqlite3_close(db) == SQLITE_OK);
@@ -457,10 +457,23 @@ static void test_clear(void)
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.pending, 2);
     CHECK_EQ_INT(st.dead, 0);
+    /* the label postings of what went went with it; "cat" lists the two kept rows */
+    store_filter f = {.label = "cat", .limit = 10};
+    store_page p = {0};
+    CHECK_EQ_INT(store_list(s, &f, &p), ER_OK);
+    CHECK_EQ_INT(p.n, 2);
+    if (p.n == 2) CHECK(p.items[0]->seq == seqs[5] && p.items[1]->seq == seqs[3]);
+    store_page_free(&p);
     CHECK_EQ_INT(store_clear(s, &deleted), ER_OK);
     CHECK_EQ_INT(deleted, 0);
     store_destroy(s);
     raw_check_counters(path);
+    sqlite3 *db = raw_open(path);
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_post p WHERE NOT EXISTS (SELECT 1 FROM"
+                             " inference i WHERE i.seq BETWEEN p.seq0 AND p.seq1)"),
+                 0);
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_post"), 2);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
 /* Dead letters do not pin the cache: size retention removes them like any old row, while

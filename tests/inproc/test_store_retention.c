@@ -39,6 +39,11 @@ static void test_retention_rows_and_outbox(void)
         CHECK_EQ_INT(p.items[19]->seq, seqs[30]); /* the newest twenty remain */
     }
     store_page_free(&p);
+    f.label = "a"; /* the label's postings of deleted rows are skipped or trimmed */
+    CHECK_EQ_INT(store_list(s, &f, &p), ER_OK);
+    CHECK_EQ_INT(p.n, 20);
+    if (p.n == 20) CHECK_EQ_INT(p.items[19]->seq, seqs[30]);
+    store_page_free(&p);
     store_destroy(s);
 
     /* With the outbox on, rows waiting to be forwarded are never deleted. */
@@ -66,7 +71,13 @@ static void test_retention_rows_and_outbox(void)
     CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM inference i WHERE NOT EXISTS"
                              " (SELECT 1 FROM outbox o WHERE o.seq = i.seq)"),
                  0);
-    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_score"), 20);
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM inference WHERE length(labels) > 0"), 20);
+    /* the postings of what went are trimmed with it, also between rows kept for the forwarder:
+     * every posting row left covers a row still there */
+    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_post p WHERE NOT EXISTS (SELECT 1 FROM"
+                             " inference i WHERE i.seq BETWEEN p.seq0 AND p.seq1)"),
+                 0);
+    CHECK(raw_int(db, "SELECT count(*) FROM label_post") >= 20);
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
