@@ -305,6 +305,7 @@ bool http_req_count_suspended(http_req *r)
 static void uncount_suspended(http_req *r)
 {
     if (!r->counted) return;
+    http_api_ingest_resume_queued(r->srv); /* those committed behind r */
     pthread_mutex_lock(&r->srv->mu);
     r->srv->suspended--;
     r->counted = false;
@@ -561,6 +562,7 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     s->deps = *deps;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->resume_mu, NULL);
     const config *cfg = deps->cfg;
     s->max_conns =
         (unsigned)(deps->max_connections > 0 ? deps->max_connections : cfg->http_max_connections);
@@ -667,5 +669,6 @@ void http_server_destroy(http_server *h)
     ratelimit_destroy(h->requests);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->resume_mu);
     free(h);
 }

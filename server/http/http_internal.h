@@ -57,6 +57,13 @@ struct http_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int suspended;
+    /* Committed ingest requests waiting to be resumed (api_inferences.c): the store's writer
+     * resumes only the first of a commit batch itself (one eventfd write); the others queue
+     * here and that request's MHD thread resumes them when it re-enters. resume_kicked: a
+     * resumed request has yet to take the queue, so a new completion may just queue. */
+    pthread_mutex_t resume_mu;
+    http_req *resume_head, *resume_tail;
+    bool resume_kicked;
     /* counters for /metrics (relaxed atomics: only ever added to and read) */
     atomic_uint_fast64_t by_status[HTTP_STATUS_MAX];
     atomic_uint_fast64_t ingest_by_status[HTTP_STATUS_MAX];
@@ -93,9 +100,10 @@ struct http_req {
     /* ingest: the view's members after "ts", rendered before the inference went to the store
      * (view_render_tail; owned text) */
     char *view_tail;
-    atomic_bool put_done; /* set once by the store callback or a synchronous failure */
-    bool counted;         /* counted in srv->suspended (MHD threads only) */
-    bool close;           /* answer with Connection: close (a head that cannot be trusted) */
+    atomic_bool put_done;  /* set once by the store callback or a synchronous failure */
+    http_req *resume_next; /* in srv's resume queue (api_inferences.c) */
+    bool counted;          /* counted in srv->suspended (MHD threads only) */
+    bool close;            /* answer with Connection: close (a head that cannot be trusted) */
     store_put_result put;
 };
 
@@ -154,6 +162,9 @@ enum MHD_Result http_api_delete(http_req *r);
 enum MHD_Result http_api_ingest(http_req *r);
 /* Called when the suspended ingest connection is resumed after the commit. */
 enum MHD_Result http_api_ingest_finish(http_req *r);
+/* On an MHD thread, when a resumed ingest request re-enters or completes: resumes every
+ * request queued behind it (see http_server.resume_head). */
+void http_api_ingest_resume_queued(http_server *s);
 void http_req_free_ingest(http_req *r);
 
 enum MHD_Result http_api_health(http_req *r);
