@@ -51,6 +51,13 @@ struct http_server {
     ratelimit *requests;            /* owned: requests per token or address */
     ratelimit *auth_fails;          /* borrowed (deps): failed authentications per address */
     uint16_t port;
+    /* the listening socket and its accept thread (http_accept.c); open_conns counts the
+     * connections libmicrohttpd holds (its NOTIFY_CONNECTION started minus closed) */
+    int listen_fd;
+    pthread_t accept_thread;
+    bool accept_started;
+    atomic_bool accept_stop;
+    atomic_int open_conns;
     atomic_bool stopping; /* set by destroy: new requests get 503 */
     /* Suspended ingest connections not yet re-entered; destroy waits for zero because
      * libmicrohttpd 0.9.75 must not be stopped with suspended connections. */
@@ -106,6 +113,17 @@ struct http_req {
     bool close;            /* answer with Connection: close (a head that cannot be trusted) */
     store_put_result put;
 };
+
+/* ---- the listening socket and the accept thread (http_accept.c) ---- */
+
+/* Binds and listens on addr (s->listen_fd, s->port: the bound port, also for port 0); where
+ * names the address in the error. */
+er_rc http_accept_listen(http_server *s, const struct sockaddr *addr, socklen_t len,
+                         const char *where, er_err *err);
+/* Starts eir-http-acc once s->daemon runs: it hands each connection to MHD_add_connection. */
+er_rc http_accept_start(http_server *s, er_err *err);
+/* Stops the thread and closes the socket (before libmicrohttpd stops). Idempotent. */
+void http_accept_stop(http_server *s);
 
 /* ---- rate limits and failed authentications (http_limits.c) ---- */
 
