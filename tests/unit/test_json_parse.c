@@ -140,8 +140,7 @@ static void test_texts(void)
         "\"a\\\"",
         "[\"a\\\"]\"]",
         "\xef\xbb\xbf{\"a\":1}",
-        "\xef\xbb\xbf"
-        "1",
+        "\xef\xbb\xbf\x31",
         "\xef\xbb\xbf",
         " \t\r\n\x01\x1f[ 1 , 2 ] ",
         "\x7f",
