@@ -260,6 +260,19 @@ char *json_buf_take(json_buf *b)
     return text;
 }
 
+er_rc json_string_append(util_buf *out, const char *s)
+{
+    /* out's storage is lent to a json_buf and taken back: both grow it with realloc and keep a
+     * byte past len free (util_buf's NUL), so no copy is made */
+    json_buf b = {.p = out->data, .len = out->len, .cap = out->cap};
+    put_string(&b, s);
+    out->data = b.p;
+    out->cap = b.cap;
+    if (!b.failed) out->len = b.len;
+    if (out->data) out->data[out->len] = '\0';
+    return b.failed ? ER_NOMEM : ER_OK;
+}
+
 char *json_print(const cJSON *item)
 {
     json_buf b = {0};

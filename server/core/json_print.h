@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/rc.h"
+#include "core/util.h"
+
 /* The text cJSON_PrintUnformatted(item) gives, malloc'd (free() it); NULL when cJSON's would
  * be NULL (item NULL, a raw member without text, an unknown type) or out of memory. */
 char *json_print(const cJSON *item);
@@ -42,5 +45,9 @@ void json_buf_number(json_buf *b, double d);
 bool json_buf_value(json_buf *b, const cJSON *item);
 /* The text (malloc'd, the caller's), or NULL when an append failed; b is empty afterwards. */
 char *json_buf_take(json_buf *b);
+
+/* s as a JSON string (json_buf_string's bytes) appended to out, for writers that build into a
+ * util_buf (the IoT Core message): ER_OK, or ER_NOMEM with out's text as it was. */
+er_rc json_string_append(util_buf *out, const char *s);
 
 #endif

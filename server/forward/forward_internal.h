@@ -28,6 +28,14 @@ struct cJSON;
 #define FWD_FETCH_ROWS 256
 #define FWD_INFLIGHT_CAP 100
 #define FWD_REASON_MAX 320
+/* Messages rendered ahead of the window (fetched from the outbox and built by the thread, sent
+ * by paho's PUBACK callback or the thread): FWD_PREP_WINDOWS windows, at most FWD_PREP_BYTES of
+ * payload (always at least one message). */
+#define FWD_PREP_WINDOWS 4
+#define FWD_PREP_CAP (FWD_PREP_WINDOWS * FWD_INFLIGHT_CAP)
+#define FWD_PREP_BYTES (1u << 20)
+/* Publishes acknowledged in the callback, waiting for the thread to record their acks. */
+#define FWD_DONE_CAP (FWD_PREP_CAP + FWD_INFLIGHT_CAP)
 /* Acks nothing waits on are gathered for up to FWD_ACK_DELAY_MS or FWD_ACK_BATCH rows before
  * they go to the store as one job (one durable commit for many rows instead of one every few
  * PUBACKs); at once whenever nothing is left in flight. */
@@ -46,6 +54,15 @@ typedef struct fwd_event {
     size_t len;
     char reason[FWD_REASON_MAX];
 } fwd_event;
+
+/* One message ready to publish: rows as in fwd_inflight (token unused; batch owned), msg its
+ * payload (kept allocated in its ring slot and reused). */
+typedef struct fwd_prepared {
+    int64_t seq;    /* the row (the first row of a batch) */
+    int64_t *batch; /* owned: every row of a batch message (n > 1); NULL for one row */
+    int n;
+    util_buf msg;
+} fwd_prepared;
 
 typedef enum fwd_state { FWD_ST_CONNECTING = 0, FWD_ST_CONNECTED, FWD_ST_BACKOFF } fwd_state;
 
@@ -76,7 +93,35 @@ struct forwarder {
      * sleeps (set before each sleep: a quarter of the window, so it refills in batches
      * instead of being woken per message; never more than it has in flight) */
     int n_dones, wake_dones;
-    bool ev_urgent; /* an event other than a PUBACK is queued: wake at once */
+    bool ev_urgent; /* an event other than a PUBACK is queued, or the callback asks: wake at once */
+
+    /* The window and the messages prepared for it, shared by the thread and paho's PUBACK
+     * callback (forwarder_window.c), all under mu. Lock order: paho holds its own client mutex
+     * around some callbacks (PUBACK, failures, and MQTTAsync_destroy's), then the callback takes
+     * mu, then MQTTAsync_send takes paho's command mutex. So the thread never calls paho while
+     * holding mu (MQTTAsync_send from a non-paho thread takes paho's client mutex: inverted), and
+     * the callback publishes only while cb_window > 0, which the thread clears before anything
+     * that tears the connection down (rewind, stop, mqtt_destroy). */
+    fwd_inflight fl[FWD_INFLIGHT_CAP]; /* published, not yet acknowledged */
+    int n_fl;
+    /* Ring of prepared messages: slots [prep_head, prep_head + prep_n) are ready and belong to
+     * whoever publishes them; the others belong to the thread, which renders into them outside
+     * the lock and then adds them to prep_n (the tail does not move when the head is taken). */
+    fwd_prepared prep[FWD_PREP_CAP];
+    int prep_head, prep_n;
+    size_t prep_bytes;
+    int prep_low;                    /* the callback wakes the thread when prep_n falls to this */
+    bool refill_asked;               /* ... once per thread turn */
+    fwd_inflight done[FWD_DONE_CAP]; /* acknowledged in the callback; the thread records them */
+    int n_done;
+    /* > 0: the callback publishes from prep up to this many in flight (the thread sets it when
+     * connected and not probing, failing or stopping); 0: every PUBACK goes to the thread */
+    int cb_window;
+    uint64_t cb_gen; /* the connection cb_window is for */
+    mqtt *cb_mq;
+    bool thread_sending; /* the thread publishes prep's head outside mu: the callback waits */
+    pace_bucket rate, bytes;
+    int64_t pace_until_ms;
     model_metrics_state model_metrics;
     fwd_state state;
     char last_error[FWD_REASON_MAX];
@@ -90,8 +135,6 @@ struct forwarder {
     mqtt *mq;  /* one paho client for the forwarder's life: see mqtt.h for why */
     bool live; /* a connection attempt or a connection of gen is under way on mq */
     uint64_t gen;
-    fwd_inflight fl[FWD_INFLIGHT_CAP];
-    int n_fl;
     /* After a quick death with rows in flight, one at a time until the newest of them
      * (probe_until) is acked: the killer row is found alone, and no burst waits in paho's
      * queue to reach the next connection ahead of it (mqtt.h). */
@@ -99,19 +142,17 @@ struct forwarder {
     int64_t probe_until;
     store_page page;
     size_t page_i;
-    bool page_empty; /* the last fetch found nothing: wait for a commit */
-    int64_t last_sent_seq;
+    bool page_empty;      /* the last fetch found nothing: wait for a commit */
+    int64_t prepared_seq; /* the last row prepared (or dead-lettered): the fetch cursor */
     int64_t acks[FWD_ACK_BATCH + FWD_FETCH_ROWS]; /* acked, not yet handed to the store */
     size_t n_acks;
     int64_t ack_due_ms; /* when the oldest of them goes to the store at the latest */
-    util_buf built;     /* the payload of built_seq, kept across a pacing wait */
-    int64_t built_seq;
-    int built_n; /* rows in built: > 1 for a batch message */
-    int64_t built_seqs[FWD_FETCH_ROWS];
+    int64_t built_seqs[FWD_FETCH_ROWS]; /* rows of the message being prepared */
+    int64_t prep_until_ms;              /* the outbox read or a render failed: prepare again then */
+    fwd_inflight taken[FWD_DONE_CAP];   /* done[] taken over by the thread */
     int64_t backlog, backlog_checked_ms; /* pending rows, refreshed at most every second */
     pace_backoff bo;
-    pace_bucket rate, bytes;
-    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms, pace_until_ms;
+    int64_t next_connect_ms, last_connect_ms, connected_at_ms, next_model_metrics_ms;
     bool start_sent;
     bool up;                  /* CONNACK received on the current connection */
     bool flapping;            /* the last loss repeated the one before: log reconnects quietly */
@@ -130,8 +171,31 @@ void forward__mqtt_callbacks(forwarder *f, mqtt_callbacks *out);
 void forward__on_commit(void *arg, inference *const *committed, size_t n);
 void forward__free_events(fwd_event *e);
 /* The thread's turn: gives back the events it is done with (done, may be NULL), takes the
- * queued ones (returned, oldest first) and the stop and wake flags (wake is cleared). */
-fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken);
+ * queued ones (returned, oldest first), the stop and wake flags (wake is cleared) and the
+ * publishes acknowledged in the callback (into f->taken, *n_taken of them). */
+fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken,
+                                int *n_taken);
+/* Moves the publishes acknowledged in the callback (f->done) to f->taken; returns how many.
+ * The caller holds f->mu. */
+int forward__take_done_locked(forwarder *f);
+
+/* ---- the window and the prepared messages (forwarder_window.c; callers hold f->mu) ---- */
+
+/* PUBACK callback: moves the publish of token to f->done; false if it is not in the window
+ * (or f->done is full: then the thread handles it as an event). */
+bool forward__acked_locked(forwarder *f, int token);
+/* PUBACK callback: publishes prepared messages while the window, the pacing and cb_window
+ * allow; wakes the thread when the prepared queue runs low, the window empties (acks go at
+ * once), pacing says wait or a publish fails (the thread then tries it itself). */
+void forward__refill_locked(forwarder *f);
+/* Takes the pacing tokens for the prepared head at now: 0, or ms to wait (f->pace_until_ms set). */
+int64_t forward__pace_head_locked(forwarder *f, int64_t now);
+/* Takes the prepared head out of the ring (its rows and batch into out). */
+void forward__pop_head_locked(forwarder *f, fwd_inflight *out);
+/* The prepared head was published as token: it moves into the window. */
+void forward__sent_head_locked(forwarder *f, int token);
+/* The topic of prepared message p. */
+const char *forward__topic(const forwarder *f, const fwd_prepared *p);
 /* Sleeps until mono_ms, an event other than a PUBACK, wake_dones PUBACKs, or a commit; and,
  * unless stopping (the thread is finishing the publishes in flight), until forwarder_stop. */
 void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping, int wake_dones);

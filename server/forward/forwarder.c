@@ -1,8 +1,10 @@
 /* forwarder.c - see forwarder.h: the forwarder thread (connect, drain the outbox, acks,
  * commands, stop). Thread ownership: everything below "thread-only" in struct forwarder
  * (forward_internal.h) is touched by this thread alone; paho's callbacks and the store's commit
- * callback (forwarder_events.c) only queue events / add model metrics under f->mu and signal
- * f->cv; counters are relaxed atomics. */
+ * callback (forwarder_events.c) queue events / add model metrics under f->mu and signal f->cv,
+ * and paho's PUBACK callback refills the window from the messages this thread prepared
+ * (forwarder_window.c: the window, the prepared ring and the pacing are under f->mu, and this
+ * thread never calls paho while holding it); counters are relaxed atomics. */
 #include "forward/forward_internal.h"
 
 #include <pthread.h>
@@ -80,6 +82,30 @@ static void add_ack(forwarder *f, int64_t seq, int64_t now)
     f->acks[f->n_acks++] = seq;
 }
 
+/* The rows of an acknowledged publish go to the acks; frees its batch. */
+static void ack_rows(forwarder *f, fwd_inflight *fl, int64_t now)
+{
+    if (fl->batch)
+        for (int k = 0; k < fl->n; k++)
+            add_ack(f, fl->batch[k], now);
+    else
+        add_ack(f, fl->seq, now);
+    free(fl->batch);
+    fl->batch = NULL;
+}
+
+/* Records the publishes the callback saw acknowledged (f->taken, n of them). */
+static void record_taken(forwarder *f, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++)
+        ack_rows(f, &f->taken[i], now);
+}
+
+static int64_t in_flight(forwarder *f)
+{
+    return atomic_load(&f->in_flight);
+}
+
 /* The drain loop's flush: the acks wait (bounded) for more to join them while the window is
  * busy, so the store makes one durable commit per FWD_ACK_BATCH rows or FWD_ACK_DELAY_MS
  * rather than one per turn; with nothing in flight they go at once (a lone message, the end
@@ -87,30 +113,42 @@ static void add_ack(forwarder *f, int64_t seq, int64_t now)
  * the commit only sends them again (at-least-once). */
 static void flush_acks_due(forwarder *f, int64_t now)
 {
-    if (f->n_fl == 0 || f->n_acks >= FWD_ACK_BATCH || now >= f->ack_due_ms) flush_acks(f, false);
+    if (in_flight(f) == 0 || f->n_acks >= FWD_ACK_BATCH || now >= f->ack_due_ms)
+        flush_acks(f, false);
 }
 
-static void drop_inflight(forwarder *f, int i)
+/* Empties the window and the prepared ring (caller holds f->mu; the callback is off). */
+static void clear_window_locked(forwarder *f)
 {
-    free(f->fl[i].batch);
-    f->fl[i] = f->fl[--f->n_fl];
-    atomic_store(&f->in_flight, f->n_fl);
-}
-
-/* Forget what was sent on this connection: the next one starts at the oldest unacked row. */
-static void rewind_queue(forwarder *f)
-{
-    flush_acks(f, true);
-    while (f->n_fl > 0)
-        drop_inflight(f, f->n_fl - 1);
+    for (int i = 0; i < f->n_fl; i++)
+        free(f->fl[i].batch);
     f->n_fl = 0;
     atomic_store(&f->in_flight, 0);
+    while (f->prep_n > 0) {
+        fwd_inflight rows;
+        forward__pop_head_locked(f, &rows);
+        free(rows.batch);
+    }
+    f->prep_head = 0;
+    f->prep_bytes = 0;
+}
+
+/* Forget what was sent and prepared on this connection: the next one starts at the oldest
+ * unacked row. Acks the callback already took are recorded (and waited for) first. */
+static void rewind_queue(forwarder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->cb_window = 0;
+    int n = forward__take_done_locked(f);
+    clear_window_locked(f);
+    pthread_mutex_unlock(&f->mu);
+    record_taken(f, n, util_mono_ms());
+    flush_acks(f, true);
     store_page_free(&f->page);
     memset(&f->page, 0, sizeof f->page);
     f->page_i = 0;
     f->page_empty = false;
-    f->last_sent_seq = 0;
-    f->built_seq = 0;
+    f->prepared_seq = 0;
     f->send_failed_ms = 0;
 }
 
@@ -281,17 +319,24 @@ static void handle_down(forwarder *f, fwd_event *e, int64_t now)
     bool quick = e->was_connected && now - f->connected_at_ms < STABLE_MS;
     bool by_clear = e->was_connected && clear_refused(f, now);
     if (e->was_connected && !quick) pace_backoff_reset(&f->bo);
-    if (quick && !by_clear && f->n_fl > 0) {
-        if (f->probe && f->n_fl == 1) {
+    pthread_mutex_lock(&f->mu);
+    f->cb_window = 0; /* from here every PUBACK is an event */
+    int n_fl = f->n_fl;
+    int64_t alone = n_fl == 1 ? f->fl[0].seq : 0;
+    int64_t until = f->probe_until;
+    for (int i = 0; i < n_fl; i++)
+        until = max_seq(&f->fl[i], until);
+    pthread_mutex_unlock(&f->mu);
+    if (quick && !by_clear && n_fl > 0) {
+        if (f->probe && n_fl == 1) {
             /* alone on the wire and the broker hung up: count it against this row */
             bool dead = false;
-            if (store_outbox_fail(f->st, f->fl[0].seq, false, e->reason, &dead) == ER_OK && dead)
-                log_warn("forward", "message seq %lld dead-lettered: %s", (long long)f->fl[0].seq,
+            if (store_outbox_fail(f->st, alone, false, e->reason, &dead) == ER_OK && dead)
+                log_warn("forward", "message seq %lld dead-lettered: %s", (long long)alone,
                          e->reason);
         }
         f->probe = true;
-        for (int i = 0; i < f->n_fl; i++)
-            f->probe_until = max_seq(&f->fl[i], f->probe_until);
+        f->probe_until = until;
     }
     f->live = false; /* mq is kept: its queue may still hold publishes (see mqtt.h) */
     f->up = false;
@@ -330,25 +375,30 @@ static void handle_connected(forwarder *f, int64_t now)
 
 static void handle_done(forwarder *f, fwd_event *e, int64_t now)
 {
+    int found = 0; /* 1 acknowledged, -1 failed, 0 not a row (start, model metrics, reply,
+                    * subscribe) or from before a rewind */
+    fwd_inflight got = {0};
+    pthread_mutex_lock(&f->mu);
     for (int i = 0; i < f->n_fl; i++) {
         if (f->fl[i].token != e->token) continue;
-        if (!e->ok) {
-            /* paho gives up on in-flight publishes when the connection drops, usually just
-             * before connectionLost: keep the row in flight so handle_down can count it; if no
-             * loss follows, the loop sends it again after a grace time */
-            if (!f->send_failed_ms) f->send_failed_ms = now;
-            return;
+        found = e->ok ? 1 : -1;
+        if (e->ok) {
+            got = f->fl[i];
+            f->fl[i] = f->fl[--f->n_fl];
+            atomic_store(&f->in_flight, f->n_fl);
         }
-        if (f->fl[i].batch)
-            for (int k = 0; k < f->fl[i].n; k++)
-                add_ack(f, f->fl[i].batch[k], now);
-        else
-            add_ack(f, f->fl[i].seq, now);
-        if (max_seq(&f->fl[i], INT64_MIN) >= f->probe_until) f->probe = false;
-        drop_inflight(f, i);
-        return;
+        break;
     }
-    /* not a row (start, model metrics, reply, subscribe), or from before a rewind */
+    pthread_mutex_unlock(&f->mu);
+    if (found < 0) {
+        /* paho gives up on in-flight publishes when the connection drops, usually just
+         * before connectionLost: keep the row in flight so handle_down can count it; if no
+         * loss follows, the loop sends it again after a grace time */
+        if (!f->send_failed_ms) f->send_failed_ms = now;
+    } else if (found > 0) {
+        if (max_seq(&got, INT64_MIN) >= f->probe_until) f->probe = false;
+        ack_rows(f, &got, now);
+    }
 }
 
 static void dead_letter(forwarder *f, int64_t seq, const char *reason)
@@ -373,14 +423,15 @@ static bool batching(forwarder *f, int64_t now)
     return f->backlog > n;
 }
 
-/* Turns the one message in f->built into a JSON array of the messages of the next rows of
- * the page, as many as fit in the payload limit. Rows that do not fit stay for the next. */
-static void build_batch(forwarder *f, const payload_opts *po)
+/* Turns the one message in msg (of the page's current row) into a JSON array of the messages of
+ * the next rows of the page, as many as fit in the payload limit; their seqs go to
+ * f->built_seqs. Rows that do not fit stay for the next. Returns the rows in msg. */
+static int build_batch(forwarder *f, const payload_opts *po, util_buf *msg)
 {
     util_buf b = {0}, one = {0};
     int n = 1;
-    if (f->built.len + 2 > PAYLOAD_MAX_BYTES) goto done; /* alone it just fits: send it so */
-    if (util_buf_append(&b, "[", 1) || util_buf_append(&b, f->built.data, f->built.len)) goto done;
+    if (msg->len + 2 > PAYLOAD_MAX_BYTES) goto done; /* alone it just fits: send it so */
+    if (util_buf_append(&b, "[", 1) || util_buf_append(&b, msg->data, msg->len)) goto done;
     for (size_t i = f->page_i + 1; i < f->page.n && n < FWD_FETCH_ROWS; i++) {
         payload_info pi;
         if (payload_inference(f->page.items[i], po, &one, &pi)) break; /* it goes alone */
@@ -391,101 +442,154 @@ static void build_batch(forwarder *f, const payload_opts *po)
         f->built_seqs[n++] = f->page.items[i]->seq;
     }
     if (n > 1 && util_buf_append(&b, "]", 1) == ER_OK) {
-        util_buf_free(&f->built);
-        f->built = b;
-        b.data = NULL;
-        f->built_n = n;
+        util_buf_free(msg);
+        *msg = b;
+        b = (util_buf){0};
+    } else {
+        n = 1;
     }
 done:
     util_buf_free(&b);
     util_buf_free(&one);
+    return n;
 }
 
-/* Sends rows while the window, the pacing and the queue allow. */
-static void drain(forwarder *f, int64_t now)
+/* The window: mqtt_inflight, or 1 while probing for a row that kills the connection. */
+static int window_of(const forwarder *f)
+{
+    int window = f->probe ? 1 : f->cfg->mqtt_inflight;
+    return window > FWD_INFLIGHT_CAP ? FWD_INFLIGHT_CAP : window;
+}
+
+/* Renders the next rows of the outbox into the free slots of the prepared ring, up to
+ * FWD_PREP_WINDOWS windows and FWD_PREP_BYTES, outside f->mu (free slots are this thread's:
+ * the callback only takes from the head, so the tail stays where it was read), then makes them
+ * ready in one step. A row over the payload limit even without image is dead-lettered here. */
+static void prepare(forwarder *f, int64_t now)
 {
     const config *c = f->cfg;
-    int window = f->probe ? 1 : c->mqtt_inflight;
-    if (window > FWD_INFLIGHT_CAP) window = FWD_INFLIGHT_CAP;
     payload_opts po = {.include_image = c->publish_inference_base64_image,
                        .s3_bucket = c->s3_bucket};
-    while (f->live && f->n_fl < window && now >= f->pace_until_ms) {
+    int cap = window_of(f) * FWD_PREP_WINDOWS;
+    if (now < f->prep_until_ms) return;
+    pthread_mutex_lock(&f->mu);
+    int n = f->prep_n, tail = (f->prep_head + f->prep_n) % FWD_PREP_CAP;
+    size_t bytes = f->prep_bytes;
+    pthread_mutex_unlock(&f->mu);
+    int added = 0;
+    while (n < cap && (n == 0 || bytes < FWD_PREP_BYTES)) {
         if (f->page_i >= f->page.n) {
-            if (f->page_empty) return;
+            if (f->page_empty) break;
             store_page_free(&f->page);
             memset(&f->page, 0, sizeof f->page);
             f->page_i = 0;
             er_rc rc = (po.include_image ? store_outbox_fetch : store_outbox_fetch_meta)(
-                f->st, f->last_sent_seq, FWD_FETCH_ROWS, &f->page);
+                f->st, f->prepared_seq, FWD_FETCH_ROWS, &f->page);
             if (rc) {
                 log_warn("forward", "reading the outbox failed: %s", er_rc_name(rc));
-                f->pace_until_ms = now + 1000;
-                return;
+                f->prep_until_ms = now + 1000;
+                break;
             }
             if (f->page.n == 0) {
                 f->page_empty = true;
-                return;
+                break;
             }
         }
         inference *inf = f->page.items[f->page_i];
-        if (f->built_seq != inf->seq) {
-            payload_info pi;
-            er_rc rc = payload_inference(inf, &po, &f->built, &pi);
-            if (rc == ER_TOOBIG) {
-                dead_letter(f, inf->seq, "the message is over 131072 bytes even without image");
-                f->last_sent_seq = inf->seq;
-                f->page_i++;
-                continue;
-            }
-            if (rc) {
-                f->pace_until_ms = now + 1000; /* out of memory: try again in a while */
-                return;
-            }
-            if (pi.shrunk) atomic_fetch_add_explicit(&f->shrunk, 1, memory_order_relaxed);
-            if (pi.omitted) atomic_fetch_add_explicit(&f->omitted, 1, memory_order_relaxed);
-            f->built_seq = inf->seq;
-            f->built_n = 1;
-            f->built_seqs[0] = inf->seq;
-            if (batching(f, now)) build_batch(f, &po);
+        fwd_prepared *p = &f->prep[(tail + added) % FWD_PREP_CAP];
+        payload_info pi;
+        er_rc rc = payload_inference(inf, &po, &p->msg, &pi);
+        if (rc == ER_TOOBIG) {
+            dead_letter(f, inf->seq, "the message is over 131072 bytes even without image");
+            f->prepared_seq = inf->seq;
+            f->page_i++;
+            continue;
         }
-        int64_t w = pace_bucket_take(&f->rate, 1, now);
-        if (w == 0) {
-            w = pace_bucket_take(&f->bytes, (double)f->built.len, now);
-            if (w) f->rate.tokens += 1; /* give the publish token back */
+        if (rc) {
+            f->prep_until_ms = now + 1000; /* out of memory: try again in a while */
+            break;
         }
-        if (w) {
-            f->pace_until_ms = now + w;
-            return;
-        }
+        if (pi.shrunk) atomic_fetch_add_explicit(&f->shrunk, 1, memory_order_relaxed);
+        if (pi.omitted) atomic_fetch_add_explicit(&f->omitted, 1, memory_order_relaxed);
+        f->built_seqs[0] = inf->seq;
+        int rows = batching(f, now) ? build_batch(f, &po, &p->msg) : 1;
+        p->seq = inf->seq;
+        p->n = rows;
+        p->batch = NULL;
+        /* out of memory: only the first row is acked; the others stay pending and go again
+         * after a reconnect */
+        if (rows > 1 && (p->batch = malloc(sizeof(int64_t) * (size_t)rows)))
+            memcpy(p->batch, f->built_seqs, sizeof(int64_t) * (size_t)rows);
+        f->prepared_seq = f->built_seqs[rows - 1];
+        f->page_i += (size_t)rows;
+        added++;
+        n++;
+        bytes += p->msg.len;
+    }
+    if (added == 0) return;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < added; i++)
+        f->prep_bytes += f->prep[(tail + i) % FWD_PREP_CAP].msg.len;
+    f->prep_n += added;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Publishes prepared messages from this thread while the window and the pacing allow: the
+ * first of a drain, and whatever the callback could not (pacing, an error, the probe). paho is
+ * called outside f->mu; thread_sending keeps the callback from publishing meanwhile, so the
+ * order holds and the head stays put. */
+static void send_prepared(forwarder *f, int64_t now)
+{
+    int window = window_of(f);
+    while (f->live) {
+        pthread_mutex_lock(&f->mu);
+        bool go = f->n_fl < window && f->prep_n > 0 && now >= f->pace_until_ms &&
+                  forward__pace_head_locked(f, now) == 0;
+        const fwd_prepared *p = &f->prep[f->prep_head];
+        f->thread_sending = go;
+        pthread_mutex_unlock(&f->mu);
+        if (!go) return;
         int token;
         er_err err = {{0}};
-        const char *topic = f->tp.t[f->built_n > 1 ? TOPICS_BATCH : TOPICS_INFERENCE];
-        er_rc rc = mqtt_publish(f->mq, topic, f->built.data, f->built.len, c->iotcore_qos, false,
-                                &token, &err);
+        er_rc rc = mqtt_publish(f->mq, forward__topic(f, p), p->msg.data, p->msg.len,
+                                f->cfg->iotcore_qos, false, &token, &err);
+        fwd_inflight bad = {0};
+        pthread_mutex_lock(&f->mu);
+        f->thread_sending = false;
+        if (rc == ER_OK)
+            forward__sent_head_locked(f, token);
+        else if (rc == ER_INVALID)
+            forward__pop_head_locked(f, &bad);
+        pthread_mutex_unlock(&f->mu);
         if (rc == ER_INVALID) {
-            for (int k = 0; k < f->built_n; k++)
-                dead_letter(f, f->built_seqs[k], err.msg);
+            if (bad.batch)
+                for (int k = 0; k < bad.n; k++)
+                    dead_letter(f, bad.batch[k], err.msg);
+            else
+                dead_letter(f, bad.seq, err.msg);
+            free(bad.batch);
         } else if (rc) {
             return; /* disconnected or buffer full: the callbacks will wake us */
-        } else {
-            fwd_inflight *fl = &f->fl[f->n_fl];
-            memset(fl, 0, sizeof *fl);
-            fl->token = token;
-            fl->seq = inf->seq;
-            fl->n = f->built_n;
-            if (f->built_n > 1) {
-                /* out of memory: the rows stay pending and go again after a reconnect */
-                if ((fl->batch = malloc(sizeof(int64_t) * (size_t)f->built_n)))
-                    memcpy(fl->batch, f->built_seqs, sizeof(int64_t) * (size_t)f->built_n);
-            }
-            f->n_fl++;
-            atomic_store(&f->in_flight, f->n_fl);
-            atomic_fetch_add_explicit(&f->sent, f->built_n, memory_order_relaxed);
         }
-        f->last_sent_seq = f->built_seqs[f->built_n - 1];
-        f->page_i += (size_t)f->built_n;
-        f->built_seq = 0;
     }
+}
+
+/* One turn of the drain: publish what the callback did not (the start of a drain, pacing, an
+ * error, the probe), top up the prepared ring, publish again (the window may have room that no
+ * PUBACK is coming to fill), and let the callback refill from here on while the connection is
+ * up and healthy. */
+static void drain(forwarder *f, int64_t now)
+{
+    send_prepared(f, now);
+    prepare(f, now);
+    send_prepared(f, now);
+    pthread_mutex_lock(&f->mu);
+    bool on = f->live && f->up && !f->probe && !f->send_failed_ms && !f->stop;
+    f->cb_window = on ? window_of(f) : 0;
+    f->cb_gen = f->gen;
+    f->cb_mq = f->mq;
+    f->prep_low = f->prep_n / 2;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void send_model_metrics(forwarder *f)
@@ -502,12 +606,12 @@ static void send_model_metrics(forwarder *f)
 
 /* How many PUBACKs wake the thread: a quarter of the window (one turn then refills several
  * publishes and records their acks together), never more than are in flight. */
-static int wake_dones(const forwarder *f)
+static int wake_dones(forwarder *f)
 {
-    int window = f->probe ? 1 : f->cfg->mqtt_inflight;
-    int n = window / 4;
+    int n = window_of(f) / 4;
+    int64_t fl = in_flight(f);
     if (!f->up || n < 1) return 1;
-    return n < f->n_fl ? n : f->n_fl;
+    return n < fl ? n : (int)fl;
 }
 
 static void *run(void *arg)
@@ -517,19 +621,24 @@ static void *run(void *arg)
     int64_t now = util_mono_ms();
     f->next_connect_ms = now;
     f->next_model_metrics_ms = now + f->cfg->metrics_sleeptime_ms;
+    pthread_mutex_lock(&f->mu);
     pace_bucket_init(&f->rate, f->cfg->publish_rate_max, now);
     pace_bucket_init(&f->bytes, (double)f->cfg->publish_bytes_max, now);
+    pthread_mutex_unlock(&f->mu);
     fwd_event *spent = NULL; /* the last turn's events, given back at the next */
     for (;;) {
         bool stop, woken;
-        fwd_event *evs = forward__take_events(f, spent, &stop, &woken);
+        int n_taken;
+        fwd_event *evs = forward__take_events(f, spent, &stop, &woken, &n_taken);
         spent = evs;
         now = util_mono_ms();
         if (stop && !f->stop_by_ms) {
             f->stop_by_ms = now + STOP_ACKS_MS;
-            if (f->up && f->n_fl > 0)
-                log_info("forward", "stopping: waiting for %d publishes in flight", f->n_fl);
+            if (f->up && in_flight(f) > 0)
+                log_info("forward", "stopping: waiting for %lld publishes in flight",
+                         (long long)in_flight(f));
         }
+        record_taken(f, n_taken, now); /* acknowledged before any event of this turn */
         if (woken) f->page_empty = false;
         for (fwd_event *e = evs; e; e = e->next) {
             if (e->gen != f->gen || !f->live) continue; /* from an earlier connection */
@@ -552,7 +661,7 @@ static void *run(void *arg)
         }
         if (stop) {
             /* nothing new is sent; forwarder_stop records the acks that came */
-            if (!f->up || f->n_fl == 0 || now >= f->stop_by_ms) break;
+            if (!f->up || in_flight(f) == 0 || now >= f->stop_by_ms) break;
             forward__wait_until(f, f->stop_by_ms, true, 1);
             continue;
         }
@@ -568,7 +677,13 @@ static void *run(void *arg)
         /* sleep until the next deadline or a hand-off */
         int64_t until = f->next_model_metrics_ms;
         if (!f->live && f->next_connect_ms < until) until = f->next_connect_ms;
-        if (f->up && f->pace_until_ms > now && f->pace_until_ms < until) until = f->pace_until_ms;
+        pthread_mutex_lock(&f->mu);
+        int64_t pace_until = f->pace_until_ms;
+        pthread_mutex_unlock(&f->mu);
+        if (f->up && pace_until > now && pace_until < until) until = pace_until;
+        if (f->up && f->prep_until_ms > now && f->prep_until_ms < until) until = f->prep_until_ms;
+        /* the callback's acks are taken at least this often */
+        if (in_flight(f) > 0 && now + FWD_ACK_DELAY_MS < until) until = now + FWD_ACK_DELAY_MS;
         if (f->up && f->send_failed_ms && f->send_failed_ms + SEND_FAIL_GRACE_MS < until)
             until = f->send_failed_ms + SEND_FAIL_GRACE_MS;
         if (f->n_acks > 0 && f->ack_due_ms < until) until = f->ack_due_ms;
@@ -640,16 +755,21 @@ void forwarder_stop(forwarder *f)
     if (f->started) {
         pthread_mutex_lock(&f->mu);
         f->stop = true;
+        f->cb_window = 0; /* the callback publishes no more: mq goes below */
         pthread_cond_signal(&f->cv);
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
         f->started = false;
+        pthread_mutex_lock(&f->mu);
+        int n = forward__take_done_locked(f); /* none: the thread took them after the stop */
+        pthread_mutex_unlock(&f->mu);
+        record_taken(f, n, util_mono_ms());
         flush_acks(f, true);
-        if (f->up && f->n_fl > 0)
+        if (f->up && in_flight(f) > 0)
             log_warn("forward",
-                     "stopped with %d publishes unacknowledged: they stay in the outbox and "
+                     "stopped with %lld publishes unacknowledged: they stay in the outbox and "
                      "go again at the next start",
-                     f->n_fl);
+                     (long long)in_flight(f));
     }
     mqtt_destroy(f->mq, STOP_DISCONNECT_MS); /* no callback after this */
     f->mq = NULL;
@@ -664,10 +784,16 @@ void forwarder_destroy(forwarder *f)
 {
     if (!f) return;
     forwarder_stop(f);
-    while (f->n_fl > 0)
-        drop_inflight(f, f->n_fl - 1); /* they stay in the outbox */
+    /* no callback runs any more (mqtt_destroy); those in flight stay in the outbox */
+    pthread_mutex_lock(&f->mu);
+    clear_window_locked(f);
+    for (int i = 0; i < f->n_done; i++)
+        free(f->done[i].batch);
+    f->n_done = 0;
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < FWD_PREP_CAP; i++)
+        util_buf_free(&f->prep[i].msg);
     store_page_free(&f->page);
-    util_buf_free(&f->built);
     forward__free_events(f->ev_free);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);

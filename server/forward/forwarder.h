@@ -10,6 +10,8 @@
  * and counted (dead-lettered after max_attempts) instead of blocking the queue, and no later
  * row overtakes it. CONNECTs are at least 1 s apart. Publishes are paced by token
  * buckets (publish_rate_max/s, publish_bytes_max B/s) with at most mqtt_inflight unacknowledged.
+ * The thread reads and renders the outbox ahead of the window; in a steady drain paho's PUBACK
+ * callback publishes the next rendered message itself (forward_internal.h, forwarder_window.c).
  * The thread sleeps on a condition variable: the store's commit notification, paho callbacks
  * and timers (backoff, pacing, metrics every metrics_sleeptime_ms) wake it.
  *

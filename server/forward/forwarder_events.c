@@ -1,7 +1,8 @@
 /* forwarder_events.c - the forwarder's hand-offs from other threads: paho's callbacks and the
- * store's commit hook only queue an event (or add to the model metrics) under f->mu and signal
- * f->cv; the forwarder thread (forwarder.c) takes the queue and sleeps here between its
- * deadlines. Nothing here touches the thread-only fields of struct forwarder. */
+ * store's commit hook queue an event (or add to the model metrics) under f->mu and signal f->cv;
+ * paho's PUBACK callback may instead record the ack and publish the next prepared message
+ * itself (forwarder_window.c). The forwarder thread (forwarder.c) takes the queue and sleeps
+ * here between its deadlines. Nothing here touches the thread-only fields of struct forwarder. */
 #include "forward/forward_internal.h"
 
 #include <errno.h>
@@ -56,26 +57,34 @@ static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *rea
     push(arg, e);
 }
 
-/* paho's receive thread, once per PUBACK: a kept event, and the thread is woken only when
- * enough PUBACKs wait (see wake_dones) */
+/* paho's receive thread, once per PUBACK. While the thread lets it (cb_window), a PUBACK of a
+ * row's publish is recorded in f->done and the next prepared message is published from here
+ * (forwarder_window.c). Anything else (a failure, a non-row publish, the probe, a stop) becomes a
+ * kept event for the thread, which is woken only when enough PUBACKs wait (see wake_dones), or at
+ * once while the callback refills (then dones are rare and one must not wait). */
 static void cb_done(void *arg, uint64_t gen, int token, bool ok)
 {
     forwarder *f = arg;
     pthread_mutex_lock(&f->mu);
+    if (ok && f->cb_window > 0 && gen == f->cb_gen && forward__acked_locked(f, token)) {
+        forward__refill_locked(f);
+        goto out;
+    }
+    if (f->cb_window > 0) f->ev_urgent = true;
     fwd_event *e = f->ev_free;
     if (e) {
         f->ev_free = e->next;
         f->n_free--;
     } else if (!(e = calloc(1, sizeof *e))) {
-        goto fail;
+        goto out;
     }
     e->type = FWD_EV_DONE;
     e->gen = gen;
     e->token = token;
     e->ok = ok;
     append(f, e);
-    if (++f->n_dones >= f->wake_dones) pthread_cond_signal(&f->cv);
-fail:
+    if (++f->n_dones >= f->wake_dones || f->ev_urgent) pthread_cond_signal(&f->cv);
+out:
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -128,7 +137,8 @@ void forward__free_events(fwd_event *e)
     }
 }
 
-fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken)
+fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool *woken,
+                                int *n_taken)
 {
     pthread_mutex_lock(&f->mu);
     while (done) { /* kept blank: a message's strings go, the fixed fields are set anew */
@@ -152,8 +162,18 @@ fwd_event *forward__take_events(forwarder *f, fwd_event *done, bool *stop, bool 
     *stop = f->stop;
     *woken = f->wake;
     f->wake = false;
+    *n_taken = forward__take_done_locked(f);
+    f->refill_asked = false;
     pthread_mutex_unlock(&f->mu);
     return evs;
+}
+
+int forward__take_done_locked(forwarder *f)
+{
+    int n = f->n_done;
+    memcpy(f->taken, f->done, sizeof f->done[0] * (size_t)n);
+    f->n_done = 0;
+    return n;
 }
 
 void forward__wait_until(forwarder *f, int64_t mono_ms, bool stopping, int wake_dones)

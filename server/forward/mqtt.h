@@ -15,8 +15,10 @@
  * x-amzn-mqtt-ca is offered (IoT Core's MQTT over 443). Clean session, no paho reconnect:
  * durable state is the store's outbox, and the forwarder runs its own backoff.
  *
- * Callbacks run on paho's threads: they must only hand the event over (lock, queue, signal).
- * Owned by the forwarder. */
+ * Callbacks run on paho's threads, some with paho's client mutex held: they hand the event over
+ * (lock, queue, signal); done may also call mqtt_publish (MQTTAsync_send from paho's own threads
+ * does not take that mutex again) but never mqtt_destroy, and a caller that holds a lock the
+ * callbacks take must not call into this module. Owned by the forwarder. */
 #ifndef EI_FORWARD_MQTT_H
 #define EI_FORWARD_MQTT_H
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/json_alloc.h"
+#include "core/json_print.h"
 
 /* time_ms in the old components is the runner's total inference time. */
 static double total_time_ms(const cJSON *timing)
@@ -460,51 +461,6 @@ static bool put_str(util_buf *out, const char *s)
     return util_buf_append(out, s, strlen(s)) == ER_OK;
 }
 
-/* A string value as cJSON's print_string_ptr writes it. */
-static bool put_json_string(util_buf *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s, *run = p;
-    if (util_buf_append(out, "\"", 1)) return false;
-    for (;; p++) {
-        unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (p > run && util_buf_append(out, run, (size_t)(p - run))) return false;
-        if (c == '\0') break;
-        char esc[8];
-        int n = 2;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            n = snprintf(esc + 1, sizeof esc - 1, "u%04x", c) + 1;
-            break;
-        }
-        if (util_buf_append(out, esc, (size_t)n)) return false;
-        run = p + 1;
-    }
-    return util_buf_append(out, "\"", 1) == ER_OK;
-}
-
 static bool put_number(util_buf *out, double d)
 {
     char buf[32];
@@ -547,8 +503,8 @@ static bool message_fast(const inference *inf, const message_opts *o, util_buf *
     if (ok && inf->info_json) ok = put_str(out, ",\"info\":") && copy_whole(inf->info_json, out);
     ok = ok && put_str(out, ",\"inference_count\":") && put_number(out, pay ? pay->count : 0) &&
          put_str(out, ",\"total_inferences\":") && put_number(out, (double)inf->seq) &&
-         put_str(out, ",\"id\":") && put_json_string(out, inf->guid) && put_str(out, ",\"ts\":") &&
-         put_number(out, (double)inf->ts);
+         put_str(out, ",\"id\":") && json_string_append(out, inf->guid) == ER_OK &&
+         put_str(out, ",\"ts\":") && put_number(out, (double)inf->ts);
     if (ok && o->include_image && inf->image.data) {
         ok = (b64 = malloc(util_b64_encoded_len(inf->image.len) + 1)) != NULL;
         if (ok) util_b64_encode(inf->image.data, inf->image.len, b64);
@@ -557,9 +513,10 @@ static bool message_fast(const inference *inf, const message_opts *o, util_buf *
     ok = ok && put_str(out, ",") && put_str(out, pay ? keys[k - 1] : "\"c\":") &&
          (pay ? copy_span(pay->val, out, NULL) : put_str(out, "{}")) &&
          put_str(out, ",\"s3_bucket\":") &&
-         put_json_string(out, o->s3_bucket ? o->s3_bucket : "unset") &&
+         json_string_append(out, o->s3_bucket ? o->s3_bucket : "unset") == ER_OK &&
          put_str(out, ",\"s3_prefix\":\"unset\",\"seq\":") && put_number(out, (double)inf->seq) &&
-         put_str(out, ",\"device\":") && put_json_string(out, inf->device ? inf->device : "");
+         put_str(out, ",\"device\":") &&
+         json_string_append(out, inf->device ? inf->device : "") == ER_OK;
     if (ok && rm[4].val) ok = put_str(out, ",\"anomaly\":") && copy_span(rm[4].val, out, NULL);
     if (ok && o->image_omitted) ok = put_str(out, ",\"image_omitted\":true");
     ok = ok && put_str(out, "}");

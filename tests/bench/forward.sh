@@ -68,39 +68,13 @@ fi
 # payload limit ----
 bench_broker
 
-# ---- ei-relay instances ----
+# ---- ei-relay instances (lib.sh's start_relay: the databases are DIR/ei-relay.db) ----
 DEAD_PORT=$(free_port) # nothing listens here: the forwarder keeps failing to connect
-# start_relay NAME DB MQTT_PORT [EXTRA JSON] -> RELAY_PID RELAY_URL T_SPAWN (ms)
-start_relay() {
-    local dir=$WORK/relay-$1 port wsport
-    mkdir -p "$dir"
-    port=$(free_port)
-    wsport=$(free_port)
-    cat >"$dir/config.json" <<EOF
-{"http_port": $port, "ws_port": $wsport, "bind": "127.0.0.1",
- "db_path": "$2", "web_root": "$ROOT/web", "log_level": "warn",
- "tokens": [{"token": "$TOKEN", "role": "admin"}],
- "mqtt_endpoint": "localhost", "mqtt_port": $3, "mqtt_ca": "$PKI/ca.crt",
- "mqtt_cert": "$PKI/client.crt", "mqtt_key": "$PKI/client.key", "mqtt_client_id": "$DEVICE-ei-relay",
- "device_name": "$DEVICE", "device_mac_suffix": false, "iotcore_qos": 1,
- "publish_inference_base64_image": "no", "enable_threshold_limit": "no", "iotcore_backoff": 0,
- "metrics_sleeptime_ms": 3600000, "mqtt_inflight": $INFLIGHT, "http_max_connections_per_ip": 64,
- "publish_rate_max": 0, "publish_bytes_max": 0${4:+, $4}}
-EOF
-    RELAY_URL=http://127.0.0.1:$port
-    T_SPAWN=$(now_ms)
-    (cd "$dir" && exec "$RELAY" --config "$dir/config.json") >>"$dir/relay.log" 2>&1 &
-    RELAY_PID=$!
-    STARTED+=("$RELAY_PID")
-    RELAY_LOG=$dir/relay.log
-}
-fwd() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/api/v1/forwarder"; }
+CONNS_MAX='"http_max_connections_per_ip": 64' # the fill's 32 wrk connections
 
 # ---- 1. backlog: ingest ROWS_DRAIN inferences over HTTP with the broker unreachable ----
 tr -d '\n' <"$HERE/result.json" >"$WORK/result.json"
-DRAIN_DB=$WORK/drain/ei-relay.db
-mkdir -p "$WORK/drain"
-start_relay fill "$DRAIN_DB" "$DEAD_PORT"
+start_relay fill "$WORK/drain" "$DEAD_PORT" "$INFLIGHT" "$CONNS_MAX"
 wait_health 10
 code=$(curl -s -o "$WORK/probe.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
     -H "Content-Type: application/json" --data-binary "@$WORK/result.json" "$RELAY_URL/api/v1/inferences")
@@ -135,7 +109,7 @@ stop_pid "$RELAY_PID"
 # the same backlog, kept for the start-up database (copied while no process has it open)
 mkdir -p "$WORK/start"
 cp "$WORK/drain/"ei-relay.db* "$WORK/start/"
-DB_KB=$(du -sk "$WORK/drain" | awk '{print $1}')
+DB_KB=$(du -skc "$WORK/drain/"ei-relay.db* | awk 'END{print $1}')
 
 # ---- 2. drain: ei-relay restarted against the broker, unpaced; time until queue_depth is 0 ----
 # A subscriber takes one inference message (the baseline publishes the same bytes), then leaves.
@@ -152,7 +126,7 @@ grep -q "ei-bench-sample 1 $TOPIC" "$MOSQ_LOG" || die "the sample subscriber did
 
 log "draining $DRAIN_ROWS rows to mosquitto (mqtt_inflight $INFLIGHT, pacing off)"
 MQ0=$(proc_ticks "$MOSQ_PID")
-start_relay drain "$DRAIN_DB" "$MQTT_PORT" "${EI_FWD_EXTRA:-}"
+start_relay drain "$WORK/drain" "$MQTT_PORT" "$INFLIGHT" "$CONNS_MAX${EI_FWD_EXTRA:+, $EI_FWD_EXTRA}"
 DRAIN_T0=$T_SPAWN
 PERF_PID=""
 if [[ -n ${EI_FWD_PERF:-} ]]; then
@@ -168,26 +142,14 @@ if [[ -n ${EI_FWD_PERF:-} ]]; then
     PERF_PID=$!
     STARTED+=("$PERF_PID")
 fi
-DRAIN_DONE=0
-while :; do # poll every 100 ms, bounded by 180 s
-    doc=$(fwd || true)
-    d=$(json_num queue_depth <<<"$doc")
-    if [[ -n $d && $d -eq 0 ]]; then
-        DRAIN_T1=$(now_ms)
-        DRAIN_DONE=1
-        break
-    fi
-    kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited during the drain"; }
-    (($(now_ms) - DRAIN_T0 < 180000)) || { DRAIN_T1=$(now_ms); break; }
-    sleep 0.1
-done
+wait_drained "$DRAIN_T0" 180
+doc=$FWD_DOC
 RELAY_T=$(proc_ticks "$RELAY_PID")
 # CPU per thread (utime+stime ticks by thread name), for the CPU per message of each
 THREAD_CPU=$(for t in /proc/"$RELAY_PID"/task/*; do
     printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
 done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) if (c[k] > 0) printf "%s %d\n", k, c[k]}' | sort -k2 -nr)
-COMMITS=$(curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
-    awk '$1=="ei_relay_commits_total"{print $2}')
+COMMITS=$(metric ei_relay_commits_total)
 MQ1=$(proc_ticks "$MOSQ_PID")
 DRAIN_HWM=$(status_kb "$RELAY_PID" VmHWM)
 ACKED=$(json_num acked <<<"$doc")
@@ -312,35 +274,16 @@ WANT=$((ROWS_START > CNT ? ROWS_START : CNT))
 START_DB_MB=$(($(du -sk "$WORK/start" | awk '{print $1}') / 1024))
 log "start-up db: $C_ROWS inferences, $C_OUTBOX queued, $START_DB_MB MB, built in $(((T_EXP1 - T_EXP0) / 1000)) s"
 
-EMPTY_DB=$WORK/empty/ei-relay.db
 mkdir -p "$WORK/empty"
-start_relay empty-init "$EMPTY_DB" "$DEAD_PORT" # creates the schema; measured on the next starts
+start_relay empty-init "$WORK/empty" "$DEAD_PORT" "$INFLIGHT" "$CONNS_MAX" # creates the schema; measured on the next starts
 wait_health 10
 stop_pid "$RELAY_PID"
 # Limits raised so retention keeps all queued rows (the defaults are exactly 1,000,000 rows).
 LIMITS='"cache_max_rows": 10000000, "cache_max_bytes": "64GiB", "outbox_max_rows": 10000000, "outbox_max_bytes": "64GiB"'
-START_RUNS=3
-measure_start() { # name db -> START_MS (list) RSS_NOW RSS_1S (kB, of the last run) QDEPTH
-    local r
-    START_MS=()
-    for ((r = 0; r < START_RUNS; r++)); do
-        start_relay "start-$1-$r" "$2" "$DEAD_PORT" "$LIMITS"
-        wait_health 30
-        RSS_NOW=$(status_kb "$RELAY_PID" VmRSS)
-        START_MS+=($((T_READY - T_SPAWN)))
-        sleep 1
-        RSS_1S=$(status_kb "$RELAY_PID" VmRSS)
-        QDEPTH=$(fwd | json_num queue_depth)
-        stop_pid "$RELAY_PID"
-    done
-    log "start-up $1: ${START_MS[*]} ms; RSS at ready ${RSS_NOW} kB, 1 s later ${RSS_1S} kB; queue_depth $QDEPTH"
-}
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-maxof() { printf '%s\n' "$@" | sort -n | tail -n 1; }
-measure_start empty "$EMPTY_DB"
-E_MS=$(median "${START_MS[@]}") E_ALL="${START_MS[*]}" E_RSS=$RSS_NOW E_RSS1=$RSS_1S E_Q=$QDEPTH
-measure_start backlog "$START_DB"
-B_MS=$(median "${START_MS[@]}") B_MAX=$(maxof "${START_MS[@]}") B_ALL="${START_MS[*]}" B_RSS=$RSS_NOW B_RSS1=$RSS_1S B_Q=$QDEPTH
+measure_start empty "$WORK/empty" "$DEAD_PORT" "$INFLIGHT" "$CONNS_MAX, $LIMITS"
+E_MS=$START_MEDIAN E_ALL="${START_MS[*]}" E_RSS=$RSS_NOW E_RSS1=$RSS_1S E_Q=$QDEPTH
+measure_start backlog "$WORK/start" "$DEAD_PORT" "$INFLIGHT" "$CONNS_MAX, $LIMITS"
+B_MS=$START_MEDIAN B_MAX=$START_MAX B_ALL="${START_MS[*]}" B_RSS=$RSS_NOW B_RSS1=$RSS_1S B_Q=$QDEPTH
 
 # ---- report ----
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN{ok = dir == "ge" ? v >= t : v < t; print ok ? "PASS" : "BELOW"}'; }

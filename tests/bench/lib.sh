@@ -1,10 +1,12 @@
 # lib.sh - shell pieces the benchmarks share (sourced, not run): scratch dir and cleanup,
 # packages, building ei-relay, free ports, CPU and memory readings, starting and stopping
-# processes, wrk runs, and the TLS broker with its PKI. See tests/bench/README.md.
+# processes, wrk runs, the TLS broker with its PKI, and ei-relay forwarding to it (its start-up
+# measured, its outbox drained). See tests/bench/README.md.
 #
 # The sourcing script sets HERE and ROOT, calls bench_init PREFIX TAG, and keeps its own
 # globals; the functions below read these globals: WORK (scratch dir), STARTED (pids to stop on
-# exit), TOKEN (the admin token of the relays it starts).
+# exit), TOKEN (the admin token of the relays it starts); and those the functions set: PKI
+# (bench_broker), RELAY_URL, RELAY_PID, RELAY_LOG (relay_start: the relay the later calls mean).
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # the functions set globals for the sourcing script
 
@@ -275,4 +277,74 @@ thread_us_per() {
     join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$1") <(printf '%s\n' "$2") |
         awk -v n="$3" -v hz="$(getconf CLK_TCK)" '$3 > $2 && n > 0 {printf "%s %.1f\n", $1, ($3-$2)/hz/n*1e6}' |
         sort -k2 -nr | awk '{printf "%s%s %s µs", (NR > 1 ? ", " : ""), $1, $2}'
+}
+
+# relay_api PATH: GET $RELAY_URL PATH with the admin TOKEN (2 s at most); the body on stdout
+relay_api() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL$1"; }
+# fwd: the forwarder's state (GET /api/v1/forwarder) of the relay at RELAY_URL
+fwd() { relay_api /api/v1/forwarder; }
+# metric NAME: the value of the Prometheus sample NAME of the relay at RELAY_URL
+metric() { relay_api /metrics | awk -v k="$1" '$1==k{print $2}'; }
+
+# start_relay NAME DIR MQTT_PORT|none INFLIGHT [EXTRA]: relay_start NAME DIR with, unless the
+# port is none, the forwarder to localhost:MQTT_PORT as the broker of bench_broker expects it
+# (its PKI, client id bench-ei-relay, device bench): QoS 1, window INFLIGHT, no images, no
+# threshold, no metrics messages, IoT Core pacing lifted; then the JSON members EXTRA.
+start_relay() {
+    local members=${5:-}
+    if [[ $3 != none ]]; then
+        members="\"mqtt_endpoint\": \"localhost\", \"mqtt_port\": $3, \"mqtt_ca\": \"$PKI/ca.crt\",
+ \"mqtt_cert\": \"$PKI/client.crt\", \"mqtt_key\": \"$PKI/client.key\",
+ \"mqtt_client_id\": \"bench-ei-relay\", \"device_name\": \"bench\", \"device_mac_suffix\": false,
+ \"iotcore_qos\": 1, \"publish_inference_base64_image\": \"no\", \"enable_threshold_limit\": \"no\",
+ \"iotcore_backoff\": 0, \"metrics_sleeptime_ms\": 3600000, \"mqtt_inflight\": $4,
+ \"publish_rate_max\": 0, \"publish_bytes_max\": 0${members:+, $members}"
+    fi
+    relay_start "$1" "$2" "$members"
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+maxof() { printf '%s\n' "$@" | sort -n | tail -n 1; }
+
+# measure_start NAME DIR MQTT_PORT|none INFLIGHT [EXTRA]: START_RUNS (3) starts of start_relay
+# with these arguments on the database in DIR, each timed from spawn to the first 200 of
+# /api/v1/health, then stopped 1 s later -> START_MS (the runs, ms), START_MEDIAN, START_MAX,
+# and of the last run RSS_NOW (kB at ready), RSS_1S (kB 1 s later), QDEPTH (queue_depth then)
+START_RUNS=3
+measure_start() {
+    local r
+    START_MS=()
+    for ((r = 0; r < START_RUNS; r++)); do
+        start_relay "start-$1-$r" "${@:2}"
+        wait_health 60
+        RSS_NOW=$(status_kb "$RELAY_PID" VmRSS)
+        START_MS+=($((T_READY - T_SPAWN)))
+        sleep 1
+        RSS_1S=$(status_kb "$RELAY_PID" VmRSS)
+        QDEPTH=$(fwd | json_num queue_depth)
+        stop_pid "$RELAY_PID"
+    done
+    START_MEDIAN=$(median "${START_MS[@]}")
+    START_MAX=$(maxof "${START_MS[@]}")
+    log "start-up $1: ${START_MS[*]} ms; RSS at ready $RSS_NOW kB, 1 s later $RSS_1S kB; queue_depth $QDEPTH"
+}
+
+# wait_drained T0 MAX_S: polls fwd every 100 ms until queue_depth is 0 or MAX_S seconds have
+# passed since T0 (ms) -> DRAIN_DONE (1 when drained), DRAIN_T1 (ms), FWD_DOC (the last answer);
+# dies with the log's tail when the relay exits
+wait_drained() {
+    local d
+    DRAIN_DONE=0
+    while :; do
+        FWD_DOC=$(fwd || true)
+        d=$(json_num queue_depth <<<"$FWD_DOC")
+        if [[ -n $d && $d -eq 0 ]]; then
+            DRAIN_DONE=1
+            break
+        fi
+        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited during the drain"; }
+        (($(now_ms) - $1 < $2 * 1000)) || break
+        sleep 0.1
+    done
+    DRAIN_T1=$(now_ms)
 }

@@ -109,22 +109,6 @@ bpi_row() {
 # and 1 GiB); the ages of filled rows are minutes, under the 30 d default.
 LIMITS='"cache_max_rows": 100000000, "cache_max_bytes": "64GiB", "outbox_max_rows": 100000000, "outbox_max_bytes": "64GiB"'
 DEAD_PORT=$(free_port) # nothing listens here: a forwarder pointed at it keeps its backlog
-# start_relay NAME DIR FORWARD(none|dead|broker): relay_start with LIMITS and, unless none, the
-# forwarder on the dead port or the broker (QoS 1, window 10, IoT Core pacing lifted)
-start_relay() {
-    local mqtt=""
-    if [[ $3 != none ]]; then
-        mqtt=", \"mqtt_endpoint\": \"localhost\", \"mqtt_port\": $([[ $3 == dead ]] && echo "$DEAD_PORT" || echo "$MQTT_PORT"),
- \"mqtt_ca\": \"$PKI/ca.crt\", \"mqtt_cert\": \"$PKI/client.crt\", \"mqtt_key\": \"$PKI/client.key\",
- \"mqtt_client_id\": \"bench-ei-relay\", \"device_name\": \"bench\", \"device_mac_suffix\": false,
- \"iotcore_qos\": 1, \"publish_inference_base64_image\": \"no\", \"enable_threshold_limit\": \"no\",
- \"iotcore_backoff\": 0, \"metrics_sleeptime_ms\": 3600000, \"mqtt_inflight\": 10,
- \"publish_rate_max\": 0, \"publish_bytes_max\": 0"
-    fi
-    relay_start "$1" "$2" "$LIMITS$mqtt"
-}
-fwd() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/api/v1/forwarder"; }
-metric() { curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" | awk -v k="$1" '$1==k{print $2}'; }
 is_size() { local s; for s in "${SIZES[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 
 # ---- 1. database bytes per inference with the JPEG (the JSON-only rows come with the fills) ----
@@ -138,29 +122,17 @@ fi
 
 # ---- 2. start-up and drain with each backlog; a drained database is kept for the ingest rows ----
 bench_broker
-measure_start() { # name dir -> START_MS (median of 3) START_ALL RSS_NOW RSS_1S QDEPTH
-    local r all=()
-    for ((r = 0; r < 3; r++)); do
-        start_relay "start-$1-$r" "$2" dead
-        wait_health 60
-        RSS_NOW=$(status_kb "$RELAY_PID" VmRSS)
-        all+=($((T_READY - T_SPAWN)))
-        sleep 1
-        RSS_1S=$(status_kb "$RELAY_PID" VmRSS)
-        QDEPTH=$(fwd | json_num queue_depth)
-        stop_pid "$RELAY_PID"
-    done
-    START_ALL="${all[*]}"
-    START_MS=$(printf '%s\n' "${all[@]}" | sort -n | sed -n 2p)
-    log "start-up $1: $START_ALL ms; RSS at ready $RSS_NOW kB, 1 s later $RSS_1S kB; queue_depth $QDEPTH"
-    row "start-up, $1 queued" "$START_MS ms (median of 3: $START_ALL)" \
+# start_row NAME DIR: start-up with the database in DIR, the forwarder at the dead port
+start_row() {
+    measure_start "$1" "$2" "$DEAD_PORT" 10 "$LIMITS"
+    row "start-up, $1 queued" "$START_MEDIAN ms (median of $START_RUNS: ${START_MS[*]})" \
         "spawn to the first 200 of /api/v1/health; RSS then $(mb "$RSS_NOW") MB, 1 s later $(mb "$RSS_1S") MB; queue_depth $QDEPTH" "-"
 }
 mkdir -p "$WORK/empty"
-start_relay init "$WORK/empty" dead # creates the schema; measured on the next starts
+start_relay init "$WORK/empty" "$DEAD_PORT" 10 "$LIMITS" # creates the schema; measured on the next starts
 wait_health 30
 stop_pid "$RELAY_PID"
-measure_start 0 "$WORK/empty"
+start_row 0 "$WORK/empty"
 rm -rf "$WORK/empty"
 QLAST=${QUEUED[${#QUEUED[@]} - 1]}
 for q in "${QUEUED[@]}"; do
@@ -168,24 +140,13 @@ for q in "${QUEUED[@]}"; do
     fill "$dir" "$q" 1
     if [[ $q == "$QLAST" ]]; then
         bpi_row "$JSON_LEN B JSON, queued for forwarding (with its outbox row)" "$dir" "$q"
-        measure_start "$q" "$dir"
+        start_row "$q" "$dir"
     fi
     log "draining $q rows (mqtt_inflight 10, pacing off, at most $DRAIN_MAX_S s)"
-    start_relay drain "$dir" broker
+    start_relay drain "$dir" "$MQTT_PORT" 10 "$LIMITS"
     t0=$T_SPAWN
-    done_=0
-    while :; do # poll every 100 ms, bounded
-        doc=$(fwd || true)
-        d=$(json_num queue_depth <<<"$doc")
-        if [[ -n $d && $d -eq 0 ]]; then
-            done_=1
-            break
-        fi
-        kill -0 "$RELAY_PID" 2>/dev/null || { tail -n 20 "$RELAY_LOG" >&2; die "ei-relay exited during the drain"; }
-        (($(now_ms) - t0 < DRAIN_MAX_S * 1000)) || break
-        sleep 0.1
-    done
-    t1=$(now_ms)
+    wait_drained "$t0" "$DRAIN_MAX_S"
+    t1=$DRAIN_T1 doc=$FWD_DOC
     ticks=$(proc_ticks "$RELAY_PID")
     HWM=$(status_kb "$RELAY_PID" VmHWM)
     commits=$(metric ei_relay_commits_total)
@@ -197,7 +158,7 @@ for q in "${QUEUED[@]}"; do
     ms=$((t1 - t0))
     rate=$(awk -v n="$drained" -v ms="$ms" 'BEGIN{printf "%.0f", (ms > 0 ? n/(ms/1000) : 0)}')
     note="$ms ms from spawn to queue_depth 0"
-    ((done_)) || note="CUT at $DRAIN_MAX_S s with ${left:-?} rows left"
+    ((DRAIN_DONE)) || note="CUT at $DRAIN_MAX_S s with ${left:-?} rows left"
     if [[ -n $since ]] && ((since > t0 && t1 > since)); then
         note+=" ($(awk -v n="$drained" -v ms=$((t1 - since)) 'BEGIN{printf "%.0f", n/(ms/1000)}') msgs/s counted from CONNACK, $((since - t0)) ms after spawn)"
     fi
@@ -229,7 +190,7 @@ for n in "${SIZES[@]}"; do
         fill "$dir" "$n" 0
         how="filled, forwarding off"
     fi
-    start_relay ingest "$dir" none
+    start_relay ingest "$dir" none 10 "$LIMITS"
     wait_health 60
     probe_ingest "$RELAY_URL/api/v1/inferences" "$WORK/result.json" application/json
     if [[ $n == "$LAST" ]]; then

@@ -16,26 +16,6 @@
 #include "raw_db.h"
 #include "store_fixture.h"
 
-/* Runs schema/NNN_*.sql of the source tree on db. */
-static void run_schema_file(sqlite3 *db, const char *name)
-{
-    char path[512];
-    const char *src = getenv("EI_TEST_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/schema/%s", src ? src : "..", name);
-    FILE *f = fopen(path, "rb");
-    CHECK(f != NULL);
-    if (!f) return;
-    char *sql = calloc(1, 1 << 16);
-    size_t n = fread(sql, 1, (1 << 16) - 1, f);
-    fclose(f);
-    CHECK(n > 100);
-    char *err = NULL;
-    CHECK(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK);
-    if (err) fprintf(stderr, "%s: %s\n", name, err);
-    sqlite3_free(err);
-    free(sql);
-}
-
 #define V3_GUID(k) "00000000-0000-4000-8000-00000000000" #k
 
 /* A version 3 database: three inferences (seq 1..3; labels a/b; an image on 2), seq 2 and 3
@@ -45,9 +25,9 @@ static void make_v3(const char *path)
     sqlite3 *db = raw_open(path);
     CHECK(sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL", NULL, NULL,
                        NULL) == SQLITE_OK);
-    run_schema_file(db, "001_init.sql");
-    run_schema_file(db, "002_publish.sql");
-    run_schema_file(db, "003_age.sql");
+    raw_run_schema(db, "001_init.sql");
+    raw_run_schema(db, "002_publish.sql");
+    raw_run_schema(db, "003_age.sql");
     CHECK(
         sqlite3_exec(
             db,
@@ -83,33 +63,6 @@ static void make_v3(const char *path)
     CHECK(sqlite3_close(db) == SQLITE_OK);
 }
 
-/* The counters row equals a count of the tables. */
-static void check_counters(const char *path)
-{
-    sqlite3 *db = raw_open(path);
-    CHECK_EQ_INT(raw_int(db, "SELECT rows FROM counters"),
-                 raw_int(db, "SELECT count(*) FROM inference"));
-    CHECK_EQ_INT(raw_int(db, "SELECT bytes FROM counters"),
-                 raw_int(db, "SELECT coalesce(sum(bytes), 0) FROM inference"));
-    CHECK_EQ_INT(raw_int(db, "SELECT images FROM counters"),
-                 raw_int(db, "SELECT count(*) FROM image"));
-    CHECK_EQ_INT(raw_int(db, "SELECT outbox FROM counters"),
-                 raw_int(db, "SELECT count(*) FROM outbox WHERE state = 0"));
-    CHECK_EQ_INT(raw_int(db, "SELECT outbox_bytes FROM counters"),
-                 raw_int(db, "SELECT coalesce(sum(bytes), 0) FROM outbox WHERE state = 0"));
-    CHECK_EQ_INT(raw_int(db, "SELECT outbox_dead FROM counters"),
-                 raw_int(db, "SELECT count(*) FROM outbox WHERE state = 1"));
-    /* nothing without its inference (the cascade is 004's trigger: the writer runs without
-     * foreign key enforcement) */
-    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_score"
-                             " WHERE seq NOT IN (SELECT seq FROM inference)"),
-                 0);
-    CHECK_EQ_INT(
-        raw_int(db, "SELECT count(*) FROM image WHERE seq NOT IN (SELECT seq FROM inference)"), 0);
-    CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-    CHECK(sqlite3_close(db) == SQLITE_OK);
-}
-
 static inference_publish all_pending(void *arg, const inference *inf)
 {
     (void)arg;
@@ -141,12 +94,7 @@ static void test_migrate_v3(void)
     store_opts o = {.outbox = true};
     store *s = open_store(path, &o);
     if (!s) return;
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 3);
-    CHECK_EQ_INT(info.bytes, 1200);
-    CHECK_EQ_INT(info.images, 1);
-    CHECK_EQ_INT(info.outbox, 1);
+    CHECK_INFO(s, 3, 1200, 1, 1);
     check_label_query(s, 2);
     inference *got = NULL;
     CHECK_EQ_INT(store_get(s, V3_GUID(2), &got), ER_OK);
@@ -164,7 +112,7 @@ static void test_migrate_v3(void)
                              " AND name = 'inference_cascade'"),
                  1);
     CHECK(sqlite3_close(db) == SQLITE_OK);
-    check_counters(path);
+    raw_check_counters(path);
 
     /* the writer's own counting: puts (one with an image), a delete, reopen */
     o.outbox_max_rows = 3; /* pending: seq 2 + two puts fit, the third drops the oldest */
@@ -185,21 +133,19 @@ static void test_migrate_v3(void)
         put_ok(s, inf);
     }
     CHECK_EQ_INT(store_delete(s, guid), ER_OK);
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 6);
-    CHECK_EQ_INT(info.images, 1); /* the deleted put's image went with it */
-    CHECK_EQ_INT(info.outbox, 2); /* 3 by the bound, one of them deleted */
-    check_label_query(s, 4);      /* puts 0 and 2 have label a */
+    /* the deleted put's image went with it; 3 queued by the bound, one of them deleted */
+    CHECK_INFO(s, 6, INFO_ANY, 1, 2);
+    check_label_query(s, 4); /* puts 0 and 2 have label a */
     store_destroy(s);
-    check_counters(path);
+    raw_check_counters(path);
     db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM label_score"), 9); /* 3 x 2 + 3 x 1 */
     CHECK(sqlite3_close(db) == SQLITE_OK);
     s = open_store(path, &o);
     if (!s) return;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 6);
+    CHECK_INFO(s, 6, INFO_ANY, 1, 2);
     store_destroy(s);
+    raw_check_counters(path);
 }
 
 int main(void)

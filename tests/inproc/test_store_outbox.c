@@ -206,9 +206,7 @@ static void test_fetch_ack(void)
     /* Acking again is harmless. */
     CHECK_EQ_INT(store_outbox_ack(s, acked, 2), ER_OK);
     CHECK_EQ_INT(stats(s).pending, 8);
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.outbox, 8);
+    CHECK_INFO(s, 10, INFO_ANY, INFO_ANY, 8);
 
     /* An ack that does not wait is committed in queue order: once a later job that waits
      * (a meta write) returns, it has taken effect. */
@@ -223,13 +221,11 @@ static void test_fetch_ack(void)
     CHECK_EQ_INT(stats(s).pending, 6);
     store_destroy(s);
 
-    /* The counters match the table after all that. */
+    /* The counters match the tables after all that. */
     sqlite3 *db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM outbox WHERE state = 0"), 6);
-    CHECK_EQ_INT(raw_int(db, "SELECT outbox_bytes = (SELECT sum(bytes) FROM outbox WHERE"
-                             " state = 0) FROM counters"),
-                 1);
-    sqlite3_close(db);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+    raw_check_counters(path);
 }
 
 static void test_fail_dead(void)
@@ -310,10 +306,9 @@ static void test_bounds(void)
     CHECK_EQ_INT(publish_of(s, g[1]), INFERENCE_PUBLISH_DROPPED);
     CHECK_EQ_INT(publish_of(s, g[2]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(publish_of(s, g[4]), INFERENCE_PUBLISH_PENDING);
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 5); /* the cache keeps every inference */
+    CHECK_INFO(s, 5, INFO_ANY, 0, 3); /* the cache keeps every inference */
     store_destroy(s);
+    raw_check_counters(path);
 
     /* reject_new by rows */
     flat_db_path(path, sizeof path);
@@ -358,27 +353,18 @@ static void test_bounds(void)
     /* The lifetime totals persist in the counters row. */
     sqlite3 *db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "SELECT outbox_dropped * 10 + outbox_rejected FROM counters"), 11);
-    sqlite3_close(db);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+    raw_check_counters(path);
 }
 
 /* Builds a database as migration 001 left it, with data, then opens it with the store. */
 static void test_migration_001(void)
 {
-    char path[512], sqlpath[512];
-    const char *src = getenv("EI_TEST_SOURCE_DIR");
-    snprintf(sqlpath, sizeof sqlpath, "%s/schema/001_init.sql", src ? src : "..");
-    FILE *f = fopen(sqlpath, "rb");
-    CHECK(f != NULL);
-    if (!f) return;
-    char *sql = calloc(1, 1 << 16);
-    size_t n = fread(sql, 1, (1 << 16) - 1, f);
-    fclose(f);
-    CHECK(n > 100);
+    char path[512];
     flat_db_path(path, sizeof path);
     sqlite3 *db = raw_open(path);
     CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-    free(sql);
+    raw_run_schema(db, "001_init.sql");
     CHECK(sqlite3_exec(db,
                        "PRAGMA user_version=1;"
                        "INSERT INTO inference (guid, ts, received_ms, device, source, kind, result,"
@@ -418,7 +404,8 @@ static void test_migration_001(void)
     CHECK_EQ_INT(raw_int(db, "PRAGMA user_version"), 4);
     /* 003: a migrated row's age on the age clock is its wall clock receive time */
     CHECK_EQ_INT(raw_int(db, "SELECT age_ms FROM inference WHERE seq = 2"), 2);
-    sqlite3_close(db);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+    raw_check_counters(path);
 }
 
 static void test_meta(void)
@@ -463,10 +450,7 @@ static void test_clear(void)
     /* pending: 3 and 5 */
     CHECK_EQ_INT(store_clear(s, &deleted), ER_OK);
     CHECK_EQ_INT(deleted, 4);
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 2);
-    CHECK_EQ_INT(info.images, 2);
+    CHECK_INFO(s, 2, INFO_ANY, 2, 2);
     CHECK_EQ_INT(publish_of(s, g[3]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(publish_of(s, g[5]), INFERENCE_PUBLISH_PENDING);
     CHECK_EQ_INT(publish_of(s, g[0]), -1);
@@ -476,6 +460,7 @@ static void test_clear(void)
     CHECK_EQ_INT(store_clear(s, &deleted), ER_OK);
     CHECK_EQ_INT(deleted, 0);
     store_destroy(s);
+    raw_check_counters(path);
 }
 
 /* Dead letters do not pin the cache: size retention removes them like any old row, while
@@ -490,15 +475,12 @@ static void test_retention_dead(void)
     for (int i = 0; i < 4; i++)
         seqs[i] = put(s, "cat", 0, NULL);
     CHECK_EQ_INT(store_retain(s), ER_OK);
-    store_info info;
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 4); /* all pending: protected */
+    CHECK_INFO(s, 4, INFO_ANY, 0, 4); /* all pending: protected */
     CHECK_EQ_INT(store_outbox_fail(s, seqs[0], true, "refused", NULL), ER_OK);
     CHECK_EQ_INT(store_outbox_fail(s, seqs[1], true, "refused", NULL), ER_OK);
     CHECK_EQ_INT(stats(s).dead, 2);
     CHECK_EQ_INT(store_retain(s), ER_OK);
-    CHECK_EQ_INT(store_get_info(s, &info), ER_OK);
-    CHECK_EQ_INT(info.rows, 2);
+    CHECK_INFO(s, 2, INFO_ANY, 0, 2);
     store_outbox_stats st = stats(s);
     CHECK_EQ_INT(st.dead, 0);
     CHECK_EQ_INT(st.pending, 2);
@@ -507,6 +489,7 @@ static void test_retention_dead(void)
     CHECK(page.n == 2 && page.items[0]->seq == seqs[2]);
     store_page_free(&page);
     store_destroy(s);
+    raw_check_counters(path);
 }
 
 static double mono_s(void)
@@ -650,7 +633,8 @@ static void test_ack_runs(void)
     sqlite3 *db = raw_open(path);
     CHECK_EQ_INT(raw_int(db, "SELECT count(*) FROM inference WHERE publish = 2"), N - 2);
     CHECK_EQ_INT(raw_int(db, "SELECT outbox FROM counters"), 2);
-    sqlite3_close(db);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+    raw_check_counters(path);
 }
 
 static void test_ack_lost_full(void)

@@ -1,7 +1,8 @@
 /* store_fixture.h - what the in-process store tests share: a temp directory for their
  * databases (store_fixture_begin / store_fixture_end), fresh database paths in it, opening a
- * store with the tests' options, and a small classification inference to put. Include after
- * check.h and raw_db.h (so the including file defines _XOPEN_SOURCE 700 first). */
+ * store with the tests' options, its counts checked (CHECK_INFO), and a small classification
+ * inference to put. Include after check.h and raw_db.h (so the including file defines
+ * _XOPEN_SOURCE 700 first). */
 #ifndef EI_TEST_STORE_FIXTURE_H
 #define EI_TEST_STORE_FIXTURE_H
 
@@ -55,6 +56,34 @@ static inline store *open_store(const char *path, store_opts *o)
     if (rc) fprintf(stderr, "store_create: %s: %s\n", er_rc_name(rc), err.msg);
     CHECK(rc == ER_OK);
     return s;
+}
+
+/* CHECK_INFO(s, rows, bytes, images, outbox): store_get_info gives these counts (outbox: rows
+ * waiting); INFO_ANY skips one. A failure names the caller's line and each count that differs. */
+#define INFO_ANY (-1)
+#define CHECK_INFO(s, rows, bytes, images, outbox)                                                 \
+    check_info_at((s), (int64_t[]){(rows), (bytes), (images), (outbox)}, __FILE__, __LINE__)
+
+static inline void check_info_at(store *s, const int64_t want[4], const char *file, int line)
+{
+    store_info info = {0};
+    er_rc rc = s ? store_get_info(s, &info) : ER_INVALID;
+    const struct {
+        const char *name;
+        int64_t got;
+    } got[] = {{"rows", info.rows},
+               {"bytes", info.bytes},
+               {"images", info.images},
+               {"outbox", info.outbox}};
+    int ok = rc == ER_OK;
+    if (!ok) fprintf(stderr, "%s:%d: store_get_info: %s\n", file, line, er_rc_name(rc));
+    for (size_t i = 0; ok && i < sizeof got / sizeof got[0]; i++) {
+        if (want[i] == INFO_ANY || got[i].got == want[i]) continue;
+        fprintf(stderr, "%s:%d: store info %s is %lld, not %lld\n", file, line, got[i].name,
+                (long long)got[i].got, (long long)want[i]);
+        ok = 0;
+    }
+    CHECK(ok);
 }
 
 /* An inference with one or more labels (the first is the top one). */

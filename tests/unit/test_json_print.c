@@ -1,6 +1,7 @@
 /* test_json_print.c - json_print gives cJSON_PrintUnformatted's text byte for byte: every kind
  * of value, every string byte, and numbers of every shape (short decimals, integers in and out
- * of int range, the ends of the fixed-notation range, random doubles of any bit pattern). */
+ * of int range, the ends of the fixed-notation range, random doubles of any bit pattern); and
+ * json_string_append gives json_buf_string's bytes in a util_buf. */
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
@@ -153,9 +154,41 @@ static void test_values(void)
     cJSON_Delete(p);
 }
 
+/* json_string_append writes json_buf_string's bytes after what a util_buf holds, growing it
+ * from nothing and past its first 256 bytes, and leaves it NUL-terminated. */
+static void test_string_append(void)
+{
+    char all[256];
+    for (int i = 1; i < 256; i++)
+        all[i - 1] = (char)i;
+    all[255] = '\0';
+    const char *const strings[] = {"", "plain", all, "q\"b\\\x01\x7f\xe2\x80\xa8", NULL};
+    for (size_t k = 0; k < sizeof strings / sizeof strings[0]; k++) {
+        for (int pre = 0; pre < 2; pre++) {
+            json_buf want = {0};
+            if (pre) json_buf_raw(&want, "pre:", 4);
+            json_buf_string(&want, strings[k]);
+            size_t want_len = want.len;
+            char *want_text = json_buf_take(&want);
+            util_buf out = {0};
+            if (pre) CHECK_EQ_INT(util_buf_append(&out, "pre:", 4), ER_OK);
+            CHECK_EQ_INT(json_string_append(&out, strings[k]), ER_OK);
+            CHECK_EQ_INT(out.len, want_len);
+            CHECK(want_text && out.data && memcmp(out.data, want_text, want_len + 1) == 0);
+            /* again, into the buffer that grew */
+            CHECK_EQ_INT(json_string_append(&out, strings[k]), ER_OK);
+            CHECK_EQ_INT(out.len, 2 * want_len - 4 * pre);
+            CHECK(out.data && out.data[out.len] == '\0');
+            free(want_text);
+            util_buf_free(&out);
+        }
+    }
+}
+
 int main(void)
 {
     test_numbers();
     test_values();
+    test_string_append();
     return check_summary();
 }

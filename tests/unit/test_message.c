@@ -1,4 +1,6 @@
-/* test_message.c - the IoT Core inference message: field names and order byte for byte. */
+/* test_message.c - the IoT Core inference message: field names and order byte for byte, the
+ * single pass against the cJSON way, and its strings (id, s3_bucket, device) escaped as cJSON
+ * escapes them (control bytes, quotes, backslash, DEL, UTF-8, U+2028, bytes not UTF-8). */
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +233,98 @@ static void test_fast_matches_cjson(void)
     }
 }
 
+/* ---- the strings of the message (id, s3_bucket, device) as cJSON escapes them ---- */
+
+/* The message of sample()'s classification with id, s3_bucket and device all set to in: equal
+ * to the text with each written as json, and the same in both ways. */
+static void check_string(const char *in, const char *json)
+{
+    inference *inf = sample("{\"classification\":{\"a\":0.5}}");
+    inference_set_str(&inf->device, in);
+    bool as_id = strlen(in) < sizeof inf->guid;
+    if (as_id) strcpy(inf->guid, in);
+    message_opts o = {.s3_bucket = in};
+    util_buf want = {0}, got = {0};
+    util_buf_printf(&want,
+                    "{\"time_ms\":12,\"inference_count\":1,\"total_inferences\":7,\"id\":%s,"
+                    "\"ts\":1764000000000,\"c\":{\"a\":0.5},\"s3_bucket\":%s,"
+                    "\"s3_prefix\":\"unset\",\"seq\":7,\"device\":%s}",
+                    as_id ? json : "\"2f7c8a34-5d4e-4b5a-9d7e-0c1f2a3b4c5d\"", json, json);
+    CHECK_EQ_INT(message_inference_json(inf, &o, &got), ER_OK);
+    if (!got.data || strcmp(got.data, want.data))
+        fprintf(stderr, "string %s:\n  got  %s\n  want %s\n", json, got.data, want.data);
+    CHECK(got.data && strcmp(got.data, want.data) == 0);
+    same_bytes(inf, &o, json);
+    util_buf_free(&want);
+    util_buf_free(&got);
+    inference_destroy(inf);
+}
+
+static void test_strings(void)
+{
+    static const struct {
+        const char *in, *json;
+    } cases[] = {
+        {"", "\"\""},
+        {"Dev_0242ac110002 x/y", "\"Dev_0242ac110002 x/y\""}, /* '/' is not escaped */
+        {"q\"b\\e", "\"q\\\"b\\\\e\""},
+        {"\"\\\"", "\"\\\"\\\\\\\"\""},
+        {"\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\""},
+        /* the other control bytes as \u00xx, lowercase */
+        {"\x01\x02\x07\x0b\x0e\x10\x1a\x1b\x1f",
+         "\"\\u0001\\u0002\\u0007\\u000b\\u000e\\u0010\\u001a\\u001b\\u001f\""},
+        {"a\x1f"
+         "b\x7f"
+         "c",
+         "\"a\\u001fb\x7f"
+         "c\""}, /* DEL (0x7f) stays a raw byte */
+        {" \x20~", "\" \x20~\""},
+        /* UTF-8 of 2, 3 and 4 bytes, raw */
+        {"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+         "\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+        /* U+2028 and U+2029 raw too (valid in JSON; cJSON does not escape them) */
+        {"a\xe2\x80\xa8"
+         "b\xe2\x80\xa9",
+         "\"a\xe2\x80\xa8"
+         "b\xe2\x80\xa9\""},
+        /* bytes that are not UTF-8 go through as they are (the store keeps UTF-8; the escaper
+         * does not judge it) */
+        {"\x80\xbf\xc0\xff", "\"\x80\xbf\xc0\xff\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_string(cases[i].in, cases[i].json);
+
+    /* every byte 1..255, and a long run of escapes (past the buffers' first 256 bytes) */
+    char all[256], json[2048];
+    size_t j = 0;
+    json[j++] = '"';
+    for (int c = 1; c < 256; c++) {
+        all[c - 1] = (char)c;
+        static const char esc[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                   ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+        if (c < (int)sizeof esc && esc[c])
+            j += (size_t)snprintf(json + j, sizeof json - j, "\\%c", esc[c]);
+        else if (c < 0x20)
+            j += (size_t)snprintf(json + j, sizeof json - j, "\\u%04x", c);
+        else
+            json[j++] = (char)c;
+    }
+    all[255] = '\0';
+    json[j++] = '"';
+    json[j] = '\0';
+    check_string(all, json);
+    char many[600];
+    memset(many, '\x01', sizeof many - 1);
+    many[sizeof many - 1] = '\0';
+    util_buf want = {0};
+    util_buf_append(&want, "\"", 1);
+    for (size_t k = 0; k < sizeof many - 1; k++)
+        util_buf_append(&want, "\\u0001", 6);
+    util_buf_append(&want, "\"", 1);
+    check_string(many, want.data);
+    util_buf_free(&want);
+}
+
 /* Random doubles of every magnitude, as cJSON stores them and as other writers might. */
 static void test_fast_matches_cjson_numbers(void)
 {
@@ -282,6 +376,7 @@ int main(void)
 {
     test_fast_matches_cjson();
     test_fast_matches_cjson_numbers();
+    test_strings();
     test_classification();
     test_boxes_with_image();
     test_grid_and_freeform();
