@@ -72,7 +72,7 @@ static size_t short_fixed(double a, char *out)
         if (m >= 1e15) break; /* more than 15 significant digits */
         double r = nearbyint(m);
         /* m is a*10^p rounded, so a decimal with p places shows as m within a few ulps of an
-         * integer; the strtod below decides */
+         * integer; the exact check below decides */
         if (r < 1 || fabs(m - r) > m * 1e-12) continue;
         char buf[48], *end = buf + 24, *s = digits((uint64_t)r, end);
         size_t nd = (size_t)(end - s);
@@ -94,7 +94,9 @@ static size_t short_fixed(double a, char *out)
             }
         }
         *o = '\0';
-        if (strtod(out, NULL) != a) continue;
+        /* what strtod(out) gives: r < 2^53 and 10^p (p <= 18) are exact doubles, so their
+         * quotient, rounded once, is the decimal's correctly rounded value */
+        if (r / pow10[p] != a) continue;
         if (p) { /* %g drops trailing zeros (r may have come out one digit long) */
             while (o[-1] == '0')
                 *--o = '\0';

@@ -4,7 +4,9 @@
  * when that does not give the number back, prints it again with "%1.17g": about 7,000
  * instructions per number, a third of an ingest request's CPU on the HTTP threads. Here a
  * number that some decimal of at most 15 significant digits gives back exactly (0.9453, a
- * timestamp) is found with a few multiplications and checked with one strtod; that decimal is
+ * timestamp) is found with a few multiplications and checked exactly with one division (the
+ * digits and the power of ten are exact doubles, so the quotient is what strtod would give);
+ * that decimal is
  * the one "%1.15g" prints (no two such decimals name the same double), so the text is the same.
  * Every other number takes cJSON's own path. Strings, raw members, arrays and objects are
  * written as cJSON writes them. */

@@ -45,13 +45,47 @@ static enum MHD_Result reply_view(http_req *r, unsigned status, cJSON *view, con
 
 /* ---- ingest ---- */
 
-/* Store writer thread: record the result and wake the connection. Must not block. */
+/* Store writer thread: record the result and wake the connection. Must not block.
+ * MHD_resume_connection writes the daemon's eventfd every time; the writer calls this for a
+ * whole commit batch in a row, so only the first completion is resumed here and the rest queue
+ * for the MHD thread that the first one wakes (http_api_ingest_resume_queued): one system call
+ * per batch on the writer instead of one per request. */
 static void on_put_done(void *arg, const store_put_result *res)
 {
     http_req *r = arg;
+    http_server *s = r->srv;
     if (atomic_exchange(&r->put_done, true)) return;
     r->put = *res;
-    MHD_resume_connection(r->conn);
+    pthread_mutex_lock(&s->resume_mu);
+    bool kick = !s->resume_kicked;
+    if (kick) {
+        s->resume_kicked = true;
+    } else {
+        r->resume_next = NULL;
+        if (s->resume_tail)
+            s->resume_tail->resume_next = r;
+        else
+            s->resume_head = r;
+        s->resume_tail = r;
+    }
+    pthread_mutex_unlock(&s->resume_mu);
+    if (kick) MHD_resume_connection(r->conn);
+}
+
+/* Invariant: while resume_kicked, some resumed request has not yet come here, so whatever is
+ * queued is taken by it. It is cleared only with the queue found empty. */
+void http_api_ingest_resume_queued(http_server *s)
+{
+    pthread_mutex_lock(&s->resume_mu);
+    http_req *q = s->resume_head;
+    s->resume_head = s->resume_tail = NULL;
+    if (!q) s->resume_kicked = false; /* else the ones resumed below come here in turn */
+    pthread_mutex_unlock(&s->resume_mu);
+    while (q) {
+        http_req *next = q->resume_next; /* read first: q may complete once resumed */
+        MHD_resume_connection(q->conn);
+        q = next;
+    }
 }
 
 enum MHD_Result http_api_ingest(http_req *r)

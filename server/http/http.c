@@ -305,6 +305,7 @@ bool http_req_count_suspended(http_req *r)
 static void uncount_suspended(http_req *r)
 {
     if (!r->counted) return;
+    http_api_ingest_resume_queued(r->srv); /* those committed behind r */
     pthread_mutex_lock(&r->srv->mu);
     r->srv->suspended--;
     r->counted = false;
@@ -524,10 +525,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     http_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&s->open_conns, 1);
         http_deadlines_close(s->deadlines, *socket_context);
         *socket_context = NULL;
         return;
     }
+    atomic_fetch_add(&s->open_conns, 1);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_HEADER_TIMEOUT_S);
     const union MHD_ConnectionInfo *fd =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -559,8 +562,10 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     http_server *s = calloc(1, sizeof *s);
     if (!s) goto fail;
     s->deps = *deps;
+    s->listen_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->resume_mu, NULL);
     const config *cfg = deps->cfg;
     s->max_conns =
         (unsigned)(deps->max_connections > 0 ? deps->max_connections : cfg->http_max_connections);
@@ -577,7 +582,10 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     const struct sockaddr *addr;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    socklen_t addr_len;
+    /* the listening socket is http_accept.c's, which spreads the connections evenly */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET;
     const char *bind = cfg->bind && *cfg->bind ? cfg->bind : "0.0.0.0";
     if (cfg->http_port < 0 || cfg->http_port > 65535) {
         rc = er_fail(err, ER_CONFIG, "http_port %d is not a port number", cfg->http_port);
@@ -587,11 +595,12 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
         a4.sin_family = AF_INET;
         a4.sin_port = htons((uint16_t)cfg->http_port);
         addr = (const struct sockaddr *)&a4;
+        addr_len = sizeof a4;
     } else if (inet_pton(AF_INET6, bind, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
         a6.sin6_port = htons((uint16_t)cfg->http_port);
         addr = (const struct sockaddr *)&a6;
-        flags |= MHD_USE_IPv6;
+        addr_len = sizeof a6;
     } else {
         rc = er_fail(err, ER_CONFIG, "bind '%s' is not an IP address", bind);
         goto fail;
@@ -612,23 +621,27 @@ er_rc http_server_create(const http_deps *deps, http_server **out, er_err *err)
         }
         flags |= MHD_USE_TLS;
     }
+    char where[80];
+    snprintf(where, sizeof where, "%s:%d", bind, cfg->http_port);
+    rc = http_accept_listen(s, addr, addr_len, where, err);
+    if (rc) goto fail;
     unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
     /* the logger must be the first option so MHD's own start-up messages use it too */
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        s->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY,
-        deps->tls ? tls_opts : tls_opts + 3, MHD_OPTION_END);
+        on_mhd_log, s, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, s, MHD_OPTION_ARRAY, deps->tls ? tls_opts : tls_opts + 3, MHD_OPTION_END);
     if (!s->daemon) {
-        rc = er_fail(err, ER_IO, "cannot listen on %s:%d (%s%s)", bind, cfg->http_port,
-                     strerror(errno), deps->tls ? "; or GnuTLS refused the certificate" : "");
+        rc = er_fail(err, ER_IO, "cannot start the HTTP server on %s:%d (%s%s)", bind,
+                     cfg->http_port, strerror(errno),
+                     deps->tls ? "; or GnuTLS refused the certificate" : "");
         goto fail;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : (uint16_t)cfg->http_port;
+    rc = http_accept_start(s, err);
+    if (rc) goto fail;
     *out = s;
     return ER_OK;
 fail:
@@ -647,6 +660,7 @@ void http_server_destroy(http_server *h)
     pthread_mutex_lock(&h->mu);
     atomic_store(&h->stopping, true);
     pthread_mutex_unlock(&h->mu);
+    http_accept_stop(h); /* no new connection from here on */
     if (h->daemon) {
         /* Let suspended ingest requests finish (the store is still running and calls back
          * every queued put) before stopping: libmicrohttpd 0.9.75 must not be stopped with
@@ -667,5 +681,6 @@ void http_server_destroy(http_server *h)
     ratelimit_destroy(h->requests);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->resume_mu);
     free(h);
 }

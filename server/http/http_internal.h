@@ -51,12 +51,26 @@ struct http_server {
     ratelimit *requests;            /* owned: requests per token or address */
     ratelimit *auth_fails;          /* borrowed (deps): failed authentications per address */
     uint16_t port;
+    /* the listening socket and its accept thread (http_accept.c); open_conns counts the
+     * connections libmicrohttpd holds (its NOTIFY_CONNECTION started minus closed) */
+    int listen_fd;
+    pthread_t accept_thread;
+    bool accept_started;
+    atomic_bool accept_stop;
+    atomic_int open_conns;
     atomic_bool stopping; /* set by destroy: new requests get 503 */
     /* Suspended ingest connections not yet re-entered; destroy waits for zero because
      * libmicrohttpd 0.9.75 must not be stopped with suspended connections. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int suspended;
+    /* Committed ingest requests waiting to be resumed (api_inferences.c): the store's writer
+     * resumes only the first of a commit batch itself (one eventfd write); the others queue
+     * here and that request's MHD thread resumes them when it re-enters. resume_kicked: a
+     * resumed request has yet to take the queue, so a new completion may just queue. */
+    pthread_mutex_t resume_mu;
+    http_req *resume_head, *resume_tail;
+    bool resume_kicked;
     /* counters for /metrics (relaxed atomics: only ever added to and read) */
     atomic_uint_fast64_t by_status[HTTP_STATUS_MAX];
     atomic_uint_fast64_t ingest_by_status[HTTP_STATUS_MAX];
@@ -93,11 +107,23 @@ struct http_req {
     /* ingest: the view's members after "ts", rendered before the inference went to the store
      * (view_render_tail; owned text) */
     char *view_tail;
-    atomic_bool put_done; /* set once by the store callback or a synchronous failure */
-    bool counted;         /* counted in srv->suspended (MHD threads only) */
-    bool close;           /* answer with Connection: close (a head that cannot be trusted) */
+    atomic_bool put_done;  /* set once by the store callback or a synchronous failure */
+    http_req *resume_next; /* in srv's resume queue (api_inferences.c) */
+    bool counted;          /* counted in srv->suspended (MHD threads only) */
+    bool close;            /* answer with Connection: close (a head that cannot be trusted) */
     store_put_result put;
 };
+
+/* ---- the listening socket and the accept thread (http_accept.c) ---- */
+
+/* Binds and listens on addr (s->listen_fd, s->port: the bound port, also for port 0); where
+ * names the address in the error. */
+er_rc http_accept_listen(http_server *s, const struct sockaddr *addr, socklen_t len,
+                         const char *where, er_err *err);
+/* Starts eir-http-acc once s->daemon runs: it hands each connection to MHD_add_connection. */
+er_rc http_accept_start(http_server *s, er_err *err);
+/* Stops the thread and closes the socket (before libmicrohttpd stops). Idempotent. */
+void http_accept_stop(http_server *s);
 
 /* ---- rate limits and failed authentications (http_limits.c) ---- */
 
@@ -154,6 +180,9 @@ enum MHD_Result http_api_delete(http_req *r);
 enum MHD_Result http_api_ingest(http_req *r);
 /* Called when the suspended ingest connection is resumed after the commit. */
 enum MHD_Result http_api_ingest_finish(http_req *r);
+/* On an MHD thread, when a resumed ingest request re-enters or completes: resumes every
+ * request queued behind it (see http_server.resume_head). */
+void http_api_ingest_resume_queued(http_server *s);
 void http_req_free_ingest(http_req *r);
 
 enum MHD_Result http_api_health(http_req *r);

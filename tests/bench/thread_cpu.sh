@@ -8,6 +8,11 @@
 #   EI_BENCH_RUNS       runs, each on a fresh database (default 1)
 #   EI_BENCH_LISTEN=1   one live subscriber (/api/v1/live, the black-box tests' client) reads
 #                       every message during the runs; without it nobody listens
+#   EI_BENCH_SYSCALLS=1 also count each thread's system calls and context switches per stored
+#                       inference (perf stat --per-thread: counts, which load does not move);
+#                       or a perf event list, e.g. syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_write
+#   EI_BENCH_PERF=DIR   record each run's measured seconds with `perf record --call-graph dwarf`
+#                       into DIR/perf-RUN.data, with DIR/report-RUN.txt (by thread and symbol)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -51,9 +56,41 @@ except Exception:
     wrk -t2 -c32 -d1s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >/dev/null
     n0=$(stored)
     th0=$(thread_ticks "$RELAY_PID")
+    perf_pid=""
+    if [[ -n ${EI_BENCH_PERF:-} ]]; then
+        mkdir -p "$EI_BENCH_PERF"
+        perf record -q -F 499 --call-graph dwarf,16384 -p "$RELAY_PID" \
+            -o "$EI_BENCH_PERF/perf-$run.data" >"$EI_BENCH_PERF/record-$run.log" 2>&1 &
+        perf_pid=$!
+        STARTED+=("$perf_pid")
+    fi
+    stat_pid=""
+    if [[ ${EI_BENCH_SYSCALLS:-0} != 0 ]]; then
+        events=raw_syscalls:sys_enter,context-switches
+        [[ $EI_BENCH_SYSCALLS == 1 ]] || events=$EI_BENCH_SYSCALLS
+        perf stat -x, --per-thread -e "$events" -p "$RELAY_PID" \
+            -o "$WORK/stat-$run.txt" &
+        stat_pid=$!
+        STARTED+=("$stat_pid")
+    fi
     wrk -t2 -c32 -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >"$WORK/wrk.txt"
     th1=$(thread_ticks "$RELAY_PID")
     n1=$(stored)
+    if [[ -n $stat_pid ]]; then
+        kill -INT "$stat_pid" 2>/dev/null || true
+        wait "$stat_pid" 2>/dev/null || true
+        # "comm-tid,count,,event,...": summed per thread name and event, per inference
+        awk -F, -v n=$((n1 - n0)) 'NF > 4 && $2 ~ /^[0-9]+$/ {
+                name = $1; sub(/-[0-9]+$/, "", name); c[name " " $4] += $2 }
+            END { for (k in c) if (c[k] / n >= 0.01) printf "  %s %.2f per inference\n", k, c[k] / n }' \
+            "$WORK/stat-$run.txt" | sort
+    fi
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$EI_BENCH_PERF/perf-$run.data" --stdio --no-children \
+            --sort comm,dso,symbol -g none >"$EI_BENCH_PERF/report-$run.txt" 2>/dev/null || true
+    fi
     total=$(awk '{s+=$2} END{print s}' <<<"$th1")
     total0=$(awk '{s+=$2} END{print s}' <<<"$th0")
     printf 'run %d: %d inferences in %d s, relay %s µs each; %s\n' "$run" $((n1 - n0)) "$SECS" \

@@ -35,15 +35,6 @@ static void same_number(double d)
     cJSON_Delete(n);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static void test_numbers(void)
 {
     static const double fixed[] = {0,
@@ -91,23 +82,23 @@ static void test_numbers(void)
     }
     /* short decimals at every scale: what sensors and models send */
     for (int i = 0; i < 20000; i++) {
-        uint64_t r = next_rand();
+        uint64_t r = check_rand();
         int digits = 1 + (int)(r % 16);
-        int64_t mant = (int64_t)(next_rand() % (uint64_t)pow(10, digits));
-        int exp10 = (int)(next_rand() % 40) - 24;
+        int64_t mant = (int64_t)(check_rand() % (uint64_t)pow(10, digits));
+        int exp10 = (int)(check_rand() % 40) - 24;
         same_number((double)mant * pow(10, exp10));
-        same_number((double)mant / pow(10, (next_rand() % 19)));
+        same_number((double)mant / pow(10, (check_rand() % 19)));
     }
     /* any finite double */
     for (int i = 0; i < 20000; i++) {
-        uint64_t bits = next_rand();
+        uint64_t bits = check_rand();
         double d;
         memcpy(&d, &bits, sizeof d);
         if (isfinite(d)) same_number(d);
     }
     /* integers near and past the int range and 2^53 */
     for (int i = 0; i < 2000; i++)
-        same_number((double)(int64_t)(next_rand() >> (next_rand() % 64)));
+        same_number((double)(int64_t)(check_rand() >> (check_rand() % 64)));
     /* a number item whose valueint is not its double's (cJSON 1.7.15 prints the double) */
     cJSON *n = cJSON_CreateNumber(7);
     n->valuedouble = 7.25;
