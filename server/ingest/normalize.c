@@ -102,6 +102,13 @@ static bool leading_zero(const char *json, size_t len, size_t i)
     return i + 1 < len && json[i] == '0' && json[i + 1] >= '0' && json[i + 1] <= '9';
 }
 
+static bool is_hex4(const char *p)
+{
+    for (int k = 0; k < 4; k++)
+        if (!isxdigit((unsigned char)p[k])) return false;
+    return true;
+}
+
 /* cJSON accepts raw control bytes inside strings and turns "\u0000" into a C string that ends
  * early, silently cutting labels and names. Strict JSON forbids the first (ER_INVALID); the
  * second is valid JSON that cannot be stored faithfully (ER_SHAPE). The same walk bounds the
@@ -151,9 +158,15 @@ static er_rc prescan(const char *json, size_t len, const normalize_limits *lim, 
         if (ch == '"') {
             in_string = false;
         } else if (ch == '\\' && i + 1 < len) {
-            if (json[i + 1] == 'u' && i + 5 < len && json[i + 2] == '0' && json[i + 3] == '0' &&
-                json[i + 4] == '0' && json[i + 5] == '0')
-                return er_fail(err, ER_SHAPE, "strings must not contain \\u0000 (byte %zu)", i);
+            if (json[i + 1] == 'u') {
+                /* cJSON reads a \u whose four characters are not hex as U+0000: the string
+                 * would end there, as with \u0000. */
+                if (i + 5 >= len || !is_hex4(json + i + 2))
+                    return er_fail(err, ER_INVALID,
+                                   "malformed JSON at byte %zu: \\u needs four hex digits", i);
+                if (memcmp(json + i + 2, "0000", 4) == 0)
+                    return er_fail(err, ER_SHAPE, "strings must not contain \\u0000 (byte %zu)", i);
+            }
             i++; /* the escaped character */
         }
     }

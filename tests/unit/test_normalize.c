@@ -549,6 +549,16 @@ static void test_strict_strings(void)
     expect_error("{\"result\":{\"classification\":{\"a\\u0000x\":0.1,\"a\":0.9}}}", ER_SHAPE,
                  "\\u0000");
     expect_error("{\"result\":{\"anomaly\":1},\"device\":\"x\\u0000y\"}", ER_SHAPE, "\\u0000");
+    /* cJSON reads \u with a non-hex digit as U+0000: the label would be cut to "dog" */
+    expect_error("{\"result\":{\"classification\":{\"dog\\u00zz\":0.9}}}", ER_INVALID,
+                 "four hex digits");
+    expect_error("{\"result\":{\"anomaly\":1},\"info\":\"x\\uGGGGy\"}", ER_INVALID,
+                 "four hex digits");
+    expect_error("{\"result\":{\"anomaly\":1},\"info\":\"x\\u12\"}", ER_INVALID, "four hex digits");
+    CHECK_EQ_INT(parse("{\"result\":{\"classification\":{\"d\\u00E9j\\u00e0\":0.5}}}", &inf, &err),
+                 ER_OK);
+    if (inf) CHECK_EQ_STR(inf->labels[0].label, "d\xc3\xa9j\xc3\xa0");
+    inference_destroy(inf);
     expect_error("{\"result\":{\"classification\":{\"a\":0.1,\"a\":0.9}}}", ER_SHAPE, "twice");
     expect_error("{\"c\":{\"a\":0.1,\"a\":0.9}}", ER_SHAPE, "twice");
     /* escapes that are fine: an escaped backslash before u0000 is the text "\u0000" */
