@@ -29,10 +29,13 @@ struct cJSON;
 #define FWD_INFLIGHT_CAP 100
 #define FWD_REASON_MAX 320
 /* Messages rendered ahead of the window (fetched from the outbox and built by the thread, sent
- * by paho's PUBACK callback or the thread): FWD_PREP_WINDOWS windows, at most FWD_PREP_BYTES of
- * payload (always at least one message). */
-#define FWD_PREP_WINDOWS 4
-#define FWD_PREP_CAP (FWD_PREP_WINDOWS * FWD_INFLIGHT_CAP)
+ * by paho's PUBACK callback or the thread): FWD_PREP_WINDOWS windows but at most FWD_PREP_CAP
+ * messages and FWD_PREP_BYTES of payload (always at least one message). The callback wakes the
+ * thread when half of them are gone, so at window 10 the thread tops the ring up once per ~80
+ * PUBACKs (4 windows: once per ~20, and the ring ran dry while the thread was slow to run) and
+ * the half left covers ~6 ms of drain at 13k msgs/s. */
+#define FWD_PREP_WINDOWS 16
+#define FWD_PREP_CAP 400
 #define FWD_PREP_BYTES (1u << 20)
 /* Publishes acknowledged in the callback, waiting for the thread to record their acks. */
 #define FWD_DONE_CAP (FWD_PREP_CAP + FWD_INFLIGHT_CAP)
@@ -185,9 +188,10 @@ int forward__take_done_locked(forwarder *f);
  * (or f->done is full: then the thread handles it as an event). */
 bool forward__acked_locked(forwarder *f, int token);
 /* PUBACK callback: publishes prepared messages while the window, the pacing and cb_window
- * allow; wakes the thread when the prepared queue runs low, the window empties (acks go at
- * once), pacing says wait or a publish fails (the thread then tries it itself). */
-void forward__refill_locked(forwarder *f);
+ * allow. Returns true when the thread must be woken (the caller signals f->cv after unlocking
+ * f->mu): the prepared queue ran low, the window emptied (acks go at once), pacing says wait
+ * or a publish failed (the thread then tries it itself). */
+bool forward__refill_locked(forwarder *f);
 /* Takes the pacing tokens for the prepared head at now: 0, or ms to wait (f->pace_until_ms set). */
 int64_t forward__pace_head_locked(forwarder *f, int64_t now);
 /* Takes the prepared head out of the ring (its rows and batch into out). */

@@ -462,15 +462,17 @@ static int window_of(const forwarder *f)
 }
 
 /* Renders the next rows of the outbox into the free slots of the prepared ring, up to
- * FWD_PREP_WINDOWS windows and FWD_PREP_BYTES, outside f->mu (free slots are this thread's:
- * the callback only takes from the head, so the tail stays where it was read), then makes them
- * ready in one step. A row over the payload limit even without image is dead-lettered here. */
+ * FWD_PREP_WINDOWS windows (at most FWD_PREP_CAP messages) and FWD_PREP_BYTES, outside f->mu (free
+ * slots are this thread's: the callback only takes from the head, so the tail stays where it was
+ * read), then makes them ready in one step. A row over the payload limit even without image is
+ * dead-lettered here. */
 static void prepare(forwarder *f, int64_t now)
 {
     const config *c = f->cfg;
     payload_opts po = {.include_image = c->publish_inference_base64_image,
                        .s3_bucket = c->s3_bucket};
     int cap = window_of(f) * FWD_PREP_WINDOWS;
+    if (cap > FWD_PREP_CAP) cap = FWD_PREP_CAP;
     if (now < f->prep_until_ms) return;
     pthread_mutex_lock(&f->mu);
     int n = f->prep_n, tail = (f->prep_head + f->prep_n) % FWD_PREP_CAP;

@@ -65,9 +65,10 @@ static void cb_down(void *arg, uint64_t gen, bool was_connected, const char *rea
 static void cb_done(void *arg, uint64_t gen, int token, bool ok)
 {
     forwarder *f = arg;
+    bool wake = false;
     pthread_mutex_lock(&f->mu);
     if (ok && f->cb_window > 0 && gen == f->cb_gen && forward__acked_locked(f, token)) {
-        forward__refill_locked(f);
+        wake = forward__refill_locked(f);
         goto out;
     }
     if (f->cb_window > 0) f->ev_urgent = true;
@@ -83,9 +84,12 @@ static void cb_done(void *arg, uint64_t gen, int token, bool ok)
     e->token = token;
     e->ok = ok;
     append(f, e);
-    if (++f->n_dones >= f->wake_dones || f->ev_urgent) pthread_cond_signal(&f->cv);
+    wake = ++f->n_dones >= f->wake_dones || f->ev_urgent;
 out:
     pthread_mutex_unlock(&f->mu);
+    /* after unlocking (see kick in forwarder_window.c); f outlives every callback: the thread
+     * and forwarder_destroy end with mqtt_destroy, after which paho calls none */
+    if (wake) pthread_cond_signal(&f->cv);
 }
 
 static void cb_message(void *arg, uint64_t gen, const char *topic, const void *payload, size_t len,

@@ -15,11 +15,13 @@
 #include "forward/pace.h"
 #include "forward/topics.h"
 
-/* Wakes the thread at once (it takes the flag with the events). */
-static void kick(forwarder *f)
+/* Asks for the thread at once (it takes the flag with the events). The caller signals f->cv
+ * after unlocking f->mu, so the woken thread does not at once block on the mutex this callback
+ * still holds (under paho's own mutex). */
+static bool kick(forwarder *f)
 {
     f->ev_urgent = true;
-    pthread_cond_signal(&f->cv);
+    return true;
 }
 
 bool forward__acked_locked(forwarder *f, int token)
@@ -71,14 +73,15 @@ void forward__sent_head_locked(forwarder *f, int token)
     atomic_fetch_add_explicit(&f->sent, fl->n, memory_order_relaxed);
 }
 
-void forward__refill_locked(forwarder *f)
+bool forward__refill_locked(forwarder *f)
 {
+    bool wake = false;
     int64_t now = -1;
     while (f->cb_window > 0 && !f->thread_sending && f->n_fl < f->cb_window && f->prep_n > 0) {
         if (now < 0) now = util_mono_ms();
         if (now < f->pace_until_ms) break; /* the thread sleeps until then */
         if (forward__pace_head_locked(f, now)) {
-            kick(f); /* its sleep ends at the new pace_until_ms */
+            wake = kick(f); /* its sleep ends at the new pace_until_ms */
             break;
         }
         const fwd_prepared *p = &f->prep[f->prep_head];
@@ -89,14 +92,15 @@ void forward__refill_locked(forwarder *f)
             /* refused or disconnected: the thread publishes it itself and handles the error
              * (dead letter, or the connection loss that follows) */
             f->cb_window = 0;
-            kick(f);
+            wake = kick(f);
             break;
         }
         forward__sent_head_locked(f, token);
     }
     if (f->prep_n <= f->prep_low && !f->refill_asked) {
         f->refill_asked = true;
-        kick(f);
+        wake = kick(f);
     }
-    if (f->n_fl == 0) kick(f); /* nothing in flight: the acks go to the store at once */
+    if (f->n_fl == 0) wake = kick(f); /* nothing in flight: the acks go to the store at once */
+    return wake;
 }

@@ -4,10 +4,12 @@
  * host name verified, client certificate, clean session, paho's maxInflight = the window) and
  * publishes N copies of one payload at QoS 1 keeping at most WINDOW unacknowledged, counting
  * PUBACKs (onSuccess). Nothing else: no store, no message building, so this is the ceiling a
- * forwarder on the same broker can reach.
+ * forwarder on the same broker can reach. With MODE "callback" the next message is published
+ * from paho's PUBACK callback (paho's receive thread, its client mutex held), as ei-relay's
+ * forwarder does, instead of from the main thread woken by the callback.
  *
  * Build: cc -std=c11 -O2 -D_GNU_SOURCE paho_pub.c -o paho_pub -lpaho-mqtt3as -lpthread
- * Usage: paho_pub HOST PORT CA CERT KEY TOPIC PAYLOAD_FILE N WINDOW
+ * Usage: paho_pub HOST PORT CA CERT KEY TOPIC PAYLOAD_FILE N WINDOW [callback]
  * Prints one line: PAHO n=.. window=.. acked=.. failed=.. bytes=.. connect_ms=.. publish_ms=..
  * rate=.. (rate = acked / publish time, from the first publish to the last PUBACK).
  * Exit status 0 when every message was acknowledged. Owned by the benchmark (tests/bench). */
@@ -26,8 +28,36 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int connected; /* 0 waiting, 1 up, -1 failed or lost */
-static long in_flight, acked, failed;
+static long in_flight, acked, failed, sent;
 static char conn_error[256];
+/* What the callback publishes in callback mode (set before connecting, read-only after). */
+static MQTTAsync client;
+static const char *pub_topic;
+static const char *pub_payload;
+static size_t pub_len;
+static long pub_n;
+static int from_callback;
+
+static void on_puback(void *ctx, MQTTAsync_successData *d);
+static void on_pub_failed(void *ctx, MQTTAsync_failureData *d);
+
+/* Publishes one message (either thread); on a refusal the counts are taken back and the main
+ * thread, signalled, tries again. */
+static int publish_one(void)
+{
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_puback;
+    ro.onFailure = on_pub_failed;
+    int prc = MQTTAsync_send(client, pub_topic, (int)pub_len, pub_payload, 1, 0, &ro);
+    if (prc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&mu);
+        in_flight--;
+        sent--;
+        pthread_cond_signal(&cv);
+        pthread_mutex_unlock(&mu);
+    }
+    return prc;
+}
 
 static double now_ms(void)
 {
@@ -86,8 +116,15 @@ static void on_puback(void *ctx, MQTTAsync_successData *d)
     pthread_mutex_lock(&mu);
     in_flight--;
     acked++;
-    pthread_cond_signal(&cv);
+    int next = from_callback && sent < pub_n && connected == 1;
+    if (next) {
+        sent++;
+        in_flight++;
+    } else {
+        pthread_cond_signal(&cv);
+    }
     pthread_mutex_unlock(&mu);
+    if (next) publish_one();
 }
 
 static void on_pub_failed(void *ctx, MQTTAsync_failureData *d)
@@ -123,23 +160,28 @@ done:
 
 int main(int argc, char **argv)
 {
-    if (argc != 10) {
-        fprintf(stderr, "usage: %s HOST PORT CA CERT KEY TOPIC PAYLOAD_FILE N WINDOW\n", argv[0]);
+    if (argc != 10 && !(argc == 11 && strcmp(argv[10], "callback") == 0)) {
+        fprintf(stderr, "usage: %s HOST PORT CA CERT KEY TOPIC PAYLOAD_FILE N WINDOW [callback]\n",
+                argv[0]);
         return 2;
     }
+    from_callback = argc == 11;
     const char *host = argv[1], *topic = argv[6];
     long n = strtol(argv[8], NULL, 10), window = strtol(argv[9], NULL, 10);
     size_t len = 0;
     char *payload = read_file(argv[7], &len);
     char uri[300];
     int rc = 1, prc;
-    MQTTAsync client = NULL;
     if (!payload || n < 1 || window < 1 || window > 65535) {
         fprintf(stderr, "paho_pub: bad payload file (1..131072 bytes), N or WINDOW\n");
         free(payload);
         return 2;
     }
     snprintf(uri, sizeof uri, "ssl://%s:%s", host, argv[2]);
+    pub_topic = topic;
+    pub_payload = payload;
+    pub_len = len;
+    pub_n = n;
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.MQTTVersion = MQTTVERSION_3_1_1;
@@ -189,29 +231,30 @@ int main(int argc, char **argv)
     }
     double t0 = now_ms();
 
-    long sent = 0;
     int stuck = 0;
-    while (sent < n && !stuck) {
+    for (;;) {
         pthread_mutex_lock(&mu);
         deadline_in(&dl, ACK_TIMEOUT_S);
-        while (in_flight >= window && connected == 1)
-            if (pthread_cond_timedwait(&cv, &mu, &dl) == ETIMEDOUT) break;
-        if (connected != 1 || in_flight >= window)
-            stuck = 1;
-        else
-            in_flight++;
-        pthread_mutex_unlock(&mu);
-        if (stuck) break;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        ro.onSuccess = on_puback;
-        ro.onFailure = on_pub_failed;
-        prc = MQTTAsync_send(client, topic, (int)len, payload, 1, 0, &ro);
-        if (prc == MQTTASYNC_SUCCESS) {
-            sent++;
-            continue;
+        long seen = acked; /* in callback mode this wait lasts the whole run: give up only
+                            * when no PUBACK came for ACK_TIMEOUT_S */
+        while (in_flight >= window && connected == 1 && sent < n) {
+            if (pthread_cond_timedwait(&cv, &mu, &dl) != ETIMEDOUT) continue;
+            if (acked == seen) break;
+            seen = acked;
+            deadline_in(&dl, ACK_TIMEOUT_S);
         }
+        int done = sent >= n;
+        if (!done && (connected != 1 || in_flight >= window))
+            stuck = 1;
+        else if (!done) {
+            in_flight++;
+            sent++;
+        }
+        pthread_mutex_unlock(&mu);
+        if (done || stuck) break;
+        prc = publish_one(); /* a refusal takes the counts back */
+        if (prc == MQTTASYNC_SUCCESS) continue;
         pthread_mutex_lock(&mu);
-        in_flight--;
         if (prc == MQTTASYNC_MAX_MESSAGES_INFLIGHT || prc == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
             /* paho frees its slot just after onSuccess: wait for the next ack and retry */
             struct timespec shortdl;
