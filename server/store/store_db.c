@@ -52,8 +52,10 @@ static er_rc conn_open(store *s, bool writer, sqlite3 **out, er_err *err)
     char *errmsg = NULL;
     char sql[320];
     er_rc rc = ER_OK;
-    int osrc = sqlite3_open_v2(
-        s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* the writer's WAL writes are gathered per commit (store_walbuf.c) */
+    int osrc = sqlite3_open_v2(s->path, &db,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                               writer ? store__walbuf_name(s->walbuf) : NULL);
     if (osrc != SQLITE_OK) {
         rc = er_fail(err, ER_DB, "cannot open database %s: %s", s->path,
                      db ? sqlite3_errmsg(db) : sqlite3_errstr(osrc));
@@ -207,12 +209,14 @@ fail:
     return rc;
 }
 
-static void close_conn(sqlite3 *db, sqlite3_stmt **st, int n)
+/* False when the connection stayed open (its VFS must then stay registered). */
+static bool close_conn(sqlite3 *db, sqlite3_stmt **st, int n)
 {
     for (int i = 0; i < n; i++)
         sqlite3_finalize(st[i]);
-    if (db && sqlite3_close(db) != SQLITE_OK)
-        log_error("store", "closing connection: %s", sqlite3_errmsg(db));
+    if (!db || sqlite3_close(db) == SQLITE_OK) return true;
+    log_error("store", "closing connection: %s", sqlite3_errmsg(db));
+    return false;
 }
 
 /* s->labels_from, the watermark migration 005 recorded (see schema/005_labels.sql). */
@@ -256,6 +260,10 @@ fail:
 er_rc store__db_open(store *s, er_err *err)
 {
     er_rc rc = util_mkdir_parents(s->path, "database", err);
+    if (rc) goto fail;
+    /* With synchronous=NORMAL SQLite publishes a commit's frames without syncing the WAL: the
+     * writes must reach the file at once, so that mode keeps the default VFS. */
+    if (s->sync_full) rc = store__walbuf_create(&s->walbuf, err);
     if (rc) goto fail;
     rc = open_writer(s, err);
     if (rc == ER_DB && s->bad[0] && s->recover) {
@@ -302,7 +310,7 @@ void store__db_close(store *s)
      * from it to the ms */
     if (s->opened && !s->bad[0] && s->wdb && s->age_saved) store__age_save(s, store__age_now(s));
     store__clean_mark(s);
-    close_conn(s->wdb, s->wst, WSTMT__N);
+    if (close_conn(s->wdb, s->wst, WSTMT__N)) store__walbuf_destroy(s->walbuf);
     free(s->readers);
     free(s->free_idx);
 }

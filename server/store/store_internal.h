@@ -5,6 +5,7 @@
  * The files, one job each:
  *   store.c            create/destroy, puts, subscribers, delete, thumbnail, debug max pages
  *   store_db.c         connections, pragmas, WAL, migrations, prepared statements, reader pool
+ *   store_walbuf.c     the writer connection's VFS: a commit's WAL frames written as one write
  *   store_sql.c        the text of every statement
  *   store_writer.c     the job queue, the writer thread and its group commit, waiting for a job
  *   store_exec.c       what a put, delete or thumbnail job does inside the transaction
@@ -37,6 +38,8 @@
 
 #include "core/ageclock.h"
 #include "store/store.h"
+
+typedef struct store_walbuf store_walbuf;
 
 /* every connection waits this long for another process's lock (store_opts.busy_timeout_ms) */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -201,6 +204,7 @@ struct store {
     void *policy_arg;
 
     /* writer side: the connection and statements belong to the writer thread */
+    store_walbuf *walbuf; /* the writer connection's VFS (synchronous=FULL only), else NULL */
     sqlite3 *wdb;
     sqlite3_stmt *wst[WSTMT__N];
     pthread_t writer;
@@ -335,6 +339,16 @@ void store__db_close(store *s);
  * store__reader_put on the same thread before returning to the caller. */
 reader *store__reader_get(store *s);
 void store__reader_put(store *s, reader *r);
+
+/* ---- store_walbuf.c ---- */
+
+/* Makes and registers the VFS the writer connection opens its files with when synchronous is
+ * FULL: it writes each commit's WAL frames out as one write at the commit's sync. */
+er_rc store__walbuf_create(store_walbuf **out, er_err *err);
+/* Its registered name (sqlite3_open_v2's zVfs); NULL for NULL (the default VFS). */
+const char *store__walbuf_name(const store_walbuf *wb);
+/* Unregisters and frees it; only once no connection uses it. NULL is fine. */
+void store__walbuf_destroy(store_walbuf *wb);
 
 /* ---- store_check.c ---- */
 

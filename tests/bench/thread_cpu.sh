@@ -30,6 +30,10 @@ stored() {
     curl -s -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
         awk '$1=="ei_relay_inferences_stored_total"{print $2}'
 }
+commits() { # the writer's per-commit costs depend on the batch: it is printed with each run
+    curl -s -H "Authorization: Bearer $TOKEN" "$RELAY_URL/metrics" |
+        awk '$1=="ei_relay_commits_total"{print $2}'
+}
 for run in $(seq 1 "${EI_BENCH_RUNS:-1}"); do
     relay_start "run$run" "$WORK/relay-$run"
     wait_health 30
@@ -55,6 +59,7 @@ except Exception:
     export BENCH_BODY=$WORK/result.json BENCH_CTYPE=application/json BENCH_TOKEN=$TOKEN
     wrk -t2 -c32 -d1s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >/dev/null
     n0=$(stored)
+    c0=$(commits)
     th0=$(thread_ticks "$RELAY_PID")
     perf_pid=""
     if [[ -n ${EI_BENCH_PERF:-} ]]; then
@@ -76,6 +81,7 @@ except Exception:
     wrk -t2 -c32 -d"${SECS}s" --timeout 5s -s "$HERE/post.lua" "$RELAY_URL/api/v1/inferences" >"$WORK/wrk.txt"
     th1=$(thread_ticks "$RELAY_PID")
     n1=$(stored)
+    c1=$(commits)
     if [[ -n $stat_pid ]]; then
         kill -INT "$stat_pid" 2>/dev/null || true
         wait "$stat_pid" 2>/dev/null || true
@@ -93,7 +99,8 @@ except Exception:
     fi
     total=$(awk '{s+=$2} END{print s}' <<<"$th1")
     total0=$(awk '{s+=$2} END{print s}' <<<"$th0")
-    printf 'run %d: %d inferences in %d s, relay %s µs each; %s\n' "$run" $((n1 - n0)) "$SECS" \
+    printf 'run %d: %d inferences in %d s (%d commits), relay %s µs each; %s\n' "$run" \
+        $((n1 - n0)) "$SECS" $((c1 - c0)) \
         "$(us_per $((total - total0)) $((n1 - n0)))" "$(thread_us_per "$th0" "$th1" $((n1 - n0)))"
     stop_pid "$RELAY_PID"
 done
