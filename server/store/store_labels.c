@@ -251,16 +251,25 @@ fail:
     return rc;
 }
 
+/* A NUL-terminated copy of a label decoded from a blob (not terminated there, so not strndup:
+ * ASan's strict_string_checks would look for the NUL past the blob), or NULL. */
+static char *text_copy(const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
 static er_rc add_label(void *arg, const char *label, size_t len, double score)
 {
     inference *inf = arg;
     if (grow((void **)&inf->labels, &inf->labels_cap, inf->n_labels + 1, sizeof *inf->labels))
         return ER_NOMEM;
     inference_label *l = &inf->labels[inf->n_labels];
-    l->label = malloc(len + 1);
-    if (!l->label) return ER_NOMEM;
-    memcpy(l->label, label, len);
-    l->label[len] = '\0';
+    if (!(l->label = text_copy(label, len))) return ER_NOMEM;
     l->score = score;
     inf->n_labels++;
     return ER_OK;
@@ -310,10 +319,7 @@ static er_rc agg_add(stat_agg *a, const char *label, size_t len, int64_t bucket,
     if (a->bytes > a->max_bytes) return ER_TOOBIG;
     if (grow((void **)&a->g, &a->cap, a->n + 1, sizeof *a->g)) return ER_NOMEM;
     stat_group *g = &a->g[a->n];
-    g->label = malloc(len + 1);
-    if (!g->label) return ER_NOMEM;
-    memcpy(g->label, label, len);
-    g->label[len] = '\0';
+    if (!(g->label = text_copy(label, len))) return ER_NOMEM;
     g->bucket = bucket;
     g->count = 1;
     g->sum = score;

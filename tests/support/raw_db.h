@@ -19,6 +19,12 @@ static inline sqlite3 *raw_open(const char *path)
     return db;
 }
 
+/* Posting rows (label_post) none of whose inferences is left: retention and clear_cache must
+ * leave none behind. */
+#define RAW_SQL_STRANDED_POSTINGS                                                                  \
+    "SELECT count(*) FROM label_post p WHERE NOT EXISTS (SELECT 1 FROM inference i"                \
+    " WHERE i.seq BETWEEN p.seq0 AND p.seq1)"
+
 /* The first column of the first row, or -1. */
 static inline int64_t raw_int(sqlite3 *db, const char *sql)
 {
