@@ -63,6 +63,12 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Requests one Relay has in flight at most. Node's fetch opens a keep-alive connection per
+// concurrent request and keeps it open; the relay takes at most http_max_connections_per_ip (32)
+// from one address and closes the rest at once, so an unbounded burst from the test (all on
+// 127.0.0.1) would leave Chromium's own connections refused while the burst's sockets idle.
+const MAX_IN_FLIGHT = 8;
+
 export class Relay {
   constructor(overrides = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ei-browser-'));
@@ -71,6 +77,22 @@ export class Relay {
     this.starts = 0;
     this.logs = [];
     this.exitCode = null;
+    this.inFlight = 0;
+    this.waiting = []; // resolvers of requests waiting for a free slot, oldest first
+  }
+
+  async slot() {
+    if (this.inFlight < MAX_IN_FLIGHT) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise((r) => this.waiting.push(r)); // the slot is handed over by release()
+  }
+
+  release() {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.inFlight--;
   }
 
   get base() {
@@ -85,7 +107,16 @@ export class Relay {
 
   // fetch for plain HTTP; node:https trusting only the relay's certificate for HTTPS. Resolves to
   // { ok, status, text } (a string body: JSON and text only).
-  async fetchText(url, { method = 'GET', headers = {}, body } = {}) {
+  async fetchText(url, opts = {}) {
+    await this.slot();
+    try {
+      return await this.fetchOne(url, opts);
+    } finally {
+      this.release();
+    }
+  }
+
+  async fetchOne(url, { method = 'GET', headers = {}, body } = {}) {
     if (!this.ca) {
       const res = await fetch(url, { method, headers, body });
       return { ok: res.ok, status: res.status, text: await res.text() };
