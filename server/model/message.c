@@ -12,7 +12,6 @@
 #include "model/message.h"
 
 #include <cJSON.h>
-#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -168,51 +167,6 @@ static double number_value(const char *s, size_t n)
     return strtod(tmp, NULL);
 }
 
-static bool same_double(double a, double b) /* cJSON's compare_double */
-{
-    double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
-    return fabs(a - b) <= m * DBL_EPSILON;
-}
-
-/* Decimal digits of v into buf (no NUL); the length. */
-static size_t int_text(long long v, char *buf)
-{
-    char tmp[24];
-    size_t n = 0, len = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) buf[len++] = '-';
-    while (n)
-        buf[len++] = tmp[--n];
-    return len;
-}
-
-/* The text cJSON prints for a number item holding d (print_number, with valueint set as
- * cJSON_CreateNumber and parse_number set it); 0 if it would fail. */
-static size_t number_text(double d, char buf[32])
-{
-    int n;
-    if (isnan(d) || isinf(d)) {
-        memcpy(buf, "null", 5);
-        return 4;
-    }
-    /* a whole number below 1e15 prints as its digits ("%d" or %1.15g); this cJSON prints -0.0
-     * as "-0", which the %1.15g below gives */
-    if (d == trunc(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d)))
-        return int_text((long long)d, buf);
-    double t = 0;
-    n = snprintf(buf, 32, "%1.15g", d);
-    if (sscanf(buf, "%lg", &t) != 1 || !same_double(t, d)) n = snprintf(buf, 32, "%1.17g", d);
-    if (n < 0 || n > 25) return 0; /* cJSON's buffer is 26 bytes */
-    unsigned char dp = decimal_point();
-    for (int i = 0; i < n; i++)
-        if ((unsigned char)buf[i] == dp) buf[i] = '.';
-    return (size_t)n;
-}
-
 static void put(walk *w, const void *p, size_t n)
 {
     if (w->ok && w->out && util_buf_append(w->out, p, n)) w->ok = false;
@@ -289,12 +243,8 @@ static void walk_number(walk *w)
         }
     }
     if (canonical) return;
-    char buf[32];
-    size_t n = number_text(number_value(s, len), buf);
-    if (!n) {
-        w->ok = false;
-        return;
-    }
+    char buf[JSON_PRINT_NUMBER_MAX];
+    size_t n = json_print_number(number_value(s, len), buf); /* as cJSON prints it */
     if (w->out) {
         put(w, w->from, (size_t)(s - w->from));
         put(w, buf, n);
@@ -463,9 +413,9 @@ static bool put_str(util_buf *out, const char *s)
 
 static bool put_number(util_buf *out, double d)
 {
-    char buf[32];
-    size_t n = number_text(d, buf);
-    return n && util_buf_append(out, buf, n) == ER_OK;
+    char buf[JSON_PRINT_NUMBER_MAX];
+    size_t n = json_print_number(d, buf);
+    return util_buf_append(out, buf, n) == ER_OK;
 }
 
 /* The message in one pass; false (out as it was) when the cJSON way has to do it. */
