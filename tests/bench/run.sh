@@ -13,6 +13,8 @@
 #   EI_RELAY_BIN       use this ei-relay binary instead of building one
 #   EI_BENCH_DIR       parent of the scratch directory (default /tmp): put it on the disk to test
 #   EI_BENCH_SKIP_RELAY=1  only the ceiling and the guid-file rows (before ei-relay links)
+#   EI_BENCH_LOOP=1    also row 5, an experiment: the relay's normalize and store behind an event
+#                      loop of its own (ingest_loop.c) instead of libmicrohttpd, an upper bound
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -140,6 +142,36 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     stop_pid "$RELAY_PID"
 fi
 
+# ---- 5. (EI_BENCH_LOOP=1) the experiment: the relay's normalize and store behind an event loop
+# of its own instead of libmicrohttpd (ingest_loop.c; an upper bound, not a rate the relay has) ----
+LOOP_RPS=""
+if [[ ${EI_BENCH_LOOP:-0} == 1 && ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
+    CORE_LIB=$(dirname "$RELAY")/libeirelay_core.a
+    if [[ ! -f $CORE_LIB ]]; then
+        bench_build_relay "$BUILD" eirelay_core
+        CORE_LIB=$BUILD/libeirelay_core.a
+    fi
+    # shellcheck disable=SC2046
+    cc "${CFLAGS_BENCH[@]}" -I "$ROOT/server" "$HERE/ingest_loop.c" "$CORE_LIB" \
+        -o "$TOOLS/ingest_loop" $(pkg-config --cflags --libs libmicrohttpd sqlite3 libcjson vips) \
+        -lpthread -lm
+    mkdir -p "$WORK/loop"
+    LOOP_PORT=$(free_port)
+    "$TOOLS/ingest_loop" "$WORK/loop/ei-relay.db" "$LOOP_PORT" "$TOKEN" >"$WORK/loop.out" 2>"$WORK/loop.err" &
+    LOOP_PID=$!
+    STARTED+=("$LOOP_PID")
+    wait_http "http://127.0.0.1:$LOOP_PORT/" 10 || die "ingest_loop did not start"
+    probe_ingest "http://127.0.0.1:$LOOP_PORT/api/v1/inferences" "$WORK/result.json" application/json
+    run_wrk loop-json "http://127.0.0.1:$LOOP_PORT/api/v1/inferences" "$WORK/result.json" \
+        application/json "$LOOP_PID"
+    LOOP_RPS=$W_RPS
+    stop_pid "$LOOP_PID"
+    row "5. experiment: normalize + store behind an event loop of its own (ingest_loop.c), ${JSON_LEN} B JSON, durable" \
+        "$(printf '%.0f req/s' "$W_RPS")" \
+        "p50 ${W_P50} µs, p99 ${W_P99} µs, errors ${W_ERR}; $(sed -n 's/^ingest_loop: //p' "$WORK/loop.out")" \
+        "$W_CPU"
+fi
+
 [[ ${EI_BENCH_SKIP_RELAY:-0} == 1 ]] || measure_ceiling b
 CEIL_RPS=$(printf '%s\n' "${CEILS[@]}" | awk '{s+=$1} END{printf "%.1f", s/NR}')
 
@@ -175,6 +207,9 @@ if [[ ${EI_BENCH_SKIP_RELAY:-0} != 1 ]]; then
     echo "| target | measured | goal | verdict |"
     echo "|---|---|---|---|"
     echo "| JSON ingest / empty-handler ceiling (mean of 1a, 1b) | ${RATIO} % | ≥ 50 % | $(verdict "$RATIO" 50 ge) |"
+    if [[ -n $LOOP_RPS ]]; then
+        echo "| (experiment, row 5) event loop of its own / empty-handler ceiling | $(awk -v a="$LOOP_RPS" -v b="$CEIL_RPS" 'BEGIN{printf "%.1f", a/b*100}') % | - | - |"
+    fi
     echo "| JSON + 50 KB JPEG ingest | $(printf '%.0f' "$IMG_RPS")/s | ≥ 2,000/s | $(verdict "$IMG_RPS" 2000 ge) |"
     echo "| RSS idle (after start) | $(awk -v k="$IDLE_KB" 'BEGIN{printf "%.1f", k/1024}') MB | < 16 MB | $(verdict "$IDLE_KB" 16384 lt) |"
     echo "| RSS peak under load (VmHWM) | $(awk -v k="$PEAK_KB" 'BEGIN{printf "%.1f", k/1024}') MB | < 64 MB | $(verdict "$PEAK_KB" 65536 lt) |"
