@@ -149,6 +149,12 @@ RELAY_T=$(proc_ticks "$RELAY_PID")
 THREAD_CPU=$(for t in /proc/"$RELAY_PID"/task/*; do
     printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
 done 2>/dev/null | awk '{c[$1] += $2} END{for (k in c) if (c[k] > 0) printf "%s %d\n", k, c[k]}' | sort -k2 -nr)
+# context switches per thread (voluntary + involuntary): how often each thread slept or lost
+# its CPU, per drained message below
+THREAD_CSW=$(for t in /proc/"$RELAY_PID"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" \
+        "$(awk '/^voluntary_ctxt_switches/{v=$2} /^nonvoluntary_ctxt_switches/{n=$2} END{print v, n}' "$t/status")"
+done 2>/dev/null | awk '{v[$1] += $2; n[$1] += $3} END{for (k in v) printf "%s %d %d\n", k, v[k], n[k]}' | sort -k2 -nr)
 COMMITS=$(metric ei_relay_commits_total)
 MQ1=$(proc_ticks "$MOSQ_PID")
 DRAIN_HWM=$(status_kb "$RELAY_PID" VmHWM)
@@ -172,6 +178,9 @@ DRAIN_CPU="relay $(pct "$RELAY_T" "$DRAIN_MS")%, mosquitto $(pct $((MQ1 - MQ0)) 
 log "drain: $DRAINED rows in $DRAIN_MS ms = $DRAIN_RATE msgs/s; sent $SENT acked $ACKED dead $DEAD reconnects $RECONN; ${COMMITS:-?} commits; $DRAIN_CPU"
 if ((DRAINED > 0)); then
     log "CPU per message (us): relay $(awk -v t="$RELAY_T" -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz/n*1e6}'); by thread: $(awk -v n="$DRAINED" -v hz="$(getconf CLK_TCK)" '{printf "%s %.1f, ", $1, $2/hz/n*1e6}' <<<"$THREAD_CPU")"
+fi
+if ((DRAINED > 0)); then
+    log "context switches per message, voluntary/involuntary, by thread: $(awk -v n="$DRAINED" '$2 + $3 > 0 {printf "%s %.2f/%.2f, ", $1, $2/n, $3/n}' <<<"$THREAD_CSW")"
 fi
 ((DRAIN_DONE)) || log "WARNING: the drain did not finish within 180 s ($LEFT rows left)"
 if [[ -n $PERF_PID ]]; then
@@ -200,15 +209,17 @@ run_paho() { # window label [callback]
     local m0 m1 t0 t1 line rate
     m0=$(proc_ticks "$MOSQ_PID")
     t0=$(now_ms)
-    line=$(/usr/bin/time -o "$WORK/paho.time" -f '%U %S' "$TOOLS/paho_pub" localhost "$MQTT_PORT" \
+    line=$(/usr/bin/time -o "$WORK/paho.time" -f '%U %S %w %c' "$TOOLS/paho_pub" localhost "$MQTT_PORT" \
         "$PKI/ca.crt" "$PKI/tester.crt" "$PKI/tester.key" "$TOPIC" "$SAMPLE" "$DRAIN_ROWS" "$1" ${3:+"$3"}) ||
         { echo "$line" >&2; die "paho_pub (window $1) failed"; }
     t1=$(now_ms)
     m1=$(proc_ticks "$MOSQ_PID")
     rate=$(sed -E 's/.* rate=([0-9.]+).*/\1/' <<<"$line")
     local pcpu
-    pcpu=$(awk -v ms=$((t1 - t0)) 'NF==2{printf "%.0f", ($1+$2)/(ms/1000)*100}' "$WORK/paho.time")
-    log "paho $2: $line (paho $pcpu%, mosquitto $(pct $((m1 - m0)) $((t1 - t0)))% CPU)"
+    pcpu=$(awk -v ms=$((t1 - t0)) 'NF==4{printf "%.0f", ($1+$2)/(ms/1000)*100}' "$WORK/paho.time")
+    local csw # context switches of all paho_pub's threads per message, voluntary/involuntary
+    csw=$(awk -v n="$DRAIN_ROWS" 'NF==4{printf "%.2f/%.2f", $3/n, $4/n}' "$WORK/paho.time")
+    log "paho $2: $line (paho $pcpu%, mosquitto $(pct $((m1 - m0)) $((t1 - t0)))% CPU; context switches per message $csw)"
     PAHO_RATE=$rate
     PAHO_ROWS+=("$(printf '| %s | %.0f msgs/s | %s | paho %s%%, mosquitto %s%% CPU |' "$2" "$rate" \
         "$(sed -E 's/.* acked=([0-9]+).* publish_ms=([0-9.]+).*/\1 PUBACKs in \2 ms/' <<<"$line")" \
