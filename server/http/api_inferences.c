@@ -183,6 +183,53 @@ void http_req_free_ingest(http_req *r)
 
 /* ---- reads ---- */
 
+bool http_list_filter(http_req *r, store_filter *f, enum MHD_Result *ret)
+{
+    const char *v;
+    if ((v = http_query(r, "label"))) {
+        if (!*v || strlen(v) > LABEL_MAX) {
+            *ret = http_reply_error(r, 400, "bad_request",
+                                    "query parameter 'label' must be 1 to %d bytes", LABEL_MAX);
+            return false;
+        }
+        f->label = v;
+    }
+    if ((v = http_query(r, "source"))) {
+        if (!source_name_ok(v)) {
+            *ret = http_reply_error(r, 400, "bad_request",
+                                    "query parameter 'source' is not a source name");
+            return false;
+        }
+        f->source = v;
+    }
+    if ((v = http_query(r, "min_score"))) {
+        if (!http_decimal_ok(v, true) || util_parse_double(v, &f->min_score) || f->min_score < 0 ||
+            f->min_score > 1) {
+            *ret = http_reply_error(r, 400, "bad_request",
+                                    "query parameter 'min_score' must be a number from 0 to 1");
+            return false;
+        }
+        f->has_min_score = true;
+    }
+    if ((v = http_query(r, "since"))) {
+        if (http_parse_time(v, &f->since_ms)) {
+            *ret = http_reply_error(r, 400, "bad_request",
+                                    "query parameter 'since' must be epoch ms or RFC 3339");
+            return false;
+        }
+        f->has_since = true;
+    }
+    if ((v = http_query(r, "until"))) {
+        if (http_parse_time(v, &f->until_ms)) {
+            *ret = http_reply_error(r, 400, "bad_request",
+                                    "query parameter 'until' must be epoch ms or RFC 3339");
+            return false;
+        }
+        f->has_until = true;
+    }
+    return true;
+}
+
 enum MHD_Result http_api_list(http_req *r)
 {
     static const char *const allowed[] = {"label",  "min_score", "since",  "until",
@@ -191,37 +238,7 @@ enum MHD_Result http_api_list(http_req *r)
     if (!http_query_check(r, allowed, &ret)) return ret;
     store_filter f = {.limit = 50};
     const char *v;
-    if ((v = http_query(r, "label"))) {
-        if (!*v || strlen(v) > LABEL_MAX)
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'label' must be 1 to %d bytes", LABEL_MAX);
-        f.label = v;
-    }
-    if ((v = http_query(r, "source"))) {
-        if (!source_name_ok(v))
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'source' is not a source name");
-        f.source = v;
-    }
-    if ((v = http_query(r, "min_score"))) {
-        if (!http_decimal_ok(v, true) || util_parse_double(v, &f.min_score) || f.min_score < 0 ||
-            f.min_score > 1)
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'min_score' must be a number from 0 to 1");
-        f.has_min_score = true;
-    }
-    if ((v = http_query(r, "since"))) {
-        if (http_parse_time(v, &f.since_ms))
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'since' must be epoch ms or RFC 3339");
-        f.has_since = true;
-    }
-    if ((v = http_query(r, "until"))) {
-        if (http_parse_time(v, &f.until_ms))
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'until' must be epoch ms or RFC 3339");
-        f.has_until = true;
-    }
+    if (!http_list_filter(r, &f, &ret)) return ret;
     if ((v = http_query(r, "limit"))) {
         int64_t limit;
         if (!http_decimal_ok(v, false) || util_parse_i64(v, &limit) || limit < 1 || limit > 1000)

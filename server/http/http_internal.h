@@ -170,8 +170,17 @@ void http_req_body_free(http_req *r);
  * re-entered after resume or completes, whichever comes first. */
 bool http_req_count_suspended(http_req *r);
 
+/* The list filters of the query (label, source, min_score, since, until) into f; f's strings
+ * borrow the request's query values (alive until the request completes). Returns true when
+ * fine; otherwise a 400 has been queued (*ret holds its result). The caller checks the query's
+ * names first (http_query_check). */
+bool http_list_filter(http_req *r, store_filter *f, enum MHD_Result *ret);
+
 /* ---- handlers: each answers the request (or, for ingest, may suspend it) ---- */
 enum MHD_Result http_api_list(http_req *r);
+/* GET /api/v1/export: the list filter's inferences as CSV or JSON, streamed page by page
+ * (api_export.c). */
+enum MHD_Result http_api_export(http_req *r);
 enum MHD_Result http_api_get(http_req *r);
 enum MHD_Result http_api_image(http_req *r);
 enum MHD_Result http_api_thumbnail(http_req *r);

@@ -27,6 +27,7 @@ typedef enum http_route_id {
     HTTP_ROUTE_METRICS,    /* /metrics */
     HTTP_ROUTE_FORWARDER,  /* /api/v1/forwarder */
     HTTP_ROUTE_SOURCES,    /* /api/v1/sources */
+    HTTP_ROUTE_EXPORT,     /* /api/v1/export */
     HTTP_ROUTE_STATIC,     /* anything outside /api/ and /metrics: the dashboard */
 } http_route_id;
 

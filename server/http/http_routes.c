@@ -17,6 +17,8 @@ const http_route_def http_routes[] = {
      {{HTTP_M_GET, AUTH_READ, http_api_part}}},
     {HTTP_ROUTE_STATS, "/api/v1/stats", "GET, HEAD",
      {{HTTP_M_GET, AUTH_READ, http_api_stats}}},
+    {HTTP_ROUTE_EXPORT, "/api/v1/export", "GET, HEAD",
+     {{HTTP_M_GET, AUTH_READ, http_api_export}}},
     {HTTP_ROUTE_INFERENCES, "/api/v1/inferences", "GET, HEAD, POST",
      {{HTTP_M_GET, AUTH_READ, http_api_list}, {HTTP_M_POST, AUTH_INGEST, http_api_ingest}}},
     {HTTP_ROUTE_INFERENCE, "/api/v1/inferences/{id}", "GET, HEAD, DELETE",

@@ -103,6 +103,11 @@ def seeds():
     s["stats-range"] = req(b"GET", b"/api/v1/stats?since=-9223372036854775808&until="
                            b"9223372036854775807&bucket=1", READ)
     s["stats-bucket"] = req(b"GET", b"/api/v1/stats?bucket=99999999999999999999d", READ)
+    # exports: both formats, filters, refused parameters
+    for i, q in enumerate((b"", b"format=csv", b"format=json&label=a", b"format=csv&source=http",
+                           b"format=xml", b"format=csv&limit=5", b"format=csv&since=1&until=0")):
+        s["export-%d" % i] = req(b"GET", b"/api/v1/export?" + q, READ)
+    s["head-export"] = req(b"HEAD", b"/api/v1/export?format=csv", READ)
     # body numbers, nesting, duplicates, UTF-8
     for i, b in enumerate((b'{"result":{"classification":{"a":1e999}}}',
                            b'{"result":{"classification":{"a":NaN}}}',
