@@ -96,6 +96,7 @@ const charts = new Charts({
   score: $('chart-score'),
   table: $('chart-table'),
   error: $('charts-error'),
+  tz: $('chart-tz'),
 });
 
 const statusView = new StatusView(
