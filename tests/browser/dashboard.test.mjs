@@ -868,6 +868,61 @@ test('chart axes: dated 7-day ticks, no overlapping tick labels, the time zone s
   }
 });
 
+test('relay unreachable: a banner on every view with Retry now, Status marked stale, no old chart under the error', async () => {
+  const { ctx, p } = await openSignedIn();
+  let down = false;
+  const updated = () => p.textContent('#status-updated');
+  try {
+    await showTab(p, 'status');
+    await p.waitForFunction(() => /^Updated \d/.test(document.querySelector('#status-updated').textContent), null, { timeout: WAIT_MS });
+    await showTab(p, 'charts');
+    await p.waitForSelector('#chart-count svg rect', { timeout: WAIT_MS });
+    assert.equal(await p.isHidden('#offline-banner'), true);
+
+    await relay.stop();
+    down = true;
+    const stoppedAt = Date.now();
+    await p.waitForSelector('#offline-banner:not([hidden])', { timeout: WAIT_MS });
+    assert.match(await p.textContent('#offline-text'), /^The relay has been unreachable since \d{1,2}:\d\d:\d\d/);
+    for (const tab of ['live', 'history', 'status', 'charts']) {
+      await showTab(p, tab);
+      assert.ok(await p.isVisible('#offline-banner'), `the banner on ${tab}`);
+    }
+    // Charts: another range cannot load; the old range's chart is not left under the error.
+    await p.selectOption('#chart-range', '6h');
+    await p.waitForSelector('#charts-error:not([hidden])', { timeout: WAIT_MS });
+    assert.equal(await p.$$eval('#chart-count svg, #chart-score svg, #chart-legend .legend-item', (e) => e.length), 0);
+    await shot(p, 'unreachable-charts');
+    // Status: the figures are marked stale, since when, not "Updated <time>".
+    await showTab(p, 'status');
+    await p.waitForSelector('#status-updated[data-stale="true"]', { timeout: WAIT_MS });
+    const stale = await updated();
+    assert.match(stale, /^Stale: no answer from the relay since \d{1,2}:\d\d:\d\d.*; figures from \d{1,2}:\d\d:\d\d/);
+    assert.doesNotMatch(stale, /Updated/);
+    const since = await p.evaluate(() => Date.now());
+    assert.ok(since - stoppedAt < WAIT_MS);
+    await shot(p, 'unreachable-status');
+
+    // Back: "Retry now" (named, from the keyboard) reconnects; the banner and the mark clear.
+    await relay.start();
+    down = false;
+    assert.equal(await p.getAttribute('#offline-retry', 'type'), 'button');
+    assert.equal((await p.textContent('#offline-retry')).trim(), 'Retry now');
+    await p.focus('#offline-retry');
+    await p.keyboard.press('Enter');
+    await p.waitForSelector('#live-state[data-state="live"]', { state: 'attached', timeout: WAIT_MS });
+    await p.waitForSelector('#offline-banner', { state: 'hidden', timeout: WAIT_MS });
+    await p.waitForSelector('#status-updated[data-stale="false"]', { timeout: WAIT_MS });
+    assert.match(await updated(), /^Updated \d/);
+    await showTab(p, 'charts');
+    await p.waitForSelector('#chart-count svg rect', { timeout: WAIT_MS });
+    assert.equal(await p.isHidden('#charts-error'), true);
+  } finally {
+    if (down) await relay.start();
+    await ctx.close();
+  }
+});
+
 test('no page errors, nothing fetched from outside the relay', async () => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(foreignRequests, []);
