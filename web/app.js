@@ -36,6 +36,9 @@ const ui = {
   knownLabels: $('known-labels'),
   knownSources: $('known-sources'),
   tablist: $('tablist'),
+  banner: $('offline-banner'),
+  bannerText: $('offline-text'),
+  retry: $('offline-retry'),
 };
 
 const loader = new ImageLoader(4);
@@ -43,6 +46,7 @@ let api = null;
 let client = null;
 let currentTab = 'live';
 let tick = null;
+let lostAt = null; // when the live stream lost the relay (null while reachable)
 
 const detail = new Detail($('detail'), {
   loader,
@@ -96,6 +100,7 @@ const charts = new Charts({
   score: $('chart-score'),
   table: $('chart-table'),
   error: $('charts-error'),
+  tz: $('chart-tz'),
 });
 
 const statusView = new StatusView(
@@ -108,6 +113,7 @@ const statusView = new StatusView(
     updated: $('status-updated'),
     pillLive: $('pill-live'),
     pillCloud: $('pill-cloud'),
+    view: $('view-status'),
   },
   { client: () => client },
 );
@@ -215,6 +221,8 @@ function stopSession() {
   loader.api = null;
   api = null;
   ui.device.textContent = '';
+  lostAt = null;
+  ui.banner.hidden = true;
 }
 
 function wireClient(c, theApi) {
@@ -224,6 +232,9 @@ function wireClient(c, theApi) {
     const name = ev.detail.name;
     if (name === 'live' && wasLive === 'lost') {
       say('Live stream reconnected.');
+      // Stale figures are read again at once instead of at the views' next refresh.
+      statusView.refresh();
+      charts.shown(currentTab === 'charts');
       liveView.note(`Reconnected at ${new Date().toLocaleTimeString()}; missed inferences were replayed.`);
     }
     if (name === 'reconnecting' && wasLive === true) {
@@ -283,6 +294,29 @@ function renderLiveState() {
   ui.liveState.textContent = s.long.charAt(0).toUpperCase() + s.long.slice(1);
   statusView.renderPills();
   if (currentTab === 'status') statusView.renderLive();
+  renderReachability();
+}
+
+// The banner on every view while the live stream has lost the relay, with "Retry now". Its
+// text changes only when contact is lost again, so screen readers hear it once.
+function renderReachability() {
+  const lost = Boolean(client) && client.state.name === 'reconnecting';
+  if (lost && lostAt === null) lostAt = client.state.since ?? Date.now();
+  if (!lost) lostAt = null;
+  statusView.setUnreachable(lostAt);
+  if (lost) {
+    const text = `The relay has been unreachable since ${new Date(lostAt).toLocaleTimeString()}. Figures on screen may be stale.`;
+    if (ui.bannerText.textContent !== text) ui.bannerText.textContent = text;
+  }
+  if (!lost && ui.banner.contains(document.activeElement)) $('views').focus();
+  ui.banner.hidden = !lost;
+}
+
+function retryNow() {
+  if (!client) return;
+  client.retryNow();
+  statusView.refresh();
+  if (currentTab === 'charts') charts.load();
 }
 
 // Announces a short message to screen readers.
@@ -390,6 +424,7 @@ window.addEventListener('hashchange', () => {
   if (name && name !== currentTab && api) showTab(name);
 });
 
+ui.retry.addEventListener('click', retryNow);
 $('pill-live').addEventListener('click', () => showTab('status', { focus: true }));
 $('pill-cloud').addEventListener('click', () => showTab('status', { focus: true }));
 

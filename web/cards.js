@@ -4,7 +4,7 @@
 // URL. Live notices ("12 inferences missed") are list items of their own.
 
 import { createMedia } from './media.js';
-import { el, formatTime, headline, isoTime, kindText } from './util.js';
+import { el, extraAnomaly, formatTime, headline, isoTime, kindText } from './util.js';
 
 export class CardList {
   // opts: { loader, onOpen(item), front: newest thumbnails first, max: cards kept,
@@ -89,12 +89,13 @@ export class CardList {
       delay: this.opts.thumbDelay || 0,
     });
     const when = formatTime(item.ts);
+    const anomaly = extraAnomaly(item); // K-means score next to a classification
     const button = el(
       'button',
       {
         type: 'button',
         class: 'card',
-        'aria-label': `${head.label} ${head.score}, ${kindText(item)}, ${when}, source ${item.source}. Open details`,
+        'aria-label': `${head.label} ${head.score}${anomaly ? `, anomaly ${anomaly}` : ''}, ${kindText(item)}, ${when}, source ${item.source}. Open details`,
         onclick: () => this.opts.onOpen(item),
       },
       media.root,
@@ -105,8 +106,11 @@ export class CardList {
           'span',
           { class: 'card-head' },
           el('span', { class: 'label', text: head.label }),
-          head.score ? el('span', { class: 'score', text: head.score }) : null,
+          head.score ? el('span', { class: head.raw ? 'score raw' : 'score', text: head.score }) : null,
         ),
+        anomaly
+          ? el('span', { class: 'meta anomaly' }, el('span', { text: 'anomaly' }), el('span', { class: 'anomaly-score', text: anomaly }))
+          : null,
         el(
           'span',
           { class: 'meta' },

@@ -3,7 +3,7 @@
 // screen. The legend toggles labels; the same numbers are available as a table. While the view
 // is shown it refreshes on the live `stats` messages (every 10 s) or every 30 s.
 
-import { colorFor, debounce, el, formatCount, formatScore, svg } from './util.js';
+import { colorFor, debounce, el, formatAnomaly, formatCount, formatScore, svg } from './util.js';
 
 const RANGES = {
   '1h': { span: 3600e3, bucket: 120e3, bucketText: '2 min' },
@@ -16,7 +16,7 @@ const M = { left: 44, right: 12, top: 12, bottom: 30 };
 const REFRESH_MS = 30000;
 
 export class Charts {
-  // els: { range, legend, count, score, table, error }
+  // els: { range, legend, count, score, table, error, tz (optional: where the time zone is said) }
   constructor(els) {
     this.els = els;
     this.api = null;
@@ -27,6 +27,7 @@ export class Charts {
     this.timer = null;
     this.generation = 0;
     els.range.addEventListener('change', () => this.load());
+    if (els.tz) els.tz.textContent = `Times in browser time: ${zoneText()}`;
     const redraw = debounce(() => this.render(), 120);
     if ('ResizeObserver' in window) new ResizeObserver(redraw).observe(els.count);
     else window.addEventListener('resize', redraw);
@@ -75,6 +76,9 @@ export class Charts {
       this.render();
     } catch (e) {
       if (gen !== this.generation) return;
+      // An old range's chart must not stand under the error as if it were this one.
+      this.data = null;
+      for (const k of ['count', 'score', 'legend', 'table']) this.els[k].replaceChildren();
       if (e.status !== 401) {
         this.els.error.textContent = `Statistics unavailable: ${e.message}`;
         this.els.error.hidden = false;
@@ -101,10 +105,11 @@ export class Charts {
         total += p.count;
         weighted += p.count * (p.mean_score ?? 0);
       }
-      out.push({ label, counts, means, total, mean: total ? weighted / total : null });
+      // Visual-anomaly cells (label "anomaly") carry raw scores, often > 1: never a confidence.
+      const raw = label === 'anomaly' || means.some((m) => typeof m === 'number' && m > 1);
+      out.push({ label, counts, means, total, raw, mean: total ? weighted / total : null });
     }
     out.sort((a, b) => b.total - a.total);
-    for (const s of out) colorFor(s.label); // colours in order of size, the first time
     return { n, series: out };
   }
 
@@ -122,8 +127,13 @@ export class Charts {
       return;
     }
     this.els.count.replaceChildren(this.countChart(shown, n, width));
-    this.els.score.replaceChildren(this.scoreChart(shown, n, width));
+    this.els.score.replaceChildren(this.scoreChart(shown.filter((s) => !s.raw), n, width));
     this.els.table.replaceChildren(this.table(series, n));
+    // Tick labels can be measured only once they are in the page.
+    for (const root of [this.els.count, this.els.score]) {
+      const chart = root.querySelector('svg');
+      if (chart) declutterTicks(chart, width);
+    }
   }
 
   renderLegend(series) {
@@ -147,7 +157,7 @@ export class Charts {
         },
         el('span', { class: 'swatch', style: { background: colorFor(s.label) } }),
         el('span', { text: s.label }),
-        el('span', { class: 'legend-n', text: `${formatCount(s.total)} · ${formatScore(s.mean)}` }),
+        el('span', { class: 'legend-n', text: `${formatCount(s.total)} · ${meanText(s, s.mean)}` }),
       );
     });
     this.els.legend.replaceChildren(...items);
@@ -167,15 +177,17 @@ export class Charts {
         svg('text', { class: 'tick', x: M.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, yFormat(v)),
       );
     }
-    const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor((width - M.left) / 70))));
-    for (let i = 0; i <= n; i += every) {
-      const t = since + i * range.bucket;
-      const xx = this.x(i, n, width);
-      // The last label would stick out of the plot: it ends at its tick instead.
-      const anchor = i + every > n ? 'end' : i === 0 ? 'start' : 'middle';
+    const until = since + n * range.bucket;
+    const xAt = (t) => M.left + ((width - M.left - M.right) * (t - since)) / (until - since);
+    for (const t of xTicks(since, until, range, width)) {
+      const xx = xAt(t);
       root.append(
         svg('line', { class: 'axis', x1: xx, x2: xx, y1: HEIGHT - M.bottom, y2: HEIGHT - M.bottom + 4 }),
-        svg('text', { class: 'tick', x: xx, y: HEIGHT - M.bottom + 17, 'text-anchor': anchor }, tickText(t, range)),
+        svg(
+          'text',
+          { class: 'tick tick-x', x: xx, y: HEIGHT - M.bottom + 17, 'text-anchor': 'middle', 'data-t': t },
+          tickText(t, range),
+        ),
       );
     }
     root.append(svg('line', { class: 'axis', x1: M.left, x2: width - M.right, y1: HEIGHT - M.bottom, y2: HEIGHT - M.bottom }));
@@ -231,6 +243,7 @@ export class Charts {
   }
 
   scoreChart(series, n, width) {
+    if (series.length === 0) return el('p', { class: 'empty', text: 'No confidence scores in this range (anomaly scores are not confidences).' });
     const root = svg('svg', {
       class: 'chart-svg',
       viewBox: `0 0 ${width} ${HEIGHT}`,
@@ -282,7 +295,7 @@ export class Charts {
             el('td', { text: tickText(since + i * range.bucket, range, true) }),
             el('td', { text: s.label }),
             el('td', { text: formatCount(s.counts[i]) }),
-            el('td', { text: formatScore(s.means[i]) }),
+            el('td', { text: meanText(s, s.means[i]) }),
           ),
         );
       }
@@ -319,12 +332,67 @@ function niceScale(maxValue) {
   return { max, ticks };
 }
 
+// A series' mean: a confidence as a percentage, an anomaly score as it is.
+function meanText(s, v) {
+  return s.raw ? formatAnomaly(v) : formatScore(v);
+}
+
+// Tick times of the x axis. Ranges over a day tick at local midnights (the dates), shorter
+// ones at bucket starts; as many as fit at ~72 px apart. declutterTicks drops any that still
+// overlap once measured.
+function xTicks(since, until, range, width) {
+  const fit = Math.max(2, Math.floor((width - M.left - M.right) / 72));
+  let ticks = [];
+  if (range.span > 24 * 3600e3) {
+    const d = new Date(since);
+    d.setHours(0, 0, 0, 0);
+    if (d.getTime() < since) d.setDate(d.getDate() + 1);
+    for (; d.getTime() <= until; d.setDate(d.getDate() + 1)) ticks.push(d.getTime());
+  } else {
+    for (let t = since; t <= until; t += range.bucket) ticks.push(t);
+  }
+  const every = Math.max(1, Math.ceil(ticks.length / fit));
+  return ticks.filter((_, i) => i % every === 0);
+}
+
+// Once drawn: x tick labels kept inside the chart (an end label ends at the edge) and never
+// overlapping. The first and last stay; one that would touch its kept neighbour is removed.
+function declutterTicks(root, width) {
+  const labels = [...root.querySelectorAll('text.tick-x')];
+  const box = (t) => {
+    const b = t.getBBox();
+    return { l: b.x, r: b.x + b.width };
+  };
+  for (const t of labels) {
+    let b = box(t);
+    if (b.l < 0) t.setAttribute('text-anchor', 'start');
+    else if (b.r > width) t.setAttribute('text-anchor', 'end');
+  }
+  if (labels.length < 2) return;
+  const gap = 6;
+  const last = box(labels[labels.length - 1]);
+  let prev = box(labels[0]);
+  for (let i = 1; i < labels.length - 1; i++) {
+    const b = box(labels[i]);
+    if (b.l < prev.r + gap || b.r > last.l - gap) labels[i].remove();
+    else prev = b;
+  }
+  if (last.l < prev.r + gap && labels.length > 1) labels[0].remove();
+}
+
+// The browser's time zone, named and as an offset: "Asia/Kolkata, UTC+05:30".
+function zoneText() {
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
+  const off = -new Date().getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  const a = Math.abs(off);
+  return `${name}, UTC${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+}
+
 function tickText(t, range, full = false) {
   const d = new Date(t);
   const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  if (range.span > 24 * 3600e3 || full) {
-    const day = d.toLocaleDateString([], { weekday: 'short', day: 'numeric' });
-    return range.span > 24 * 3600e3 && !full && d.getHours() === 0 ? day : `${full ? `${day} ` : ''}${hm}`;
-  }
-  return hm;
+  const day = d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' });
+  if (full) return `${day} ${hm}`;
+  return range.span > 24 * 3600e3 ? day : hm;
 }

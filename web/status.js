@@ -3,6 +3,7 @@
 // /api/v1/health), the sources (GET /api/v1/sources) and the model (the live hello's `model`,
 // else a runner-ws source's `model`). While the view is shown, REST is read every 5 s.
 
+import { ApiError } from './api.js';
 import { el, fact, formatAgo, formatBytes, formatCount, formatDuration, formatTime } from './util.js';
 
 const REFRESH_MS = 5000;
@@ -15,7 +16,7 @@ const FORWARDER_TEXT = {
 };
 
 export class StatusView {
-  // els: { fwd, live, store, model, sources, updated, pillLive, pillCloud }
+  // els: { fwd, live, store, model, sources, updated, pillLive, pillCloud, view (optional) }
   constructor(els, opts) {
     this.els = els;
     this.opts = opts; // { client(): LiveClient }
@@ -27,11 +28,15 @@ export class StatusView {
     this.health = null;
     this.sources = null;
     this.model = null; // from hello
+    this.updatedAt = null; // the last refresh the relay answered
+    this.failedSince = null; // the first refresh since then that got no answer
+    this.unreachableSince = null; // from the app: the live stream lost the relay then
   }
 
   start(api) {
     this.api = api;
     this.forwarder = this.sources = this.model = null;
+    this.updatedAt = this.failedSince = this.unreachableSince = null;
     this.refresh();
   }
 
@@ -59,6 +64,13 @@ export class StatusView {
       this.visible ? this.api.health() : null,
     ]);
     if (gen !== this.generation) return;
+    // Any HTTP answer means the relay is there; a network failure leaves the figures stale.
+    const lost = [fwd, src, health].some((r) => r.status === 'rejected' && r.reason instanceof ApiError && r.reason.status === 0);
+    if (lost) this.failedSince ??= Date.now();
+    else {
+      this.failedSince = null;
+      this.updatedAt = Date.now();
+    }
     if (fwd.status === 'fulfilled') this.forwarder = fwd.value;
     if (src.status === 'fulfilled' && src.value) this.sources = src.value.sources || [];
     if (health.status === 'fulfilled' && health.value) this.health = health.value;
@@ -109,7 +121,29 @@ export class StatusView {
     this.renderStore();
     this.renderModel();
     this.renderSources();
-    this.els.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    this.renderUpdated();
+  }
+
+  // The app's word on the relay: the time it was lost (live stream), or null when it is back.
+  setUnreachable(since) {
+    if (since === this.unreachableSince) return;
+    this.unreachableSince = since;
+    if (this.visible) this.renderUpdated();
+  }
+
+  // "Updated <time>" only for figures the relay just gave; else they are marked stale.
+  renderUpdated() {
+    const lost = [this.failedSince, this.unreachableSince].filter((t) => t !== null);
+    const since = lost.length ? Math.min(...lost) : null;
+    const at = this.updatedAt ? new Date(this.updatedAt).toLocaleTimeString() : null;
+    let text = at ? `Updated ${at}` : '';
+    if (since !== null) {
+      text = `Stale: no answer from the relay since ${new Date(since).toLocaleTimeString()}${at ? `; figures from ${at}` : ''}`;
+    }
+    const u = this.els.updated;
+    if (u.textContent !== text) u.textContent = text;
+    u.dataset.stale = String(since !== null);
+    if (this.els.view) this.els.view.classList.toggle('stale', since !== null);
   }
 
   renderPills() {

@@ -41,6 +41,25 @@ export function formatScore(score) {
   return `${(score * 100).toFixed(score >= 0.995 || score < 0.1 ? 1 : 0)} %`;
 }
 
+// Anomaly scores are raw model outputs (K-means distance, visual-anomaly cell scores), not
+// probabilities: two decimals, never a percentage.
+export function formatAnomaly(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+  return n.toFixed(2);
+}
+
+// Kinds whose top score is an anomaly score (a grid cell's value), not a confidence.
+export function isAnomalyKind(item) {
+  return Boolean(item) && (item.kind === 'visual-anomaly' || item.kind === 'anomaly');
+}
+
+// The K-means anomaly score an inference carries besides its classification, for the card;
+// null when the headline already is that score (or there is none).
+export function extraAnomaly(item) {
+  if (!item || isAnomalyKind(item) || typeof item.anomaly !== 'number') return null;
+  return formatAnomaly(item.anomaly);
+}
+
 export function formatNumber(n, digits = 3) {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
   return Number(n.toFixed(digits)).toString();
@@ -99,9 +118,12 @@ export function formatDuration(s) {
 
 // Headline of an inference: its top label and score, or what stands in for them.
 export function headline(item) {
-  if (item.top_label) return { label: item.top_label, score: formatScore(item.top_score) };
+  if (item.top_label) {
+    const raw = isAnomalyKind(item);
+    return { label: item.top_label, score: raw ? formatAnomaly(item.top_score) : formatScore(item.top_score), raw };
+  }
   if (item.kind === 'anomaly' && typeof item.anomaly === 'number') {
-    return { label: 'anomaly', score: formatNumber(item.anomaly) };
+    return { label: 'anomaly', score: formatAnomaly(item.anomaly), raw: true };
   }
   if (item.kind === 'empty') return { label: 'no objects', score: '' };
   if (item.kind === 'freeform') return { label: 'freeform', score: '' };
@@ -140,16 +162,25 @@ export function labelScores(item) {
   return out;
 }
 
-// Stable colours per label, in the order labels are first seen in this page.
-const PALETTE = [
-  '#2f81f7', '#e5534b', '#2da44e', '#d4a72c', '#a371f7',
-  '#e85aad', '#1fa8b3', '#db6d28', '#7d8590', '#6c8cff',
-];
+// Stable colours per label: a hash of the label's text picks the hue, so a label has the same
+// colour in every view and every page load, whatever order labels arrive in. Saturation and
+// lightness are fixed (readable as box outlines on photos and as swatches in both themes).
+export function hashLabel(label) {
+  let h = 0x811c9dc5; // FNV-1a, 32 bit
+  const s = String(label);
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
 const labelColors = new Map();
 export function colorFor(label) {
   let c = labelColors.get(label);
   if (!c) {
-    c = PALETTE[labelColors.size % PALETTE.length];
+    // 40 hues 9 degrees apart; two lightness steps so neighbouring hues still differ.
+    const h = hashLabel(label);
+    c = `hsl(${(h % 40) * 9} 70% ${(h >>> 8) % 2 ? 48 : 58}%)`;
     labelColors.set(label, c);
   }
   return c;

@@ -677,6 +677,260 @@ test('a phone-sized screen: no horizontal scroll; a read token cannot delete; si
   }
 });
 
+// ---- numbers on the page (issue 14): each test opens its own signed-in page ----------------
+
+// A new context signed in with the admin token, the live stream connected.
+async function openSignedIn(opts = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', ...opts });
+  const p = await ctx.newPage();
+  watch(p);
+  await p.goto(`${relay.base}/`);
+  await signIn(p, TOKENS.admin);
+  await p.waitForSelector('#live-state[data-state="live"]', { timeout: WAIT_MS });
+  return { ctx, p };
+}
+
+async function chartRange(p, value) {
+  await p.selectOption('#chart-range', value);
+  await p.waitForFunction(
+    (v) => document.querySelector('#chart-range').value === v && document.querySelector('#chart-count svg rect'),
+    value,
+    { timeout: WAIT_MS },
+  );
+}
+
+test('anomaly scores are raw numbers on the card, in the detail and in charts, never a percentage', async () => {
+  const { ctx, p } = await openSignedIn();
+  try {
+    const grid = [
+      { label: 'anomaly', value: 7.9, x: 8, y: 8, width: 32, height: 32 },
+      { label: 'anomaly', value: 1.25, x: 48, y: 8, width: 32, height: 32 },
+    ];
+    const va = await relay.ingest(
+      { result: { bounding_boxes: [], visual_anomaly_grid: grid, visual_anomaly_max: 7.9, visual_anomaly_mean: 4.575 }, model: MODEL },
+      { jpeg: await paintJpeg([], 11), source: 'qa' },
+    );
+    const km = await relay.ingest({ result: { classification: { 'belt-ok': 0.83, 'belt-slip': 0.17 }, anomaly: 3.21 } }, { source: 'qa' });
+    const vaRest = await relay.getJson(`/api/v1/inferences/${va.id}`);
+    const kmRest = await relay.getJson(`/api/v1/inferences/${km.id}`);
+    assert.equal(vaRest.kind, 'visual-anomaly');
+    assert.equal(vaRest.top_score, 7.9);
+    assert.equal(kmRest.anomaly, 3.21);
+
+    // Cards: the visual-anomaly score as it is; the K-means score next to the classification.
+    const vaCard = `#live-list > li[data-id="${va.id}"]`;
+    const kmCard = `#live-list > li[data-id="${km.id}"]`;
+    await p.waitForSelector(`${vaCard} .score`, { timeout: WAIT_MS });
+    await p.waitForSelector(`${kmCard} .score`, { timeout: WAIT_MS });
+    assert.equal(await p.textContent(`${vaCard} .score`), vaRest.top_score.toFixed(2)); // "7.90"
+    assert.doesNotMatch(await p.textContent(vaCard), /%/);
+    assert.equal(await p.textContent(`${kmCard} .label`), kmRest.top_label);
+    assert.equal(await p.textContent(`${kmCard} .score`), `${Math.round(kmRest.top_score * 100)} %`);
+    assert.equal(await p.textContent(`${kmCard} .anomaly-score`), kmRest.anomaly.toFixed(2)); // "3.21"
+    assert.match(await p.getAttribute(`${kmCard} button.card`, 'aria-label'), /anomaly 3\.21/);
+    await shot(p, 'anomaly-cards');
+
+    // Details: the title, the cells' values and the anomaly fact are raw scores.
+    await p.click(`${vaCard} button.card`);
+    await p.waitForSelector('#detail[open] .json-text', { timeout: WAIT_MS });
+    assert.equal(await p.textContent('#detail-title'), `anomaly · ${vaRest.top_score.toFixed(2)}`);
+    const cells = await p.$$eval('#detail .scores tbody td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(cells, vaRest.result.visual_anomaly_grid.map((c) => c.value).sort((a, b) => b - a).map((v) => v.toFixed(2)));
+    assert.equal(await p.textContent('#detail dd[data-fact="Anomaly"]'), vaRest.anomaly.toFixed(2));
+    assert.doesNotMatch(await p.textContent('#detail .detail-side'), /%/);
+    await shot(p, 'anomaly-detail');
+    await p.click('#detail .close');
+    await p.click(`${kmCard} button.card`);
+    await p.waitForSelector('#detail[open] .json-text', { timeout: WAIT_MS });
+    assert.equal(await p.textContent('#detail dd[data-fact="Anomaly"]'), kmRest.anomaly.toFixed(2));
+    await p.click('#detail .close');
+
+    // Charts: the anomaly label is counted, but its scores never enter the percentage chart;
+    // its legend shows the raw mean of /api/v1/stats.
+    await showTab(p, 'charts');
+    await chartRange(p, '1h');
+    await p.waitForSelector('#chart-legend .legend-item[data-label="anomaly"]', { timeout: WAIT_MS });
+    const until = Math.ceil(Date.now() / 120e3) * 120e3;
+    const stats = await relay.getJson(`/api/v1/stats?since=${until - 3600e3}&until=${until}&bucket=2m`);
+    const pts = stats.labels.anomaly;
+    const n = pts.reduce((a, q) => a + q.count, 0);
+    const mean = pts.reduce((a, q) => a + q.count * q.mean_score, 0) / n;
+    assert.ok(mean > 1, `stats mean of anomaly ${mean}`);
+    assert.equal(await p.textContent('#chart-legend .legend-item[data-label="anomaly"] .legend-n'), `${n} · ${mean.toFixed(2)}`);
+    assert.equal(await p.$$eval('#chart-score g[data-label="anomaly"]', (g) => g.length), 0);
+    assert.ok((await p.$$eval('#chart-count rect[data-label="anomaly"]', (r) => r.length)) > 0, 'anomaly counted');
+    assert.ok((await p.$$eval('#chart-score g[data-label="belt-ok"] circle', (c) => c.length)) > 0, 'belt-ok in the score chart');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('label colours come from the label: the same in every view and page load, whatever the order', async () => {
+  const LABELS2 = ['kestrel', 'otter'];
+  const post = async (label, seed) => {
+    const box = { x: 30, y: 20, width: 40, height: 50 };
+    return (await relay.ingest(detection(label, 0.8, box), { jpeg: await paintJpeg([box], seed), source: 'gate' })).id;
+  };
+  // A computed colour, read in one step (the legend may be redrawn between a query and a read).
+  const colourOf = async (p, sel, prop) =>
+    (
+      await p.waitForFunction(({ sel, prop }) => {
+        const e = document.querySelector(sel);
+        return (e && getComputedStyle(e)[prop]) || null;
+      }, { sel, prop }, { timeout: WAIT_MS })
+    ).jsonValue();
+  // The colour of each label's box on its live card, and of its swatch in the charts' legend.
+  const colours = async (p, ids) => {
+    const out = {};
+    for (const [label, id] of Object.entries(ids)) {
+      const sel = `#live-list > li[data-id="${id}"] .box[data-label="${label}"]`;
+      out[label] = { live: await colourOf(p, sel, 'borderTopColor') };
+    }
+    await showTab(p, 'charts');
+    for (const label of Object.keys(ids)) {
+      const sel = `#chart-legend .legend-item[data-label="${label}"] .swatch`;
+      out[label].chart = await colourOf(p, sel, 'backgroundColor');
+    }
+    await showTab(p, 'live');
+    return out;
+  };
+  const a = await openSignedIn();
+  let first;
+  try {
+    const ids = {};
+    for (const [i, label] of LABELS2.entries()) ids[label] = await post(label, 40 + i); // kestrel, then otter
+    first = await colours(a.p, ids);
+  } finally {
+    await a.ctx.close();
+  }
+  const b = await openSignedIn();
+  try {
+    const ids = {};
+    for (const [i, label] of [...LABELS2].reverse().entries()) ids[label] = await post(label, 50 + i); // otter first
+    const second = await colours(b.p, ids);
+    for (const label of LABELS2) {
+      assert.equal(first[label].live, first[label].chart, `${label}: live and charts`);
+      assert.deepEqual(second[label], first[label], `${label}: the second page load`);
+    }
+  } finally {
+    await b.ctx.close();
+  }
+});
+
+test('chart axes: dated 7-day ticks, no overlapping tick labels, the time zone shown', async () => {
+  // A zone half an hour off the UTC-aligned buckets, so local midnights fall inside buckets.
+  const timezoneId = 'Asia/Kolkata';
+  const now = Date.now();
+  for (const days of [2, 5]) {
+    await relay.ingest(detection('heron', 0.7, { x: 10, y: 10, width: 20, height: 20 }, { ts: now - days * 86400e3 }), { source: 'qa' });
+  }
+  const { ctx, p } = await openSignedIn({ timezoneId });
+  // The dates of the days around the 7-day range, as the page should write them there.
+  const dayOf = new Intl.DateTimeFormat('en-US', { timeZone: timezoneId, weekday: 'short', day: 'numeric', month: 'short' });
+  const dates = new Set();
+  for (let t = now - 9 * 86400e3; t < now + 2 * 86400e3; t += 3600e3) dates.add(dayOf.format(t));
+  try {
+    await showTab(p, 'charts');
+    // Chromium may name the zone by its older alias.
+    assert.match(await p.textContent('#chart-tz'), /^Times in browser time: Asia\/(Kolkata|Calcutta), UTC\+05:30$/);
+    for (const width of [1280, 375]) {
+      await p.setViewportSize({ width, height: 900 });
+      for (const range of ['7d', '24h', '6h', '1h']) {
+        await chartRange(p, range);
+        await p.waitForFunction((w) => {
+          const s = document.querySelector('#chart-count svg');
+          return s && Number(s.getAttribute('width')) <= w;
+        }, width, { timeout: WAIT_MS });
+        for (const chart of ['#chart-count', '#chart-score']) {
+          const m = await p.$eval(chart, (root) => {
+            const svgEl = root.querySelector('svg');
+            const r = (e) => {
+              const b = e.getBoundingClientRect();
+              return { l: b.left, r: b.right, t: b.top, b: b.bottom };
+            };
+            return {
+              svg: r(svgEl),
+              // x-axis labels: the tick texts below the plot (y labels sit beside it)
+              ticks: [...svgEl.querySelectorAll('text.tick')]
+                .filter((t) => Number(t.getAttribute('y')) > Number(svgEl.getAttribute('height')) - 20)
+                .map((t) => ({ ...r(t), text: t.textContent })),
+            };
+          });
+          const what = `${chart} ${range} at ${width} px`;
+          assert.ok(m.ticks.length >= 2, `${what}: ${m.ticks.length} tick labels`);
+          for (const [i, t] of m.ticks.entries()) {
+            assert.ok(t.l >= m.svg.l - 0.5 && t.r <= m.svg.r + 0.5, `${what}: "${t.text}" outside the chart`);
+            const next = m.ticks[i + 1];
+            if (next) assert.ok(t.r <= next.l, `${what}: "${t.text}" overlaps "${next.text}"`);
+          }
+          if (range === '7d') {
+            assert.ok(m.ticks.length >= 3, `${what}: dates`);
+            for (const t of m.ticks) assert.ok(dates.has(t.text), `${what}: "${t.text}" is not a date of the range`);
+          }
+        }
+        if (width === 375 && range === '7d') await shot(p, 'charts-7d-phone');
+      }
+    }
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('relay unreachable: a banner on every view with Retry now, Status marked stale, no old chart under the error', async () => {
+  const { ctx, p } = await openSignedIn();
+  let down = false;
+  const updated = () => p.textContent('#status-updated');
+  try {
+    await showTab(p, 'status');
+    await p.waitForFunction(() => /^Updated \d/.test(document.querySelector('#status-updated').textContent), null, { timeout: WAIT_MS });
+    await showTab(p, 'charts');
+    await p.waitForSelector('#chart-count svg rect', { timeout: WAIT_MS });
+    assert.equal(await p.isHidden('#offline-banner'), true);
+
+    await relay.stop();
+    down = true;
+    const stoppedAt = Date.now();
+    await p.waitForSelector('#offline-banner:not([hidden])', { timeout: WAIT_MS });
+    assert.match(await p.textContent('#offline-text'), /^The relay has been unreachable since \d{1,2}:\d\d:\d\d/);
+    for (const tab of ['live', 'history', 'status', 'charts']) {
+      await showTab(p, tab);
+      assert.ok(await p.isVisible('#offline-banner'), `the banner on ${tab}`);
+    }
+    // Charts: another range cannot load; the old range's chart is not left under the error.
+    await p.selectOption('#chart-range', '6h');
+    await p.waitForSelector('#charts-error:not([hidden])', { timeout: WAIT_MS });
+    assert.equal(await p.$$eval('#chart-count svg, #chart-score svg, #chart-legend .legend-item', (e) => e.length), 0);
+    await shot(p, 'unreachable-charts');
+    // Status: the figures are marked stale, since when, not "Updated <time>".
+    await showTab(p, 'status');
+    await p.waitForSelector('#status-updated[data-stale="true"]', { timeout: WAIT_MS });
+    const stale = await updated();
+    assert.match(stale, /^Stale: no answer from the relay since \d{1,2}:\d\d:\d\d.*; figures from \d{1,2}:\d\d:\d\d/);
+    assert.doesNotMatch(stale, /Updated/);
+    const since = await p.evaluate(() => Date.now());
+    assert.ok(since - stoppedAt < WAIT_MS);
+    await shot(p, 'unreachable-status');
+
+    // Back: "Retry now" (named, from the keyboard) reconnects; the banner and the mark clear.
+    await relay.start();
+    down = false;
+    assert.equal(await p.getAttribute('#offline-retry', 'type'), 'button');
+    assert.equal((await p.textContent('#offline-retry')).trim(), 'Retry now');
+    await p.focus('#offline-retry');
+    await p.keyboard.press('Enter');
+    await p.waitForSelector('#live-state[data-state="live"]', { state: 'attached', timeout: WAIT_MS });
+    await p.waitForSelector('#offline-banner', { state: 'hidden', timeout: WAIT_MS });
+    await p.waitForSelector('#status-updated[data-stale="false"]', { timeout: WAIT_MS });
+    assert.match(await updated(), /^Updated \d/);
+    await showTab(p, 'charts');
+    await p.waitForSelector('#chart-count svg rect', { timeout: WAIT_MS });
+    assert.equal(await p.isHidden('#charts-error'), true);
+  } finally {
+    if (down) await relay.start();
+    await ctx.close();
+  }
+});
+
 test('no page errors, nothing fetched from outside the relay', async () => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(foreignRequests, []);
