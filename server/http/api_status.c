@@ -108,24 +108,63 @@ enum MHD_Result http_api_health(http_req *r)
     return http_reply_cjson(r, 200, o);
 }
 
+/* A point {t, count, mean_score} appended to arr. */
+static bool stats_point(cJSON *arr, int64_t t, int64_t count, double mean)
+{
+    cJSON *pt = cJSON_CreateObject();
+    bool ok = pt && cJSON_AddNumberToObject(pt, "t", (double)t) &&
+              cJSON_AddNumberToObject(pt, "count", (double)count) &&
+              cJSON_AddNumberToObject(pt, "mean_score", mean);
+    if (ok && cJSON_AddItemToArray(arr, pt)) return true;
+    cJSON_Delete(pt);
+    return false;
+}
+
+/* The answer's per-label parts from rows (ordered by label, then bucket): top_labels and
+ * top_totals (by top class; every label seen, 0 when never the top class) and
+ * label_occurrences (every label of every inference). */
+static bool stats_render(cJSON *o, const store_stats_row *rows, size_t n, int64_t *occurrences)
+{
+    cJSON *top = cJSON_AddObjectToObject(o, "top_labels");
+    cJSON *totals = top ? cJSON_AddObjectToObject(o, "top_totals") : NULL;
+    cJSON *occ = totals ? cJSON_AddObjectToObject(o, "label_occurrences") : NULL;
+    bool ok = occ != NULL;
+    cJSON *top_arr = NULL, *occ_arr = NULL, *total = NULL;
+    const char *run = NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const store_stats_row *w = &rows[i];
+        /* a new label starts its arrays, without a look-up in the objects (linear in cJSON:
+         * quadratic over 10,000 labels) */
+        if (!run || strcmp(run, w->label) != 0) {
+            run = w->label;
+            top_arr = cJSON_AddArrayToObject(top, run);
+            occ_arr = top_arr ? cJSON_AddArrayToObject(occ, run) : NULL;
+            total = occ_arr ? cJSON_AddNumberToObject(totals, run, 0) : NULL;
+            if (!(ok = total != NULL)) break;
+        }
+        if (w->top) {
+            cJSON_SetNumberValue(total, total->valuedouble + (double)w->top);
+            ok = stats_point(top_arr, w->bucket_ms, w->top, w->top_mean);
+        }
+        if (ok && w->count) ok = stats_point(occ_arr, w->bucket_ms, w->count, w->mean_score);
+        *occurrences += w->count;
+    }
+    return ok;
+}
+
 enum MHD_Result http_api_stats(http_req *r)
 {
-    static const char *const allowed[] = {"since", "until", "bucket", NULL};
+    static const char *const allowed[] = {"since", "until",     "bucket", "source",
+                                          "label", "min_score", NULL};
     enum MHD_Result ret;
     if (!http_query_check(r, allowed, &ret)) return ret;
-    int64_t until = util_now_ms(), since, bucket = 3600 * 1000;
+    /* the list's filters (docs/api.md): label, source, min_score, and the range */
+    store_filter f = {0};
+    if (!http_list_filter(r, &f, &ret)) return ret;
+    int64_t until = f.has_until ? f.until_ms : util_now_ms(), since = f.since_ms;
+    int64_t bucket = 3600 * 1000;
     const char *v;
-    bool has_since = false;
-    if ((v = http_query(r, "until")) && http_parse_time(v, &until))
-        return http_reply_error(r, 400, "bad_request",
-                                "query parameter 'until' must be epoch ms or RFC 3339");
-    if ((v = http_query(r, "since"))) {
-        if (http_parse_time(v, &since))
-            return http_reply_error(r, 400, "bad_request",
-                                    "query parameter 'since' must be epoch ms or RFC 3339");
-        has_since = true;
-    }
-    if (!has_since && __builtin_sub_overflow(until, DAY_MS, &since))
+    if (!f.has_since && __builtin_sub_overflow(until, DAY_MS, &since))
         return http_reply_error(r, 400, "bad_request", "query parameter 'until' is out of range");
     if ((v = http_query(r, "bucket")) && http_parse_bucket(v, &bucket))
         return http_reply_error(r, 400, "bad_request",
@@ -140,9 +179,16 @@ enum MHD_Result http_api_stats(http_req *r)
                                 "the range holds more than %d buckets; widen 'bucket'",
                                 STATS_MAX_BUCKETS);
 
+    store_stats_query q = {.since_ms = since,
+                           .until_ms = until,
+                           .bucket_ms = bucket,
+                           .source = f.source,
+                           .label = f.label,
+                           .min_score = f.min_score};
     store_stats_row *rows = NULL;
     size_t n = 0;
-    er_rc rc = store_stats(r->srv->deps.st, since, until, bucket, &rows, &n);
+    store_stats_sum sum;
+    er_rc rc = store_stats(r->srv->deps.st, &q, &rows, &n, &sum);
     if (rc == ER_TOOBIG)
         return http_reply_error(r, 413, "payload_too_large",
                                 "the statistics would pass page_max_bytes (%lld); narrow the "
@@ -150,32 +196,14 @@ enum MHD_Result http_api_stats(http_req *r)
                                 (long long)r->srv->deps.cfg->page_max_bytes);
     if (rc) return http_reply_rc(r, rc, "the statistics could not be computed");
     cJSON *o = cJSON_CreateObject();
+    int64_t occurrences = 0;
     bool ok = o && cJSON_AddNumberToObject(o, "since", (double)since) &&
               cJSON_AddNumberToObject(o, "until", (double)until) &&
-              cJSON_AddNumberToObject(o, "bucket_ms", (double)bucket);
-    cJSON *labels = ok ? cJSON_AddObjectToObject(o, "labels") : NULL;
-    ok = labels != NULL;
-    int64_t total = 0;
-    cJSON *arr = NULL;
-    const char *arr_label = NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        /* rows come ordered by label (store_stats): a new label starts its array, without a
-         * look-up in the object (linear in cJSON: quadratic over 10,000 labels) */
-        if (!arr_label || strcmp(arr_label, rows[i].label) != 0) {
-            arr = cJSON_AddArrayToObject(labels, rows[i].label);
-            arr_label = rows[i].label;
-        }
-        cJSON *pt = arr ? cJSON_CreateObject() : NULL;
-        ok = pt && cJSON_AddNumberToObject(pt, "t", (double)rows[i].bucket_ms) &&
-             cJSON_AddNumberToObject(pt, "count", (double)rows[i].count) &&
-             cJSON_AddNumberToObject(pt, "mean_score", rows[i].mean_score);
-        if (pt && ok)
-            cJSON_AddItemToArray(arr, pt);
-        else
-            cJSON_Delete(pt);
-        total += rows[i].count;
-    }
-    ok = ok && cJSON_AddNumberToObject(o, "total", (double)total);
+              cJSON_AddNumberToObject(o, "bucket_ms", (double)bucket) &&
+              cJSON_AddNumberToObject(o, "inferences", (double)sum.inferences) &&
+              cJSON_AddNumberToObject(o, "no_top", (double)sum.no_top) &&
+              stats_render(o, rows, n, &occurrences) &&
+              cJSON_AddNumberToObject(o, "occurrences_total", (double)occurrences);
     store_stats_free(rows, n);
     if (!ok) {
         cJSON_Delete(o);

@@ -158,15 +158,33 @@ er_rc store_delete(store *s, const char *guid);
 typedef struct store_stats_row {
     char *label;       /* owned */
     int64_t bucket_ms; /* bucket start, epoch ms */
-    int64_t count;
-    double mean_score;
+    int64_t count;     /* occurrences: inferences with this label, whatever their top class */
+    double mean_score; /* of those occurrences */
+    int64_t top;       /* inferences whose top class (top_label) is this label; may be 0 */
+    double top_mean;   /* their mean top_score; 0 when top is 0 */
 } store_stats_row;
 
-/* Per label per bucket counts and mean score for ts in [since, until), ordered by label, then
- * bucket. ER_TOOBIG when the rows would pass page_max_bytes (a narrower range or a wider bucket
- * holds fewer). */
-er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
-                  store_stats_row **rows, size_t *n);
+/* What store_stats reads: ts in [since_ms, until_ms) in buckets of bucket_ms, and only the
+ * inferences that pass the live stream's filter (docs/live.md): source equal (NULL: any), one
+ * of their labels equal to label (NULL: any), top score >= min_score (0: any). */
+typedef struct store_stats_query {
+    int64_t since_ms, until_ms, bucket_ms;
+    const char *source; /* borrowed */
+    const char *label;  /* borrowed */
+    double min_score;
+} store_stats_query;
+
+typedef struct store_stats_sum {
+    int64_t inferences; /* inferences that passed the query */
+    int64_t no_top;     /* of those, the ones without a top class (anomaly-only, empty) */
+} store_stats_sum;
+
+/* Per label per bucket occurrences and top-class counts with their mean scores, ordered by
+ * label, then bucket; the inferences counted into *sum. Found through the ts index (the range
+ * bounds the rows read). ER_TOOBIG when the rows would pass page_max_bytes (a narrower range or
+ * a wider bucket holds fewer). */
+er_rc store_stats(store *s, const store_stats_query *q, store_stats_row **rows, size_t *n,
+                  store_stats_sum *sum);
 void store_stats_free(store_stats_row *rows, size_t n);
 
 typedef struct store_info {

@@ -280,12 +280,13 @@ er_rc store__read_labels(reader *r, sqlite3_stmt *row, int col, inference *inf)
     return each_label(r, row, col, inf->seq, add_label, inf);
 }
 
-/* ---- stats: per label per bucket, aggregated here from each row's labels ---- */
+/* ---- stats: per label per bucket, aggregated here from each row's labels and top class ---- */
 
 typedef struct stat_group {
     char *label; /* owned until handed to the answer */
-    int64_t bucket, count;
-    double sum; /* in the order of the ts index, as SQLite's avg() summed the join's rows */
+    int64_t bucket, count, top;
+    double sum;     /* in the order of the ts index, as SQLite's avg() summed the join's rows */
+    double top_sum; /* the top scores of the rows whose top class this is */
     uint32_t hash;
 } stat_group;
 
@@ -296,9 +297,12 @@ typedef struct stat_agg {
     size_t n_slots;
     size_t bytes, max_bytes; /* what the answer will hold, against page_max_bytes */
     int64_t row_bucket;      /* the bucket of the row whose labels are being added */
+    const char *want;        /* the query's label (borrowed), NULL: any */
+    bool found;              /* the row has the label want */
 } stat_agg;
 
-static er_rc agg_add(stat_agg *a, const char *label, size_t len, int64_t bucket, double score)
+/* The group of label in bucket, made (with zero counts) if new. */
+static er_rc agg_group(stat_agg *a, const char *label, size_t len, int64_t bucket, stat_group **out)
 {
     uint32_t h = hash_label(label, len) ^ (uint32_t)((uint64_t)bucket * 0x9e3779b97f4a7c15u >> 32);
     if (2 * (a->n + 1) > a->n_slots &&
@@ -309,22 +313,21 @@ static er_rc agg_add(stat_agg *a, const char *label, size_t len, int64_t bucket,
         stat_group *g = &a->g[a->slots[k] - 1];
         if (g->hash == h && g->bucket == bucket && strncmp(g->label, label, len) == 0 &&
             g->label[len] == '\0') {
-            g->count++;
-            g->sum += score;
+            *out = g;
             return ER_OK;
         }
     }
-    /* the row, its label, and what the answer makes of it (a JSON point of ~4 values) */
-    a->bytes += sizeof(store_stats_row) + len + 320;
+    /* the row, its label, and what the answer makes of it (two JSON points of ~4 values) */
+    a->bytes += sizeof(store_stats_row) + 2 * len + 400;
     if (a->bytes > a->max_bytes) return ER_TOOBIG;
     if (grow((void **)&a->g, &a->cap, a->n + 1, sizeof *a->g)) return ER_NOMEM;
     stat_group *g = &a->g[a->n];
+    memset(g, 0, sizeof *g);
     if (!(g->label = text_copy(label, len))) return ER_NOMEM;
     g->bucket = bucket;
-    g->count = 1;
-    g->sum = score;
     g->hash = h;
     a->slots[k] = (uint32_t)++a->n;
+    *out = g;
     return ER_OK;
 }
 
@@ -335,33 +338,74 @@ static int by_label_bucket(const void *x, const void *y)
     return c ? c : (a->bucket > b->bucket) - (a->bucket < b->bucket);
 }
 
-/* One label of a row in the bucket a->row_bucket. */
+/* One label of a row in the bucket a->row_bucket: one occurrence. */
 static er_rc agg_label(void *arg, const char *label, size_t len, double score)
 {
     stat_agg *a = arg;
-    return agg_add(a, label, len, a->row_bucket, score);
+    stat_group *g;
+    er_rc rc = agg_group(a, label, len, a->row_bucket, &g);
+    if (rc == ER_OK) {
+        g->count++;
+        g->sum += score;
+    }
+    return rc;
 }
 
-er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
-                  store_stats_row **rows, size_t *n)
+/* One label of a row, looking for the query's label. */
+static er_rc find_label(void *arg, const char *label, size_t len, double score)
+{
+    (void)score;
+    stat_agg *a = arg;
+    if (!a->found && strncmp(a->want, label, len) == 0 && a->want[len] == '\0') a->found = true;
+    return ER_OK;
+}
+
+/* One row of the range: its labels' occurrences, its top class, the sums. A row without the
+ * query's label counts nowhere. */
+static er_rc agg_row(reader *r, sqlite3_stmt *st, stat_agg *a, store_stats_sum *sum)
+{
+    int64_t seq = sqlite3_column_int64(st, 0);
+    a->row_bucket = sqlite3_column_int64(st, 1);
+    er_rc rc = ER_OK;
+    if (a->want) {
+        a->found = false;
+        if ((rc = each_label(r, st, 2, seq, find_label, a)) || !a->found) goto fail;
+    }
+    if ((rc = each_label(r, st, 2, seq, agg_label, a))) goto fail;
+    sum->inferences++;
+    const char *top = (const char *)sqlite3_column_text(st, 3);
+    if (!top) {
+        sum->no_top++;
+        goto fail;
+    }
+    stat_group *g;
+    if ((rc = agg_group(a, top, (size_t)sqlite3_column_bytes(st, 3), a->row_bucket, &g))) goto fail;
+    g->top++;
+    g->top_sum += sqlite3_column_double(st, 4);
+fail:
+    return rc;
+}
+
+er_rc store_stats(store *s, const store_stats_query *q, store_stats_row **rows, size_t *n,
+                  store_stats_sum *sum)
 {
     *rows = NULL;
     *n = 0;
-    if (bucket_ms <= 0 || until_ms < since_ms) return ER_INVALID;
+    *sum = (store_stats_sum){0};
+    if (q->bucket_ms <= 0 || q->until_ms < q->since_ms) return ER_INVALID;
     reader *r = store__reader_get(s);
     sqlite3_stmt *st = r->st[RSTMT_STATS];
-    stat_agg a = {.max_bytes = s->page_max_bytes};
+    stat_agg a = {.max_bytes = s->page_max_bytes, .want = q->label};
     store_stats_row *v = NULL;
     er_rc rc = ER_OK;
     int src;
-    sqlite3_bind_int64(st, 1, since_ms);
-    sqlite3_bind_int64(st, 2, until_ms);
-    sqlite3_bind_int64(st, 3, bucket_ms);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        a.row_bucket = sqlite3_column_int64(st, 1);
-        rc = each_label(r, st, 2, sqlite3_column_int64(st, 0), agg_label, &a);
-        if (rc) goto fail;
-    }
+    sqlite3_bind_int64(st, 1, q->since_ms);
+    sqlite3_bind_int64(st, 2, q->until_ms);
+    sqlite3_bind_int64(st, 3, q->bucket_ms);
+    if (q->source) sqlite3_bind_text(st, 4, q->source, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, q->min_score);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = agg_row(r, st, &a, sum))) goto fail;
     if (src != SQLITE_DONE) {
         rc = store__db_error(s, r->db, src, "computing stats");
         goto fail;
@@ -377,7 +421,9 @@ er_rc store_stats(store *s, int64_t since_ms, int64_t until_ms, int64_t bucket_m
         a.g[i].label = NULL;
         v[i].bucket_ms = a.g[i].bucket;
         v[i].count = a.g[i].count;
-        v[i].mean_score = a.g[i].sum / (double)a.g[i].count;
+        v[i].mean_score = a.g[i].count ? a.g[i].sum / (double)a.g[i].count : 0;
+        v[i].top = a.g[i].top;
+        v[i].top_mean = a.g[i].top ? a.g[i].top_sum / (double)a.g[i].top : 0;
     }
     *rows = v;
     *n = a.n;
@@ -388,6 +434,7 @@ fail:
         free(a.g[i].label);
     free(a.g);
     free(a.slots);
+    if (rc) *sum = (store_stats_sum){0};
     return rc;
 }
 

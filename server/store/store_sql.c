@@ -115,10 +115,12 @@ const char *const store__reader_sql[RSTMT__N] = {
                     " JOIN image m ON m.seq = i.seq WHERE i.guid = ?1",
     [RSTMT_THUMB] = "SELECT m.thumbnail FROM inference i JOIN image m ON m.seq = i.seq"
                     " WHERE i.guid = ?1 AND m.thumbnail IS NOT NULL",
-    /* The ts index finds the range; store_labels.c groups each row's labels (packed, or before
-     * 005 a prefix lookup of label_score by seq). */
-    [RSTMT_STATS] = "SELECT i.seq, (i.ts / ?3) * ?3, i.labels FROM inference i"
-                    " WHERE i.ts >= ?1 AND i.ts < ?2",
+    /* The ts index finds the range (pinned: with a source the planner might take
+     * inference_source and read every row of that source); store_labels.c groups each row's
+     * labels (packed, or before 005 a prefix lookup of label_score by seq) and its top class. */
+    [RSTMT_STATS] = "SELECT i.seq, (i.ts / ?3) * ?3, i.labels, i.top_label, i.top_score"
+                    " FROM inference i INDEXED BY inference_ts WHERE i.ts >= ?1 AND i.ts < ?2"
+                    " AND (?4 IS NULL OR i.source = ?4) AND (?5 <= 0 OR i.top_score >= ?5)",
     [RSTMT_COUNTERS] = "SELECT rows, bytes, images, outbox FROM counters WHERE id = 1",
     /* Separate sub-selects so each min/max is one index probe. */
     [RSTMT_EDGES] = "SELECT (SELECT min(ts) FROM inference), (SELECT max(ts) FROM inference),"

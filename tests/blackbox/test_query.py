@@ -214,15 +214,16 @@ def test_stats():
         eq(doc["since"], BASE_TS, "since")
         eq(doc["until"], BASE_TS + 120000, "until")
         eq(doc["bucket_ms"], 60000, "bucket_ms")
-        eq(doc["total"], 10, "total")
-        eq(set(doc["labels"]), {"cat", "dog"}, "labels")
-        counts = {lab: sum(b["count"] for b in bs) for lab, bs in doc["labels"].items()}
+        eq(doc["occurrences_total"], 10, "total")
+        eq(doc["inferences"], 10, "inferences")
+        eq(set(doc["label_occurrences"]), {"cat", "dog"}, "labels")
+        counts = {lab: sum(b["count"] for b in bs) for lab, bs in doc["label_occurrences"].items()}
         eq(counts, {"cat": 5, "dog": 5}, "counts per label")
-        for lab, bs in doc["labels"].items():
+        for lab, bs in doc["label_occurrences"].items():
             for b in bs:  # bucket starts: aligned to since or to the epoch
                 check(BASE_TS - 60000 < b["t"] < BASE_TS + 120000, "bucket t %r" % b["t"])
         # minute 0 cat rows: i = 0, 2, 4 -> scores 0.5, 0.58, 0.66
-        cat0 = [b for b in doc["labels"]["cat"] if b["t"] <= BASE_TS < b["t"] + 60000]
+        cat0 = [b for b in doc["label_occurrences"]["cat"] if b["t"] <= BASE_TS < b["t"] + 60000]
         eq(len(cat0), 1, "one cat bucket for minute 0")
         eq(cat0[0]["count"], 3, "cat count in minute 0")
         check(abs(cat0[0]["mean_score"] - (0.5 + 0.58 + 0.66) / 3) < 1e-6,
@@ -230,14 +231,14 @@ def test_stats():
         doc = r.get_json("/api/v1/stats?since=%d&until=%d&bucket=1h" %
                          (BASE_TS, BASE_TS + 3600000))
         eq(doc["bucket_ms"], 3600000, "1h bucket")
-        eq(doc["total"], 11, "total over the hour")
+        eq(doc["occurrences_total"], 11, "total over the hour")
         doc = r.get_json("/api/v1/stats?since=%d&until=%d&bucket=30000" %
                          (BASE_TS, BASE_TS + 120000))
         eq(doc["bucket_ms"], 30000, "bucket in ms")
-        eq(sum(b["count"] for bs in doc["labels"].values() for b in bs), 10, "ms bucket sum")
+        eq(sum(b["count"] for bs in doc["label_occurrences"].values() for b in bs), 10, "ms bucket sum")
         # default range is the last 24 h: these old rows are not in it
         doc = r.get_json("/api/v1/stats")
-        eq(doc["total"], 0, "default range excludes 2023 rows")
+        eq(doc["occurrences_total"], 0, "default range excludes 2023 rows")
         eq(doc["bucket_ms"], 3600000, "default bucket 1h")
 
 

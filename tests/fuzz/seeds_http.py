@@ -108,6 +108,8 @@ def seeds():
                            b"format=xml", b"format=csv&limit=5", b"format=csv&since=1&until=0")):
         s["export-%d" % i] = req(b"GET", b"/api/v1/export?" + q, READ)
     s["head-export"] = req(b"HEAD", b"/api/v1/export?format=csv", READ)
+    s["stats-filter"] = req(b"GET", b"/api/v1/stats?source=cam&label=%27%3B--&min_score=0.5"
+                            b"&bucket=1h", READ)
     # body numbers, nesting, duplicates, UTF-8
     for i, b in enumerate((b'{"result":{"classification":{"a":1e999}}}',
                            b'{"result":{"classification":{"a":NaN}}}',

@@ -296,7 +296,9 @@ static void check_stats(store *s)
 {
     store_stats_row *rows = NULL;
     size_t n = 0, k = 0;
-    CHECK_EQ_INT(store_stats(s, 0, 1000000, 50000, &rows, &n), ER_OK);
+    store_stats_sum tot;
+    store_stats_query q = {.since_ms = 0, .until_ms = 1000000, .bucket_ms = 50000};
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &tot), ER_OK);
     for (int l = 0; l < 3; l++)
         for (int64_t b = 0; b < 1000000; b += 50000) {
             int64_t count = 0;

@@ -190,13 +190,19 @@ static void test_stats(void)
     put_ok(s, make_inf(2500, "http", "cat", 0.6));
     store_stats_row *rows = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(store_stats(s, 0, 2000, 1000, &rows, &n), ER_OK);
+    store_stats_sum sum;
+    store_stats_query q = {.since_ms = 0, .until_ms = 2000, .bucket_ms = 1000};
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_OK);
+    CHECK_EQ_INT(sum.inferences, 4);
+    CHECK_EQ_INT(sum.no_top, 0);
     CHECK_EQ_INT(n, 3);
     if (n == 3) {
         CHECK_EQ_STR(rows[0].label, "cat");
         CHECK_EQ_INT(rows[0].bucket_ms, 0);
         CHECK_EQ_INT(rows[0].count, 2);
         CHECK(rows[0].mean_score > 0.2999 && rows[0].mean_score < 0.3001);
+        CHECK_EQ_INT(rows[0].top, 2); /* single-label rows: each label is its row's top class */
+        CHECK(rows[0].top_mean > 0.2999 && rows[0].top_mean < 0.3001);
         /* ordered by label, then bucket: one label's points together */
         CHECK_EQ_STR(rows[1].label, "cat");
         CHECK_EQ_INT(rows[1].bucket_ms, 1000);
@@ -206,7 +212,8 @@ static void test_stats(void)
         CHECK_EQ_INT(rows[2].count, 1);
     }
     store_stats_free(rows, n);
-    CHECK_EQ_INT(store_stats(s, 0, 2000, 0, &rows, &n), ER_INVALID);
+    q.bucket_ms = 0;
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_INVALID);
     store_destroy(s);
 }
 
@@ -315,14 +322,17 @@ static void test_page_bytes(void)
     /* stats past the bound: ER_TOOBIG, not a growing array (10 rows x 10 labels per bucket) */
     store_stats_row *st = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(store_stats(s, 0, 2000, 1000, &st, &n), ER_OK);
+    store_stats_sum sum;
+    store_stats_query q = {.since_ms = 0, .until_ms = 2000, .bucket_ms = 1000};
+    CHECK_EQ_INT(store_stats(s, &q, &st, &n, &sum), ER_OK);
     store_stats_free(st, n);
     for (int i = 0; i < 300; i++) {
         char label[16];
         snprintf(label, sizeof label, "l%d", i);
         put_ok(s, make_inf(i, "http", label, 0.5));
     }
-    CHECK_EQ_INT(store_stats(s, 0, 300, 1, &st, &n), ER_TOOBIG);
+    q = (store_stats_query){.since_ms = 0, .until_ms = 300, .bucket_ms = 1};
+    CHECK_EQ_INT(store_stats(s, &q, &st, &n, &sum), ER_TOOBIG);
     CHECK(st == NULL && n == 0);
     store_destroy(s);
 }
