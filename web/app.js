@@ -186,6 +186,7 @@ async function startSession(token) {
 
   client = new LiveClient(api);
   wireClient(client, api);
+  liveView.startHour(api, () => (client ? client.restFilter() : {}));
   showTab(tabFromHash() || currentTab, { focus: false });
   // The newest inferences from the cache first, then the stream resumes right after them.
   const mine = client;
@@ -213,6 +214,7 @@ function stopSession() {
   tick = null;
   if (client) client.stop();
   client = null;
+  liveView.stopHour();
   historyView.stop();
   charts.stop();
   statusView.stop();
@@ -248,6 +250,7 @@ function wireClient(c, theApi) {
     if (c !== client) return;
     if (ev.detail.device) ui.device.textContent = ev.detail.device;
     statusView.onHello(ev.detail);
+    liveView.refreshHour(true); // (re)connected: the store may hold what came meanwhile
   });
   c.addEventListener('health', (ev) => {
     if (c !== client) return;
@@ -273,7 +276,7 @@ function wireClient(c, theApi) {
   c.addEventListener('forwarder', (ev) => c === client && statusView.onForwarder(ev.detail));
   c.addEventListener('stats', (ev) => {
     if (c !== client) return;
-    liveView.renderHour(ev.detail);
+    liveView.refreshHour();
     learnLabels(Object.keys(ev.detail.labels || {}));
     charts.onStats();
   });
@@ -444,6 +447,7 @@ async function applyLiveFilter() {
   // Over the WebSocket the summary waits for the server's `subscribed`; when polling, no wait.
   if (client.state.name !== 'live') showLiveFilter(client.filter);
   liveView.reset();
+  liveView.refreshHour(true);
   const mine = client;
   try {
     const page = await api.inferences({ limit: SEED, label, min_score: score, source });

@@ -1,7 +1,8 @@
-// charts.js - the Charts view: inferences per label over time (stacked bars) and the mean
-// confidence per label (lines), from GET /api/v1/stats, drawn as inline SVG sized to the
-// screen. The legend toggles labels; the same numbers are available as a table. While the view
-// is shown it refreshes on the live `stats` messages (every 10 s) or every 30 s.
+// charts.js - the Charts view: inferences per label over time (stacked bars, by top class) and
+// the mean confidence per label (lines, over the label's occurrences), from GET /api/v1/stats,
+// drawn as inline SVG sized to the screen. The legend toggles labels; the same numbers are
+// available as a table. While the view is shown it refreshes on the live `stats` messages
+// (every 10 s) or every 30 s.
 
 import { colorFor, debounce, el, formatAnomaly, formatCount, formatScore, svg } from './util.js';
 
@@ -87,29 +88,45 @@ export class Charts {
     if (this.visible && gen === this.generation) this.timer = setTimeout(() => this.load(), REFRESH_MS);
   }
 
-  // Series per label: counts and mean scores per bucket index.
+  // Series per label per bucket index: counts by top class (`top_labels`: how many inferences
+  // had the label as their best class), and the mean score and count of its occurrences
+  // (`label_occurrences`: every inference with the label, at any score) for the confidence line.
   series() {
     const { stats, range, since, until } = this.data;
     const n = Math.max(1, Math.round((until - since) / range.bucket));
+    const index = (p) => {
+      const i = Math.floor((p.t - since) / range.bucket);
+      return i >= 0 && i < n ? i : -1;
+    };
+    const top = stats.top_labels || {};
+    const occ = stats.label_occurrences || {};
     const out = [];
-    for (const [label, points] of Object.entries(stats.labels || {})) {
+    for (const label of new Set([...Object.keys(top), ...Object.keys(occ)])) {
       const counts = new Array(n).fill(0);
+      const occurrences = new Array(n).fill(0);
       const means = new Array(n).fill(null);
       let total = 0;
+      let seen = 0;
       let weighted = 0;
-      for (const p of points) {
-        const i = Math.floor((p.t - since) / range.bucket);
-        if (i < 0 || i >= n) continue;
+      for (const p of top[label] || []) {
+        const i = index(p);
+        if (i < 0) continue;
         counts[i] += p.count;
-        means[i] = p.mean_score;
         total += p.count;
+      }
+      for (const p of occ[label] || []) {
+        const i = index(p);
+        if (i < 0) continue;
+        occurrences[i] += p.count;
+        means[i] = p.mean_score;
+        seen += p.count;
         weighted += p.count * (p.mean_score ?? 0);
       }
       // Visual-anomaly cells (label "anomaly") carry raw scores, often > 1: never a confidence.
       const raw = label === 'anomaly' || means.some((m) => typeof m === 'number' && m > 1);
-      out.push({ label, counts, means, total, raw, mean: total ? weighted / total : null });
+      out.push({ label, counts, occurrences, means, total, raw, mean: seen ? weighted / seen : null });
     }
-    out.sort((a, b) => b.total - a.total);
+    out.sort((a, b) => b.total - a.total || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
     return { n, series: out };
   }
 
@@ -205,7 +222,7 @@ export class Charts {
       width,
       height: HEIGHT,
       role: 'img',
-      'aria-label': `Stacked bars: ${formatCount(all)} label counts in ${n} buckets of ${this.data.range.bucketText}; ${series
+      'aria-label': `Stacked bars: ${formatCount(all)} inferences by top class in ${n} buckets of ${this.data.range.bucketText}; ${series
         .slice(0, 5)
         .map((s) => `${s.label} ${s.total}`)
         .join(', ')}`,
@@ -272,7 +289,7 @@ export class Charts {
           svg(
             'circle',
             { cx: px, cy: py, r: 3, fill: color },
-            svg('title', {}, `${s.label}: ${formatScore(m)} mean of ${s.counts[i]} at ${tickText(this.data.since + i * this.data.range.bucket, this.data.range, true)}`),
+            svg('title', {}, `${s.label}: ${formatScore(m)} mean of ${s.occurrences[i]} at ${tickText(this.data.since + i * this.data.range.bucket, this.data.range, true)}`),
           ),
         );
       });
@@ -287,7 +304,7 @@ export class Charts {
     const rows = [];
     for (let i = n - 1; i >= 0; i--) {
       for (const s of series) {
-        if (!s.counts[i]) continue;
+        if (!s.counts[i] && !s.occurrences[i]) continue;
         rows.push(
           el(
             'tr',
@@ -311,7 +328,7 @@ export class Charts {
           {},
           el('th', { scope: 'col', text: `Bucket (${range.bucketText}) start` }),
           el('th', { scope: 'col', text: 'Label' }),
-          el('th', { scope: 'col', text: 'Count' }),
+          el('th', { scope: 'col', text: 'Count (top class)' }),
           el('th', { scope: 'col', text: 'Mean score' }),
         ),
       ),

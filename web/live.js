@@ -91,6 +91,17 @@ export class LiveClient extends EventTarget {
     }
   }
 
+  // The filter as REST query parameters (GET /api/v1/inferences, /api/v1/stats): one label and
+  // one source at most there, so a list of several is left out (no constraint) rather than cut.
+  restFilter() {
+    const f = this.filter;
+    return {
+      label: f.labels && f.labels.length === 1 ? f.labels[0] : undefined,
+      source: f.sources && f.sources.length === 1 ? f.sources[0] : undefined,
+      min_score: f.min_score,
+    };
+  }
+
   // A reconnect that is waiting for its backoff goes now (a visible tab, the network is back).
   retryNow() {
     if (this.stopped || this.state.name !== 'reconnecting' || this.state.connecting) return;
@@ -285,13 +296,7 @@ export class LiveClient extends EventTarget {
       this.connect();
       return;
     }
-    const f = this.filter;
-    const params = {
-      limit: POLL_PAGE,
-      label: f.labels && f.labels.length === 1 ? f.labels[0] : undefined,
-      source: f.sources && f.sources.length === 1 ? f.sources[0] : undefined,
-      min_score: f.min_score,
-    };
+    const params = { limit: POLL_PAGE, ...this.restFilter() };
     try {
       const page = await this.api.inferences(params);
       if (gen !== this.generation) return;

@@ -2,7 +2,8 @@
 // before it as a grid of cards, `missed` notices where the stream skipped, the rate, and the
 // last hour's per-label counts. Arrivals are batched to one DOM update per animation frame, the
 // grid keeps a bounded number of cards, and thumbnails load newest first, so a busy relay
-// (hundreds of inferences a second) does not swamp the page.
+// (hundreds of inferences a second) does not swamp the page. The last hour's counts come from
+// the store (GET /api/v1/stats), refreshed at most every HOUR_GAP_MS.
 
 import { CardList } from './cards.js';
 import { createMedia, regionsOf } from './media.js';
@@ -25,6 +26,10 @@ const SEED = 12; // inferences shown from the cache when the view starts
 const THUMB_DELAY_MS = 150;
 // The large view changes at most this often (each change loads a full-size image).
 const FEATURED_MIN_MS = 250;
+// The "Last hour" box: its window, its refresh when nothing arrives, its least gap between two.
+const HOUR_MS = 3600e3;
+const HOUR_EVERY_MS = 10000;
+const HOUR_GAP_MS = 2000;
 
 export class LiveView {
   // els: { list, empty, featured, pause, rate, hour }; opts: { loader, onOpen(item) }
@@ -67,6 +72,7 @@ export class LiveView {
 
   add(item) {
     this.arrivals.push(Date.now());
+    this.refreshHour();
     this.pending.push({ item });
     if (this.pending.length > MAX_CARDS * 2) this.pending.splice(0, this.pending.length - MAX_CARDS);
     if (this.paused) this.heldBack++;
@@ -155,19 +161,72 @@ export class LiveView {
     this.els.rate.textContent = n > 0 ? `${formatCount(n)} / min` : '';
   }
 
-  // The live `stats` message (or the same shape built from REST): the last hour per label.
+  // The "Last hour" box: counts by top class from the store (GET /api/v1/stats over the hour
+  // before now, by inference time, with the Live filter), not counted here by arrival: right
+  // after a relay restart or a reload, a backfill of old inferences is not "last hour", and the
+  // numbers follow the filter. filter() gives the REST parameters of the Live filter.
+  startHour(api, filter) {
+    this.stopHour();
+    this.hour = { api, filter, gen: 0, at: 0, timer: null };
+    this.hourTimer = setInterval(() => this.refreshHour(), HOUR_EVERY_MS);
+    this.refreshHour(true);
+  }
+
+  stopHour() {
+    clearInterval(this.hourTimer);
+    if (this.hour) clearTimeout(this.hour.timer);
+    this.hour = null;
+  }
+
+  // Asks the store again: now when forced (a new filter, a new connection), else at most every
+  // HOUR_GAP_MS (arrivals, the live `stats` tick), and not while the tab is hidden.
+  refreshHour(force = false) {
+    const h = this.hour;
+    if (!h) return;
+    const wait = force ? 0 : h.at + HOUR_GAP_MS - Date.now();
+    if (wait > 0) {
+      if (!h.timer) h.timer = setTimeout(() => ((h.timer = null), this.refreshHour()), wait);
+      return;
+    }
+    clearTimeout(h.timer);
+    h.timer = null;
+    if (!force && document.hidden) return;
+    h.at = Date.now();
+    const gen = ++h.gen;
+    const until = Date.now();
+    h.api
+      .stats({ since: until - HOUR_MS, until, bucket: HOUR_MS, ...h.filter() })
+      .then((doc) => this.hour === h && gen === h.gen && this.renderHour(doc))
+      .catch(() => {}); // the last numbers stay; the stream's state says the relay is away
+  }
+
+  // A GET /api/v1/stats answer: per label, the inferences it was the top class of.
   renderHour(stats) {
-    const labels = Object.entries((stats && stats.labels) || {}).sort((a, b) => b[1].count - a[1].count);
     const box = this.els.hour;
-    if (labels.length === 0) {
+    const totals = (stats && stats.top_totals) || {};
+    const labels = Object.entries(totals)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const n = Number(stats && stats.inferences) || 0;
+    if (n === 0) {
       box.replaceChildren(el('p', { class: 'muted', text: 'No inferences in the last hour.' }));
       return;
     }
-    const max = Math.max(...labels.map(([, v]) => v.count));
-    const total =
-      typeof stats.total === 'number'
-        ? el('p', { class: 'hour-total', text: `${formatCount(stats.total)} inferences in the last hour` })
-        : '';
+    const noTop = Number(stats.no_top) || 0;
+    const total = el('p', {
+      class: 'hour-total',
+      text: `${formatCount(n)} inference${n === 1 ? '' : 's'} in the last hour${noTop ? `, ${formatCount(noTop)} without a class` : ''}`,
+    });
+    const max = Math.max(1, ...labels.map(([, c]) => c));
+    const mean = (label) => {
+      let sum = 0;
+      let count = 0;
+      for (const p of stats.top_labels?.[label] || []) {
+        sum += p.count * p.mean_score;
+        count += p.count;
+      }
+      return count ? sum / count : null;
+    };
     box.replaceChildren(
       total,
       el(
@@ -179,7 +238,7 @@ export class LiveView {
           el(
             'tr',
             {},
-            el('th', { scope: 'col', text: 'Label' }),
+            el('th', { scope: 'col', text: 'Top class' }),
             el('th', { scope: 'col', text: 'Count' }),
             el('th', { scope: 'col', text: 'Mean score' }),
           ),
@@ -187,16 +246,16 @@ export class LiveView {
         el(
           'tbody',
           {},
-          labels.slice(0, 8).map(([label, v]) => {
+          labels.slice(0, 8).map(([label, count]) => {
             const bar = el('span', { class: 'mini-bar', 'aria-hidden': 'true' }, el('span', {}));
-            bar.firstChild.style.width = `${(v.count / max) * 100}%`;
+            bar.firstChild.style.width = `${(count / max) * 100}%`;
             bar.firstChild.style.background = colorFor(label);
             return el(
               'tr',
-              {},
+              { 'data-label': label },
               el('th', { scope: 'row' }, el('span', { class: 'swatch', style: { background: colorFor(label) } }), label),
-              el('td', {}, el('span', { class: 'count-cell' }, bar, el('span', { text: formatCount(v.count) }))),
-              el('td', { text: formatScore(v.mean_score) }),
+              el('td', {}, el('span', { class: 'count-cell' }, bar, el('span', { class: 'hour-count', text: formatCount(count) }))),
+              el('td', { text: formatScore(mean(label)) }),
             );
           }),
         ),

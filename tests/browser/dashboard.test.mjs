@@ -493,14 +493,15 @@ test('charts follow /api/v1/stats', async () => {
   assert.equal(range, '24h');
   const until = Math.ceil(Date.now() / 3600e3) * 3600e3;
   const stats = await relay.getJson(`/api/v1/stats?since=${until - 24 * 3600e3}&until=${until}&bucket=1h`);
-  const labels = Object.keys(stats.labels).sort();
+  const labels = Object.keys(stats.label_occurrences).sort();
   const legend = (await page.$$eval('#chart-legend .legend-item', (bs) => bs.map((b) => b.dataset.label))).sort();
   assert.deepEqual(legend, labels);
   for (const label of labels) {
+    // bars count inferences by top class; the confidence line is over the label's occurrences
     const bars = await page.$$eval(`#chart-count rect[data-label="${label}"]`, (rs) => rs.length);
-    assert.equal(bars, stats.labels[label].length, `bars of ${label}`);
+    assert.equal(bars, stats.top_labels[label].length, `bars of ${label}`);
     const points = await page.$$eval(`#chart-score g[data-label="${label}"] circle`, (cs) => cs.length);
-    assert.equal(points, stats.labels[label].length, `points of ${label}`);
+    assert.equal(points, stats.label_occurrences[label].length, `points of ${label}`);
   }
   // Hiding a label from the legend removes its bars.
   await page.click('#chart-legend .legend-item[data-label="dog"]');
@@ -586,6 +587,152 @@ test('the live filter: the relay sends only matching inferences', async () => {
   });
   await page.waitForSelector(`#live-list > li[data-id="${dog.id}"]`, { timeout: WAIT_MS }); // from the cache again
   await page.click('#live-filter-box > summary');
+});
+
+// ---- issue 14: counts by top class, "last hour" from the store -----------------------------
+
+// A gesture classification (the four classes of the issue's report): top gets score, the
+// others share the rest, idle always lowest: never the top class.
+function gesture(top, score, ts) {
+  const rest = Math.round(((1 - score) / 3) * 1e4) / 1e4;
+  const classification = { idle: rest / 2, snake: rest, updown: rest, wave: rest, [top]: score };
+  return { result: { classification }, ...(ts ? { ts } : {}) };
+}
+
+// The Live "Last hour" box as numbers: {total line, label -> count}.
+async function hourBox(p) {
+  return p.$eval('#hour-stats', (box) => ({
+    total: box.querySelector('.hour-total')?.textContent || box.textContent,
+    rows: Object.fromEntries(
+      [...box.querySelectorAll('tbody tr')].map((tr) => [tr.dataset.label, tr.querySelector('.hour-count').textContent]),
+    ),
+  }));
+}
+
+// What the box must show for a GET /api/v1/stats answer.
+function hourExpected(doc) {
+  const rows = Object.fromEntries(
+    Object.entries(doc.top_totals)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 8)
+      .map(([l, n]) => [l, n.toLocaleString('en-US')]),
+  );
+  const n = doc.inferences;
+  const noTop = doc.no_top ? `, ${doc.no_top} without a class` : '';
+  return { total: `${n} inference${n === 1 ? '' : 's'} in the last hour${noTop}`, rows };
+}
+
+// Waits until the box equals the REST stats of the last hour (query: the Live filter's
+// parameters), asking REST again while they differ: rows can leave the hour between two reads.
+async function hourMatchesRest(p, query = '') {
+  const deadline = Date.now() + 3 * WAIT_MS;
+  let shown;
+  let want;
+  for (;;) {
+    const now = Date.now();
+    const doc = await relay.getJson(`/api/v1/stats?since=${now - 3600e3}&until=${now}&bucket=1h${query}`);
+    want = hourExpected(doc);
+    try {
+      await p.waitForFunction(
+        (w) => {
+          const box = document.querySelector('#hour-stats');
+          const rows = [...box.querySelectorAll('tbody tr')];
+          const total = box.querySelector('.hour-total')?.textContent || box.textContent;
+          return (
+            total === w.total &&
+            rows.length === Object.keys(w.rows).length &&
+            rows.every((tr) => w.rows[tr.dataset.label] === tr.querySelector('.hour-count').textContent)
+          );
+        },
+        want,
+        { timeout: 2500 },
+      );
+      return doc;
+    } catch (e) {
+      shown = await hourBox(p);
+      if (Date.now() > deadline) {
+        assert.deepEqual(shown, want, 'the Last hour box is not the REST stats of the last hour');
+        throw e;
+      }
+    }
+  }
+}
+
+test('Last hour and Charts count by top class, from the store by inference time (REST equal)', async () => {
+  await showTab(page, 'live');
+  const now = Date.now();
+  // 6 gestures of now (wave 3, snake 2, updown 1; idle never on top), one anomaly-only (no
+  // class), and a backfill of 4 waves 7 days old posted now: not "last hour".
+  const docs = [
+    gesture('wave', 0.9),
+    gesture('wave', 0.8),
+    gesture('snake', 0.85),
+    gesture('wave', 0.7),
+    gesture('snake', 0.6),
+    gesture('updown', 0.75),
+    { result: { anomaly: 3.21 } },
+  ];
+  for (let i = 0; i < 4; i++) docs.push(gesture('wave', 0.95, now - 7 * 24 * 3600e3 + i * 1000));
+  for (const d of docs) await relay.ingest(d, { source: 'imu' });
+
+  // Everything: the box equals REST (labels by top class; idle, never on top, not listed).
+  await hourMatchesRest(page);
+  assert.equal(await page.$('#hour-stats tr[data-label="idle"]'), null, 'idle counted though never the top class');
+
+  // The Live filter (source imu): the box follows it.
+  await page.click('#live-filter-box > summary');
+  await page.fill('#live-source', 'imu');
+  await page.click('#live-filter button[type="submit"]');
+  let doc = await hourMatchesRest(page, '&source=imu');
+  assert.deepEqual(doc.top_totals, { idle: 0, snake: 2, updown: 1, wave: 3 }, 'REST: the backfill is not last hour');
+  assert.equal(doc.inferences, 7);
+  assert.deepEqual((await hourBox(page)).rows, { wave: '3', snake: '2', updown: '1' });
+  await shot(page, 'live-last-hour-filtered');
+
+  // A relay restart: the box shows what is stored, plus what arrives after.
+  await relay.stop();
+  await page.waitForSelector('#live-state[data-state="reconnecting"]', { timeout: WAIT_MS });
+  await relay.start();
+  await page.waitForSelector('#live-state[data-state="live"]', { timeout: 20000 });
+  await relay.ingest(gesture('wave', 0.88), { source: 'imu' });
+  doc = await hourMatchesRest(page, '&source=imu');
+  assert.equal(doc.top_totals.wave, 4, 'REST after the restart');
+  assert.deepEqual((await hourBox(page)).rows, { wave: '4', snake: '2', updown: '1' });
+  await page.click('#live-filter-reset');
+  await page.waitForFunction(() => document.querySelector('#live-filter-summary').textContent === '(showing everything)', null, {
+    timeout: WAIT_MS,
+  });
+  await page.click('#live-filter-box > summary');
+
+  // Charts: the legend's counts are by top class, equal to REST over the chart's range.
+  await showTab(page, 'charts');
+  await page.selectOption('#chart-range', '24h');
+  const until = Math.ceil(Date.now() / 3600e3) * 3600e3;
+  const stats = await relay.getJson(`/api/v1/stats?since=${until - 24 * 3600e3}&until=${until}&bucket=1h`);
+  const legendCounts = () =>
+    page.$$eval('#chart-legend .legend-item', (bs) =>
+      Object.fromEntries(bs.map((b) => [b.dataset.label, b.querySelector('.legend-n').textContent.split(' · ')[0]])),
+    );
+  const want = Object.fromEntries(Object.entries(stats.top_totals).map(([l, n]) => [l, n.toLocaleString('en-US')]));
+  await page.waitForFunction(
+    (w) =>
+      [...document.querySelectorAll('#chart-legend .legend-item')].every(
+        (b) => w[b.dataset.label] === b.querySelector('.legend-n').textContent.split(' · ')[0],
+      ) && document.querySelectorAll('#chart-legend .legend-item').length === Object.keys(w).length,
+    want,
+    { timeout: WAIT_MS },
+  ).catch(async (e) => {
+    assert.deepEqual(await legendCounts(), want, 'chart legend counts != REST top_totals');
+    throw e;
+  });
+  assert.equal(want.idle, '0', 'REST: idle is never the top class');
+  // one bar per bucket where a label was the top class
+  for (const [label, points] of Object.entries(stats.top_labels)) {
+    assert.equal(await page.$$eval(`#chart-count rect[data-label="${label}"]`, (rs) => rs.length), points.length, `bars of ${label}`);
+  }
+  await shot(page, 'charts-top-class');
+  await showTab(page, 'live');
 });
 
 test('controls have accessible names; tabs work from the keyboard', async () => {
@@ -752,9 +899,11 @@ test('anomaly scores are raw numbers on the card, in the detail and in charts, n
     await p.waitForSelector('#chart-legend .legend-item[data-label="anomaly"]', { timeout: WAIT_MS });
     const until = Math.ceil(Date.now() / 120e3) * 120e3;
     const stats = await relay.getJson(`/api/v1/stats?since=${until - 3600e3}&until=${until}&bucket=2m`);
-    const pts = stats.labels.anomaly;
-    const n = pts.reduce((a, q) => a + q.count, 0);
-    const mean = pts.reduce((a, q) => a + q.count * q.mean_score, 0) / n;
+    // the legend: inferences by top class, then the mean over the label's occurrences
+    const pts = stats.label_occurrences.anomaly;
+    const seen = pts.reduce((a, q) => a + q.count, 0);
+    const mean = pts.reduce((a, q) => a + q.count * q.mean_score, 0) / seen;
+    const n = stats.top_totals.anomaly;
     assert.ok(mean > 1, `stats mean of anomaly ${mean}`);
     assert.equal(await p.textContent('#chart-legend .legend-item[data-label="anomaly"] .legend-n'), `${n} · ${mean.toFixed(2)}`);
     assert.equal(await p.$$eval('#chart-score g[data-label="anomaly"]', (g) => g.length), 0);
