@@ -217,6 +217,63 @@ static void test_stats(void)
     store_destroy(s);
 }
 
+/* Counts by top class next to occurrences; an inference without labels has no top class; the
+ * live stream's filter (source, label among the row's, min top score). */
+static void test_stats_top(void)
+{
+    char path[512];
+    db_path(path, sizeof path);
+    store *s = open_store(path, NULL);
+    inference *a = make_inf(100, "imu", "wave", 0.9); /* wave top, idle occurs */
+    inference_add_label(a, "idle", 0.05);
+    put_ok(s, a);
+    inference *b = make_inf(200, "imu", "snake", 0.7);
+    inference_add_label(b, "idle", 0.1);
+    put_ok(s, b);
+    inference *c = inference_create(); /* anomaly-only: no labels, no top class */
+    util_uuid4(c->guid);
+    c->ts = 300;
+    inference_set_str(&c->device, "dev_0242ac110002");
+    inference_set_str(&c->source, "cam");
+    c->kind = INFERENCE_ANOMALY;
+    c->has_anomaly = 1;
+    c->anomaly = 3.21;
+    inference_set_str(&c->result_json, "{\"anomaly\":3.21}");
+    put_ok(s, c);
+    store_stats_row *rows = NULL;
+    size_t n = 0;
+    store_stats_sum sum;
+    store_stats_query q = {.since_ms = 0, .until_ms = 1000, .bucket_ms = 1000};
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_OK);
+    CHECK_EQ_INT(sum.inferences, 3);
+    CHECK_EQ_INT(sum.no_top, 1);
+    CHECK_EQ_INT(n, 3); /* idle, snake, wave */
+    if (n == 3) {
+        CHECK_EQ_STR(rows[0].label, "idle");
+        CHECK_EQ_INT(rows[0].count, 2);
+        CHECK_EQ_INT(rows[0].top, 0);
+        CHECK_EQ_STR(rows[2].label, "wave");
+        CHECK_EQ_INT(rows[2].top, 1);
+        CHECK(rows[2].top_mean > 0.8999 && rows[2].top_mean < 0.9001);
+    }
+    store_stats_free(rows, n);
+    q.source = "cam";
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_OK);
+    CHECK(n == 0 && sum.inferences == 1 && sum.no_top == 1);
+    store_stats_free(rows, n);
+    q.source = NULL;
+    q.label = "snake";
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_OK);
+    CHECK(n == 2 && sum.inferences == 1 && sum.no_top == 0); /* idle and snake of b */
+    store_stats_free(rows, n);
+    q.label = NULL;
+    q.min_score = 0.8;
+    CHECK_EQ_INT(store_stats(s, &q, &rows, &n, &sum), ER_OK);
+    CHECK(sum.inferences == 1 && n == 2); /* a only: idle and wave */
+    store_stats_free(rows, n);
+    store_destroy(s);
+}
+
 typedef struct walk {
     int64_t last_seq;
     int n, ordered, images_ok, stop_at;
@@ -372,6 +429,7 @@ int main(void)
     test_list();
     test_query_plan();
     test_stats();
+    test_stats_top();
     test_foreach();
     test_page_bytes();
     test_many_labels();
