@@ -30,6 +30,8 @@ const FEATURED_MIN_MS = 250;
 const HOUR_MS = 3600e3;
 const HOUR_EVERY_MS = 10000;
 const HOUR_GAP_MS = 2000;
+// After an arrival the box asks a little later: the new card's image requests go first.
+const HOUR_AFTER_ARRIVAL_MS = 500;
 
 export class LiveView {
   // els: { list, empty, featured, pause, rate, hour }; opts: { loader, onOpen(item) }
@@ -72,7 +74,7 @@ export class LiveView {
 
   add(item) {
     this.arrivals.push(Date.now());
-    this.refreshHour();
+    this.refreshHour(false, HOUR_AFTER_ARRIVAL_MS);
     this.pending.push({ item });
     if (this.pending.length > MAX_CARDS * 2) this.pending.splice(0, this.pending.length - MAX_CARDS);
     if (this.paused) this.heldBack++;
@@ -182,10 +184,10 @@ export class LiveView {
   // h.gap (arrivals, the live `stats` tick), and not while the tab is hidden. The query reads
   // every row of the hour (~3 µs each): the gap is at least 10 times the last answer's time, so
   // a busy relay (700,000 rows an hour at 200/s) spends at most a tenth of a reader per page.
-  refreshHour(force = false) {
+  refreshHour(force = false, delay = 0) {
     const h = this.hour;
     if (!h) return;
-    const wait = force ? 0 : h.at + h.gap - Date.now();
+    const wait = force ? 0 : Math.max(delay, h.at + h.gap - Date.now());
     if (wait > 0) {
       if (!h.timer) h.timer = setTimeout(() => ((h.timer = null), this.refreshHour()), wait);
       return;
