@@ -1080,6 +1080,57 @@ test('relay unreachable: a banner on every view with Retry now, Status marked st
   }
 });
 
+// WCAG 2 contrast of every visible button's text against its own background (or the first
+// opaque one behind it), from computed colours: at least 4.5:1 (AA for normal text).
+async function buttonContrasts(p, scope) {
+  return p.$$eval(`${scope} button`, (buttons) => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (e) => {
+      for (let n = e; n; n = n.parentElement) {
+        const c = rgb(getComputedStyle(n).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    return buttons
+      .filter((b) => b.getClientRects().length > 0 && !b.disabled && b.textContent.trim())
+      .map((b) => {
+        const fg = lum(rgb(getComputedStyle(b).color).slice(0, 3));
+        const bg = lum(background(b));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        return { text: b.textContent.trim(), ratio: Math.round(ratio * 100) / 100 };
+      });
+  });
+}
+
+test('buttons meet WCAG AA contrast in both themes, Delete in the detail included', async () => {
+  for (const colorScheme of ['light', 'dark']) {
+    const { ctx, p } = await openSignedIn({ colorScheme });
+    try {
+      await p.waitForSelector('#live-list > li[data-id] button.card', { timeout: WAIT_MS });
+      await p.click('#live-list > li[data-id] button.card');
+      await p.waitForSelector('#detail[open] .delete-wrap button', { timeout: WAIT_MS });
+      await p.click('#detail .delete-wrap button:has-text("Delete…")');
+      await p.waitForSelector('#detail button:has-text("Delete for good")', { timeout: WAIT_MS });
+      const found = [...(await buttonContrasts(p, '#detail')), ...(await buttonContrasts(p, 'header'))];
+      assert.ok(found.some((b) => b.text === 'Delete for good'), `${colorScheme}: the Delete button is checked`);
+      const low = found.filter((b) => b.ratio < 4.5);
+      assert.deepEqual(low, [], `${colorScheme}: buttons under 4.5:1`);
+      await shot(p, `detail-delete-${colorScheme}`);
+      await p.keyboard.press('Escape');
+    } finally {
+      await ctx.close();
+    }
+  }
+});
+
 test('no page errors, nothing fetched from outside the relay', async () => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(foreignRequests, []);
