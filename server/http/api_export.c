@@ -175,11 +175,12 @@ enum MHD_Result http_api_export(http_req *r)
     if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
         return http_reply_error(r, 400, "bad_request",
                                 "query parameter 'format' must be 'csv' or 'json'");
+    bool csv = format && strcmp(format, "csv") == 0;
     store_filter f = {.limit = EXPORT_PAGE};
     if (!http_list_filter(r, &f, &ret)) return ret;
     if (!(x = calloc(1, sizeof *x))) goto fail;
     x->st = r->srv->deps.st;
-    x->csv = format && strcmp(format, "csv") == 0;
+    x->csv = csv;
     x->f = f;
     if (f.label && !(x->f.label = x->label = strdup(f.label))) goto fail;
     if (f.source && !(x->f.source = x->source = strdup(f.source))) goto fail;
@@ -192,7 +193,6 @@ enum MHD_Result http_api_export(http_req *r)
     struct tm tm;
     char stamp[24] = "export";
     if (gmtime_r(&now, &tm)) strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    bool csv = format && strcmp(format, "csv") == 0;
     snprintf(disp, sizeof disp, "attachment; filename=\"ei-relay-%s.%s\"", stamp,
              csv ? "csv" : "json");
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
